@@ -1,0 +1,225 @@
+//! The registry: which agencies exist, which services the catalogue offers, and the working
+//! calendar. It is data (a TOML file under `deploy/registry/`), never code: merging two
+//! ministries is an edit to that file.
+
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use time::{Date, UtcOffset, Weekday};
+
+use crate::codes::{AgencyCode, ServiceCode};
+pub use validate::{Problem, RegistryError};
+
+/// What kind of organisation an agency is; it decides what the agency may do (only a front
+/// office opens and resolves cases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AgencyKind {
+    Ministry,
+    /// Prime Minister's Office, State Inspection Authority, Bank of the Lao PDR…
+    MinisterialBody,
+    /// A One-Door Service Center (ສູນບໍລິການປະຕູດຽວ).
+    FrontOffice,
+}
+
+impl AgencyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgencyKind::Ministry => "ministry",
+            AgencyKind::MinisterialBody => "ministerial-body",
+            AgencyKind::FrontOffice => "front-office",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agency {
+    pub code: AgencyCode,
+    pub kind: AgencyKind,
+    pub name_en: String,
+    pub name_lo: String,
+    /// Province or capital the agency sits in; mostly for front offices.
+    pub province: Option<String>,
+    /// Set when the agency was merged away. It stays in the registry so the cases it still holds
+    /// can be finished and read, but no route may go through it any more.
+    pub merged_into: Option<AgencyCode>,
+}
+
+impl Agency {
+    pub fn is_active(&self) -> bool {
+        self.merged_into.is_none()
+    }
+}
+
+/// Who performs one step of a service's route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepAgency {
+    /// A fixed agency, e.g. MOF for tax identification.
+    Fixed(AgencyCode),
+    /// One of several agencies, chosen by the sender at hand-off time (e.g. "the sector
+    /// ministry" of an investment licence).
+    AnyOf(Vec<AgencyCode>),
+}
+
+impl StepAgency {
+    pub fn admits(&self, agency: &AgencyCode) -> bool {
+        match self {
+            StepAgency::Fixed(code) => code == agency,
+            StepAgency::AnyOf(codes) => codes.contains(agency),
+        }
+    }
+
+    pub fn codes(&self) -> &[AgencyCode] {
+        match self {
+            StepAgency::Fixed(code) => std::slice::from_ref(code),
+            StepAgency::AnyOf(codes) => codes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub agency: StepAgency,
+    pub purpose_en: String,
+    pub purpose_lo: String,
+    /// Time limit for the agency's task, in working days of the registry's calendar.
+    pub working_days: u32,
+}
+
+/// Steps that run at the same time (parallel reviews); a service's route is a list of stages
+/// run one after the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub code: ServiceCode,
+    pub name_en: String,
+    pub name_lo: String,
+    pub route: Vec<Stage>,
+}
+
+impl Service {
+    /// The planned step for `agency`, if the route has one: gives its time limit.
+    pub fn step_for(&self, agency: &AgencyCode) -> Option<&Step> {
+        self.route
+            .iter()
+            .flat_map(|stage| &stage.steps)
+            .find(|step| step.agency.admits(agency))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holiday {
+    pub date: Date,
+    pub name_en: String,
+    pub name_lo: String,
+}
+
+/// Working days and public holidays, used to turn "5 working days" into a due time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calendar {
+    /// Offset of the government's civil time (Laos: UTC+07:00, no daylight saving).
+    pub utc_offset: UtcOffset,
+    pub working_days: Vec<Weekday>,
+    /// Sorted by date, no duplicates.
+    pub holidays: Vec<Holiday>,
+}
+
+impl Calendar {
+    pub fn is_working_day(&self, date: Date) -> bool {
+        self.working_days.contains(&date.weekday())
+            && self
+                .holidays
+                .binary_search_by_key(&date, |h| h.date)
+                .is_err()
+    }
+
+    pub fn holiday_on(&self, date: Date) -> Option<&Holiday> {
+        self.holidays
+            .binary_search_by_key(&date, |h| h.date)
+            .ok()
+            .map(|i| &self.holidays[i])
+    }
+}
+
+/// A validated registry. Built only by [`Registry::load`] / [`Registry::from_toml`], so every
+/// value inside has passed validation: routes name known, active agencies, codes are
+/// subject-safe, every name has its Lao form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub name: String,
+    /// When this shape of government took effect.
+    pub effective_from: Date,
+    /// Time limit for a task outside a service's planned route.
+    pub default_step_working_days: u32,
+    pub agencies: BTreeMap<AgencyCode, Agency>,
+    pub services: BTreeMap<ServiceCode, Service>,
+    pub calendar: Calendar,
+}
+
+impl Registry {
+    /// Reads and validates a registry file; errors name the file.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates registry text; `origin` names the source in error messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, RegistryError> {
+        let raw: raw::RawRegistry = toml::from_str(text).map_err(|err| RegistryError::Syntax {
+            file: origin.to_owned(),
+            message: err.to_string(),
+        })?;
+        validate::validate(raw, origin)
+    }
+
+    pub fn agency(&self, code: &AgencyCode) -> Option<&Agency> {
+        self.agencies.get(code)
+    }
+
+    pub fn service(&self, code: &ServiceCode) -> Option<&Service> {
+        self.services.get(code)
+    }
+
+    pub fn active_agencies(&self) -> impl Iterator<Item = &Agency> {
+        self.agencies.values().filter(|a| a.is_active())
+    }
+
+    /// Follows `merged_into` links to the agency that now does `code`'s work.
+    pub fn successor_of<'a>(&'a self, code: &'a AgencyCode) -> Option<&'a AgencyCode> {
+        let mut current = code;
+        // Validation refuses cycles, but stay bounded anyway: a registry is edited by hand.
+        for _ in 0..=self.agencies.len() {
+            match self.agencies.get(current)?.merged_into.as_ref() {
+                Some(next) => current = next,
+                None => return Some(current),
+            }
+        }
+        None
+    }
+
+    /// One line for `onedoor registry check`.
+    pub fn summary(&self) -> String {
+        let count = |kind| self.active_agencies().filter(|a| a.kind == kind).count();
+        let merged = self.agencies.values().filter(|a| !a.is_active()).count();
+        format!(
+            "{}: {} ministries, {} ministerial bodies, {} front offices, {} merged away; {} services; {} holidays (effective {})",
+            self.name,
+            count(AgencyKind::Ministry),
+            count(AgencyKind::MinisterialBody),
+            count(AgencyKind::FrontOffice),
+            merged,
+            self.services.len(),
+            self.calendar.holidays.len(),
+            self.effective_from,
+        )
+    }
+}

@@ -1,0 +1,81 @@
+//! The registry file as written by hand, before validation. Unknown keys are refused so a typo
+//! (`name_la` for `name_lo`) is an error, not a silently missing name.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegistry {
+    pub registry: RawHeader,
+    pub calendar: RawCalendar,
+    #[serde(default, rename = "agency")]
+    pub agencies: Vec<RawAgency>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeader {
+    pub name: String,
+    pub effective_from: toml::value::Datetime,
+    pub default_step_working_days: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCalendar {
+    pub utc_offset: String,
+    pub working_days: Vec<String>,
+    #[serde(default, rename = "holiday")]
+    pub holidays: Vec<RawHoliday>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHoliday {
+    pub date: toml::value::Datetime,
+    pub name_en: String,
+    pub name_lo: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgency {
+    pub code: String,
+    pub kind: String,
+    pub name_en: String,
+    #[serde(default)]
+    pub name_lo: String,
+    pub province: Option<String>,
+    pub merged_into: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub code: String,
+    pub name_en: String,
+    #[serde(default)]
+    pub name_lo: String,
+    #[serde(default, rename = "stage")]
+    pub stages: Vec<RawStage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStage {
+    #[serde(default, rename = "step")]
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStep {
+    pub agency: Option<String>,
+    pub any_of: Option<Vec<String>>,
+    pub purpose_en: String,
+    #[serde(default)]
+    pub purpose_lo: String,
+    pub working_days: u32,
+}

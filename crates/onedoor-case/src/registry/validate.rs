@@ -1,0 +1,445 @@
+//! Turns a raw registry file into a [`Registry`], collecting every problem at once so an
+//! operator fixes a file in one pass rather than one error per run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use time::{Date, Month, UtcOffset, Weekday};
+
+use super::raw::{RawAgency, RawRegistry, RawService, RawStep};
+use super::{Agency, AgencyKind, Calendar, Holiday, Registry, Service, Stage, Step, StepAgency};
+use crate::codes::{AgencyCode, ServiceCode};
+
+/// Longest time limit a step may have; anything longer is almost certainly a typo
+/// (calendar days typed as working days, or a missing decimal point).
+pub const MAX_STEP_WORKING_DAYS: u32 = 120;
+
+/// One thing wrong in a registry file: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The entry, e.g. `agency "MOIC"` or `service "construction-permit", stage 1, step 2`.
+    pub entry: String,
+    pub problem: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.entry, self.problem)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read registry file {file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registry file {file} is not valid TOML for a registry: {message}")]
+    Syntax { file: String, message: String },
+    #[error("registry file {file} has {} problem(s):\n{}", problems.len(), render(problems))]
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
+}
+
+impl RegistryError {
+    /// The individual problems, for callers that print or count them.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            RegistryError::Invalid { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+}
+
+fn render(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, entry: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(Problem {
+            entry: entry.into(),
+            problem: problem.into(),
+        });
+    }
+}
+
+pub(super) fn validate(raw: RawRegistry, file: &str) -> Result<Registry, RegistryError> {
+    let mut problems = Problems::default();
+
+    let header = "[registry]";
+    if raw.registry.name.trim().is_empty() {
+        problems.add(header, "name is empty");
+    }
+    let effective_from = toml_date(&raw.registry.effective_from)
+        .map_err(|why| problems.add(header, format!("effective_from: {why}")))
+        .ok();
+    if raw.registry.default_step_working_days == 0
+        || raw.registry.default_step_working_days > MAX_STEP_WORKING_DAYS
+    {
+        problems.add(
+            header,
+            format!(
+                "default_step_working_days must be 1..={MAX_STEP_WORKING_DAYS}, found {}",
+                raw.registry.default_step_working_days
+            ),
+        );
+    }
+
+    let calendar = calendar(&raw, &mut problems);
+    let agencies = agencies(&raw.agencies, &mut problems);
+    let services = services(&raw.services, &agencies, &mut problems);
+
+    match (problems.0.is_empty(), effective_from, calendar) {
+        (true, Some(effective_from), Some(calendar)) => Ok(Registry {
+            name: raw.registry.name,
+            effective_from,
+            default_step_working_days: raw.registry.default_step_working_days,
+            agencies,
+            services,
+            calendar,
+        }),
+        _ => Err(RegistryError::Invalid {
+            file: file.to_owned(),
+            problems: problems.0,
+        }),
+    }
+}
+
+fn toml_date(value: &toml::value::Datetime) -> Result<Date, String> {
+    let (Some(d), None) = (value.date, value.time) else {
+        return Err(format!("{value} is not a plain date like 2026-01-01"));
+    };
+    let month = Month::try_from(d.month).map_err(|_| format!("{value}: month out of range"))?;
+    Date::from_calendar_date(i32::from(d.year), month, d.day).map_err(|e| format!("{value}: {e}"))
+}
+
+fn calendar(raw: &RawRegistry, problems: &mut Problems) -> Option<Calendar> {
+    let entry = "[calendar]";
+    let utc_offset = parse_offset(&raw.calendar.utc_offset)
+        .map_err(|why| {
+            problems.add(
+                entry,
+                format!("utc_offset {:?}: {why}", raw.calendar.utc_offset),
+            )
+        })
+        .ok();
+
+    let mut working_days = Vec::new();
+    for name in &raw.calendar.working_days {
+        match parse_weekday(name) {
+            Some(day) if working_days.contains(&day) => {
+                problems.add(entry, format!("working day {name:?} is listed twice"))
+            }
+            Some(day) => working_days.push(day),
+            None => problems.add(
+                entry,
+                format!("working day {name:?} is not one of mon, tue, wed, thu, fri, sat, sun"),
+            ),
+        }
+    }
+    if raw.calendar.working_days.is_empty() {
+        problems.add(entry, "working_days is empty: no task could ever fall due");
+    }
+
+    let mut holidays: Vec<Holiday> = Vec::new();
+    for (index, holiday) in raw.calendar.holidays.iter().enumerate() {
+        let entry = format!("[[calendar.holiday]] #{} ({})", index + 1, holiday.name_en);
+        check_names(&entry, &holiday.name_en, &holiday.name_lo, problems);
+        match toml_date(&holiday.date) {
+            Ok(date) if holidays.iter().any(|h| h.date == date) => {
+                problems.add(entry, format!("date {date} is listed twice"))
+            }
+            Ok(date) => holidays.push(Holiday {
+                date,
+                name_en: holiday.name_en.clone(),
+                name_lo: holiday.name_lo.clone(),
+            }),
+            Err(why) => problems.add(entry, format!("date: {why}")),
+        }
+    }
+    holidays.sort_by_key(|h| h.date);
+    Some(Calendar {
+        utc_offset: utc_offset?,
+        working_days,
+        holidays,
+    })
+}
+
+fn parse_offset(text: &str) -> Result<UtcOffset, String> {
+    let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    UtcOffset::parse(text, &format).map_err(|e| format!("expected a form like +07:00 ({e})"))
+}
+
+fn parse_weekday(name: &str) -> Option<Weekday> {
+    Some(match name {
+        "mon" => Weekday::Monday,
+        "tue" => Weekday::Tuesday,
+        "wed" => Weekday::Wednesday,
+        "thu" => Weekday::Thursday,
+        "fri" => Weekday::Friday,
+        "sat" => Weekday::Saturday,
+        "sun" => Weekday::Sunday,
+        _ => return None,
+    })
+}
+
+/// Lao names must really be in Lao script: an English name pasted into `name_lo` would show
+/// to Lao-reading clerks as if it were the translation.
+fn check_names(entry: &str, name_en: &str, name_lo: &str, problems: &mut Problems) {
+    if name_en.trim().is_empty() {
+        problems.add(entry, "name_en (English name) is missing");
+    }
+    if name_lo.trim().is_empty() {
+        problems.add(entry, "name_lo (Lao name) is missing");
+    } else if !name_lo.chars().any(is_lao) {
+        problems.add(
+            entry,
+            format!("name_lo {name_lo:?} has no Lao script in it"),
+        );
+    }
+}
+
+fn is_lao(c: char) -> bool {
+    ('\u{0E80}'..='\u{0EFF}').contains(&c)
+}
+
+fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, Agency> {
+    let mut agencies = BTreeMap::new();
+    let mut merges = Vec::new();
+    for (index, agency) in raw.iter().enumerate() {
+        let entry = format!("agency #{} {:?}", index + 1, agency.code);
+        check_names(&entry, &agency.name_en, &agency.name_lo, problems);
+        let kind = match agency.kind.as_str() {
+            "ministry" => Some(AgencyKind::Ministry),
+            "ministerial-body" => Some(AgencyKind::MinisterialBody),
+            "front-office" => Some(AgencyKind::FrontOffice),
+            other => {
+                problems.add(
+                    &entry,
+                    format!(
+                        "kind {other:?} is not one of ministry, ministerial-body, front-office"
+                    ),
+                );
+                None
+            }
+        };
+        let code = match AgencyCode::parse(&agency.code) {
+            Ok(code) => code,
+            Err(why) => {
+                problems.add(&entry, why.to_string());
+                continue;
+            }
+        };
+        if agencies.contains_key(&code) {
+            problems.add(&entry, format!("duplicate agency code {code}"));
+            continue;
+        }
+        if let Some(target) = &agency.merged_into {
+            merges.push((entry.clone(), code.clone(), target.clone()));
+        }
+        let Some(kind) = kind else { continue };
+        agencies.insert(
+            code.clone(),
+            Agency {
+                code,
+                kind,
+                name_en: agency.name_en.clone(),
+                name_lo: agency.name_lo.clone(),
+                province: agency.province.clone(),
+                merged_into: None,
+            },
+        );
+    }
+    // Merges are checked once every agency is known: the successor may be listed later.
+    for (entry, code, target) in merges {
+        let target = match AgencyCode::parse(&target) {
+            Ok(t) => t,
+            Err(why) => {
+                problems.add(&entry, format!("merged_into: {why}"));
+                continue;
+            }
+        };
+        let successor_active = raw
+            .iter()
+            .any(|a| a.code == target.as_str() && a.merged_into.is_none());
+        if target == code {
+            problems.add(&entry, "merged_into names the agency itself");
+        } else if !agencies.contains_key(&target) {
+            problems.add(&entry, format!("merged_into names unknown agency {target}"));
+        } else if !successor_active {
+            problems.add(&entry, format!("merged_into names {target}, which is itself merged away; name the final successor"));
+        }
+        if let Some(agency) = agencies.get_mut(&code) {
+            agency.merged_into = Some(target);
+        }
+    }
+    if !agencies
+        .values()
+        .any(|a| a.kind == AgencyKind::FrontOffice && a.is_active())
+    {
+        problems.add(
+            "agencies",
+            "no active front office: nobody could open a case",
+        );
+    }
+    agencies
+}
+
+fn services(
+    raw: &[RawService],
+    agencies: &BTreeMap<AgencyCode, Agency>,
+    problems: &mut Problems,
+) -> BTreeMap<ServiceCode, Service> {
+    let mut services = BTreeMap::new();
+    for (index, service) in raw.iter().enumerate() {
+        let entry = format!("service #{} {:?}", index + 1, service.code);
+        check_names(&entry, &service.name_en, &service.name_lo, problems);
+        let code = match ServiceCode::parse(&service.code) {
+            Ok(code) => code,
+            Err(why) => {
+                problems.add(&entry, why.to_string());
+                continue;
+            }
+        };
+        if services.contains_key(&code) {
+            problems.add(&entry, format!("duplicate service code {code}"));
+            continue;
+        }
+        if service.stages.is_empty() {
+            problems.add(
+                &entry,
+                "route is empty: add at least one [[service.stage]] with a [[service.stage.step]]",
+            );
+        }
+        let mut route = Vec::new();
+        let mut seen_in_route = BTreeSet::new();
+        for (stage_index, stage) in service.stages.iter().enumerate() {
+            let stage_entry = format!("{entry}, stage {}", stage_index + 1);
+            if stage.steps.is_empty() {
+                problems.add(&stage_entry, "stage has no steps");
+            }
+            let mut steps = Vec::new();
+            for (step_index, step) in stage.steps.iter().enumerate() {
+                let step_entry = format!("{stage_entry}, step {}", step_index + 1);
+                if let Some(step) = self::step(step, &step_entry, agencies, problems) {
+                    for agency in step.agency.codes() {
+                        if !seen_in_route.insert(agency.clone()) {
+                            problems.add(
+                                &step_entry,
+                                format!("agency {agency} appears twice in the route; a case holds one task per agency at a time"),
+                            );
+                        }
+                    }
+                    steps.push(step);
+                }
+            }
+            route.push(Stage { steps });
+        }
+        services.insert(
+            code.clone(),
+            Service {
+                code,
+                name_en: service.name_en.clone(),
+                name_lo: service.name_lo.clone(),
+                route,
+            },
+        );
+    }
+    services
+}
+
+fn step(
+    raw: &RawStep,
+    entry: &str,
+    agencies: &BTreeMap<AgencyCode, Agency>,
+    problems: &mut Problems,
+) -> Option<Step> {
+    let before = problems.0.len();
+    if raw.purpose_en.trim().is_empty() {
+        problems.add(entry, "purpose_en is missing");
+    }
+    if raw.purpose_lo.trim().is_empty() {
+        problems.add(entry, "purpose_lo (Lao purpose) is missing");
+    }
+    if raw.working_days == 0 || raw.working_days > MAX_STEP_WORKING_DAYS {
+        problems.add(
+            entry,
+            format!(
+                "working_days must be 1..={MAX_STEP_WORKING_DAYS}, found {}",
+                raw.working_days
+            ),
+        );
+    }
+    let names: Vec<&String> = match (&raw.agency, &raw.any_of) {
+        (Some(one), None) => vec![one],
+        (None, Some(many)) if many.len() >= 2 => many.iter().collect(),
+        (None, Some(_)) => {
+            problems.add(
+                entry,
+                "any_of needs at least two agencies (use agency = \"…\" for one)",
+            );
+            return None;
+        }
+        (Some(_), Some(_)) => {
+            problems.add(entry, "give either agency or any_of, not both");
+            return None;
+        }
+        (None, None) => {
+            problems.add(
+                entry,
+                "step names no agency: give agency = \"…\" or any_of = [\"…\", …]",
+            );
+            return None;
+        }
+    };
+    let mut codes = Vec::new();
+    for name in names {
+        let code = match AgencyCode::parse(name) {
+            Ok(code) => code,
+            Err(why) => {
+                problems.add(entry, why.to_string());
+                continue;
+            }
+        };
+        match agencies.get(&code) {
+            None => problems.add(entry, format!("route goes through unknown agency {code}")),
+            Some(a) if !a.is_active() => problems.add(
+                entry,
+                format!(
+                    "route goes through {code}, which was merged into {}; route through the successor",
+                    a.merged_into.as_ref().map_or("another agency", |c| c.as_str())
+                ),
+            ),
+            Some(a) if a.kind == AgencyKind::FrontOffice => {
+                problems.add(entry, format!("route goes through front office {code}; routes name the agencies after the front office"))
+            }
+            Some(_) => codes.push(code),
+        }
+    }
+    if problems.0.len() != before {
+        return None;
+    }
+    let agency = if raw.agency.is_some() {
+        StepAgency::Fixed(codes.remove(0))
+    } else {
+        StepAgency::AnyOf(codes)
+    };
+    Some(Step {
+        agency,
+        purpose_en: raw.purpose_en.clone(),
+        purpose_lo: raw.purpose_lo.clone(),
+        working_days: raw.working_days,
+    })
+}

@@ -1,0 +1,363 @@
+//! The shipped registries load, and each kind of broken registry is refused with a message that
+//! names the file, the entry and the problem.
+
+use std::path::PathBuf;
+
+use onedoor_case::{AgencyCode, AgencyKind, Registry, ServiceCode, StepAgency};
+
+fn shipped(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/registry")
+        .join(name)
+}
+
+fn agency(code: &str) -> AgencyCode {
+    AgencyCode::parse(code).expect("test code is valid")
+}
+
+const SERVICES: [&str; 6] = [
+    "enterprise-registration",
+    "construction-permit",
+    "land-title-transfer",
+    "vehicle-registration",
+    "investment-licence",
+    "foreign-worker-permit",
+];
+
+#[test]
+fn the_2025_registry_loads_with_thirteen_ministries_and_the_merges() {
+    let registry =
+        Registry::load(&shipped("lao-2025.toml")).expect("shipped 2025 registry is valid");
+    let ministries = registry
+        .active_agencies()
+        .filter(|a| a.kind == AgencyKind::Ministry)
+        .count();
+    assert_eq!(ministries, 13);
+    assert!(
+        registry
+            .active_agencies()
+            .filter(|a| a.kind == AgencyKind::FrontOffice)
+            .count()
+            >= 5
+    );
+    for (old, new) in [
+        ("MAF", "MAE"),
+        ("MONRE", "MAE"),
+        ("MEM", "MOIC"),
+        ("MPI", "MOF"),
+        ("MICT", "MCT"),
+        ("MOHA", "PMO"),
+    ] {
+        assert_eq!(
+            registry.successor_of(&agency(old)),
+            Some(&agency(new)),
+            "{old} should now be {new}"
+        );
+    }
+    for code in SERVICES {
+        assert!(
+            registry
+                .service(&ServiceCode::parse(code).expect("valid"))
+                .is_some(),
+            "missing {code}"
+        );
+    }
+}
+
+#[test]
+fn the_2021_registry_loads_with_seventeen_ministries() {
+    let registry =
+        Registry::load(&shipped("lao-2021.toml")).expect("shipped 2021 registry is valid");
+    let ministries = registry
+        .active_agencies()
+        .filter(|a| a.kind == AgencyKind::Ministry)
+        .count();
+    assert_eq!(ministries, 17);
+    assert_eq!(
+        registry
+            .agencies
+            .values()
+            .filter(|a| !a.is_active())
+            .count(),
+        0
+    );
+    for code in SERVICES {
+        assert!(
+            registry
+                .service(&ServiceCode::parse(code).expect("valid"))
+                .is_some(),
+            "missing {code}"
+        );
+    }
+}
+
+#[test]
+fn construction_permit_reviews_run_in_parallel_before_fire_safety() {
+    let registry = Registry::load(&shipped("lao-2025.toml")).expect("valid");
+    let service = registry
+        .service(&ServiceCode::parse("construction-permit").expect("valid"))
+        .expect("present");
+    let first: Vec<&str> = service.route[0]
+        .steps
+        .iter()
+        .flat_map(|s| s.agency.codes())
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(first, ["MPWT", "MAE"]);
+    assert_eq!(
+        service.route[1].steps[0].agency,
+        StepAgency::Fixed(agency("MOPS"))
+    );
+}
+
+#[test]
+fn lao_new_year_is_not_a_working_day_but_the_monday_after_is() {
+    let registry = Registry::load(&shipped("lao-2025.toml")).expect("valid");
+    let calendar = &registry.calendar;
+    let pi_mai = time::macros::date!(2026 - 04 - 14);
+    assert!(!calendar.is_working_day(pi_mai));
+    assert_eq!(
+        calendar.holiday_on(pi_mai).map(|h| h.name_lo.as_str()),
+        Some("ບຸນປີໃໝ່ລາວ")
+    );
+    assert!(
+        !calendar.is_working_day(time::macros::date!(2026 - 04 - 18)),
+        "a Saturday"
+    );
+    assert!(
+        calendar.is_working_day(time::macros::date!(2026 - 04 - 20)),
+        "a plain Monday"
+    );
+}
+
+/// A small valid registry; each bad-file test breaks one thing in it.
+const VALID: &str = r#"
+[registry]
+name = "test"
+effective_from = 2025-05-01
+default_step_working_days = 5
+
+[calendar]
+utc_offset = "+07:00"
+working_days = ["mon", "tue", "wed", "thu", "fri"]
+
+[[calendar.holiday]]
+date = 2026-12-02
+name_en = "National Day"
+name_lo = "ວັນຊາດ"
+
+[[agency]]
+code = "MOIC"
+kind = "ministry"
+name_en = "Ministry of Industry and Commerce"
+name_lo = "ກະຊວງອຸດສາຫະກຳ ແລະ ການຄ້າ"
+
+[[agency]]
+code = "MOF"
+kind = "ministry"
+name_en = "Ministry of Finance"
+name_lo = "ກະຊວງການເງິນ"
+
+[[agency]]
+code = "ODSC-VTE-SAYSETTHA"
+kind = "front-office"
+name_en = "ODSC Saysettha"
+name_lo = "ສູນບໍລິການປະຕູດຽວ ເມືອງໄຊເສດຖາ"
+
+[[service]]
+code = "enterprise-registration"
+name_en = "Enterprise registration"
+name_lo = "ການຈົດທະບຽນວິສາຫະກິດ"
+
+[[service.stage]]
+[[service.stage.step]]
+agency = "MOIC"
+purpose_en = "registration"
+purpose_lo = "ຈົດທະບຽນ"
+working_days = 5
+
+[[service.stage]]
+[[service.stage.step]]
+agency = "MOF"
+purpose_en = "tax number"
+purpose_lo = "ອາກອນ"
+working_days = 3
+"#;
+
+/// Loads `VALID` with `from` replaced by `to` and returns the error text.
+fn refused(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "test edit {from:?} does not apply");
+    let text = VALID.replacen(from, to, 1);
+    match Registry::from_toml(&text, "broken.toml") {
+        Ok(_) => panic!("registry with {to:?} for {from:?} was accepted"),
+        Err(err) => {
+            let message = err.to_string();
+            assert!(
+                message.contains("broken.toml"),
+                "error does not name the file: {message}"
+            );
+            message
+        }
+    }
+}
+
+#[test]
+fn the_valid_test_registry_is_accepted() {
+    let registry = Registry::from_toml(VALID, "valid.toml").expect("valid");
+    assert_eq!(registry.agencies.len(), 3);
+}
+
+#[test]
+fn a_duplicate_agency_code_is_refused() {
+    let message = refused(r#"code = "MOF""#, r#"code = "MOIC""#);
+    assert!(message.contains("duplicate agency code MOIC"), "{message}");
+    assert!(message.contains("agency #2"), "{message}");
+}
+
+#[test]
+fn a_route_through_an_unknown_agency_is_refused() {
+    let message = refused(r#"agency = "MOF""#, r#"agency = "MOXX""#);
+    assert!(message.contains("unknown agency MOXX"), "{message}");
+    assert!(
+        message.contains(r#"service #1 "enterprise-registration", stage 2, step 1"#),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_code_that_is_not_subject_safe_is_refused() {
+    let message = refused(r#"code = "MOF""#, r#"code = "MO.F""#);
+    assert!(message.contains("NATS subject"), "{message}");
+    let message = refused(r#"code = "MOF""#, r#"code = "MO F""#);
+    assert!(message.contains("' '"), "{message}");
+}
+
+#[test]
+fn an_empty_route_is_refused() {
+    let start = VALID.find("[[service.stage]]").expect("has stages");
+    let text = VALID[..start].to_owned();
+    let err = Registry::from_toml(&text, "broken.toml").expect_err("empty route");
+    assert!(err.to_string().contains("route is empty"), "{err}");
+}
+
+#[test]
+fn a_missing_lao_name_is_refused() {
+    let message = refused("name_lo = \"ກະຊວງການເງິນ\"", "");
+    assert!(
+        message.contains("name_lo (Lao name) is missing"),
+        "{message}"
+    );
+    assert!(message.contains("agency #2 \"MOF\""), "{message}");
+}
+
+#[test]
+fn a_lao_name_in_latin_script_is_refused() {
+    let message = refused(
+        "name_lo = \"ກະຊວງການເງິນ\"",
+        "name_lo = \"Ministry of Finance\"",
+    );
+    assert!(message.contains("has no Lao script"), "{message}");
+}
+
+#[test]
+fn a_misspelt_key_is_refused_rather_than_ignored() {
+    let message = refused("name_lo = \"ກະຊວງການເງິນ\"", "name_la = \"ກະຊວງການເງິນ\"");
+    assert!(message.contains("name_la"), "{message}");
+}
+
+#[test]
+fn a_registry_without_a_front_office_is_refused() {
+    let message = refused(r#"kind = "front-office""#, r#"kind = "ministry""#);
+    assert!(message.contains("no active front office"), "{message}");
+}
+
+#[test]
+fn a_route_through_a_front_office_is_refused() {
+    let message = refused(r#"agency = "MOF""#, r#"agency = "ODSC-VTE-SAYSETTHA""#);
+    assert!(
+        message.contains("route goes through front office"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_route_through_a_merged_agency_is_refused() {
+    let message = refused(
+        r#"name_lo = "ກະຊວງການເງິນ""#,
+        "name_lo = \"ກະຊວງການເງິນ\"\nmerged_into = \"MOIC\"",
+    );
+    assert!(
+        message.contains("MOF, which was merged into MOIC"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_merge_into_an_unknown_agency_is_refused() {
+    let message = refused(
+        r#"name_lo = "ກະຊວງການເງິນ""#,
+        "name_lo = \"ກະຊວງການເງິນ\"\nmerged_into = \"MOXX\"",
+    );
+    assert!(
+        message.contains("merged_into names unknown agency MOXX"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_zero_day_time_limit_is_refused() {
+    let message = refused("working_days = 3", "working_days = 0");
+    assert!(message.contains("working_days must be 1..="), "{message}");
+}
+
+#[test]
+fn a_step_with_no_agency_is_refused() {
+    let message = refused("agency = \"MOF\"\n", "");
+    assert!(message.contains("step names no agency"), "{message}");
+}
+
+#[test]
+fn an_unknown_agency_kind_is_refused() {
+    let message = refused(r#"kind = "ministry""#, r#"kind = "department""#);
+    assert!(
+        message.contains("kind \"department\" is not one of"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_holiday_date_and_unknown_weekday_are_refused() {
+    let message = refused("date = 2026-12-02", "date = 2026-12-02T10:00:00");
+    assert!(message.contains("not a plain date"), "{message}");
+    let message = refused(r#""fri"]"#, r#""friday"]"#);
+    assert!(message.contains("working day \"friday\""), "{message}");
+}
+
+#[test]
+fn every_problem_is_reported_in_one_pass() {
+    let text = VALID
+        .replacen(r#"code = "MOF""#, r#"code = "MOIC""#, 1)
+        .replacen("working_days = 3", "working_days = 0", 1);
+    let err = Registry::from_toml(&text, "broken.toml").expect_err("two problems");
+    assert!(err.problems().len() >= 2, "{err}");
+}
+
+#[test]
+fn a_syntax_error_names_the_file_and_line() {
+    let err = Registry::from_toml("[registry\nname = 1", "broken.toml").expect_err("bad toml");
+    let message = err.to_string();
+    assert!(
+        message.contains("broken.toml") && message.contains("line 1"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_reported_with_its_path() {
+    let err =
+        Registry::load(std::path::Path::new("/nonexistent/registry.toml")).expect_err("missing");
+    assert!(
+        err.to_string().contains("/nonexistent/registry.toml"),
+        "{err}"
+    );
+}
