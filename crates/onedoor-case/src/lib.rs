@@ -4,14 +4,27 @@
 //!
 //! # Layout
 //! - [`codes`]: `AgencyCode` and `ServiceCode`, parsed once and safe in NATS subjects.
-//! - [`registry`]: agencies, the service catalogue and the working calendar, loaded from TOML
-//!   and validated with errors that name the file, the entry and the problem.
+//! - [`ids`]: `CaseId` and `EventId` (ULIDs).
+//! - [`registry`]: agencies, the service catalogue, loaded from TOML and validated with errors
+//!   that name the file, the entry and the problem.
+//! - [`calendar`]: working days, public holidays and due times.
+//! - [`case`]: the state machine: `CaseState::fold(events)` and `decide(state, command)`.
+//! - [`limits`]: size limits on caller text, part of the public contract.
 
+pub mod calendar;
+pub mod case;
 pub mod codes;
+pub mod ids;
+pub mod limits;
 pub mod registry;
 
+pub use calendar::{Calendar, Holiday};
+pub use case::{
+    Action, CaseEvent, CaseState, CaseStatus, Command, EventBody, FoldError, Refusal, RefusalClass,
+    Resolution, TaskState, decide,
+};
 pub use codes::{AgencyCode, CodeError, ServiceCode};
+pub use ids::{CaseId, EventId, IdError};
 pub use registry::{
-    Agency, AgencyKind, Calendar, Holiday, Problem, Registry, RegistryError, Service, Stage, Step,
-    StepAgency,
+    Agency, AgencyKind, Problem, Registry, RegistryError, Service, Stage, Step, StepAgency,
 };

@@ -8,8 +8,9 @@ mod validate;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use time::{Date, UtcOffset, Weekday};
+use time::Date;
 
+pub use crate::calendar::{Calendar, Holiday};
 use crate::codes::{AgencyCode, ServiceCode};
 pub use validate::{Problem, RegistryError};
 
@@ -110,40 +111,6 @@ impl Service {
             .iter()
             .flat_map(|stage| &stage.steps)
             .find(|step| step.agency.admits(agency))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holiday {
-    pub date: Date,
-    pub name_en: String,
-    pub name_lo: String,
-}
-
-/// Working days and public holidays, used to turn "5 working days" into a due time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Calendar {
-    /// Offset of the government's civil time (Laos: UTC+07:00, no daylight saving).
-    pub utc_offset: UtcOffset,
-    pub working_days: Vec<Weekday>,
-    /// Sorted by date, no duplicates.
-    pub holidays: Vec<Holiday>,
-}
-
-impl Calendar {
-    pub fn is_working_day(&self, date: Date) -> bool {
-        self.working_days.contains(&date.weekday())
-            && self
-                .holidays
-                .binary_search_by_key(&date, |h| h.date)
-                .is_err()
-    }
-
-    pub fn holiday_on(&self, date: Date) -> Option<&Holiday> {
-        self.holidays
-            .binary_search_by_key(&date, |h| h.date)
-            .ok()
-            .map(|i| &self.holidays[i])
     }
 }
 

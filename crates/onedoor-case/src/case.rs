@@ -1,0 +1,12 @@
+//! The case state machine: commands are decided against the state folded from the events
+//! before them. No I/O and no async.
+
+mod command;
+mod decide;
+mod event;
+mod state;
+
+pub use command::{Action, Command};
+pub use decide::{Refusal, RefusalClass, check_input, decide};
+pub use event::{CaseEvent, EventBody, Resolution};
+pub use state::{CaseState, CaseStatus, FoldError, PastTask, Task, TaskEnd, TaskState};

@@ -1,0 +1,59 @@
+//! What an agency asks to do to a case. Commands are checked by [`super::decide`] against the
+//! case's state and the registry before anything is written.
+
+use time::OffsetDateTime;
+
+use super::event::Resolution;
+use crate::codes::{AgencyCode, ServiceCode};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Open {
+        service: ServiceCode,
+        citizen_ref: String,
+        summary: String,
+    },
+    HandOff {
+        to: AgencyCode,
+        instructions: String,
+    },
+    Accept,
+    Complete {
+        outcome: String,
+        note: String,
+    },
+    SendBack {
+        reason: String,
+    },
+    RequestInfo {
+        question: String,
+    },
+    Resolve {
+        resolution: Resolution,
+        note: String,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Open { .. } => "open",
+            Action::HandOff { .. } => "hand off",
+            Action::Accept => "accept",
+            Action::Complete { .. } => "complete",
+            Action::SendBack { .. } => "send back",
+            Action::RequestInfo { .. } => "request info",
+            Action::Resolve { .. } => "resolve",
+        }
+    }
+}
+
+/// One agency's request: who acts (always the adapter's own agency), which officer, when, and
+/// what. `at` comes from the adapter's clock and becomes the event's `occurred_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub agency: AgencyCode,
+    pub actor: String,
+    pub at: OffsetDateTime,
+    pub action: Action,
+}

@@ -1,0 +1,281 @@
+//! A case's state as a pure fold of its events. The adapter folds a case's log before deciding
+//! a command; the tracker folds the same events into its views; both use this one function.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use super::event::{CaseEvent, EventBody, Resolution};
+use crate::codes::{AgencyCode, ServiceCode};
+use crate::ids::{CaseId, EventId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Handed over, not yet taken up by the receiving agency.
+    Pending,
+    Accepted,
+}
+
+/// One agency's open piece of work on a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub agency: AgencyCode,
+    /// Who handed the task over; told when the task is accepted, completed or sent back.
+    pub handed_by: AgencyCode,
+    pub state: TaskState,
+    pub handed_off_at: OffsetDateTime,
+    pub accepted_at: Option<OffsetDateTime>,
+    pub due_at: OffsetDateTime,
+    pub handoff_event: EventId,
+    /// Set while the holder waits for the citizen (through the front office).
+    pub info_requested: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskEnd {
+    Completed,
+    SentBack,
+    /// Still open when the front office resolved the case (denied or withdrawn).
+    ClosedByResolution,
+}
+
+/// A task that has ended, kept for the timeline and time-held figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastTask {
+    pub task: Task,
+    pub ended_at: OffsetDateTime,
+    pub end: TaskEnd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CaseStatus {
+    /// No agency holds a task: just opened, or every task has ended and the front office decides.
+    AtFrontOffice,
+    /// At least one agency holds a task.
+    InProgress,
+    /// An agency waits for more from the citizen.
+    AwaitingInfo,
+    Resolved(Resolution),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseState {
+    pub case_id: CaseId,
+    /// Version of the last event folded in.
+    pub version: u64,
+    pub last_event_id: EventId,
+    pub service: ServiceCode,
+    pub origin: AgencyCode,
+    pub citizen_ref: String,
+    pub summary: String,
+    pub opened_at: OffsetDateTime,
+    /// Open tasks, by holding agency (one open task per agency at a time).
+    pub tasks: BTreeMap<AgencyCode, Task>,
+    pub past_tasks: Vec<PastTask>,
+    pub resolution: Option<(Resolution, OffsetDateTime)>,
+}
+
+/// An event that cannot follow the ones before it. Events written through [`super::decide`]
+/// never cause one; seeing one means the log was written by something else or tampered with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    #[error("event {event_id} belongs to case {found}, not {expected}")]
+    WrongCase {
+        event_id: EventId,
+        expected: CaseId,
+        found: CaseId,
+    },
+    #[error("event {event_id} has version {found}, expected {expected}")]
+    VersionGap {
+        event_id: EventId,
+        expected: u64,
+        found: u64,
+    },
+    #[error("the first event of case {case_id} is {kind}, not opened")]
+    NotOpenedFirst { case_id: CaseId, kind: &'static str },
+    #[error("event {event_id} ({kind}) does not fit case {case_id}: {why}")]
+    Inconsistent {
+        event_id: EventId,
+        case_id: CaseId,
+        kind: &'static str,
+        why: String,
+    },
+}
+
+impl CaseState {
+    pub fn status(&self) -> CaseStatus {
+        if let Some((resolution, _)) = self.resolution {
+            return CaseStatus::Resolved(resolution);
+        }
+        if self.tasks.values().any(|t| t.info_requested.is_some()) {
+            return CaseStatus::AwaitingInfo;
+        }
+        if self.tasks.is_empty() {
+            CaseStatus::AtFrontOffice
+        } else {
+            CaseStatus::InProgress
+        }
+    }
+
+    pub fn is_resolved(&self) -> bool {
+        self.resolution.is_some()
+    }
+
+    /// Folds a whole history; `Ok(None)` for no events.
+    pub fn fold<'a>(
+        events: impl IntoIterator<Item = &'a CaseEvent>,
+    ) -> Result<Option<CaseState>, FoldError> {
+        let mut state = None;
+        for event in events {
+            state = Some(Self::apply(state, event)?);
+        }
+        Ok(state)
+    }
+
+    /// Applies one event to the state before it (`None` before the opening event).
+    pub fn apply(state: Option<CaseState>, event: &CaseEvent) -> Result<CaseState, FoldError> {
+        match state {
+            None => Self::opened(event),
+            Some(mut state) => {
+                state.apply_next(event)?;
+                Ok(state)
+            }
+        }
+    }
+
+    fn opened(event: &CaseEvent) -> Result<CaseState, FoldError> {
+        let EventBody::Opened {
+            service,
+            citizen_ref,
+            summary,
+        } = &event.body
+        else {
+            return Err(FoldError::NotOpenedFirst {
+                case_id: event.case_id,
+                kind: event.body.kind(),
+            });
+        };
+        if event.version != 1 {
+            return Err(FoldError::VersionGap {
+                event_id: event.event_id,
+                expected: 1,
+                found: event.version,
+            });
+        }
+        Ok(CaseState {
+            case_id: event.case_id,
+            version: 1,
+            last_event_id: event.event_id,
+            service: service.clone(),
+            origin: event.from.clone(),
+            citizen_ref: citizen_ref.clone(),
+            summary: summary.clone(),
+            opened_at: event.occurred_at,
+            tasks: BTreeMap::new(),
+            past_tasks: Vec::new(),
+            resolution: None,
+        })
+    }
+
+    fn apply_next(&mut self, event: &CaseEvent) -> Result<(), FoldError> {
+        if event.case_id != self.case_id {
+            return Err(FoldError::WrongCase {
+                event_id: event.event_id,
+                expected: self.case_id,
+                found: event.case_id,
+            });
+        }
+        if event.version != self.version + 1 {
+            return Err(FoldError::VersionGap {
+                event_id: event.event_id,
+                expected: self.version + 1,
+                found: event.version,
+            });
+        }
+        let bad = |why: String| FoldError::Inconsistent {
+            event_id: event.event_id,
+            case_id: event.case_id,
+            kind: event.body.kind(),
+            why,
+        };
+        if self.is_resolved() {
+            return Err(bad("the case is already resolved".into()));
+        }
+        let at = event.occurred_at;
+        match &event.body {
+            EventBody::Opened { .. } => return Err(bad("the case is already open".into())),
+            EventBody::HandedOff { due_at, .. } => {
+                let to = event
+                    .to
+                    .clone()
+                    .ok_or_else(|| bad("a hand-off names no receiver".into()))?;
+                if self.tasks.contains_key(&to) {
+                    return Err(bad(format!("{to} already holds an open task")));
+                }
+                self.tasks.insert(
+                    to.clone(),
+                    Task {
+                        agency: to,
+                        handed_by: event.from.clone(),
+                        state: TaskState::Pending,
+                        handed_off_at: at,
+                        accepted_at: None,
+                        due_at: *due_at,
+                        handoff_event: event.event_id,
+                        info_requested: None,
+                    },
+                );
+            }
+            EventBody::Accepted => {
+                let task = self
+                    .tasks
+                    .get_mut(&event.from)
+                    .ok_or_else(|| bad(format!("{} holds no task", event.from)))?;
+                if task.state != TaskState::Pending {
+                    return Err(bad("the task was already accepted".into()));
+                }
+                task.state = TaskState::Accepted;
+                task.accepted_at = Some(at);
+            }
+            EventBody::InfoRequested { question } => {
+                let task = self
+                    .tasks
+                    .get_mut(&event.from)
+                    .ok_or_else(|| bad(format!("{} holds no task", event.from)))?;
+                task.info_requested = Some(question.clone());
+            }
+            EventBody::Completed { .. } | EventBody::SentBack { .. } => {
+                let end = if matches!(event.body, EventBody::Completed { .. }) {
+                    TaskEnd::Completed
+                } else {
+                    TaskEnd::SentBack
+                };
+                let task = self
+                    .tasks
+                    .remove(&event.from)
+                    .ok_or_else(|| bad(format!("{} holds no task", event.from)))?;
+                self.past_tasks.push(PastTask {
+                    task,
+                    ended_at: at,
+                    end,
+                });
+            }
+            EventBody::Resolved { resolution, .. } => {
+                if event.from != self.origin {
+                    return Err(bad(format!("only the origin {} resolves", self.origin)));
+                }
+                for (_, task) in std::mem::take(&mut self.tasks) {
+                    self.past_tasks.push(PastTask {
+                        task,
+                        ended_at: at,
+                        end: TaskEnd::ClosedByResolution,
+                    });
+                }
+                self.resolution = Some((*resolution, at));
+            }
+        }
+        self.version = event.version;
+        self.last_event_id = event.event_id;
+        Ok(())
+    }
+}
