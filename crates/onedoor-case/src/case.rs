@@ -3,10 +3,12 @@
 
 mod command;
 mod decide;
+mod document;
 mod event;
 mod state;
 
 pub use command::{Action, Command};
 pub use decide::{Refusal, RefusalClass, check_input, decide};
+pub use document::DocumentRef;
 pub use event::{CaseEvent, EventBody, Resolution};
 pub use state::{CaseState, CaseStatus, FoldError, PastTask, Task, TaskEnd, TaskState};

@@ -4,9 +4,9 @@ use std::fmt;
 
 /// Longest agency code we accept. NATS subjects have no hard token limit, but codes show up in
 /// consumer names (`inbox-<CODE>`), metric labels and the web page, so keep them short.
-pub const AGENCY_CODE_MAX_LEN: usize = 40;
+pub const AGENCY_CODE_MAX_LEN: usize = crate::limits::AGENCY_CODE_MAX_BYTES;
 /// Longest service code we accept; service codes are shown to clerks and used in URLs.
-pub const SERVICE_CODE_MAX_LEN: usize = 64;
+pub const SERVICE_CODE_MAX_LEN: usize = crate::limits::SERVICE_CODE_MAX_BYTES;
 
 /// Why a code string was refused. Messages are written for the person editing a registry file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,7 +163,7 @@ mod tests {
         }
         assert_eq!(AgencyCode::parse(""), Err(CodeError::Empty));
         assert!(matches!(
-            AgencyCode::parse(&"A".repeat(41)),
+            AgencyCode::parse(&"A".repeat(65)),
             Err(CodeError::TooLong { .. })
         ));
     }

@@ -20,8 +20,8 @@ pub mod registry;
 
 pub use calendar::{Calendar, Holiday};
 pub use case::{
-    Action, CaseEvent, CaseState, CaseStatus, Command, EventBody, FoldError, Refusal, RefusalClass,
-    Resolution, TaskState, decide,
+    Action, CaseEvent, CaseState, CaseStatus, Command, DocumentRef, EventBody, FoldError, Refusal,
+    RefusalClass, Resolution, TaskState, decide,
 };
 pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};

@@ -45,10 +45,10 @@ fn action() -> impl Strategy<Value = Action> {
     ]);
     prop_oneof![
         1 => (prop::sample::select(SERVICES.to_vec()), text())
-            .prop_map(|(s, t)| Action::Open { service: ServiceCode::parse(s).expect("valid"), citizen_ref: t.clone(), summary: t }),
-        6 => (agency(), text()).prop_map(|(to, instructions)| Action::HandOff { to: code(to), instructions }),
+            .prop_map(|(s, t)| Action::Open { service: ServiceCode::parse(s).expect("valid"), citizen_ref: t.clone(), summary: t, documents: vec![] }),
+        6 => (agency(), text()).prop_map(|(to, instructions)| Action::HandOff { to: code(to), instructions, documents: vec![], due_working_days: None }),
         3 => Just(Action::Accept),
-        3 => text().prop_map(|outcome| Action::Complete { outcome, note: String::new() }),
+        3 => text().prop_map(|outcome| Action::Complete { outcome, note: String::new(), documents: vec![] }),
         1 => text().prop_map(|reason| Action::SendBack { reason }),
         1 => text().prop_map(|question| Action::RequestInfo { question }),
         // Rare: a resolution ends the sequence's interesting part.
@@ -141,6 +141,10 @@ proptest! {
         let world = run(&commands);
         for (index, event) in world.events.iter().enumerate() {
             prop_assert_eq!(event.version, index as u64 + 1);
+            prop_assert_eq!(event.causation.is_none(), index == 0, "only the opening has no cause");
+            if let Some(cause) = event.causation {
+                prop_assert!(world.events[..index].iter().any(|e| e.event_id == cause), "cause is an earlier event");
+            }
         }
         let folded = CaseState::fold(&world.events).expect("history folds").expect("non-empty");
         check_invariants(&folded);

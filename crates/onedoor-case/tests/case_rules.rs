@@ -24,6 +24,7 @@ fn a_ministry_cannot_open_a_case() {
         service: ServiceCode::parse("enterprise-registration").unwrap(),
         citizen_ref: "x".into(),
         summary: String::new(),
+        documents: vec![],
     };
     let refusal = world.act("MOIC", action).unwrap_err();
     assert!(
@@ -41,6 +42,7 @@ fn a_case_for_a_service_outside_the_catalogue_is_refused() {
         service: ServiceCode::parse("moon-landing").unwrap(),
         citizen_ref: "x".into(),
         summary: String::new(),
+        documents: vec![],
     };
     let refusal = world.act(FRONT, action).unwrap_err();
     assert_eq!(refusal.class(), RefusalClass::InvalidArgument);
@@ -287,6 +289,8 @@ fn oversize_text_is_refused_before_anything_else() {
             Action::HandOff {
                 to: code("MOIC"),
                 instructions: huge,
+                documents: vec![],
+                due_working_days: None,
             },
         )
         .unwrap_err();
@@ -350,4 +354,129 @@ fn due_times_skip_national_day() {
         panic!("not a hand-off")
     };
     assert_eq!(due_at, time::macros::datetime!(2026-12-04 23:59:59 +07:00));
+}
+
+#[test]
+fn the_origin_answers_an_info_request_with_a_hand_off_that_restarts_the_clock() {
+    let mut world = World::new();
+    world.open("enterprise-registration");
+    world.hand_off(FRONT, "MOIC").unwrap();
+    world.accept("MOIC").unwrap();
+    world.request_info("MOIC").unwrap();
+    let due_before = world.state().tasks[&code("MOIC")].due_at;
+    world.now += time::Duration::days(7);
+    world.hand_off(FRONT, "MOIC").unwrap();
+    let task = &world.state().tasks[&code("MOIC")];
+    assert_eq!(task.info_requested, None);
+    assert_eq!(
+        task.state,
+        TaskState::Accepted,
+        "the task goes on, it is not a new one"
+    );
+    assert!(task.due_at > due_before);
+    assert_eq!(world.state().status(), CaseStatus::InProgress);
+    // Without an open request, a second hand-off is still refused.
+    assert!(matches!(
+        world.hand_off(FRONT, "MOIC").unwrap_err(),
+        Refusal::TaskAlreadyOpen { .. }
+    ));
+}
+
+#[test]
+fn every_event_names_the_event_it_follows_from() {
+    let mut world = World::new();
+    let opened = world.open("enterprise-registration");
+    assert_eq!(opened.causation, None);
+    let to_moic = world.hand_off(FRONT, "MOIC").unwrap();
+    assert_eq!(to_moic.causation, Some(opened.event_id));
+    assert_eq!(
+        world.accept("MOIC").unwrap().causation,
+        Some(to_moic.event_id)
+    );
+    let to_mof = world.hand_off("MOIC", "MOF").unwrap();
+    assert_eq!(
+        to_mof.causation,
+        Some(to_moic.event_id),
+        "hand-on follows from the holder's task"
+    );
+    assert_eq!(
+        world.send_back("MOF").unwrap().causation,
+        Some(to_mof.event_id)
+    );
+    assert_eq!(
+        world.complete("MOIC").unwrap().causation,
+        Some(to_moic.event_id)
+    );
+    assert_eq!(
+        world
+            .resolve(FRONT, Resolution::Approved)
+            .unwrap()
+            .causation,
+        Some(opened.event_id)
+    );
+}
+
+#[test]
+fn a_hand_off_may_set_its_own_time_limit_within_bounds() {
+    let mut world = World::new();
+    world.open("enterprise-registration"); // Monday 2026-11-23
+    let action = |days| Action::HandOff {
+        to: code("MOIC"),
+        instructions: String::new(),
+        documents: vec![],
+        due_working_days: Some(days),
+    };
+    assert!(matches!(
+        world.act(FRONT, action(0)).unwrap_err(),
+        Refusal::BadDueDays { .. }
+    ));
+    assert!(matches!(
+        world.act(FRONT, action(91)).unwrap_err(),
+        Refusal::BadDueDays { .. }
+    ));
+    let event = world.act(FRONT, action(1)).unwrap();
+    let EventBody::HandedOff { due_at, .. } = event.body else {
+        panic!("not a hand-off")
+    };
+    assert_eq!(due_at, time::macros::datetime!(2026-11-24 23:59:59 +07:00));
+}
+
+#[test]
+fn malformed_document_references_are_refused() {
+    let mut world = World::new();
+    world.open("enterprise-registration");
+    let doc = |sha: &str| onedoor_case::DocumentRef {
+        name: "site-plan.pdf".into(),
+        sha256: sha.into(),
+        uri: "https://docs.mpwt.gov.la/site-plan.pdf".into(),
+        media_type: "application/pdf".into(),
+        size_bytes: 1024,
+    };
+    let hand_off = |documents| Action::HandOff {
+        to: code("MPWT"),
+        instructions: String::new(),
+        documents,
+        due_working_days: None,
+    };
+    let refusal = world.act(FRONT, hand_off(vec![doc("ABC")])).unwrap_err();
+    assert!(matches!(refusal, Refusal::BadDocument { .. }), "{refusal}");
+    let good = doc(&"a".repeat(64));
+    let refusal = world
+        .act(FRONT, hand_off(vec![good.clone(); 33]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            refusal,
+            Refusal::TooMany {
+                max: 32,
+                found: 33,
+                ..
+            }
+        ),
+        "{refusal}"
+    );
+    let event = world.act(FRONT, hand_off(vec![good.clone()])).unwrap();
+    assert!(
+        matches!(event.body, EventBody::HandedOff { documents, .. } if documents == vec![good])
+    );
 }

@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use super::document::DocumentRef;
 use super::event::Resolution;
 use crate::codes::{AgencyCode, ServiceCode};
 
@@ -12,15 +13,20 @@ pub enum Action {
         service: ServiceCode,
         citizen_ref: String,
         summary: String,
+        documents: Vec<DocumentRef>,
     },
     HandOff {
         to: AgencyCode,
         instructions: String,
+        documents: Vec<DocumentRef>,
+        /// Overrides the catalogue's time limit for this task (1..=DUE_WORKING_DAYS_MAX).
+        due_working_days: Option<u32>,
     },
     Accept,
     Complete {
         outcome: String,
         note: String,
+        documents: Vec<DocumentRef>,
     },
     SendBack {
         reason: String,

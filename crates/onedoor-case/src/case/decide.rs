@@ -2,6 +2,7 @@
 //! registry always give the same answer, so the adapter (before writing) and any test agree.
 
 use super::command::{Action, Command};
+use super::document::check_documents;
 use super::event::{CaseEvent, EventBody, Resolution};
 use super::state::{CaseState, TaskState};
 use crate::codes::{AgencyCode, ServiceCode};
@@ -85,6 +86,20 @@ pub enum Refusal {
     },
     #[error("{field} must not be empty")]
     Empty { field: &'static str },
+    #[error("{field} has {found} entries; the limit is {max}")]
+    TooMany {
+        field: &'static str,
+        max: usize,
+        found: usize,
+    },
+    #[error("document {name:?} in {field}: {why}")]
+    BadDocument {
+        field: &'static str,
+        name: String,
+        why: String,
+    },
+    #[error("due_working_days must be 1..={max}, found {found}")]
+    BadDueDays { max: u32, found: u32 },
 }
 
 impl Refusal {
@@ -97,7 +112,10 @@ impl Refusal {
             | ReceiverMerged { .. }
             | ReceiverIsFrontOffice { .. }
             | TooLong { .. }
-            | Empty { .. } => RefusalClass::InvalidArgument,
+            | Empty { .. }
+            | TooMany { .. }
+            | BadDocument { .. }
+            | BadDueDays { .. } => RefusalClass::InvalidArgument,
             CaseNotFound { .. } => RefusalClass::NotFound,
             CaseExists { .. } => RefusalClass::AlreadyExists,
             UnknownActingAgency { .. }
@@ -140,22 +158,45 @@ pub fn check_input(command: &Command) -> Result<(), Refusal> {
         Action::Open {
             citizen_ref,
             summary,
+            documents,
             ..
         } => {
             required("citizen_ref", citizen_ref, limits::CITIZEN_REF_MAX_BYTES)?;
-            limit("summary", summary, limits::SUMMARY_MAX_BYTES)
+            limit("summary", summary, limits::SUMMARY_MAX_BYTES)?;
+            check_documents("documents", documents)
         }
-        Action::HandOff { instructions, .. } => {
-            limit("instructions", instructions, limits::TEXT_MAX_BYTES)
+        Action::HandOff {
+            instructions,
+            documents,
+            due_working_days,
+            ..
+        } => {
+            limit("instructions", instructions, limits::INSTRUCTIONS_MAX_BYTES)?;
+            if let Some(days) = *due_working_days
+                && !(1..=limits::DUE_WORKING_DAYS_MAX).contains(&days)
+            {
+                return Err(Refusal::BadDueDays {
+                    max: limits::DUE_WORKING_DAYS_MAX,
+                    found: days,
+                });
+            }
+            check_documents("documents", documents)
         }
         Action::Accept => Ok(()),
-        Action::Complete { outcome, note } => {
+        Action::Complete {
+            outcome,
+            note,
+            documents,
+        } => {
             required("outcome", outcome, limits::OUTCOME_MAX_BYTES)?;
-            limit("note", note, limits::TEXT_MAX_BYTES)
+            limit("note", note, limits::NOTE_MAX_BYTES)?;
+            check_documents("documents", documents)
         }
-        Action::SendBack { reason } => required("reason", reason, limits::TEXT_MAX_BYTES),
-        Action::RequestInfo { question } => required("question", question, limits::TEXT_MAX_BYTES),
-        Action::Resolve { note, .. } => limit("note", note, limits::TEXT_MAX_BYTES),
+        Action::SendBack { reason } => required("reason", reason, limits::REASON_MAX_BYTES),
+        Action::RequestInfo { question } => {
+            required("question", question, limits::QUESTION_MAX_BYTES)
+        }
+        Action::Resolve { note, .. } => limit("note", note, limits::NOTE_MAX_BYTES),
     }
 }
 
@@ -174,12 +215,13 @@ pub fn decide(
         .agency(me)
         .ok_or_else(|| Refusal::UnknownActingAgency { agency: me.clone() })?;
 
-    let (to, body) = match (&command.action, state) {
+    let decision = match (&command.action, state) {
         (
             Action::Open {
                 service,
                 citizen_ref,
                 summary,
+                documents,
             },
             None,
         ) => {
@@ -204,8 +246,13 @@ pub fn decide(
                 service: service.clone(),
                 citizen_ref: citizen_ref.clone(),
                 summary: summary.clone(),
+                documents: documents.clone(),
             };
-            (None, body)
+            Decision {
+                to: None,
+                causation: None,
+                body,
+            }
         }
         (Action::Open { .. }, Some(_)) => return Err(Refusal::CaseExists { case_id }),
         (_, None) => return Err(Refusal::CaseNotFound { case_id }),
@@ -218,10 +265,17 @@ pub fn decide(
         version: state.map_or(1, |s| s.version + 1),
         occurred_at: command.at,
         from: me.clone(),
-        to,
+        to: decision.to,
         actor: command.actor.clone(),
-        body,
+        causation: decision.causation,
+        body: decision.body,
     })
+}
+
+struct Decision {
+    to: Option<AgencyCode>,
+    causation: Option<EventId>,
+    body: EventBody,
 }
 
 fn decide_on_open_case(
@@ -229,7 +283,7 @@ fn decide_on_open_case(
     action: &Action,
     command: &Command,
     registry: &Registry,
-) -> Result<(Option<AgencyCode>, EventBody), Refusal> {
+) -> Result<Decision, Refusal> {
     let me = &command.agency;
     let case_id = case.case_id;
     let my_task = case.tasks.get(me);
@@ -250,10 +304,17 @@ fn decide_on_open_case(
         }
         Ok(task)
     };
+    // The writer's own task, or the opening when it holds none (the origin routing its case).
+    let own_cause = Some(my_task.map_or(case.opened_event, |t| t.handoff_event));
 
     Ok(match action {
         Action::Open { .. } => return Err(Refusal::CaseExists { case_id }),
-        Action::HandOff { to, instructions } => {
+        Action::HandOff {
+            to,
+            instructions,
+            documents,
+            due_working_days,
+        } => {
             if *me != case.origin {
                 accepted_holder("hand on")?;
             }
@@ -272,24 +333,32 @@ fn decide_on_open_case(
             if receiver.kind == AgencyKind::FrontOffice {
                 return Err(Refusal::ReceiverIsFrontOffice { agency: to.clone() });
             }
-            if case.tasks.contains_key(to) {
-                return Err(Refusal::TaskAlreadyOpen {
-                    case_id,
-                    agency: to.clone(),
-                });
+            if let Some(task) = case.tasks.get(to) {
+                let answers_info_request = *me == case.origin && task.info_requested.is_some();
+                if !answers_info_request {
+                    return Err(Refusal::TaskAlreadyOpen {
+                        case_id,
+                        agency: to.clone(),
+                    });
+                }
             }
-            let working_days = registry
-                .service(&case.service)
-                .and_then(|service| service.step_for(to))
-                .map_or(registry.default_step_working_days, |step| step.working_days);
+            let working_days = due_working_days.unwrap_or_else(|| {
+                registry
+                    .service(&case.service)
+                    .and_then(|service| service.step_for(to))
+                    .map_or(registry.default_step_working_days, |step| step.working_days)
+            });
             let due_at = registry.calendar.due_at(command.at, working_days);
-            (
-                Some(to.clone()),
-                EventBody::HandedOff {
-                    instructions: instructions.clone(),
-                    due_at,
-                },
-            )
+            let body = EventBody::HandedOff {
+                instructions: instructions.clone(),
+                due_at,
+                documents: documents.clone(),
+            };
+            Decision {
+                to: Some(to.clone()),
+                causation: own_cause,
+                body,
+            }
         }
         Action::Accept => {
             let task = holder("accept")?;
@@ -299,36 +368,51 @@ fn decide_on_open_case(
                     agency: me.clone(),
                 });
             }
-            (Some(task.handed_by.clone()), EventBody::Accepted)
+            Decision {
+                to: Some(task.handed_by.clone()),
+                causation: Some(task.handoff_event),
+                body: EventBody::Accepted,
+            }
         }
-        Action::Complete { outcome, note } => {
+        Action::Complete {
+            outcome,
+            note,
+            documents,
+        } => {
             let task = accepted_holder("complete")?;
-            (
-                Some(task.handed_by.clone()),
-                EventBody::Completed {
-                    outcome: outcome.clone(),
-                    note: note.clone(),
-                },
-            )
+            let body = EventBody::Completed {
+                outcome: outcome.clone(),
+                note: note.clone(),
+                documents: documents.clone(),
+            };
+            Decision {
+                to: Some(task.handed_by.clone()),
+                causation: Some(task.handoff_event),
+                body,
+            }
         }
         Action::SendBack { reason } => {
             // A pending task may be sent back unread: "wrong agency" needs no acceptance.
             let task = holder("send back")?;
-            (
-                Some(task.handed_by.clone()),
-                EventBody::SentBack {
-                    reason: reason.clone(),
-                },
-            )
+            let body = EventBody::SentBack {
+                reason: reason.clone(),
+            };
+            Decision {
+                to: Some(task.handed_by.clone()),
+                causation: Some(task.handoff_event),
+                body,
+            }
         }
         Action::RequestInfo { question } => {
             accepted_holder("request info")?;
-            (
-                Some(case.origin.clone()),
-                EventBody::InfoRequested {
-                    question: question.clone(),
-                },
-            )
+            let body = EventBody::InfoRequested {
+                question: question.clone(),
+            };
+            Decision {
+                to: Some(case.origin.clone()),
+                causation: own_cause,
+                body,
+            }
         }
         Action::Resolve { resolution, note } => {
             if *me != case.origin {
@@ -345,13 +429,15 @@ fn decide_on_open_case(
                     open: case.tasks.keys().cloned().collect(),
                 });
             }
-            (
-                None,
-                EventBody::Resolved {
-                    resolution: *resolution,
-                    note: note.clone(),
-                },
-            )
+            let body = EventBody::Resolved {
+                resolution: *resolution,
+                note: note.clone(),
+            };
+            Decision {
+                to: None,
+                causation: Some(case.opened_event),
+                body,
+            }
         }
     })
 }

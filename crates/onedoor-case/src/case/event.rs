@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use super::document::DocumentRef;
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
 
@@ -30,17 +31,22 @@ pub enum EventBody {
         service: ServiceCode,
         citizen_ref: String,
         summary: String,
+        documents: Vec<DocumentRef>,
     },
     /// `due_at` is fixed when the task is created, from the registry as it was then, so a later
-    /// registry edit never moves a deadline already promised.
+    /// registry edit never moves a deadline already promised. A hand-off from the origin to an
+    /// agency that asked for more information is the answer: it keeps that agency's task open,
+    /// clears the request and restarts its clock from `due_at`.
     HandedOff {
         instructions: String,
         due_at: OffsetDateTime,
+        documents: Vec<DocumentRef>,
     },
     Accepted,
     Completed {
         outcome: String,
         note: String,
+        documents: Vec<DocumentRef>,
     },
     SentBack {
         reason: String,
@@ -82,5 +88,9 @@ pub struct CaseEvent {
     /// opened and resolved.
     pub to: Option<AgencyCode>,
     pub actor: String,
+    /// The event this one follows from (see the contract's `causation_id`): the task's
+    /// hand-off for accepted/completed/sent back; the writer's own task's hand-off (or the
+    /// opening) for handed off and info requested; the opening for resolved; `None` for opened.
+    pub causation: Option<EventId>,
     pub body: EventBody,
 }

@@ -64,6 +64,8 @@ pub struct CaseState {
     /// Version of the last event folded in.
     pub version: u64,
     pub last_event_id: EventId,
+    /// The `opened` event: cause of hand-offs by the origin and of the resolution.
+    pub opened_event: EventId,
     pub service: ServiceCode,
     pub origin: AgencyCode,
     pub citizen_ref: String,
@@ -148,6 +150,7 @@ impl CaseState {
             service,
             citizen_ref,
             summary,
+            ..
         } = &event.body
         else {
             return Err(FoldError::NotOpenedFirst {
@@ -166,6 +169,7 @@ impl CaseState {
             case_id: event.case_id,
             version: 1,
             last_event_id: event.event_id,
+            opened_event: event.event_id,
             service: service.clone(),
             origin: event.from.clone(),
             citizen_ref: citizen_ref.clone(),
@@ -209,8 +213,17 @@ impl CaseState {
                     .to
                     .clone()
                     .ok_or_else(|| bad("a hand-off names no receiver".into()))?;
-                if self.tasks.contains_key(&to) {
-                    return Err(bad(format!("{to} already holds an open task")));
+                if let Some(task) = self.tasks.get_mut(&to) {
+                    // Only the origin's answer to an open info request may reach an agency
+                    // that already holds a task.
+                    if event.from != self.origin || task.info_requested.is_none() {
+                        return Err(bad(format!("{to} already holds an open task")));
+                    }
+                    task.info_requested = None;
+                    task.due_at = *due_at;
+                    self.version = event.version;
+                    self.last_event_id = event.event_id;
+                    return Ok(());
                 }
                 self.tasks.insert(
                     to.clone(),

@@ -80,6 +80,7 @@ impl World {
             service: ServiceCode::parse(service).expect("valid service code"),
             citizen_ref: "LA-ID-0123456".into(),
             summary: "new trading company".into(),
+            documents: vec![],
         };
         self.act(FRONT, action).expect("front office opens a case")
     }
@@ -90,6 +91,8 @@ impl World {
             Action::HandOff {
                 to: code(to),
                 instructions: "please review".into(),
+                documents: vec![],
+                due_working_days: None,
             },
         )
     }
@@ -104,6 +107,7 @@ impl World {
             Action::Complete {
                 outcome: "done".into(),
                 note: String::new(),
+                documents: vec![],
             },
         )
     }
