@@ -18,9 +18,12 @@
 //! - [`limits`]: the size limits the `.proto` comments document, as constants
 //!   (the caller-text ones re-exported from `onedoor_case::limits`), so
 //!   servers enforce exactly what the contract promises.
+//! - [`convert`]: wire `CaseEvent` ⇄ the domain event of `onedoor-case`,
+//!   checking every field once at the edge.
 //! - [`event`]: helpers on [`v1::CaseEvent`]: its kind, its CloudEvents type
 //!   and the bytes its signature covers.
 
+pub mod convert;
 pub mod event;
 pub mod limits;
 

@@ -22,6 +22,8 @@ pub struct Task {
     pub agency: AgencyCode,
     /// Who handed the task over; told when the task is accepted, completed or sent back.
     pub handed_by: AgencyCode,
+    /// What the receiver was asked to do (the latest answer, after an info request).
+    pub instructions: String,
     pub state: TaskState,
     pub handed_off_at: OffsetDateTime,
     pub accepted_at: Option<OffsetDateTime>,
@@ -208,7 +210,11 @@ impl CaseState {
         let at = event.occurred_at;
         match &event.body {
             EventBody::Opened { .. } => return Err(bad("the case is already open".into())),
-            EventBody::HandedOff { due_at, .. } => {
+            EventBody::HandedOff {
+                due_at,
+                instructions,
+                ..
+            } => {
                 let to = event
                     .to
                     .clone()
@@ -221,6 +227,7 @@ impl CaseState {
                     }
                     task.info_requested = None;
                     task.due_at = *due_at;
+                    task.instructions = instructions.clone();
                     self.version = event.version;
                     self.last_event_id = event.event_id;
                     return Ok(());
@@ -230,6 +237,7 @@ impl CaseState {
                     Task {
                         agency: to,
                         handed_by: event.from.clone(),
+                        instructions: instructions.clone(),
                         state: TaskState::Pending,
                         handed_off_at: at,
                         accepted_at: None,
