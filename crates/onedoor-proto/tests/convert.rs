@@ -108,7 +108,8 @@ fn every_kind_of_event_round_trips_through_protobuf() {
 #[test]
 fn malformed_wire_events_name_the_bad_field() {
     let good = to_wire(&history()[1], Envelope::default());
-    let cases: Vec<(&str, Box<dyn Fn(&mut v1::CaseEvent)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut v1::CaseEvent)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("event_id", Box::new(|e| e.event_id = "nope".into())),
         ("case_id", Box::new(|e| e.case_id = String::new())),
         ("from_agency", Box::new(|e| e.from_agency = "mo.ic".into())),
