@@ -1,0 +1,85 @@
+//! One JetStream node for a test.
+
+use std::path::Path;
+
+use async_nats::jetstream;
+use onedoor_natsd::{NatsServer, ServerSpec};
+use tempfile::TempDir;
+
+use crate::binary;
+use crate::error::TestkitError;
+
+/// A JetStream nats-server on 127.0.0.1 with its own temporary store directory.
+///
+/// Dropping it kills the process, then removes the directory.
+#[derive(Debug)]
+pub struct TestNats {
+    // Field order is drop order: the process must be gone before its directory is removed.
+    server: NatsServer,
+    dir: TempDir,
+}
+
+impl TestNats {
+    /// Starts a node and waits until it serves JetStream.
+    pub async fn start() -> Result<Self, TestkitError> {
+        Self::start_with_config("").await
+    }
+
+    /// Starts a node with `extra_config` appended to the generated configuration (accounts,
+    /// users, limits). It must not set `listen`, `http`, `jetstream` or `cluster`.
+    pub async fn start_with_config(extra_config: &str) -> Result<Self, TestkitError> {
+        let dir = tempfile::Builder::new()
+            .prefix("onedoor-nats-")
+            .tempdir()
+            .map_err(TestkitError::TempDir)?;
+        let mut spec = ServerSpec::new(binary::nats_server()?, dir.path());
+        spec.extra_config = extra_config.to_owned();
+        let server = NatsServer::start(spec).await?;
+        Ok(Self { server, dir })
+    }
+
+    /// `nats://127.0.0.1:<port>`; stays the same across [`TestNats::restart`].
+    pub fn url(&self) -> String {
+        self.server.client_url()
+    }
+
+    /// A new client. It reconnects by itself after a kill and restart.
+    pub async fn client(&self) -> Result<async_nats::Client, TestkitError> {
+        let url = self.url();
+        async_nats::ConnectOptions::new()
+            .name("onedoor-testkit")
+            .connect(url.as_str())
+            .await
+            .map_err(|source| TestkitError::Connect { url, source })
+    }
+
+    /// A JetStream context on a new client.
+    pub async fn jetstream(&self) -> Result<jetstream::Context, TestkitError> {
+        Ok(jetstream::new(self.client().await?))
+    }
+
+    /// Kills the server (SIGKILL: a crash, as far as JetStream can tell). The store stays.
+    pub fn kill(&mut self) -> Result<(), TestkitError> {
+        Ok(self.server.kill()?)
+    }
+
+    /// Starts the server again on the same port and store directory (stopping it gracefully
+    /// first if it still runs) and waits until it is ready.
+    pub async fn restart(&mut self) -> Result<(), TestkitError> {
+        Ok(self.server.restart().await?)
+    }
+
+    /// The directory holding the configuration, the log and the `jetstream/` store.
+    pub fn store_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The process handle: ports, pid, log tail, monitoring requests.
+    pub fn server(&self) -> &NatsServer {
+        &self.server
+    }
+
+    pub fn server_mut(&mut self) -> &mut NatsServer {
+        &mut self.server
+    }
+}
