@@ -41,4 +41,35 @@ pub enum BusError {
         value: String,
         problem: TokenProblem,
     },
+
+    /// A NATS or JetStream call failed (server down, timeout, permission).
+    #[error("{action}: {message}")]
+    Nats {
+        action: &'static str,
+        message: String,
+    },
+
+    /// An event could not be made into a message (a bug upstream: events are validated first).
+    #[error("cannot encode event: {why}")]
+    Encode { why: String },
+
+    /// A stored message is not a valid onedoor event.
+    #[error("stream message {sequence} is not a valid case event: {why}")]
+    Decode { sequence: u64, why: String },
+
+    /// Another write reached the case first (the append's expected last sequence is stale).
+    #[error("case {case_id} changed since it was read (expected last sequence {expected_last})")]
+    Conflict { case_id: String, expected_last: u64 },
+
+    /// The case kept changing under us; the caller may retry later.
+    #[error("case {case_id} changed during each of {attempts} attempts; try again")]
+    TooManyConflicts { case_id: String, attempts: u32 },
+
+    /// The case rules refused the command; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] onedoor_case::Refusal),
+
+    /// A case's stored history does not fold: written by something else, or tampered with.
+    #[error("case {case_id}'s history is inconsistent: {why}")]
+    Corrupt { case_id: String, why: String },
 }

@@ -6,11 +6,26 @@
 //!   inbox filters and consumer names), defined once.
 //! - [`stream`]: [`StreamSettings`] and [`ensure_stream`], which creates the stream or reports
 //!   how an existing one differs, never overwriting it.
+//! - [`case_log`]: [`CaseLog`]: load one case's events in order (direct get on the per-subject
+//!   index) and append with per-case optimistic concurrency, re-deciding on a lost race.
+//! - [`cloudevents`]: CloudEvents binary-mode `ce-*` headers, percent-encoded as the NATS
+//!   binding says.
+//! - [`write`]: the write path: fold, decide with the case rules, build the hash-linked wire
+//!   event; [`CaseLog::execute`] appends it.
+//! - [`trace`]: W3C Trace Context (`traceparent`) parsing, formatting and new spans.
 //! - [`error`]: [`BusError`], the crate's one error type.
 
+pub mod case_log;
+pub mod cloudevents;
 pub mod error;
 pub mod stream;
 pub mod subjects;
+pub mod trace;
+pub mod write;
 
+pub use case_log::{Appended, CaseLog, Prepared, StoredEvent};
 pub use error::BusError;
 pub use stream::{EnsureOutcome, StreamSettings, ensure_stream};
+pub use subjects::STREAM_NAME;
+pub use trace::TraceContext;
+pub use write::{WriteRequest, Written, prepare};

@@ -1,1 +1,73 @@
-fn main() {}
+//! The `onedoor` command line. `main` only parses arguments, sets up logging and hands over to
+//! a command module; each command is a small function that tests can also drive through the
+//! built binary.
+//!
+//! # Layout
+//! - `commands::registry`: `onedoor registry check FILE`.
+//! - `commands::up`: `onedoor up`, the single-machine bus.
+//! - `data_dir`: where a running bus is found (`--data-dir`, `ONEDOOR_DATA_DIR`, `.onedoor/`)
+//!   and the `endpoints.json` it writes.
+
+mod commands;
+mod data_dir;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "onedoor",
+    version,
+    about = "Coordination bus for One-Door Service Centers and the ministries behind them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the whole bus on this machine: a pinned nats-server, the ONEDOOR stream, and
+    /// (as later parts land) every agency's adapter and the tracker. Ctrl-C stops it.
+    Up(commands::up::UpArgs),
+    /// Work with registry files (agencies, service catalogue, calendar).
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Validate a registry file: prints every problem, or a one-line summary.
+    Check {
+        /// The registry TOML file, e.g. deploy/registry/lao-2025.toml.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ONEDOOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let outcome = match cli.command {
+        Command::Registry {
+            command: RegistryCommand::Check { file },
+        } => commands::registry::check(&file),
+        Command::Up(args) => commands::up::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

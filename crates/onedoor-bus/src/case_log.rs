@@ -1,0 +1,290 @@
+//! The per-case event log on the ONEDOOR stream: load one case's events in order, and append a
+//! new one so that two agencies acting on one case at once cannot both win.
+//!
+//! Concurrency is optimistic and enforced by the server: every append says which stream
+//! sequence it believes is the case's last (`Nats-Expected-Last-Subject-Sequence`, filtered on
+//! `onedoor.v1.case.<case_id>.>`). The loser gets "wrong last sequence", re-reads the case and
+//! decides again with the case rules, which may now refuse the command.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use bytes::Bytes;
+use onedoor_case::{CaseEvent, CaseId, Registry};
+use onedoor_proto::convert::{self, Envelope};
+use onedoor_proto::v1;
+use prost::Message as _;
+
+use crate::cloudevents as ce;
+use crate::error::BusError;
+use crate::subjects;
+use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
+use crate::write::{WriteRequest, Written, prepare};
+
+/// How often an append is re-decided after losing a race before giving up. Races on one case
+/// are rare (a handful of agencies act on it, hours apart), so a few tries are plenty; the
+/// bound keeps a hot case from holding a caller for ever.
+pub const MAX_APPEND_ATTEMPTS: u32 = 5;
+
+pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
+pub const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
+pub const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str =
+    "Nats-Expected-Last-Subject-Sequence-Subject";
+
+/// One event as stored: its stream sequence, the exact payload bytes (the audit chain hashes
+/// them), and the decoded event.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub sequence: u64,
+    pub payload: Bytes,
+    pub wire: v1::CaseEvent,
+    pub event: CaseEvent,
+    pub envelope: Envelope,
+}
+
+/// Where an appended event landed. `duplicate` is true when JetStream recognised the event id
+/// (a retried write) and returned the sequence of the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub sequence: u64,
+    pub duplicate: bool,
+}
+
+/// What the caller's decision step returns for the bus to append.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub wire: v1::CaseEvent,
+    pub trace: TraceContext,
+}
+
+#[derive(Clone)]
+pub struct CaseLog {
+    jetstream: async_nats::jetstream::Context,
+    stream: Stream,
+}
+
+impl CaseLog {
+    /// Binds to the ONEDOOR stream, which must already exist (see [`crate::ensure_stream`]).
+    pub async fn open(jetstream: async_nats::jetstream::Context) -> Result<Self, BusError> {
+        let stream = jetstream
+            .get_stream(crate::STREAM_NAME)
+            .await
+            .map_err(|e| BusError::Nats {
+                action: "binding to the ONEDOOR stream",
+                message: e.to_string(),
+            })?;
+        Ok(CaseLog { jetstream, stream })
+    }
+
+    /// A case's events in order, read through the stream's per-subject index (direct get, next
+    /// message on `onedoor.v1.case.<case_id>.>`), so the cost follows the case's own length, not
+    /// the stream's. Empty when the case does not exist.
+    pub async fn load(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
+        let filter = subjects::case_filter(&case_id.to_string())?;
+        let mut events = Vec::new();
+        let mut next = 1;
+        loop {
+            let message = match self
+                .stream
+                .direct_get_next_for_subject(filter.clone(), Some(next))
+                .await
+            {
+                Ok(message) => message,
+                Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
+                    return Ok(events);
+                }
+                Err(err) => {
+                    return Err(BusError::Nats {
+                        action: "reading a case's events",
+                        message: err.to_string(),
+                    });
+                }
+            };
+            next = message.sequence + 1;
+            events.push(decode_stored(message.sequence, message.payload)?);
+        }
+    }
+
+    /// Publishes one event with every contract header, expecting `expected_last` (0 for a new
+    /// case) to be the case's last stream sequence. Returns only after JetStream stored it.
+    pub async fn append(
+        &self,
+        prepared: &Prepared,
+        expected_last: u64,
+    ) -> Result<Appended, BusError> {
+        let (event, _) = convert::from_wire(&prepared.wire)
+            .map_err(|e| BusError::Encode { why: e.to_string() })?;
+        let subject = subjects::case_subject(
+            &event.case_id.to_string(),
+            event.from.as_str(),
+            event.to.as_ref().map(|a| a.as_str()),
+        )?;
+        let headers = headers(&event, &prepared.wire, &prepared.trace, expected_last)?;
+        let payload = Bytes::from(prepared.wire.encode_to_vec());
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(|e| BusError::Nats {
+                action: "publishing an event",
+                message: e.to_string(),
+            })?;
+        match ack.await {
+            Ok(ack) => Ok(Appended {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(BusError::Conflict {
+                    case_id: event.case_id.to_string(),
+                    expected_last,
+                })
+            }
+            Err(err) => Err(BusError::Nats {
+                action: "storing an event",
+                message: err.to_string(),
+            }),
+        }
+    }
+
+    /// Writes one command: loads the case, decides with the case rules, appends; on a lost race
+    /// re-reads and re-decides (the rules may now refuse), up to [`MAX_APPEND_ATTEMPTS`] times.
+    /// A request whose event id is already in the case's log is answered from the log and
+    /// writes nothing (a retry after a lost reply or a crash).
+    pub async fn execute(
+        &self,
+        request: &WriteRequest,
+        registry: &Registry,
+    ) -> Result<Written, BusError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let history = self.load(request.case_id).await?;
+            if let Some(stored) = history
+                .iter()
+                .find(|s| s.event.event_id == request.event_id)
+            {
+                let prepared = Prepared {
+                    wire: stored.wire.clone(),
+                    trace: stored_trace(stored),
+                };
+                return Ok(Written {
+                    sequence: stored.sequence,
+                    duplicate: true,
+                    event: stored.event.clone(),
+                    prepared,
+                });
+            }
+            let expected_last = history.last().map_or(0, |e| e.sequence);
+            let prepared = prepare(&history, request, registry)?;
+            match self.append(&prepared, expected_last).await {
+                Ok(appended) => {
+                    let (event, _) = convert::from_wire(&prepared.wire)
+                        .map_err(|e| BusError::Encode { why: e.to_string() })?;
+                    return Ok(Written {
+                        sequence: appended.sequence,
+                        duplicate: appended.duplicate,
+                        event,
+                        prepared,
+                    });
+                }
+                Err(BusError::Conflict { .. }) if attempt < MAX_APPEND_ATTEMPTS => {
+                    tracing::debug!(case_id = %request.case_id, attempt, "lost a race on the case; re-reading");
+                    // Spread out retries so two writers that collided do not collide again.
+                    tokio::time::sleep(Duration::from_millis(
+                        u64::from(attempt) * rand_jitter_ms(),
+                    ))
+                    .await;
+                }
+                Err(BusError::Conflict { .. }) => {
+                    return Err(BusError::TooManyConflicts {
+                        case_id: request.case_id.to_string(),
+                        attempts: attempt,
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+}
+
+fn stored_trace(stored: &StoredEvent) -> TraceContext {
+    TraceContext {
+        trace_id: stored.envelope.trace_id.clone(),
+        span_id: stored.envelope.span_id.clone(),
+        sampled: true,
+        tracestate: None,
+    }
+}
+
+fn rand_jitter_ms() -> u64 {
+    rand::random_range(1..=10)
+}
+
+/// Decodes a stored message; a malformed one is an error naming its stream sequence.
+pub fn decode_stored(sequence: u64, payload: Bytes) -> Result<StoredEvent, BusError> {
+    let wire = v1::CaseEvent::decode(payload.as_ref()).map_err(|e| BusError::Decode {
+        sequence,
+        why: format!("payload is not a CaseEvent: {e}"),
+    })?;
+    let (event, envelope) = convert::from_wire(&wire).map_err(|e| BusError::Decode {
+        sequence,
+        why: e.to_string(),
+    })?;
+    Ok(StoredEvent {
+        sequence,
+        payload,
+        wire,
+        event,
+        envelope,
+    })
+}
+
+/// The contract headers of one event message.
+pub fn headers(
+    event: &CaseEvent,
+    wire: &v1::CaseEvent,
+    trace: &TraceContext,
+    expected_last: u64,
+) -> Result<HeaderMap, BusError> {
+    let mut headers = HeaderMap::new();
+    let event_id = event.event_id.to_string();
+    let case_id = event.case_id.to_string();
+    headers.insert(NATS_MSG_ID, event_id.as_str());
+    headers.insert(
+        EXPECTED_LAST_SUBJECT_SEQUENCE,
+        expected_last.to_string().as_str(),
+    );
+    headers.insert(
+        EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
+        subjects::case_filter(&case_id)?.as_str(),
+    );
+    headers.insert(TRACEPARENT, trace.traceparent().as_str());
+    if let Some(state) = &trace.tracestate {
+        headers.insert(TRACESTATE, state.as_str());
+    }
+    let kind = event.body.kind();
+    let time = event
+        .occurred_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let attributes = [
+        (ce::SPECVERSION, ce::SPEC_VERSION.to_owned()),
+        (ce::ID, event_id.clone()),
+        (ce::SOURCE, ce::source(event.from.as_str())),
+        (ce::TYPE, format!("la.gov.onedoor.case.{kind}.v1")),
+        (ce::TIME, time),
+        (ce::SUBJECT, case_id.clone()),
+        (ce::DATACONTENTTYPE, ce::DATA_CONTENT_TYPE.to_owned()),
+        (ce::CORRELATIONID, case_id),
+    ];
+    for (name, value) in attributes {
+        headers.insert(name, ce::encode(&value).as_str());
+    }
+    if !wire.causation_id.is_empty() {
+        headers.insert(ce::CAUSATIONID, ce::encode(&wire.causation_id).as_str());
+    }
+    Ok(headers)
+}

@@ -1,0 +1,364 @@
+//! The per-case event log against a real nats-server: contract headers, ordered loads,
+//! optimistic concurrency with re-decision, retries, and malformed messages.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use onedoor_bus::{
+    BusError, CaseLog, StreamSettings, TraceContext, WriteRequest, Written, ensure_stream,
+};
+use onedoor_case::{Action, AgencyCode, CaseId, Command, EventId, Refusal, Registry, ServiceCode};
+use onedoor_testkit::TestNats;
+
+const FRONT: &str = "ODSC-VTE-SAYSETTHA";
+
+/// A bus with the contract stream, and agencies that act through the real write path.
+struct TestBus {
+    nats: TestNats,
+    log: CaseLog,
+    registry: Arc<Registry>,
+}
+
+impl TestBus {
+    async fn start() -> anyhow::Result<Self> {
+        let nats = TestNats::start().await?;
+        let js = nats.jetstream().await?;
+        ensure_stream(&js, &StreamSettings::development()).await?;
+        let registry = Registry::load(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml"),
+        )?;
+        Ok(TestBus {
+            log: CaseLog::open(js).await?,
+            nats,
+            registry: Arc::new(registry),
+        })
+    }
+
+    fn request(&self, case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
+        WriteRequest {
+            case_id,
+            event_id: EventId::generate(),
+            command: Command {
+                agency: AgencyCode::parse(agency).expect("valid code"),
+                actor: "officer-7".into(),
+                at: time::OffsetDateTime::now_utc(),
+                action,
+            },
+            idempotency_key: format!("key-{}", EventId::generate()),
+            caller_trace: None,
+        }
+    }
+
+    async fn act(
+        &self,
+        case_id: CaseId,
+        agency: &str,
+        action: Action,
+    ) -> Result<Written, BusError> {
+        self.log
+            .execute(&self.request(case_id, agency, action), &self.registry)
+            .await
+    }
+
+    async fn open_case(&self) -> anyhow::Result<(CaseId, Written)> {
+        let case_id = CaseId::generate();
+        let open = Action::Open {
+            service: ServiceCode::parse("enterprise-registration")?,
+            citizen_ref: "R-1".into(),
+            summary: "ຮ້ານຄ້າ".into(),
+            documents: vec![],
+        };
+        let written = self.act(case_id, FRONT, open).await?;
+        Ok((case_id, written))
+    }
+}
+
+fn hand_off(to: &str) -> Action {
+    Action::HandOff {
+        to: AgencyCode::parse(to).expect("valid"),
+        instructions: "please".into(),
+        documents: vec![],
+        due_working_days: None,
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.as_str())
+}
+
+#[tokio::test]
+async fn appended_events_carry_every_contract_header() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, opened) = bus.open_case().await?;
+    let handed = bus.act(case_id, FRONT, hand_off("MOIC")).await?;
+
+    let js = bus.nats.jetstream().await?;
+    let stream = js.get_stream("ONEDOOR").await?;
+    let message = stream.direct_get(handed.sequence).await?;
+    assert_eq!(
+        message.subject.as_str(),
+        format!("onedoor.v1.case.{case_id}.{FRONT}.MOIC")
+    );
+    let h = &message.headers;
+    let event_id = handed.event.event_id.to_string();
+    assert_eq!(header(h, "Nats-Msg-Id"), Some(event_id.as_str()));
+    assert_eq!(
+        header(h, "Nats-Expected-Last-Subject-Sequence"),
+        Some(opened.sequence.to_string().as_str())
+    );
+    assert_eq!(
+        header(h, "Nats-Expected-Last-Subject-Sequence-Subject"),
+        Some(format!("onedoor.v1.case.{case_id}.>").as_str())
+    );
+    assert_eq!(header(h, "ce-specversion"), Some("1.0"));
+    assert_eq!(header(h, "ce-id"), Some(event_id.as_str()));
+    assert_eq!(
+        header(h, "ce-source"),
+        Some(format!("onedoor/{FRONT}").as_str())
+    );
+    assert_eq!(
+        header(h, "ce-type"),
+        Some("la.gov.onedoor.case.handed_off.v1")
+    );
+    assert_eq!(header(h, "ce-subject"), Some(case_id.to_string().as_str()));
+    assert_eq!(
+        header(h, "ce-correlationid"),
+        Some(case_id.to_string().as_str())
+    );
+    assert_eq!(
+        header(h, "ce-causationid"),
+        Some(opened.event.event_id.to_string().as_str())
+    );
+    assert_eq!(
+        header(h, "ce-datacontenttype"),
+        Some("application/protobuf")
+    );
+    let ce_time = header(h, "ce-time").expect("ce-time");
+    time::OffsetDateTime::parse(ce_time, &time::format_description::well_known::Rfc3339)?;
+    let traceparent = TraceContext::parse(header(h, "traceparent").expect("traceparent"), None)?;
+    assert_eq!(
+        traceparent.trace_id, opened.prepared.trace.trace_id,
+        "one trace for the whole case"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_case_loads_in_order_with_gapless_versions_and_a_hash_chain() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, _) = bus.open_case().await?;
+    let (other_case, _) = bus.open_case().await?;
+    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
+    bus.act(other_case, FRONT, hand_off("MOF")).await?;
+    bus.act(case_id, "MOIC", Action::Accept).await?;
+
+    let events = bus.log.load(case_id).await?;
+    let versions: Vec<u64> = events.iter().map(|e| e.event.version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    assert!(events.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    assert!(events[0].envelope.prev_hash.is_empty());
+    for pair in events.windows(2) {
+        assert_eq!(
+            pair[1].envelope.prev_hash,
+            onedoor_bus::write::payload_hash(&pair[0].payload)
+        );
+    }
+    assert!(
+        events.iter().all(|e| e.event.case_id == case_id),
+        "no events of the other case"
+    );
+    assert!(
+        bus.log.load(CaseId::generate()).await?.is_empty(),
+        "an unknown case has no events"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn of_two_stale_appends_only_one_wins() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, _) = bus.open_case().await?;
+    let history = bus.log.load(case_id).await?;
+    let last = history.last().map(|e| e.sequence).unwrap_or_default();
+    let first = onedoor_bus::prepare(
+        &history,
+        &bus.request(case_id, FRONT, hand_off("MOIC")),
+        &bus.registry,
+    )?;
+    let second = onedoor_bus::prepare(
+        &history,
+        &bus.request(case_id, FRONT, hand_off("MOF")),
+        &bus.registry,
+    )?;
+    bus.log.append(&first, last).await?;
+    let lost = bus.log.append(&second, last).await;
+    assert!(matches!(lost, Err(BusError::Conflict { .. })), "{lost:?}");
+    assert_eq!(bus.log.load(case_id).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn racing_writers_are_re_decided_and_the_rules_pick_one_winner() -> anyhow::Result<()> {
+    let bus = Arc::new(TestBus::start().await?);
+    let (case_id, _) = bus.open_case().await?;
+    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
+
+    // Eight concurrent "accept"s by the holder: exactly one may succeed, the others must be
+    // refused by the rules after re-reading, never both written.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let bus = Arc::clone(&bus);
+        tasks.push(tokio::spawn(async move {
+            bus.act(case_id, "MOIC", Action::Accept).await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(_) => accepted += 1,
+            Err(BusError::Refused(Refusal::TaskAlreadyAccepted { .. })) => {}
+            Err(other) => panic!("unexpected outcome: {other}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+
+    // Parallel hand-offs to different agencies are all allowed: all land, versions stay gapless.
+    let mut tasks = Vec::new();
+    for to in ["MOF", "MOPS", "MPWT", "MAE"] {
+        let bus = Arc::clone(&bus);
+        tasks.push(tokio::spawn(async move {
+            bus.act(case_id, FRONT, hand_off(to)).await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let versions: Vec<u64> = bus
+        .log
+        .load(case_id)
+        .await?
+        .iter()
+        .map(|e| e.event.version)
+        .collect();
+    assert_eq!(versions, (1..=7).collect::<Vec<u64>>());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_retried_request_is_answered_from_the_log_and_writes_nothing() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, _) = bus.open_case().await?;
+    let request = bus.request(case_id, FRONT, hand_off("MOIC"));
+    let first = bus.log.execute(&request, &bus.registry).await?;
+    let again = bus.log.execute(&request, &bus.registry).await?;
+    assert!(!first.duplicate && again.duplicate);
+    assert_eq!(again.sequence, first.sequence);
+    assert_eq!(bus.log.load(case_id).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_whose_ack_was_lost_is_recognised_when_the_request_is_retried() -> anyhow::Result<()>
+{
+    // The crash case: the event was stored but the writer never saw the ack. Measured on
+    // nats-server 2.15: JetStream checks the expected last sequence *before* de-duplicating, so
+    // re-sending the very same message is a conflict, not a duplicate ack. `execute` therefore
+    // re-reads on a conflict and finds its event id in the log.
+    let bus = TestBus::start().await?;
+    let (case_id, _) = bus.open_case().await?;
+    let request = bus.request(case_id, FRONT, hand_off("MOIC"));
+    let history = bus.log.load(case_id).await?;
+    let last = history.last().map(|e| e.sequence).unwrap_or_default();
+    let prepared = onedoor_bus::prepare(&history, &request, &bus.registry)?;
+    let stored = bus.log.append(&prepared, last).await?; // the ack the writer "lost"
+
+    let resent = bus.log.append(&prepared, last).await;
+    assert!(
+        matches!(resent, Err(BusError::Conflict { .. })),
+        "{resent:?}"
+    );
+    let retried = bus.log.execute(&request, &bus.registry).await?;
+    assert!(retried.duplicate);
+    assert_eq!(retried.sequence, stored.sequence);
+    assert_eq!(bus.log.load(case_id).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_commands_write_nothing() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, _) = bus.open_case().await?;
+    let refused = bus.act(case_id, "MOF", Action::Accept).await;
+    assert!(
+        matches!(refused, Err(BusError::Refused(Refusal::NoTask { .. }))),
+        "{refused:?}"
+    );
+    let refused = bus.act(CaseId::generate(), FRONT, hand_off("MOIC")).await;
+    assert!(
+        matches!(
+            refused,
+            Err(BusError::Refused(Refusal::CaseNotFound { .. }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(bus.log.load(case_id).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_an_error_naming_its_stream_sequence() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, _) = bus.open_case().await?;
+    let js = bus.nats.jetstream().await?;
+    let ack = js
+        .publish(
+            format!("onedoor.v1.case.{case_id}.MOIC._"),
+            "not protobuf \u{0}\u{ff}".into(),
+        )
+        .await?
+        .await?;
+    let err = bus
+        .log
+        .load(case_id)
+        .await
+        .expect_err("garbage must not load");
+    match err {
+        BusError::Decode { sequence, .. } => assert_eq!(sequence, ack.sequence),
+        other => panic!("expected a decode error, got {other}"),
+    }
+    // Writing to the case is refused rather than building on a history we cannot read.
+    assert!(bus.act(case_id, FRONT, hand_off("MOIC")).await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_caller_trace_starts_the_case_and_later_writers_stay_in_it() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let caller = TraceContext::parse(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        None,
+    )?;
+    let case_id = CaseId::generate();
+    let mut open = bus.request(
+        case_id,
+        FRONT,
+        Action::Open {
+            service: ServiceCode::parse("construction-permit")?,
+            citizen_ref: "R-2".into(),
+            summary: String::new(),
+            documents: vec![],
+        },
+    );
+    open.caller_trace = Some(caller.clone());
+    let opened = bus.log.execute(&open, &bus.registry).await?;
+    assert_eq!(opened.prepared.trace.trace_id, caller.trace_id);
+
+    // A ministry whose own system started an unrelated trace still writes into the case's.
+    let mut handoff = bus.request(case_id, FRONT, hand_off("MPWT"));
+    handoff.caller_trace = Some(TraceContext::new_root());
+    let handed = bus.log.execute(&handoff, &bus.registry).await?;
+    assert_eq!(handed.prepared.wire.trace_id, caller.trace_id);
+    assert_ne!(handed.prepared.wire.span_id, opened.prepared.wire.span_id);
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Where a running bus lives on disk, and `endpoints.json`, the file through which scripts,
+//! other languages' clients and the other CLI commands find it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+/// Bumped when a field changes meaning; readers refuse versions they do not know.
+pub const ENDPOINTS_VERSION: u32 = 1;
+
+/// What `onedoor up` publishes about itself. Fields for adapters, the tracker and the web page
+/// are added by the issues that build them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoints {
+    pub version: u32,
+    /// Process id of `onedoor up`, so a reader can tell a stale file from a live bus.
+    pub pid: u32,
+    pub started_at: String,
+    pub registry: String,
+    pub nats: NatsEndpoint,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NatsEndpoint {
+    pub url: String,
+    pub monitor_url: String,
+    pub stream: String,
+    pub server_version: String,
+}
+
+impl Endpoints {
+    /// Written to a temporary file and renamed, so a reader never sees half a file.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let path = dir.join(ENDPOINTS_FILE);
+        let tmp = dir.join(format!(".{ENDPOINTS_FILE}.tmp"));
+        let text = serde_json::to_string_pretty(self).context("encoding endpoints.json")?;
+        std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        Ok(path)
+    }
+
+    pub fn read(dir: &Path) -> anyhow::Result<Option<Self>> {
+        let path = dir.join(ENDPOINTS_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        };
+        let endpoints: Self = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid endpoints file", path.display()))?;
+        anyhow::ensure!(
+            endpoints.version == ENDPOINTS_VERSION,
+            "{} has version {}, this onedoor reads version {ENDPOINTS_VERSION}",
+            path.display(),
+            endpoints.version
+        );
+        Ok(Some(endpoints))
+    }
+}
+
+/// True when a process with this pid exists (Linux: `/proc/<pid>`), used to tell a live bus
+/// from the leftovers of one that was killed.
+pub fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
