@@ -13,7 +13,6 @@
 //! Text limits count UTF-8 bytes, not characters: a Lao character takes 3
 //! bytes, so 4096 bytes hold about 1,300 Lao characters.
 
-use std::time::Duration;
 
 pub use onedoor_case::limits::*;
 
@@ -30,6 +29,3 @@ pub const LIST_PAGE_SIZE_MAX: u32 = 500;
 /// `ListCasesRequest.text`.
 pub const LIST_TEXT_MAX_BYTES: usize = 256;
 
-/// How long an adapter remembers an idempotency key at least. The JetStream
-/// duplicate window must be at least this long too.
-pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
