@@ -20,12 +20,15 @@
 //!   servers enforce exactly what the contract promises.
 //! - [`convert`]: wire `CaseEvent` ⇄ the domain event of `onedoor-case`,
 //!   checking every field once at the edge.
+//! - [`view`]: the wire `CaseView` built from a folded case, shared by the
+//!   adapter's and the tracker's `GetCase`.
 //! - [`event`]: helpers on [`v1::CaseEvent`]: its kind, its CloudEvents type
 //!   and the bytes its signature covers.
 
 pub mod convert;
 pub mod event;
 pub mod limits;
+pub mod view;
 
 /// Generated code for protobuf package `onedoor.v1`.
 ///

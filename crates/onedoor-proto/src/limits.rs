@@ -13,7 +13,6 @@
 //! Text limits count UTF-8 bytes, not characters: a Lao character takes 3
 //! bytes, so 4096 bytes hold about 1,300 Lao characters.
 
-
 pub use onedoor_case::limits::*;
 
 /// Event ids in one `AckRequest`.
@@ -28,4 +27,3 @@ pub const LIST_PAGE_SIZE_DEFAULT: u32 = 50;
 pub const LIST_PAGE_SIZE_MAX: u32 = 500;
 /// `ListCasesRequest.text`.
 pub const LIST_TEXT_MAX_BYTES: usize = 256;
-

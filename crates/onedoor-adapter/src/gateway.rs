@@ -1,0 +1,271 @@
+//! `AgencyGateway` for one agency: writes go through the case rules and the case log; reads
+//! come from the case log, so a caller always sees its own acknowledged writes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::Stream;
+use onedoor_bus::{CaseLog, TraceContext, WriteRequest, trace::TRACEPARENT};
+use onedoor_case::{AgencyCode, CaseState, Command, Registry};
+use onedoor_proto::convert::timestamp;
+use onedoor_proto::v1;
+use onedoor_proto::v1::agency_gateway_server::AgencyGateway;
+use time::OffsetDateTime;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use crate::error::AdapterError;
+use crate::idempotency;
+use crate::inbox::InboxService;
+use crate::metrics as m;
+use crate::requests::{self, WriteInput};
+
+/// Where "now" comes from; tests may pin it.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) agency: AgencyCode,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) log: CaseLog,
+    pub(crate) inbox: InboxService,
+    pub(crate) clock: Clock,
+}
+
+/// The caller's W3C trace context, if it sent a valid one. An invalid header is ignored, as the
+/// W3C spec asks: the request is still served, in the case's own trace.
+fn caller_trace<T>(request: &Request<T>) -> Option<TraceContext> {
+    let traceparent = request.metadata().get(TRACEPARENT)?.to_str().ok()?;
+    let tracestate = request
+        .metadata()
+        .get("tracestate")
+        .and_then(|v| v.to_str().ok());
+    TraceContext::parse(traceparent, tracestate).ok()
+}
+
+impl Gateway {
+    fn observe(&self, method: &'static str, started: Instant, result: &Result<impl Sized, Status>) {
+        let code = match result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        let agency = self.agency.to_string();
+        metrics::counter!(m::RPC_TOTAL, "agency" => agency.clone(), "method" => method, "code" => format!("{code:?}"))
+            .increment(1);
+        metrics::histogram!(m::RPC_SECONDS, "agency" => agency, "method" => method)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    async fn write<R>(
+        &self,
+        method: &'static str,
+        request: Request<R>,
+    ) -> Result<Response<v1::Receipt>, Status>
+    where
+        R: TryInto<WriteInput, Error = AdapterError>,
+    {
+        let started = Instant::now();
+        let caller = caller_trace(&request);
+        let result = self
+            .write_inner(request.into_inner(), caller)
+            .await
+            .map_err(Status::from);
+        self.observe(method, started, &result);
+        let (receipt, trace) = result?;
+        let mut response = Response::new(receipt);
+        if let Ok(value) = MetadataValue::try_from(trace.traceparent()) {
+            response.metadata_mut().insert(TRACEPARENT, value);
+        }
+        Ok(response)
+    }
+
+    #[tracing::instrument(skip_all, fields(agency = %self.agency, case_id, kind))]
+    async fn write_inner<R>(
+        &self,
+        request: R,
+        caller: Option<TraceContext>,
+    ) -> Result<(v1::Receipt, TraceContext), AdapterError>
+    where
+        R: TryInto<WriteInput, Error = AdapterError>,
+    {
+        let input: WriteInput = request.try_into()?;
+        let case_id = input
+            .case_id
+            .unwrap_or_else(|| idempotency::case_id_for_open(&self.agency, &input.idempotency_key));
+        tracing::Span::current().record("case_id", tracing::field::display(case_id));
+        let command = Command {
+            agency: self.agency.clone(),
+            actor: input.actor,
+            at: (self.clock)(),
+            action: input.action,
+        };
+        let write = WriteRequest {
+            case_id,
+            event_id: idempotency::event_id(&self.agency, &input.idempotency_key, case_id),
+            command,
+            idempotency_key: input.idempotency_key,
+            caller_trace: caller,
+        };
+        let written = self.log.execute(&write, &self.registry).await?;
+        if written.duplicate && !idempotency::same_request(&written.event, &write.command) {
+            return Err(AdapterError::KeyReused {
+                key: write.idempotency_key,
+                case_id: case_id.to_string(),
+                existing: format!(
+                    "a {} event by {}",
+                    written.event.body.kind(),
+                    written.event.from
+                ),
+            });
+        }
+        let kind = written.event.body.kind();
+        tracing::Span::current().record("kind", kind);
+        if !written.duplicate {
+            metrics::counter!(m::EVENTS_PUBLISHED, "agency" => self.agency.to_string(), "kind" => kind).increment(1);
+            tracing::info!(event_id = %written.event.event_id, version = written.event.version, "event stored");
+        }
+        let receipt = v1::Receipt {
+            event_id: written.event.event_id.to_string(),
+            case_id: case_id.to_string(),
+            trace_id: written.prepared.wire.trace_id.clone(),
+            case_version: written.event.version,
+            stream_sequence: written.sequence,
+            occurred_at: Some(timestamp(written.event.occurred_at)),
+        };
+        Ok((receipt, written.prepared.trace))
+    }
+
+    async fn get_case_inner(
+        &self,
+        request: v1::GetCaseRequest,
+    ) -> Result<v1::CaseView, AdapterError> {
+        let case_id = requests::case_id(&request.case_id)?;
+        let stored = self.log.load(case_id).await?;
+        if stored.is_empty() {
+            return Err(AdapterError::CaseNotFound {
+                case_id: case_id.to_string(),
+            });
+        }
+        let party = stored
+            .iter()
+            .any(|s| s.event.from == self.agency || s.event.to.as_ref() == Some(&self.agency));
+        if !party {
+            return Err(AdapterError::NotParty {
+                agency: self.agency.to_string(),
+                case_id: case_id.to_string(),
+            });
+        }
+        let state = CaseState::fold(stored.iter().map(|s| &s.event))
+            .map_err(|e| onedoor_bus::BusError::Corrupt {
+                case_id: case_id.to_string(),
+                why: e.to_string(),
+            })?
+            .ok_or_else(|| AdapterError::CaseNotFound {
+                case_id: case_id.to_string(),
+            })?;
+        let events = stored.into_iter().map(|s| s.wire).collect();
+        Ok(onedoor_proto::view::case_view(
+            &state,
+            events,
+            (self.clock)(),
+        ))
+    }
+}
+
+type InboxStream = Pin<Box<dyn Stream<Item = Result<v1::InboxItem, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl AgencyGateway for Gateway {
+    async fn open_case(
+        &self,
+        request: Request<v1::OpenCaseRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("OpenCase", request).await
+    }
+
+    async fn hand_off(
+        &self,
+        request: Request<v1::HandOffRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("HandOff", request).await
+    }
+
+    async fn accept(
+        &self,
+        request: Request<v1::AcceptRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("Accept", request).await
+    }
+
+    async fn complete(
+        &self,
+        request: Request<v1::CompleteRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("Complete", request).await
+    }
+
+    async fn send_back(
+        &self,
+        request: Request<v1::SendBackRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("SendBack", request).await
+    }
+
+    async fn request_info(
+        &self,
+        request: Request<v1::RequestInfoRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("RequestInfo", request).await
+    }
+
+    async fn resolve_case(
+        &self,
+        request: Request<v1::ResolveCaseRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("ResolveCase", request).await
+    }
+
+    type InboxStream = InboxStream;
+
+    async fn inbox(
+        &self,
+        request: Request<v1::InboxRequest>,
+    ) -> Result<Response<Self::InboxStream>, Status> {
+        let started = Instant::now();
+        let result = self
+            .inbox
+            .open_stream(request.into_inner())
+            .await
+            .map_err(Status::from);
+        self.observe("Inbox", started, &result);
+        Ok(Response::new(result?))
+    }
+
+    async fn ack(
+        &self,
+        request: Request<v1::AckRequest>,
+    ) -> Result<Response<v1::AckResponse>, Status> {
+        let started = Instant::now();
+        let result = self
+            .inbox
+            .ack(request.into_inner())
+            .await
+            .map_err(Status::from);
+        self.observe("Ack", started, &result);
+        Ok(Response::new(result?))
+    }
+
+    async fn get_case(
+        &self,
+        request: Request<v1::GetCaseRequest>,
+    ) -> Result<Response<v1::CaseView>, Status> {
+        let started = Instant::now();
+        let result = self
+            .get_case_inner(request.into_inner())
+            .await
+            .map_err(Status::from);
+        self.observe("GetCase", started, &result);
+        Ok(Response::new(result?))
+    }
+}

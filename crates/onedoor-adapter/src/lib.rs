@@ -1,0 +1,27 @@
+//! The agency adapter: the `AgencyGateway` gRPC server each agency runs next to its own IT
+//! system. It turns calls into case events on JetStream (through the case rules) and the
+//! agency's inbox consumer into a gRPC stream.
+//!
+//! # Layout
+//! - [`server`]: [`run`] — the one entry point (config, bound listener, shutdown signal), with
+//!   health (NOT_SERVING while NATS is down) and reflection.
+//! - [`gateway`]: the `AgencyGateway` implementation: writes, `GetCase`.
+//! - [`inbox`]: the `Inbox` stream and `Ack` over the durable consumer `inbox-<AGENCY>`.
+//! - [`requests`]: wire requests → domain commands, parsed once at the edge.
+//! - [`idempotency`]: ids derived from idempotency keys, and "is this the same request?".
+//! - [`auth`]: bearer tokens.
+//! - [`error`]: [`AdapterError`] and its one mapping to gRPC status codes.
+//! - [`metrics`]: metric names and descriptions.
+
+pub mod auth;
+pub mod error;
+pub mod gateway;
+pub mod idempotency;
+pub mod inbox;
+pub mod metrics;
+pub mod requests;
+pub mod server;
+
+pub use auth::Token;
+pub use error::AdapterError;
+pub use server::{AdapterConfig, run};

@@ -1,0 +1,43 @@
+//! Metric names and descriptions, in one place. The library only records; the binary decides
+//! whether and where to export (Prometheus `/metrics`).
+
+pub const RPC_TOTAL: &str = "onedoor_adapter_rpc_total";
+pub const RPC_SECONDS: &str = "onedoor_adapter_rpc_seconds";
+pub const EVENTS_PUBLISHED: &str = "onedoor_events_published_total";
+pub const INBOX_DELIVERED: &str = "onedoor_inbox_delivered_total";
+pub const INBOX_REDELIVERED: &str = "onedoor_inbox_redelivered_total";
+pub const INBOX_ACKED: &str = "onedoor_inbox_acked_total";
+pub const INBOX_IN_FLIGHT: &str = "onedoor_inbox_in_flight";
+
+/// Registers descriptions with whatever recorder is installed (a no-op without one).
+pub fn describe() {
+    metrics::describe_counter!(
+        RPC_TOTAL,
+        "gRPC calls served, by agency, method and status code"
+    );
+    metrics::describe_histogram!(
+        RPC_SECONDS,
+        metrics::Unit::Seconds,
+        "gRPC call latency, by agency and method"
+    );
+    metrics::describe_counter!(
+        EVENTS_PUBLISHED,
+        "case events stored in JetStream, by agency and kind"
+    );
+    metrics::describe_counter!(
+        INBOX_DELIVERED,
+        "inbox items sent to the agency's system, by agency"
+    );
+    metrics::describe_counter!(
+        INBOX_REDELIVERED,
+        "inbox items sent again after no ack, by agency"
+    );
+    metrics::describe_counter!(
+        INBOX_ACKED,
+        "inbox items acknowledged by the agency's system, by agency"
+    );
+    metrics::describe_gauge!(
+        INBOX_IN_FLIGHT,
+        "inbox items sent and not yet acknowledged, by agency"
+    );
+}

@@ -1,0 +1,163 @@
+//! The adapter's one entry point: `run(config, listener, shutdown)`, called by the `onedoor`
+//! binary (`onedoor adapter`, `onedoor up`) and by the tests alike.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onedoor_bus::CaseLog;
+use onedoor_case::{AgencyCode, Registry};
+use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{self, Token};
+use crate::error::AdapterError;
+use crate::gateway::{Clock, Gateway};
+use crate::inbox::InboxService;
+
+/// Largest request the adapter decodes. Events carry documents by reference only, so the
+/// biggest legitimate request (a 4 KiB summary plus 32 document references) is far below this.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AdapterConfig {
+    pub agency: AgencyCode,
+    pub token: Token,
+    pub registry: Arc<Registry>,
+    pub nats_url: String,
+    pub clock: Clock,
+}
+
+impl AdapterConfig {
+    pub fn new(
+        agency: AgencyCode,
+        token: Token,
+        registry: Arc<Registry>,
+        nats_url: impl Into<String>,
+    ) -> Self {
+        AdapterConfig {
+            agency,
+            token,
+            registry,
+            nats_url: nats_url.into(),
+            clock: Arc::new(time::OffsetDateTime::now_utc),
+        }
+    }
+
+    /// Refuses an agency the registry does not know, or one merged away (it may still finish
+    /// its cases through its successor's adapter, not run its own).
+    pub fn validate(&self) -> Result<(), AdapterError> {
+        match self.registry.agency(&self.agency) {
+            None => Err(AdapterError::Config(format!(
+                "agency {} is not in the registry",
+                self.agency
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+const SERVICE_NAME: &str = "onedoor.v1.AgencyGateway";
+
+/// Health follows the NATS connection: NOT_SERVING while the bus is unreachable, so a load
+/// balancer or an operator sees it without making a write fail first.
+async fn connect(
+    config: &AdapterConfig,
+    health: HealthReporter,
+) -> Result<async_nats::Client, AdapterError> {
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("onedoor-adapter-{}", config.agency))
+        .event_callback(move |event| {
+            let health = health.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        health
+                            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
+                            .await
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("lost the NATS connection; reporting NOT_SERVING");
+                        health
+                            .set_service_status(
+                                SERVICE_NAME,
+                                tonic_health::ServingStatus::NotServing,
+                            )
+                            .await;
+                    }
+                    other => tracing::info!(event = %other, "nats event"),
+                }
+            }
+        });
+    options.connect(&config.nats_url).await.map_err(|e| {
+        AdapterError::Bus(onedoor_bus::BusError::Nats {
+            action: "connecting to NATS",
+            message: e.to_string(),
+        })
+    })
+}
+
+/// Serves `AgencyGateway` (plus health and reflection) on `listener` until `shutdown` resolves;
+/// then stops taking calls and lets in-flight ones finish.
+pub async fn run(
+    config: AdapterConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AdapterError> {
+    config.validate()?;
+    crate::metrics::describe();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+        .await;
+    let client = connect(&config, health.clone()).await?;
+    let jetstream = async_nats::jetstream::new(client);
+    let log = CaseLog::open(jetstream.clone()).await?;
+    health
+        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
+        .await;
+
+    let gateway = Gateway {
+        agency: config.agency.clone(),
+        registry: config.registry.clone(),
+        log,
+        inbox: InboxService::default(),
+        clock: config.clock.clone(),
+    };
+    let service = AgencyGatewayServer::new(gateway)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let service = InterceptedService::new(service, auth::interceptor(config.token.clone()));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| AdapterError::Config(format!("reflection: {e}")))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| AdapterError::Config(format!("reflection: {e}")))?;
+
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(agency = %config.agency, %address, "adapter serving");
+    tonic::transport::Server::builder()
+        // Without keepalive a half-open connection would hold an inbox stream for ever.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| AdapterError::Serve(e.to_string()))?;
+    tracing::info!(agency = %config.agency, "adapter stopped");
+    Ok(())
+}

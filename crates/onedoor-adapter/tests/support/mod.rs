@@ -1,0 +1,232 @@
+//! A real bus for adapter tests: a nats-server, the contract stream, and one adapter per agency
+//! on its own loopback port, driven through real gRPC clients whose methods are the product's
+//! verbs.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use onedoor_adapter::{AdapterConfig, Token};
+use onedoor_bus::{StreamSettings, ensure_stream};
+use onedoor_case::{AgencyCode, Registry};
+use onedoor_proto::v1;
+use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
+use onedoor_testkit::TestNats;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+pub const FRONT: &str = "ODSC-VTE-SAYSETTHA";
+
+pub type Client = AgencyGatewayClient<InterceptedService<Channel, BearerToken>>;
+
+#[derive(Clone)]
+pub struct BearerToken(pub String);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Ok(value) = format!("Bearer {}", self.0).parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+pub fn registry() -> Arc<Registry> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml");
+    Arc::new(Registry::load(&path).expect("shipped registry is valid"))
+}
+
+pub fn token_for(agency: &str) -> String {
+    format!("dev-token-{agency}-0123456789abcdef")
+}
+
+/// One running adapter.
+pub struct RunningAdapter {
+    pub address: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), onedoor_adapter::AdapterError>>,
+}
+
+impl RunningAdapter {
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+pub struct TestBus {
+    pub nats: TestNats,
+    pub registry: Arc<Registry>,
+    pub adapters: HashMap<String, RunningAdapter>,
+}
+
+impl TestBus {
+    pub async fn start(agencies: &[&str]) -> anyhow::Result<Self> {
+        let nats = TestNats::start().await?;
+        ensure_stream(&nats.jetstream().await?, &StreamSettings::development()).await?;
+        let mut bus = TestBus {
+            nats,
+            registry: registry(),
+            adapters: HashMap::new(),
+        };
+        for agency in agencies {
+            bus.start_adapter(agency).await?;
+        }
+        Ok(bus)
+    }
+
+    pub fn config(&self, agency: &str) -> anyhow::Result<AdapterConfig> {
+        Ok(AdapterConfig::new(
+            AgencyCode::parse(agency)?,
+            Token::new(token_for(agency))?,
+            self.registry.clone(),
+            self.nats.url(),
+        ))
+    }
+
+    pub async fn start_adapter(&mut self, agency: &str) -> anyhow::Result<()> {
+        let config = self.config(agency)?;
+        self.start_with(agency, config).await
+    }
+
+    pub async fn start_with(&mut self, agency: &str, config: AdapterConfig) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(onedoor_adapter::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        self.adapters.insert(
+            agency.to_owned(),
+            RunningAdapter {
+                address,
+                stop: Some(stop),
+                task,
+            },
+        );
+        Ok(())
+    }
+
+    pub async fn stop_adapter(&mut self, agency: &str) {
+        if let Some(adapter) = self.adapters.remove(agency) {
+            adapter.stop().await;
+        }
+    }
+
+    pub fn address(&self, agency: &str) -> String {
+        self.adapters
+            .get(agency)
+            .map(|a| a.address.clone())
+            .unwrap_or_default()
+    }
+
+    pub async fn channel(&self, agency: &str) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(self.address(agency))?
+            .connect()
+            .await?)
+    }
+
+    /// A client of `agency`'s adapter holding `token`.
+    pub async fn client_with_token(&self, agency: &str, token: &str) -> anyhow::Result<Client> {
+        let channel = self.channel(agency).await?;
+        Ok(AgencyGatewayClient::with_interceptor(
+            channel,
+            BearerToken(token.to_owned()),
+        ))
+    }
+
+    pub async fn agency(&self, agency: &str) -> anyhow::Result<TestAgency> {
+        Ok(TestAgency {
+            code: agency.to_owned(),
+            client: self.client_with_token(agency, &token_for(agency)).await?,
+        })
+    }
+}
+
+/// An agency's IT system talking to its adapter.
+pub struct TestAgency {
+    pub code: String,
+    pub client: Client,
+}
+
+pub fn key() -> String {
+    format!("key-{}", ulid::Ulid::generate())
+}
+
+impl TestAgency {
+    pub async fn open_case(&mut self, service: &str) -> Result<v1::Receipt, Status> {
+        let request = v1::OpenCaseRequest {
+            service: service.into(),
+            citizen_ref: "R-2026-0001".into(),
+            summary: "ຈົດທະບຽນຮ້ານຄ້າ".into(),
+            idempotency_key: key(),
+            actor: "clerk-1".into(),
+            documents: vec![],
+        };
+        self.client.open_case(request).await.map(|r| r.into_inner())
+    }
+
+    pub async fn hand_off(&mut self, case_id: &str, to: &str) -> Result<v1::Receipt, Status> {
+        let request = v1::HandOffRequest {
+            case_id: case_id.into(),
+            to_agency: to.into(),
+            instructions: "please review".into(),
+            idempotency_key: key(),
+            ..Default::default()
+        };
+        self.client.hand_off(request).await.map(|r| r.into_inner())
+    }
+
+    pub async fn accept(&mut self, case_id: &str) -> Result<v1::Receipt, Status> {
+        let request = v1::AcceptRequest {
+            case_id: case_id.into(),
+            idempotency_key: key(),
+            actor: "officer".into(),
+        };
+        self.client.accept(request).await.map(|r| r.into_inner())
+    }
+
+    pub async fn complete(&mut self, case_id: &str) -> Result<v1::Receipt, Status> {
+        let request = v1::CompleteRequest {
+            case_id: case_id.into(),
+            outcome: "done".into(),
+            idempotency_key: key(),
+            ..Default::default()
+        };
+        self.client.complete(request).await.map(|r| r.into_inner())
+    }
+
+    pub async fn resolve(
+        &mut self,
+        case_id: &str,
+        resolution: v1::Resolution,
+    ) -> Result<v1::Receipt, Status> {
+        let request = v1::ResolveCaseRequest {
+            case_id: case_id.into(),
+            resolution: resolution.into(),
+            idempotency_key: key(),
+            ..Default::default()
+        };
+        self.client
+            .resolve_case(request)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn get_case(&mut self, case_id: &str) -> Result<v1::CaseView, Status> {
+        self.client
+            .get_case(v1::GetCaseRequest {
+                case_id: case_id.into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+}
