@@ -28,6 +28,9 @@ pub struct AdapterConfig {
     pub token: Token,
     pub registry: Arc<Registry>,
     pub nats_url: String,
+    /// How long a NATS request (a direct get, a publish ack) may take before the call fails
+    /// with UNAVAILABLE, so a caller is told promptly that the bus is unreachable.
+    pub nats_timeout: Duration,
     pub clock: Clock,
 }
 
@@ -43,6 +46,7 @@ impl AdapterConfig {
             token,
             registry,
             nats_url: nats_url.into(),
+            nats_timeout: Duration::from_secs(5),
             clock: Arc::new(time::OffsetDateTime::now_utc),
         }
     }
@@ -70,6 +74,7 @@ async fn connect(
 ) -> Result<async_nats::Client, AdapterError> {
     let options = async_nats::ConnectOptions::new()
         .name(format!("onedoor-adapter-{}", config.agency))
+        .request_timeout(Some(config.nats_timeout))
         .event_callback(move |event| {
             let health = health.clone();
             async move {
@@ -114,7 +119,8 @@ pub async fn run(
         .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
         .await;
     let client = connect(&config, health.clone()).await?;
-    let jetstream = async_nats::jetstream::new(client);
+    let mut jetstream = async_nats::jetstream::new(client);
+    jetstream.set_timeout(config.nats_timeout);
     let log = CaseLog::open(jetstream.clone()).await?;
     health
         .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
