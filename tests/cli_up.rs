@@ -84,6 +84,34 @@ async fn up_starts_nats_with_the_contract_stream_and_cleans_up_on_sigterm() {
     assert_eq!(info.config.subjects, vec!["onedoor.v1.case.>".to_owned()]);
     assert!(info.config.duplicate_window >= Duration::from_secs(24 * 3600));
 
+    // Every agency's adapter answers on its own port with its own token.
+    let front = &endpoints["agencies"]["ODSC-VTE-SAYSETTHA"];
+    let moic = &endpoints["agencies"]["MOIC"];
+    assert_eq!(front["kind"], "front-office");
+    assert!(
+        endpoints["agencies"]["MAF"].is_object(),
+        "merged-away agencies keep an adapter for their open tasks"
+    );
+    let receipt = open_case(
+        front["grpc"].as_str().expect("grpc"),
+        front["token"].as_str().expect("token"),
+    )
+    .await;
+    assert_eq!(receipt.case_version, 1);
+    let wrong_token = open_case_result(
+        moic["grpc"].as_str().expect("grpc"),
+        front["token"].as_str().expect("token"),
+    )
+    .await;
+    assert_eq!(
+        wrong_token.expect_err("another agency's token").code(),
+        tonic::Code::Unauthenticated
+    );
+
+    let metrics_url = endpoints["metrics_url"].as_str().expect("metrics_url");
+    let metrics = http_get(metrics_url).await;
+    assert!(metrics.contains("onedoor_adapter_rpc_total"), "{metrics}");
+
     // A second `up` on the same data dir refuses rather than fighting over it.
     let second = Command::new(env!("CARGO_BIN_EXE_onedoor"))
         .args(["up", "--data-dir"])
@@ -121,4 +149,52 @@ fn up_refuses_an_invalid_registry_before_starting_anything() {
         !dir.path().join("data/nats").exists(),
         "no nats-server was started"
     );
+}
+
+async fn open_case_result(
+    address: &str,
+    token: &str,
+) -> Result<onedoor_proto::v1::Receipt, tonic::Status> {
+    use onedoor_proto::v1;
+    let channel = tonic::transport::Channel::from_shared(address.to_owned())
+        .expect("valid address")
+        .connect()
+        .await
+        .expect("adapter reachable");
+    let mut client = v1::agency_gateway_client::AgencyGatewayClient::new(channel);
+    let mut request = tonic::Request::new(v1::OpenCaseRequest {
+        service: "enterprise-registration".into(),
+        citizen_ref: "R-1".into(),
+        idempotency_key: "cli-up-test".into(),
+        ..Default::default()
+    });
+    let bearer = format!("Bearer {token}").parse().expect("ascii token");
+    request.metadata_mut().insert("authorization", bearer);
+    client
+        .open_case(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn open_case(address: &str, token: &str) -> onedoor_proto::v1::Receipt {
+    open_case_result(address, token)
+        .await
+        .expect("open case through the adapter")
+}
+
+/// A plain HTTP/1.0 GET, enough for a loopback `/metrics`.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("metrics reachable");
+    stream
+        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.expect("read");
+    body
 }

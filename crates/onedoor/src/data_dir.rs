@@ -1,6 +1,7 @@
 //! Where a running bus lives on disk, and `endpoints.json`, the file through which scripts,
 //! other languages' clients and the other CLI commands find it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -20,6 +21,35 @@ pub struct Endpoints {
     pub started_at: String,
     pub registry: String,
     pub nats: NatsEndpoint,
+    /// Every agency's adapter, by agency code.
+    pub agencies: BTreeMap<String, AgencyEndpoint>,
+    /// The tracker, once it runs under `up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker: Option<TrackerEndpoint>,
+    /// Prometheus `/metrics` of the `up` process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgencyEndpoint {
+    /// gRPC address of the agency's AgencyGateway, e.g. `http://127.0.0.1:40123`.
+    pub grpc: String,
+    /// Development bearer token (send `authorization: Bearer <token>`). `up` makes a new one
+    /// on every start; production tokens never appear in this file.
+    pub token: String,
+    pub kind: String,
+    pub name_en: String,
+    pub name_lo: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TrackerEndpoint {
+    /// gRPC address of the CaseTracker.
+    pub grpc: String,
+    /// The staff web page, when served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

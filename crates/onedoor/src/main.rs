@@ -5,6 +5,9 @@
 //! # Layout
 //! - `commands::registry`: `onedoor registry check FILE`.
 //! - `commands::up`: `onedoor up`, the single-machine bus.
+//! - `commands::adapter`: `onedoor adapter --agency X`, one agency's gRPC gateway.
+//! - `commands::common`, `commands::metrics`: registry loading, dev tokens, signals, the
+//!   Prometheus exporter.
 //! - `data_dir`: where a running bus is found (`--data-dir`, `ONEDOOR_DATA_DIR`, `.onedoor/`)
 //!   and the `endpoints.json` it writes.
 
@@ -32,6 +35,8 @@ enum Command {
     /// Start the whole bus on this machine: a pinned nats-server, the ONEDOOR stream, and
     /// (as later parts land) every agency's adapter and the tracker. Ctrl-C stops it.
     Up(commands::up::UpArgs),
+    /// Run one agency's AgencyGateway (gRPC) next to its IT system.
+    Adapter(commands::adapter::AdapterArgs),
     /// Work with registry files (agencies, service catalogue, calendar).
     Registry {
         #[command(subcommand)]
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
             command: RegistryCommand::Check { file },
         } => commands::registry::check(&file),
         Command::Up(args) => commands::up::run(args),
+        Command::Adapter(args) => commands::adapter::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,2 +1,5 @@
+pub mod adapter;
+pub mod common;
+pub mod metrics;
 pub mod registry;
 pub mod up;

@@ -1,20 +1,22 @@
 //! `onedoor up`: the single-machine bus. Starts the pinned nats-server on ports it picks (or is
-//! given), makes sure the ONEDOOR stream exists with the contract configuration, writes
-//! `endpoints.json`, and runs until Ctrl-C or SIGTERM.
+//! given), makes sure the ONEDOOR stream exists with the contract configuration, starts every
+//! agency's adapter on a free loopback port, writes `endpoints.json`, and runs until Ctrl-C or
+//! SIGTERM.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use onedoor_adapter::{AdapterConfig, Token};
 use onedoor_case::Registry;
-use onedoor_natsd::{NatsServer, Port, ServerSpec};
+use onedoor_natsd::{NatsBinary, NatsServer, Port, ServerSpec};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use crate::data_dir::{self, Endpoints, NatsEndpoint};
-
-/// The default registry ships inside the binary so `up` works from any directory; `--registry`
-/// points at an edited copy.
-const DEFAULT_REGISTRY: &str = include_str!("../../../../deploy/registry/lao-2025.toml");
-const DEFAULT_REGISTRY_NAME: &str = "built-in deploy/registry/lao-2025.toml";
+use super::common;
+use crate::data_dir::{self, AgencyEndpoint, Endpoints, NatsEndpoint};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -38,16 +40,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(up(args))
 }
 
-fn load_registry(path: Option<&Path>) -> anyhow::Result<(Registry, String)> {
-    match path {
-        Some(path) => Ok((Registry::load(path)?, path.display().to_string())),
-        None => Ok((
-            Registry::from_toml(DEFAULT_REGISTRY, DEFAULT_REGISTRY_NAME)?,
-            DEFAULT_REGISTRY_NAME.to_owned(),
-        )),
-    }
-}
-
 async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data_dir;
     std::fs::create_dir_all(&dir)
@@ -63,7 +55,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             existing.nats.url
         );
     }
-    let (registry, registry_name) = load_registry(args.registry.as_deref())?;
+    let (registry, registry_name) = common::load_registry(args.registry.as_deref())?;
     tracing::info!(registry = %registry_name, summary = %registry.summary(), "registry loaded");
 
     let binary = onedoor_natsd::locate()?;
@@ -73,7 +65,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut server = NatsServer::start(spec)
         .await
         .context("starting nats-server")?;
-    let outcome = serve(&dir, &server, &binary, &registry_name).await;
+    let outcome = serve(&dir, &server, &binary, registry, &registry_name).await;
     // Whatever happened, leave no nats-server behind and no endpoints file pointing at it.
     let removed = std::fs::remove_file(dir.join(data_dir::ENDPOINTS_FILE));
     if let Err(err) = server.stop().await {
@@ -87,10 +79,18 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     outcome
 }
 
+/// A free loopback port for the metrics exporter, which binds by address itself. The port is
+/// released before the exporter binds it: a small race, acceptable for a development bus.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
 async fn serve(
     dir: &Path,
     server: &NatsServer,
-    binary: &onedoor_natsd::NatsBinary,
+    binary: &NatsBinary,
+    registry: Arc<Registry>,
     registry_name: &str,
 ) -> anyhow::Result<ExitCode> {
     let url = server.client_url();
@@ -98,9 +98,50 @@ async fn serve(
         .await
         .with_context(|| format!("connecting to {url}"))?;
     let jetstream = async_nats::jetstream::new(client);
-    let settings = onedoor_bus::StreamSettings::default();
-    let outcome = onedoor_bus::ensure_stream(&jetstream, &settings).await?;
+    let outcome =
+        onedoor_bus::ensure_stream(&jetstream, &onedoor_bus::StreamSettings::default()).await?;
     tracing::info!(stream = onedoor_bus::STREAM_NAME, ?outcome, "stream ready");
+
+    let metrics_port = free_port()?;
+    super::metrics::install(([127, 0, 0, 1], metrics_port).into())?;
+
+    // Every agency in the registry gets its adapter, merged-away ones included: they still hold
+    // tasks on cases in flight and must be able to finish them.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    let mut agencies = BTreeMap::new();
+    for agency in registry.agencies.values() {
+        let token = common::dev_token();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding an adapter port")?;
+        let address = listener.local_addr()?;
+        let config = AdapterConfig::new(
+            agency.code.clone(),
+            Token::new(token.clone())?,
+            registry.clone(),
+            url.clone(),
+        );
+        let mut stop = stop_rx.clone();
+        let code = agency.code.to_string();
+        servers.spawn(async move {
+            let result = onedoor_adapter::run(config, listener, async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await;
+            (code, result)
+        });
+        agencies.insert(
+            agency.code.to_string(),
+            AgencyEndpoint {
+                grpc: format!("http://{address}"),
+                token,
+                kind: agency.kind.as_str().to_owned(),
+                name_en: agency.name_en.clone(),
+                name_lo: agency.name_lo.clone(),
+            },
+        );
+    }
 
     let endpoints = Endpoints {
         version: data_dir::ENDPOINTS_VERSION,
@@ -115,6 +156,9 @@ async fn serve(
             stream: onedoor_bus::STREAM_NAME.to_owned(),
             server_version: binary.version.to_string(),
         },
+        agencies,
+        tracker: None,
+        metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
     };
     let path = endpoints.write(dir)?;
     println!("onedoor is up");
@@ -123,21 +167,30 @@ async fn serve(
         binary.version,
         onedoor_bus::STREAM_NAME
     );
-    println!("  monitor    {}", endpoints.nats.monitor_url);
+    println!(
+        "  adapters   {} agencies, addresses and dev tokens in endpoints.json",
+        endpoints.agencies.len()
+    );
+    if let Some(metrics) = &endpoints.metrics_url {
+        println!("  metrics    {metrics}");
+    }
     println!("  endpoints  {}", path.display());
     println!("Ctrl-C stops it.");
 
-    wait_for_shutdown().await?;
+    let outcome = tokio::select! {
+        signal = common::shutdown_signal() => signal.map(|()| ExitCode::SUCCESS),
+        Some(joined) = servers.join_next() => match joined {
+            Ok((code, Err(err))) => Err(anyhow::anyhow!("adapter {code} failed: {err}")),
+            Ok((code, Ok(()))) => Err(anyhow::anyhow!("adapter {code} stopped unexpectedly")),
+            Err(err) => Err(anyhow::anyhow!("an adapter task panicked: {err}")),
+        },
+    };
     tracing::info!("shutting down");
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_shutdown() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
-        _ = terminate.recv() => {}
+    let _ = stop_tx.send(true);
+    while let Some(joined) = servers.join_next().await {
+        if let Ok((code, Err(err))) = joined {
+            tracing::warn!(agency = %code, error = %err, "adapter did not stop cleanly");
+        }
     }
-    Ok(())
+    outcome
 }
