@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::Stream;
-use onedoor_bus::{CaseLog, TraceContext, WriteRequest, trace::TRACEPARENT};
+use onedoor_bus::{CaseLog, StoredEvent, TraceContext, WriteRequest, trace::TRACEPARENT};
 use onedoor_case::{AgencyCode, CaseState, Command, Registry};
 use onedoor_proto::convert::timestamp;
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_server::AgencyGateway;
+use opentelemetry::KeyValue;
+use opentelemetry::global::{self, BoxedSpan, BoxedTracer};
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
 use time::OffsetDateTime;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
@@ -20,6 +23,7 @@ use crate::idempotency;
 use crate::inbox::InboxService;
 use crate::metrics as m;
 use crate::requests::{self, WriteInput};
+use crate::telemetry;
 
 /// Where "now" comes from; tests may pin it.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -68,7 +72,7 @@ impl Gateway {
         let started = Instant::now();
         let caller = caller_trace(&request);
         let result = self
-            .write_inner(request.into_inner(), caller)
+            .write_inner(method, request.into_inner(), caller)
             .await
             .map_err(Status::from);
         self.observe(method, started, &result);
@@ -80,11 +84,55 @@ impl Gateway {
         Ok(response)
     }
 
-    #[tracing::instrument(skip_all, fields(agency = %self.agency, case_id, kind))]
+    #[tracing::instrument(skip_all, fields(agency = %self.agency, method, case_id, kind))]
     async fn write_inner<R>(
+        &self,
+        method: &'static str,
+        request: R,
+        caller: Option<TraceContext>,
+    ) -> Result<(v1::Receipt, TraceContext), AdapterError>
+    where
+        R: TryInto<WriteInput, Error = AdapterError>,
+    {
+        tracing::Span::current().record("method", method);
+        let tracer = global::tracer(telemetry::TRACER);
+        let mut span: Option<BoxedSpan> = None;
+        let result = self
+            .write_traced(request, caller.clone(), &tracer, &mut span)
+            .await;
+        // A call refused before the case was read still gets a span, in the caller's trace.
+        let mut span = span.unwrap_or_else(|| {
+            let cx = caller
+                .as_ref()
+                .map_or_else(opentelemetry::Context::new, telemetry::remote_context);
+            tracer
+                .span_builder(format!("AgencyGateway/{method}"))
+                .with_kind(SpanKind::Server)
+                .start_with_context(&tracer, &cx)
+        });
+        span.set_attribute(KeyValue::new("onedoor.agency", self.agency.to_string()));
+        match &result {
+            Ok((receipt, _)) => {
+                span.set_attribute(KeyValue::new("onedoor.case_id", receipt.case_id.clone()));
+                span.set_attribute(KeyValue::new("onedoor.event_id", receipt.event_id.clone()));
+                span.set_attribute(KeyValue::new(
+                    "onedoor.case_version",
+                    receipt.case_version as i64,
+                ));
+                span.set_status(opentelemetry::trace::Status::Ok);
+            }
+            Err(err) => span.set_status(opentelemetry::trace::Status::error(err.to_string())),
+        }
+        span.end();
+        result
+    }
+
+    async fn write_traced<R>(
         &self,
         request: R,
         caller: Option<TraceContext>,
+        tracer: &BoxedTracer,
+        span: &mut Option<BoxedSpan>,
     ) -> Result<(v1::Receipt, TraceContext), AdapterError>
     where
         R: TryInto<WriteInput, Error = AdapterError>,
@@ -105,9 +153,32 @@ impl Gateway {
             event_id: idempotency::event_id(&self.agency, &input.idempotency_key, case_id),
             command,
             idempotency_key: input.idempotency_key,
-            caller_trace: caller,
+            caller_trace: caller.clone(),
         };
-        let written = self.log.execute(&write, &self.registry).await?;
+        let span_name = format!("AgencyGateway/{}", write.command.action.name());
+        // The span starts once the case's history is known, so that it can be a child of the
+        // case's trace (the caller's span, or the case's last event).
+        let mut own_span = |history: &[StoredEvent]| -> Option<TraceContext> {
+            if span.is_none() {
+                let parent = onedoor_bus::write::trace_parent(history, caller.as_ref());
+                let cx = parent
+                    .as_ref()
+                    .map_or_else(opentelemetry::Context::new, telemetry::remote_context);
+                *span = Some(
+                    tracer
+                        .span_builder(span_name.clone())
+                        .with_kind(SpanKind::Server)
+                        .start_with_context(tracer, &cx),
+                );
+            }
+            let tracestate = caller.as_ref().and_then(|c| c.tracestate.clone());
+            span.as_ref()
+                .and_then(|s| telemetry::trace_context(s.span_context(), tracestate))
+        };
+        let written = self
+            .log
+            .execute_traced(&write, &self.registry, &mut own_span)
+            .await?;
         if written.duplicate && !idempotency::same_request(&written.event, &write.command) {
             return Err(AdapterError::KeyReused {
                 key: write.idempotency_key,

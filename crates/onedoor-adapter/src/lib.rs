@@ -12,6 +12,7 @@
 //! - [`auth`]: bearer tokens.
 //! - [`error`]: [`AdapterError`] and its one mapping to gRPC status codes.
 //! - [`metrics`]: metric names and descriptions.
+//! - [`telemetry`]: OpenTelemetry spans in the case's one trace (no-ops without a provider).
 
 pub mod auth;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod requests;
 pub mod server;
+pub mod telemetry;
 
 pub use auth::Token;
 pub use error::AdapterError;

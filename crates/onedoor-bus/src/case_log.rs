@@ -158,6 +158,18 @@ impl CaseLog {
         request: &WriteRequest,
         registry: &Registry,
     ) -> Result<Written, BusError> {
+        self.execute_traced(request, registry, &mut |_| None).await
+    }
+
+    /// [`Self::execute`], letting the writer choose the event's span once the case's history is
+    /// known: `own_span` gets the history and returns the writer's span context (typically an
+    /// OpenTelemetry span started as a child of [`crate::write::trace_parent`]), or `None`.
+    pub async fn execute_traced(
+        &self,
+        request: &WriteRequest,
+        registry: &Registry,
+        own_span: &mut (dyn FnMut(&[StoredEvent]) -> Option<TraceContext> + Send),
+    ) -> Result<Written, BusError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -178,7 +190,8 @@ impl CaseLog {
                 });
             }
             let expected_last = history.last().map_or(0, |e| e.sequence);
-            let prepared = prepare(&history, request, registry)?;
+            let span = own_span(&history);
+            let prepared = prepare(&history, request, registry, span)?;
             match self.append(&prepared, expected_last).await {
                 Ok(appended) => {
                     let (event, _) = convert::from_wire(&prepared.wire)

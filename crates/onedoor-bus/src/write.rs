@@ -39,15 +39,44 @@ pub fn payload_hash(payload: &[u8]) -> Vec<u8> {
     Sha256::digest(payload).to_vec()
 }
 
-/// The case's trace: fixed by its opening event; a later writer's span continues it.
-fn trace_for(history: &[StoredEvent], caller: Option<&TraceContext>) -> TraceContext {
+/// The span a new event's span should be the child of: the caller's span when it is already in
+/// the case's trace (or when the case is being opened), else the last event's span, so the
+/// case's journey forms one connected trace whatever the callers send.
+pub fn trace_parent(
+    history: &[StoredEvent],
+    caller: Option<&TraceContext>,
+) -> Option<TraceContext> {
     let Some(first) = history.first() else {
-        return caller.map_or_else(TraceContext::new_root, TraceContext::child);
+        return caller.cloned();
     };
     let case_trace = &first.envelope.trace_id;
     match caller {
-        Some(caller) if caller.trace_id == *case_trace => caller.child(),
-        _ => TraceContext::continuing(case_trace).unwrap_or_else(TraceContext::new_root),
+        Some(caller) if caller.trace_id == *case_trace => Some(caller.clone()),
+        _ => {
+            let last = history.last().unwrap_or(first);
+            TraceContext::parse(
+                &format!("00-{case_trace}-{}-01", last.envelope.span_id),
+                None,
+            )
+            .ok()
+        }
+    }
+}
+
+/// The new event's trace context: the writer's own span (e.g. an OpenTelemetry span the adapter
+/// started under [`trace_parent`]) when given and in the case's trace, else a fresh child span.
+fn trace_for(
+    history: &[StoredEvent],
+    caller: Option<&TraceContext>,
+    own: Option<TraceContext>,
+) -> TraceContext {
+    let parent = trace_parent(history, caller);
+    let case_trace = history.first().map(|first| first.envelope.trace_id.clone());
+    match (own, &case_trace) {
+        // A new case takes whatever trace the writer's span is in.
+        (Some(own), None) => own,
+        (Some(own), Some(case_trace)) if own.trace_id == *case_trace => own,
+        _ => parent.map_or_else(TraceContext::new_root, |p| p.child()),
     }
 }
 
@@ -57,6 +86,7 @@ pub fn prepare(
     history: &[StoredEvent],
     request: &WriteRequest,
     registry: &Registry,
+    own_span: Option<TraceContext>,
 ) -> Result<Prepared, BusError> {
     let state =
         CaseState::fold(history.iter().map(|s| &s.event)).map_err(|e| BusError::Corrupt {
@@ -70,7 +100,7 @@ pub fn prepare(
         &request.command,
         registry,
     )?;
-    let trace = trace_for(history, request.caller_trace.as_ref());
+    let trace = trace_for(history, request.caller_trace.as_ref(), own_span);
     let envelope = Envelope {
         trace_id: trace.trace_id.clone(),
         span_id: trace.span_id.clone(),

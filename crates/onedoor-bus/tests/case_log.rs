@@ -185,11 +185,13 @@ async fn of_two_stale_appends_only_one_wins() -> anyhow::Result<()> {
         &history,
         &bus.request(case_id, FRONT, hand_off("MOIC")),
         &bus.registry,
+        None,
     )?;
     let second = onedoor_bus::prepare(
         &history,
         &bus.request(case_id, FRONT, hand_off("MOF")),
         &bus.registry,
+        None,
     )?;
     bus.log.append(&first, last).await?;
     let lost = bus.log.append(&second, last).await;
@@ -270,7 +272,7 @@ async fn a_write_whose_ack_was_lost_is_recognised_when_the_request_is_retried() 
     let request = bus.request(case_id, FRONT, hand_off("MOIC"));
     let history = bus.log.load(case_id).await?;
     let last = history.last().map(|e| e.sequence).unwrap_or_default();
-    let prepared = onedoor_bus::prepare(&history, &request, &bus.registry)?;
+    let prepared = onedoor_bus::prepare(&history, &request, &bus.registry, None)?;
     let stored = bus.log.append(&prepared, last).await?; // the ack the writer "lost"
 
     let resent = bus.log.append(&prepared, last).await;

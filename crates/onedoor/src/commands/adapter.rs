@@ -55,6 +55,9 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
             tracing::error!(error = %err, "signal handling failed; stopping");
         }
     };
-    onedoor_adapter::run(config, listener, shutdown).await?;
+    let telemetry = super::telemetry::init(&format!("onedoor-adapter-{}", config.agency))?;
+    let outcome = onedoor_adapter::run(config, listener, shutdown).await;
+    telemetry.shutdown().await;
+    outcome?;
     Ok(ExitCode::SUCCESS)
 }

@@ -58,6 +58,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let (registry, registry_name) = common::load_registry(args.registry.as_deref())?;
     tracing::info!(registry = %registry_name, summary = %registry.summary(), "registry loaded");
 
+    let telemetry = super::telemetry::init("onedoor")?;
     let binary = onedoor_natsd::locate()?;
     let mut spec = ServerSpec::new(binary.clone(), dir.join("nats"));
     spec.client_port = args.nats_port.map_or(Port::Random, Port::Fixed);
@@ -76,6 +77,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     {
         tracing::warn!(error = %err, "could not remove endpoints.json");
     }
+    telemetry.shutdown().await;
     outcome
 }
 
