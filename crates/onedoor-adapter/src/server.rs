@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onedoor_bus::CaseLog;
+use onedoor_bus::{CaseLog, Signer};
 use onedoor_case::{AgencyCode, Registry};
 use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
@@ -32,6 +32,8 @@ pub struct AdapterConfig {
     /// with UNAVAILABLE, so a caller is told promptly that the bus is unreachable.
     pub nats_timeout: Duration,
     pub clock: Clock,
+    /// The agency's event-signing key; every event it writes is signed with it.
+    pub signer: Option<Signer>,
 }
 
 impl AdapterConfig {
@@ -48,6 +50,7 @@ impl AdapterConfig {
             nats_url: nats_url.into(),
             nats_timeout: Duration::from_secs(5),
             clock: Arc::new(time::OffsetDateTime::now_utc),
+            signer: None,
         }
     }
 
@@ -121,7 +124,12 @@ pub async fn run(
     let client = connect(&config, health.clone()).await?;
     let mut jetstream = async_nats::jetstream::new(client);
     jetstream.set_timeout(config.nats_timeout);
-    let log = CaseLog::open(jetstream.clone()).await?;
+    let mut log = CaseLog::open(jetstream.clone()).await?;
+    if let Some(signer) = config.signer.clone() {
+        log = log.with_signer(signer);
+    } else {
+        tracing::warn!(agency = %config.agency, "no signing key configured: events are unsigned and fail `onedoor audit verify`");
+    }
     health
         .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
         .await;

@@ -29,6 +29,13 @@ async fn a_case_travels_through_several_agencies_with_one_trace_id() -> anyhow::
     assert_eq!(resolved.case_version, 8);
     assert_eq!(resolved.trace_id, opened.trace_id);
 
+    let js = bus.nats.jetstream().await?;
+    let history = onedoor_bus::CaseLog::open(js)
+        .await?
+        .load(case.parse()?)
+        .await?;
+    onedoor_bus::verify_case(&history, &bus.registry)?;
+
     let view = mof.get_case(&case).await?;
     assert_eq!(view.status, v1::CaseStatus::Resolved as i32);
     assert_eq!(view.resolution, v1::Resolution::Approved as i32);

@@ -6,6 +6,7 @@
 //! `onedoor.v1.case.<case_id>.>`). The loser gets "wrong last sequence", re-reads the case and
 //! decides again with the case rules, which may now refuse the command.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -17,6 +18,7 @@ use onedoor_proto::convert::{self, Envelope};
 use onedoor_proto::v1;
 use prost::Message as _;
 
+use crate::audit::Signer;
 use crate::cloudevents as ce;
 use crate::error::BusError;
 use crate::subjects;
@@ -63,6 +65,8 @@ pub struct Prepared {
 pub struct CaseLog {
     jetstream: async_nats::jetstream::Context,
     stream: Stream,
+    /// Signs every event this log writes (the writing agency's key).
+    signer: Option<Arc<Signer>>,
 }
 
 impl CaseLog {
@@ -75,7 +79,17 @@ impl CaseLog {
                 action: "binding to the ONEDOOR stream",
                 message: e.to_string(),
             })?;
-        Ok(CaseLog { jetstream, stream })
+        Ok(CaseLog {
+            jetstream,
+            stream,
+            signer: None,
+        })
+    }
+
+    /// Every event written through this log is signed with `signer`.
+    pub fn with_signer(mut self, signer: Signer) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
     }
 
     /// A case's events in order, read through the stream's per-subject index (direct get, next
@@ -191,7 +205,10 @@ impl CaseLog {
             }
             let expected_last = history.last().map_or(0, |e| e.sequence);
             let span = own_span(&history);
-            let prepared = prepare(&history, request, registry, span)?;
+            let mut prepared = prepare(&history, request, registry, span)?;
+            if let Some(signer) = &self.signer {
+                signer.sign(&mut prepared.wire);
+            }
             match self.append(&prepared, expected_last).await {
                 Ok(appended) => {
                     let (event, _) = convert::from_wire(&prepared.wire)

@@ -8,6 +8,7 @@
 //!   how an existing one differs, never overwriting it.
 //! - [`case_log`]: [`CaseLog`]: load one case's events in order (direct get on the per-subject
 //!   index) and append with per-case optimistic concurrency, re-deciding on a lost race.
+//! - [`audit`]: Ed25519 signatures and the per-case hash chain; `verify_case`.
 //! - [`cloudevents`]: CloudEvents binary-mode `ce-*` headers, percent-encoded as the NATS
 //!   binding says.
 //! - [`write`]: the write path: fold, decide with the case rules, build the hash-linked wire
@@ -15,6 +16,7 @@
 //! - [`trace`]: W3C Trace Context (`traceparent`) parsing, formatting and new spans.
 //! - [`error`]: [`BusError`], the crate's one error type.
 
+pub mod audit;
 pub mod case_log;
 pub mod cloudevents;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod subjects;
 pub mod trace;
 pub mod write;
 
+pub use audit::{AuditFailure, AuditProblem, Signer, verify_case};
 pub use case_log::{Appended, CaseLog, Prepared, StoredEvent};
 pub use error::BusError;
 pub use stream::{EnsureOutcome, StreamSettings, ensure_stream};

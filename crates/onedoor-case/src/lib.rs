@@ -26,5 +26,6 @@ pub use case::{
 pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};
 pub use registry::{
-    Agency, AgencyKind, Problem, Registry, RegistryError, Service, Stage, Step, StepAgency,
+    Agency, AgencyKey, AgencyKind, Problem, Registry, RegistryError, Service, Stage, Step,
+    StepAgency,
 };

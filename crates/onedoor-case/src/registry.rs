@@ -46,6 +46,26 @@ pub struct Agency {
     /// Set when the agency was merged away. It stays in the registry so the cases it still holds
     /// can be finished and read, but no route may go through it any more.
     pub merged_into: Option<AgencyCode>,
+    /// Public keys that verify the agency's event signatures. Old keys stay listed after a
+    /// rotation so old events still verify.
+    pub keys: Vec<AgencyKey>,
+}
+
+/// One of an agency's signing keys, public half only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencyKey {
+    /// Named in each signed event's `key_id`, e.g. `MOIC-2026-01`.
+    pub id: String,
+    pub public_key: [u8; 32],
+    pub valid_from: Date,
+    /// Last day the key may sign; `None` while current.
+    pub valid_until: Option<Date>,
+}
+
+impl AgencyKey {
+    pub fn valid_on(&self, date: Date) -> bool {
+        date >= self.valid_from && self.valid_until.is_none_or(|until| date <= until)
+    }
 }
 
 impl Agency {
@@ -171,6 +191,82 @@ impl Registry {
             }
         }
         None
+    }
+
+    /// Adds a public key to an agency (used by `onedoor up`, which makes development keys at
+    /// start). Refuses an unknown agency or a key id already in use.
+    pub fn add_key(&mut self, agency: &AgencyCode, key: AgencyKey) -> Result<(), String> {
+        if self
+            .agencies
+            .values()
+            .any(|a| a.keys.iter().any(|k| k.id == key.id))
+        {
+            return Err(format!("key id {} is already in use", key.id));
+        }
+        let entry = self
+            .agencies
+            .get_mut(agency)
+            .ok_or_else(|| format!("agency {agency} is not in the registry"))?;
+        entry.keys.push(key);
+        Ok(())
+    }
+
+    /// Adds the public keys listed in a key file (`[[key]]` tables with `agency`, `id`,
+    /// `public_key`, `valid_from`, optional `valid_until`), all or nothing.
+    pub fn add_keys_from_toml(&mut self, text: &str, origin: &str) -> Result<(), RegistryError> {
+        let raw: raw::RawKeyFile = toml::from_str(text).map_err(|err| RegistryError::Syntax {
+            file: origin.to_owned(),
+            message: err.to_string(),
+        })?;
+        let mut problems = validate::Problems::default();
+        let mut seen = self
+            .agencies
+            .values()
+            .flat_map(|a| a.keys.iter().map(|k| k.id.clone()))
+            .collect();
+        let mut additions = Vec::new();
+        for (index, entry) in raw.keys.iter().enumerate() {
+            let name = format!("key #{} of agency {:?}", index + 1, entry.agency);
+            let agency = match AgencyCode::parse(&entry.agency) {
+                Ok(code) if self.agencies.contains_key(&code) => code,
+                _ => {
+                    problems.0.push(Problem {
+                        entry: name,
+                        problem: "agency is not in the registry".into(),
+                    });
+                    continue;
+                }
+            };
+            for key in validate::keys(
+                &name,
+                std::slice::from_ref(&entry.key),
+                &mut seen,
+                &mut problems,
+            ) {
+                additions.push((agency.clone(), key));
+            }
+        }
+        if !problems.0.is_empty() {
+            return Err(RegistryError::Invalid {
+                file: origin.to_owned(),
+                problems: problems.0,
+            });
+        }
+        for (agency, key) in additions {
+            if let Some(entry) = self.agencies.get_mut(&agency) {
+                entry.keys.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The key `key_id` of `agency`, if the registry lists it.
+    pub fn key(&self, agency: &AgencyCode, key_id: &str) -> Option<&AgencyKey> {
+        self.agencies
+            .get(agency)?
+            .keys
+            .iter()
+            .find(|k| k.id == key_id)
     }
 
     /// One line for `onedoor registry check`.

@@ -361,3 +361,77 @@ fn a_missing_file_is_reported_with_its_path() {
         "{err}"
     );
 }
+
+const MOF_KEY: &str = "name_lo = \"ກະຊວງການເງິນ\"\n\n[[agency.key]]\nid = \"MOF-2026-01\"\npublic_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\nvalid_from = 2026-01-01\n";
+
+#[test]
+fn agency_keys_load_with_their_validity() {
+    let text = VALID.replacen("name_lo = \"ກະຊວງການເງິນ\"\n", MOF_KEY, 1);
+    let registry = Registry::from_toml(&text, "keys.toml").expect("valid key");
+    let key = registry.key(&agency("MOF"), "MOF-2026-01").expect("listed");
+    assert_eq!(key.public_key[31], 31);
+    assert!(key.valid_on(time::macros::date!(2026 - 11 - 27)));
+    assert!(!key.valid_on(time::macros::date!(2025 - 12 - 31)));
+}
+
+#[test]
+fn malformed_keys_are_refused() {
+    for (from, to, expected) in [
+        (
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "not base64!",
+            "not base64",
+        ),
+        (
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "AAEC",
+            "is 3 bytes; an Ed25519 key is 32",
+        ),
+        (
+            "valid_from = 2026-01-01\n",
+            "valid_from = 2026-01-01\nvalid_until = 2025-01-01\n",
+            "valid_until is before valid_from",
+        ),
+    ] {
+        let text = VALID.replacen(
+            "name_lo = \"ກະຊວງການເງິນ\"\n",
+            &MOF_KEY.replacen(from, to, 1),
+            1,
+        );
+        let err = Registry::from_toml(&text, "keys.toml").expect_err(expected);
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    let twice = VALID
+        .replacen("name_lo = \"ກະຊວງການເງິນ\"\n", MOF_KEY, 1)
+        .replacen(
+            "name_lo = \"ກະຊວງອຸດສາຫະກຳ ແລະ ການຄ້າ\"\n",
+            &MOF_KEY.replacen("ກະຊວງການເງິນ", "ກະຊວງອຸດສາຫະກຳ ແລະ ການຄ້າ", 1),
+            1,
+        );
+    let err = Registry::from_toml(&twice, "keys.toml").expect_err("duplicate key id");
+    assert!(err.to_string().contains("key id is listed twice"), "{err}");
+}
+
+#[test]
+fn a_key_file_adds_keys_all_or_nothing() {
+    let mut registry = Registry::from_toml(VALID, "valid.toml").expect("valid");
+    let good = "[[key]]\nagency = \"MOF\"\nid = \"MOF-dev\"\npublic_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\nvalid_from = 2026-01-01\n";
+    let bad = format!(
+        "{good}\n[[key]]\nagency = \"MOXX\"\nid = \"X\"\npublic_key = \"AAEC\"\nvalid_from = 2026-01-01\n"
+    );
+    let err = registry
+        .add_keys_from_toml(&bad, "keys.toml")
+        .expect_err("unknown agency");
+    assert!(
+        err.to_string().contains("agency is not in the registry"),
+        "{err}"
+    );
+    assert!(
+        registry.key(&agency("MOF"), "MOF-dev").is_none(),
+        "nothing added from a bad file"
+    );
+    registry
+        .add_keys_from_toml(good, "keys.toml")
+        .expect("good file");
+    assert!(registry.key(&agency("MOF"), "MOF-dev").is_some());
+}

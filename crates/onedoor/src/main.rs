@@ -5,6 +5,8 @@
 //! # Layout
 //! - `commands::registry`: `onedoor registry check FILE`.
 //! - `commands::up`: `onedoor up`, the single-machine bus.
+//! - `commands::audit`: `onedoor audit verify`, signatures and hash chains.
+//! - `commands::keys`: development signing keys made by `up`.
 //! - `commands::adapter`: `onedoor adapter --agency X`, one agency's gRPC gateway.
 //! - `commands::common`, `commands::metrics`: registry loading, dev tokens, signals, the
 //!   Prometheus exporter.
@@ -37,11 +39,22 @@ enum Command {
     Up(commands::up::UpArgs),
     /// Run one agency's AgencyGateway (gRPC) next to its IT system.
     Adapter(commands::adapter::AdapterArgs),
+    /// Check case histories: signatures and hash chains.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Work with registry files (agencies, service catalogue, calendar).
     Registry {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify one case (or --all); exits non-zero naming the first bad event of each bad case.
+    Verify(commands::audit::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +81,9 @@ fn main() -> ExitCode {
         } => commands::registry::check(&file),
         Command::Up(args) => commands::up::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => commands::audit::verify(args),
     };
     match outcome {
         Ok(code) => code,

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use onedoor_adapter::{AdapterConfig, Token};
-use onedoor_bus::{StreamSettings, ensure_stream};
-use onedoor_case::{AgencyCode, Registry};
+use onedoor_bus::{Signer, StreamSettings, ensure_stream};
+use onedoor_case::{AgencyCode, AgencyKey, Registry};
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
 use onedoor_testkit::TestNats;
@@ -36,10 +36,25 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
-pub fn registry() -> Arc<Registry> {
+/// The shipped registry, with a fresh signing key for every agency (as `onedoor up` does).
+pub fn registry_with_keys() -> (Arc<Registry>, HashMap<String, Signer>) {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml");
-    Arc::new(Registry::load(&path).expect("shipped registry is valid"))
+    let mut registry = Registry::load(&path).expect("shipped registry is valid");
+    let mut signers = HashMap::new();
+    let codes: Vec<AgencyCode> = registry.agencies.keys().cloned().collect();
+    for code in codes {
+        let signer = Signer::generate(format!("{code}-test"));
+        let key = AgencyKey {
+            id: signer.key_id().to_owned(),
+            public_key: signer.public_key(),
+            valid_from: time::macros::date!(2020 - 01 - 01),
+            valid_until: None,
+        };
+        registry.add_key(&code, key).expect("fresh key id");
+        signers.insert(code.to_string(), signer);
+    }
+    (Arc::new(registry), signers)
 }
 
 pub fn token_for(agency: &str) -> String {
@@ -65,6 +80,7 @@ impl RunningAdapter {
 pub struct TestBus {
     pub nats: TestNats,
     pub registry: Arc<Registry>,
+    pub signers: HashMap<String, Signer>,
     pub adapters: HashMap<String, RunningAdapter>,
 }
 
@@ -72,9 +88,11 @@ impl TestBus {
     pub async fn start(agencies: &[&str]) -> anyhow::Result<Self> {
         let nats = TestNats::start().await?;
         ensure_stream(&nats.jetstream().await?, &StreamSettings::development()).await?;
+        let (registry, signers) = registry_with_keys();
         let mut bus = TestBus {
             nats,
-            registry: registry(),
+            registry,
+            signers,
             adapters: HashMap::new(),
         };
         for agency in agencies {
@@ -84,12 +102,14 @@ impl TestBus {
     }
 
     pub fn config(&self, agency: &str) -> anyhow::Result<AdapterConfig> {
-        Ok(AdapterConfig::new(
+        let mut config = AdapterConfig::new(
             AgencyCode::parse(agency)?,
             Token::new(token_for(agency))?,
             self.registry.clone(),
             self.nats.url(),
-        ))
+        );
+        config.signer = self.signers.get(agency).cloned();
+        Ok(config)
     }
 
     pub async fn start_adapter(&mut self, agency: &str) -> anyhow::Result<()> {

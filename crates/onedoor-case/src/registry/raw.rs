@@ -49,6 +49,19 @@ pub(super) struct RawAgency {
     pub name_lo: String,
     pub province: Option<String>,
     pub merged_into: Option<String>,
+    #[serde(default, rename = "key")]
+    pub keys: Vec<RawKey>,
+}
+
+/// An agency's Ed25519 public key for event signatures.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub id: String,
+    /// Standard base64 of the 32-byte public key.
+    pub public_key: String,
+    pub valid_from: toml::value::Datetime,
+    pub valid_until: Option<toml::value::Datetime>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,4 +91,20 @@ pub(super) struct RawStep {
     #[serde(default)]
     pub purpose_lo: String,
     pub working_days: u32,
+}
+
+/// A file of public keys added to a registry (e.g. the development keys `onedoor up` makes).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyFile {
+    #[serde(default, rename = "key")]
+    pub keys: Vec<RawAgencyKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgencyKey {
+    pub agency: String,
+    #[serde(flatten)]
+    pub key: RawKey,
 }

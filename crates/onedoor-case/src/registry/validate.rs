@@ -6,8 +6,12 @@ use std::fmt;
 
 use time::{Date, Month, UtcOffset, Weekday};
 
-use super::raw::{RawAgency, RawRegistry, RawService, RawStep};
-use super::{Agency, AgencyKind, Calendar, Holiday, Registry, Service, Stage, Step, StepAgency};
+use base64::Engine as _;
+
+use super::raw::{RawAgency, RawKey, RawRegistry, RawService, RawStep};
+use super::{
+    Agency, AgencyKey, AgencyKind, Calendar, Holiday, Registry, Service, Stage, Step, StepAgency,
+};
 use crate::codes::{AgencyCode, ServiceCode};
 
 /// Longest time limit a step may have; anything longer is almost certainly a typo
@@ -64,7 +68,7 @@ fn render(problems: &[Problem]) -> String {
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, entry: impl Into<String>, problem: impl Into<String>) {
@@ -218,6 +222,7 @@ fn is_lao(c: char) -> bool {
 fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, Agency> {
     let mut agencies = BTreeMap::new();
     let mut merges = Vec::new();
+    let mut seen_key_ids = BTreeSet::new();
     for (index, agency) in raw.iter().enumerate() {
         let entry = format!("agency #{} {:?}", index + 1, agency.code);
         check_names(&entry, &agency.name_en, &agency.name_lo, problems);
@@ -249,6 +254,7 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
         if let Some(target) = &agency.merged_into {
             merges.push((entry.clone(), code.clone(), target.clone()));
         }
+        let keys = keys(&entry, &agency.keys, &mut seen_key_ids, problems);
         let Some(kind) = kind else { continue };
         agencies.insert(
             code.clone(),
@@ -259,6 +265,7 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
                 name_lo: agency.name_lo.clone(),
                 province: agency.province.clone(),
                 merged_into: None,
+                keys,
             },
         );
     }
@@ -442,4 +449,73 @@ fn step(
         purpose_lo: raw.purpose_lo.clone(),
         working_days: raw.working_days,
     })
+}
+
+pub(super) fn keys(
+    entry: &str,
+    raw: &[RawKey],
+    seen: &mut BTreeSet<String>,
+    problems: &mut Problems,
+) -> Vec<AgencyKey> {
+    let mut keys = Vec::new();
+    for key in raw {
+        let entry = format!("{entry}, key {:?}", key.id);
+        if key.id.trim().is_empty() || key.id.len() > crate::limits::KEY_ID_MAX_BYTES {
+            problems.add(
+                &entry,
+                format!(
+                    "key id must be 1 to {} bytes",
+                    crate::limits::KEY_ID_MAX_BYTES
+                ),
+            );
+            continue;
+        }
+        if !seen.insert(key.id.clone()) {
+            problems.add(
+                &entry,
+                "key id is listed twice; key ids are unique across the registry",
+            );
+            continue;
+        }
+        let public_key =
+            match base64::engine::general_purpose::STANDARD.decode(key.public_key.trim()) {
+                Ok(bytes) => match <[u8; 32]>::try_from(bytes.as_slice()) {
+                    Ok(array) => array,
+                    Err(_) => {
+                        problems.add(
+                            &entry,
+                            format!("public_key is {} bytes; an Ed25519 key is 32", bytes.len()),
+                        );
+                        continue;
+                    }
+                },
+                Err(err) => {
+                    problems.add(&entry, format!("public_key is not base64: {err}"));
+                    continue;
+                }
+            };
+        let valid_from = toml_date(&key.valid_from)
+            .map_err(|why| problems.add(&entry, format!("valid_from: {why}")));
+        let valid_until = key
+            .valid_until
+            .as_ref()
+            .map(|d| {
+                toml_date(d).map_err(|why| problems.add(&entry, format!("valid_until: {why}")))
+            })
+            .transpose();
+        let (Ok(valid_from), Ok(valid_until)) = (valid_from, valid_until) else {
+            continue;
+        };
+        if valid_until.is_some_and(|until| until < valid_from) {
+            problems.add(&entry, "valid_until is before valid_from");
+            continue;
+        }
+        keys.push(AgencyKey {
+            id: key.id.clone(),
+            public_key,
+            valid_from,
+            valid_until,
+        });
+    }
+    keys
 }

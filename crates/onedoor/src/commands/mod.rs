@@ -1,5 +1,7 @@
 pub mod adapter;
+pub mod audit;
 pub mod common;
+pub mod keys;
 pub mod metrics;
 pub mod registry;
 pub mod telemetry;

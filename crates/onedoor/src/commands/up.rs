@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use onedoor_adapter::{AdapterConfig, Token};
+use onedoor_bus::Signer;
 use onedoor_case::Registry;
 use onedoor_natsd::{NatsBinary, NatsServer, Port, ServerSpec};
 use tokio::sync::watch;
@@ -55,8 +56,10 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             existing.nats.url
         );
     }
-    let (registry, registry_name) = common::load_registry(args.registry.as_deref())?;
+    let (mut registry, registry_name) = common::load_registry_mut(args.registry.as_deref())?;
     tracing::info!(registry = %registry_name, summary = %registry.summary(), "registry loaded");
+    let signers = super::keys::make_dev_keys(&dir, &mut registry)?;
+    let registry = Arc::new(registry);
 
     let telemetry = super::telemetry::init("onedoor")?;
     let binary = onedoor_natsd::locate()?;
@@ -66,7 +69,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut server = NatsServer::start(spec)
         .await
         .context("starting nats-server")?;
-    let outcome = serve(&dir, &server, &binary, registry, &registry_name).await;
+    let outcome = serve(&dir, &server, &binary, registry, signers, &registry_name).await;
     // Whatever happened, leave no nats-server behind and no endpoints file pointing at it.
     let removed = std::fs::remove_file(dir.join(data_dir::ENDPOINTS_FILE));
     if let Err(err) = server.stop().await {
@@ -93,8 +96,10 @@ async fn serve(
     server: &NatsServer,
     binary: &NatsBinary,
     registry: Arc<Registry>,
+    signers: Vec<(String, Signer)>,
     registry_name: &str,
 ) -> anyhow::Result<ExitCode> {
+    let mut signers: BTreeMap<String, Signer> = signers.into_iter().collect();
     let url = server.client_url();
     let client = async_nats::connect(&url)
         .await
@@ -118,12 +123,13 @@ async fn serve(
             .await
             .context("binding an adapter port")?;
         let address = listener.local_addr()?;
-        let config = AdapterConfig::new(
+        let mut config = AdapterConfig::new(
             agency.code.clone(),
             Token::new(token.clone())?,
             registry.clone(),
             url.clone(),
         );
+        config.signer = signers.remove(agency.code.as_str());
         let mut stop = stop_rx.clone();
         let code = agency.code.to_string();
         servers.spawn(async move {

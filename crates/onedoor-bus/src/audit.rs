@@ -1,0 +1,214 @@
+//! Tamper evidence: every event is signed by its agency's Ed25519 key over its own bytes, which
+//! include `prev_hash`, the SHA-256 of the case's previous stored event. A case's history is
+//! therefore a hash chain: an altered, forged, removed or reordered event is detected.
+//!
+//! What the chain cannot show: the *last* events of a case being cut off (nothing follows them
+//! to point back). The stream denies deletes and purges, and the tracker remembers the highest
+//! version it saw, which together cover that gap.
+
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use onedoor_case::{CaseState, Registry};
+use onedoor_proto::v1;
+
+use crate::case_log::StoredEvent;
+use crate::write::payload_hash;
+
+/// An agency's private signing key, with the id the registry lists its public half under.
+#[derive(Clone)]
+pub struct Signer {
+    key_id: String,
+    key: SigningKey,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signer({}, ****)", self.key_id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read signing key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("signing key file {path} must hold the base64 of a 32-byte Ed25519 seed")]
+    Malformed { path: String },
+}
+
+impl Signer {
+    pub fn from_seed(key_id: impl Into<String>, seed: [u8; 32]) -> Self {
+        Signer {
+            key_id: key_id.into(),
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// A new random key (development set-ups and tests).
+    pub fn generate(key_id: impl Into<String>) -> Self {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        Self::from_seed(key_id, seed)
+    }
+
+    /// Reads a key file: one line, the base64 of the 32-byte seed.
+    pub fn load(key_id: impl Into<String>, path: &Path) -> Result<Self, KeyFileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| KeyFileError::Malformed {
+                path: shown.clone(),
+            })?;
+        let seed = <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| KeyFileError::Malformed { path: shown })?;
+        Ok(Self::from_seed(key_id, seed))
+    }
+
+    /// The key file text for [`Signer::load`]; the caller writes it with owner-only permissions.
+    pub fn seed_file_text(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.key.to_bytes()) + "\n"
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn public_key_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.public_key())
+    }
+
+    /// Sets `key_id` and `signature` on a wire event; everything else must already be final.
+    pub fn sign(&self, event: &mut v1::CaseEvent) {
+        event.key_id = self.key_id.clone();
+        event.signature.clear();
+        event.signature = self.key.sign(&event.signing_bytes()).to_bytes().to_vec();
+    }
+}
+
+/// The bytes a stored event's signature covers: the payload without its trailing `signature`
+/// field (field 50, 64 bytes: tag `92 03`, length `40`). Cutting the stored bytes, rather than
+/// re-encoding, keeps fields this version does not know inside what is verified.
+fn signed_bytes(stored: &StoredEvent) -> Vec<u8> {
+    let payload = stored.payload.as_ref();
+    let signature = &stored.wire.signature;
+    if signature.len() == 64 && payload.len() >= 67 {
+        let (head, tail) = payload.split_at(payload.len() - 67);
+        if tail[..3] == [0x92, 0x03, 0x40] && &tail[3..] == signature.as_slice() {
+            return head.to_vec();
+        }
+    }
+    stored.wire.signing_bytes()
+}
+
+/// What is wrong with one event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditProblem {
+    #[error("the event is not signed")]
+    NotSigned,
+    #[error("{agency} has no key {key_id:?} in the registry")]
+    UnknownKey { agency: String, key_id: String },
+    #[error("key {key_id:?} of {agency} was not valid on {date}")]
+    KeyNotValid {
+        agency: String,
+        key_id: String,
+        date: String,
+    },
+    #[error("the signature does not match the event's bytes (altered or forged)")]
+    BadSignature,
+    #[error(
+        "prev_hash does not match the previous event (an event was altered, removed or reordered)"
+    )]
+    BrokenChain,
+    #[error("the first event of a case must have an empty prev_hash")]
+    FirstHasPrevHash,
+    #[error("the history does not follow the case rules: {0}")]
+    Fold(String),
+}
+
+/// The first bad event of a case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "case {case_id}: event {event_id} (version {version}, stream sequence {sequence}): {problem}"
+)]
+pub struct AuditFailure {
+    pub case_id: String,
+    pub event_id: String,
+    pub version: u64,
+    pub sequence: u64,
+    pub problem: AuditProblem,
+}
+
+/// Checks one event against the registry's keys.
+pub fn verify_signature(stored: &StoredEvent, registry: &Registry) -> Result<(), AuditProblem> {
+    let wire = &stored.wire;
+    if wire.signature.is_empty() || wire.key_id.is_empty() {
+        return Err(AuditProblem::NotSigned);
+    }
+    let agency = &stored.event.from;
+    let key = registry
+        .key(agency, &wire.key_id)
+        .ok_or_else(|| AuditProblem::UnknownKey {
+            agency: agency.to_string(),
+            key_id: wire.key_id.clone(),
+        })?;
+    let date = stored.event.occurred_at.date();
+    if !key.valid_on(date) {
+        return Err(AuditProblem::KeyNotValid {
+            agency: agency.to_string(),
+            key_id: key.id.clone(),
+            date: date.to_string(),
+        });
+    }
+    let verifying =
+        VerifyingKey::from_bytes(&key.public_key).map_err(|_| AuditProblem::BadSignature)?;
+    let signature =
+        Signature::from_slice(&wire.signature).map_err(|_| AuditProblem::BadSignature)?;
+    verifying
+        .verify(&signed_bytes(stored), &signature)
+        .map_err(|_| AuditProblem::BadSignature)
+}
+
+/// Verifies a whole case: every signature, the hash chain, and the case rules' fold (gapless
+/// versions, one case). Returns the first bad event.
+pub fn verify_case(events: &[StoredEvent], registry: &Registry) -> Result<(), Box<AuditFailure>> {
+    let mut state = None;
+    for (index, stored) in events.iter().enumerate() {
+        let fail = |problem| {
+            Box::new(AuditFailure {
+                case_id: stored.event.case_id.to_string(),
+                event_id: stored.event.event_id.to_string(),
+                version: stored.event.version,
+                sequence: stored.sequence,
+                problem,
+            })
+        };
+        verify_signature(stored, registry).map_err(fail)?;
+        match index.checked_sub(1).map(|i| &events[i]) {
+            None if !stored.wire.prev_hash.is_empty() => {
+                return Err(fail(AuditProblem::FirstHasPrevHash));
+            }
+            Some(previous) if stored.wire.prev_hash != payload_hash(&previous.payload) => {
+                return Err(fail(AuditProblem::BrokenChain));
+            }
+            _ => {}
+        }
+        state = Some(
+            CaseState::apply(state, &stored.event)
+                .map_err(|e| fail(AuditProblem::Fold(e.to_string())))?,
+        );
+    }
+    Ok(())
+}

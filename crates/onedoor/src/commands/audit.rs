@@ -1,0 +1,133 @@
+//! `onedoor audit verify`: checks signatures and hash chains, case by case, and names the first
+//! bad event.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use onedoor_bus::{CaseLog, StoredEvent, verify_case};
+use onedoor_case::CaseId;
+
+use super::{common, keys};
+use crate::data_dir::Endpoints;
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The case to verify; omit with --all.
+    pub case_id: Option<String>,
+    /// Verify every case in the stream.
+    #[arg(long, conflicts_with = "case_id")]
+    pub all: bool,
+    /// Find the bus here (endpoints.json, development keys).
+    #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
+    pub data_dir: PathBuf,
+    /// NATS URL; by default the one in endpoints.json.
+    #[arg(long, env = "ONEDOOR_NATS_URL")]
+    pub nats_url: Option<String>,
+    #[arg(long, env = "ONEDOOR_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Public key file; by default DATA/keys/public-keys.toml when it exists.
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+}
+
+pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if args.case_id.is_none() && !args.all {
+        anyhow::bail!("name a case id, or pass --all");
+    }
+    let keys = args
+        .keys
+        .clone()
+        .or_else(|| Some(keys::public_keys_path(&args.data_dir)).filter(|p| p.exists()));
+    let (registry, _) = common::load_registry_with_keys(args.registry.as_deref(), keys.as_deref())?;
+    let url = match &args.nats_url {
+        Some(url) => url.clone(),
+        None => Endpoints::read(&args.data_dir)?
+            .map(|e| e.nats.url)
+            .with_context(|| {
+                format!(
+                    "no running bus found in {} (pass --nats-url or --data-dir)",
+                    args.data_dir.display()
+                )
+            })?,
+    };
+    let client = async_nats::connect(&url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))?;
+    let jetstream = async_nats::jetstream::new(client);
+    let log = CaseLog::open(jetstream.clone()).await?;
+
+    let cases: BTreeMap<CaseId, Vec<StoredEvent>> = match &args.case_id {
+        Some(text) => {
+            let case_id = CaseId::parse(text)?;
+            let events = log.load(case_id).await?;
+            anyhow::ensure!(!events.is_empty(), "case {case_id} does not exist");
+            BTreeMap::from([(case_id, events)])
+        }
+        None => read_all(&jetstream).await?,
+    };
+    let events: usize = cases.values().map(Vec::len).sum();
+    let mut failures = 0;
+    for events in cases.values() {
+        if let Err(failure) = verify_case(events, &registry) {
+            println!("BAD {failure}");
+            failures += 1;
+        }
+    }
+    if failures > 0 {
+        println!(
+            "{failures} of {} case(s) failed verification ({events} events read)",
+            cases.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "ok: {} case(s), {events} event(s): every signature and hash chain verified",
+        cases.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every case event in the stream, grouped by case, read with an ordered consumer (one pass).
+async fn read_all(
+    jetstream: &async_nats::jetstream::Context,
+) -> anyhow::Result<BTreeMap<CaseId, Vec<StoredEvent>>> {
+    let stream = jetstream.get_stream(onedoor_bus::STREAM_NAME).await?;
+    let mut cases: BTreeMap<CaseId, Vec<StoredEvent>> = BTreeMap::new();
+    let last = stream.get_info().await?.state.last_sequence;
+    if last == 0 {
+        return Ok(cases);
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: onedoor_bus::subjects::STREAM_SUBJECTS.to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let info = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("message info: {e}"))?;
+        let sequence = info.stream_sequence;
+        let pending = info.pending;
+        // An undecodable message cannot be grouped by case; it is itself an audit failure.
+        let stored = onedoor_bus::case_log::decode_stored(sequence, message.payload.clone())?;
+        cases.entry(stored.event.case_id).or_default().push(stored);
+        if pending == 0 || sequence >= last {
+            break;
+        }
+    }
+    Ok(cases)
+}

@@ -1,0 +1,142 @@
+//! Running `onedoor up` as a user does, for the end-to-end tests: the real binary, its
+//! `endpoints.json`, and gRPC clients of the agencies it lists.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use onedoor_proto::v1;
+use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn onedoor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_onedoor"))
+}
+
+/// `onedoor up --data-dir DIR` with extra environment, output discarded.
+pub fn spawn_up(data_dir: &Path, env: &[(&str, String)]) -> Child {
+    let mut command = onedoor();
+    command
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().expect("onedoor up starts")
+}
+
+/// Polls until `up` has written endpoints.json (or exited, or the deadline passed).
+pub fn wait_for_endpoints(child: &mut Child, data_dir: &Path) -> serde_json::Value {
+    let start = Instant::now();
+    let path = data_dir.join("endpoints.json");
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return serde_json::from_str(&text).expect("endpoints.json is JSON");
+        }
+        if let Some(status) = child.try_wait().expect("poll child") {
+            panic!("onedoor up exited early with {status}");
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "endpoints.json did not appear within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM, then wait (with a deadline) for the exit status.
+pub fn terminate(child: &mut Child) -> ExitStatus {
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
+    kill(pid, Signal::SIGTERM).expect("send SIGTERM");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "onedoor up did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One agency's system, talking to its adapter with the development token `up` handed out.
+pub struct Agency {
+    pub client: AgencyGatewayClient<tonic::transport::Channel>,
+    pub token: String,
+}
+
+impl Agency {
+    pub async fn connect(endpoints: &serde_json::Value, code: &str) -> Agency {
+        let entry = &endpoints["agencies"][code];
+        let address = entry["grpc"].as_str().expect("grpc address").to_owned();
+        let channel = tonic::transport::Channel::from_shared(address)
+            .expect("uri")
+            .connect()
+            .await
+            .expect("adapter up");
+        Agency {
+            client: AgencyGatewayClient::new(channel),
+            token: entry["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    pub fn request<T>(&self, body: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().expect("ascii"),
+        );
+        request
+    }
+
+    pub async fn open_case(&mut self, key: &str) -> v1::Receipt {
+        let body = v1::OpenCaseRequest {
+            service: "enterprise-registration".into(),
+            citizen_ref: "R-E2E".into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        self.client
+            .open_case(self.request(body))
+            .await
+            .expect("open case")
+            .into_inner()
+    }
+
+    pub async fn hand_off(&mut self, case_id: &str, to: &str, key: &str) -> v1::Receipt {
+        let body = v1::HandOffRequest {
+            case_id: case_id.into(),
+            to_agency: to.into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        self.client
+            .hand_off(self.request(body))
+            .await
+            .expect("hand off")
+            .into_inner()
+    }
+
+    pub async fn accept(&mut self, case_id: &str, key: &str) -> v1::Receipt {
+        let body = v1::AcceptRequest {
+            case_id: case_id.into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        self.client
+            .accept(self.request(body))
+            .await
+            .expect("accept")
+            .into_inner()
+    }
+}
