@@ -72,4 +72,20 @@ pub enum BusError {
     /// A case's stored history does not fold: written by something else, or tampered with.
     #[error("case {case_id}'s history is inconsistent: {why}")]
     Corrupt { case_id: String, why: String },
+
+    /// An [`crate::InboxSettings`] value is out of range (or one the server would refuse).
+    #[error("invalid inbox settings: {field} {reason}")]
+    InvalidInboxSettings { field: &'static str, reason: String },
+
+    /// An agency's inbox consumer exists with a configuration that cannot be changed in place
+    /// (filter, delivery or ack policy, push instead of pull). Nothing was changed: an operator
+    /// decides (each difference reads `field: existing X, wanted Y`).
+    #[error(
+        "consumer {consumer} exists with a conflicting configuration ({}); it was left unchanged",
+        differences.join("; ")
+    )]
+    InboxConflict {
+        consumer: String,
+        differences: Vec<String>,
+    },
 }

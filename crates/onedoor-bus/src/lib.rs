@@ -14,13 +14,19 @@
 //! - [`write`]: the write path: fold, decide with the case rules, build the hash-linked wire
 //!   event; [`CaseLog::execute`] appends it.
 //! - [`trace`]: W3C Trace Context (`traceparent`) parsing, formatting and new spans.
+//! - [`inbox`]: an agency's inbox: [`ensure_inbox`] (the durable consumer `inbox-<AGENCY>`),
+//!   [`Inbox`] sessions with a bounded in-flight window, and [`InFlight`], acks by event id.
+//! - [`stuck`]: deliveries given up on, recorded in the `ONEDOOR_STUCK` KV bucket
+//!   ([`StuckRecorder`] listens to the max-deliveries advisory; [`list_stuck`] reads them).
 //! - [`error`]: [`BusError`], the crate's one error type.
 
 pub mod audit;
 pub mod case_log;
 pub mod cloudevents;
 pub mod error;
+pub mod inbox;
 pub mod stream;
+pub mod stuck;
 pub mod subjects;
 pub mod trace;
 pub mod write;
@@ -28,7 +34,11 @@ pub mod write;
 pub use audit::{AuditFailure, AuditProblem, Signer, verify_case};
 pub use case_log::{Appended, CaseLog, Prepared, StoredEvent};
 pub use error::BusError;
+pub use inbox::{
+    AckOutcome, InFlight, Inbox, InboxDelivery, InboxSettings, InboxStats, ensure_inbox,
+};
 pub use stream::{EnsureOutcome, StreamSettings, ensure_stream};
+pub use stuck::{STUCK_BUCKET, StuckRecord, StuckRecorder, list_stuck};
 pub use subjects::STREAM_NAME;
 pub use trace::TraceContext;
 pub use write::{WriteRequest, Written, prepare};
