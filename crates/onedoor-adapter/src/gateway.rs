@@ -1,11 +1,9 @@
 //! `AgencyGateway` for one agency: writes go through the case rules and the case log; reads
 //! come from the case log, so a caller always sees its own acknowledged writes.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::Stream;
 use onedoor_bus::{CaseLog, StoredEvent, TraceContext, WriteRequest, trace::TRACEPARENT};
 use onedoor_case::{AgencyCode, CaseState, Command, Registry};
 use onedoor_proto::convert::timestamp;
@@ -244,8 +242,6 @@ impl Gateway {
     }
 }
 
-type InboxStream = Pin<Box<dyn Stream<Item = Result<v1::InboxItem, Status>> + Send + 'static>>;
-
 #[tonic::async_trait]
 impl AgencyGateway for Gateway {
     async fn open_case(
@@ -297,7 +293,7 @@ impl AgencyGateway for Gateway {
         self.write("ResolveCase", request).await
     }
 
-    type InboxStream = InboxStream;
+    type InboxStream = crate::inbox::InboxStream;
 
     async fn inbox(
         &self,

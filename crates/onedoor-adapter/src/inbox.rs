@@ -1,29 +1,167 @@
-//! The `Inbox` and `Ack` RPCs over the agency's durable consumer (filled in once the bus inbox
-//! lands).
+//! The `Inbox` stream and `Ack` over the agency's durable consumer `inbox-<AGENCY>`. One
+//! [`InFlight`] registry per adapter holds every delivery not yet acknowledged, so an `Ack` on
+//! any call reaches a delivery made on any stream.
 
 use std::pin::Pin;
 
 use futures::Stream;
+use onedoor_bus::{InFlight, Inbox, InboxDelivery, InboxSettings, TraceContext};
+use onedoor_case::{AgencyCode, EventId};
 use onedoor_proto::v1;
+use opentelemetry::global;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::error::AdapterError;
+use crate::metrics as m;
+use crate::requests;
+use crate::telemetry;
 
-#[derive(Clone, Default)]
-pub struct InboxService {}
+/// Items buffered between the inbox session and the gRPC stream. The session's window is what
+/// bounds memory; this only smooths the hand-over.
+const STREAM_BUFFER: usize = 4;
+
+pub type InboxStream = Pin<Box<dyn Stream<Item = Result<v1::InboxItem, Status>> + Send + 'static>>;
+
+#[derive(Clone)]
+pub struct InboxService {
+    agency: AgencyCode,
+    in_flight: InFlight,
+}
 
 impl InboxService {
-    pub async fn open_stream(
-        &self,
-        _request: v1::InboxRequest,
-    ) -> Result<
-        Pin<Box<dyn Stream<Item = Result<v1::InboxItem, Status>> + Send + 'static>>,
-        AdapterError,
-    > {
-        Err(AdapterError::Config("inbox not wired yet".into()))
+    pub fn new(
+        jetstream: async_nats::jetstream::Context,
+        agency: AgencyCode,
+        settings: InboxSettings,
+    ) -> Result<Self, AdapterError> {
+        let in_flight = InFlight::new(jetstream, agency.clone(), settings)?;
+        Ok(InboxService { agency, in_flight })
     }
 
-    pub async fn ack(&self, _request: v1::AckRequest) -> Result<v1::AckResponse, AdapterError> {
-        Err(AdapterError::Config("inbox not wired yet".into()))
+    pub fn settings(&self) -> &InboxSettings {
+        self.in_flight.settings()
+    }
+
+    fn record_gauges(&self) {
+        let stats = self.in_flight.stats();
+        metrics::gauge!(m::INBOX_IN_FLIGHT, "agency" => self.agency.to_string())
+            .set(stats.in_flight as f64);
+    }
+
+    pub async fn open_stream(
+        &self,
+        request: v1::InboxRequest,
+    ) -> Result<InboxStream, AdapterError> {
+        let window = match request.max_in_flight {
+            0 => self.settings().max_in_flight,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let mut session = Inbox::open_with(self.in_flight.clone())
+            .await?
+            .with_window(window);
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let service = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let delivery = tokio::select! {
+                    delivery = session.next() => delivery,
+                    // Stop pulling as soon as the client goes away, so nothing more is taken
+                    // out of the inbox for a stream nobody reads.
+                    () = tx.closed() => break,
+                };
+                let item = match delivery {
+                    Ok(delivery) => Ok(service.item(delivery)),
+                    Err(err) => Err(Status::from(AdapterError::from(err))),
+                };
+                let fatal = item.is_err();
+                if tx.send(item).await.is_err() || fatal {
+                    break;
+                }
+            }
+            // Whatever this stream still holds goes back to the inbox promptly.
+            let released = session.close().await;
+            tracing::debug!(agency = %service.agency, released, "inbox stream ended");
+            service.record_gauges();
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    /// Turns a delivery into the wire item, with a span in the case's trace (a child of the
+    /// event's own span), so the journey shows each agency receiving the hand-off.
+    fn item(&self, delivery: InboxDelivery) -> v1::InboxItem {
+        let agency = self.agency.to_string();
+        metrics::counter!(m::INBOX_DELIVERED, "agency" => agency.clone()).increment(1);
+        if delivery.delivery_attempt > 1 {
+            metrics::counter!(m::INBOX_REDELIVERED, "agency" => agency.clone()).increment(1);
+        }
+        self.record_gauges();
+        let wire = delivery.stored.wire;
+        let parent =
+            TraceContext::parse(&format!("00-{}-{}-01", wire.trace_id, wire.span_id), None).ok();
+        let tracer = global::tracer(telemetry::TRACER);
+        let cx = parent
+            .as_ref()
+            .map_or_else(opentelemetry::Context::new, telemetry::remote_context);
+        let mut span = tracer
+            .span_builder("AgencyGateway/Inbox.deliver")
+            .with_kind(SpanKind::Producer)
+            .start_with_context(&tracer, &cx);
+        span.set_attribute(opentelemetry::KeyValue::new("onedoor.agency", agency));
+        span.set_attribute(opentelemetry::KeyValue::new(
+            "onedoor.case_id",
+            wire.case_id.clone(),
+        ));
+        span.set_attribute(opentelemetry::KeyValue::new(
+            "onedoor.event_id",
+            wire.event_id.clone(),
+        ));
+        span.set_attribute(opentelemetry::KeyValue::new(
+            "onedoor.delivery_attempt",
+            i64::from(delivery.delivery_attempt),
+        ));
+        span.end();
+        v1::InboxItem {
+            event: Some(wire),
+            delivery_attempt: delivery.delivery_attempt,
+            stream_sequence: delivery.stream_sequence,
+        }
+    }
+
+    pub async fn ack(&self, request: v1::AckRequest) -> Result<v1::AckResponse, AdapterError> {
+        let max = onedoor_proto::limits::ACK_EVENT_IDS_MAX;
+        if request.event_ids.is_empty() || request.event_ids.len() > max {
+            return Err(AdapterError::InvalidArgument {
+                field: "event_ids",
+                why: format!("give 1 to {max} event ids, not {}", request.event_ids.len()),
+            });
+        }
+        let ids = request
+            .event_ids
+            .iter()
+            .map(|id| requests::event_id(id))
+            .collect::<Result<Vec<EventId>, _>>()?;
+        let outcome = self.in_flight.ack(&ids).await;
+        metrics::counter!(m::INBOX_ACKED, "agency" => self.agency.to_string())
+            .increment(outcome.acked.len() as u64);
+        self.record_gauges();
+        if !outcome.failed.is_empty() {
+            // The server did not confirm these; they stay held, and the same Ack can be sent
+            // again. Acks that did go through are reported as unknown on that retry.
+            return Err(AdapterError::Bus(onedoor_bus::BusError::Nats {
+                action: "acknowledging inbox items",
+                message: format!(
+                    "{} of {} acks were not confirmed by the bus; send the same Ack again",
+                    outcome.failed.len(),
+                    ids.len()
+                ),
+            }));
+        }
+        Ok(v1::AckResponse {
+            acked_event_ids: outcome.acked.iter().map(ToString::to_string).collect(),
+            unknown_event_ids: outcome.unknown.iter().map(ToString::to_string).collect(),
+        })
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onedoor_bus::{CaseLog, Signer};
+use onedoor_bus::{CaseLog, InboxSettings, Signer, StuckRecorder};
 use onedoor_case::{AgencyCode, Registry};
 use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
@@ -34,6 +34,8 @@ pub struct AdapterConfig {
     pub clock: Clock,
     /// The agency's event-signing key; every event it writes is signed with it.
     pub signer: Option<Signer>,
+    /// The inbox consumer's window, redelivery schedule and delivery limit.
+    pub inbox: InboxSettings,
 }
 
 impl AdapterConfig {
@@ -51,6 +53,7 @@ impl AdapterConfig {
             nats_timeout: Duration::from_secs(5),
             clock: Arc::new(time::OffsetDateTime::now_utc),
             signer: None,
+            inbox: InboxSettings::default(),
         }
     }
 
@@ -130,6 +133,10 @@ pub async fn run(
     } else {
         tracing::warn!(agency = %config.agency, "no signing key configured: events are unsigned and fail `onedoor audit verify`");
     }
+    // The inbox consumer exists before the first Inbox call, and what exhausts its deliveries
+    // is recorded for staff while the adapter runs.
+    onedoor_bus::ensure_inbox(&jetstream, &config.agency, &config.inbox).await?;
+    let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency).await?;
     health
         .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
         .await;
@@ -138,7 +145,11 @@ pub async fn run(
         agency: config.agency.clone(),
         registry: config.registry.clone(),
         log,
-        inbox: InboxService::default(),
+        inbox: InboxService::new(
+            jetstream.clone(),
+            config.agency.clone(),
+            config.inbox.clone(),
+        )?,
         clock: config.clock.clone(),
     };
     let service = AgencyGatewayServer::new(gateway)
@@ -161,7 +172,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(agency = %config.agency, %address, "adapter serving");
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         // Without keepalive a half-open connection would hold an inbox stream for ever.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -171,7 +182,8 @@ pub async fn run(
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| AdapterError::Serve(e.to_string()))?;
+        .map_err(|e| AdapterError::Serve(e.to_string()));
+    stuck.shutdown().await;
     tracing::info!(agency = %config.agency, "adapter stopped");
-    Ok(())
+    served
 }

@@ -17,10 +17,6 @@ pub use onedoor_case::limits::*;
 
 /// Event ids in one `AckRequest`.
 pub const ACK_EVENT_IDS_MAX: usize = 1000;
-/// `InboxRequest.max_in_flight` when the caller sends 0.
-pub const INBOX_MAX_IN_FLIGHT_DEFAULT: u32 = 64;
-/// `InboxRequest.max_in_flight`: larger is served as this.
-pub const INBOX_MAX_IN_FLIGHT_MAX: u32 = 1000;
 /// `ListCasesRequest.page_size` when the caller sends 0.
 pub const LIST_PAGE_SIZE_DEFAULT: u32 = 50;
 /// `ListCasesRequest.page_size`: larger is served as this.

@@ -643,13 +643,6 @@ fn documented_limits_match_the_rust_constants() {
         ("Task", "instructions", bytes(INSTRUCTIONS_MAX_BYTES)),
         ("Task", "open_question", bytes(QUESTION_MAX_BYTES)),
         (
-            "InboxRequest",
-            "max_in_flight",
-            format!(
-                "0 means the default, {INBOX_MAX_IN_FLIGHT_DEFAULT}; larger than {INBOX_MAX_IN_FLIGHT_MAX} is treated as {INBOX_MAX_IN_FLIGHT_MAX}"
-            ),
-        ),
-        (
             "AckRequest",
             "event_ids",
             format!("(1 to {ACK_EVENT_IDS_MAX} ULIDs)"),

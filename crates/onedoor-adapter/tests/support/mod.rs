@@ -250,3 +250,34 @@ impl TestAgency {
             .map(|r| r.into_inner())
     }
 }
+
+pub const INBOX_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl TestAgency {
+    pub async fn inbox(
+        &mut self,
+        max_in_flight: u32,
+    ) -> Result<tonic::Streaming<v1::InboxItem>, Status> {
+        self.client
+            .inbox(v1::InboxRequest { max_in_flight })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn ack(&mut self, event_ids: &[&str]) -> Result<v1::AckResponse, Status> {
+        let request = v1::AckRequest {
+            event_ids: event_ids.iter().map(|id| (*id).to_owned()).collect(),
+        };
+        self.client.ack(request).await.map(|r| r.into_inner())
+    }
+}
+
+/// The next inbox item, or a test failure after [`INBOX_DEADLINE`].
+pub async fn next_inbox_item(stream: &mut tonic::Streaming<v1::InboxItem>) -> v1::InboxItem {
+    match tokio::time::timeout(INBOX_DEADLINE, stream.message()).await {
+        Ok(Ok(Some(item))) => item,
+        Ok(Ok(None)) => panic!("inbox stream ended"),
+        Ok(Err(status)) => panic!("inbox stream failed: {status}"),
+        Err(_) => panic!("no inbox item within {INBOX_DEADLINE:?}"),
+    }
+}

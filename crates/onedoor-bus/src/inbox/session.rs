@@ -56,6 +56,9 @@ struct Pull {
 /// [`Inbox::close`] does the same and waits for the server to have the NAKs.
 pub struct Inbox {
     in_flight: InFlight,
+    /// Most unacknowledged deliveries this session holds: the consumer's window, or less when
+    /// the client asked for less.
+    window: usize,
     consumer: PullConsumer,
     session: u64,
     pull: Option<Pull>,
@@ -104,6 +107,7 @@ impl Inbox {
         let session = in_flight.new_session();
         tracing::debug!(session, "inbox session opened");
         Ok(Inbox {
+            window: in_flight.settings().max_in_flight,
             changed: in_flight.subscribe(),
             in_flight,
             consumer,
@@ -113,6 +117,13 @@ impl Inbox {
             rebind: false,
             closed: false,
         })
+    }
+
+    /// Narrows this session's window below the consumer's (a client asking for fewer
+    /// unacknowledged items at a time); it can never widen it.
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.window = window.clamp(1, self.in_flight.settings().max_in_flight);
+        self
     }
 
     /// The registry `Ack` calls go through.
@@ -216,7 +227,7 @@ impl Inbox {
         // Mark changes seen *before* counting, so an ack landing in between still wakes us.
         self.changed.borrow_and_update();
         let (held, earliest) = self.in_flight.window(self.session);
-        let room = settings.max_in_flight.saturating_sub(held);
+        let room = self.window.min(settings.max_in_flight).saturating_sub(held);
         if room == 0 {
             // Full: wait until something leaves (an ack, a release) or a held delivery's ack
             // wait ends (the server will resend it, so the window must pull again to get it).
