@@ -364,3 +364,146 @@ async fn the_caller_trace_starts_the_case_and_later_writers_stay_in_it() -> anyh
     assert_ne!(handed.prepared.wire.span_id, opened.prepared.wire.span_id);
     Ok(())
 }
+
+#[tokio::test]
+async fn completing_and_sending_back_the_same_task_at_once_lands_exactly_one() -> anyhow::Result<()>
+{
+    let bus = Arc::new(TestBus::start().await?);
+    let (case_id, _) = bus.open_case().await?;
+    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
+    bus.act(case_id, "MOIC", Action::Accept).await?;
+
+    let complete = {
+        let bus = Arc::clone(&bus);
+        tokio::spawn(async move {
+            let action = Action::Complete {
+                outcome: "registered".into(),
+                note: String::new(),
+                documents: vec![],
+            };
+            bus.act(case_id, "MOIC", action).await
+        })
+    };
+    let send_back = {
+        let bus = Arc::clone(&bus);
+        tokio::spawn(async move {
+            bus.act(
+                case_id,
+                "MOIC",
+                Action::SendBack {
+                    reason: "wrong agency".into(),
+                },
+            )
+            .await
+        })
+    };
+    let outcomes = [complete.await?, send_back.await?];
+    let landed = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(landed, 1, "{outcomes:?}");
+    let loser = outcomes
+        .iter()
+        .find_map(|o| o.as_ref().err())
+        .expect("one refusal");
+    assert!(
+        matches!(loser, BusError::Refused(Refusal::NoTask { .. })),
+        "re-validated after the race: {loser}"
+    );
+    assert_eq!(bus.log.load(case_id).await?.len(), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plain_nats_subscriber_sees_every_contract_header() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let client = bus.nats.client().await?;
+    let mut subscriber = client.subscribe("onedoor.v1.case.>").await?;
+    client.flush().await?;
+    let (case_id, opened) = bus.open_case().await?;
+
+    let message = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::StreamExt::next(&mut subscriber),
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("subscription ended"))?;
+    assert_eq!(
+        message.subject.as_str(),
+        format!("onedoor.v1.case.{case_id}.{FRONT}._")
+    );
+    let h = message
+        .headers
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no headers"))?;
+    let event_id = opened.event.event_id.to_string();
+    let expected = [
+        ("Nats-Msg-Id", event_id.as_str()),
+        ("ce-specversion", "1.0"),
+        ("ce-id", event_id.as_str()),
+        ("ce-source", "onedoor/ODSC-VTE-SAYSETTHA"),
+        ("ce-type", "la.gov.onedoor.case.opened.v1"),
+        ("ce-datacontenttype", "application/protobuf"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(header(h, name), Some(value), "{name}");
+    }
+    let case = case_id.to_string();
+    assert_eq!(header(h, "ce-subject"), Some(case.as_str()));
+    assert_eq!(header(h, "ce-correlationid"), Some(case.as_str()));
+    assert_eq!(
+        header(h, "ce-causationid"),
+        None,
+        "the opening has no cause"
+    );
+    // Every ce-* value decodes under the binding's percent-decoding to what it says.
+    for name in ["ce-source", "ce-type", "ce-time", "ce-subject"] {
+        let raw = header(h, name).expect("present");
+        let decoded = onedoor_bus::cloudevents::decode(raw)?;
+        assert!(
+            decoded.is_ascii() && !decoded.contains(' '),
+            "{name}: {decoded}"
+        );
+    }
+    let parsed = TraceContext::parse(header(h, "traceparent").expect("traceparent"), None)?;
+    assert_eq!(parsed.trace_id, opened.prepared.wire.trace_id);
+    assert_eq!(parsed.span_id, opened.prepared.wire.span_id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_case_with_500_events_loads_back_in_order() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, _) = bus.open_case().await?;
+    // Append through the real rules, keeping the history in hand instead of re-reading it for
+    // every event (which would make the test quadratic).
+    let mut history = bus.log.load(case_id).await?;
+    let agencies = ["MOIC", "MOF"];
+    while history.len() < 500 {
+        let to = agencies[history.len() % 2];
+        let action = if history.len() % 2 == 1 {
+            hand_off(to)
+        } else {
+            Action::SendBack {
+                reason: "again".into(),
+            }
+        };
+        let agency = if history.len() % 2 == 1 {
+            FRONT
+        } else {
+            agencies[(history.len() - 1) % 2]
+        };
+        let request = bus.request(case_id, agency, action);
+        let prepared = onedoor_bus::prepare(&history, &request, &bus.registry, None)?;
+        let expected_last = history.last().map_or(0, |e| e.sequence);
+        let appended = bus.log.append(&prepared, expected_last).await?;
+        let payload = bytes::Bytes::from(prost::Message::encode_to_vec(&prepared.wire));
+        history.push(onedoor_bus::case_log::decode_stored(
+            appended.sequence,
+            payload,
+        )?);
+    }
+    let loaded = bus.log.load(case_id).await?;
+    let versions: Vec<u64> = loaded.iter().map(|e| e.event.version).collect();
+    assert_eq!(versions, (1..=500).collect::<Vec<u64>>());
+    onedoor_case::CaseState::fold(loaded.iter().map(|e| &e.event))?;
+    Ok(())
+}

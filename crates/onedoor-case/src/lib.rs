@@ -27,5 +27,5 @@ pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};
 pub use registry::{
     Agency, AgencyKey, AgencyKind, Problem, Registry, RegistryError, Service, Stage, Step,
-    StepAgency,
+    StepAgency, TokenHash,
 };

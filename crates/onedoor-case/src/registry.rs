@@ -49,6 +49,18 @@ pub struct Agency {
     /// Public keys that verify the agency's event signatures. Old keys stay listed after a
     /// rotation so old events still verify.
     pub keys: Vec<AgencyKey>,
+    /// Hashes of the bearer tokens the agency's systems present to its adapter.
+    pub tokens: Vec<TokenHash>,
+}
+
+/// A bearer token, as the registry keeps it: only its SHA-256, so a copy of the registry lets
+/// nobody act for the agency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHash {
+    pub label: String,
+    pub sha256: [u8; 32],
+    /// Kept listed so a revoked token is refused with a clear message, not as unknown.
+    pub revoked: bool,
 }
 
 /// One of an agency's signing keys, public half only.
@@ -211,8 +223,9 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds the public keys listed in a key file (`[[key]]` tables with `agency`, `id`,
-    /// `public_key`, `valid_from`, optional `valid_until`), all or nothing.
+    /// Adds the credentials listed in a credentials file, all or nothing: `[[key]]` tables
+    /// (`agency`, `id`, `public_key`, `valid_from`, optional `valid_until`) and `[[token]]`
+    /// tables (`agency`, `label`, `sha256`, optional `revoked`).
     pub fn add_keys_from_toml(&mut self, text: &str, origin: &str) -> Result<(), RegistryError> {
         let raw: raw::RawKeyFile = toml::from_str(text).map_err(|err| RegistryError::Syntax {
             file: origin.to_owned(),
@@ -246,6 +259,24 @@ impl Registry {
                 additions.push((agency.clone(), key));
             }
         }
+        let mut token_additions = Vec::new();
+        for (index, entry) in raw.tokens.iter().enumerate() {
+            let name = format!("token #{} of agency {:?}", index + 1, entry.agency);
+            let agency = match AgencyCode::parse(&entry.agency) {
+                Ok(code) if self.agencies.contains_key(&code) => code,
+                _ => {
+                    problems.0.push(Problem {
+                        entry: name,
+                        problem: "agency is not in the registry".into(),
+                    });
+                    continue;
+                }
+            };
+            for token in validate::tokens(&name, std::slice::from_ref(&entry.token), &mut problems)
+            {
+                token_additions.push((agency.clone(), token));
+            }
+        }
         if !problems.0.is_empty() {
             return Err(RegistryError::Invalid {
                 file: origin.to_owned(),
@@ -257,6 +288,21 @@ impl Registry {
                 entry.keys.push(key);
             }
         }
+        for (agency, token) in token_additions {
+            if let Some(entry) = self.agencies.get_mut(&agency) {
+                entry.tokens.push(token);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a token hash to an agency (used by `onedoor up` for its development tokens).
+    pub fn add_token(&mut self, agency: &AgencyCode, token: TokenHash) -> Result<(), String> {
+        let entry = self
+            .agencies
+            .get_mut(agency)
+            .ok_or_else(|| format!("agency {agency} is not in the registry"))?;
+        entry.tokens.push(token);
         Ok(())
     }
 

@@ -134,7 +134,7 @@ fn check_invariants(state: &CaseState) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn accepted_events_fold_to_a_valid_state_with_gapless_versions(commands in commands()) {

@@ -51,6 +51,20 @@ pub(super) struct RawAgency {
     pub merged_into: Option<String>,
     #[serde(default, rename = "key")]
     pub keys: Vec<RawKey>,
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<RawToken>,
+}
+
+/// The hash of one of an agency's bearer tokens; the token itself is never stored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawToken {
+    /// Which system holds it, e.g. `moic-erp`; shown in logs instead of the token.
+    pub label: String,
+    /// Lower-case hex SHA-256 of the token.
+    pub sha256: String,
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// An agency's Ed25519 public key for event signatures.
@@ -99,6 +113,16 @@ pub(super) struct RawStep {
 pub(super) struct RawKeyFile {
     #[serde(default, rename = "key")]
     pub keys: Vec<RawAgencyKey>,
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<RawAgencyToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgencyToken {
+    pub agency: String,
+    #[serde(flatten)]
+    pub token: RawToken,
 }
 
 #[derive(Debug, Deserialize)]

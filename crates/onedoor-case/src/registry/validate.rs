@@ -8,9 +8,10 @@ use time::{Date, Month, UtcOffset, Weekday};
 
 use base64::Engine as _;
 
-use super::raw::{RawAgency, RawKey, RawRegistry, RawService, RawStep};
+use super::raw::{RawAgency, RawKey, RawRegistry, RawService, RawStep, RawToken};
 use super::{
     Agency, AgencyKey, AgencyKind, Calendar, Holiday, Registry, Service, Stage, Step, StepAgency,
+    TokenHash,
 };
 use crate::codes::{AgencyCode, ServiceCode};
 
@@ -255,6 +256,7 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
             merges.push((entry.clone(), code.clone(), target.clone()));
         }
         let keys = keys(&entry, &agency.keys, &mut seen_key_ids, problems);
+        let tokens = tokens(&entry, &agency.tokens, problems);
         let Some(kind) = kind else { continue };
         agencies.insert(
             code.clone(),
@@ -266,6 +268,7 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
                 province: agency.province.clone(),
                 merged_into: None,
                 keys,
+                tokens,
             },
         );
     }
@@ -518,4 +521,31 @@ pub(super) fn keys(
         });
     }
     keys
+}
+
+pub(super) fn tokens(entry: &str, raw: &[RawToken], problems: &mut Problems) -> Vec<TokenHash> {
+    let mut tokens = Vec::new();
+    for token in raw {
+        let entry = format!("{entry}, token {:?}", token.label);
+        let hex = token.sha256.trim();
+        let valid = hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !valid {
+            problems.add(&entry, "sha256 must be 64 lower-case hex characters (the SHA-256 of the token, never the token)");
+            continue;
+        }
+        let mut sha256 = [0u8; 32];
+        for (i, byte) in sha256.iter_mut().enumerate() {
+            // Checked above: every pair is two hex digits.
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        tokens.push(TokenHash {
+            label: token.label.clone(),
+            sha256,
+            revoked: token.revoked,
+        });
+    }
+    tokens
 }
