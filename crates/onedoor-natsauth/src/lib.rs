@@ -1,0 +1,48 @@
+//! NATS authentication and authorization for onedoor, generated from the registry: each agency
+//! can only speak for itself (DESIGN.md §5).
+//!
+//! # Layout
+//!
+//! - [`identity`]: [`Identity`]: one NATS user per agency (merged-away ones too), plus
+//!   `operator`, `tracker`, `auditor` and `system`; the accounts they live in and each one's
+//!   reply-subject prefix `_INBOX_<name>`.
+//! - [`permissions`]: [`Permissions::for_identity`], the exact publish/subscribe lists, with a
+//!   table saying which code uses each subject.
+//! - [`config`]: [`render_config`], the nats-server fragment (accounts, nkey users,
+//!   permissions, system account) for `ServerSpec::extra_config` or an `include`.
+//! - [`secret`]: [`Seed`] (never printed) and [`PublicKey`].
+//! - [`credentials`]: [`CredentialSet`], seed files (0600) plus `credentials.json` under a
+//!   directory: generate, load, load-or-generate, rotate, read a seed.
+//! - [`connect`]: [`connect_options`], a client configured as an identity, and
+//!   [`PermissionViolation`], the server's refusal as seen in the client's events.
+//! - [`provision`](mod@provision): [`provision()`], what the operator creates before adapters
+//!   connect (stream, every inbox consumer, the stuck bucket).
+//! - [`error`]: [`NatsAuthError`], the crate's one error type.
+//!
+//! # Use
+//!
+//! ```text
+//! let creds = CredentialSet::load_or_generate(&data_dir.join("nats-credentials"), &registry)?;
+//! spec.extra_config = render_config(&registry, &creds)?;          // then start nats-server
+//! let operator = creds.connect_options(&Identity::Operator)?.connect(url).await?;
+//! provision(&jetstream::new(operator), &registry, &stream_settings, &inbox_settings).await?;
+//! let adapter = creds.connect_options(&Identity::Agency(code))?.connect(url).await?;
+//! ```
+
+pub mod config;
+pub mod connect;
+pub mod credentials;
+pub mod error;
+pub mod identity;
+pub mod permissions;
+pub mod provision;
+pub mod secret;
+
+pub use config::render_config;
+pub use connect::{Denied, PermissionViolation, connect_options, connect_options_from_file};
+pub use credentials::{CredentialSet, Entry, MANIFEST_FILE, read_seed_file};
+pub use error::NatsAuthError;
+pub use identity::{APP_ACCOUNT, Identity, SYSTEM_ACCOUNT};
+pub use permissions::Permissions;
+pub use provision::{Provisioned, provision};
+pub use secret::{PublicKey, Seed};

@@ -1,0 +1,280 @@
+//! The subject permissions of every identity: exactly the NATS and JetStream API subjects the
+//! code that identity runs actually uses, and nothing else.
+//!
+//! Where each subject comes from (async-nats 0.51 and onedoor-bus, read, then checked against
+//! nats-server 2.15.1 by `tests/permissions.rs`):
+//!
+//! | subject | used by |
+//! | --- | --- |
+//! | `onedoor.v1.case.*.<SELF>.*` | `CaseLog::append`: the agency's own events |
+//! | `$JS.API.STREAM.INFO.ONEDOOR` | `get_stream` (`CaseLog::open`, `ensure_inbox`, the stuck recorder) |
+//! | `$JS.API.DIRECT.GET.ONEDOOR` | `CaseLog::load` (next message for a case's subjects; the filter travels in the body) and `direct_get(seq)` |
+//! | `$JS.API.DIRECT.GET.ONEDOOR.>` | last message for a subject (the subject travels in the request subject) |
+//! | `$JS.API.CONSUMER.INFO.ONEDOOR.inbox-<SELF>` | `ensure_inbox` checks the consumer the operator made |
+//! | `$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-<SELF>` | pulling the inbox |
+//! | `$JS.ACK.ONEDOOR.inbox-<SELF>.>` | ack, double ack, NAK with delay, term of inbox deliveries |
+//! | `$JS.API.STREAM.INFO.KV_ONEDOOR_STUCK` | `get_key_value("ONEDOOR_STUCK")` |
+//! | `$KV.ONEDOOR_STUCK.<SELF>.>` | KV `create` of the agency's own stuck records (`<AGENCY>.<seq>`) |
+//! | `$JS.API.DIRECT.GET.KV_ONEDOOR_STUCK.$KV.ONEDOOR_STUCK.<SELF>.>` | KV `create` reads its own key back when the key is taken |
+//! | subscribe `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ONEDOOR.inbox-<SELF>` | the stuck recorder |
+//! | subscribe `_INBOX_<SELF>.>` | every reply: publish acks, API answers, pulled messages |
+//!
+//! Reads are not confined: an agency may direct-get any event of the stream, because the case
+//! rules need a case's whole history (other agencies' events included) to decide a write.
+//! What is confined is *acting*: publishing events, consuming an inbox, changing JetStream
+//! objects.
+//!
+//! No identity gets `allow_responses`: nothing on the bus sends requests *to* a onedoor client,
+//! and every reply an identity does send (acks, flow control) is to a subject listed here, so
+//! granting "answer whatever you received" would only widen what a stolen credential can do.
+
+use onedoor_bus::subjects::{CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER};
+use onedoor_bus::{STREAM_NAME, STUCK_BUCKET};
+use onedoor_case::AgencyCode;
+
+use crate::identity::Identity;
+
+/// Publish and subscribe allow/deny lists of one NATS user. Empty lists are left out of the
+/// configuration (an empty allow list would mean "nothing", which no identity wants).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub publish_allow: Vec<String>,
+    pub publish_deny: Vec<String>,
+    pub subscribe_allow: Vec<String>,
+    pub subscribe_deny: Vec<String>,
+}
+
+/// The JetStream API prefix (no JetStream domain is used).
+const API: &str = "$JS.API";
+
+impl Permissions {
+    /// The permissions of `identity`; `None` for [`Identity::System`], which is unrestricted
+    /// inside the system account (it holds no onedoor data).
+    pub fn for_identity(identity: &Identity) -> Option<Permissions> {
+        match identity {
+            Identity::Agency(code) => Some(agency(code)),
+            Identity::Operator => Some(operator()),
+            Identity::Tracker => Some(tracker()),
+            Identity::Auditor => Some(auditor()),
+            Identity::System => None,
+        }
+    }
+}
+
+fn inbox_consumer(code: &AgencyCode) -> String {
+    // Same spelling as `onedoor_bus::subjects::inbox_consumer`, which only fails for tokens an
+    // `AgencyCode` cannot hold.
+    format!("inbox-{code}")
+}
+
+/// Reading the stream: what `CaseLog::open` and `CaseLog::load` need.
+fn stream_reads() -> Vec<String> {
+    vec![
+        format!("{API}.STREAM.INFO.{STREAM_NAME}"),
+        format!("{API}.DIRECT.GET.{STREAM_NAME}"),
+        format!("{API}.DIRECT.GET.{STREAM_NAME}.>"),
+    ]
+}
+
+/// Only agencies publish events; every other identity is denied the case subjects outright, so
+/// a later widening of its allow list cannot let it write history by accident.
+fn no_events() -> Vec<String> {
+    vec![STREAM_SUBJECTS.to_owned()]
+}
+
+fn agency(code: &AgencyCode) -> Permissions {
+    let consumer = inbox_consumer(code);
+    let kv_stream = format!("KV_{STUCK_BUCKET}");
+    let mut publish_allow = vec![format!("{CASE_SUBJECT_PREFIX}.*.{code}.*")];
+    publish_allow.extend(stream_reads());
+    publish_allow.extend([
+        format!("{API}.CONSUMER.INFO.{STREAM_NAME}.{consumer}"),
+        format!("{API}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{consumer}"),
+        format!("$JS.ACK.{STREAM_NAME}.{consumer}.>"),
+        format!("{API}.STREAM.INFO.{kv_stream}"),
+        format!("$KV.{STUCK_BUCKET}.{code}.>"),
+        format!("{API}.DIRECT.GET.{kv_stream}.$KV.{STUCK_BUCKET}.{code}.>"),
+    ]);
+    Permissions {
+        publish_allow,
+        publish_deny: Vec::new(),
+        subscribe_allow: vec![
+            format!("{}.>", Identity::Agency(code.clone()).inbox_prefix()),
+            format!(
+                "{}.{STREAM_NAME}.{consumer}",
+                onedoor_bus::stuck::MAX_DELIVERIES_ADVISORY_PREFIX
+            ),
+        ],
+        subscribe_deny: Vec::new(),
+    }
+}
+
+fn operator() -> Permissions {
+    Permissions {
+        publish_allow: vec![
+            // Streams, consumers, KV buckets: everything the JetStream API offers, minus the
+            // denials below.
+            format!("{API}.>"),
+            // Staff tooling may write or clear stuck records for any agency.
+            format!("$KV.{STUCK_BUCKET}.>"),
+            // Flow-control replies of ordered consumers (listing KV keys).
+            "$JS.FC.>".to_owned(),
+        ],
+        publish_deny: [
+            no_events(),
+            vec![
+                // The stream is the legal record: nobody erases it through the API, the
+                // operator included. Changing it (e.g. R1 to R3, or a max age that would expire
+                // history) is done by someone who can edit the server configuration: lift
+                // these lines, regenerate, reload, change, put them back.
+                format!("{API}.STREAM.DELETE.{STREAM_NAME}"),
+                format!("{API}.STREAM.PURGE.{STREAM_NAME}"),
+                format!("{API}.STREAM.MSG.DELETE.{STREAM_NAME}"),
+                format!("{API}.STREAM.UPDATE.{STREAM_NAME}"),
+                // Pulling from an agency's inbox (or the tracker's consumer) would use up
+                // deliveries meant for them; the operator creates consumers, never reads them.
+                format!("{API}.CONSUMER.MSG.NEXT.{STREAM_NAME}.>"),
+            ],
+        ]
+        .concat(),
+        subscribe_allow: vec![
+            format!("{}.>", Identity::Operator.inbox_prefix()),
+            // Advisories (max deliveries, consumer and stream actions) for operator tools.
+            "$JS.EVENT.>".to_owned(),
+        ],
+        subscribe_deny: Vec::new(),
+    }
+}
+
+fn tracker() -> Permissions {
+    let kv_stream = format!("KV_{STUCK_BUCKET}");
+    let mut publish_allow = stream_reads();
+    publish_allow.extend([
+        format!("{API}.CONSUMER.INFO.{STREAM_NAME}.{TRACKER_CONSUMER}"),
+        format!("{API}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{TRACKER_CONSUMER}"),
+        format!("$JS.ACK.{STREAM_NAME}.{TRACKER_CONSUMER}.>"),
+        // The stuck bucket, read-only: bucket info, values by direct get, and the key listing,
+        // which async-nats does with an ordered (ephemeral, flow-controlled) consumer on the
+        // bucket's stream: created without a name, so on the bare `CONSUMER.CREATE.<stream>`
+        // (`.>` is kept for clients that name theirs). The server takes the stream from the
+        // subject and refuses a body naming another one (checked on 2.15.1), so this right
+        // stays on the bucket's stream, where onedoor keeps no consumer of its own.
+        format!("{API}.STREAM.INFO.{kv_stream}"),
+        format!("{API}.DIRECT.GET.{kv_stream}"),
+        format!("{API}.DIRECT.GET.{kv_stream}.>"),
+        format!("{API}.CONSUMER.CREATE.{kv_stream}"),
+        format!("{API}.CONSUMER.CREATE.{kv_stream}.>"),
+        format!("$JS.FC.{kv_stream}.>"),
+    ]);
+    Permissions {
+        publish_allow,
+        publish_deny: no_events(),
+        subscribe_allow: vec![format!("{}.>", Identity::Tracker.inbox_prefix())],
+        subscribe_deny: Vec::new(),
+    }
+}
+
+fn auditor() -> Permissions {
+    Permissions {
+        // Direct get only, no consumer of its own. Creating one, even an ordered/ephemeral
+        // one, needs `$JS.API.CONSUMER.CREATE.ONEDOOR[.<name>…]`, and no subject pattern keeps
+        // that from reaching the agencies' consumers: names cannot be matched by prefix, and
+        // the bare ephemeral subject accepts a body naming an existing consumer with action
+        // "update" (checked on nats-server 2.15.1: it rewrote `inbox-MOF`'s filter to
+        // `onedoor.v1.case.>`). Reading the stream with "next message from sequence N"
+        // direct gets costs one request per event, which is fine for audits and exports.
+        publish_allow: stream_reads(),
+        publish_deny: no_events(),
+        subscribe_allow: vec![format!("{}.>", Identity::Auditor.inbox_prefix())],
+        subscribe_deny: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mof() -> Identity {
+        Identity::Agency(AgencyCode::parse("MOF").expect("code"))
+    }
+
+    #[test]
+    fn an_agency_may_publish_only_its_own_events_and_use_only_its_own_inbox() {
+        let permissions = Permissions::for_identity(&mof()).expect("restricted");
+        assert_eq!(
+            permissions.publish_allow,
+            [
+                "onedoor.v1.case.*.MOF.*",
+                "$JS.API.STREAM.INFO.ONEDOOR",
+                "$JS.API.DIRECT.GET.ONEDOOR",
+                "$JS.API.DIRECT.GET.ONEDOOR.>",
+                "$JS.API.CONSUMER.INFO.ONEDOOR.inbox-MOF",
+                "$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-MOF",
+                "$JS.ACK.ONEDOOR.inbox-MOF.>",
+                "$JS.API.STREAM.INFO.KV_ONEDOOR_STUCK",
+                "$KV.ONEDOOR_STUCK.MOF.>",
+                "$JS.API.DIRECT.GET.KV_ONEDOOR_STUCK.$KV.ONEDOOR_STUCK.MOF.>",
+            ]
+        );
+        assert_eq!(
+            permissions.subscribe_allow,
+            [
+                "_INBOX_MOF.>",
+                "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ONEDOOR.inbox-MOF",
+            ]
+        );
+        assert!(permissions.publish_deny.is_empty());
+    }
+
+    #[test]
+    fn the_inbox_consumer_name_matches_the_bus_spelling() {
+        let code = AgencyCode::parse("ODSC-VTE-SAYSETTHA").expect("code");
+        assert_eq!(
+            inbox_consumer(&code),
+            onedoor_bus::subjects::inbox_consumer(code.as_str()).expect("valid")
+        );
+        assert_eq!(
+            format!(
+                "{}.{STREAM_NAME}.{}",
+                onedoor_bus::stuck::MAX_DELIVERIES_ADVISORY_PREFIX,
+                inbox_consumer(&code)
+            ),
+            onedoor_bus::stuck::max_deliveries_advisory_subject(&code).expect("valid")
+        );
+    }
+
+    #[test]
+    fn only_agencies_may_publish_events() {
+        for identity in [Identity::Operator, Identity::Tracker, Identity::Auditor] {
+            let permissions = Permissions::for_identity(&identity).expect("restricted");
+            assert!(
+                permissions
+                    .publish_deny
+                    .contains(&"onedoor.v1.case.>".to_owned()),
+                "{identity}"
+            );
+            assert!(
+                !permissions
+                    .publish_allow
+                    .iter()
+                    .any(|s| s.starts_with("onedoor.")),
+                "{identity}"
+            );
+        }
+        assert_eq!(Permissions::for_identity(&Identity::System), None);
+    }
+
+    #[test]
+    fn the_auditor_only_reads_the_stream() {
+        let permissions = Permissions::for_identity(&Identity::Auditor).expect("restricted");
+        assert_eq!(
+            permissions.publish_allow,
+            [
+                "$JS.API.STREAM.INFO.ONEDOOR",
+                "$JS.API.DIRECT.GET.ONEDOOR",
+                "$JS.API.DIRECT.GET.ONEDOOR.>",
+            ]
+        );
+        assert_eq!(permissions.subscribe_allow, ["_INBOX_auditor.>"]);
+    }
+}

@@ -1,0 +1,226 @@
+//! What the tracker needs to run. Built by the CLI (flags, environment, `endpoints.json`) or by a
+//! test, then checked once by [`TrackerConfig::validate`].
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onedoor_bus::subjects::TRACKER_CONSUMER;
+use onedoor_case::Registry;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::TrackerError;
+
+/// The registry shipped with onedoor, so a tracker started without `--registry` uses the same
+/// calendar as `onedoor up`.
+const BUILT_IN_REGISTRY: &str = include_str!("../../../deploy/registry/lao-2025.toml");
+
+/// The shipped 2025 registry (agencies, catalogue, working calendar).
+pub fn built_in_registry() -> Result<Registry, TrackerError> {
+    Registry::from_toml(BUILT_IN_REGISTRY, "built-in deploy/registry/lao-2025.toml").map_err(|e| {
+        TrackerError::Config {
+            key: "registry",
+            why: e.to_string(),
+        }
+    })
+}
+
+/// Which SQL database a URL names; the few statements that differ (column types in the
+/// migrations) are chosen by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A database URL. It may hold a password, so `Debug` and `Display` show it with the password
+/// replaced; [`DatabaseUrl::expose`] gives the real text to the driver only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(text: &str) -> Result<Self, TrackerError> {
+        let url = DatabaseUrl(text.to_owned());
+        url.backend()?;
+        Ok(url)
+    }
+
+    /// A SQLite file, created when missing.
+    pub fn sqlite_file(path: &Path) -> Self {
+        DatabaseUrl(format!("sqlite://{}?mode=rwc", path.display()))
+    }
+
+    pub fn backend(&self) -> Result<Backend, TrackerError> {
+        let scheme = self.0.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(TrackerError::Config {
+                key: "database_url",
+                why: format!("{self} is neither sqlite://FILE nor postgres://USER@HOST/DATABASE"),
+            }),
+        }
+    }
+
+    /// The URL with its password, for the database driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn redacted(&self) -> String {
+        // scheme://user:password@host… → scheme://user:***@host…
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let Some((userinfo, host)) = rest.split_once('@') else {
+            return self.0.clone();
+        };
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+#[derive(Clone)]
+pub struct TrackerConfig {
+    /// Where the ONEDOOR stream is (`nats://host:port`).
+    pub nats_url: String,
+    pub database: DatabaseUrl,
+    /// The working calendar (due times are fixed by the events; lateness in working days is
+    /// counted with this calendar) and agency names.
+    pub registry: Arc<Registry>,
+    /// Durable consumer name. The contract name is `tracker`; tests running two trackers on one
+    /// stream give each its own.
+    pub consumer: String,
+    pub clock: Arc<dyn Clock>,
+    /// How often a `WatchCase` stream re-reads the database even without a notification, so
+    /// events projected by another tracker process on the same database still reach it.
+    pub watch_poll: Duration,
+    /// How often the overdue-task gauges are recomputed (overdue changes with time alone).
+    pub sla_refresh: Duration,
+    /// How long JetStream waits for the tracker's ack before redelivering (set when the durable
+    /// consumer is created). Applying is idempotent, so short is safe: after a crash, the
+    /// messages the dead tracker held come back within this time.
+    pub ack_wait: Duration,
+}
+
+impl TrackerConfig {
+    pub fn new(
+        nats_url: impl Into<String>,
+        database: DatabaseUrl,
+        registry: Arc<Registry>,
+    ) -> Self {
+        TrackerConfig {
+            nats_url: nats_url.into(),
+            database,
+            registry,
+            consumer: TRACKER_CONSUMER.to_owned(),
+            clock: Arc::new(SystemClock),
+            watch_poll: Duration::from_secs(2),
+            sla_refresh: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), TrackerError> {
+        self.database.backend()?;
+        if !(self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://")) {
+            return Err(TrackerError::Config {
+                key: "nats_url",
+                why: format!("{:?} is not a nats:// or tls:// URL", self.nats_url),
+            });
+        }
+        if onedoor_bus::subjects::check_token(&self.consumer).is_err() {
+            return Err(TrackerError::Config {
+                key: "consumer",
+                why: format!("{:?} cannot be a JetStream consumer name", self.consumer),
+            });
+        }
+        for (key, value) in [
+            ("watch_poll", self.watch_poll),
+            ("sla_refresh", self.sla_refresh),
+            ("ack_wait", self.ack_wait),
+        ] {
+            if value.is_zero() {
+                return Err(TrackerError::Config {
+                    key,
+                    why: "must be more than zero".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TrackerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackerConfig")
+            .field("nats_url", &self.nats_url)
+            .field("database", &self.database)
+            .field("registry", &self.registry.name)
+            .field("consumer", &self.consumer)
+            .field("watch_poll", &self.watch_poll)
+            .field("sla_refresh", &self.sla_refresh)
+            .field("ack_wait", &self.ack_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_never_print() {
+        let url =
+            DatabaseUrl::parse("postgres://tracker:s3cret@db.example:5432/onedoor").expect("valid");
+        assert!(!url.to_string().contains("s3cret"));
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(url.expose().contains("s3cret"));
+    }
+
+    #[test]
+    fn only_sqlite_and_postgres_urls_are_accepted() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://x.db")
+                .and_then(|u| u.backend())
+                .ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@h/d")
+                .and_then(|u| u.backend())
+                .ok(),
+            Some(Backend::Postgres)
+        );
+        assert!(DatabaseUrl::parse("mysql://u@h/d").is_err());
+    }
+
+    #[test]
+    fn the_built_in_registry_loads() {
+        assert!(built_in_registry().is_ok());
+    }
+}

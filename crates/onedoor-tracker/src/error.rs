@@ -1,0 +1,102 @@
+//! The one error type of the tracker, and the one place it becomes a gRPC status.
+
+use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    /// A caller sent something malformed: an id that is not a ULID, an unknown status, a page
+    /// token that is not ours or belongs to other filters.
+    #[error("{field}: {why}")]
+    InvalidArgument { field: &'static str, why: String },
+
+    /// The tracker has no view of this case (unknown, or opened a moment ago and not yet
+    /// projected).
+    #[error(
+        "no case {case_id} is known to the tracker (a case opened a moment ago may not be projected yet)"
+    )]
+    CaseNotFound { case_id: String },
+
+    /// The database refused or could not be reached.
+    #[error("database, {action}: {source}")]
+    Database {
+        action: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// A NATS or JetStream call failed (server down, timeout, permissions).
+    #[error("nats, {action}: {message}")]
+    Nats {
+        action: &'static str,
+        message: String,
+    },
+
+    /// Something the tracker itself stored cannot be read back (a bug, or a hand-edited
+    /// database).
+    #[error("stored {what} cannot be read: {why}")]
+    Corrupt { what: String, why: String },
+
+    /// A configuration value is unusable; `key` names it as the CLI and the TOML do.
+    #[error("configuration {key}: {why}")]
+    Config { key: &'static str, why: String },
+
+    /// The gRPC server failed (e.g. the listener broke).
+    #[error("serving gRPC: {0}")]
+    Serve(String),
+}
+
+impl TrackerError {
+    pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> TrackerError {
+        move |source| TrackerError::Database { action, source }
+    }
+
+    pub(crate) fn invalid(field: &'static str, why: impl ToString) -> TrackerError {
+        TrackerError::InvalidArgument {
+            field,
+            why: why.to_string(),
+        }
+    }
+
+    /// The one table from tracker errors to gRPC codes.
+    pub fn code(&self) -> Code {
+        match self {
+            TrackerError::InvalidArgument { .. } => Code::InvalidArgument,
+            TrackerError::CaseNotFound { .. } => Code::NotFound,
+            // The contract promises UNAVAILABLE ("retry later") when the database cannot be
+            // reached; other database errors are our bugs.
+            TrackerError::Database { source, .. } if is_unreachable(source) => Code::Unavailable,
+            TrackerError::Nats { .. } => Code::Unavailable,
+            TrackerError::Database { .. }
+            | TrackerError::Migrate(_)
+            | TrackerError::Corrupt { .. }
+            | TrackerError::Config { .. }
+            | TrackerError::Serve(_) => Code::Internal,
+        }
+    }
+}
+
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+impl From<TrackerError> for tonic::Status {
+    fn from(error: TrackerError) -> Self {
+        let code = error.code();
+        // Caller mistakes are the caller's to read; our own failures are logged once, here, with
+        // their cause chain, and the caller gets the message without internals beyond it.
+        if matches!(code, Code::Internal | Code::Unavailable) {
+            tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
+        }
+        tonic::Status::new(code, error.to_string())
+    }
+}

@@ -1,0 +1,155 @@
+//! The tracker: reads every case event from the ONEDOOR stream (durable consumer `tracker`),
+//! keeps each case's view in SQLite or PostgreSQL, and serves `CaseTracker` over gRPC so front
+//! office staff can answer "where is my case, who has it, since when, is it late?".
+//!
+//! The views are a projection: built by the shared case rules (`CaseState::fold`) over each
+//! case's stored events, never by rules of our own, and rebuilt at will from the stream.
+//!
+//! # Layout
+//!
+//! - [`run`]: the one entry point; the CLI's `onedoor tracker` and the tests call it with a
+//!   bound listener and a shutdown future. [`rebuild`] replays the stream into an empty database.
+//! - [`config`]: [`TrackerConfig`] (NATS URL, [`DatabaseUrl`], registry, clock, consumer name).
+//! - [`projection`]: the durable consumer loop; acks after commit.
+//! - [`store`]: [`Store`], the one SQL layer (sqlx Any, `$1` placeholders, per-backend
+//!   migrations under `migrations/`): storing events, case views, staff queries, statistics.
+//! - [`view`]: the rows made from a fold, the wire `CaseView` made from rows at a given moment,
+//!   the timeline with time held per task.
+//! - [`query`]: `ListCasesRequest` parsing and opaque page tokens.
+//! - [`grpc`]: the `CaseTracker` service (`GetCase`, `ListCases`, `WatchCase`).
+//! - [`stuck`]: stuck deliveries, read from the inbox's KV bucket `ONEDOOR_STUCK`.
+//! - [`clock`]: [`Clock`]; overdue is decided at query time, so tests set the time.
+//! - [`metrics`]: metric names (`metrics` facade), including the overdue-task gauge.
+//! - [`error`]: [`TrackerError`], the crate's one error type, and its one mapping to gRPC codes.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod projection;
+pub mod query;
+pub mod store;
+pub mod stuck;
+pub mod view;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onedoor_proto::v1::case_tracker_server::CaseTrackerServer;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Backend, DatabaseUrl, TrackerConfig, built_in_registry};
+pub use error::TrackerError;
+pub use projection::{Projection, RebuildReport, rebuild};
+pub use store::{Applied, Store};
+
+use crate::grpc::TrackerService;
+use crate::metrics::OverdueGauges;
+
+/// Largest gRPC message the tracker accepts or sends. A case's full timeline is at most a few
+/// hundred events of a few KiB; 8 MiB leaves room without inviting abuse.
+const MAX_MESSAGE_BYTES: usize = 8 << 20;
+/// Notifications "case X moved" buffered for `WatchCase` streams; a watcher that lags re-reads
+/// the database, so this only bounds memory.
+const MOVED_BUFFER: usize = 1024;
+
+/// Runs the tracker until `shutdown` resolves: connects the database (running migrations),
+/// starts the projection (which connects to NATS in the background and retries, so the API
+/// answers from the database even while NATS is down), and serves `CaseTracker`, gRPC health
+/// and reflection on `listener`.
+pub async fn run(
+    config: TrackerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), TrackerError> {
+    config.validate()?;
+    metrics::describe();
+    let store = Store::connect(&config.database).await?;
+    let (moved, _) = broadcast::channel(MOVED_BUFFER);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let projection = Projection::new(store.clone(), moved.clone());
+    let projection_task = tokio::spawn(projection::run_live(
+        projection,
+        config.clone(),
+        stop_rx.clone(),
+    ));
+    let sla_task = tokio::spawn(refresh_overdue_gauges(
+        store.clone(),
+        config.clock.clone(),
+        config.sla_refresh,
+        stop_rx.clone(),
+    ));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<CaseTrackerServer<TrackerService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| TrackerError::Serve(format!("building reflection: {e}")))?;
+    let service = TrackerService::new(
+        store.clone(),
+        config.clock.clone(),
+        moved,
+        config.watch_poll,
+        stop_rx,
+    );
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, database = %config.database, consumer = %config.consumer, "tracker serving");
+
+    let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            CaseTrackerServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            // Ends WatchCase streams (the server waits for open calls) and the projection.
+            let _ = stop_tx.send(true);
+        })
+        .await
+        .map_err(|e| TrackerError::Serve(e.to_string()));
+
+    for task in [projection_task, sla_task] {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "a tracker task ended abnormally");
+        }
+    }
+    store.close().await;
+    tracing::info!("tracker stopped");
+    served
+}
+
+/// Overdue changes with time alone, so the breach gauges are recomputed on a timer, not on
+/// events.
+async fn refresh_overdue_gauges(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let gauges = OverdueGauges::default();
+    loop {
+        match store.overdue_counts(clock.now()).await {
+            Ok(counts) => gauges.update(&counts),
+            Err(error) => tracing::warn!(%error, "cannot count overdue tasks"),
+        }
+        tokio::select! {
+            _ = projection::stopped(&mut stop) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The tracker's metric names, in one place, through the `metrics` facade: without a recorder
+//! they cost nothing; the binary that installs an exporter (Prometheus) decides where they go.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Counter: events stored and projected (duplicates not counted).
+pub const EVENTS_PROJECTED: &str = "onedoor_tracker_events_projected_total";
+/// Counter: redelivered or duplicate events that changed nothing.
+pub const EVENTS_DUPLICATE: &str = "onedoor_tracker_events_duplicate_total";
+/// Counter: messages recorded as unusable (not a case event, or contradicting the case's log).
+pub const MESSAGES_REJECTED: &str = "onedoor_tracker_messages_rejected_total";
+/// Gauge, label `agency`: open tasks past their due time (SLA breaches happening now).
+pub const OVERDUE_TASKS: &str = "onedoor_tracker_overdue_tasks";
+
+pub fn describe() {
+    metrics::describe_counter!(
+        EVENTS_PROJECTED,
+        "case events stored and folded into the tracker's views"
+    );
+    metrics::describe_counter!(
+        EVENTS_DUPLICATE,
+        "redelivered or duplicate case events that changed nothing"
+    );
+    metrics::describe_counter!(
+        MESSAGES_REJECTED,
+        "stream messages the tracker could not use (shown to operators)"
+    );
+    metrics::describe_gauge!(
+        OVERDUE_TASKS,
+        "open tasks past their due time, by holding agency"
+    );
+}
+
+/// Remembers which agencies had overdue tasks, so an agency whose count drops to zero is set
+/// to zero rather than left at its last value.
+#[derive(Debug, Default)]
+pub struct OverdueGauges {
+    seen: Mutex<BTreeMap<String, u64>>,
+}
+
+impl OverdueGauges {
+    pub fn update(&self, counts: &BTreeMap<String, u64>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for agency in seen.keys() {
+            if !counts.contains_key(agency) {
+                metrics::gauge!(OVERDUE_TASKS, "agency" => agency.clone()).set(0.0);
+            }
+        }
+        for (agency, count) in counts {
+            metrics::gauge!(OVERDUE_TASKS, "agency" => agency.clone()).set(*count as f64);
+        }
+        *seen = counts.clone();
+    }
+
+    /// The counts last published (the total is what a dashboard's "SLA breaches now" shows).
+    pub fn current(&self) -> BTreeMap<String, u64> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

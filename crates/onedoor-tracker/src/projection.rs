@@ -1,0 +1,366 @@
+//! The durable consumer `tracker` on `onedoor.v1.case.>`, feeding the store.
+//!
+//! Each message is stored and its case re-folded in one transaction, and acknowledged only after
+//! that commit. Since applying is idempotent (see `store::write`), a crash between commit and
+//! ack only means a harmless redelivery, and a restart resumes from the consumer's ack floor.
+//! A message that is not a case event is recorded and acknowledged, so it never wedges the
+//! consumer. Only a database failure leaves a message un-acked (negatively acknowledged with a
+//! delay), and the loop backs off until the database answers again.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::pull::{self, Stream as Messages};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::stream::ConsumerErrorKind;
+use async_nats::jetstream::{self, AckKind, ErrorCode, Message};
+use bytes::Bytes;
+use futures::{FutureExt as _, StreamExt as _};
+use onedoor_bus::STREAM_NAME;
+use onedoor_bus::case_log::decode_stored;
+use onedoor_bus::subjects::STREAM_SUBJECTS;
+use tokio::sync::{broadcast, watch};
+
+use crate::config::TrackerConfig;
+use crate::error::TrackerError;
+use crate::metrics as m;
+use crate::store::{Applied, Store};
+
+/// Messages per pull request: large enough for a fast replay, small enough that a crash leaves
+/// few messages waiting for `ACK_WAIT`.
+const BATCH: usize = 64;
+/// Idle heartbeat and pull expiry: a lost pull (server restart) is noticed within seconds.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const EXPIRES: Duration = Duration::from_secs(30);
+/// Back-off between attempts when NATS or the database is down.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Delay before a message whose store failed is offered again.
+const NAK_DELAY: Duration = Duration::from_secs(1);
+
+/// The contract consumer: durable, every case subject, explicit ack, from the stream's start.
+/// No delivery limit: the tracker must see every event eventually, and poison messages are
+/// recorded and acked, not redelivered.
+pub fn consumer_config(name: &str, ack_wait: Duration) -> pull::Config {
+    pull::Config {
+        durable_name: Some(name.to_owned()),
+        name: Some(name.to_owned()),
+        description: Some("onedoor tracker: projects every case event into its database".into()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait,
+        filter_subject: STREAM_SUBJECTS.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Turns stream messages into stored events and tells watchers which case moved.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    store: Store,
+    /// Case ids whose view moved; `WatchCase` streams listen here.
+    moved: broadcast::Sender<String>,
+}
+
+impl Projection {
+    pub fn new(store: Store, moved: broadcast::Sender<String>) -> Self {
+        Projection { store, moved }
+    }
+
+    /// Stores one message from stream sequence `sequence`. A message that is not a valid case
+    /// event is recorded as rejected; only database failures are errors.
+    pub async fn handle(
+        &self,
+        sequence: u64,
+        subject: &str,
+        payload: Bytes,
+    ) -> Result<Applied, TrackerError> {
+        let applied = match decode_stored(sequence, payload) {
+            Ok(stored) => self.store.apply(&stored).await?,
+            Err(error) => {
+                let reason = error.to_string();
+                self.store.reject(sequence, subject, &reason).await?;
+                Applied::Rejected { reason }
+            }
+        };
+        match &applied {
+            Applied::Projected { case_id, .. } => {
+                metrics::counter!(m::EVENTS_PROJECTED).increment(1);
+                // No watcher listening is fine.
+                let _ = self.moved.send(case_id.clone());
+            }
+            Applied::Waiting { .. } => metrics::counter!(m::EVENTS_PROJECTED).increment(1),
+            Applied::Duplicate => metrics::counter!(m::EVENTS_DUPLICATE).increment(1),
+            Applied::Rejected { .. } => metrics::counter!(m::MESSAGES_REJECTED).increment(1),
+        }
+        Ok(applied)
+    }
+
+    /// Stores one JetStream message and acknowledges it after the commit. Returns the message's
+    /// stream sequence and how many messages the server still had for the consumer.
+    async fn process(&self, message: &Message) -> Result<(u64, u64), TrackerError> {
+        let (sequence, pending) = match message.info() {
+            Ok(info) => (info.stream_sequence, info.pending),
+            Err(error) => {
+                // Not a JetStream delivery at all; nothing to store, and redelivering it cannot
+                // help.
+                tracing::warn!(%error, subject = %message.subject, "message without delivery info; terminating it");
+                if let Err(error) = message.ack_with(AckKind::Term).await {
+                    tracing::warn!(%error, "terminating a message failed");
+                }
+                return Ok((0, 1));
+            }
+        };
+        match self
+            .handle(sequence, message.subject.as_str(), message.payload.clone())
+            .await
+        {
+            Ok(applied) => {
+                tracing::debug!(stream_sequence = sequence, ?applied, "message applied");
+                if let Err(error) = message.ack().await {
+                    // The commit stands; the redelivery this causes changes nothing.
+                    tracing::warn!(%error, stream_sequence = sequence, "ack failed");
+                }
+                Ok((sequence, pending))
+            }
+            Err(error) => {
+                if let Err(nak) = message.ack_with(AckKind::Nak(Some(NAK_DELAY))).await {
+                    tracing::warn!(error = %nak, stream_sequence = sequence, "nak failed");
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+fn nats_error(action: &'static str, error: impl std::fmt::Display) -> TrackerError {
+    TrackerError::Nats {
+        action,
+        message: error.to_string(),
+    }
+}
+
+async fn open_messages(
+    js: &jetstream::Context,
+    consumer_name: &str,
+    ack_wait: Duration,
+) -> Result<Messages, TrackerError> {
+    let stream = js
+        .get_stream(STREAM_NAME)
+        .await
+        .map_err(|e| nats_error("binding to the ONEDOOR stream", e))?;
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(consumer_name, consumer_config(consumer_name, ack_wait))
+        .await
+        .map_err(|e| nats_error("creating the tracker's durable consumer", e))?;
+    messages(&consumer).await
+}
+
+async fn messages(consumer: &PullConsumer) -> Result<Messages, TrackerError> {
+    consumer
+        .stream()
+        .max_messages_per_batch(BATCH)
+        .heartbeat(HEARTBEAT)
+        .expires(EXPIRES)
+        .messages()
+        .await
+        .map_err(|e| nats_error("pulling from the tracker's consumer", e))
+}
+
+/// Resolves once `stop` says stop (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: nobody can ask us to keep going any more.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Runs the live projection until `stop`: connects (retrying), binds the durable consumer, and
+/// stores every message. NATS and database outages are retried with back-off, never fatal.
+pub(crate) async fn run_live(
+    projection: Projection,
+    config: TrackerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = tokio::select! {
+        _ = stopped(&mut stop) => return,
+        client = connect_retrying(&config.nats_url) => client,
+    };
+    let js = jetstream::new(client);
+    let mut pause = RETRY_MIN;
+    loop {
+        match consume(&projection, &js, &config, &mut stop).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "projection interrupted; retrying");
+            }
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RETRY_MAX);
+    }
+}
+
+async fn connect_retrying(url: &str) -> async_nats::Client {
+    let mut pause = RETRY_MIN;
+    loop {
+        match async_nats::ConnectOptions::new()
+            .name("onedoor-tracker")
+            .connect(url)
+            .await
+        {
+            Ok(client) => return client,
+            Err(error) => {
+                tracing::warn!(%error, url, "cannot reach NATS yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// Consumes until `stop` (then `Ok`) or an error that needs a fresh consumer binding. A message
+/// being stored is never cancelled half-way; on stop, the messages the client already holds are
+/// stored and acked too, so a restart does not wait `ack_wait` for their redelivery.
+async fn consume(
+    projection: &Projection,
+    js: &jetstream::Context,
+    config: &TrackerConfig,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), TrackerError> {
+    let mut messages = tokio::select! {
+        _ = stopped(stop) => return Ok(()),
+        messages = open_messages(js, &config.consumer, config.ack_wait) => messages?,
+    };
+    tracing::info!(consumer = %config.consumer, "projection consuming");
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = stopped(stop) => {
+                while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+                    projection.process(&message).await?;
+                }
+                return Ok(());
+            }
+            next = messages.next() => next,
+        };
+        match next {
+            None => {
+                return Err(TrackerError::Nats {
+                    action: "reading the tracker's consumer",
+                    message: "the message stream ended".into(),
+                });
+            }
+            Some(Err(error)) => {
+                use async_nats::jetstream::consumer::pull::MessagesErrorKind as Kind;
+                match error.kind() {
+                    // The client re-pulls by itself after a missed heartbeat (server restart).
+                    Kind::MissingHeartbeat => {
+                        tracing::warn!(%error, "missed heartbeat on the tracker consumer");
+                    }
+                    _ => return Err(nats_error("reading the tracker's consumer", error)),
+                }
+            }
+            Some(Ok(message)) => {
+                projection.process(&message).await?;
+            }
+        }
+    }
+}
+
+fn is_consumer_not_found(error: &async_nats::jetstream::stream::ConsumerError) -> bool {
+    matches!(error.kind(), ConsumerErrorKind::JetStream(e) if e.error_code() == ErrorCode::CONSUMER_NOT_FOUND)
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Messages read from the stream.
+    pub messages: u64,
+    /// Of those, events stored.
+    pub events: u64,
+    /// Of those, messages recorded as rejected.
+    pub rejected: u64,
+    /// The stream's last sequence when the rebuild started; everything up to it is projected.
+    pub last_sequence: u64,
+    pub elapsed: Duration,
+}
+
+/// Empties the database and replays the whole stream into it, through the same durable
+/// consumer the live tracker uses (deleted and created again at the stream's start), so a
+/// tracker started afterwards continues exactly where the rebuild stopped.
+///
+/// Stop the live tracker first: both would share the consumer and the database.
+pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerError> {
+    config.validate()?;
+    let started = Instant::now();
+    let client = async_nats::ConnectOptions::new()
+        .name("onedoor-tracker-rebuild")
+        .connect(config.nats_url.as_str())
+        .await
+        .map_err(|e| nats_error("connecting", e))?;
+    let js = jetstream::new(client.clone());
+    let mut stream = js
+        .get_stream(STREAM_NAME)
+        .await
+        .map_err(|e| nats_error("binding to the ONEDOOR stream", e))?;
+    let last_sequence = stream
+        .info()
+        .await
+        .map_err(|e| nats_error("reading the stream's state", e))?
+        .state
+        .last_sequence;
+    let store = Store::connect(&config.database).await?;
+    // The consumer goes first: if emptying the database then fails, a tracker started later
+    // replays everything into the old rows (harmless, applying is idempotent); the other order
+    // could leave an empty database behind a consumer that has already passed every event.
+    if let Err(error) = stream.delete_consumer(&config.consumer).await
+        && !is_consumer_not_found(&error)
+    {
+        return Err(nats_error("deleting the tracker's consumer", error));
+    }
+    store.reset().await?;
+    let consumer: PullConsumer = stream
+        .create_consumer(consumer_config(&config.consumer, config.ack_wait))
+        .await
+        .map_err(|e| nats_error("creating the tracker's durable consumer", e))?;
+    let projection = Projection::new(store.clone(), broadcast::channel(1).0);
+    let mut report = RebuildReport {
+        messages: 0,
+        events: 0,
+        rejected: 0,
+        last_sequence,
+        elapsed: Duration::ZERO,
+    };
+    if last_sequence > 0 {
+        let mut messages = messages(&consumer).await?;
+        while let Some(next) = messages.next().await {
+            let message = match next {
+                Ok(message) => message,
+                Err(error)
+                    if error.kind()
+                        == async_nats::jetstream::consumer::pull::MessagesErrorKind::MissingHeartbeat =>
+                {
+                    continue;
+                }
+                Err(error) => return Err(nats_error("replaying the stream", error)),
+            };
+            let (sequence, pending) = projection.process(&message).await?;
+            report.messages += 1;
+            // A fresh consumer delivers in stream order, and every message before this one was
+            // processed (any failure above ends the rebuild): at the target, everything is in.
+            if sequence >= last_sequence || pending == 0 {
+                break;
+            }
+        }
+    }
+    // Acks are fire-and-forget; make sure they reached the server before we go.
+    client
+        .flush()
+        .await
+        .map_err(|e| nats_error("flushing acks", e))?;
+    report.events = store.event_count().await?;
+    report.rejected = store.rejected_messages().await?.len() as u64;
+    report.elapsed = started.elapsed();
+    store.close().await;
+    Ok(report)
+}

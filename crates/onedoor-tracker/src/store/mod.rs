@@ -1,0 +1,168 @@
+//! The tracker's database: one SQL layer over SQLite and PostgreSQL through sqlx's Any driver.
+//! Every statement is written once, with `$1` placeholders, and runs unchanged on both; only the
+//! migrations' column types differ (see `migrations/`).
+//!
+//! - `write`: storing an event and recomputing its case's rows with the case rules.
+//! - `read`: what `GetCase`, `ListCases` and `WatchCase` read.
+//! - `staff`: per-agency task lists, the overdue list and statistics.
+
+mod read;
+mod staff;
+mod write;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor as _, Row as _, SqlSafeStr as _};
+use time::OffsetDateTime;
+
+pub use read::{CaseFilter, Cursor, RejectedMessage};
+pub use staff::{DayCount, HeldStat, TaskView};
+pub use write::Applied;
+
+use crate::config::{Backend, DatabaseUrl};
+use crate::error::TrackerError;
+
+/// The projection's tables, for [`Store::reset`]; `_sqlx_migrations` goes with them so the
+/// migrations run again from the start.
+const TABLES: [&str; 5] = [
+    "events",
+    "cases",
+    "tasks",
+    "rejected_messages",
+    "_sqlx_migrations",
+];
+
+fn migrator(backend: Backend) -> Migrator {
+    let sql = match backend {
+        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_projection.sql"),
+        Backend::Postgres => include_str!("../../migrations/postgres/0001_projection.sql"),
+    };
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("projection"),
+        MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )])
+}
+
+/// A handle on the tracker's database; cheap to clone (a pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, TrackerError> {
+        let backend = url.backend()?;
+        sqlx::any::install_default_drivers();
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets the gRPC readers run while the projection writes; NORMAL
+                        // sync is durable across application crashes, and a lost last commit
+                        // after a power cut is re-delivered by JetStream (it was not acked).
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let options = match backend {
+            // One writer (the projection) and a few readers; more connections only add lock
+            // contention on a single file.
+            Backend::Sqlite => options.max_connections(4),
+            Backend::Postgres => options.max_connections(10),
+        };
+        let pool = options
+            .connect(url.expose())
+            .await
+            .map_err(TrackerError::db("connecting"))?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), TrackerError> {
+        // PostgreSQL migrations take an advisory lock; SQLite's take none, so two processes
+        // opening one fresh file (the tracker and a rebuild, or a tool) can both try to apply
+        // the same migration. The statements are idempotent (IF NOT EXISTS) and the loser fails
+        // only on recording the version, so running again finds it applied.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match migrator(self.backend).run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(error) if attempt < 3 && self.backend == Backend::Sqlite => {
+                    tracing::debug!(%error, attempt, "migration raced another process; again");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Empties the database (drops the projection's tables and re-creates them), for a rebuild
+    /// from the stream.
+    pub async fn reset(&self) -> Result<(), TrackerError> {
+        for table in TABLES {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
+                .execute(&self.pool)
+                .await
+                .map_err(TrackerError::db("dropping the projection's tables"))?;
+        }
+        self.migrate().await
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Unix nanoseconds, the database's time format. Saturates outside ±292 years of 1970, which no
+/// event or due time reaches.
+pub(crate) fn to_ns(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(if at.unix_timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+pub(crate) fn from_ns(ns: i64) -> Result<OffsetDateTime, TrackerError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).map_err(|e| TrackerError::Corrupt {
+        what: "timestamp".into(),
+        why: e.to_string(),
+    })
+}
+
+pub(crate) fn to_i64(value: u64, what: &'static str) -> Result<i64, TrackerError> {
+    i64::try_from(value).map_err(|_| TrackerError::invalid(what, format!("{value} is too large")))
+}
+
+/// Reads a column, naming it when the type does not fit (a schema bug, not caller input).
+pub(crate) fn column<'r, T>(row: &'r AnyRow, name: &'static str) -> Result<T, TrackerError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(name).map_err(|e| TrackerError::Corrupt {
+        what: format!("column {name}"),
+        why: e.to_string(),
+    })
+}

@@ -1,0 +1,358 @@
+//! What the gRPC API and the tests read. Only the projected part of a case is ever shown: events
+//! up to the case row's `version` (later stored events wait for a gap or failed to fold).
+
+use onedoor_case::{AgencyCode, ServiceCode};
+use onedoor_proto::v1;
+use prost::Message as _;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, AssertSqlSafe};
+use time::OffsetDateTime;
+
+use super::{Store, column, from_ns, to_i64, to_ns};
+use crate::error::TrackerError;
+use crate::view::{
+    CaseRecord, Projected, TaskRecord, sort_ended_tasks, sort_open_tasks, status_from_name,
+    task_end_from_name, task_state_from_name,
+};
+
+const CASE_COLUMNS: &str = "case_id, service, origin_agency, status, resolution, citizen_ref, \
+     summary, trace_id, opened_at_ns, resolved_at_ns, updated_at_ns, version, problem";
+
+pub(super) const TASK_COLUMNS: &str = "t.case_id, t.handoff_event_id, t.agency, t.handed_by, \
+     t.service, t.state, t.instructions, t.open_question, t.handed_off_at_ns, t.accepted_at_ns, \
+     t.due_at_ns, t.ended_at_ns, t.ended_by";
+
+/// ListCases' filters, parsed. Every `Some`/non-empty filter must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    pub holding_agency: Option<AgencyCode>,
+    /// Status names as stored (`in_progress`, …); empty matches every status.
+    pub statuses: Vec<&'static str>,
+    pub overdue_only: bool,
+    pub origin_agency: Option<AgencyCode>,
+    pub service: Option<ServiceCode>,
+    /// Lower-cased already; matched as a substring of case id, citizen_ref and summary.
+    pub text: Option<String>,
+}
+
+/// Where a page ends in the listing order (newest opened first, then case id descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub opened_at_ns: i64,
+    pub case_id: String,
+}
+
+/// A stream message the tracker could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedMessage {
+    pub stream_sequence: u64,
+    pub subject: String,
+    pub reason: String,
+    pub recorded_at: OffsetDateTime,
+}
+
+/// A statement with `$n` placeholders built up with its arguments, so dynamic filters never
+/// splice caller text into SQL.
+#[derive(Default)]
+struct Statement {
+    sql: String,
+    arguments: Vec<Argument>,
+}
+
+enum Argument {
+    Text(String),
+    Int(i64),
+}
+
+impl Statement {
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    fn bind(&mut self, argument: Argument) -> &mut Self {
+        self.arguments.push(argument);
+        self.sql.push_str(&format!("${}", self.arguments.len()));
+        self
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(self.sql.clone()));
+        for argument in &self.arguments {
+            query = match argument {
+                Argument::Text(text) => query.bind(text.clone()),
+                Argument::Int(value) => query.bind(*value),
+            };
+        }
+        query
+    }
+}
+
+fn case_record(row: &AnyRow) -> Result<CaseRecord, TrackerError> {
+    let status: String = column(row, "status")?;
+    let resolution: Option<String> = column(row, "resolution")?;
+    let version: i64 = column(row, "version")?;
+    Ok(CaseRecord {
+        case_id: column(row, "case_id")?,
+        service: column(row, "service")?,
+        origin_agency: column(row, "origin_agency")?,
+        status: status_from_name(&status, resolution.as_deref())?,
+        citizen_ref: column(row, "citizen_ref")?,
+        summary: column(row, "summary")?,
+        trace_id: column(row, "trace_id")?,
+        opened_at: from_ns(column(row, "opened_at_ns")?)?,
+        resolved_at: column::<Option<i64>>(row, "resolved_at_ns")?
+            .map(from_ns)
+            .transpose()?,
+        updated_at: from_ns(column(row, "updated_at_ns")?)?,
+        version: version.unsigned_abs(),
+        problem: column(row, "problem")?,
+    })
+}
+
+pub(super) fn task_record(row: &AnyRow) -> Result<TaskRecord, TrackerError> {
+    let state: String = column(row, "state")?;
+    let ended_at: Option<i64> = column(row, "ended_at_ns")?;
+    let ended_by: Option<String> = column(row, "ended_by")?;
+    let ended = match (ended_at, ended_by) {
+        (Some(at), Some(end)) => Some((from_ns(at)?, task_end_from_name(&end)?)),
+        (None, None) => None,
+        _ => {
+            return Err(TrackerError::Corrupt {
+                what: "task".into(),
+                why: "ended_at_ns and ended_by must be set together".into(),
+            });
+        }
+    };
+    Ok(TaskRecord {
+        case_id: column(row, "case_id")?,
+        handoff_event_id: column(row, "handoff_event_id")?,
+        agency: column(row, "agency")?,
+        handed_by: column(row, "handed_by")?,
+        service: column(row, "service")?,
+        state: task_state_from_name(&state)?,
+        instructions: column(row, "instructions")?,
+        open_question: column(row, "open_question")?,
+        handed_off_at: from_ns(column(row, "handed_off_at_ns")?)?,
+        accepted_at: column::<Option<i64>>(row, "accepted_at_ns")?
+            .map(from_ns)
+            .transpose()?,
+        due_at: from_ns(column(row, "due_at_ns")?)?,
+        ended,
+    })
+}
+
+impl Store {
+    pub async fn case(&self, case_id: &str) -> Result<Option<CaseRecord>, TrackerError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"
+        )))
+        .bind(case_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(TrackerError::db("reading a case"))?;
+        row.as_ref().map(case_record).transpose()
+    }
+
+    /// The tasks of the given cases; open ones oldest hand-off first, then ended ones by end.
+    pub async fn tasks_of(
+        &self,
+        case_ids: &[String],
+        open_only: bool,
+    ) -> Result<Vec<TaskRecord>, TrackerError> {
+        if case_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut statement = Statement::default();
+        statement.push(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.case_id IN ("
+        ));
+        for (i, id) in case_ids.iter().enumerate() {
+            if i > 0 {
+                statement.push(", ");
+            }
+            statement.bind(Argument::Text(id.clone()));
+        }
+        statement.push(")");
+        if open_only {
+            statement.push(" AND t.is_open = 1");
+        }
+        let rows = statement
+            .query()
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("reading tasks"))?;
+        let tasks: Vec<TaskRecord> = rows.iter().map(task_record).collect::<Result<_, _>>()?;
+        let (mut open, mut ended): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|t| t.is_open());
+        sort_open_tasks(&mut open);
+        sort_ended_tasks(&mut ended);
+        open.extend(ended);
+        Ok(open)
+    }
+
+    /// Everything stored for one case's view (its row and all its tasks), or `None`.
+    pub async fn projected(&self, case_id: &str) -> Result<Option<Projected>, TrackerError> {
+        let Some(case) = self.case(case_id).await? else {
+            return Ok(None);
+        };
+        let tasks = self.tasks_of(&[case_id.to_owned()], false).await?;
+        Ok(Some(Projected { case, tasks }))
+    }
+
+    /// The case's wire events with `after < case_version <= up_to`, oldest first, exactly as
+    /// stored in the stream.
+    pub async fn events(
+        &self,
+        case_id: &str,
+        after: u64,
+        up_to: u64,
+    ) -> Result<Vec<v1::CaseEvent>, TrackerError> {
+        let rows = sqlx::query(
+            "SELECT version, payload FROM events WHERE case_id = $1 AND version > $2 \
+             AND version <= $3 ORDER BY version",
+        )
+        .bind(case_id)
+        .bind(to_i64(after, "after_version")?)
+        .bind(to_i64(up_to, "case_version")?)
+        .fetch_all(self.pool())
+        .await
+        .map_err(TrackerError::db("reading a case's events"))?;
+        rows.iter()
+            .map(|row| {
+                let payload: Vec<u8> = column(row, "payload")?;
+                v1::CaseEvent::decode(payload.as_slice()).map_err(|e| TrackerError::Corrupt {
+                    what: format!("event of case {case_id}"),
+                    why: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// One page of cases matching `filter`, in listing order, starting after `after`.
+    pub async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CaseRecord>, TrackerError> {
+        let mut s = Statement::default();
+        s.push(&format!("SELECT {CASE_COLUMNS} FROM cases c WHERE 1 = 1"));
+        if let Some(agency) = &filter.holding_agency {
+            s.push(
+                " AND EXISTS (SELECT 1 FROM tasks t WHERE t.case_id = c.case_id \
+                 AND t.is_open = 1 AND t.agency = ",
+            )
+            .bind(Argument::Text(agency.to_string()))
+            .push(")");
+        }
+        if !filter.statuses.is_empty() {
+            s.push(" AND c.status IN (");
+            for (i, status) in filter.statuses.iter().enumerate() {
+                if i > 0 {
+                    s.push(", ");
+                }
+                s.bind(Argument::Text((*status).to_owned()));
+            }
+            s.push(")");
+        }
+        if filter.overdue_only {
+            s.push(" AND c.next_due_ns IS NOT NULL AND c.next_due_ns < ")
+                .bind(Argument::Int(to_ns(now)));
+        }
+        if let Some(origin) = &filter.origin_agency {
+            s.push(" AND c.origin_agency = ")
+                .bind(Argument::Text(origin.to_string()));
+        }
+        if let Some(service) = &filter.service {
+            s.push(" AND c.service = ")
+                .bind(Argument::Text(service.to_string()));
+        }
+        if let Some(text) = &filter.text {
+            s.push(" AND c.search_text LIKE ")
+                .bind(Argument::Text(format!("%{}%", escape_like(text))))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(cursor) = after {
+            s.push(" AND (c.opened_at_ns < ")
+                .bind(Argument::Int(cursor.opened_at_ns))
+                .push(" OR (c.opened_at_ns = ")
+                .bind(Argument::Int(cursor.opened_at_ns))
+                .push(" AND c.case_id < ")
+                .bind(Argument::Text(cursor.case_id.clone()))
+                .push("))");
+        }
+        s.push(" ORDER BY c.opened_at_ns DESC, c.case_id DESC LIMIT ")
+            .bind(Argument::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let rows = s
+            .query()
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("listing cases"))?;
+        rows.iter().map(case_record).collect()
+    }
+
+    /// Every stored case id, in no particular order (tests and tools).
+    pub async fn case_ids(&self) -> Result<Vec<String>, TrackerError> {
+        sqlx::query_scalar("SELECT case_id FROM cases ORDER BY case_id")
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("listing case ids"))
+    }
+
+    /// How many events are stored (each event id once, however often it was delivered).
+    pub async fn event_count(&self) -> Result<u64, TrackerError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("counting events"))?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// The highest stream sequence stored or rejected: how far the projection has read.
+    pub async fn last_stream_sequence(&self) -> Result<u64, TrackerError> {
+        let events: Option<i64> = sqlx::query_scalar("SELECT MAX(stream_seq) FROM events")
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("reading the projection's position"))?;
+        let rejected: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(stream_seq) FROM rejected_messages")
+                .fetch_one(self.pool())
+                .await
+                .map_err(TrackerError::db("reading the projection's position"))?;
+        Ok(events.max(rejected).unwrap_or(0).unsigned_abs())
+    }
+
+    /// Messages the projection could not use, oldest first.
+    pub async fn rejected_messages(&self) -> Result<Vec<RejectedMessage>, TrackerError> {
+        let rows = sqlx::query(
+            "SELECT stream_seq, subject, reason, recorded_at_ns FROM rejected_messages \
+             ORDER BY stream_seq",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(TrackerError::db("reading rejected messages"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(RejectedMessage {
+                    stream_sequence: column::<i64>(row, "stream_seq")?.unsigned_abs(),
+                    subject: column(row, "subject")?,
+                    reason: column(row, "reason")?,
+                    recorded_at: from_ns(column(row, "recorded_at_ns")?)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Escapes LIKE's wildcards so the caller's text matches literally.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}

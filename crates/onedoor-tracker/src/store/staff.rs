@@ -1,0 +1,211 @@
+//! What front-office staff and operators ask beyond one case: which tasks an agency holds, what
+//! is overdue (and by how many working days), and simple statistics.
+
+use std::collections::BTreeMap;
+
+use onedoor_case::{AgencyCode, Calendar};
+use time::{Date, Duration, OffsetDateTime, UtcOffset};
+
+use super::read::TASK_COLUMNS;
+use super::{Store, column, to_ns};
+use crate::error::TrackerError;
+use crate::view::TaskRecord;
+
+/// An open task as staff see it at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    pub task: TaskRecord,
+    pub citizen_ref: String,
+    pub overdue: bool,
+    /// Working days after the due day up to today, as staff count lateness (0 on the weekend
+    /// after a Friday deadline, 1 on Monday, holidays skipped).
+    pub working_days_late: u32,
+}
+
+/// Cases opened and resolved on one civil day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayCount {
+    pub date: Date,
+    pub opened: u64,
+    pub resolved: u64,
+}
+
+/// How long an agency holds tasks of one service, over tasks that have ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldStat {
+    pub agency: String,
+    pub service: String,
+    pub tasks: u64,
+    pub median: Duration,
+}
+
+const NS_PER_DAY: i64 = 86_400_000_000_000;
+
+impl Store {
+    /// Open tasks held by `agency`, earliest due first.
+    pub async fn agency_tasks(
+        &self,
+        agency: &AgencyCode,
+        calendar: &Calendar,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TaskView>, TrackerError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS}, c.citizen_ref FROM tasks t JOIN cases c ON c.case_id = t.case_id \
+             WHERE t.is_open = 1 AND t.agency = $1 ORDER BY t.due_at_ns, t.case_id"
+        )))
+        .bind(agency.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(TrackerError::db("reading an agency's tasks"))?;
+        task_views(&rows, calendar, now)
+    }
+
+    /// Open tasks past their due time at `now`, most overdue first; one agency's or everyone's.
+    pub async fn overdue_tasks(
+        &self,
+        agency: Option<&AgencyCode>,
+        calendar: &Calendar,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TaskView>, TrackerError> {
+        let agency_clause = if agency.is_some() {
+            " AND t.agency = $2"
+        } else {
+            ""
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS}, c.citizen_ref FROM tasks t JOIN cases c ON c.case_id = t.case_id \
+             WHERE t.is_open = 1 AND t.due_at_ns < $1{agency_clause} ORDER BY t.due_at_ns, t.case_id"
+        )))
+        .bind(to_ns(now));
+        if let Some(agency) = agency {
+            query = query.bind(agency.as_str());
+        }
+        let rows = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("reading overdue tasks"))?;
+        task_views(&rows, calendar, now)
+    }
+
+    /// Number of overdue open tasks per agency at `now` (agencies with none are left out).
+    pub async fn overdue_counts(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<BTreeMap<String, u64>, TrackerError> {
+        let rows = sqlx::query(
+            "SELECT agency, COUNT(*) AS overdue FROM tasks WHERE is_open = 1 AND due_at_ns < $1 \
+             GROUP BY agency",
+        )
+        .bind(to_ns(now))
+        .fetch_all(self.pool())
+        .await
+        .map_err(TrackerError::db("counting overdue tasks"))?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    column::<String>(row, "agency")?,
+                    column::<i64>(row, "overdue")?.unsigned_abs(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Cases opened and resolved per civil day (days counted in `offset`, e.g. UTC+07:00),
+    /// oldest day first; days with neither are left out.
+    pub async fn daily_counts(&self, offset: UtcOffset) -> Result<Vec<DayCount>, TrackerError> {
+        // Integer division of shifted nanoseconds gives the civil day on both databases without
+        // their (different) date functions.
+        let shift = i64::from(offset.whole_seconds()) * 1_000_000_000;
+        let mut days: BTreeMap<i64, DayCount> = BTreeMap::new();
+        for (column_name, is_opened) in [("opened_at_ns", true), ("resolved_at_ns", false)] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT ({column_name} + $1) / {NS_PER_DAY} AS civil_day, COUNT(*) AS n FROM cases \
+                 WHERE {column_name} IS NOT NULL GROUP BY civil_day"
+            )))
+            .bind(shift)
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("counting cases per day"))?;
+            for row in &rows {
+                let day: i64 = column(row, "civil_day")?;
+                let n = column::<i64>(row, "n")?.unsigned_abs();
+                let date = date_of_day(day)?;
+                let entry = days.entry(day).or_insert(DayCount {
+                    date,
+                    opened: 0,
+                    resolved: 0,
+                });
+                if is_opened {
+                    entry.opened += n;
+                } else {
+                    entry.resolved += n;
+                }
+            }
+        }
+        Ok(days.into_values().collect())
+    }
+
+    /// Median time held per agency and service, over tasks that have ended (completed, sent
+    /// back, or closed by the resolution). Computed here rather than in SQL because SQLite has
+    /// no percentile function.
+    pub async fn median_time_held(&self) -> Result<Vec<HeldStat>, TrackerError> {
+        let rows = sqlx::query(
+            "SELECT agency, service, ended_at_ns - handed_off_at_ns AS held FROM tasks \
+             WHERE ended_at_ns IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(TrackerError::db("reading time held"))?;
+        let mut groups: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+        for row in &rows {
+            groups
+                .entry((column(row, "agency")?, column(row, "service")?))
+                .or_default()
+                .push(column(row, "held")?);
+        }
+        Ok(groups
+            .into_iter()
+            .map(|((agency, service), mut held)| {
+                held.sort_unstable();
+                let n = held.len();
+                // The lower median for an even count: an observed value, not an average of two.
+                let median = held[(n - 1) / 2];
+                HeldStat {
+                    agency,
+                    service,
+                    tasks: n as u64,
+                    median: Duration::nanoseconds(median),
+                }
+            })
+            .collect())
+    }
+}
+
+fn date_of_day(day: i64) -> Result<Date, TrackerError> {
+    let epoch = time::macros::date!(1970 - 01 - 01);
+    i32::try_from(day)
+        .ok()
+        .and_then(|d| epoch.checked_add(Duration::days(i64::from(d))))
+        .ok_or_else(|| TrackerError::Corrupt {
+            what: "day number".into(),
+            why: format!("{day} is out of range"),
+        })
+}
+
+fn task_views(
+    rows: &[sqlx::any::AnyRow],
+    calendar: &Calendar,
+    now: OffsetDateTime,
+) -> Result<Vec<TaskView>, TrackerError> {
+    rows.iter()
+        .map(|row| {
+            let task = super::read::task_record(row)?;
+            Ok(TaskView {
+                overdue: task.is_overdue(now),
+                working_days_late: calendar.working_days_late(task.due_at, now),
+                citizen_ref: column(row, "citizen_ref")?,
+                task,
+            })
+        })
+        .collect()
+}

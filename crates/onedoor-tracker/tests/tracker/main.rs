@@ -1,0 +1,9 @@
+//! The tracker's integration tests, in one binary (one link, shared helpers): a real
+//! nats-server per test, a real SQLite file or PostgreSQL database per test, the real `run`.
+
+mod support;
+
+mod grpc;
+mod projection;
+mod sla;
+mod staff;

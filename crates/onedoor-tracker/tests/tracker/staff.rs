@@ -1,0 +1,151 @@
+//! What staff see beyond one case: an agency's tasks, statistics, and stuck deliveries read
+//! from the inbox's `ONEDOOR_STUCK` bucket.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use onedoor_tracker::stuck::{STUCK_BUCKET, StuckRecord, stuck_deliveries};
+use onedoor_tracker::{ManualClock, Store};
+use time::Duration as Span;
+use time::macros::datetime;
+
+use crate::on_both_databases;
+use crate::support::{FRONT, MONDAY, RunningTracker, TestBus, TestDb, code, wait_until_projected};
+
+async fn agency_views_and_statistics_follow_the_cases(db: TestDb) -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let t = |hours| MONDAY + Span::hours(hours);
+    // Two construction permits through MPWT (held 2 h and 6 h), one still open at MOF.
+    let first = bus
+        .open(FRONT, "construction-permit", "P-1", "house", t(0))
+        .await?;
+    bus.hand_off(first, FRONT, "MPWT", None, t(1)).await?;
+    bus.complete_after_accept(first, "MPWT", t(2), t(3)).await?;
+    bus.resolve(first, FRONT, t(4)).await?;
+    let second = bus
+        .open(FRONT, "construction-permit", "P-2", "shop", t(24))
+        .await?;
+    bus.hand_off(second, FRONT, "MPWT", None, t(25)).await?;
+    bus.complete_after_accept(second, "MPWT", t(26), t(31))
+        .await?;
+    bus.hand_off(second, FRONT, "MOF", Some(1), t(32)).await?;
+
+    let clock = Arc::new(ManualClock::new(t(40)));
+    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let store = Store::connect(&db.url()).await?;
+    wait_until_projected(&bus, &store, &[first, second]).await?;
+    let calendar = &bus.registry.calendar;
+
+    let mof = store.agency_tasks(&code("MOF"), calendar, t(40)).await?;
+    assert_eq!(mof.len(), 1);
+    assert_eq!(mof[0].task.case_id, second.to_string());
+    assert_eq!(mof[0].citizen_ref, "P-2");
+    assert!(!mof[0].overdue);
+    assert!(
+        store
+            .agency_tasks(&code("MPWT"), calendar, t(40))
+            .await?
+            .is_empty()
+    );
+    // Due at the end of Wednesday (handed off Tuesday): overdue on Thursday morning.
+    let thursday = datetime!(2026-11-26 08:00 +07:00);
+    let overdue = store
+        .overdue_tasks(Some(&code("MOF")), calendar, thursday)
+        .await?;
+    assert_eq!(overdue.len(), 1);
+    assert_eq!(overdue[0].working_days_late, 1);
+    assert!(
+        store
+            .overdue_tasks(Some(&code("MPWT")), calendar, thursday)
+            .await?
+            .is_empty()
+    );
+
+    let days = store.daily_counts(calendar.utc_offset).await?;
+    let monday = days
+        .iter()
+        .find(|d| d.date == MONDAY.date())
+        .expect("monday");
+    assert_eq!((monday.opened, monday.resolved), (1, 1));
+    let tuesday = days
+        .iter()
+        .find(|d| d.date == t(24).date())
+        .expect("tuesday");
+    assert_eq!((tuesday.opened, tuesday.resolved), (1, 0));
+
+    let held = store.median_time_held().await?;
+    let mpwt = held
+        .iter()
+        .find(|h| h.agency == "MPWT" && h.service == "construction-permit")
+        .expect("MPWT construction permits");
+    assert_eq!(mpwt.tasks, 2);
+    // Held 2 h and 6 h: the lower median of two is the shorter.
+    assert_eq!(mpwt.median, Span::hours(2));
+    assert!(
+        held.iter().all(|h| h.agency != "MOF"),
+        "open tasks are not in the median"
+    );
+    tracker.stop().await?;
+    Ok(())
+}
+on_both_databases!(agency_views_and_statistics_follow_the_cases);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_deliveries_are_read_from_the_inbox_bucket() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let js = bus.nats.jetstream().await?;
+    assert!(
+        stuck_deliveries(&js).await?.deliveries.is_empty(),
+        "no bucket yet: nothing stuck"
+    );
+
+    let bucket = js
+        .create_key_value(kv::Config {
+            bucket: STUCK_BUCKET.into(),
+            ..Default::default()
+        })
+        .await?;
+    // The record the inbox writes, in its documented JSON form.
+    let later = serde_json::json!({
+        "agency": "MOF", "case_id": "01JD8X3Q6V9K2M4N5P7R8S9T0V", "event_id": "01JD8X3Q6V9K2M4N5P7R8S9T0W",
+        "stream_sequence": 42, "deliveries": 5, "recorded_at": "2026-11-24T10:00:00+07:00",
+        "reason": "max deliveries reached"
+    });
+    let earlier = serde_json::json!({
+        "agency": "MOIC", "case_id": "01JD8X3Q6V9K2M4N5P7R8S9T0X", "event_id": "01JD8X3Q6V9K2M4N5P7R8S9T0Y",
+        "stream_sequence": 7, "deliveries": 5, "recorded_at": "2026-11-23T10:00:00Z",
+        "reason": "max deliveries reached"
+    });
+    bucket
+        .put("MOF.42", serde_json::to_vec(&later)?.into())
+        .await?;
+    bucket
+        .put("MOIC.7", serde_json::to_vec(&earlier)?.into())
+        .await?;
+    bucket.put("MOPS.9", "{not json".into()).await?;
+
+    let report = stuck_deliveries(&js).await?;
+    let found: Vec<(&str, u64)> = report
+        .deliveries
+        .iter()
+        .map(|d: &StuckRecord| (d.agency.as_str(), d.stream_sequence))
+        .collect();
+    assert_eq!(found, [("MOIC", 7), ("MOF", 42)], "oldest recorded first");
+    assert_eq!(report.unreadable.len(), 1);
+    assert_eq!(report.unreadable[0].key, "MOPS.9");
+    Ok(())
+}
+
+impl TestBus {
+    async fn complete_after_accept(
+        &self,
+        case_id: onedoor_case::CaseId,
+        agency: &str,
+        accepted: time::OffsetDateTime,
+        completed: time::OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.accept(case_id, agency, accepted).await?;
+        self.complete(case_id, agency, completed).await?;
+        Ok(())
+    }
+}

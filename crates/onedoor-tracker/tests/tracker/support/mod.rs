@@ -1,0 +1,423 @@
+//! Test support that speaks the domain: a real bus (nats-server + the contract stream) where
+//! agencies act through the real write path (`CaseLog::execute`, the case rules), a real
+//! database per test (SQLite file or a fresh PostgreSQL database), and a running tracker.
+
+#![allow(dead_code)] // each test module uses a different part
+
+pub mod histories;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use onedoor_bus::{BusError, CaseLog, StreamSettings, WriteRequest, Written, ensure_stream};
+use onedoor_case::{
+    Action, AgencyCode, CaseId, CaseState, Command, EventId, Registry, Resolution, ServiceCode,
+};
+use onedoor_proto::v1;
+use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
+use onedoor_testkit::TestNats;
+use onedoor_tracker::view::{Projected, case_view};
+use onedoor_tracker::{DatabaseUrl, ManualClock, TrackerConfig, TrackerError};
+use sqlx::migrate::MigrateDatabase as _;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub const FRONT: &str = "ODSC-VTE-SAYSETTHA";
+pub const OTHER_FRONT: &str = "ODSC-CPS-PAKSE";
+/// How long any "eventually" in these tests may take; generous for a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+/// A Monday morning in Vientiane.
+pub const MONDAY: OffsetDateTime = datetime!(2026-11-23 09:00 +07:00);
+
+pub fn code(text: &str) -> AgencyCode {
+    AgencyCode::parse(text).expect("test agency code is valid")
+}
+
+pub fn shipped_registry() -> Registry {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml");
+    Registry::load(&path).expect("shipped registry is valid")
+}
+
+/// Polls `check` until it yields `Some`, failing after [`DEADLINE`] with what it last saw.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Result<T, String>>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let last = match check().await? {
+            Ok(value) => return Ok(value),
+            Err(last) => last,
+        };
+        if started.elapsed() > DEADLINE {
+            anyhow::bail!("{what}: not reached within {DEADLINE:?}; last seen: {last}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A database for one test: a SQLite file in a temporary directory, or a PostgreSQL database
+/// made for the test on the machine's server and dropped afterwards.
+pub enum TestDb {
+    Sqlite {
+        url: DatabaseUrl,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: DatabaseUrl,
+    },
+}
+
+/// The machine's PostgreSQL (trust auth); each test gets its own database on it.
+const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDb::Sqlite {
+            url: DatabaseUrl::sqlite_file(&dir.path().join("tracker.db")),
+            _dir: dir,
+        }
+    }
+
+    /// A fresh database, or `None` when PostgreSQL is unreachable outside CI (skipped, loudly).
+    /// In CI (`CI` set) an unreachable server fails the test.
+    pub async fn postgres() -> Option<Self> {
+        sqlx::any::install_default_drivers();
+        let name = format!(
+            "onedoor_tracker_{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        );
+        let url = format!("{POSTGRES_SERVER}/{name}");
+        let created =
+            tokio::time::timeout(Duration::from_secs(10), sqlx::Any::create_database(&url)).await;
+        match created {
+            Ok(Ok(())) => Some(TestDb::Postgres {
+                url: DatabaseUrl::parse(&url).expect("postgres url"),
+            }),
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                if std::env::var_os("CI").is_some() {
+                    panic!("PostgreSQL at {POSTGRES_SERVER} is required in CI: {why}");
+                }
+                eprintln!(
+                    "\n*** SKIPPED: PostgreSQL at {POSTGRES_SERVER} is unreachable ({why}); \
+                     this test runs (and fails instead of skipping) when CI is set ***\n"
+                );
+                None
+            }
+        }
+    }
+
+    pub fn url(&self) -> DatabaseUrl {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url } => url.clone(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { url } = self {
+            // Drop runs outside async; a short-lived runtime on its own thread does the async
+            // drop (FORCE ends the tracker's pooled connections if any are left).
+            let url = url.expose().to_owned();
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(sqlx::Any::force_drop_database(&url))
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop a test database: {dropped:?}");
+            }
+        }
+    }
+}
+
+/// Runs one async test body on SQLite and on PostgreSQL: `mod name { on_sqlite, on_postgres }`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() -> anyhow::Result<()> {
+                super::$body($crate::support::TestDb::sqlite()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() -> anyhow::Result<()> {
+                match $crate::support::TestDb::postgres().await {
+                    Some(db) => super::$body(db).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    };
+}
+
+/// A bus with the contract stream; agencies act through the real write path.
+pub struct TestBus {
+    pub nats: TestNats,
+    pub log: CaseLog,
+    pub registry: Arc<Registry>,
+}
+
+impl TestBus {
+    pub async fn start() -> anyhow::Result<Self> {
+        let nats = TestNats::start().await?;
+        let js = nats.jetstream().await?;
+        ensure_stream(&js, &StreamSettings::development()).await?;
+        Ok(TestBus {
+            log: CaseLog::open(js).await?,
+            nats,
+            registry: Arc::new(shipped_registry()),
+        })
+    }
+
+    pub fn config(&self, db: &TestDb, clock: Arc<ManualClock>) -> TrackerConfig {
+        let mut config = TrackerConfig::new(self.nats.url(), db.url(), self.registry.clone());
+        config.clock = clock;
+        // Short, so a test that needs the poll path does not wait long; notifications make
+        // the usual path immediate anyway.
+        config.watch_poll = Duration::from_millis(200);
+        // What a crashed tracker held comes back quickly.
+        config.ack_wait = Duration::from_secs(1);
+        config
+    }
+
+    /// `agency` does `action` to the case at `at` (the adapter's clock).
+    pub async fn act(
+        &self,
+        case_id: CaseId,
+        agency: &str,
+        action: Action,
+        at: OffsetDateTime,
+    ) -> Result<Written, BusError> {
+        let request = WriteRequest {
+            case_id,
+            event_id: EventId::generate(),
+            command: Command {
+                agency: code(agency),
+                actor: format!("officer@{agency}"),
+                at,
+                action,
+            },
+            idempotency_key: format!("key-{}", EventId::generate()),
+            caller_trace: None,
+        };
+        self.log.execute(&request, &self.registry).await
+    }
+
+    pub async fn open(
+        &self,
+        front: &str,
+        service: &str,
+        citizen_ref: &str,
+        summary: &str,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<CaseId> {
+        let case_id = CaseId::generate();
+        let action = Action::Open {
+            service: ServiceCode::parse(service)?,
+            citizen_ref: citizen_ref.into(),
+            summary: summary.into(),
+            documents: vec![],
+        };
+        self.act(case_id, front, action, at).await?;
+        Ok(case_id)
+    }
+
+    pub async fn hand_off(
+        &self,
+        case_id: CaseId,
+        from: &str,
+        to: &str,
+        due_working_days: Option<u32>,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<Written> {
+        let action = Action::HandOff {
+            to: code(to),
+            instructions: "please review".into(),
+            documents: vec![],
+            due_working_days,
+        };
+        Ok(self.act(case_id, from, action, at).await?)
+    }
+
+    pub async fn accept(
+        &self,
+        case_id: CaseId,
+        agency: &str,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<Written> {
+        Ok(self.act(case_id, agency, Action::Accept, at).await?)
+    }
+
+    pub async fn complete(
+        &self,
+        case_id: CaseId,
+        agency: &str,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<Written> {
+        let action = Action::Complete {
+            outcome: "approved".into(),
+            note: String::new(),
+            documents: vec![],
+        };
+        Ok(self.act(case_id, agency, action, at).await?)
+    }
+
+    pub async fn resolve(
+        &self,
+        case_id: CaseId,
+        front: &str,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<Written> {
+        let action = Action::Resolve {
+            resolution: Resolution::Approved,
+            note: String::new(),
+        };
+        Ok(self.act(case_id, front, action, at).await?)
+    }
+
+    /// Messages in the stream (every event written, plus anything published by hand).
+    pub async fn stream_messages(&self) -> anyhow::Result<u64> {
+        let js = self.nats.jetstream().await?;
+        let mut stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
+        Ok(stream.info().await?.state.messages)
+    }
+
+    /// What the pure fold of the case's stored events says: the rows, and the wire view at
+    /// `now`.
+    pub async fn expected(
+        &self,
+        case_id: CaseId,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<(Projected, v1::CaseView)> {
+        let stored = self.log.load(case_id).await?;
+        let state =
+            CaseState::fold(stored.iter().map(|s| &s.event))?.context("the case has events")?;
+        let trace_id = stored
+            .first()
+            .map(|s| s.envelope.trace_id.clone())
+            .unwrap_or_default();
+        let updated_at = stored
+            .last()
+            .map(|s| s.event.occurred_at)
+            .unwrap_or(state.opened_at);
+        let projected = Projected::from_state(&state, &trace_id, updated_at);
+        let open: Vec<_> = projected.open_tasks().cloned().collect();
+        let wire = stored.into_iter().map(|s| s.wire).collect();
+        let view = case_view(&projected.case, &open, wire, now);
+        Ok((projected, view))
+    }
+}
+
+/// The tracker's `run` on a local port, with a test clock.
+pub struct RunningTracker {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), TrackerError>>,
+}
+
+impl RunningTracker {
+    pub async fn start(config: TrackerConfig) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(onedoor_tracker::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(RunningTracker {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> anyhow::Result<CaseTrackerClient<Channel>> {
+        // The listener is bound before `run` starts, so connecting never races the bind.
+        Ok(CaseTrackerClient::connect(self.url()).await?)
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(self.url())?.connect().await?)
+    }
+
+    /// Stops the tracker and waits until it has (projection stopped, database closed).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(DEADLINE, &mut self.task)
+            .await
+            .context("tracker did not stop in time")???;
+        Ok(())
+    }
+}
+
+impl RunningTracker {
+    /// Kills the tracker as a crash would: no graceful stop, nothing drained, whatever was in
+    /// flight is cancelled (an open transaction rolls back; un-acked messages are redelivered).
+    pub async fn crash(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningTracker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Waits until the tracker's view of every case in `cases` is at the stream's latest version.
+pub async fn wait_until_projected(
+    bus: &TestBus,
+    store: &onedoor_tracker::Store,
+    cases: &[CaseId],
+) -> anyhow::Result<()> {
+    let mut wanted = Vec::new();
+    for case_id in cases {
+        let version = bus
+            .log
+            .load(*case_id)
+            .await?
+            .last()
+            .map_or(0, |s| s.event.version);
+        wanted.push((case_id.to_string(), version));
+    }
+    eventually("every case projected to its last version", || async {
+        for (case_id, version) in &wanted {
+            let have = store.case(case_id).await?.map_or(0, |c| c.version);
+            if have != *version {
+                return Ok(Err(format!(
+                    "case {case_id} at version {have}, want {version}"
+                )));
+            }
+        }
+        Ok(Ok(()))
+    })
+    .await
+}

@@ -1,0 +1,280 @@
+//! `onedoor demo`: one citizen request travels through every agency on its service's route,
+//! each agency's "system" reading its Inbox, acknowledging, accepting and completing, the way a
+//! ministry integration would. Runs against a bus started with `onedoor up`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use onedoor_case::{AgencyKind, Registry, ServiceCode};
+use onedoor_proto::v1;
+use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
+use tonic::transport::Channel;
+
+use super::common;
+use crate::data_dir::Endpoints;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
+    pub data_dir: PathBuf,
+    /// The catalogue service the demo case is for.
+    #[arg(long, default_value = "construction-permit")]
+    pub service: String,
+    /// The front office that opens the case (default: Saysettha, the first ODSC, when the
+    /// registry has it, else the first front office listed).
+    #[arg(long)]
+    pub front_office: Option<String>,
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let endpoints = Endpoints::read(&args.data_dir)?.with_context(|| {
+            format!(
+                "no running bus in {}: start one with `onedoor up`",
+                args.data_dir.display()
+            )
+        })?;
+        let registry = registry_of(&endpoints)?;
+        let service = ServiceCode::parse(&args.service)
+            .with_context(|| format!("--service {:?}", args.service))?;
+        journey(
+            &endpoints,
+            &registry,
+            &service,
+            args.front_office.as_deref(),
+        )
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The registry the running bus uses: the file it names, or the built-in one.
+fn registry_of(endpoints: &Endpoints) -> anyhow::Result<Registry> {
+    let path = PathBuf::from(&endpoints.registry);
+    let (registry, _) = common::load_registry_mut(path.is_file().then_some(path.as_path()))?;
+    Ok(registry)
+}
+
+/// One agency's system: its adapter client and token.
+struct System {
+    code: String,
+    client: AgencyGatewayClient<Channel>,
+    token: String,
+    /// One inbox stream for the whole demo: a stream closed while it holds deliveries hands
+    /// them back to the bus only after a release delay.
+    inbox: Option<tonic::Streaming<v1::InboxItem>>,
+}
+
+impl System {
+    async fn connect(endpoints: &Endpoints, code: &str) -> anyhow::Result<System> {
+        let entry = endpoints
+            .agencies
+            .get(code)
+            .with_context(|| format!("{code} has no adapter in endpoints.json"))?;
+        let channel = Channel::from_shared(entry.grpc.clone())?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {code}'s adapter at {}", entry.grpc))?;
+        Ok(System {
+            code: code.to_owned(),
+            client: AgencyGatewayClient::new(channel),
+            token: entry.token.clone(),
+            inbox: None,
+        })
+    }
+
+    fn request<T>(&self, body: T) -> anyhow::Result<tonic::Request<T>> {
+        let mut request = tonic::Request::new(body);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        Ok(request)
+    }
+
+    /// Reads this agency's inbox until an event of `case_id` arrives, acknowledging it.
+    async fn receive(&mut self, case_id: &str) -> anyhow::Result<v1::CaseEvent> {
+        if self.inbox.is_none() {
+            let request = self.request(v1::InboxRequest { max_in_flight: 0 })?;
+            self.inbox = Some(self.client.inbox(request).await?.into_inner());
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let stream = self.inbox.as_mut().context("inbox stream")?;
+            let item = tokio::time::timeout(left, stream.message())
+                .await
+                .with_context(|| {
+                    format!("{}: nothing arrived in its inbox within 30 s", self.code)
+                })??
+                .with_context(|| format!("{}: inbox stream ended", self.code))?;
+            let event = item.event.context("inbox item without an event")?;
+            let ack = v1::AckRequest {
+                event_ids: vec![event.event_id.clone()],
+            };
+            self.client.ack(self.request(ack)?).await?;
+            if event.case_id == case_id {
+                return Ok(event);
+            }
+        }
+    }
+}
+
+fn kind(event: &v1::CaseEvent) -> &'static str {
+    event.kind().unwrap_or("?")
+}
+
+pub(crate) async fn journey(
+    endpoints: &Endpoints,
+    registry: &Registry,
+    service_code: &ServiceCode,
+    front_office: Option<&str>,
+) -> anyhow::Result<()> {
+    let service = registry
+        .service(service_code)
+        .with_context(|| format!("service {service_code} is not in the registry"))?;
+    let front_offices: Vec<String> = registry
+        .active_agencies()
+        .filter(|a| a.kind == AgencyKind::FrontOffice)
+        .map(|a| a.code.to_string())
+        .collect();
+    let front_code = match front_office {
+        Some(code) if front_offices.iter().any(|f| f == code) => code.to_owned(),
+        Some(code) => anyhow::bail!("{code} is not an active front office in the registry"),
+        None => front_offices
+            .iter()
+            .find(|f| f.as_str() == "ODSC-VTE-SAYSETTHA")
+            .or(front_offices.first())
+            .cloned()
+            .context("the registry has no front office")?,
+    };
+    let mut systems: BTreeMap<String, System> = BTreeMap::new();
+    systems.insert(
+        front_code.clone(),
+        System::connect(endpoints, &front_code).await?,
+    );
+    let run = ulid::Ulid::generate().to_string();
+    let key = |what: &str| format!("demo-{run}-{what}");
+    let started = Instant::now();
+
+    let front = systems.get_mut(&front_code).context("front office")?;
+    let open = v1::OpenCaseRequest {
+        service: service_code.to_string(),
+        citizen_ref: format!("DEMO-{}", &run[20..]),
+        summary: format!("{} (ສາທິດ / demo)", service.name_lo),
+        idempotency_key: key("open"),
+        actor: "counter-clerk-01".into(),
+        documents: vec![],
+    };
+    let receipt = front
+        .client
+        .open_case(front.request(open)?)
+        .await?
+        .into_inner();
+    let case_id = receipt.case_id.clone();
+    println!(
+        "case {case_id} opened at {front_code} for {} — trace {}",
+        service.name_en, receipt.trace_id
+    );
+
+    for (stage_number, stage) in service.route.iter().enumerate() {
+        // Parallel steps: hand off to every agency of the stage, then let each work.
+        let agencies: Vec<String> = stage
+            .steps
+            .iter()
+            .filter_map(|s| s.agency.codes().first())
+            .map(ToString::to_string)
+            .collect();
+        for agency in &agencies {
+            let front = systems.get_mut(&front_code).context("front office")?;
+            let body = v1::HandOffRequest {
+                case_id: case_id.clone(),
+                to_agency: agency.clone(),
+                instructions: format!("stage {}: please review", stage_number + 1),
+                idempotency_key: key(&format!("handoff-{agency}")),
+                ..Default::default()
+            };
+            front.client.hand_off(front.request(body)?).await?;
+            println!("  {front_code} → {agency}  handed off");
+        }
+        for agency in &agencies {
+            if !systems.contains_key(agency) {
+                systems.insert(agency.clone(), System::connect(endpoints, agency).await?);
+            }
+            let system = systems.get_mut(agency).context("agency system")?;
+            let event = system.receive(&case_id).await?;
+            println!(
+                "  {agency} inbox: {} (version {})",
+                kind(&event),
+                event.case_version
+            );
+            let accept = v1::AcceptRequest {
+                case_id: case_id.clone(),
+                idempotency_key: key(&format!("accept-{agency}")),
+                actor: "officer".into(),
+            };
+            system.client.accept(system.request(accept)?).await?;
+            let complete = v1::CompleteRequest {
+                case_id: case_id.clone(),
+                outcome: "approved".into(),
+                note: format!("{agency} done"),
+                idempotency_key: key(&format!("complete-{agency}")),
+                ..Default::default()
+            };
+            system.client.complete(system.request(complete)?).await?;
+            println!("  {agency} accepted and completed");
+        }
+        let front = systems.get_mut(&front_code).context("front office")?;
+        // The front office hears of each acceptance and completion in its own inbox.
+        for _ in 0..agencies.len() * 2 {
+            let event = front.receive(&case_id).await?;
+            println!(
+                "  {front_code} inbox: {} from {}",
+                kind(&event),
+                event.from_agency
+            );
+        }
+    }
+
+    let front = systems.get_mut(&front_code).context("front office")?;
+    let resolve = v1::ResolveCaseRequest {
+        case_id: case_id.clone(),
+        resolution: v1::Resolution::Approved.into(),
+        note: "ອະນຸມັດ / approved".into(),
+        idempotency_key: key("resolve"),
+        actor: "counter-clerk-01".into(),
+    };
+    let resolved = front
+        .client
+        .resolve_case(front.request(resolve)?)
+        .await?
+        .into_inner();
+    let view = front
+        .client
+        .get_case(front.request(v1::GetCaseRequest {
+            case_id: case_id.clone(),
+        })?)
+        .await?
+        .into_inner();
+    anyhow::ensure!(
+        view.status == v1::CaseStatus::Resolved as i32,
+        "the case did not end resolved"
+    );
+    anyhow::ensure!(
+        view.events.iter().all(|e| e.trace_id == receipt.trace_id),
+        "an event left the case's trace"
+    );
+    println!(
+        "case {case_id} resolved: approved after {} events in {:.2} s, one trace {}",
+        resolved.case_version,
+        started.elapsed().as_secs_f64(),
+        receipt.trace_id
+    );
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! `onedoor tracker`: the tracker standalone (projection + CaseTracker gRPC);
+//! `onedoor tracker rebuild`, which replays the stream into an empty database; and two staff
+//! reports read straight from the tracker's database and the bus: `stats` (overdue tasks,
+//! cases per day, median time held) and `stuck` (deliveries an inbox gave up on).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use onedoor_tracker::stuck::stuck_deliveries;
+use onedoor_tracker::{DatabaseUrl, Store, TrackerConfig};
+use time::OffsetDateTime;
+
+use super::common;
+use crate::data_dir::Endpoints;
+
+/// The SQLite file the tracker keeps under the data dir when no `--database-url` is given.
+pub const SQLITE_FILE: &str = "tracker.db";
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TrackerArgs {
+    #[command(subcommand)]
+    pub command: Option<TrackerCommand>,
+    #[command(flatten)]
+    pub options: TrackerOptions,
+    /// Address the gRPC server binds; port 0 picks a free one (printed at start).
+    #[arg(long, env = "ONEDOOR_TRACKER_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Serve Prometheus metrics on this address (`/metrics`).
+    #[arg(long, env = "ONEDOOR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TrackerCommand {
+    /// Empty the tracker's database and replay the whole stream into it (stop the running
+    /// tracker first). The views come out identical to the live ones.
+    Rebuild(TrackerOptions),
+    /// Overdue tasks now (with working days late), cases opened and resolved per day, the
+    /// median time each agency holds each service's tasks, and stream messages the tracker
+    /// could not use.
+    Stats(ReportArgs),
+    /// Inbox deliveries that exhausted their attempts (the ONEDOOR_STUCK bucket).
+    Stuck(ReportArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub options: TrackerOptions,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrackerOptions {
+    /// The bus's data dir: its endpoints.json gives the NATS URL, and the default SQLite
+    /// database lives here (tracker.db).
+    #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
+    pub data_dir: PathBuf,
+    /// NATS server with the ONEDOOR stream; by default the one in DATA_DIR/endpoints.json.
+    #[arg(long, env = "ONEDOOR_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// sqlite://FILE or postgres://USER@HOST/DATABASE; by default DATA_DIR/tracker.db.
+    #[arg(long, env = "ONEDOOR_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Registry file (its working calendar counts lateness); by default the built-in one.
+    #[arg(long, env = "ONEDOOR_REGISTRY")]
+    pub registry: Option<PathBuf>,
+}
+
+impl TrackerOptions {
+    fn config(&self) -> anyhow::Result<TrackerConfig> {
+        let (registry, _) = common::load_registry(self.registry.as_deref())?;
+        let config = TrackerConfig::new(self.nats_url()?, self.database()?, registry);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn nats_url(&self) -> anyhow::Result<String> {
+        match &self.nats_url {
+            Some(url) => Ok(url.clone()),
+            None => nats_from_data_dir(&self.data_dir),
+        }
+    }
+
+    fn database(&self) -> anyhow::Result<DatabaseUrl> {
+        match &self.database_url {
+            Some(url) => Ok(DatabaseUrl::parse(url)?),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
+                Ok(DatabaseUrl::sqlite_file(&self.data_dir.join(SQLITE_FILE)))
+            }
+        }
+    }
+}
+
+fn nats_from_data_dir(dir: &Path) -> anyhow::Result<String> {
+    match Endpoints::read(dir)? {
+        Some(endpoints) => Ok(endpoints.nats.url),
+        None => anyhow::bail!(
+            "no NATS to read from: pass --nats-url, or start the bus with `onedoor up --data-dir {}`",
+            dir.display()
+        ),
+    }
+}
+
+pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        Some(TrackerCommand::Rebuild(options)) => runtime.block_on(rebuild(options)),
+        Some(TrackerCommand::Stats(args)) => runtime.block_on(stats(args)),
+        Some(TrackerCommand::Stuck(args)) => runtime.block_on(stuck(args)),
+        None => runtime.block_on(serve(args.options, args.listen, args.metrics_listen)),
+    }
+}
+
+async fn serve(
+    options: TrackerOptions,
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let config = options.config()?;
+    if let Some(address) = metrics_listen {
+        super::metrics::install(address)?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    println!("onedoor tracker");
+    println!("  gRPC       http://{address}");
+    println!("  NATS       {}", config.nats_url);
+    println!("  database   {}", config.database);
+    println!("Ctrl-C stops it.");
+    let shutdown = async {
+        if let Err(err) = common::shutdown_signal().await {
+            tracing::error!(error = %err, "signal handling failed; stopping");
+        }
+    };
+    let telemetry = super::telemetry::init("onedoor-tracker")?;
+    let outcome = onedoor_tracker::run(config, listener, shutdown).await;
+    telemetry.shutdown().await;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rebuild(options: TrackerOptions) -> anyhow::Result<ExitCode> {
+    let config = options.config()?;
+    println!(
+        "rebuilding {} from the stream at {} …",
+        config.database, config.nats_url
+    );
+    let report = onedoor_tracker::rebuild(&config).await?;
+    println!(
+        "rebuilt: {} messages up to stream sequence {} ({} events, {} rejected) in {:.1} s",
+        report.messages,
+        report.last_sequence,
+        report.events,
+        report.rejected,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (registry, _) = common::load_registry(args.options.registry.as_deref())?;
+    let calendar = &registry.calendar;
+    let store = Store::connect(&args.options.database()?).await?;
+    let now = OffsetDateTime::now_utc();
+    let overdue = store.overdue_tasks(None, calendar, now).await?;
+    let days = store.daily_counts(calendar.utc_offset).await?;
+    let held = store.median_time_held().await?;
+    let rejected = store.rejected_messages().await?;
+    store.close().await;
+    let civil = |at: OffsetDateTime| {
+        let at = at.to_offset(calendar.utc_offset);
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute()
+        )
+    };
+    if args.json {
+        let out = serde_json::json!({
+            "overdue_tasks": overdue.iter().map(|t| serde_json::json!({
+                "case_id": t.task.case_id,
+                "agency": t.task.agency,
+                "service": t.task.service,
+                "citizen_ref": t.citizen_ref,
+                "due_at": rfc3339(t.task.due_at),
+                "working_days_late": t.working_days_late,
+            })).collect::<Vec<_>>(),
+            "days": days.iter().map(|d| serde_json::json!({
+                "date": d.date.to_string(), "opened": d.opened, "resolved": d.resolved,
+            })).collect::<Vec<_>>(),
+            "median_time_held": held.iter().map(|h| serde_json::json!({
+                "agency": h.agency, "service": h.service, "tasks": h.tasks,
+                "median_seconds": h.median.whole_seconds(),
+            })).collect::<Vec<_>>(),
+            "rejected_messages": rejected.iter().map(|r| serde_json::json!({
+                "stream_sequence": r.stream_sequence, "subject": r.subject, "reason": r.reason,
+                "recorded_at": rfc3339(r.recorded_at),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Overdue tasks ({})", overdue.len());
+    for t in &overdue {
+        println!(
+            "  {}  {:<8} due {}  {} working day(s) late  {}  {}",
+            t.task.case_id,
+            t.task.agency,
+            civil(t.task.due_at),
+            t.working_days_late,
+            t.task.service,
+            t.citizen_ref
+        );
+    }
+    println!();
+    println!("Cases per day (opened / resolved)");
+    for d in &days {
+        println!("  {}  {:>5}  {:>5}", d.date, d.opened, d.resolved);
+    }
+    println!();
+    println!("Median time held, over finished tasks");
+    for h in &held {
+        println!(
+            "  {:<8} {:<28} {:>5} task(s)  {:.1} h",
+            h.agency,
+            h.service,
+            h.tasks,
+            h.median.as_seconds_f64() / 3600.0
+        );
+    }
+    if !rejected.is_empty() {
+        println!();
+        println!(
+            "Stream messages the tracker could not use ({})",
+            rejected.len()
+        );
+        for r in &rejected {
+            println!(
+                "  error: stream sequence {} ({}): {}",
+                r.stream_sequence, r.subject, r.reason
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stuck(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let url = args.options.nats_url()?;
+    let client = async_nats::connect(url.as_str())
+        .await
+        .with_context(|| format!("cannot reach NATS at {url}"))?;
+    let report = stuck_deliveries(&async_nats::jetstream::new(client)).await?;
+    if args.json {
+        let out = serde_json::json!({
+            "stuck": report.deliveries,
+            "unreadable": report.unreadable.iter().map(|u| serde_json::json!({
+                "key": u.key, "why": u.why,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.deliveries.is_empty() && report.unreadable.is_empty() {
+        println!("No stuck deliveries.");
+    }
+    for d in &report.deliveries {
+        println!(
+            "  {}  {:<8} case {}  event {}  seq {}  {} deliveries  {}",
+            rfc3339(d.recorded_at),
+            d.agency,
+            d.case_id,
+            d.event_id,
+            d.stream_sequence,
+            d.deliveries,
+            d.reason
+        );
+    }
+    for u in &report.unreadable {
+        println!(
+            "  error: entry {} is not a stuck-delivery record: {}",
+            u.key, u.why
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
