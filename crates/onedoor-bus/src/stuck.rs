@@ -98,6 +98,11 @@ struct MaxDeliveriesAdvisory {
 /// many replicas as the ONEDOOR stream (a stuck record is as precious as the event it names).
 /// A bucket someone else created with other settings is used as it is.
 pub async fn ensure_stuck_bucket(js: &jetstream::Context) -> Result<kv::Store, BusError> {
+    // Look it up first: agencies' NATS users may not create buckets (the operator does), and a
+    // refused create only shows as a request timeout, which would stall every adapter start.
+    if let Ok(store) = js.get_key_value(STUCK_BUCKET).await {
+        return Ok(store);
+    }
     let replicas = match js.get_stream(STREAM_NAME).await {
         Ok(stream) => stream.cached_info().config.num_replicas.max(1),
         Err(_) => 1,
