@@ -10,7 +10,7 @@ use onedoor_case::{AgencyCode, EventId};
 use onedoor_proto::v1;
 use opentelemetry::global;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -23,12 +23,22 @@ use crate::telemetry;
 /// bounds memory; this only smooths the hand-over.
 const STREAM_BUFFER: usize = 4;
 
+/// Resolves once the adapter stops (`true` sent, or the sender dropped with an aborted `run`).
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopping| *stopping).await;
+}
+
 pub type InboxStream = Pin<Box<dyn Stream<Item = Result<v1::InboxItem, Status>> + Send + 'static>>;
 
 #[derive(Clone)]
 pub struct InboxService {
     agency: AgencyCode,
     in_flight: InFlight,
+    /// Becomes true when the adapter shuts down, and its sender is dropped when the adapter's
+    /// `run` is dropped (aborted). Either ends every open stream: an inbox stream never ends by
+    /// itself, so without this a graceful shutdown would wait for every client to hang up, and
+    /// an aborted adapter would leave sessions pulling on its NATS connection.
+    stopping: watch::Receiver<bool>,
 }
 
 impl InboxService {
@@ -36,9 +46,14 @@ impl InboxService {
         jetstream: async_nats::jetstream::Context,
         agency: AgencyCode,
         settings: InboxSettings,
+        stopping: watch::Receiver<bool>,
     ) -> Result<Self, AdapterError> {
         let in_flight = InFlight::new(jetstream, agency.clone(), settings)?;
-        Ok(InboxService { agency, in_flight })
+        Ok(InboxService {
+            agency,
+            in_flight,
+            stopping,
+        })
     }
 
     pub fn settings(&self) -> &InboxSettings {
@@ -64,13 +79,17 @@ impl InboxService {
             .with_window(window);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let service = self.clone();
+        let stopping = stopped(self.stopping.clone());
         tokio::spawn(async move {
+            tokio::pin!(stopping);
             loop {
                 let delivery = tokio::select! {
                     delivery = session.next() => delivery,
                     // Stop pulling as soon as the client goes away, so nothing more is taken
                     // out of the inbox for a stream nobody reads.
                     () = tx.closed() => break,
+                    // The adapter stops: end the stream (the client reconnects) and release.
+                    () = &mut stopping => break,
                 };
                 let item = match delivery {
                     Ok(delivery) => Ok(service.item(delivery)),

@@ -58,6 +58,20 @@ pub struct NatsEndpoint {
     pub monitor_url: String,
     pub stream: String,
     pub server_version: String,
+    /// The read-only `auditor` NATS identity (may read the whole stream, write nothing), for
+    /// scripts and `onedoor audit verify`. Absent when NATS runs without authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditor: Option<NatsIdentity>,
+}
+
+/// How to connect as one NATS identity: nkey seed file (owner-only) and reply prefix.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NatsIdentity {
+    pub identity: String,
+    pub seed_file: String,
+    pub public_key: String,
+    /// Clients must use this inbox prefix: the identity may only subscribe below it.
+    pub inbox_prefix: String,
 }
 
 impl Endpoints {

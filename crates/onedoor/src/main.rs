@@ -49,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: commands::case::CaseCommand,
     },
+    /// Write a secured nats-server configuration (accounts, one nkey user per agency with its
+    /// permissions, operator/tracker/auditor identities) from a registry.
+    NatsConfig(commands::nats::NatsConfigArgs),
     /// Send one demo case through every agency on a service's route (needs `onedoor up`).
     Demo(commands::demo::DemoArgs),
     /// Check case histories: signatures and hash chains.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::NatsConfig(args) => commands::nats::nats_config(args),
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Case { command } => commands::case::run(command),
         Command::Audit {

@@ -281,3 +281,146 @@ pub async fn next_inbox_item(stream: &mut tonic::Streaming<v1::InboxItem>) -> v1
         Err(_) => panic!("no inbox item within {INBOX_DEADLINE:?}"),
     }
 }
+
+// ---- Faults and bad input: crashing adapters, counting what the bus holds. ----
+
+/// How long a poll for a state change may take before the test fails.
+pub const POLL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Polls `check` until it returns `Some`, failing after [`POLL_DEADLINE`] with `what` and the
+/// last value seen.
+pub async fn poll_until<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = std::time::Instant::now() + POLL_DEADLINE;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {POLL_DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+impl TestBus {
+    /// Starts a bus whose adapters all get `configure` applied to their config (inbox settings,
+    /// NATS timeout) before they start.
+    pub async fn start_configured(
+        agencies: &[&str],
+        configure: impl Fn(&mut AdapterConfig),
+    ) -> anyhow::Result<Self> {
+        let mut bus = TestBus::start(&[]).await?;
+        for agency in agencies {
+            let mut config = bus.config(agency)?;
+            configure(&mut config);
+            bus.start_with(agency, config).await?;
+        }
+        Ok(bus)
+    }
+
+    /// Kills `agency`'s adapter like a crash: its task is aborted (no shutdown signal, no
+    /// draining) and this returns once the task has been cancelled.
+    pub async fn abort_adapter(&mut self, agency: &str) -> anyhow::Result<()> {
+        let adapter = self
+            .adapters
+            .remove(agency)
+            .ok_or_else(|| anyhow::anyhow!("no adapter running for {agency}"))?;
+        adapter.task.abort();
+        match adapter.task.await {
+            Err(err) if err.is_cancelled() => Ok(()),
+            Err(err) => anyhow::bail!("adapter {agency} panicked instead of being aborted: {err}"),
+            Ok(result) => {
+                anyhow::bail!("adapter {agency} had already ended before the abort: {result:?}")
+            }
+        }
+    }
+
+    /// How many client connections the nats-server has open under `agency`'s adapter's
+    /// connection name (`onedoor-adapter-<AGENCY>`), read from its monitoring `/connz`.
+    pub async fn adapter_nats_connections(&self, agency: &str) -> anyhow::Result<usize> {
+        let response = self.nats.server().monitor("/connz?limit=4096").await?;
+        anyhow::ensure!(response.is_ok(), "/connz answered {}", response.status);
+        let name = format!("\"onedoor-adapter-{agency}\"");
+        Ok(response.body.matches(&name).count())
+    }
+
+    /// Waits until `agency`'s adapter has exactly `wanted` NATS connections open.
+    pub async fn wait_for_adapter_nats_connections(
+        &self,
+        agency: &str,
+        wanted: usize,
+    ) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + POLL_DEADLINE;
+        loop {
+            let seen = self.adapter_nats_connections(agency).await?;
+            if seen == wanted {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{agency}'s adapter still has {seen} NATS connections, not {wanted}, after {POLL_DEADLINE:?}"
+            );
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Messages in the ONEDOOR stream: every event ever written, on any case.
+    pub async fn stream_messages(&self) -> anyhow::Result<u64> {
+        let js = self.nats.jetstream().await?;
+        let mut stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
+        Ok(stream.info().await?.state.messages)
+    }
+
+    /// The server's view of `agency`'s inbox consumer (`inbox-<AGENCY>`).
+    pub async fn inbox_consumer_info(
+        &self,
+        agency: &str,
+    ) -> anyhow::Result<async_nats::jetstream::consumer::Info> {
+        let js = self.nats.jetstream().await?;
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+            .get_stream(onedoor_bus::STREAM_NAME)
+            .await?
+            .get_consumer(&format!("inbox-{agency}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("inbox-{agency}: {e}"))?;
+        Ok(consumer.info().await?.clone())
+    }
+
+    /// `agency`'s adapter's health for `onedoor.v1.AgencyGateway`.
+    pub async fn health(
+        &self,
+        agency: &str,
+    ) -> anyhow::Result<tonic_health::pb::health_check_response::ServingStatus> {
+        let mut health =
+            tonic_health::pb::health_client::HealthClient::new(self.channel(agency).await?);
+        let response = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "onedoor.v1.AgencyGateway".into(),
+            })
+            .await?
+            .into_inner();
+        Ok(response.status())
+    }
+
+    /// Waits until `agency`'s adapter reports `wanted` health.
+    pub async fn wait_for_health(
+        &self,
+        agency: &str,
+        wanted: tonic_health::pb::health_check_response::ServingStatus,
+    ) -> anyhow::Result<()> {
+        poll_until(&format!("{agency}'s health to become {wanted:?}"), || {
+            let status = self.health(agency);
+            async move {
+                // A refused connection while the adapter starts counts as "not yet".
+                Ok(status.await.ok().filter(|s| *s == wanted).map(|_| ()))
+            }
+        })
+        .await
+    }
+}

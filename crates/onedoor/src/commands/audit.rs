@@ -6,12 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use futures::StreamExt as _;
 use onedoor_bus::{CaseLog, StoredEvent, verify_case};
 use onedoor_case::CaseId;
 
 use super::{common, keys};
-use crate::data_dir::Endpoints;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -31,6 +29,9 @@ pub struct VerifyArgs {
     /// Public key file; by default DATA/keys/public-keys.toml when it exists.
     #[arg(long)]
     pub keys: Option<PathBuf>,
+    /// nkey seed file of the auditor identity; by default the one in endpoints.json.
+    #[arg(long, env = "ONEDOOR_NATS_SEED")]
+    pub nats_seed: Option<PathBuf>,
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -50,20 +51,12 @@ async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| Some(keys::public_keys_path(&args.data_dir)).filter(|p| p.exists()));
     let (registry, _) = common::load_registry_with_keys(args.registry.as_deref(), keys.as_deref())?;
-    let url = match &args.nats_url {
-        Some(url) => url.clone(),
-        None => Endpoints::read(&args.data_dir)?
-            .map(|e| e.nats.url)
-            .with_context(|| {
-                format!(
-                    "no running bus found in {} (pass --nats-url or --data-dir)",
-                    args.data_dir.display()
-                )
-            })?,
-    };
-    let client = async_nats::connect(&url)
-        .await
-        .with_context(|| format!("connecting to NATS at {url}"))?;
+    let client = super::nats::connect(
+        &args.data_dir,
+        args.nats_url.as_deref(),
+        args.nats_seed.as_deref(),
+    )
+    .await?;
     let jetstream = async_nats::jetstream::new(client);
     let log = CaseLog::open(jetstream.clone()).await?;
 
@@ -98,36 +91,35 @@ async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every case event in the stream, grouped by case, read with an ordered consumer (one pass).
+/// Every case event in the stream, grouped by case. Pages through the stream with direct gets
+/// (next message on `onedoor.v1.case.>` from a sequence), which the read-only auditor identity
+/// may do; it may not create consumers.
 async fn read_all(
     jetstream: &async_nats::jetstream::Context,
 ) -> anyhow::Result<BTreeMap<CaseId, Vec<StoredEvent>>> {
     let stream = jetstream.get_stream(onedoor_bus::STREAM_NAME).await?;
     let mut cases: BTreeMap<CaseId, Vec<StoredEvent>> = BTreeMap::new();
-    let last = stream.get_info().await?.state.last_sequence;
-    if last == 0 {
-        return Ok(cases);
-    }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: onedoor_bus::subjects::STREAM_SUBJECTS.to_owned(),
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer.messages().await?;
-    while let Some(message) = messages.next().await {
-        let message = message?;
-        let info = message
-            .info()
-            .map_err(|e| anyhow::anyhow!("message info: {e}"))?;
-        let sequence = info.stream_sequence;
-        let pending = info.pending;
+    let mut next = 1;
+    loop {
+        let message = match stream
+            .direct_get_next_for_subject(onedoor_bus::subjects::STREAM_SUBJECTS, Some(next))
+            .await
+        {
+            Ok(message) => message,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    async_nats::jetstream::stream::DirectGetErrorKind::NotFound
+                ) =>
+            {
+                break;
+            }
+            Err(err) => return Err(anyhow::anyhow!("reading stream message {next}: {err}")),
+        };
+        next = message.sequence + 1;
         // An undecodable message cannot be grouped by case; it is itself an audit failure.
-        let stored = onedoor_bus::case_log::decode_stored(sequence, message.payload.clone())?;
+        let stored = onedoor_bus::case_log::decode_stored(message.sequence, message.payload)?;
         cases.entry(stored.event.case_id).or_default().push(stored);
-        if pending == 0 || sequence >= last {
-            break;
-        }
     }
     Ok(cases)
 }

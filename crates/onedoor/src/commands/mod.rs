@@ -5,6 +5,7 @@ pub mod common;
 pub mod demo;
 pub mod keys;
 pub mod metrics;
+pub mod nats;
 pub mod registry;
 pub mod telemetry;
 pub mod tracker;

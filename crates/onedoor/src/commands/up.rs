@@ -199,6 +199,7 @@ async fn serve(
             monitor_url: format!("http://{}", server.monitor_addr()),
             stream: onedoor_bus::STREAM_NAME.to_owned(),
             server_version: binary.version.to_string(),
+            auditor: None,
         },
         agencies,
         tracker: Some(TrackerEndpoint {
