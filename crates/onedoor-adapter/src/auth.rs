@@ -51,7 +51,13 @@ pub fn interceptor(token: Token) -> impl FnMut(Request<()>) -> Result<Request<()
             .metadata()
             .get("authorization")
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            // The auth scheme is case-insensitive (RFC 7235); the token itself is not.
+            .and_then(|value| {
+                value
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            })
+            .map(|(_, token)| token)
             .map(str::trim);
         match presented {
             Some(presented) if token.matches(presented) => Ok(request),

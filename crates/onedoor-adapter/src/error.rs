@@ -86,6 +86,15 @@ impl From<AdapterError> for Status {
         if matches!(code, Code::Internal | Code::Unavailable) {
             tracing::warn!(error = %err, ?code, "request failed");
         }
-        Status::new(code, err.to_string())
+        let message = match code {
+            // Say what to do, not only what failed: a write may or may not have landed.
+            Code::Unavailable => format!(
+                "the bus (NATS JetStream) is unreachable or did not confirm in time ({err}); \
+                 retry with the same idempotency_key: a write that landed is not written twice"
+            ),
+            Code::Aborted => format!("{err}; retry with the same idempotency_key"),
+            _ => err.to_string(),
+        };
+        Status::new(code, message)
     }
 }

@@ -317,10 +317,9 @@ async fn nats_killed_mid_flow_loses_no_acknowledged_write_and_a_retried_write_la
 #[tokio::test]
 async fn a_write_racing_another_on_the_same_task_lands_once_and_the_loser_gets_failed_precondition()
 -> anyhow::Result<()> {
-    // The loser finds the task closed by the winner. The case rules call that "holds no open
-    // task" (`Refusal::NoTask`), which maps to PERMISSION_DENIED, not FAILED_PRECONDITION; this
-    // test pins what the adapter does today (see the report that came with it).
-    const LOSER_CODE: Code = Code::PermissionDenied;
+    // The loser finds the task closed by the winner (`Refusal::TaskEnded`): a state to re-read,
+    // FAILED_PRECONDITION, not a role it never had.
+    const LOSER_CODE: Code = Code::FailedPrecondition;
 
     let appends_lost = Arc::new(AtomicUsize::new(0));
     let _counting = tracing::subscriber::set_default(LostAppends(appends_lost.clone()));
@@ -373,7 +372,7 @@ async fn a_write_racing_another_on_the_same_task_lands_once_and_the_loser_gets_f
         assert!(
             loser
                 .message()
-                .contains(&format!("MOIC holds no open task on case {case}")),
+                .contains(&format!("MOIC's task on case {case} was already")),
             "round {round}: {}",
             loser.message()
         );

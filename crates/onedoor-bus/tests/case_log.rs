@@ -405,7 +405,7 @@ async fn completing_and_sending_back_the_same_task_at_once_lands_exactly_one() -
         .find_map(|o| o.as_ref().err())
         .expect("one refusal");
     assert!(
-        matches!(loser, BusError::Refused(Refusal::NoTask { .. })),
+        matches!(loser, BusError::Refused(Refusal::TaskEnded { .. })),
         "re-validated after the race: {loser}"
     );
     assert_eq!(bus.log.load(case_id).await?.len(), 4);

@@ -4,7 +4,7 @@
 use super::command::{Action, Command};
 use super::document::check_documents;
 use super::event::{CaseEvent, EventBody, Resolution};
-use super::state::{CaseState, TaskState};
+use super::state::{CaseState, TaskEnd, TaskState};
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
 use crate::limits;
@@ -55,6 +55,14 @@ pub enum Refusal {
         case_id: CaseId,
         agency: AgencyCode,
         action: &'static str,
+    },
+    #[error(
+        "{agency}'s task on case {case_id} was already {end}; read the case (GetCase) before acting again"
+    )]
+    TaskEnded {
+        case_id: CaseId,
+        agency: AgencyCode,
+        end: &'static str,
     },
     #[error("{agency}'s task on case {case_id} is not accepted yet; call Accept first")]
     TaskNotAccepted { case_id: CaseId, agency: AgencyCode },
@@ -125,6 +133,7 @@ impl Refusal {
             | NoTask { .. } => RefusalClass::PermissionDenied,
             CaseResolved { .. }
             | TaskNotAccepted { .. }
+            | TaskEnded { .. }
             | TaskAlreadyAccepted { .. }
             | TaskAlreadyOpen { .. }
             | OpenTasksRemain { .. } => RefusalClass::FailedPrecondition,
@@ -288,10 +297,25 @@ fn decide_on_open_case(
     let case_id = case.case_id;
     let my_task = case.tasks.get(me);
     let holder = |action: &'static str| {
-        my_task.ok_or_else(|| Refusal::NoTask {
-            case_id,
-            agency: me.clone(),
-            action,
+        my_task.ok_or_else(|| {
+            // An agency whose task already ended (often by its own concurrent write) is told
+            // so: a state to re-read, not a role it never had.
+            match case.past_tasks.iter().rev().find(|p| p.task.agency == *me) {
+                Some(past) => Refusal::TaskEnded {
+                    case_id,
+                    agency: me.clone(),
+                    end: match past.end {
+                        TaskEnd::Completed => "completed",
+                        TaskEnd::SentBack => "sent back",
+                        TaskEnd::ClosedByResolution => "closed when the case was resolved",
+                    },
+                },
+                None => Refusal::NoTask {
+                    case_id,
+                    agency: me.clone(),
+                    action,
+                },
+            }
         })
     };
     let accepted_holder = |action: &'static str| {
