@@ -11,9 +11,17 @@ pub enum AdapterError {
     InvalidArgument { field: &'static str, why: String },
 
     #[error(
-        "missing or invalid credential: send metadata `authorization: Bearer <your agency's token>`"
+        "missing or invalid credential: send metadata `authorization: Bearer <your agency's token>` or your agency's TLS client certificate"
     )]
     Unauthenticated,
+
+    #[error("token {label:?} has been revoked; ask the operator for a new one")]
+    RevokedToken { label: String },
+
+    #[error(
+        "this TLS client certificate (sha256 {fingerprint}) is not one of {agency}'s: an agency acts only through its own adapter"
+    )]
+    ForeignCertificate { agency: String, fingerprint: String },
 
     /// The case rules refused the command; nothing was written.
     #[error(transparent)]
@@ -49,7 +57,10 @@ impl AdapterError {
     pub fn code(&self) -> Code {
         match self {
             AdapterError::InvalidArgument { .. } => Code::InvalidArgument,
-            AdapterError::Unauthenticated => Code::Unauthenticated,
+            AdapterError::Unauthenticated | AdapterError::RevokedToken { .. } => {
+                Code::Unauthenticated
+            }
+            AdapterError::ForeignCertificate { .. } => Code::PermissionDenied,
             AdapterError::Refused(refusal) => match refusal.class() {
                 RefusalClass::InvalidArgument => Code::InvalidArgument,
                 RefusalClass::NotFound => Code::NotFound,

@@ -9,12 +9,14 @@
 //! - [`inbox`]: the `Inbox` stream and `Ack` over the durable consumer `inbox-<AGENCY>`.
 //! - [`requests`]: wire requests → domain commands, parsed once at the edge.
 //! - [`idempotency`]: ids derived from idempotency keys, and "is this the same request?".
-//! - [`auth`]: bearer tokens.
+//! - [`auth`]: who may call: the agency's client certificates, or bearer tokens known by hash.
+//! - [`devpki`]: a development CA and certificates for `onedoor up` and tests.
 //! - [`error`]: [`AdapterError`] and its one mapping to gRPC status codes.
 //! - [`metrics`]: metric names and descriptions.
 //! - [`telemetry`]: OpenTelemetry spans in the case's one trace (no-ops without a provider).
 
 pub mod auth;
+pub mod devpki;
 pub mod error;
 pub mod gateway;
 pub mod idempotency;

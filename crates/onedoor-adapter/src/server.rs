@@ -2,6 +2,7 @@
 //! binary (`onedoor adapter`, `onedoor up`) and by the tests alike.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
@@ -37,6 +39,23 @@ pub struct AdapterConfig {
     pub signer: Option<Signer>,
     /// The inbox consumer's window, redelivery schedule and delivery limit.
     pub inbox: InboxSettings,
+    /// Serve gRPC over TLS with this identity (and, with a client CA, accept agencies' client
+    /// certificates). `None` serves plaintext, for a loopback-only development bus.
+    pub tls: Option<TlsIdentity>,
+    /// SHA-256 of the agency's client certificates (DER) that authenticate without a token.
+    pub client_certs: Vec<[u8; 32]>,
+    /// The agency's NATS nkey seed file (from `onedoor nats-config`); `None` connects without
+    /// credentials, for a NATS with no authentication.
+    pub nats_seed: Option<PathBuf>,
+}
+
+/// The adapter's TLS server identity, PEM encoded.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// CA that signs agencies' client certificates; `None` accepts tokens only.
+    pub client_ca_pem: Option<String>,
 }
 
 impl AdapterConfig {
@@ -55,6 +74,9 @@ impl AdapterConfig {
             clock: Arc::new(time::OffsetDateTime::now_utc),
             signer: None,
             inbox: InboxSettings::default(),
+            tls: None,
+            client_certs: Vec::new(),
+            nats_seed: None,
         }
     }
 
@@ -79,7 +101,15 @@ async fn connect(
     config: &AdapterConfig,
     health: HealthReporter,
 ) -> Result<async_nats::Client, AdapterError> {
-    let options = async_nats::ConnectOptions::new()
+    let base = match &config.nats_seed {
+        Some(seed) => onedoor_natsauth::connect_options_from_file(
+            &onedoor_natsauth::Identity::Agency(config.agency.clone()),
+            seed,
+        )
+        .map_err(|e| AdapterError::Config(format!("NATS credentials: {e}")))?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    let options = base
         .name(format!("onedoor-adapter-{}", config.agency))
         .request_timeout(Some(config.nats_timeout))
         .event_callback(move |event| {
@@ -100,7 +130,13 @@ async fn connect(
                             )
                             .await;
                     }
-                    other => tracing::info!(event = %other, "nats event"),
+                    other => match onedoor_natsauth::PermissionViolation::from_event(&other) {
+                        // A refused request only times out on the client: say why, loudly.
+                        Some(violation) => {
+                            tracing::error!(?violation, "NATS refused a subject to this agency")
+                        }
+                        None => tracing::info!(event = %other, "nats event"),
+                    },
                 }
             }
         });
@@ -164,7 +200,13 @@ pub async fn run(
     let service = AgencyGatewayServer::new(gateway)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let service = InterceptedService::new(service, auth::interceptor(config.token.clone()));
+    let credentials = auth::Credentials::new(
+        &config.agency,
+        &config.registry,
+        Some(&config.token),
+        config.client_certs.clone(),
+    );
+    let service = InterceptedService::new(service, auth::interceptor(credentials));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -181,7 +223,23 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(agency = %config.agency, %address, "adapter serving");
-    let served = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let mut tls_config = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
+            &tls.cert_pem,
+            &tls.key_pem,
+        ));
+        if let Some(ca) = &tls.client_ca_pem {
+            // Optional: systems with a token but no certificate still connect.
+            tls_config = tls_config
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(true);
+        }
+        builder = builder
+            .tls_config(tls_config)
+            .map_err(|e| AdapterError::Config(format!("TLS: {e}")))?;
+    }
+    let served = builder
         // Without keepalive a half-open connection would hold an inbox stream for ever.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
