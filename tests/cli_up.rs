@@ -75,6 +75,54 @@ async fn up_starts_nats_the_stream_and_every_adapter_and_cleans_up_on_sigterm() 
         tonic::Code::Unauthenticated
     );
 
+    // gRPC is TLS: an agency's own client certificate authenticates without a token, another
+    // agency's is refused.
+    let with_cert = |agency: &str| {
+        let entry = &endpoints["agencies"][agency];
+        let read = |key: &str| {
+            std::fs::read_to_string(entry[key].as_str().expect("path")).expect("PEM file")
+        };
+        tonic::transport::Identity::from_pem(read("client_cert"), read("client_key"))
+    };
+    let ca =
+        std::fs::read_to_string(endpoints["tls_ca_cert"].as_str().expect("CA path")).expect("CA");
+    let front_url = endpoints["agencies"]["ODSC-VTE-SAYSETTHA"]["grpc"]
+        .as_str()
+        .expect("grpc")
+        .to_owned();
+    assert!(front_url.starts_with("https://"), "{front_url}");
+    for (agency, expected) in [
+        ("ODSC-VTE-SAYSETTHA", tonic::Code::NotFound),
+        ("MOIC", tonic::Code::PermissionDenied),
+    ] {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .domain_name("localhost")
+            .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+            .identity(with_cert(agency));
+        let channel = tonic::transport::Channel::from_shared(front_url.clone())
+            .expect("uri")
+            .tls_config(tls)
+            .expect("tls")
+            .connect()
+            .await
+            .expect("TLS handshake");
+        let mut client =
+            onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient::new(channel);
+        let unknown = onedoor_proto::v1::GetCaseRequest {
+            case_id: "01JD8X3Q6V9K2M4N5P7R8S9T0V".into(),
+        };
+        let status = client
+            .get_case(unknown)
+            .await
+            .expect_err("no such case, or not this agency's certificate");
+        assert_eq!(
+            status.code(),
+            expected,
+            "{agency}'s certificate: {}",
+            status.message()
+        );
+    }
+
     let metrics = http_get(endpoints["metrics_url"].as_str().expect("metrics_url")).await;
     assert!(metrics.contains("onedoor_adapter_rpc_total"), "{metrics}");
 

@@ -79,11 +79,17 @@ impl Agency {
     pub async fn connect(endpoints: &serde_json::Value, code: &str) -> Agency {
         let entry = &endpoints["agencies"][code];
         let address = entry["grpc"].as_str().expect("grpc address").to_owned();
-        let channel = tonic::transport::Channel::from_shared(address)
-            .expect("uri")
-            .connect()
-            .await
-            .expect("adapter up");
+        let mut endpoint = tonic::transport::Channel::from_shared(address.clone()).expect("uri");
+        if address.starts_with("https://") {
+            let ca =
+                std::fs::read_to_string(endpoints["tls_ca_cert"].as_str().expect("tls_ca_cert"))
+                    .expect("CA file");
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .domain_name("localhost")
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            endpoint = endpoint.tls_config(tls).expect("tls config");
+        }
+        let channel = endpoint.connect().await.expect("adapter up");
         Agency {
             client: AgencyGatewayClient::new(channel),
             token: entry["token"].as_str().expect("token").to_owned(),

@@ -26,6 +26,10 @@ pub struct Endpoints {
     /// The tracker, once it runs under `up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracker: Option<TrackerEndpoint>,
+    /// The development CA that signed the adapters' server certificate (gRPC is TLS): clients
+    /// trust it and connect to `https://127.0.0.1:<port>` with server name `localhost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_cert: Option<String>,
     /// Prometheus `/metrics` of the `up` process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_url: Option<String>,
@@ -41,6 +45,11 @@ pub struct AgencyEndpoint {
     pub kind: String,
     pub name_en: String,
     pub name_lo: String,
+    /// The agency's development TLS client certificate and key (authenticates without a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

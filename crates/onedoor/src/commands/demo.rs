@@ -78,8 +78,7 @@ impl System {
             .agencies
             .get(code)
             .with_context(|| format!("{code} has no adapter in endpoints.json"))?;
-        let channel = Channel::from_shared(entry.grpc.clone())?
-            .connect()
+        let channel = super::grpc::channel(&entry.grpc, endpoints.tls_ca_cert.as_deref())
             .await
             .with_context(|| format!("connecting to {code}'s adapter at {}", entry.grpc))?;
         Ok(System {

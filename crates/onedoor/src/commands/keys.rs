@@ -53,3 +53,67 @@ pub fn make_dev_keys(
     std::fs::write(&path, public).with_context(|| format!("writing {}", path.display()))?;
     Ok(signers)
 }
+
+/// A development bearer token per agency; the registry learns only their SHA-256, as a
+/// production registry would.
+pub fn make_dev_tokens(
+    registry: &mut Registry,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use sha2::Digest as _;
+    let mut tokens = std::collections::BTreeMap::new();
+    let codes: Vec<_> = registry.agencies.keys().cloned().collect();
+    for code in codes {
+        let token = common::dev_token();
+        let sha256: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let hash = onedoor_case::TokenHash {
+            label: "onedoor-up-dev".to_owned(),
+            sha256,
+            revoked: false,
+        };
+        registry
+            .add_token(&code, hash)
+            .map_err(anyhow::Error::msg)?;
+        tokens.insert(code.to_string(), token);
+    }
+    Ok(tokens)
+}
+
+pub const TLS_DIR: &str = "tls";
+
+/// Paths of the development PKI written under `DATA/tls/`.
+pub struct DevTlsFiles {
+    pub ca_cert: PathBuf,
+    pub client_cert: std::collections::BTreeMap<String, (PathBuf, PathBuf)>,
+}
+
+/// Makes a development CA, the adapters' server certificate and one client certificate per
+/// agency, and writes them (private keys owner-only) under `DATA/tls/`.
+pub fn make_dev_pki(
+    data_dir: &Path,
+    registry: &Registry,
+) -> anyhow::Result<(onedoor_adapter::devpki::DevPki, DevTlsFiles)> {
+    let codes: Vec<String> = registry.agencies.keys().map(ToString::to_string).collect();
+    let pki = onedoor_adapter::devpki::DevPki::generate(codes.iter().map(String::as_str))?;
+    let dir = data_dir.join(TLS_DIR);
+    std::fs::create_dir_all(dir.join("clients"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let ca_cert = dir.join("ca.pem");
+    std::fs::write(&ca_cert, &pki.ca_cert_pem)
+        .with_context(|| format!("writing {}", ca_cert.display()))?;
+    let mut client_cert = std::collections::BTreeMap::new();
+    for (code, certified) in &pki.clients {
+        let cert = dir.join("clients").join(format!("{code}.pem"));
+        let key = dir.join("clients").join(format!("{code}-key.pem"));
+        std::fs::write(&cert, &certified.cert_pem)
+            .with_context(|| format!("writing {}", cert.display()))?;
+        common::write_secret(&key, &certified.key_pem)?;
+        client_cert.insert(code.clone(), (cert, key));
+    }
+    Ok((
+        pki,
+        DevTlsFiles {
+            ca_cert,
+            client_cert,
+        },
+    ))
+}

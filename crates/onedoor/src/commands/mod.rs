@@ -3,6 +3,7 @@ pub mod audit;
 pub mod case;
 pub mod common;
 pub mod demo;
+pub mod grpc;
 pub mod keys;
 pub mod metrics;
 pub mod nats;

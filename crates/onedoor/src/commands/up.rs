@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use onedoor_adapter::server::TlsIdentity;
 use onedoor_adapter::{AdapterConfig, Token};
 use onedoor_bus::Signer;
 use onedoor_case::Registry;
@@ -63,7 +64,15 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let (mut registry, registry_name) = common::load_registry_mut(args.registry.as_deref())?;
     tracing::info!(registry = %registry_name, summary = %registry.summary(), "registry loaded");
     let signers = super::keys::make_dev_keys(&dir, &mut registry)?;
+    let tokens = super::keys::make_dev_tokens(&mut registry)?;
+    let (pki, tls_files) = super::keys::make_dev_pki(&dir, &registry)?;
     let registry = Arc::new(registry);
+    let credentials = DevCredentials {
+        signers,
+        tokens,
+        pki,
+        tls_files,
+    };
 
     let telemetry = super::telemetry::init("onedoor")?;
     let binary = onedoor_natsd::locate()?;
@@ -78,7 +87,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         &server,
         &binary,
         registry,
-        signers,
+        credentials,
         &registry_name,
         args.demo,
     )
@@ -109,11 +118,22 @@ async fn serve(
     server: &NatsServer,
     binary: &NatsBinary,
     registry: Arc<Registry>,
-    signers: Vec<(String, Signer)>,
+    credentials: DevCredentials,
     registry_name: &str,
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
+    let DevCredentials {
+        signers,
+        mut tokens,
+        pki,
+        tls_files,
+    } = credentials;
     let mut signers: BTreeMap<String, Signer> = signers.into_iter().collect();
+    let server_tls = TlsIdentity {
+        cert_pem: pki.server.cert_pem.clone(),
+        key_pem: pki.server.key_pem.clone(),
+        client_ca_pem: Some(pki.ca_cert_pem.clone()),
+    };
     let url = server.client_url();
     let client = async_nats::connect(&url)
         .await
@@ -132,7 +152,10 @@ async fn serve(
     let mut servers = JoinSet::new();
     let mut agencies = BTreeMap::new();
     for agency in registry.agencies.values() {
-        let token = common::dev_token();
+        let code = agency.code.to_string();
+        let token = tokens
+            .remove(&code)
+            .context("a development token per agency")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding an adapter port")?;
@@ -144,9 +167,26 @@ async fn serve(
             url.clone(),
         );
         config.signer = signers.remove(agency.code.as_str());
+        config.tls = Some(server_tls.clone());
+        config.client_certs = pki
+            .clients
+            .get(&code)
+            .map(|c| vec![c.sha256])
+            .unwrap_or_default();
         let mut stop = stop_rx.clone();
-        let code = agency.code.to_string();
+        let (client_cert, client_key) = tls_files
+            .client_cert
+            .get(&code)
+            .map(|(cert, key)| {
+                (
+                    Some(cert.display().to_string()),
+                    Some(key.display().to_string()),
+                )
+            })
+            .unwrap_or_default();
+        let task_code = code.clone();
         servers.spawn(async move {
+            let code = task_code;
             let result = onedoor_adapter::run(config, listener, async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             })
@@ -159,11 +199,13 @@ async fn serve(
         agencies.insert(
             agency.code.to_string(),
             AgencyEndpoint {
-                grpc: format!("http://{address}"),
+                grpc: format!("https://{address}"),
                 token,
                 kind: agency.kind.as_str().to_owned(),
                 name_en: agency.name_en.clone(),
                 name_lo: agency.name_lo.clone(),
+                client_cert,
+                client_key,
             },
         );
     }
@@ -206,6 +248,7 @@ async fn serve(
             grpc: format!("http://{tracker_address}"),
             web: None,
         }),
+        tls_ca_cert: Some(tls_files.ca_cert.display().to_string()),
         metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
     };
     let path = endpoints.write(dir)?;
@@ -253,4 +296,13 @@ async fn serve(
         }
     }
     outcome
+}
+
+/// What `up` makes for a development bus: signing keys, bearer tokens (the registry holds their
+/// hashes), and a CA with server and client certificates.
+struct DevCredentials {
+    signers: Vec<(String, Signer)>,
+    tokens: BTreeMap<String, String>,
+    pki: onedoor_adapter::devpki::DevPki,
+    tls_files: super::keys::DevTlsFiles,
 }
