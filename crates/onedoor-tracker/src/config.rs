@@ -125,6 +125,10 @@ pub struct TrackerConfig {
     /// consumer is created). Applying is idempotent, so short is safe: after a crash, the
     /// messages the dead tracker held come back within this time.
     pub ack_wait: Duration,
+    /// Check every case's signatures and hash chain against the registry's agency keys as it
+    /// is projected, and show a failure as the case's problem. Off for a registry without keys
+    /// (every event would fail as unsigned).
+    pub verify_signatures: bool,
 }
 
 impl TrackerConfig {
@@ -142,6 +146,7 @@ impl TrackerConfig {
             watch_poll: Duration::from_secs(2),
             sla_refresh: Duration::from_secs(30),
             ack_wait: Duration::from_secs(10),
+            verify_signatures: false,
         }
     }
 

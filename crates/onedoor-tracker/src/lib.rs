@@ -69,7 +69,10 @@ pub async fn run(
 ) -> Result<(), TrackerError> {
     config.validate()?;
     metrics::describe();
-    let store = Store::connect(&config.database).await?;
+    let mut store = Store::connect(&config.database).await?;
+    if config.verify_signatures {
+        store = store.with_audit(config.registry.clone());
+    }
     let (moved, _) = broadcast::channel(MOVED_BUFFER);
     let (stop_tx, stop_rx) = watch::channel(false);
 

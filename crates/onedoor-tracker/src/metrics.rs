@@ -10,6 +10,8 @@ pub const EVENTS_PROJECTED: &str = "onedoor_tracker_events_projected_total";
 pub const EVENTS_DUPLICATE: &str = "onedoor_tracker_events_duplicate_total";
 /// Counter: messages recorded as unusable (not a case event, or contradicting the case's log).
 pub const MESSAGES_REJECTED: &str = "onedoor_tracker_messages_rejected_total";
+/// Counter: projected cases whose history failed signature or hash-chain verification.
+pub const AUDIT_FAILURES: &str = "onedoor_tracker_audit_failures_total";
 /// Gauge, label `agency`: open tasks past their due time (SLA breaches happening now).
 pub const OVERDUE_TASKS: &str = "onedoor_tracker_overdue_tasks";
 
@@ -25,6 +27,10 @@ pub fn describe() {
     metrics::describe_counter!(
         MESSAGES_REJECTED,
         "stream messages the tracker could not use (shown to operators)"
+    );
+    metrics::describe_counter!(
+        AUDIT_FAILURES,
+        "case histories that failed signature or hash-chain verification when projected"
     );
     metrics::describe_gauge!(
         OVERDUE_TASKS,

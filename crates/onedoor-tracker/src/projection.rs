@@ -309,7 +309,10 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .map_err(|e| nats_error("reading the stream's state", e))?
         .state
         .last_sequence;
-    let store = Store::connect(&config.database).await?;
+    let mut store = Store::connect(&config.database).await?;
+    if config.verify_signatures {
+        store = store.with_audit(config.registry.clone());
+    }
     // The consumer goes first: if emptying the database then fails, a tracker started later
     // replays everything into the old rows (harmless, applying is idempotent); the other order
     // could leave an empty database behind a consumer that has already passed every event.

@@ -11,7 +11,10 @@ mod staff;
 mod write;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
+
+use onedoor_case::Registry;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -54,9 +57,18 @@ fn migrator(backend: Backend) -> Migrator {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// When set, every case is checked against these agency keys as it is projected
+    /// (signatures and hash chain); a failure becomes the case's problem.
+    audit: Option<Arc<Registry>>,
 }
 
 impl Store {
+    /// Checks every projected case's signatures and hash chain against `registry`'s keys.
+    pub fn with_audit(mut self, registry: Arc<Registry>) -> Self {
+        self.audit = Some(registry);
+        self
+    }
+
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, TrackerError> {
         let backend = url.backend()?;
@@ -86,7 +98,11 @@ impl Store {
             .connect(url.expose())
             .await
             .map_err(TrackerError::db("connecting"))?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            audit: None,
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -10,6 +10,7 @@
 
 use onedoor_bus::StoredEvent;
 use onedoor_bus::case_log::decode_stored;
+use onedoor_case::Registry;
 use onedoor_case::{CaseState, FoldError};
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
@@ -102,7 +103,7 @@ impl Store {
             return Ok(Applied::Rejected { reason });
         }
 
-        let applied = reproject(&mut tx, &case_id, event.version).await?;
+        let applied = reproject(&mut tx, &case_id, event.version, self.audit.as_deref()).await?;
         commit(tx).await?;
         Ok(applied)
     }
@@ -188,6 +189,7 @@ async fn reproject(
     tx: &mut Transaction<'static, Any>,
     case_id: &str,
     arrived: u64,
+    audit: Option<&Registry>,
 ) -> Result<Applied, TrackerError> {
     let rows = sqlx::query(
         "SELECT version, stream_seq, payload FROM events WHERE case_id = $1 ORDER BY version",
@@ -251,6 +253,19 @@ async fn reproject(
             })?;
             (state, Some(reason))
         }
+    };
+    // A history that folds may still be forged or altered: with keys to check against, the
+    // first bad signature or broken link is the case's problem (shown to staff, counted).
+    let problem = match (problem, audit) {
+        (None, Some(registry)) => match onedoor_bus::verify_case(&prefix, registry) {
+            Ok(()) => None,
+            Err(failure) => {
+                metrics::counter!(crate::metrics::AUDIT_FAILURES).increment(1);
+                tracing::error!(%failure, "case history fails verification");
+                Some(format!("audit: {failure}"))
+            }
+        },
+        (problem, _) => problem,
     };
     let Some(state) = state else {
         // Not even the opening folds: there is no case to show.

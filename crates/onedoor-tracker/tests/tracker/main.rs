@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod grpc;
 mod projection;
 mod sla;

@@ -215,11 +215,13 @@ async fn serve(
         .await
         .context("binding the tracker port")?;
     let tracker_address = tracker_listener.local_addr()?;
-    let tracker_config = onedoor_tracker::TrackerConfig::new(
+    let mut tracker_config = onedoor_tracker::TrackerConfig::new(
         url.clone(),
         onedoor_tracker::DatabaseUrl::sqlite_file(&dir.join("tracker.db")),
         registry.clone(),
     );
+    // `up` made every agency's key: the tracker checks each case's signatures as it projects.
+    tracker_config.verify_signatures = true;
     let mut stop = stop_rx.clone();
     servers.spawn(async move {
         let result = onedoor_tracker::run(tracker_config, tracker_listener, async move {
