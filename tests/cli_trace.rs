@@ -1,6 +1,7 @@
 //! One trace per case, end to end: `onedoor up` with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at
-//! an in-test OTLP collector; a case crosses two agencies' adapters; every span of the case
-//! arrives in the case's trace, and each event's span is the span the collector received.
+//! an in-test OTLP collector; a construction permit goes from the front office through MPWT and
+//! MAE in parallel, then MOPS, back, and is resolved. Every receipt, inbox item and NATS message
+//! of the case carries one trace id, and every span the collector got for it is in that trace.
 
 mod support;
 
@@ -15,6 +16,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use support::{Agency, spawn_up, terminate, wait_for_endpoints};
+
+const FRONT: &str = "ODSC-VTE-SAYSETTHA";
 
 #[derive(Clone, Default)]
 struct Collector {
@@ -57,7 +60,7 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_case_crossing_two_agencies_is_one_trace_in_the_collector() {
+async fn a_construction_permit_across_four_agencies_is_one_trace_everywhere() {
     let collector = Collector::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -68,7 +71,6 @@ async fn a_case_crossing_two_agencies_is_one_trace_in_the_collector() {
             .add_service(TraceServiceServer::new(collector.clone()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = spawn_up(
         dir.path(),
@@ -78,17 +80,80 @@ async fn a_case_crossing_two_agencies_is_one_trace_in_the_collector() {
         )],
     );
     let endpoints = wait_for_endpoints(&mut child, dir.path());
-    let mut front = Agency::connect(&endpoints, "ODSC-VTE-SAYSETTHA").await;
-    let mut moic = Agency::connect(&endpoints, "MOIC").await;
 
-    let receipt = front.open_case("trace-open").await;
-    let case_id = receipt.case_id.clone();
-    front.hand_off(&case_id, "MOIC", "trace-handoff").await;
-    moic.accept(&case_id, "trace-accept").await;
-    let get = moic.request(onedoor_proto::v1::GetCaseRequest {
-        case_id: case_id.clone(),
-    });
-    let view = moic.client.get_case(get).await.expect("view").into_inner();
+    let mut front = Agency::connect(&endpoints, FRONT).await;
+    let mut front_inbox = front.inbox().await;
+    let mut receipts = Vec::new();
+    let mut items = Vec::new();
+    let opened = front.open_case("t-open").await;
+    let case = opened.case_id.clone();
+    receipts.push(opened.clone());
+    for stage in [&["MPWT", "MAE"][..], &["MOPS"]] {
+        for agency in stage {
+            receipts.push(
+                front
+                    .hand_off(&case, agency, &format!("t-hand-{agency}"))
+                    .await,
+            );
+        }
+        for agency in stage {
+            let mut ministry = Agency::connect(&endpoints, agency).await;
+            let mut inbox = ministry.inbox().await;
+            items.push(ministry.receive(&mut inbox, &case).await);
+            receipts.push(ministry.accept(&case, &format!("t-accept-{agency}")).await);
+            receipts.push(
+                ministry
+                    .complete(&case, &format!("t-complete-{agency}"))
+                    .await,
+            );
+            items.push(front.receive(&mut front_inbox, &case).await);
+            items.push(front.receive(&mut front_inbox, &case).await);
+        }
+    }
+    receipts.push(front.resolve(&case, "t-resolve").await);
+
+    let trace = opened.trace_id.clone();
+    assert_eq!(receipts.len(), 11);
+    assert!(
+        receipts.iter().all(|r| r.trace_id == trace),
+        "every receipt in the case's trace"
+    );
+    assert_eq!(
+        items.len(),
+        9,
+        "3 hand-offs in, 6 acceptances and completions back"
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.event.as_ref().is_some_and(|e| e.trace_id == trace)),
+        "every inbox item"
+    );
+
+    // Every NATS message of the case carries the trace in its `traceparent` header.
+    let nats = async_nats::connect(endpoints["nats"]["url"].as_str().expect("nats url"))
+        .await
+        .expect("nats");
+    let stream = async_nats::jetstream::new(nats)
+        .get_stream("ONEDOOR")
+        .await
+        .expect("stream");
+    for receipt in &receipts {
+        let message = stream
+            .direct_get(receipt.stream_sequence)
+            .await
+            .expect("stored message");
+        let traceparent = message
+            .headers
+            .get("traceparent")
+            .expect("traceparent")
+            .as_str()
+            .to_owned();
+        assert!(
+            traceparent.starts_with(&format!("00-{trace}-")),
+            "{traceparent}"
+        );
+    }
     assert!(
         terminate(&mut child).success(),
         "up stops cleanly, flushing its spans"
@@ -97,30 +162,36 @@ async fn a_case_crossing_two_agencies_is_one_trace_in_the_collector() {
     let spans = collector.spans.lock().expect("spans").clone();
     let case_spans: Vec<&Span> = spans
         .iter()
-        .filter(|s| attribute(s, "onedoor.case_id").as_deref() == Some(case_id.as_str()))
+        .filter(|s| attribute(s, "onedoor.case_id").as_deref() == Some(case.as_str()))
         .collect();
-    assert_eq!(case_spans.len(), 3, "one span per write: {case_spans:#?}");
+    let writes = case_spans
+        .iter()
+        .filter(|s| !s.name.contains("Inbox"))
+        .count();
+    let deliveries = case_spans
+        .iter()
+        .filter(|s| s.name.contains("Inbox"))
+        .count();
+    assert_eq!(writes, 11, "one span per write");
+    assert!(
+        deliveries >= 9,
+        "a span per inbox delivery, got {deliveries}"
+    );
     for span in &case_spans {
         assert_eq!(
             hex(&span.trace_id),
-            receipt.trace_id,
+            trace,
             "span {} is in the case's trace",
             span.name
         );
     }
-    // The span the collector saw is the span each event names, and each hop is a child of the
-    // hop before it.
-    let event_spans: Vec<String> = view.events.iter().map(|e| e.span_id.clone()).collect();
-    let mut collected: Vec<(String, String)> = case_spans
+    let roots: Vec<&&Span> = case_spans
         .iter()
-        .map(|s| (hex(&s.span_id), hex(&s.parent_span_id)))
+        .filter(|s| s.parent_span_id.is_empty())
         .collect();
-    collected.sort_by_key(|(span, _)| event_spans.iter().position(|e| e == span));
     assert_eq!(
-        collected.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
-        event_spans
+        roots.len(),
+        1,
+        "one root (the opening); every other span has a parent in the trace"
     );
-    assert_eq!(collected[0].1, "", "the opening span is the trace's root");
-    assert_eq!(collected[1].1, event_spans[0]);
-    assert_eq!(collected[2].1, event_spans[1]);
 }

@@ -33,6 +33,22 @@ pub fn spawn_up(data_dir: &Path, env: &[(&str, String)]) -> Child {
     command.spawn().expect("onedoor up starts")
 }
 
+/// `onedoor up --demo` with debug logging, its stdout and stderr written to `log`.
+pub fn spawn_up_logged(data_dir: &Path, log: &Path) -> Child {
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file handle");
+    onedoor()
+        .arg("up")
+        .arg("--demo")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("ONEDOOR_LOG", "debug")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("onedoor up starts")
+}
+
 /// Polls until `up` has written endpoints.json (or exited, or the deadline passed).
 pub fn wait_for_endpoints(child: &mut Child, data_dir: &Path) -> serde_json::Value {
     let start = Instant::now();
@@ -144,5 +160,70 @@ impl Agency {
             .await
             .expect("accept")
             .into_inner()
+    }
+}
+
+impl Agency {
+    pub async fn complete(&mut self, case_id: &str, key: &str) -> v1::Receipt {
+        let body = v1::CompleteRequest {
+            case_id: case_id.into(),
+            outcome: "approved".into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        self.client
+            .complete(self.request(body))
+            .await
+            .expect("complete")
+            .into_inner()
+    }
+
+    pub async fn resolve(&mut self, case_id: &str, key: &str) -> v1::Receipt {
+        let body = v1::ResolveCaseRequest {
+            case_id: case_id.into(),
+            resolution: v1::Resolution::Approved.into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        self.client
+            .resolve_case(self.request(body))
+            .await
+            .expect("resolve")
+            .into_inner()
+    }
+
+    /// Opens an inbox stream (kept by the caller for the whole test).
+    pub async fn inbox(&mut self) -> tonic::Streaming<v1::InboxItem> {
+        let request = self.request(v1::InboxRequest { max_in_flight: 0 });
+        self.client
+            .inbox(request)
+            .await
+            .expect("inbox")
+            .into_inner()
+    }
+
+    /// The next item of `stream` for `case_id` (acknowledging every item read), within 20 s.
+    pub async fn receive(
+        &mut self,
+        stream: &mut tonic::Streaming<v1::InboxItem>,
+        case_id: &str,
+    ) -> v1::InboxItem {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let item = tokio::time::timeout(left, stream.message())
+                .await
+                .expect("an inbox item in time")
+                .expect("inbox stream healthy")
+                .expect("inbox stream open");
+            let event = item.event.as_ref().expect("event");
+            let ack = v1::AckRequest {
+                event_ids: vec![event.event_id.clone()],
+            };
+            self.client.ack(self.request(ack)).await.expect("ack");
+            if event.case_id == case_id {
+                return item;
+            }
+        }
     }
 }
