@@ -42,3 +42,15 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432
     pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
     for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
 fi
+
+# Headless Chromium and its WebDriver, for the tracker's web page tests (crates/onedoor-tracker/
+# tests/web). Debian's packages, installed only when missing: apt-get update runs at most once.
+if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing chromium and chromium-driver (Debian packages)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "setup: chromium/chromedriver are missing and cannot be installed here; web browser tests will fail in CI" >&2
+    fi
+fi

@@ -129,6 +129,9 @@ pub struct TrackerConfig {
     /// is projected, and show a failure as the case's problem. Off for a registry without keys
     /// (every event would fail as unsigned).
     pub verify_signatures: bool,
+    /// Staff accounts for the web page's sign-in; `None`: the page has no sign-in (development
+    /// on loopback).
+    pub staff_accounts: Option<Arc<crate::web::StaffAccounts>>,
 }
 
 impl TrackerConfig {
@@ -147,6 +150,7 @@ impl TrackerConfig {
             sla_refresh: Duration::from_secs(30),
             ack_wait: Duration::from_secs(10),
             verify_signatures: false,
+            staff_accounts: None,
         }
     }
 
@@ -190,6 +194,7 @@ impl fmt::Debug for TrackerConfig {
             .field("watch_poll", &self.watch_poll)
             .field("sla_refresh", &self.sla_refresh)
             .field("ack_wait", &self.ack_wait)
+            .field("staff_accounts", &self.staff_accounts.is_some())
             .finish_non_exhaustive()
     }
 }

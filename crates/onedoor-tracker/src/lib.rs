@@ -17,6 +17,8 @@
 //!   the timeline with time held per task.
 //! - [`query`]: `ListCasesRequest` parsing and opaque page tokens.
 //! - [`grpc`]: the `CaseTracker` service (`GetCase`, `ListCases`, `WatchCase`).
+//! - [`web`]: the staff web page (Lao and English, live case page), on its own listener; see
+//!   [`run_with_web`].
 //! - [`stuck`]: stuck deliveries, read from the inbox's KV bucket `ONEDOOR_STUCK`.
 //! - [`clock`]: [`Clock`]; overdue is decided at query time, so tests set the time.
 //! - [`metrics`]: metric names (`metrics` facade), including the overdue-task gauge.
@@ -32,6 +34,7 @@ pub mod query;
 pub mod store;
 pub mod stuck;
 pub mod view;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -67,6 +70,19 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TrackerError> {
+    run_with_web(config, listener, None, shutdown).await
+}
+
+/// [`run`], and the staff web page on `web` when given. The page has its own listener (HTTP/1.1
+/// for browsers, exposed to an office network separately from the gRPC API) but shares the
+/// tracker's database, clock and "case moved" notifications, so live pages move with the
+/// projection.
+pub async fn run_with_web(
+    config: TrackerConfig,
+    listener: TcpListener,
+    web: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), TrackerError> {
     config.validate()?;
     metrics::describe();
     let mut store = Store::connect(&config.database).await?;
@@ -98,6 +114,10 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| TrackerError::Serve(format!("building reflection: {e}")))?;
+    let web_task = web.map(|web_listener| {
+        let state = web::WebState::new(store.clone(), &config, moved.clone(), stop_rx.clone());
+        tokio::spawn(web::serve(web_listener, state))
+    });
     let service = TrackerService::new(
         store.clone(),
         config.clock.clone(),
@@ -131,9 +151,17 @@ pub async fn run(
             tracing::warn!(%error, "a tracker task ended abnormally");
         }
     }
+    // The web server stops on the same signal; its failure is the tracker's failure.
+    let web_served = match web_task {
+        Some(task) => task
+            .await
+            .map_err(|e| TrackerError::Serve(format!("web page task: {e}")))
+            .and_then(|served| served),
+        None => Ok(()),
+    };
     store.close().await;
     tracing::info!("tracker stopped");
-    served
+    served.and(web_served)
 }
 
 /// Overdue changes with time alone, so the breach gauges are recomputed on a timer, not on

@@ -31,6 +31,13 @@ pub struct TrackerArgs {
     /// Serve Prometheus metrics on this address (`/metrics`).
     #[arg(long, env = "ONEDOOR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address the staff web page binds (its own port); port 0 picks a free one.
+    #[arg(long, env = "ONEDOOR_WEB_LISTEN", default_value = "127.0.0.1:0")]
+    pub web_listen: SocketAddr,
+    /// Staff accounts for the web page's sign-in (TOML, Argon2 password hashes); without it
+    /// the page has no sign-in, so only bind it to loopback.
+    #[arg(long, env = "ONEDOOR_STAFF_ACCOUNTS")]
+    pub staff_accounts: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -118,16 +125,28 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
         Some(TrackerCommand::Rebuild(options)) => runtime.block_on(rebuild(options)),
         Some(TrackerCommand::Stats(args)) => runtime.block_on(stats(args)),
         Some(TrackerCommand::Stuck(args)) => runtime.block_on(stuck(args)),
-        None => runtime.block_on(serve(args.options, args.listen, args.metrics_listen)),
+        None => runtime.block_on(serve(
+            args.options,
+            args.listen,
+            args.web_listen,
+            args.staff_accounts,
+            args.metrics_listen,
+        )),
     }
 }
 
 async fn serve(
     options: TrackerOptions,
     listen: SocketAddr,
+    web_listen: SocketAddr,
+    staff_accounts: Option<PathBuf>,
     metrics_listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
-    let config = options.config()?;
+    let mut config = options.config()?;
+    if let Some(path) = &staff_accounts {
+        let accounts = onedoor_tracker::web::StaffAccounts::load(path, &config.registry)?;
+        config.staff_accounts = Some(std::sync::Arc::new(accounts));
+    }
     if let Some(address) = metrics_listen {
         super::metrics::install(address)?;
     }
@@ -135,8 +154,22 @@ async fn serve(
         .await
         .with_context(|| format!("binding {listen}"))?;
     let address = listener.local_addr().context("reading the bound address")?;
+    let web_listener = tokio::net::TcpListener::bind(web_listen)
+        .await
+        .with_context(|| format!("binding {web_listen}"))?;
+    let web_address = web_listener
+        .local_addr()
+        .context("reading the bound address")?;
     println!("onedoor tracker");
     println!("  gRPC       http://{address}");
+    println!(
+        "  web page   http://{web_address}/  ({})",
+        if staff_accounts.is_some() {
+            "staff sign-in"
+        } else {
+            "no sign-in"
+        }
+    );
     println!("  NATS       {}", config.nats_url);
     println!("  database   {}", config.database);
     println!("Ctrl-C stops it.");
@@ -146,7 +179,8 @@ async fn serve(
         }
     };
     let telemetry = super::telemetry::init("onedoor-tracker")?;
-    let outcome = onedoor_tracker::run(config, listener, shutdown).await;
+    let outcome =
+        onedoor_tracker::run_with_web(config, listener, Some(web_listener), shutdown).await;
     telemetry.shutdown().await;
     outcome?;
     Ok(ExitCode::SUCCESS)

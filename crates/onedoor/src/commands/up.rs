@@ -215,6 +215,11 @@ async fn serve(
         .await
         .context("binding the tracker port")?;
     let tracker_address = tracker_listener.local_addr()?;
+    // The staff web page gets its own free port (browsers, HTTP/1.1), listed as `tracker.web`.
+    let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the web page port")?;
+    let web_address = web_listener.local_addr()?;
     let mut tracker_config = onedoor_tracker::TrackerConfig::new(
         url.clone(),
         onedoor_tracker::DatabaseUrl::sqlite_file(&dir.join("tracker.db")),
@@ -222,11 +227,23 @@ async fn serve(
     );
     // `up` made every agency's key: the tracker checks each case's signatures as it projects.
     tracker_config.verify_signatures = true;
+    // Staff sign-in on the web page when the data dir has an accounts file (format in
+    // onedoor_tracker::web::auth); without one the page is open, on loopback only.
+    let staff = dir.join("staff.toml");
+    if staff.exists() {
+        let accounts = onedoor_tracker::web::StaffAccounts::load(&staff, &registry)?;
+        tracker_config.staff_accounts = Some(Arc::new(accounts));
+    }
     let mut stop = stop_rx.clone();
     servers.spawn(async move {
-        let result = onedoor_tracker::run(tracker_config, tracker_listener, async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
+        let result = onedoor_tracker::run_with_web(
+            tracker_config,
+            tracker_listener,
+            Some(web_listener),
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            },
+        )
         .await;
         ("tracker".to_owned(), result.map_err(anyhow::Error::from))
     });
@@ -248,7 +265,7 @@ async fn serve(
         agencies,
         tracker: Some(TrackerEndpoint {
             grpc: format!("http://{tracker_address}"),
-            web: None,
+            web: Some(format!("http://{web_address}/")),
         }),
         tls_ca_cert: Some(tls_files.ca_cert.display().to_string()),
         metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
@@ -270,6 +287,9 @@ async fn serve(
                 "  tracker    {}  (CaseTracker gRPC; try `onedoor case list`)",
                 tracker.grpc
             );
+            if let Some(web) = &tracker.web {
+                println!("  web page   {web}  (for front-office staff, Lao and English)");
+            }
         }
         println!("  metrics    {metrics}");
     }

@@ -1,0 +1,191 @@
+//! Signing in and out, and the middleware that tells every page who is looking (see `auth` for
+//! the accounts and sessions themselves).
+
+use axum::Form;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+
+use super::WebState;
+use super::auth::{SESSION_COOKIE, SESSION_TTL, Viewer};
+use super::error::WebError;
+use super::i18n::{self, Lang, Msg};
+use super::layout::{self, Chrome, Section};
+use super::pages::safe_back;
+use crate::error::TrackerError;
+
+/// Paths anyone may open: the sign-in page itself, the language switch (the sign-in page has
+/// one), the assets it needs, and the health check.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/login" | "/lang" | "/healthz") || path.starts_with("/assets/")
+}
+
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|cookies| i18n::cookie(cookies, SESSION_COOKIE))
+}
+
+/// Middleware: finds the viewer (everyone is [`Viewer::Open`] when the tracker has no
+/// accounts), and sends anyone else to the sign-in page, coming back afterwards.
+pub async fn require_login(
+    State(state): State<WebState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let viewer = match &state.inner.accounts {
+        None => Some(Viewer::Open),
+        Some(_) => session_token(request.headers())
+            .and_then(|token| state.inner.sessions.get(token))
+            .map(|session| Viewer::Staff {
+                name: session.name,
+                role: session.role,
+            }),
+    };
+    let path = request.uri().path().to_owned();
+    match viewer {
+        Some(viewer) => {
+            request.extensions_mut().insert(viewer);
+            next.run(request).await
+        }
+        None if is_public(&path) => next.run(request).await,
+        // A live stream cannot follow a redirect to a form; the page's next load will.
+        None if path.ends_with("/live") => WebError::Unauthorized.into_response(),
+        None => {
+            let here = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            let next = utf8_percent_encode(here, NON_ALPHANUMERIC);
+            Redirect::to(&format!("/login?next={next}")).into_response()
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Viewer {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, WebError> {
+        // Set by `require_login` on every non-public route; missing means a route was mounted
+        // outside it, which must fail closed rather than show everything.
+        parts.extensions.get::<Viewer>().cloned().ok_or_else(|| {
+            WebError::Tracker(TrackerError::Serve(
+                "a page was served without the sign-in middleware".into(),
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    name: String,
+    password: String,
+    next: Option<String>,
+}
+
+fn login_page(lang: Lang, next: &str, failed: bool) -> maud::Markup {
+    let back = format!(
+        "/login?next={}",
+        utf8_percent_encode(next, NON_ALPHANUMERIC)
+    );
+    let body = html! {
+        section.login {
+            h1 { (lang.t(Msg::LoginTitle)) }
+            p.hint { (lang.t(Msg::LoginIntro)) }
+            @if failed {
+                p.problem #login-failed role="alert" { (lang.t(Msg::LoginFailed)) }
+            }
+            form method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                div.field {
+                    label for="name" { (lang.t(Msg::UserName)) }
+                    input #name type="text" name="name" required autocomplete="username"
+                        autocapitalize="none" spellcheck="false";
+                }
+                div.field {
+                    label for="password" { (lang.t(Msg::Password)) }
+                    input #password type="password" name="password" required
+                        autocomplete="current-password";
+                }
+                button #sign-in type="submit" { (lang.t(Msg::SignIn)) }
+            }
+        }
+    };
+    let chrome = Chrome {
+        lang,
+        back,
+        user: None,
+        supervisor_pages: false,
+        nav: false,
+    };
+    layout::page(&chrome, lang.t(Msg::LoginTitle), Section::None, body)
+}
+
+/// `GET /login?next=`.
+pub async fn form(
+    State(state): State<WebState>,
+    lang: Lang,
+    params: Result<Query<LoginQuery>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let Query(params) = params.map_err(|_| WebError::bad_request(Msg::ErrorBadFilter))?;
+    let next = safe_back(params.next.as_deref()).to_owned();
+    if state.inner.accounts.is_none() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    Ok(login_page(lang, &next, false).into_response())
+}
+
+/// `POST /login`: checks the password (off the async threads: Argon2 is deliberately slow),
+/// starts a session and returns to the page the clerk wanted.
+pub async fn sign_in(
+    State(state): State<WebState>,
+    lang: Lang,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|_| WebError::bad_request(Msg::ErrorBadFilter))?;
+    let next = safe_back(form.next.as_deref()).to_owned();
+    let Some(accounts) = state.inner.accounts.clone() else {
+        return Ok(Redirect::to(&next).into_response());
+    };
+    let name = form.name.trim().to_owned();
+    let checked_name = name.clone();
+    let role = tokio::task::spawn_blocking(move || accounts.verify(&checked_name, &form.password))
+        .await
+        .map_err(|e| TrackerError::Serve(format!("checking a password: {e}")))?;
+    let Some(role) = role else {
+        tracing::info!(account = %name, "web sign-in refused");
+        return Ok((StatusCode::UNAUTHORIZED, login_page(lang, &next, true)).into_response());
+    };
+    tracing::info!(account = %name, ?role, "web sign-in");
+    let token = state.inner.sessions.start(&name, role);
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
+        SESSION_TTL.as_secs()
+    );
+    let mut response = Redirect::to(&next).into_response();
+    let value = HeaderValue::from_str(&cookie).map_err(|e| TrackerError::Serve(e.to_string()))?;
+    response.headers_mut().insert(header::SET_COOKIE, value);
+    Ok(response)
+}
+
+/// `POST /logout`: ends the session here and in the browser.
+pub async fn sign_out(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    if let Some(token) = session_token(&headers) {
+        state.inner.sessions.end(token);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("onedoor_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+    );
+    response
+}

@@ -1,0 +1,1155 @@
+//! The page handlers. Each parses its input into domain values at the edge (a bad value is a
+//! [`WebError::BadRequest`], never a panic), asks the store, and renders.
+
+use std::cmp::Ordering;
+
+use axum::Form;
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use onedoor_case::{
+    AgencyCode, AgencyKind, CaseEvent, CaseId, CaseStatus, EventBody, Resolution, ServiceCode,
+};
+use onedoor_proto::convert::from_wire;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::auth::{Role, Viewer};
+use super::error::WebError;
+use super::i18n::{self, LANG_COOKIE, Lang, Msg};
+use super::layout::{self, Chrome, Section};
+use super::{Names, WebState, queries, timeline};
+use crate::error::TrackerError;
+use crate::query::TEXT_FILTER_MAX_BYTES;
+use crate::store::{CaseFilter, TaskView};
+use crate::view::{CaseRecord, TaskRecord};
+
+/// Recent cases shown on the search page.
+const RECENT_CASES: usize = 25;
+/// Search results listed before asking for a narrower search.
+const SEARCH_RESULTS: usize = 50;
+
+/// An HTML page response: never cached by the browser without asking (it is about now), and
+/// different per language.
+pub struct Page(Markup);
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Cookie, Accept-Language"),
+        );
+        response
+    }
+}
+
+/// Where the language switch returns: this page, with its query.
+fn back(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned())
+}
+
+/// The frame of a page for this viewer: who is signed in, and which pages to offer.
+fn chrome(state: &WebState, lang: Lang, viewer: &Viewer, uri: &Uri) -> Chrome {
+    let user = match viewer {
+        Viewer::Open => None,
+        Viewer::Staff { name, role } => Some(match role {
+            Role::FrontOffice(office) => {
+                format!("{name} · {}", names(state, lang).agency(office.as_str()))
+            }
+            Role::Supervisor => format!("{name} · {}", lang.t(Msg::RoleSupervisor)),
+        }),
+    };
+    Chrome {
+        lang,
+        back: back(uri),
+        user,
+        supervisor_pages: viewer.office().is_none(),
+        nav: true,
+    }
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, WebError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|_| WebError::bad_request(Msg::ErrorBadFilter))
+}
+
+fn names(state: &WebState, lang: Lang) -> Names<'_> {
+    Names {
+        registry: &state.inner.registry,
+        lang,
+    }
+}
+
+fn offset(state: &WebState) -> time::UtcOffset {
+    state.inner.registry.calendar.utc_offset
+}
+
+/// An optional agency filter: empty is none; anything else must be an agency of the registry.
+fn agency_filter(state: &WebState, text: Option<&str>) -> Result<Option<AgencyCode>, WebError> {
+    match text.map(str::trim).unwrap_or_default() {
+        "" => Ok(None),
+        text => AgencyCode::parse(text)
+            .ok()
+            .filter(|code| state.inner.registry.agency(code).is_some())
+            .map(Some)
+            .ok_or(WebError::bad_request(Msg::ErrorBadFilter)),
+    }
+}
+
+fn service_filter(state: &WebState, text: Option<&str>) -> Result<Option<ServiceCode>, WebError> {
+    match text.map(str::trim).unwrap_or_default() {
+        "" => Ok(None),
+        text => ServiceCode::parse(text)
+            .ok()
+            .filter(|code| state.inner.registry.service(code).is_some())
+            .map(Some)
+            .ok_or(WebError::bad_request(Msg::ErrorBadFilter)),
+    }
+}
+
+/// A civil date and time in the short form, as a `<time>` element (machine-readable for
+/// assistive tools, kept on one line by the stylesheet).
+fn when(at: OffsetDateTime, offset: time::UtcOffset) -> Markup {
+    let machine = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    html! { time datetime=(machine) { (i18n::short_datetime(at, offset)) } }
+}
+
+fn status_text(lang: Lang, status: CaseStatus) -> (&'static str, &'static str) {
+    let (msg, class) = match status {
+        CaseStatus::AtFrontOffice => (Msg::StatusAtFrontOffice, "status-office"),
+        CaseStatus::InProgress => (Msg::StatusInProgress, "status-progress"),
+        CaseStatus::AwaitingInfo => (Msg::StatusAwaitingInfo, "status-waiting"),
+        CaseStatus::Resolved(Resolution::Approved) => (Msg::StatusApproved, "status-closed"),
+        CaseStatus::Resolved(Resolution::Denied) => (Msg::StatusDenied, "status-closed"),
+        CaseStatus::Resolved(Resolution::Withdrawn) => (Msg::StatusWithdrawn, "status-closed"),
+    };
+    (lang.t(msg), class)
+}
+
+fn status_badge(lang: Lang, status: CaseStatus) -> Markup {
+    let (text, class) = status_text(lang, status);
+    html! { span class={"badge " (class)} { (text) } }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search page and search
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HomeQuery {
+    office: Option<String>,
+}
+
+/// `GET /`: the search box and the recent cases of a front office.
+pub async fn home(
+    State(state): State<WebState>,
+    lang: Lang,
+    viewer: Viewer,
+    uri: Uri,
+    params: Result<Query<HomeQuery>, QueryRejection>,
+) -> Result<Page, WebError> {
+    let params = query(params)?;
+    // A front-office account sees its own office's cases, whatever the link says.
+    let office = match viewer.office() {
+        Some(own) => Some(own.clone()),
+        None => agency_filter(&state, params.office.as_deref())?,
+    };
+    let now = state.inner.clock.now();
+    let filter = CaseFilter {
+        origin_agency: office.clone(),
+        ..CaseFilter::default()
+    };
+    let cases = state
+        .inner
+        .store
+        .list_cases(&filter, None, RECENT_CASES, now)
+        .await?;
+    let names = names(&state, lang);
+    let mut offices: Vec<(String, String)> = state
+        .inner
+        .registry
+        .agencies
+        .values()
+        .filter(|a| a.kind == AgencyKind::FrontOffice)
+        .map(|a| (a.code.to_string(), names.agency(a.code.as_str())))
+        .collect();
+    offices.sort_by(|a, b| a.1.cmp(&b.1));
+    let table = case_table(&state, lang, &cases, now).await?;
+    let body = html! {
+        h1 { (lang.t(Msg::NavSearch)) }
+        (search_form(lang, ""))
+        section aria-labelledby="recent-title" {
+            h2 #recent-title { (lang.t(Msg::RecentCases)) }
+            @if viewer.office().is_none() {
+            form.filters method="get" action="/" {
+                label for="office" { (lang.t(Msg::FrontOffice)) }
+                select #office name="office" {
+                    option value="" { (lang.t(Msg::AllFrontOffices)) }
+                    @for (code, name) in &offices {
+                        @if office.as_ref().is_some_and(|o| o.as_str() == code) {
+                            option value=(code) selected { (name) }
+                        } @else {
+                            option value=(code) { (name) }
+                        }
+                    }
+                }
+                button type="submit" { (lang.t(Msg::ShowButton)) }
+            }
+            }
+            (table)
+        }
+    };
+    Ok(Page(layout::page(
+        &chrome(&state, lang, &viewer, &uri),
+        lang.t(Msg::NavSearch),
+        Section::Search,
+        body,
+    )))
+}
+
+fn search_form(lang: Lang, value: &str) -> Markup {
+    html! {
+        form.search role="search" method="get" action="/search" {
+            label for="q" { (lang.t(Msg::SearchLabel)) }
+            div.search-row {
+                input #q type="search" name="q" value=(value) required autocomplete="off"
+                    spellcheck="false" maxlength=(TEXT_FILTER_MAX_BYTES) aria-describedby="q-hint";
+                button #search-button type="submit" { (lang.t(Msg::SearchButton)) }
+            }
+            p #q-hint .hint { (lang.t(Msg::SearchHint)) }
+        }
+    }
+}
+
+/// A table of cases with who holds each now.
+async fn case_table(
+    state: &WebState,
+    lang: Lang,
+    cases: &[CaseRecord],
+    now: OffsetDateTime,
+) -> Result<Markup, WebError> {
+    if cases.is_empty() {
+        return Ok(html! { p.empty { (lang.t(Msg::NoCases)) } });
+    }
+    let ids: Vec<String> = cases.iter().map(|c| c.case_id.clone()).collect();
+    let open = state.inner.store.tasks_of(&ids, true).await?;
+    let names = names(state, lang);
+    let offset = offset(state);
+    Ok(html! {
+        div.table-scroll {
+            table.cases.stack {
+                thead {
+                    tr {
+                        th scope="col" { (lang.t(Msg::CaseId)) }
+                        th scope="col" { (lang.t(Msg::CitizenRef)) }
+                        th scope="col" { (lang.t(Msg::Service)) }
+                        th scope="col" { (lang.t(Msg::Status)) }
+                        th scope="col" { (lang.t(Msg::Opened)) }
+                        th scope="col" { (lang.t(Msg::NowWith)) }
+                    }
+                }
+                tbody {
+                    @for case in cases {
+                        tr {
+                            td data-label=(lang.t(Msg::CaseId)) { a.case-link href={"/cases/" (case.case_id)} { code { (case.case_id) } } }
+                            td data-label=(lang.t(Msg::CitizenRef)) { (case.citizen_ref) }
+                            td data-label=(lang.t(Msg::Service)) { (names.service(&case.service)) }
+                            td data-label=(lang.t(Msg::Status)) { (status_badge(lang, case.status)) }
+                            td data-label=(lang.t(Msg::Opened)) { (when(case.opened_at, offset)) }
+                            td data-label=(lang.t(Msg::NowWith)) {
+                                @for task in open.iter().filter(|t| t.case_id == case.case_id) {
+                                    span.holder.late[task.is_overdue(now)] { (names.agency(&task.agency)) }
+                                    " "
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+}
+
+/// Is this 32 hex digits, i.e. a W3C trace id?
+fn as_trace_id(text: &str) -> Option<String> {
+    (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
+}
+
+/// `GET /search?q=`: a case id or a trace id goes straight to the case; other text searches
+/// citizen references and summaries, and goes to the case when exactly one matches.
+pub async fn search(
+    State(state): State<WebState>,
+    lang: Lang,
+    viewer: Viewer,
+    uri: Uri,
+    params: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let params = query(params)?;
+    let text = params.q.as_deref().unwrap_or_default().trim();
+    if text.is_empty() {
+        return Err(WebError::bad_request(Msg::ErrorEmptySearch));
+    }
+    if text.len() > TEXT_FILTER_MAX_BYTES {
+        return Err(WebError::bad_request(Msg::ErrorSearchTooLong));
+    }
+    let store = &state.inner.store;
+    // A case another office's account may not see is "not found", exactly like a missing one:
+    // the page does not confirm that it exists.
+    if let Ok(case_id) = CaseId::parse(&text.to_ascii_uppercase()) {
+        return match store.case(&case_id.to_string()).await? {
+            Some(case) if viewer.may_see(&case.origin_agency) => Ok(to_case(&case.case_id)),
+            _ => Err(WebError::not_found(Msg::ErrorCaseNotFound)),
+        };
+    }
+    if let Some(trace_id) = as_trace_id(text) {
+        let case = match queries::case_by_trace(store, &trace_id).await? {
+            Some(case_id) => store.case(&case_id).await?,
+            None => None,
+        };
+        return match case {
+            Some(case) if viewer.may_see(&case.origin_agency) => Ok(to_case(&case.case_id)),
+            _ => Err(WebError::not_found(Msg::ErrorNoMatch)),
+        };
+    }
+    let filter = CaseFilter {
+        origin_agency: viewer.office().cloned(),
+        text: Some(text.to_lowercase()),
+        ..CaseFilter::default()
+    };
+    let now = state.inner.clock.now();
+    let found = store.list_cases(&filter, None, SEARCH_RESULTS, now).await?;
+    match found.as_slice() {
+        [] => Err(WebError::not_found(Msg::ErrorNoMatch)),
+        [only] => Ok(to_case(&only.case_id)),
+        many => {
+            let table = case_table(&state, lang, many, now).await?;
+            let body = html! {
+                h1 { (lang.t(Msg::CasesFound)) }
+                (search_form(lang, text))
+                (table)
+            };
+            Ok(Page(layout::page(
+                &chrome(&state, lang, &viewer, &uri),
+                lang.t(Msg::CasesFound),
+                Section::Search,
+                body,
+            ))
+            .into_response())
+        }
+    }
+}
+
+fn to_case(case_id: &str) -> Response {
+    Redirect::to(&format!("/cases/{case_id}")).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The case page
+
+/// One case as the page shows it, read consistently (row, tasks and events of one version).
+pub(super) struct CaseData {
+    pub case: CaseRecord,
+    pub tasks: Vec<TaskRecord>,
+    pub events: Vec<CaseEvent>,
+}
+
+/// Parses a case id from a URL; a malformed one is the clerk's typo, not a missing case.
+pub(super) fn parse_case_id(path: Result<Path<String>, PathRejection>) -> Result<String, WebError> {
+    let Path(text) = path.map_err(|_| WebError::bad_request(Msg::ErrorMalformedCaseId))?;
+    CaseId::parse(&text.trim().to_ascii_uppercase())
+        .map(|id| id.to_string())
+        .map_err(|_| WebError::bad_request(Msg::ErrorMalformedCaseId))
+}
+
+pub(super) async fn load_case(state: &WebState, case_id: &str) -> Result<CaseData, WebError> {
+    let store = &state.inner.store;
+    // The row, its tasks and its events are three reads; if the case moved in between, read
+    // again so they belong to one version (as GetCase does).
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let Some(projected) = store.projected(case_id).await? else {
+            return Err(WebError::not_found(Msg::ErrorCaseNotFound));
+        };
+        let wire = store.events(case_id, 0, projected.case.version).await?;
+        let again = store.case(case_id).await?.map(|c| c.version);
+        if again == Some(projected.case.version) || attempts >= 5 {
+            let events = wire
+                .iter()
+                .map(|event| {
+                    from_wire(event)
+                        .map(|(event, _)| event)
+                        .map_err(|e| TrackerError::Corrupt {
+                            what: format!("event of case {case_id}"),
+                            why: e.to_string(),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(CaseData {
+                case: projected.case,
+                tasks: projected.tasks,
+                events,
+            });
+        }
+    }
+}
+
+/// `GET /cases/{case_id}`.
+pub async fn case_page(
+    State(state): State<WebState>,
+    lang: Lang,
+    viewer: Viewer,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Page, WebError> {
+    let case_id = parse_case_id(path)?;
+    let data = load_case(&state, &case_id).await?;
+    if !viewer.may_see(&data.case.origin_agency) {
+        return Err(WebError::not_found(Msg::ErrorCaseNotFound));
+    }
+    let names = names(&state, lang);
+    let service = names.service(&data.case.service);
+    let live = case_live(&state, lang, &data, state.inner.clock.now());
+    let body = html! {
+        h1 { (service) }
+        div #case-live data-version=(data.case.version)
+            data-stream={"/cases/" (case_id) "/live"} {
+            (live)
+        }
+        p #live-status role="status" aria-live="polite"
+            data-on=(lang.t(Msg::LiveOn)) data-lost=(lang.t(Msg::LiveLost))
+            data-updated=(lang.t(Msg::LiveUpdated)) {}
+    };
+    Ok(Page(layout::page(
+        &chrome(&state, lang, &viewer, &uri),
+        &format!("{service} · {case_id}"),
+        Section::None,
+        body,
+    )))
+}
+
+/// What the live stream replaces: header, who has it now, swimlanes, events.
+pub(super) fn case_live(
+    state: &WebState,
+    lang: Lang,
+    data: &CaseData,
+    now: OffsetDateTime,
+) -> Markup {
+    let names = names(state, lang);
+    let offset = offset(state);
+    let calendar = &state.inner.registry.calendar;
+    let case = &data.case;
+    let open: Vec<&TaskRecord> = data.tasks.iter().filter(|t| t.is_open()).collect();
+    html! {
+        dl.case-header {
+            div.id { dt { (lang.t(Msg::CaseId)) } dd { code #case-id { (case.case_id) } } }
+            div { dt { (lang.t(Msg::CitizenRef)) } dd #citizen-ref { (case.citizen_ref) } }
+            div { dt { (lang.t(Msg::Origin)) } dd { (names.agency(&case.origin_agency)) } }
+            div { dt { (lang.t(Msg::Status)) } dd #case-status { (status_badge(lang, case.status)) } }
+            div { dt { (lang.t(Msg::Opened)) } dd { (i18n::long_datetime(lang, case.opened_at, offset)) } }
+            @if let Some(resolved) = case.resolved_at {
+                div { dt { (lang.t(Msg::Resolved)) } dd { (i18n::long_datetime(lang, resolved, offset)) } }
+            }
+            div { dt { (lang.t(Msg::LastChange)) } dd { (i18n::long_datetime(lang, case.updated_at, offset)) } }
+            div.id { dt { (lang.t(Msg::TraceId)) } dd { code #trace-id { (case.trace_id) } } }
+            div.wide { dt { (lang.t(Msg::Summary)) } dd #summary { (case.summary) } }
+        }
+        @if case.problem.is_some() {
+            p.problem role="alert" { (lang.t(Msg::Problem)) }
+        }
+        section aria-labelledby="now-title" {
+            h2 #now-title { (lang.t(Msg::NowWith)) }
+            @if open.is_empty() {
+                p.empty { (lang.t(Msg::NobodyHoldsIt)) }
+            } @else {
+                ul.holders {
+                    @for task in &open {
+                        li.late[task.is_overdue(now)] {
+                            strong { (names.agency(&task.agency)) }
+                            " · " (lang.t(Msg::HandedOff)) " " (when(task.handed_off_at, offset))
+                            " (" (i18n::duration(lang, task.held(now))) ")"
+                            " · " (lang.t(Msg::Due)) " " (when(task.due_at, offset))
+                            @if task.is_overdue(now) {
+                                " · " span.late-text { (i18n::working_days_late(lang, calendar.working_days_late(task.due_at, now))) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="timeline-heading" {
+            h2 #timeline-heading { (lang.t(Msg::WhoHeldIt)) }
+            p.hint { (lang.t(Msg::TimelineHelp)) }
+            (timeline::swimlanes(&names, case, &data.tasks, calendar, now))
+        }
+        section aria-labelledby="events-title" {
+            h2 #events-title { (lang.t(Msg::Events)) }
+            div.table-scroll {
+                table #events .events.stack {
+                    thead {
+                        tr {
+                            th scope="col" { (lang.t(Msg::Number)) }
+                            th scope="col" { (lang.t(Msg::When)) }
+                            th scope="col" { (lang.t(Msg::FromTo)) }
+                            th scope="col" { (lang.t(Msg::What)) }
+                            th scope="col" { (lang.t(Msg::Detail)) }
+                            th scope="col" { (lang.t(Msg::Officer)) }
+                        }
+                    }
+                    tbody {
+                        @for event in &data.events {
+                            tr data-version=(event.version) {
+                                td data-label=(lang.t(Msg::Number)) { (event.version) }
+                                td data-label=(lang.t(Msg::When)) { (when(event.occurred_at, offset)) }
+                                td data-label=(lang.t(Msg::FromTo)) {
+                                    (names.agency(event.from.as_str()))
+                                    @if let Some(to) = &event.to {
+                                        " → " (names.agency(to.as_str()))
+                                    }
+                                }
+                                td.kind data-label=(lang.t(Msg::What)) { (event_kind(lang, &event.body)) }
+                                td.detail data-label=(lang.t(Msg::Detail)) { (event_detail(lang, &event.body, offset)) }
+                                td data-label=(lang.t(Msg::Officer)) { (event.actor) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn event_kind(lang: Lang, body: &EventBody) -> &'static str {
+    lang.t(match body {
+        EventBody::Opened { .. } => Msg::KindOpened,
+        EventBody::HandedOff { .. } => Msg::KindHandedOff,
+        EventBody::Accepted => Msg::KindAccepted,
+        EventBody::Completed { .. } => Msg::KindCompleted,
+        EventBody::SentBack { .. } => Msg::KindSentBack,
+        EventBody::InfoRequested { .. } => Msg::KindInfoRequested,
+        EventBody::Resolved { .. } => Msg::KindResolved,
+    })
+}
+
+/// The event's own words (typed by officers: escaped by maud like all text).
+fn event_detail(lang: Lang, body: &EventBody, offset: time::UtcOffset) -> Markup {
+    match body {
+        EventBody::Opened { summary, .. } => html! { (summary) },
+        EventBody::HandedOff {
+            instructions,
+            due_at,
+            ..
+        } => html! {
+            (instructions)
+            " " span.due { "(" (lang.t(Msg::Due)) " " (when(*due_at, offset)) ")" }
+        },
+        EventBody::Accepted => html! {},
+        EventBody::Completed { outcome, note, .. } => html! {
+            (outcome) @if !note.is_empty() { " — " (note) }
+        },
+        EventBody::SentBack { reason } => html! { (reason) },
+        EventBody::InfoRequested { question } => html! { (question) },
+        EventBody::Resolved { resolution, note } => {
+            let (text, _) = status_text(lang, CaseStatus::Resolved(*resolution));
+            html! { (text) @if !note.is_empty() { " — " (note) } }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists: overdue, stuck, workload
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    agency: Option<String>,
+    service: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Asc,
+    Desc,
+}
+
+impl Direction {
+    fn parse(text: Option<&str>, default: Direction) -> Result<Direction, WebError> {
+        match text.unwrap_or_default() {
+            "" => Ok(default),
+            "asc" => Ok(Direction::Asc),
+            "desc" => Ok(Direction::Desc),
+            _ => Err(WebError::bad_request(Msg::ErrorBadFilter)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Direction::Asc => "asc",
+            Direction::Desc => "desc",
+        }
+    }
+
+    fn flip(self) -> Direction {
+        match self {
+            Direction::Asc => Direction::Desc,
+            Direction::Desc => Direction::Asc,
+        }
+    }
+
+    fn apply(self, ordering: Ordering) -> Ordering {
+        match self {
+            Direction::Asc => ordering,
+            Direction::Desc => ordering.reverse(),
+        }
+    }
+}
+
+/// The sort a list page was asked for: a key from `keys`, and a direction.
+struct Sort {
+    key: &'static str,
+    dir: Direction,
+}
+
+impl Sort {
+    fn parse(
+        params: &ListParams,
+        keys: &[&'static str],
+        default: (&'static str, Direction),
+    ) -> Result<Sort, WebError> {
+        let key = match params.sort.as_deref().unwrap_or_default() {
+            "" => default.0,
+            text => keys
+                .iter()
+                .copied()
+                .find(|k| *k == text)
+                .ok_or(WebError::bad_request(Msg::ErrorBadFilter))?,
+        };
+        let dir = Direction::parse(params.dir.as_deref(), default.1)?;
+        Ok(Sort { key, dir })
+    }
+}
+
+/// `(code, name)` pairs for a `<select>`.
+type Options = Vec<(String, String)>;
+
+/// Options for the agency and service filters, named in the page's language, alphabetical.
+fn filter_options(state: &WebState, lang: Lang) -> (Options, Options) {
+    let names = names(state, lang);
+    let mut agencies: Vec<(String, String)> = state
+        .inner
+        .registry
+        .agencies
+        .keys()
+        .map(|code| (code.to_string(), names.agency(code.as_str())))
+        .collect();
+    agencies.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut services: Vec<(String, String)> = state
+        .inner
+        .registry
+        .services
+        .keys()
+        .map(|code| (code.to_string(), names.service(code.as_str())))
+        .collect();
+    services.sort_by(|a, b| a.1.cmp(&b.1));
+    (agencies, services)
+}
+
+/// The agency and service filter form of a list page (plain GET: works without JavaScript).
+fn filter_form(
+    state: &WebState,
+    lang: Lang,
+    action: &str,
+    agency: Option<&AgencyCode>,
+    service: Option<&ServiceCode>,
+    sort: &Sort,
+) -> Markup {
+    let (agencies, services) = filter_options(state, lang);
+    html! {
+        form.filters method="get" action=(action) {
+            div.field {
+                label for="agency" { (lang.t(Msg::Agency)) }
+                select #agency name="agency" {
+                    option value="" { (lang.t(Msg::AllAgencies)) }
+                    @for (code, name) in &agencies {
+                        option value=(code) selected[agency.is_some_and(|a| a.as_str() == code)] { (name) }
+                    }
+                }
+            }
+            div.field {
+                label for="service" { (lang.t(Msg::Service)) }
+                select #service name="service" {
+                    option value="" { (lang.t(Msg::AllServices)) }
+                    @for (code, name) in &services {
+                        option value=(code) selected[service.is_some_and(|s| s.as_str() == code)] { (name) }
+                    }
+                }
+            }
+            input type="hidden" name="sort" value=(sort.key);
+            input type="hidden" name="dir" value=(sort.dir.name());
+            button type="submit" { (lang.t(Msg::FilterButton)) }
+        }
+    }
+}
+
+/// A sortable column header: a link that sorts by this column (flipping the direction when it
+/// already does), with `aria-sort` for screen readers.
+fn sort_header(
+    lang: Lang,
+    label: Msg,
+    key: &str,
+    sort: &Sort,
+    action: &str,
+    agency: Option<&AgencyCode>,
+    service: Option<&ServiceCode>,
+) -> Markup {
+    let active = sort.key == key;
+    let dir = if active {
+        sort.dir.flip()
+    } else {
+        Direction::Asc
+    };
+    let href = format!(
+        "{action}?agency={}&service={}&sort={key}&dir={}",
+        agency.map_or("", AgencyCode::as_str),
+        service.map_or("", ServiceCode::as_str),
+        dir.name()
+    );
+    let aria = match (active, sort.dir) {
+        (false, _) => "none",
+        (true, Direction::Asc) => "ascending",
+        (true, Direction::Desc) => "descending",
+    };
+    let arrow = match (active, sort.dir) {
+        (false, _) => "",
+        (true, Direction::Asc) => " ▲",
+        (true, Direction::Desc) => " ▼",
+    };
+    html! {
+        th scope="col" aria-sort=(aria) {
+            a.sort href=(href) data-sort=(key) { (lang.t(label)) (arrow) }
+        }
+    }
+}
+
+/// `GET /overdue`: open tasks past due, with working days late.
+pub async fn overdue(
+    State(state): State<WebState>,
+    lang: Lang,
+    viewer: Viewer,
+    uri: Uri,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Page, WebError> {
+    let params = query(params)?;
+    let agency = agency_filter(&state, params.agency.as_deref())?;
+    let service = service_filter(&state, params.service.as_deref())?;
+    let sort = Sort::parse(
+        &params,
+        &["case", "service", "agency", "handed", "due", "late", "held"],
+        ("late", Direction::Desc),
+    )?;
+    let now = state.inner.clock.now();
+    let calendar = &state.inner.registry.calendar;
+    let mut rows: Vec<TaskView> = state
+        .inner
+        .store
+        .overdue_tasks(agency.as_ref(), calendar, now)
+        .await?
+        .into_iter()
+        .filter(|row| {
+            service
+                .as_ref()
+                .is_none_or(|s| row.task.service == s.as_str())
+        })
+        .collect();
+    if let Some(own) = viewer.office() {
+        let ids: Vec<String> = rows.iter().map(|r| r.task.case_id.clone()).collect();
+        let origins = queries::case_origins(&state.inner.store, &ids).await?;
+        rows.retain(|r| origins.get(&r.task.case_id).map(String::as_str) == Some(own.as_str()));
+    }
+    let names = names(&state, lang);
+    rows.sort_by(|a, b| {
+        let ordering = match sort.key {
+            "case" => a.task.case_id.cmp(&b.task.case_id),
+            "service" => names
+                .service(&a.task.service)
+                .cmp(&names.service(&b.task.service)),
+            "agency" => names
+                .agency(&a.task.agency)
+                .cmp(&names.agency(&b.task.agency)),
+            "handed" => a.task.handed_off_at.cmp(&b.task.handed_off_at),
+            "held" => a.task.held(now).cmp(&b.task.held(now)),
+            "due" => a.task.due_at.cmp(&b.task.due_at),
+            _ => (a.working_days_late, b.task.due_at).cmp(&(b.working_days_late, a.task.due_at)),
+        };
+        sort.dir.apply(ordering)
+    });
+    let offset = offset(&state);
+    let action = "/overdue";
+    let header = |label, key| {
+        sort_header(
+            lang,
+            label,
+            key,
+            &sort,
+            action,
+            agency.as_ref(),
+            service.as_ref(),
+        )
+    };
+    let body = html! {
+        h1 { (lang.t(Msg::OverdueTitle)) }
+        p.hint { (lang.t(Msg::OverdueIntro)) }
+        (filter_form(&state, lang, action, agency.as_ref(), service.as_ref(), &sort))
+        @if rows.is_empty() {
+            p.empty #nothing { (lang.t(Msg::NothingOverdue)) }
+        } @else {
+            div.table-scroll {
+                table #overdue .list.stack {
+                    thead {
+                        tr {
+                            (header(Msg::CaseId, "case"))
+                            (header(Msg::Service, "service"))
+                            (header(Msg::Agency, "agency"))
+                            (header(Msg::HandedOff, "handed"))
+                            (header(Msg::Due, "due"))
+                            (header(Msg::Late, "late"))
+                            (header(Msg::TimeHeld, "held"))
+                        }
+                    }
+                    tbody {
+                        @for row in &rows {
+                            tr {
+                                td data-label=(lang.t(Msg::CaseId)) {
+                                    a.case-link href={"/cases/" (row.task.case_id)} { code { (row.task.case_id) } }
+                                    br;
+                                    span.sub { (row.citizen_ref) }
+                                }
+                                td data-label=(lang.t(Msg::Service)) { (names.service(&row.task.service)) }
+                                td data-label=(lang.t(Msg::Agency)) { (names.agency(&row.task.agency)) }
+                                td data-label=(lang.t(Msg::HandedOff)) { (when(row.task.handed_off_at, offset)) }
+                                td data-label=(lang.t(Msg::Due)) { (when(row.task.due_at, offset)) }
+                                td.late-text data-label=(lang.t(Msg::Late)) data-working-days-late=(row.working_days_late) {
+                                    (i18n::working_days_late(lang, row.working_days_late))
+                                }
+                                td data-label=(lang.t(Msg::TimeHeld)) { (i18n::duration(lang, row.task.held(now))) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Page(layout::page(
+        &chrome(&state, lang, &viewer, &uri),
+        lang.t(Msg::OverdueTitle),
+        Section::Overdue,
+        body,
+    )))
+}
+
+/// `GET /stuck`: deliveries an agency's inbox gave up on.
+pub async fn stuck(
+    State(state): State<WebState>,
+    lang: Lang,
+    viewer: Viewer,
+    uri: Uri,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Page, WebError> {
+    let params = query(params)?;
+    let agency = agency_filter(&state, params.agency.as_deref())?;
+    let service = service_filter(&state, params.service.as_deref())?;
+    let sort = Sort::parse(
+        &params,
+        &["recorded", "agency", "service", "case", "attempts"],
+        ("recorded", Direction::Desc),
+    )?;
+    let js = state.jetstream().await?;
+    let report = crate::stuck::stuck_deliveries(&js).await?;
+    // The bucket knows the case, not its service: read it from the case's row.
+    let mut rows = Vec::new();
+    for delivery in report.deliveries {
+        if agency
+            .as_ref()
+            .is_some_and(|a| a.as_str() != delivery.agency)
+        {
+            continue;
+        }
+        let case = match delivery.case_id.as_str() {
+            "" => None,
+            id => state.inner.store.case(id).await?,
+        };
+        // A front-office account sees deliveries of its own cases only.
+        if viewer.office().is_some()
+            && !case
+                .as_ref()
+                .is_some_and(|c| viewer.may_see(&c.origin_agency))
+        {
+            continue;
+        }
+        let case_service = case.map(|c| c.service);
+        if let Some(wanted) = &service
+            && case_service.as_deref() != Some(wanted.as_str())
+        {
+            continue;
+        }
+        rows.push((delivery, case_service));
+    }
+    let names = names(&state, lang);
+    rows.sort_by(|(a, a_service), (b, b_service)| {
+        let ordering = match sort.key {
+            "agency" => names.agency(&a.agency).cmp(&names.agency(&b.agency)),
+            "service" => a_service
+                .as_deref()
+                .map(|s| names.service(s))
+                .cmp(&b_service.as_deref().map(|s| names.service(s))),
+            "case" => a.case_id.cmp(&b.case_id),
+            "attempts" => a.deliveries.cmp(&b.deliveries),
+            _ => (a.recorded_at, a.stream_sequence).cmp(&(b.recorded_at, b.stream_sequence)),
+        };
+        sort.dir.apply(ordering)
+    });
+    let offset = offset(&state);
+    let action = "/stuck";
+    let header = |label, key| {
+        sort_header(
+            lang,
+            label,
+            key,
+            &sort,
+            action,
+            agency.as_ref(),
+            service.as_ref(),
+        )
+    };
+    let body = html! {
+        h1 { (lang.t(Msg::StuckTitle)) }
+        p.hint { (lang.t(Msg::StuckIntro)) }
+        (filter_form(&state, lang, action, agency.as_ref(), service.as_ref(), &sort))
+        @if rows.is_empty() {
+            p.empty #nothing { (lang.t(Msg::NothingStuck)) }
+        } @else {
+            div.table-scroll {
+                table #stuck .list.stack {
+                    thead {
+                        tr {
+                            (header(Msg::Recorded, "recorded"))
+                            (header(Msg::Inbox, "agency"))
+                            (header(Msg::CaseId, "case"))
+                            (header(Msg::Service, "service"))
+                            th scope="col" { (lang.t(Msg::EventId)) }
+                            (header(Msg::Attempts, "attempts"))
+                            th scope="col" { (lang.t(Msg::Reason)) }
+                        }
+                    }
+                    tbody {
+                        @for (delivery, case_service) in &rows {
+                            tr {
+                                td data-label=(lang.t(Msg::Recorded)) { (when(delivery.recorded_at, offset)) }
+                                td data-label=(lang.t(Msg::Inbox)) { (names.agency(&delivery.agency)) }
+                                td data-label=(lang.t(Msg::CaseId)) {
+                                    @if delivery.case_id.is_empty() { "—" } @else {
+                                        a.case-link href={"/cases/" (delivery.case_id)} { code { (delivery.case_id) } }
+                                    }
+                                }
+                                td data-label=(lang.t(Msg::Service)) { @if let Some(s) = case_service { (names.service(s)) } @else { "—" } }
+                                td data-label=(lang.t(Msg::EventId)) { code { (delivery.event_id) } }
+                                td data-label=(lang.t(Msg::Attempts)) { (delivery.deliveries) }
+                                td data-label=(lang.t(Msg::Reason)) { (delivery.reason) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !report.unreadable.is_empty() {
+            section.unreadable {
+                h2 { (lang.t(Msg::UnreadableEntries)) }
+                ul {
+                    @for entry in &report.unreadable {
+                        li { code { (entry.key) } ": " (entry.why) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Page(layout::page(
+        &chrome(&state, lang, &viewer, &uri),
+        lang.t(Msg::StuckTitle),
+        Section::Stuck,
+        body,
+    )))
+}
+
+/// `GET /workload`: per agency, open tasks, overdue tasks, median time held per service.
+pub async fn workload(
+    State(state): State<WebState>,
+    lang: Lang,
+    viewer: Viewer,
+    uri: Uri,
+) -> Result<Page, WebError> {
+    // Every agency's load across every office: a supervisor's view.
+    if viewer.office().is_some() {
+        return Err(WebError::Forbidden {
+            what: Msg::ErrorSupervisorsOnly,
+        });
+    }
+    let store = &state.inner.store;
+    let now = state.inner.clock.now();
+    let open = queries::open_task_counts(store).await?;
+    let overdue = store.overdue_counts(now).await?;
+    let held = store.median_time_held().await?;
+    let names = names(&state, lang);
+    let mut agencies: Vec<String> = open
+        .keys()
+        .chain(overdue.keys())
+        .chain(held.iter().map(|h| &h.agency))
+        .cloned()
+        .collect();
+    agencies.sort();
+    agencies.dedup();
+    // Most overdue first, then most open: who needs a call today.
+    agencies.sort_by_key(|a| {
+        (
+            std::cmp::Reverse(overdue.get(a).copied().unwrap_or(0)),
+            std::cmp::Reverse(open.get(a).copied().unwrap_or(0)),
+            names.agency(a),
+        )
+    });
+    let body = html! {
+        h1 { (lang.t(Msg::WorkloadTitle)) }
+        p.hint { (lang.t(Msg::WorkloadIntro)) }
+        @if agencies.is_empty() {
+            p.empty { (lang.t(Msg::NoCases)) }
+        } @else {
+            div.table-scroll {
+                table #workload .list.stack {
+                    thead {
+                        tr {
+                            th scope="col" { (lang.t(Msg::Agency)) }
+                            th scope="col" .num { (lang.t(Msg::OpenTasks)) }
+                            th scope="col" .num { (lang.t(Msg::OverdueTasks)) }
+                            th scope="col" { (lang.t(Msg::MedianHeld)) }
+                        }
+                    }
+                    tbody {
+                        @for agency in &agencies {
+                            @let late = overdue.get(agency).copied().unwrap_or(0);
+                            tr data-agency=(agency) {
+                                th scope="row" {
+                                    a href={"/overdue?agency=" (agency)} { (names.agency(agency)) }
+                                }
+                                td.num data-label=(lang.t(Msg::OpenTasks)) { (open.get(agency).copied().unwrap_or(0)) }
+                                td.num.late-text[late > 0] data-label=(lang.t(Msg::OverdueTasks)) { (late) }
+                                td data-label=(lang.t(Msg::MedianHeld)) {
+                                    @let stats: Vec<_> = held.iter().filter(|h| &h.agency == agency).collect();
+                                    @if stats.is_empty() {
+                                        span.sub { (lang.t(Msg::NoFinishedTasks)) }
+                                    } @else {
+                                        ul.medians {
+                                            @for stat in stats {
+                                                li {
+                                                    (names.service(&stat.service)) ": "
+                                                    strong { (i18n::duration(lang, stat.median)) }
+                                                    " (" (stat.tasks) " " (lang.t(Msg::FinishedTasks)) ")"
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Page(layout::page(
+        &chrome(&state, lang, &viewer, &uri),
+        lang.t(Msg::WorkloadTitle),
+        Section::Workload,
+        body,
+    )))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Language switch and fallback
+
+#[derive(Debug, Deserialize)]
+pub struct LangForm {
+    lang: String,
+    back: Option<String>,
+}
+
+/// Only a path on this site may be returned to: never another host (`//evil`, `/\evil`).
+pub(super) fn safe_back(back: Option<&str>) -> &str {
+    match back {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path
+        }
+        _ => "/",
+    }
+}
+
+/// `POST /lang`: remembers the choice in a cookie for a year and returns to the page.
+pub async fn set_lang(form: Result<Form<LangForm>, FormRejection>) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|_| WebError::bad_request(Msg::ErrorBadFilter))?;
+    let lang = Lang::from_code(&form.lang).ok_or(WebError::bad_request(Msg::ErrorBadFilter))?;
+    let cookie = format!(
+        "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly",
+        lang.code()
+    );
+    let mut response = Redirect::to(safe_back(form.back.as_deref())).into_response();
+    let value = HeaderValue::from_str(&cookie).map_err(|e| TrackerError::Serve(e.to_string()))?;
+    response.headers_mut().insert(header::SET_COOKIE, value);
+    Ok(response)
+}
+
+/// Anything no route matched.
+pub async fn not_found() -> WebError {
+    WebError::not_found(Msg::ErrorPageNotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_switch_returns_only_to_this_site() {
+        assert_eq!(safe_back(Some("/cases/X?a=1")), "/cases/X?a=1");
+        assert_eq!(safe_back(Some("//evil.example/")), "/");
+        assert_eq!(safe_back(Some("/\\evil.example")), "/");
+        assert_eq!(safe_back(Some("https://evil.example/")), "/");
+        assert_eq!(safe_back(Some("/x\r\nSet-Cookie: a=b")), "/");
+        assert_eq!(safe_back(None), "/");
+    }
+
+    #[test]
+    fn trace_ids_are_32_hex_digits() {
+        assert_eq!(
+            as_trace_id("4BF92F3577B34DA6A3CE929D0E0E4736").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(as_trace_id("4bf92f3577b34da6a3ce929d0e0e473"), None);
+        assert_eq!(as_trace_id("zbf92f3577b34da6a3ce929d0e0e4736"), None);
+    }
+}
