@@ -1,5 +1,6 @@
 //! Secrets stay out of logs: a full run of `onedoor up --demo` at debug level, plus the CLI
-//! commands staff and operators run, never print a token, a signing seed or a private key.
+//! commands staff and operators run, never print a token, a signing seed, an nkey seed or a
+//! private key.
 
 mod support;
 
@@ -18,7 +19,7 @@ fn secrets(data_dir: &Path, endpoints: &serde_json::Value) -> Vec<String> {
     {
         found.push(agency["token"].as_str().expect("token").to_owned());
     }
-    for dir in ["keys", "tls/clients"] {
+    for dir in ["keys", "tls/clients", "nats-credentials"] {
         for entry in std::fs::read_dir(data_dir.join(dir)).expect("secrets dir") {
             let path = entry.expect("entry").path();
             let name = path
@@ -26,7 +27,7 @@ fn secrets(data_dir: &Path, endpoints: &serde_json::Value) -> Vec<String> {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            if name.ends_with(".seed") {
+            if name.ends_with(".seed") || name.ends_with(".nk") {
                 found.push(
                     std::fs::read_to_string(&path)
                         .expect("seed")

@@ -131,9 +131,7 @@ async fn a_construction_permit_across_four_agencies_is_one_trace_everywhere() {
     );
 
     // Every NATS message of the case carries the trace in its `traceparent` header.
-    let nats = async_nats::connect(endpoints["nats"]["url"].as_str().expect("nats url"))
-        .await
-        .expect("nats");
+    let nats = support::nats_as(&endpoints, dir.path(), "auditor").await;
     let stream = async_nats::jetstream::new(nats)
         .get_stream("ONEDOOR")
         .await

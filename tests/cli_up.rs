@@ -38,9 +38,11 @@ async fn up_starts_nats_the_stream_and_every_adapter_and_cleans_up_on_sigterm() 
         "up must not assume the well-known port"
     );
     assert_eq!(endpoints["pid"].as_u64(), Some(u64::from(child.id())));
-    let client = async_nats::connect(&url)
-        .await
-        .expect("NATS from endpoints.json answers");
+    assert!(
+        async_nats::connect(&url).await.is_err(),
+        "NATS refuses anonymous clients"
+    );
+    let client = support::nats_as(&endpoints, dir.path(), "auditor").await;
     let jetstream = async_nats::jetstream::new(client);
     let mut stream = jetstream
         .get_stream("ONEDOOR")

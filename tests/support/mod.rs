@@ -227,3 +227,25 @@ impl Agency {
         }
     }
 }
+
+/// A NATS client as `identity` (`auditor`, or an agency code), with the nkey seed `up` made
+/// under the data dir: the bus's NATS refuses anonymous clients.
+pub async fn nats_as(
+    endpoints: &serde_json::Value,
+    data_dir: &Path,
+    identity: &str,
+) -> async_nats::Client {
+    let url = endpoints["nats"]["url"]
+        .as_str()
+        .expect("nats url")
+        .to_owned();
+    let identity = onedoor_natsauth::Identity::parse(identity).expect("identity");
+    let seed = data_dir
+        .join("nats-credentials")
+        .join(format!("{}.nk", identity.name()));
+    onedoor_natsauth::connect_options_from_file(&identity, &seed)
+        .expect("seed file")
+        .connect(&url)
+        .await
+        .expect("NATS accepts the identity")
+}

@@ -132,9 +132,28 @@ pub struct TrackerConfig {
     /// Staff accounts for the web page's sign-in; `None`: the page has no sign-in (development
     /// on loopback).
     pub staff_accounts: Option<Arc<crate::web::StaffAccounts>>,
+    /// The `tracker` NATS identity's nkey seed file (from `onedoor nats-config`); `None`
+    /// connects without credentials, for a NATS with no authentication.
+    pub nats_seed: Option<std::path::PathBuf>,
 }
 
 impl TrackerConfig {
+    /// Client options for this tracker's NATS identity: nkey and inbox prefix when a seed is
+    /// configured, plain otherwise.
+    pub fn nats_options(&self) -> Result<async_nats::ConnectOptions, crate::TrackerError> {
+        match &self.nats_seed {
+            Some(seed) => onedoor_natsauth::connect_options_from_file(
+                &onedoor_natsauth::Identity::Tracker,
+                seed,
+            )
+            .map_err(|e| crate::TrackerError::Config {
+                key: "nats_seed",
+                why: e.to_string(),
+            }),
+            None => Ok(async_nats::ConnectOptions::new()),
+        }
+    }
+
     pub fn new(
         nats_url: impl Into<String>,
         database: DatabaseUrl,
@@ -150,6 +169,7 @@ impl TrackerConfig {
             sla_refresh: Duration::from_secs(30),
             ack_wait: Duration::from_secs(10),
             verify_signatures: false,
+            nats_seed: None,
             staff_accounts: None,
         }
     }

@@ -181,7 +181,7 @@ pub(crate) async fn run_live(
 ) {
     let client = tokio::select! {
         _ = stopped(&mut stop) => return,
-        client = connect_retrying(&config.nats_url) => client,
+        client = connect_retrying(&config) => client,
     };
     let js = jetstream::new(client);
     let mut pause = RETRY_MIN;
@@ -200,14 +200,19 @@ pub(crate) async fn run_live(
     }
 }
 
-async fn connect_retrying(url: &str) -> async_nats::Client {
+async fn connect_retrying(config: &TrackerConfig) -> async_nats::Client {
+    let url = config.nats_url.as_str();
     let mut pause = RETRY_MIN;
     loop {
-        match async_nats::ConnectOptions::new()
-            .name("onedoor-tracker")
-            .connect(url)
-            .await
-        {
+        let connected = match config.nats_options() {
+            Ok(options) => options
+                .name("onedoor-tracker")
+                .connect(url)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match connected {
             Ok(client) => return client,
             Err(error) => {
                 tracing::warn!(%error, url, "cannot reach NATS yet; retrying");
@@ -293,7 +298,8 @@ pub struct RebuildReport {
 pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerError> {
     config.validate()?;
     let started = Instant::now();
-    let client = async_nats::ConnectOptions::new()
+    let client = config
+        .nats_options()?
         .name("onedoor-tracker-rebuild")
         .connect(config.nats_url.as_str())
         .await

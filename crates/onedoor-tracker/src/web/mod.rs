@@ -75,6 +75,8 @@ struct Inner {
     /// them.
     stop: watch::Receiver<bool>,
     nats_url: String,
+    /// The tracker's configuration, for its NATS identity (seed file) when it connects.
+    nats_options: TrackerConfig,
     /// Connected on first use by the stuck-deliveries page, so the page works (minus that
     /// list) while NATS is down, and a NATS that comes back is picked up.
     nats: OnceCell<async_nats::jetstream::Context>,
@@ -102,6 +104,7 @@ impl WebState {
                 poll: config.watch_poll,
                 stop,
                 nats_url: config.nats_url.clone(),
+                nats_options: config.clone(),
                 nats: OnceCell::new(),
                 accounts: config.staff_accounts.clone(),
                 sessions: Sessions::default(),
@@ -114,7 +117,10 @@ impl WebState {
         self.inner
             .nats
             .get_or_try_init(|| async move {
-                let connect = async_nats::ConnectOptions::new()
+                let connect = self
+                    .inner
+                    .nats_options
+                    .nats_options()?
                     .name("onedoor-tracker-web")
                     .connection_timeout(Duration::from_secs(3))
                     .connect(url.as_str());

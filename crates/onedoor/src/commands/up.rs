@@ -18,7 +18,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::common;
-use crate::data_dir::{self, AgencyEndpoint, Endpoints, NatsEndpoint, TrackerEndpoint};
+use crate::data_dir::{
+    self, AgencyEndpoint, Endpoints, NatsEndpoint, NatsIdentity, TrackerEndpoint,
+};
+use onedoor_natsauth::{CredentialSet, Identity};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -67,7 +70,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let tokens = super::keys::make_dev_tokens(&mut registry)?;
     let (pki, tls_files) = super::keys::make_dev_pki(&dir, &registry)?;
     let registry = Arc::new(registry);
+    // NATS with one nkey user per agency, permissions generated from the registry: an agency
+    // can publish only its own events and pull only its own inbox, even outside its adapter.
+    let nats = CredentialSet::load_or_generate(&dir.join("nats-credentials"), &registry)?;
     let credentials = DevCredentials {
+        nats,
         signers,
         tokens,
         pki,
@@ -79,6 +86,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ServerSpec::new(binary.clone(), dir.join("nats"));
     spec.client_port = args.nats_port.map_or(Port::Random, Port::Fixed);
     spec.server_name = Some("onedoor-dev".to_owned());
+    // NATS with one nkey user per agency, permissions generated from the registry: an agency
+    // can publish only its own events and pull only its own inbox, even outside its adapter.
+    let nats_credentials =
+        CredentialSet::load_or_generate(&dir.join("nats-credentials"), &registry)?;
+    spec.extra_config = onedoor_natsauth::render_config(&registry, &nats_credentials)?;
     let mut server = NatsServer::start(spec)
         .await
         .context("starting nats-server")?;
@@ -123,6 +135,7 @@ async fn serve(
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
     let DevCredentials {
+        nats: nats_credentials,
         signers,
         mut tokens,
         pki,
@@ -135,13 +148,22 @@ async fn serve(
         client_ca_pem: Some(pki.ca_cert_pem.clone()),
     };
     let url = server.client_url();
-    let client = async_nats::connect(&url)
+    // The operator identity sets up what agencies may not: the stream, every inbox consumer,
+    // the stuck bucket and the tracker's consumer.
+    let operator = nats_credentials
+        .connect_options(&Identity::Operator)?
+        .connect(&url)
         .await
-        .with_context(|| format!("connecting to {url}"))?;
-    let jetstream = async_nats::jetstream::new(client);
-    let outcome =
-        onedoor_bus::ensure_stream(&jetstream, &onedoor_bus::StreamSettings::default()).await?;
-    tracing::info!(stream = onedoor_bus::STREAM_NAME, ?outcome, "stream ready");
+        .with_context(|| format!("connecting to {url} as the operator"))?;
+    let jetstream = async_nats::jetstream::new(operator);
+    let provisioned = onedoor_natsauth::provision(
+        &jetstream,
+        &registry,
+        &onedoor_bus::StreamSettings::default(),
+        &onedoor_bus::InboxSettings::default(),
+    )
+    .await?;
+    tracing::info!(stream = ?provisioned.stream, inboxes = provisioned.inboxes.len(), "stream and inboxes ready");
 
     let metrics_port = free_port()?;
     super::metrics::install(([127, 0, 0, 1], metrics_port).into())?;
@@ -168,6 +190,9 @@ async fn serve(
         );
         config.signer = signers.remove(agency.code.as_str());
         config.tls = Some(server_tls.clone());
+        config.nats_seed = nats_credentials
+            .seed_file(&Identity::Agency(agency.code.clone()))
+            .map(Path::to_path_buf);
         config.client_certs = pki
             .clients
             .get(&code)
@@ -227,6 +252,19 @@ async fn serve(
     );
     // `up` made every agency's key: the tracker checks each case's signatures as it projects.
     tracker_config.verify_signatures = true;
+    tracker_config.nats_seed = nats_credentials
+        .seed_file(&Identity::Tracker)
+        .map(Path::to_path_buf);
+    let tracker_consumer = onedoor_tracker::projection::consumer_config(
+        &tracker_config.consumer,
+        tracker_config.ack_wait,
+    );
+    jetstream
+        .get_stream(onedoor_bus::STREAM_NAME)
+        .await?
+        .get_or_create_consumer(&tracker_config.consumer, tracker_consumer)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the tracker's consumer: {e}"))?;
     // Staff sign-in on the web page when the data dir has an accounts file (format in
     // onedoor_tracker::web::auth); without one the page is open, on loopback only.
     let staff = dir.join("staff.toml");
@@ -260,7 +298,17 @@ async fn serve(
             monitor_url: format!("http://{}", server.monitor_addr()),
             stream: onedoor_bus::STREAM_NAME.to_owned(),
             server_version: binary.version.to_string(),
-            auditor: None,
+            auditor: nats_credentials
+                .seed_file(&Identity::Auditor)
+                .map(|seed| NatsIdentity {
+                    identity: Identity::Auditor.to_string(),
+                    seed_file: seed.display().to_string(),
+                    public_key: nats_credentials
+                        .public_key(&Identity::Auditor)
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    inbox_prefix: Identity::Auditor.inbox_prefix(),
+                }),
         },
         agencies,
         tracker: Some(TrackerEndpoint {
@@ -323,6 +371,8 @@ async fn serve(
 /// What `up` makes for a development bus: signing keys, bearer tokens (the registry holds their
 /// hashes), and a CA with server and client certificates.
 struct DevCredentials {
+    /// One nkey identity per agency, plus operator, tracker and auditor.
+    nats: CredentialSet,
     signers: Vec<(String, Signer)>,
     tokens: BTreeMap<String, String>,
     pki: onedoor_adapter::devpki::DevPki,
