@@ -20,10 +20,28 @@ pub struct AdapterArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "ONEDOOR_NATS_URL")]
     pub nats_url: String,
-    /// The agency's bearer token; prefer the environment over the command line, which other
-    /// users of the machine can see.
+    /// A bearer token accepted besides those the registry lists by hash (`[[agency.token]]`);
+    /// prefer the environment over the command line, which other users can see.
     #[arg(long, env = "ONEDOOR_AGENCY_TOKEN", hide_env_values = true)]
-    pub token: String,
+    pub token: Option<String>,
+    /// The agency's NATS nkey seed file (from `onedoor nats-config`).
+    #[arg(long, env = "ONEDOOR_NATS_SEED")]
+    pub nats_seed: Option<PathBuf>,
+    /// The agency's Ed25519 event-signing key file (base64 seed) and its key id in the registry.
+    #[arg(long, env = "ONEDOOR_SIGNING_KEY", requires = "key_id")]
+    pub signing_key: Option<PathBuf>,
+    #[arg(long, env = "ONEDOOR_KEY_ID")]
+    pub key_id: Option<String>,
+    /// Serve TLS with this certificate and key (PEM); with --client-ca, agencies' client
+    /// certificates are accepted too (their SHA-256 in --client-cert-sha256).
+    #[arg(long, env = "ONEDOOR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "ONEDOOR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    #[arg(long, env = "ONEDOOR_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',')]
+    pub client_cert_sha256: Vec<String>,
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
     /// Serve Prometheus metrics on this address (`/metrics`).
@@ -46,7 +64,40 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
     if let Some(address) = args.metrics_listen {
         super::metrics::install(address)?;
     }
-    let config = AdapterConfig::new(agency, Token::new(args.token)?, registry, args.nats_url);
+    let mut config = AdapterConfig::new(
+        agency,
+        Token::new(common::dev_token())?,
+        registry,
+        args.nats_url,
+    );
+    config.token = args.token.map(Token::new).transpose()?;
+    config.nats_seed = args.nats_seed;
+    if let (Some(path), Some(key_id)) = (&args.signing_key, &args.key_id) {
+        config.signer = Some(onedoor_bus::Signer::load(key_id.clone(), path)?);
+    }
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(onedoor_adapter::server::TlsIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: args.client_ca.as_ref().map(read).transpose()?,
+        });
+    }
+    for hex in &args.client_cert_sha256 {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
+            .collect::<Option<_>>()
+            .with_context(|| format!("--client-cert-sha256 {hex:?} is not hex"))?;
+        let fingerprint = <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| anyhow::anyhow!("--client-cert-sha256 {hex:?} is not 32 bytes"))?;
+        config.client_certs.push(fingerprint);
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
