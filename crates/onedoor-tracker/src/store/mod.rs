@@ -63,6 +63,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// Answers when the database does: the tracker's health follows it.
+    pub async fn ping(&self) -> Result<(), TrackerError> {
+        sqlx::query("SELECT 1")
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+            .map_err(TrackerError::db("checking the database"))
+    }
+
     /// Checks every projected case's signatures and hash chain against `registry`'s keys.
     pub fn with_audit(mut self, registry: Arc<Registry>) -> Self {
         self.audit = Some(registry);

@@ -14,7 +14,8 @@ use tonic::Code;
 
 use crate::on_both_databases;
 use crate::support::{
-    DEADLINE, FRONT, MONDAY, OTHER_FRONT, RunningTracker, TestBus, TestDb, wait_until_projected,
+    DEADLINE, FRONT, MONDAY, OTHER_FRONT, RunningTracker, TestBus, TestDb, eventually,
+    wait_until_projected,
 };
 
 /// A small, known set of cases:
@@ -471,6 +472,50 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
     for wanted in ["onedoor.v1.CaseTracker", "grpc.health.v1.Health"] {
         assert!(names.contains(wanted), "{wanted} not in {names:?}");
     }
+    tracker.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_not_serving_while_the_database_is_gone() -> anyhow::Result<()> {
+    let Some(db) = TestDb::postgres().await else {
+        return Ok(());
+    };
+    let bus = TestBus::start().await?;
+    let tracker =
+        RunningTracker::start(bus.config(&db, Arc::new(ManualClock::new(MONDAY)))).await?;
+    let health = tonic_health::pb::health_client::HealthClient::new(tracker.channel().await?);
+    let status_is = |wanted: tonic_health::pb::health_check_response::ServingStatus| {
+        let mut health = health.clone();
+        async move {
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: "onedoor.v1.CaseTracker".into(),
+            };
+            let status = health
+                .check(request)
+                .await
+                .map(|r| r.into_inner().status)
+                .unwrap_or(-1);
+            Ok(if status == wanted as i32 {
+                Ok(())
+            } else {
+                Err(format!("status {status}"))
+            })
+        }
+    };
+    use tonic_health::pb::health_check_response::ServingStatus;
+    eventually("the tracker reports SERVING", || {
+        status_is(ServingStatus::Serving)
+    })
+    .await?;
+    // The database disappears under the running tracker (its connections are ended too).
+    let url = db.url().expose().to_owned();
+    sqlx::any::install_default_drivers();
+    <sqlx::Any as sqlx::migrate::MigrateDatabase>::force_drop_database(&url).await?;
+    eventually("the tracker reports NOT_SERVING", || {
+        status_is(ServingStatus::NotServing)
+    })
+    .await?;
     tracker.stop().await?;
     Ok(())
 }
