@@ -92,17 +92,62 @@ impl CaseLog {
         self
     }
 
-    /// A case's events in order, read through the stream's per-subject index (direct get, next
-    /// message on `onedoor.v1.case.<case_id>.>`), so the cost follows the case's own length, not
-    /// the stream's. Empty when the case does not exist.
+    /// A case's events in order. Read backwards: the case's last event (the server's
+    /// per-subject state, no scan), then each event's predecessor by the stream sequence its
+    /// writer expected — the stored `Nats-Expected-Last-Subject-Sequence` header, which the
+    /// server enforced when it stored the event, so it is an exact back-pointer — each a get by
+    /// sequence. Measured with `onedoor bench`: a forward walk with wildcard "next message"
+    /// gets makes nats-server 2.15 scan its message block on every get (76 % of its CPU) and
+    /// capped hand-offs at ~700/s; this walk reached ~8,000/s. A message without that header
+    /// (written by something other than this log) falls back to the forward walk, which also
+    /// names any malformed message. Empty when the case does not exist.
     pub async fn load(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
         let filter = subjects::case_filter(&case_id.to_string())?;
+        let nats = |err: String| BusError::Nats {
+            action: "reading a case's events",
+            message: err,
+        };
+        let mut message = match self
+            .stream
+            .direct_get_last_for_subject(filter.clone())
+            .await
+        {
+            Ok(message) => message,
+            Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => return Ok(Vec::new()),
+            Err(err) => return Err(nats(err.to_string())),
+        };
+        let mut events = Vec::new();
+        loop {
+            let previous: Option<u64> = message
+                .headers
+                .get(EXPECTED_LAST_SUBJECT_SEQUENCE)
+                .and_then(|value| value.as_str().parse().ok());
+            let Some(previous) = previous.filter(|p| *p < message.sequence) else {
+                return self.load_forward(&filter).await;
+            };
+            events.push(decode_stored(message.sequence, message.payload)?);
+            if previous == 0 {
+                events.reverse();
+                return Ok(events);
+            }
+            message = self
+                .stream
+                .direct_get(previous)
+                .await
+                .map_err(|err| nats(err.to_string()))?;
+        }
+    }
+
+    /// The forward walk: "next message on the case's subjects from sequence n", one get per
+    /// event and a final not-found. Slow on large streams (see [`CaseLog::load`]), but it reads
+    /// whatever is on the case's subjects, headers or not.
+    async fn load_forward(&self, filter: &str) -> Result<Vec<StoredEvent>, BusError> {
         let mut events = Vec::new();
         let mut next = 1;
         loop {
             let message = match self
                 .stream
-                .direct_get_next_for_subject(filter.clone(), Some(next))
+                .direct_get_next_for_subject(filter.to_owned(), Some(next))
                 .await
             {
                 Ok(message) => message,

@@ -11,6 +11,7 @@
 //! - `commands::adapter`: `onedoor adapter --agency X`, one agency's gRPC gateway.
 //! - `commands::tracker`: `onedoor tracker` (projection + CaseTracker) and `tracker rebuild`.
 //! - `commands::case`: `onedoor case show|list`, read from the tracker.
+//! - `commands::bench`: `onedoor bench`, hand-off throughput and latency beside raw JetStream.
 //! - `commands::common`, `commands::metrics`: registry loading, dev tokens, signals, the
 //!   Prometheus exporter.
 //! - `data_dir`: where a running bus is found (`--data-dir`, `ONEDOOR_DATA_DIR`, `.onedoor/`)
@@ -54,6 +55,9 @@ enum Command {
     NatsConfig(commands::nats::NatsConfigArgs),
     /// Send one demo case through every agency on a service's route (needs `onedoor up`).
     Demo(commands::demo::DemoArgs),
+    /// Measure end-to-end hand-offs (HandOff → Inbox → Ack) on a bus of its own, beside raw
+    /// JetStream on the same server; ends with one JSON line.
+    Bench(commands::bench::BenchArgs),
     /// Check case histories: signatures and hash chains.
     Audit {
         #[command(subcommand)]
@@ -83,8 +87,14 @@ enum RegistryCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The bench hosts adapters that log every event at info; by default it keeps stderr for
+    // warnings (ONEDOOR_LOG=info measures with production logging).
+    let default_level = match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ONEDOOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -97,6 +107,7 @@ fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::NatsConfig(args) => commands::nats::nats_config(args),
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Case { command } => commands::case::run(command),

@@ -1,5 +1,6 @@
 pub mod adapter;
 pub mod audit;
+pub mod bench;
 pub mod case;
 pub mod common;
 pub mod demo;

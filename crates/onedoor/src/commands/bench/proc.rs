@@ -1,0 +1,120 @@
+//! CPU time and memory read from `/proc`: per thread, so the adapters' runtime can be told
+//! apart from the load generator's inside one process, and per process (the nats-server).
+
+use std::path::Path;
+
+/// `/proc` reports CPU time in clock ticks of `USER_HZ`, which the kernel fixes at 100 on every
+/// architecture onedoor runs on (it is part of the ABI, unlike the kernel's own `HZ`).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Thread-name prefix of the adapters' runtime (a Linux thread name holds 15 bytes).
+pub const ADAPTER_THREAD: &str = "od-adapter";
+/// Thread-name prefix of the load generator's runtime.
+pub const CLIENT_THREAD: &str = "od-client";
+
+/// CPU seconds (user + system) at one instant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSnapshot {
+    /// The whole bench process, threads that already ended included.
+    pub process_s: f64,
+    /// Live threads of the adapters' runtime.
+    pub adapter_s: f64,
+    /// Live threads of the load generator's runtime.
+    pub client_s: f64,
+    /// The nats-server process, when the bench started it.
+    pub nats_s: Option<f64>,
+}
+
+impl CpuSnapshot {
+    pub fn take(nats_pid: Option<u32>) -> Self {
+        let mut snapshot = CpuSnapshot {
+            process_s: stat_cpu_s(Path::new("/proc/self/stat")).unwrap_or(0.0),
+            nats_s: nats_pid
+                .and_then(|pid| stat_cpu_s(&Path::new("/proc").join(pid.to_string()).join("stat"))),
+            ..CpuSnapshot::default()
+        };
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return snapshot;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let Ok(name) = std::fs::read_to_string(dir.join("comm")) else {
+                continue;
+            };
+            let Some(cpu) = stat_cpu_s(&dir.join("stat")) else {
+                continue;
+            };
+            if name.starts_with(ADAPTER_THREAD) {
+                snapshot.adapter_s += cpu;
+            } else if name.starts_with(CLIENT_THREAD) {
+                snapshot.client_s += cpu;
+            }
+        }
+        snapshot
+    }
+
+    /// What was spent between `earlier` and `self`.
+    pub fn since(&self, earlier: &CpuSnapshot) -> CpuSnapshot {
+        CpuSnapshot {
+            process_s: self.process_s - earlier.process_s,
+            adapter_s: self.adapter_s - earlier.adapter_s,
+            client_s: self.client_s - earlier.client_s,
+            nats_s: self.nats_s.zip(earlier.nats_s).map(|(a, b)| a - b),
+        }
+    }
+}
+
+/// utime + stime of a `stat` file, in seconds. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+fn stat_cpu_s(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let after_name = &text[text.rfind(')')? + 1..];
+    // After the name: state(3) ppid(4) … utime(14) stime(15); index 0 here is field 3.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
+/// A `kB` line of `/proc/self/status` (`VmHWM`: peak resident set; `VmRSS`: now), in MiB.
+pub fn status_mib(field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line
+        .trim_start_matches(field)
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The 1-minute load average, to say how busy the machine was during a run.
+pub fn load_average_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_time_and_a_peak_rss() {
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(30) {
+            x = x.wrapping_add(1);
+        }
+        assert!(x > 0);
+        let snapshot = CpuSnapshot::take(Some(std::process::id()));
+        assert!(snapshot.process_s >= 0.0);
+        assert!(snapshot.nats_s.is_some());
+        assert!(status_mib("VmHWM").is_some_and(|m| m > 0.0));
+    }
+}
