@@ -6,7 +6,8 @@
 //! `onedoor.v1.case.<case_id>.>`). The loser gets "wrong last sequence", re-reads the case and
 //! decides again with the case rules, which may now refuse the command.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -67,6 +68,37 @@ pub struct CaseLog {
     stream: Stream,
     /// Signs every event this log writes (the writing agency's key).
     signer: Option<Arc<Signer>>,
+    /// Recent case histories, so a write reads only what is new since (a "last event" get and
+    /// the events after the cached one). Never trusted blindly: the last-event get validates
+    /// it, and the append's expected sequence rejects anything stale.
+    cache: Arc<Mutex<HistoryCache>>,
+}
+
+/// Most cases whose histories a log keeps: a bound on memory (a case is a few KiB).
+pub const HISTORY_CACHE_CASES: usize = 1024;
+
+/// Case histories, oldest-inserted evicted first.
+#[derive(Default)]
+struct HistoryCache {
+    cases: HashMap<CaseId, Arc<Vec<StoredEvent>>>,
+    order: VecDeque<CaseId>,
+}
+
+impl HistoryCache {
+    fn get(&self, case_id: &CaseId) -> Option<Arc<Vec<StoredEvent>>> {
+        self.cases.get(case_id).cloned()
+    }
+
+    fn put(&mut self, case_id: CaseId, history: Arc<Vec<StoredEvent>>) {
+        if self.cases.insert(case_id, history).is_none() {
+            self.order.push_back(case_id);
+            while self.order.len() > HISTORY_CACHE_CASES {
+                if let Some(old) = self.order.pop_front() {
+                    self.cases.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl CaseLog {
@@ -83,6 +115,7 @@ impl CaseLog {
             jetstream,
             stream,
             signer: None,
+            cache: Arc::default(),
         })
     }
 
@@ -102,6 +135,28 @@ impl CaseLog {
     /// (written by something other than this log) falls back to the forward walk, which also
     /// names any malformed message. Empty when the case does not exist.
     pub async fn load(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
+        self.load_since(case_id, None).await
+    }
+
+    /// [`CaseLog::load`] through the history cache: the cached history plus what was appended
+    /// after it.
+    async fn load_cached(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
+        let cached = self.cache.lock().ok().and_then(|cache| cache.get(&case_id));
+        let history = self.load_since(case_id, cached).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(case_id, Arc::new(history.clone()));
+        }
+        Ok(history)
+    }
+
+    /// `known` (a prefix of the case's history, or nothing) brought up to date by walking back
+    /// from the case's last event to the last known one. A chain that does not lead back to
+    /// `known` means it was not a prefix: the whole case is read again.
+    async fn load_since(
+        &self,
+        case_id: CaseId,
+        known: Option<Arc<Vec<StoredEvent>>>,
+    ) -> Result<Vec<StoredEvent>, BusError> {
         let filter = subjects::case_filter(&case_id.to_string())?;
         let nats = |err: String| BusError::Nats {
             action: "reading a case's events",
@@ -116,26 +171,38 @@ impl CaseLog {
             Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => return Ok(Vec::new()),
             Err(err) => return Err(nats(err.to_string())),
         };
-        let mut events = Vec::new();
-        loop {
-            let previous: Option<u64> = message
-                .headers
-                .get(EXPECTED_LAST_SUBJECT_SEQUENCE)
-                .and_then(|value| value.as_str().parse().ok());
-            let Some(previous) = previous.filter(|p| *p < message.sequence) else {
-                return self.load_forward(&filter).await;
-            };
-            events.push(decode_stored(message.sequence, message.payload)?);
-            if previous == 0 {
-                events.reverse();
-                return Ok(events);
+        let known_last = known
+            .as_ref()
+            .and_then(|k| k.last())
+            .map_or(0, |e| e.sequence);
+        let mut newer = Vec::new();
+        if message.sequence != known_last {
+            loop {
+                let previous: Option<u64> = message
+                    .headers
+                    .get(EXPECTED_LAST_SUBJECT_SEQUENCE)
+                    .and_then(|value| value.as_str().parse().ok());
+                let Some(previous) = previous.filter(|p| *p < message.sequence) else {
+                    return self.load_forward(&filter).await;
+                };
+                newer.push(decode_stored(message.sequence, message.payload)?);
+                if previous == known_last {
+                    break;
+                }
+                if previous < known_last {
+                    return Box::pin(self.load_since(case_id, None)).await;
+                }
+                message = self
+                    .stream
+                    .direct_get(previous)
+                    .await
+                    .map_err(|err| nats(err.to_string()))?;
             }
-            message = self
-                .stream
-                .direct_get(previous)
-                .await
-                .map_err(|err| nats(err.to_string()))?;
         }
+        newer.reverse();
+        let mut history = known.map(|k| k.as_ref().clone()).unwrap_or_default();
+        history.extend(newer);
+        Ok(history)
     }
 
     /// The forward walk: "next message on the case's subjects from sequence n", one get per
@@ -232,7 +299,7 @@ impl CaseLog {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let history = self.load(request.case_id).await?;
+            let history = self.load_cached(request.case_id).await?;
             if let Some(stored) = history
                 .iter()
                 .find(|s| s.event.event_id == request.event_id)

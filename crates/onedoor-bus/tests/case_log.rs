@@ -507,3 +507,39 @@ async fn a_case_with_500_events_loads_back_in_order() -> anyhow::Result<()> {
     onedoor_case::CaseState::fold(loaded.iter().map(|e| &e.event))?;
     Ok(())
 }
+
+#[tokio::test]
+async fn writers_with_cached_histories_see_what_other_writers_appended() -> anyhow::Result<()> {
+    // Two adapters' logs, each with its own history cache, take turns on one case: every write
+    // must be decided on the whole, current history.
+    let bus = TestBus::start().await?;
+    let other = CaseLog::open(bus.nats.jetstream().await?).await?;
+    let (case_id, _) = bus.open_case().await?;
+    bus.act(case_id, FRONT, hand_off("MOIC")).await?; // cached by `bus.log`
+    other
+        .execute(&bus.request(case_id, "MOIC", Action::Accept), &bus.registry)
+        .await?;
+    // `bus.log` holds versions 1–2 in its cache; the rules must see MOIC's acceptance (v3) to
+    // allow MOIC's hand-on, and refuse a second acceptance.
+    bus.act(case_id, "MOIC", hand_off("MOF")).await?;
+    let again = bus.act(case_id, "MOIC", Action::Accept).await;
+    assert!(
+        matches!(
+            again,
+            Err(BusError::Refused(Refusal::TaskAlreadyAccepted { .. }))
+        ),
+        "{again:?}"
+    );
+    other
+        .execute(&bus.request(case_id, "MOF", Action::Accept), &bus.registry)
+        .await?;
+    let versions: Vec<u64> = bus
+        .log
+        .load(case_id)
+        .await?
+        .iter()
+        .map(|e| e.event.version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    Ok(())
+}
