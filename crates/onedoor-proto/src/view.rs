@@ -22,9 +22,11 @@ pub fn case_view(
     events: Vec<v1::CaseEvent>,
     now: OffsetDateTime,
 ) -> v1::CaseView {
-    let open_tasks: Vec<v1::Task> = state
-        .tasks
-        .values()
+    // Oldest hand-off first, as the contract and the tracker list them.
+    let mut tasks: Vec<_> = state.tasks.values().collect();
+    tasks.sort_by_key(|task| (task.handed_off_at, task.handoff_event));
+    let open_tasks: Vec<v1::Task> = tasks
+        .into_iter()
         .map(|task| v1::Task {
             handoff_event_id: task.handoff_event.to_string(),
             agency: task.agency.to_string(),
