@@ -213,6 +213,28 @@ pub fn working_days_late(lang: Lang, days: u32) -> String {
     }
 }
 
+/// Which rows of a paged list are shown: "Rows 101–200 of 1,234".
+pub fn rows_shown(lang: Lang, first: usize, last: usize, total: usize) -> String {
+    let (first, last, total) = (grouped(first), grouped(last), grouped(total));
+    match lang {
+        Lang::En => format!("Rows {first}–{last} of {total}"),
+        Lang::Lo => format!("ແຖວທີ {first}–{last} ຈາກທັງໝົດ {total}"),
+    }
+}
+
+/// A count with thousands separated by commas, as both languages write them on forms.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Declares [`Msg`] and `Msg::ALL` from one list, so no id can be missing from `ALL`.
 macro_rules! messages {
     ($($name:ident),* $(,)?) => {
@@ -287,6 +309,9 @@ messages! {
     StuckTitle,
     StuckIntro,
     NothingStuck,
+    Pages,
+    PreviousPage,
+    NextPage,
     Recorded,
     Inbox,
     EventId,
@@ -416,6 +441,9 @@ fn en(msg: Msg) -> &'static str {
              agency's IT team must look at them."
         }
         Msg::NothingStuck => "No stuck deliveries.",
+        Msg::Pages => "Pages",
+        Msg::PreviousPage => "Previous page",
+        Msg::NextPage => "Next page",
         Msg::Recorded => "Recorded",
         Msg::Inbox => "Agency inbox",
         Msg::EventId => "Event ID",
@@ -553,6 +581,9 @@ fn lo(msg: Msg) -> &'static str {
         Msg::StuckTitle => "ການສົ່ງທີ່ຄ້າງ",
         Msg::StuckIntro => "ເຫດການທີ່ລະບົບຂອງພາກສ່ວນບໍ່ໄດ້ຮັບ ຫຼັງຈາກສົ່ງຄົບທຸກຄັ້ງແລ້ວ. ທີມໄອທີຂອງພາກສ່ວນນັ້ນຕ້ອງກວດເບິ່ງ.",
         Msg::NothingStuck => "ບໍ່ມີການສົ່ງທີ່ຄ້າງ.",
+        Msg::Pages => "ໜ້າ",
+        Msg::PreviousPage => "ໜ້າກ່ອນ",
+        Msg::NextPage => "ໜ້າຕໍ່ໄປ",
         Msg::Recorded => "ບັນທຶກເມື່ອ",
         Msg::Inbox => "ກ່ອງຮັບຂອງພາກສ່ວນ",
         Msg::EventId => "ລະຫັດເຫດການ",
@@ -628,6 +659,18 @@ mod tests {
     use time::macros::{datetime, offset};
 
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(
+            rows_shown(Lang::En, 101, 200, 1234),
+            "Rows 101–200 of 1,234"
+        );
+    }
 
     fn is_lao(c: char) -> bool {
         ('\u{0E80}'..='\u{0EFF}').contains(&c)

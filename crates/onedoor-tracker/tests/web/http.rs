@@ -452,3 +452,68 @@ async fn the_stuck_list_says_so_when_nats_cannot_be_reached() -> anyhow::Result<
     assert_eq!(app.get("/overdue", &[LAO]).await?.status, StatusCode::OK);
     app.stop().await
 }
+
+/// A long list is shown a page at a time; the pages together hold every row once, and the
+/// links keep the filter and the sort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_overdue_list_is_paged_and_every_task_is_on_exactly_one_page() -> anyhow::Result<()>
+{
+    const LATE_CASES: usize = 130;
+    let app = WebApp::start().await?;
+    let mut cases = Vec::with_capacity(LATE_CASES);
+    for n in 0..LATE_CASES {
+        let at = MONDAY + Span::minutes(n as i64);
+        let case = app
+            .bus
+            .open(
+                FRONT,
+                "enterprise-registration",
+                &format!("VTE-2026-{n:05}"),
+                "paging",
+                at,
+            )
+            .await?;
+        app.bus
+            .hand_off(case, FRONT, "MOIC", Some(1), at + Span::minutes(1))
+            .await?;
+        cases.push(case);
+    }
+    app.projected(&cases).await?;
+
+    let first = app
+        .get("/overdue?agency=MOIC&sort=case&dir=asc", &[ENGLISH])
+        .await?;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body.contains("Rows 1–100 of 130"), "{}", first.body);
+    assert!(
+        first.body.contains(
+            r#"href="/overdue?agency=MOIC&amp;service=&amp;sort=case&amp;dir=asc&amp;page=2""#
+        ),
+        "the next page keeps the filter and the sort"
+    );
+    let second = app
+        .get("/overdue?agency=MOIC&sort=case&dir=asc&page=2", &[ENGLISH])
+        .await?;
+    assert!(second.body.contains("Rows 101–130 of 130"));
+    assert!(!second.body.contains(r#"rel="next""#), "the last page");
+    let beyond = app
+        .get("/overdue?agency=MOIC&sort=case&dir=asc&page=99", &[ENGLISH])
+        .await?;
+    assert!(
+        beyond.body.contains("Rows 101–130 of 130"),
+        "past the end: the last page"
+    );
+    for case in &cases {
+        let id = format!(r#"href="/cases/{case}""#);
+        let on_pages = [&first, &second]
+            .iter()
+            .filter(|page| page.body.contains(&id))
+            .count();
+        assert_eq!(on_pages, 1, "case {case} on {on_pages} pages");
+    }
+    let zero = app.get("/overdue?page=0", &[ENGLISH]).await?;
+    assert_eq!(zero.status, StatusCode::BAD_REQUEST);
+    let words = app.get("/overdue?page=two", &[LAO]).await?;
+    assert_eq!(words.status, StatusCode::BAD_REQUEST);
+    app.stop().await
+}
