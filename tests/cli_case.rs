@@ -19,6 +19,8 @@ use support::{DEADLINE, onedoor, terminate};
 use time::OffsetDateTime;
 
 const FRONT: &str = "ODSC-VTE-SAYSETTHA";
+/// The supervisor token the tests' tracker accepts (it is given only the hash).
+const SUPERVISOR: &str = "supervisor-token-for-cli-tests-0123";
 
 /// A bus with cases on it and `onedoor tracker` running against it.
 struct Staff {
@@ -39,9 +41,13 @@ impl Staff {
             &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml"),
         )?;
         let data_dir = tempfile::tempdir()?;
+        let supervisor_hash =
+            onedoor_adapter::devpki::hex(&onedoor_adapter::Token::new(SUPERVISOR)?.sha256());
         let mut tracker = onedoor()
             .args(["tracker", "--listen", "127.0.0.1:0", "--nats-url"])
             .arg(nats.url())
+            .arg("--supervisor-token-sha256")
+            .arg(supervisor_hash)
             .arg("--data-dir")
             .arg(data_dir.path())
             .stdout(Stdio::piped())
@@ -114,11 +120,13 @@ impl Staff {
         let mut client = CaseTrackerClient::connect(self.url.clone()).await?;
         let started = Instant::now();
         loop {
-            let view = client
-                .get_case(v1::GetCaseRequest {
-                    case_id: case_id.to_string(),
-                })
-                .await;
+            let mut request = tonic::Request::new(v1::GetCaseRequest {
+                case_id: case_id.to_string(),
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {SUPERVISOR}").parse()?);
+            let view = client.get_case(request).await;
             if matches!(&view, Ok(v) if v.get_ref().version == version) {
                 return Ok(());
             }
@@ -138,7 +146,7 @@ impl Staff {
             "version": 1, "pid": std::process::id(), "started_at": "2026-11-27T00:00:00Z",
             "registry": "built-in", "agencies": {},
             "nats": { "url": "nats://127.0.0.1:1", "monitor_url": "", "stream": "ONEDOOR", "server_version": "2.15.1" },
-            "tracker": { "grpc": self.url },
+            "tracker": { "grpc": self.url, "supervisor_token": SUPERVISOR },
         });
         std::fs::write(
             dir.join("endpoints.json"),
@@ -174,9 +182,14 @@ fn grpc_url(child: &mut Child) -> anyhow::Result<String> {
     Ok(rx.recv_timeout(DEADLINE)?)
 }
 
+/// `onedoor case ARGS`; with `--tracker` (no endpoints.json to find a token in) the
+/// supervisor token goes along.
 fn case(args: &[&str], data_dir: Option<&Path>) -> Output {
     let mut command = onedoor();
     command.arg("case").args(args);
+    if args.contains(&"--tracker") {
+        command.args(["--token", SUPERVISOR]);
+    }
     if let Some(dir) = data_dir {
         command.arg("--data-dir").arg(dir);
     }
@@ -397,5 +410,38 @@ async fn tracker_stats_and_stuck_show_overdue_tasks_and_stuck_deliveries() -> an
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(json["stuck"][0]["agency"], "MPWT");
     assert_eq!(json["stuck"][0]["case_id"], case_id.to_string());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracker_refuses_case_commands_without_a_valid_token() -> anyhow::Result<()> {
+    let staff = Staff::start().await?;
+    let case_id = staff.overdue_case("MPWT", "LA-REF-7").await?;
+    let empty = tempfile::tempdir()?;
+    for token in [None, Some("not-the-supervisor-token-0123")] {
+        let mut command = onedoor();
+        command
+            .args([
+                "case",
+                "show",
+                &case_id.to_string(),
+                "--tracker",
+                &staff.url,
+            ])
+            .arg("--data-dir")
+            .arg(empty.path());
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        let out = command.output()?;
+        assert!(!out.status.success(), "{token:?}");
+        let err = stderr(&out);
+        assert!(err.contains("refused the credentials"), "{err}");
+        assert!(
+            !stdout(&out).contains(&case_id.to_string()),
+            "nothing shown"
+        );
+        assert_no_crash(&out);
+    }
     Ok(())
 }
