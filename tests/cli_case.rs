@@ -34,6 +34,11 @@ struct Staff {
 
 impl Staff {
     async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// `onedoor tracker` with `extra` flags besides its NATS, data dir and supervisor token.
+    async fn start_with(extra: &[&std::ffi::OsStr]) -> anyhow::Result<Self> {
         let nats = TestNats::start().await?;
         let js = nats.jetstream().await?;
         ensure_stream(&js, &StreamSettings::development()).await?;
@@ -48,6 +53,7 @@ impl Staff {
             .arg(nats.url())
             .arg("--supervisor-token-sha256")
             .arg(supervisor_hash)
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir.path())
             .stdout(Stdio::piped())
@@ -443,5 +449,85 @@ async fn the_tracker_refuses_case_commands_without_a_valid_token() -> anyhow::Re
         );
         assert_no_crash(&out);
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_tracker_serves_case_commands_that_trust_its_ca_and_plaintext_is_told_why()
+-> anyhow::Result<()> {
+    let pki = onedoor_adapter::devpki::DevPki::generate(["MOF"])?;
+    let files = tempfile::tempdir()?;
+    let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+        let path = files.path().join(name);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    };
+    let cert = write("server.pem", &pki.server.cert_pem)?;
+    let key = write("server-key.pem", &pki.server.key_pem)?;
+    let ca = write("ca.pem", &pki.ca_cert_pem)?;
+    let mof = write("mof.pem", &pki.clients["MOF"].cert_pem)?;
+    let mof_flag = format!("MOF={}", mof.display());
+    let staff = Staff::start_with(&[
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+        "--client-ca".as_ref(),
+        ca.as_os_str(),
+        "--client-cert".as_ref(),
+        mof_flag.as_ref(),
+    ])
+    .await?;
+    assert!(staff.url.starts_with("https://"), "{}", staff.url);
+    let empty = tempfile::tempdir()?;
+    let run = |url: &str, ca: Option<&Path>| {
+        let mut command = onedoor();
+        command
+            .args([
+                "case",
+                "list",
+                "--json",
+                "--tracker",
+                url,
+                "--token",
+                SUPERVISOR,
+            ])
+            .arg("--data-dir")
+            .arg(empty.path());
+        if let Some(ca) = ca {
+            command.arg("--ca-cert").arg(ca);
+        }
+        command.output().expect("onedoor case runs")
+    };
+    let out = run(&staff.url, Some(&ca));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert!(json["cases"].is_array());
+
+    // Without the CA the server is not trusted; over plaintext it is not spoken to.
+    let out = run(&staff.url, None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
+    assert_no_crash(&out);
+    let plain = staff.url.replacen("https://", "http://", 1);
+    let out = run(&plain, None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("use https://"), "{}", stderr(&out));
+    assert_no_crash(&out);
+
+    // Plaintext beyond loopback is refused before anything is served.
+    let out = onedoor()
+        .args([
+            "tracker",
+            "--listen",
+            "0.0.0.0:0",
+            "--nats-url",
+            "nats://127.0.0.1:1",
+        ])
+        .arg("--data-dir")
+        .arg(empty.path())
+        .output()?;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--tls-cert"), "{}", stderr(&out));
     Ok(())
 }

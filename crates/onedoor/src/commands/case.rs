@@ -174,10 +174,17 @@ async fn connect(address: &TrackerAddress) -> anyhow::Result<(Client, String)> {
     let bearer = Bearer::new(target.token.as_deref())?;
     match endpoint.connect().await {
         Ok(channel) => Ok((CaseTrackerClient::with_interceptor(channel, bearer), url)),
-        Err(error) => anyhow::bail!(
-            "cannot reach the tracker at {url} ({}); is `onedoor up` or `onedoor tracker` running?",
-            root_cause(&error)
-        ),
+        Err(error) => {
+            let cause = root_cause(&error);
+            if cause.contains("certificate") {
+                anyhow::bail!(
+                    "cannot trust the tracker at {url} ({cause}); pass --ca-cert with the CA that signed its certificate"
+                )
+            }
+            anyhow::bail!(
+                "cannot reach the tracker at {url} ({cause}); is `onedoor up` or `onedoor tracker` running?"
+            )
+        }
     }
 }
 

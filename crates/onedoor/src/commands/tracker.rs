@@ -67,10 +67,22 @@ pub struct TrackerSecurity {
         value_delimiter = ','
     )]
     pub supervisor_token_sha256: Vec<String>,
+    /// Serve plaintext on a non-loopback address anyway (behind a proxy that terminates TLS);
+    /// without it, such a start is refused, since tokens and sessions would cross the network
+    /// in clear.
+    #[arg(long)]
+    pub allow_plaintext: bool,
 }
 
 impl TrackerSecurity {
-    fn apply(&self, config: &mut TrackerConfig) -> anyhow::Result<()> {
+    fn apply(&self, config: &mut TrackerConfig, listens: &[SocketAddr]) -> anyhow::Result<()> {
+        let exposed = listens.iter().any(|address| !address.ip().is_loopback());
+        if self.tls_cert.is_none() && exposed && !self.allow_plaintext {
+            anyhow::bail!(
+                "refusing to serve gRPC and the web page in plaintext on a non-loopback address: \
+                 pass --tls-cert and --tls-key (or --allow-plaintext behind a TLS proxy)"
+            );
+        }
         let read = |path: &Path| {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
         };
@@ -209,7 +221,7 @@ async fn serve(
     security: TrackerSecurity,
 ) -> anyhow::Result<ExitCode> {
     let mut config = options.config()?;
-    security.apply(&mut config)?;
+    security.apply(&mut config, &[listen, web_listen])?;
     if let Some(path) = &staff_accounts {
         let accounts = onedoor_tracker::web::StaffAccounts::load(path, &config.registry)?;
         config.staff_accounts = Some(std::sync::Arc::new(accounts));
