@@ -30,6 +30,8 @@ pub struct WebApp {
     pub bus: TestBus,
     pub store: Store,
     pub web: SocketAddr,
+    /// `https` when started with a TLS identity.
+    scheme: &'static str,
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), TrackerError>>,
@@ -73,6 +75,7 @@ impl WebApp {
         let db = TestDb::sqlite();
         let clock = Arc::new(ManualClock::new(NOW));
         let mut config = bus.config(&db, clock);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         config.tls = tls;
         if let Some(text) = accounts {
             config.staff_accounts = Some(Arc::new(StaffAccounts::from_toml(
@@ -98,6 +101,7 @@ impl WebApp {
             bus,
             store,
             web,
+            scheme,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
             task,
@@ -106,7 +110,7 @@ impl WebApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.web)
+        format!("{}://{}{path}", self.scheme, self.web)
     }
 
     /// Waits until the tracker shows every case at its latest version.
