@@ -19,6 +19,8 @@ use support::{DEADLINE, onedoor, terminate};
 use time::OffsetDateTime;
 
 const FRONT: &str = "ODSC-VTE-SAYSETTHA";
+/// The supervisor token the tests' tracker accepts (it is given only the hash).
+const SUPERVISOR: &str = "supervisor-token-for-cli-tests-0123";
 
 /// A bus with cases on it and `onedoor tracker` running against it.
 struct Staff {
@@ -32,6 +34,11 @@ struct Staff {
 
 impl Staff {
     async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// `onedoor tracker` with `extra` flags besides its NATS, data dir and supervisor token.
+    async fn start_with(extra: &[&std::ffi::OsStr]) -> anyhow::Result<Self> {
         let nats = TestNats::start().await?;
         let js = nats.jetstream().await?;
         ensure_stream(&js, &StreamSettings::development()).await?;
@@ -39,9 +46,14 @@ impl Staff {
             &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml"),
         )?;
         let data_dir = tempfile::tempdir()?;
+        let supervisor_hash =
+            onedoor_adapter::devpki::hex(&onedoor_adapter::Token::new(SUPERVISOR)?.sha256());
         let mut tracker = onedoor()
             .args(["tracker", "--listen", "127.0.0.1:0", "--nats-url"])
             .arg(nats.url())
+            .arg("--supervisor-token-sha256")
+            .arg(supervisor_hash)
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir.path())
             .stdout(Stdio::piped())
@@ -114,11 +126,13 @@ impl Staff {
         let mut client = CaseTrackerClient::connect(self.url.clone()).await?;
         let started = Instant::now();
         loop {
-            let view = client
-                .get_case(v1::GetCaseRequest {
-                    case_id: case_id.to_string(),
-                })
-                .await;
+            let mut request = tonic::Request::new(v1::GetCaseRequest {
+                case_id: case_id.to_string(),
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {SUPERVISOR}").parse()?);
+            let view = client.get_case(request).await;
             if matches!(&view, Ok(v) if v.get_ref().version == version) {
                 return Ok(());
             }
@@ -138,7 +152,7 @@ impl Staff {
             "version": 1, "pid": std::process::id(), "started_at": "2026-11-27T00:00:00Z",
             "registry": "built-in", "agencies": {},
             "nats": { "url": "nats://127.0.0.1:1", "monitor_url": "", "stream": "ONEDOOR", "server_version": "2.15.1" },
-            "tracker": { "grpc": self.url },
+            "tracker": { "grpc": self.url, "supervisor_token": SUPERVISOR },
         });
         std::fs::write(
             dir.join("endpoints.json"),
@@ -174,9 +188,14 @@ fn grpc_url(child: &mut Child) -> anyhow::Result<String> {
     Ok(rx.recv_timeout(DEADLINE)?)
 }
 
+/// `onedoor case ARGS`; with `--tracker` (no endpoints.json to find a token in) the
+/// supervisor token goes along.
 fn case(args: &[&str], data_dir: Option<&Path>) -> Output {
     let mut command = onedoor();
     command.arg("case").args(args);
+    if args.contains(&"--tracker") {
+        command.args(["--token", SUPERVISOR]);
+    }
     if let Some(dir) = data_dir {
         command.arg("--data-dir").arg(dir);
     }
@@ -397,5 +416,118 @@ async fn tracker_stats_and_stuck_show_overdue_tasks_and_stuck_deliveries() -> an
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(json["stuck"][0]["agency"], "MPWT");
     assert_eq!(json["stuck"][0]["case_id"], case_id.to_string());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracker_refuses_case_commands_without_a_valid_token() -> anyhow::Result<()> {
+    let staff = Staff::start().await?;
+    let case_id = staff.overdue_case("MPWT", "LA-REF-7").await?;
+    let empty = tempfile::tempdir()?;
+    for token in [None, Some("not-the-supervisor-token-0123")] {
+        let mut command = onedoor();
+        command
+            .args([
+                "case",
+                "show",
+                &case_id.to_string(),
+                "--tracker",
+                &staff.url,
+            ])
+            .arg("--data-dir")
+            .arg(empty.path());
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        let out = command.output()?;
+        assert!(!out.status.success(), "{token:?}");
+        let err = stderr(&out);
+        assert!(err.contains("refused the credentials"), "{err}");
+        assert!(
+            !stdout(&out).contains(&case_id.to_string()),
+            "nothing shown"
+        );
+        assert_no_crash(&out);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_tracker_serves_case_commands_that_trust_its_ca_and_plaintext_is_told_why()
+-> anyhow::Result<()> {
+    let pki = onedoor_adapter::devpki::DevPki::generate(["MOF"])?;
+    let files = tempfile::tempdir()?;
+    let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+        let path = files.path().join(name);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    };
+    let cert = write("server.pem", &pki.server.cert_pem)?;
+    let key = write("server-key.pem", &pki.server.key_pem)?;
+    let ca = write("ca.pem", &pki.ca_cert_pem)?;
+    let mof = write("mof.pem", &pki.clients["MOF"].cert_pem)?;
+    let mof_flag = format!("MOF={}", mof.display());
+    let staff = Staff::start_with(&[
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+        "--client-ca".as_ref(),
+        ca.as_os_str(),
+        "--client-cert".as_ref(),
+        mof_flag.as_ref(),
+    ])
+    .await?;
+    assert!(staff.url.starts_with("https://"), "{}", staff.url);
+    let empty = tempfile::tempdir()?;
+    let run = |url: &str, ca: Option<&Path>| {
+        let mut command = onedoor();
+        command
+            .args([
+                "case",
+                "list",
+                "--json",
+                "--tracker",
+                url,
+                "--token",
+                SUPERVISOR,
+            ])
+            .arg("--data-dir")
+            .arg(empty.path());
+        if let Some(ca) = ca {
+            command.arg("--ca-cert").arg(ca);
+        }
+        command.output().expect("onedoor case runs")
+    };
+    let out = run(&staff.url, Some(&ca));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert!(json["cases"].is_array());
+
+    // Without the CA the server is not trusted; over plaintext it is not spoken to.
+    let out = run(&staff.url, None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
+    assert_no_crash(&out);
+    let plain = staff.url.replacen("https://", "http://", 1);
+    let out = run(&plain, None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("use https://"), "{}", stderr(&out));
+    assert_no_crash(&out);
+
+    // Plaintext beyond loopback is refused before anything is served.
+    let out = onedoor()
+        .args([
+            "tracker",
+            "--listen",
+            "0.0.0.0:0",
+            "--nats-url",
+            "nats://127.0.0.1:1",
+        ])
+        .arg("--data-dir")
+        .arg(empty.path())
+        .output()?;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--tls-cert"), "{}", stderr(&out));
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Secrets stay out of logs: a full run of `onedoor up --demo` at debug level, plus the CLI
-//! commands staff and operators run, never print a token, a signing seed, an nkey seed or a
-//! private key.
+//! commands staff and operators run, never print a token (agencies' or the tracker's
+//! supervisor's), a signing seed, an nkey seed or a private key.
 
 mod support;
 
@@ -19,6 +19,12 @@ fn secrets(data_dir: &Path, endpoints: &serde_json::Value) -> Vec<String> {
     {
         found.push(agency["token"].as_str().expect("token").to_owned());
     }
+    found.push(
+        endpoints["tracker"]["supervisor_token"]
+            .as_str()
+            .expect("the tracker's supervisor token")
+            .to_owned(),
+    );
     for dir in ["keys", "tls/clients", "nats-credentials"] {
         for entry in std::fs::read_dir(data_dir.join(dir)).expect("secrets dir") {
             let path = entry.expect("entry").path();

@@ -23,6 +23,21 @@ async fn http_get(url: &str) -> String {
     body
 }
 
+/// The first bytes a server sends back to a plain HTTP/1.1 request ("" when it just closes).
+async fn http_get_status(host: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(host).await else {
+        return String::new();
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn up_starts_nats_the_stream_and_every_adapter_and_cleans_up_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -124,6 +139,100 @@ async fn up_starts_nats_the_stream_and_every_adapter_and_cleans_up_on_sigterm() 
             status.message()
         );
     }
+
+    // The tracker: gRPC and the web page over TLS, a supervisor token (owner-only file) that
+    // `onedoor case` uses by default, and agencies confined to their own cases.
+    let tracker = &endpoints["tracker"];
+    let grpc = tracker["grpc"].as_str().expect("tracker.grpc");
+    let web = tracker["web"].as_str().expect("tracker.web");
+    assert!(grpc.starts_with("https://"), "{grpc}");
+    assert!(web.starts_with("https://"), "{web}");
+    let supervisor = tracker["supervisor_token"]
+        .as_str()
+        .expect("supervisor token");
+    let token_file = tracker["supervisor_token_file"]
+        .as_str()
+        .expect("supervisor token file");
+    assert_eq!(
+        std::fs::read_to_string(token_file).expect("token file"),
+        supervisor
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(token_file)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+    }
+    let opened = front.open_case("cli-up-tracker").await.case_id;
+    let case_list = |token: Option<&str>| {
+        let mut command = onedoor();
+        command
+            .args(["case", "list", "--json", "--data-dir"])
+            .arg(dir.path());
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        let out = command.output().expect("case list runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        json["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .filter_map(|c| c["case_id"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !case_list(None).contains(&opened) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the supervisor's `case list` shows the new case"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let front_token = endpoints["agencies"]["ODSC-VTE-SAYSETTHA"]["token"]
+        .as_str()
+        .expect("token");
+    let moic_token = endpoints["agencies"]["MOIC"]["token"]
+        .as_str()
+        .expect("token");
+    assert!(case_list(Some(front_token)).contains(&opened));
+    assert!(
+        !case_list(Some(moic_token)).contains(&opened),
+        "MOIC is not part of the front office's new case"
+    );
+    let out = onedoor()
+        .args(["case", "show", &opened, "--token", moic_token, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("case show runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("no case {opened}")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain HTTP to the HTTPS web page gets no page.
+    let web_address = web
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let plain = tokio::time::timeout(
+        Duration::from_secs(10),
+        http_get_status(&web_address, "/healthz"),
+    )
+    .await
+    .expect("the server answers or closes in time");
+    assert!(
+        !plain.starts_with("HTTP/1.1 200"),
+        "plain HTTP must not be served: {plain:?}"
+    );
 
     let metrics = http_get(endpoints["metrics_url"].as_str().expect("metrics_url")).await;
     assert!(metrics.contains("onedoor_adapter_rpc_total"), "{metrics}");

@@ -1,16 +1,40 @@
-//! Who may call an agency's adapter: that agency's own systems, proven by a TLS client
-//! certificate the adapter knows, or by a bearer token whose SHA-256 the registry (or the
-//! adapter's configuration) lists. The adapter never keeps a token in plain text.
+//! Who is calling a gRPC server of the bus: proven by a TLS client certificate the server
+//! knows, or by a bearer token whose SHA-256 the registry (or the server's configuration)
+//! lists. No server keeps a token in plain text.
+//!
+//! [`Keyring`] is the shared part: the adapter's keyring names one caller (its own agency); the
+//! tracker's names every agency plus its supervisor. Both answer with the same codes: a
+//! missing, unknown or revoked token is UNAUTHENTICATED; a certificate the keyring does not
+//! know, or one that names someone other than the token presented with it, is
+//! PERMISSION_DENIED.
 
 use std::fmt;
 use std::sync::Arc;
 
 use onedoor_case::{AgencyCode, Registry};
 use sha2::{Digest as _, Sha256};
+use tonic::transport::ServerTlsConfig;
 use tonic::{Request, Status};
 
 use crate::devpki::hex;
 use crate::error::AdapterError;
+use crate::server::TlsIdentity;
+
+/// The gRPC server's TLS configuration: its identity and, with a client CA, client
+/// certificates accepted but not required (callers with a token but no certificate still
+/// connect; [`Keyring::identify`] decides what a certificate proves).
+pub fn server_tls_config(identity: &TlsIdentity) -> ServerTlsConfig {
+    let config = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
+        &identity.cert_pem,
+        &identity.key_pem,
+    ));
+    match &identity.client_ca_pem {
+        Some(ca) => config
+            .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+            .client_auth_optional(true),
+        None => config,
+    }
+}
 
 /// A secret that never prints.
 #[derive(Clone)]
@@ -43,16 +67,165 @@ impl fmt::Debug for Token {
     }
 }
 
+/// Why a call was refused; never says which token, if any, was close.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing or unknown bearer token")]
+    Unauthenticated,
+    #[error("token {label:?} has been revoked; ask the operator for a new one")]
+    Revoked { label: String },
+    #[error("this TLS client certificate (sha256 {fingerprint}) is not known here")]
+    UnknownCertificate { fingerprint: String },
+    #[error(
+        "the TLS client certificate and the bearer token name different callers: present one identity"
+    )]
+    Mismatch,
+}
+
+impl From<AuthError> for Status {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated | AuthError::Revoked { .. } => {
+                Status::unauthenticated(error.to_string())
+            }
+            AuthError::UnknownCertificate { .. } | AuthError::Mismatch => {
+                Status::permission_denied(error.to_string())
+            }
+        }
+    }
+}
+
+/// Credentials in hashed form only, each naming a caller `P`.
+#[derive(Clone)]
+pub struct Keyring<P> {
+    /// (hash, label, caller): tokens that authenticate.
+    tokens: Arc<Vec<([u8; 32], String, P)>>,
+    /// (hash, label): tokens listed as revoked, refused with a message that says so.
+    revoked: Arc<Vec<([u8; 32], String)>>,
+    /// SHA-256 of client certificates (DER) and whom each names.
+    certificates: Arc<Vec<([u8; 32], P)>>,
+}
+
+impl<P> Default for Keyring<P> {
+    fn default() -> Self {
+        Keyring {
+            tokens: Arc::default(),
+            revoked: Arc::default(),
+            certificates: Arc::default(),
+        }
+    }
+}
+
+/// Compares every listed hash without stopping early: the time taken says nothing about which,
+/// if any, matched.
+fn find<'a, T>(list: &'a [([u8; 32], T)], hash: &[u8; 32]) -> Option<&'a T> {
+    let mut found = None;
+    for (listed, item) in list {
+        let same = listed
+            .iter()
+            .zip(hash.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        if same {
+            found = Some(item);
+        }
+    }
+    found
+}
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer<T>(request: &Request<T>) -> Option<&str> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        // The auth scheme is case-insensitive (RFC 7235); the token itself is not.
+        .and_then(|value| {
+            value
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, token)| token.trim())
+}
+
+impl<P: Clone + PartialEq> Keyring<P> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token, by its SHA-256, naming `caller`.
+    pub fn add_token(&mut self, sha256: [u8; 32], label: impl Into<String>, caller: P) {
+        Arc::make_mut(&mut self.tokens).push((sha256, label.into(), caller));
+    }
+
+    pub fn add_revoked(&mut self, sha256: [u8; 32], label: impl Into<String>) {
+        Arc::make_mut(&mut self.revoked).push((sha256, label.into()));
+    }
+
+    /// A client certificate, by the SHA-256 of its DER, naming `caller`.
+    pub fn add_certificate(&mut self, sha256: [u8; 32], caller: P) {
+        Arc::make_mut(&mut self.certificates).push((sha256, caller));
+    }
+
+    /// Every token the registry lists for `agency` (revoked ones as revoked), naming `caller`.
+    pub fn add_registry_tokens(&mut self, registry: &Registry, agency: &AgencyCode, caller: P) {
+        let Some(entry) = registry.agency(agency) else {
+            return;
+        };
+        for token in &entry.tokens {
+            if token.revoked {
+                self.add_revoked(token.sha256, token.label.clone());
+            } else {
+                self.add_token(token.sha256, token.label.clone(), caller.clone());
+            }
+        }
+    }
+
+    fn token_caller(&self, presented: &str) -> Result<P, AuthError> {
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let tokens: Vec<([u8; 32], &P)> = self.tokens.iter().map(|(h, _, p)| (*h, p)).collect();
+        if let Some(caller) = find(&tokens, &hash) {
+            return Ok((*caller).clone());
+        }
+        if let Some(label) = find(&self.revoked, &hash) {
+            return Err(AuthError::Revoked {
+                label: label.clone(),
+            });
+        }
+        Err(AuthError::Unauthenticated)
+    }
+
+    /// Who is calling. A client certificate, when the connection has one, decides (TLS already
+    /// verified it against the CA; here it must be one this keyring knows); a token sent with
+    /// it must not name someone else.
+    pub fn identify<T>(&self, request: &Request<T>) -> Result<P, AuthError> {
+        let token = bearer(request);
+        if let Some(leaf) = request
+            .peer_certs()
+            .and_then(|certs| certs.first().cloned())
+        {
+            let fingerprint: [u8; 32] = Sha256::digest(leaf.as_ref()).into();
+            let Some(caller) = find(&self.certificates, &fingerprint) else {
+                return Err(AuthError::UnknownCertificate {
+                    fingerprint: hex(&fingerprint),
+                });
+            };
+            if let Some(Ok(other)) = token.map(|t| self.token_caller(t))
+                && other != *caller
+            {
+                return Err(AuthError::Mismatch);
+            }
+            return Ok(caller.clone());
+        }
+        self.token_caller(token.ok_or(AuthError::Unauthenticated)?)
+    }
+}
+
 /// What the adapter accepts for its agency, in hashed form only.
 #[derive(Clone)]
 pub struct Credentials {
     agency: AgencyCode,
-    /// (hash, label): tokens that authenticate.
-    tokens: Arc<Vec<([u8; 32], String)>>,
-    /// (hash, label): tokens listed as revoked, refused with a message that says so.
-    revoked: Arc<Vec<([u8; 32], String)>>,
-    /// SHA-256 of the agency's client certificates (DER).
-    client_certs: Arc<Vec<[u8; 32]>>,
+    keyring: Keyring<AgencyCode>,
 }
 
 impl Credentials {
@@ -64,81 +237,37 @@ impl Credentials {
         extra: Option<&Token>,
         client_certs: Vec<[u8; 32]>,
     ) -> Self {
-        let mut tokens = Vec::new();
-        let mut revoked = Vec::new();
-        if let Some(entry) = registry.agency(agency) {
-            for token in &entry.tokens {
-                let item = (token.sha256, token.label.clone());
-                if token.revoked {
-                    revoked.push(item)
-                } else {
-                    tokens.push(item)
-                }
-            }
-        }
+        let mut keyring = Keyring::new();
+        keyring.add_registry_tokens(registry, agency, agency.clone());
         if let Some(token) = extra {
-            tokens.push((token.sha256(), "configured".to_owned()));
+            keyring.add_token(token.sha256(), "configured", agency.clone());
+        }
+        for fingerprint in client_certs {
+            keyring.add_certificate(fingerprint, agency.clone());
         }
         Credentials {
             agency: agency.clone(),
-            tokens: Arc::new(tokens),
-            revoked: Arc::new(revoked),
-            client_certs: Arc::new(client_certs),
+            keyring,
         }
     }
 
     fn check<T>(&self, request: &Request<T>) -> Result<(), AdapterError> {
-        // A client certificate, when the connection has one, decides: it was already verified
-        // against the CA by TLS; here it must be one of this agency's.
-        if let Some(leaf) = request
-            .peer_certs()
-            .and_then(|certs| certs.first().cloned())
-        {
-            let fingerprint: [u8; 32] = Sha256::digest(leaf.as_ref()).into();
-            if self.client_certs.contains(&fingerprint) {
-                return Ok(());
+        match self.keyring.identify(request) {
+            Ok(_) => Ok(()),
+            Err(AuthError::Unauthenticated) => Err(AdapterError::Unauthenticated),
+            Err(AuthError::Revoked { label }) => Err(AdapterError::RevokedToken { label }),
+            // One caller only: a certificate it does not know is another agency's.
+            Err(AuthError::UnknownCertificate { fingerprint }) => {
+                Err(AdapterError::ForeignCertificate {
+                    agency: self.agency.to_string(),
+                    fingerprint,
+                })
             }
-            return Err(AdapterError::ForeignCertificate {
+            Err(AuthError::Mismatch) => Err(AdapterError::ForeignCertificate {
                 agency: self.agency.to_string(),
-                fingerprint: hex(&fingerprint),
-            });
+                fingerprint: String::new(),
+            }),
         }
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
-            // The auth scheme is case-insensitive (RFC 7235); the token itself is not.
-            .and_then(|value| {
-                value
-                    .split_once(' ')
-                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            })
-            .map(|(_, token)| token.trim())
-            .ok_or(AdapterError::Unauthenticated)?;
-        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        // Compare every listed hash without stopping early: the time taken says nothing about
-        // which, if any, matched.
-        let matches = |list: &[([u8; 32], String)]| -> Option<String> {
-            let mut found = None;
-            for (listed, label) in list {
-                let same = listed
-                    .iter()
-                    .zip(hash.iter())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0;
-                if same {
-                    found = Some(label.clone());
-                }
-            }
-            found
-        };
-        if matches(&self.tokens).is_some() {
-            return Ok(());
-        }
-        if let Some(label) = matches(&self.revoked) {
-            return Err(AdapterError::RevokedToken { label });
-        }
-        Err(AdapterError::Unauthenticated)
     }
 }
 
@@ -165,5 +294,36 @@ mod tests {
     #[test]
     fn short_tokens_are_refused() {
         assert!(Token::new("short").is_err());
+    }
+
+    fn with_token(token: &str) -> Request<()> {
+        let mut request = Request::new(());
+        let value = format!("Bearer {token}").parse().expect("ascii");
+        request.metadata_mut().insert("authorization", value);
+        request
+    }
+
+    #[test]
+    fn a_keyring_names_the_caller_of_a_token_and_refuses_the_rest() {
+        let mut keyring = Keyring::new();
+        let good = Token::new("good-token-0123456789").expect("long");
+        let old = Token::new("old-token-0123456789").expect("long");
+        keyring.add_token(good.sha256(), "good", "MOF");
+        keyring.add_revoked(old.sha256(), "old");
+        assert_eq!(keyring.identify(&with_token(good.expose())), Ok("MOF"));
+        assert_eq!(
+            keyring.identify(&with_token(old.expose())),
+            Err(AuthError::Revoked {
+                label: "old".into()
+            })
+        );
+        assert_eq!(
+            keyring.identify(&with_token("nobody-0123456789")),
+            Err(AuthError::Unauthenticated)
+        );
+        assert_eq!(
+            keyring.identify(&Request::new(())),
+            Err(AuthError::Unauthenticated)
+        );
     }
 }

@@ -12,7 +12,6 @@ use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
@@ -227,18 +226,8 @@ pub async fn run(
     tracing::info!(agency = %config.agency, %address, "adapter serving");
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
-        let mut tls_config = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
-            &tls.cert_pem,
-            &tls.key_pem,
-        ));
-        if let Some(ca) = &tls.client_ca_pem {
-            // Optional: systems with a token but no certificate still connect.
-            tls_config = tls_config
-                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
-                .client_auth_optional(true);
-        }
         builder = builder
-            .tls_config(tls_config)
+            .tls_config(auth::server_tls_config(tls))
             .map_err(|e| AdapterError::Config(format!("TLS: {e}")))?;
     }
     let served = builder

@@ -9,6 +9,9 @@ use std::time::Duration;
 use onedoor_bus::subjects::TRACKER_CONSUMER;
 use onedoor_case::Registry;
 
+pub use onedoor_adapter::server::TlsIdentity;
+
+use crate::access::GrpcAccess;
 use crate::clock::{Clock, SystemClock};
 use crate::error::TrackerError;
 
@@ -135,6 +138,12 @@ pub struct TrackerConfig {
     /// The `tracker` NATS identity's nkey seed file (from `onedoor nats-config`); `None`
     /// connects without credentials, for a NATS with no authentication.
     pub nats_seed: Option<std::path::PathBuf>,
+    /// Serve gRPC (and the web page) over TLS with this identity; with a client CA, agencies'
+    /// client certificates are accepted on gRPC. `None`: plaintext, for loopback and tests.
+    pub tls: Option<TlsIdentity>,
+    /// Who may call CaseTracker and what each caller sees. `None` leaves gRPC open to anyone
+    /// who can reach it (in-process tests, loopback); `onedoor tracker` and `up` always set it.
+    pub grpc_access: Option<GrpcAccess>,
 }
 
 impl TrackerConfig {
@@ -171,6 +180,8 @@ impl TrackerConfig {
             verify_signatures: false,
             nats_seed: None,
             staff_accounts: None,
+            tls: None,
+            grpc_access: None,
         }
     }
 
@@ -215,6 +226,8 @@ impl fmt::Debug for TrackerConfig {
             .field("sla_refresh", &self.sla_refresh)
             .field("ack_wait", &self.ack_wait)
             .field("staff_accounts", &self.staff_accounts.is_some())
+            .field("tls", &self.tls.is_some())
+            .field("grpc_access", &self.grpc_access.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,6 @@
 //! The `CaseTracker` gRPC service. Handlers parse the request into domain values, ask the store,
 //! and return; every failure is a [`TrackerError`], turned into a status by its one `From`.
+//! Each answer is confined to what the [`Caller`] may see (see [`crate::access`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::access::{Caller, caller_of};
 use crate::clock::Clock;
 use crate::error::TrackerError;
 use crate::projection::stopped;
@@ -27,7 +29,12 @@ pub struct TrackerService {
     moved: broadcast::Sender<String>,
     watch_poll: Duration,
     stop: watch::Receiver<bool>,
+    /// No access configuration: every caller reads everything (tests, loopback tools).
+    open: bool,
 }
+
+/// Cases fetched per round when confining a listing to one agency's cases.
+const CONFINED_BATCH: usize = 200;
 
 impl TrackerService {
     pub fn new(
@@ -36,6 +43,7 @@ impl TrackerService {
         moved: broadcast::Sender<String>,
         watch_poll: Duration,
         stop: watch::Receiver<bool>,
+        open: bool,
     ) -> Self {
         TrackerService {
             store,
@@ -43,11 +51,33 @@ impl TrackerService {
             moved,
             watch_poll,
             stop,
+            open,
         }
     }
 
-    async fn get_case(&self, request: &v1::GetCaseRequest) -> Result<v1::CaseView, TrackerError> {
+    /// NOT_FOUND, exactly as for a case that does not exist, unless `caller` may see it.
+    async fn confine(&self, caller: &Caller, case_id: &str) -> Result<(), TrackerError> {
+        if let Caller::Agency(agency) = caller
+            && self
+                .store
+                .cases_involving(agency, &[case_id.to_owned()])
+                .await?
+                .is_empty()
+        {
+            return Err(TrackerError::CaseNotFound {
+                case_id: case_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn get_case(
+        &self,
+        caller: &Caller,
+        request: &v1::GetCaseRequest,
+    ) -> Result<v1::CaseView, TrackerError> {
         let case_id = parse_case_id(&request.case_id)?.to_string();
+        self.confine(caller, &case_id).await?;
         // Three reads, each of a committed state; if the case moved between them, read again
         // so the row, its tasks and its timeline belong to one version. (Portable, unlike
         // snapshot isolation levels; a case changes a few times a day.)
@@ -71,20 +101,25 @@ impl TrackerService {
 
     async fn list_cases(
         &self,
+        caller: &Caller,
         request: &v1::ListCasesRequest,
     ) -> Result<v1::ListCasesResponse, TrackerError> {
         let query = ListQuery::parse(request)?;
         let now = self.clock.now();
         // One more than asked tells whether another page follows.
-        let mut cases = self
-            .store
-            .list_cases(
-                &query.filter,
-                query.after.as_ref(),
-                query.page_size + 1,
-                now,
-            )
-            .await?;
+        let mut cases = match caller {
+            Caller::Supervisor => {
+                self.store
+                    .list_cases(
+                        &query.filter,
+                        query.after.as_ref(),
+                        query.page_size + 1,
+                        now,
+                    )
+                    .await?
+            }
+            Caller::Agency(agency) => self.list_involving(agency, &query, now).await?,
+        };
         let more = cases.len() > query.page_size;
         cases.truncate(query.page_size);
         let ids: Vec<String> = cases.iter().map(|c| c.case_id.clone()).collect();
@@ -113,11 +148,52 @@ impl TrackerService {
         })
     }
 
+    /// Up to `page_size + 1` cases of the listing that `agency` is part of. The store lists in
+    /// batches after the cursor and the batch is filtered, so the order, filters and page
+    /// tokens are the supervisor's listing's, minus other agencies' cases.
+    async fn list_involving(
+        &self,
+        agency: &onedoor_case::AgencyCode,
+        query: &ListQuery,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<crate::view::CaseRecord>, TrackerError> {
+        let wanted = query.page_size + 1;
+        let batch_size = wanted.max(CONFINED_BATCH);
+        let mut after = query.after.clone();
+        let mut visible = Vec::with_capacity(wanted);
+        loop {
+            let batch = self
+                .store
+                .list_cases(&query.filter, after.as_ref(), batch_size, now)
+                .await?;
+            let exhausted = batch.len() < batch_size;
+            let ids: Vec<String> = batch.iter().map(|c| c.case_id.clone()).collect();
+            let involving = self.store.cases_involving(agency, &ids).await?;
+            after = batch.last().map(|last| Cursor {
+                opened_at_ns: to_ns(last.opened_at),
+                case_id: last.case_id.clone(),
+            });
+            for case in batch {
+                if involving.contains(&case.case_id) {
+                    visible.push(case);
+                    if visible.len() == wanted {
+                        return Ok(visible);
+                    }
+                }
+            }
+            if exhausted || after.is_none() {
+                return Ok(visible);
+            }
+        }
+    }
+
     async fn watch_case(
         &self,
+        caller: &Caller,
         request: &v1::WatchCaseRequest,
     ) -> Result<ReceiverStream<Result<v1::WatchCaseResponse, Status>>, TrackerError> {
         let case_id = parse_case_id(&request.case_id)?.to_string();
+        self.confine(caller, &case_id).await?;
         // Subscribe before the first read, so an event projected in between is not missed.
         let moved = self.moved.subscribe();
         if self.store.case(&case_id).await?.is_none() {
@@ -223,7 +299,10 @@ impl CaseTracker for TrackerService {
         &self,
         request: Request<v1::GetCaseRequest>,
     ) -> Result<Response<v1::CaseView>, Status> {
-        Ok(Response::new(self.get_case(request.get_ref()).await?))
+        let caller = caller_of(&request, self.open)?;
+        Ok(Response::new(
+            self.get_case(&caller, request.get_ref()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -231,7 +310,10 @@ impl CaseTracker for TrackerService {
         &self,
         request: Request<v1::ListCasesRequest>,
     ) -> Result<Response<v1::ListCasesResponse>, Status> {
-        Ok(Response::new(self.list_cases(request.get_ref()).await?))
+        let caller = caller_of(&request, self.open)?;
+        Ok(Response::new(
+            self.list_cases(&caller, request.get_ref()).await?,
+        ))
     }
 
     type WatchCaseStream = ReceiverStream<Result<v1::WatchCaseResponse, Status>>;
@@ -241,6 +323,9 @@ impl CaseTracker for TrackerService {
         &self,
         request: Request<v1::WatchCaseRequest>,
     ) -> Result<Response<Self::WatchCaseStream>, Status> {
-        Ok(Response::new(self.watch_case(request.get_ref()).await?))
+        let caller = caller_of(&request, self.open)?;
+        Ok(Response::new(
+            self.watch_case(&caller, request.get_ref()).await?,
+        ))
     }
 }

@@ -16,7 +16,9 @@
 //! - [`view`]: the rows made from a fold, the wire `CaseView` made from rows at a given moment,
 //!   the timeline with time held per task.
 //! - [`query`]: `ListCasesRequest` parsing and opaque page tokens.
-//! - [`grpc`]: the `CaseTracker` service (`GetCase`, `ListCases`, `WatchCase`).
+//! - [`grpc`]: the `CaseTracker` service (`GetCase`, `ListCases`, `WatchCase`); [`access`]:
+//!   who may call it (agencies by token or client certificate, a supervisor) and what each sees.
+//! - [`tls`]: the web page's listener, plain or TLS.
 //! - [`web`]: the staff web page (Lao and English, live case page), on its own listener; see
 //!   [`run_with_web`].
 //! - [`stuck`]: stuck deliveries, read from the inbox's KV bucket `ONEDOOR_STUCK`.
@@ -24,6 +26,7 @@
 //! - [`metrics`]: metric names (`metrics` facade), including the overdue-task gauge.
 //! - [`error`]: [`TrackerError`], the crate's one error type, and its one mapping to gRPC codes.
 
+pub mod access;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -33,6 +36,7 @@ pub mod projection;
 pub mod query;
 pub mod store;
 pub mod stuck;
+pub mod tls;
 pub mod view;
 pub mod web;
 
@@ -43,10 +47,12 @@ use std::time::Duration;
 use onedoor_proto::v1::case_tracker_server::CaseTrackerServer;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
+pub use access::{Caller, GrpcAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Backend, DatabaseUrl, TrackerConfig, built_in_registry};
+pub use config::{Backend, DatabaseUrl, TlsIdentity, TrackerConfig, built_in_registry};
 pub use error::TrackerError;
 pub use projection::{Projection, RebuildReport, rebuild};
 pub use store::{Applied, Store};
@@ -121,8 +127,22 @@ pub async fn run_with_web(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| TrackerError::Serve(format!("building reflection: {e}")))?;
-    let web_task = web.map(|web_listener| {
-        let state = web::WebState::new(store.clone(), &config, moved.clone(), stop_rx.clone());
+    let web_listener = match (web, &config.tls) {
+        (None, _) => None,
+        (Some(listener), None) => Some(tls::WebListener::plain(listener)?),
+        (Some(listener), Some(identity)) => Some(tls::WebListener::tls(
+            listener,
+            tls::server_config(identity)?,
+        )?),
+    };
+    let web_task = web_listener.map(|web_listener| {
+        let state = web::WebState::new(
+            store.clone(),
+            &config,
+            moved.clone(),
+            stop_rx.clone(),
+            web_listener.is_tls(),
+        );
         tokio::spawn(web::serve(web_listener, state))
     });
     let service = TrackerService::new(
@@ -131,20 +151,37 @@ pub async fn run_with_web(
         moved,
         config.watch_poll,
         stop_rx,
+        config.grpc_access.is_none(),
     );
+    let service = CaseTrackerServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Health stays anonymous (probes); reflection too (it shows the public contract only).
+    let mut check = config.grpc_access.clone().map(GrpcAccess::interceptor);
+    let service = InterceptedService::new(service, move |request| match check.as_mut() {
+        Some(check) => check(request),
+        None => Ok(request),
+    });
     let address = listener.local_addr().ok();
-    tracing::info!(?address, database = %config.database, consumer = %config.consumer, "tracker serving");
+    tracing::info!(?address, database = %config.database, consumer = %config.consumer, tls = config.tls.is_some(), authenticated = config.grpc_access.is_some(), "tracker serving");
+    if config.grpc_access.is_none() {
+        tracing::warn!(
+            "CaseTracker gRPC has no access configuration: anyone who reaches it reads every case"
+        );
+    }
 
-    let served = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = &config.tls {
+        builder = builder
+            .tls_config(onedoor_adapter::auth::server_tls_config(identity))
+            .map_err(|e| TrackerError::Serve(format!("TLS: {e}")))?;
+    }
+    let served = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(
-            CaseTrackerServer::new(service)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
+        .add_service(service)
         // TCP_NODELAY: tonic ignores its own setting for a listener it is handed, and without
         // it each reply waits for the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(

@@ -54,11 +54,19 @@ pub struct AgencyEndpoint {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TrackerEndpoint {
-    /// gRPC address of the CaseTracker.
+    /// gRPC address of the CaseTracker (`https://…` under `up`: TLS with the development CA).
     pub grpc: String,
     /// The staff web page, when served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<String>,
+    /// Development supervisor token for CaseTracker (reads every case; send
+    /// `authorization: Bearer <token>`). `up` makes a new one on every start and gives the
+    /// tracker only its hash; production tokens never appear in this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_token: Option<String>,
+    /// The same token in a file readable by its owner only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_token_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! - `read`: what `GetCase`, `ListCases` and `WatchCase` read.
 //! - `staff`: per-agency task lists, the overdue list and statistics.
 
+mod access;
 mod read;
 mod staff;
 mod write;

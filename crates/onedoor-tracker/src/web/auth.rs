@@ -18,9 +18,9 @@
 //! which listens on loopback only).
 //!
 //! Sessions are random 256-bit tokens held in memory (a tracker restart signs everyone out) in
-//! an `HttpOnly`, `SameSite=Strict` cookie, so another site cannot post with a clerk's session.
-//! Not yet: rate limiting of failed sign-ins, the `Secure` cookie flag (set it once the page is
-//! served over TLS), and a CLI to add accounts.
+//! an `HttpOnly`, `SameSite=Strict` cookie (`Secure` when the page is served over HTTPS), so
+//! another site cannot post with a clerk's session; every form also carries a CSRF token
+//! (`csrf`), and failed sign-ins are rate limited (`throttle`). Not yet: a CLI to add accounts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -36,6 +36,14 @@ pub enum WebError {
     #[error("forbidden: {what:?}")]
     Forbidden { what: Msg },
 
+    /// Too many failed sign-ins for the account or the address; try again after this long.
+    #[error("too many failed sign-ins; retry after {} s", retry_after.as_secs())]
+    TooManySignIns { retry_after: std::time::Duration },
+
+    /// A state-changing form without the browser's CSRF token (or with another one).
+    #[error("form without a valid CSRF token")]
+    FormExpired,
+
     /// The tracker's own failure (database, NATS, a bug).
     #[error(transparent)]
     Tracker(#[from] TrackerError),
@@ -56,7 +64,8 @@ impl WebError {
             WebError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             WebError::NotFound { .. } => StatusCode::NOT_FOUND,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
-            WebError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            WebError::Forbidden { .. } | WebError::FormExpired => StatusCode::FORBIDDEN,
+            WebError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Tracker(error) => match error {
                 // Checked before it reaches the store, but the store checks again.
                 TrackerError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
@@ -76,6 +85,8 @@ impl WebError {
             WebError::NotFound { what } => (Msg::ErrorNotFoundTitle, *what),
             WebError::Unauthorized => (Msg::LoginTitle, Msg::ErrorSignInAgain),
             WebError::Forbidden { what } => (Msg::ErrorForbiddenTitle, *what),
+            WebError::TooManySignIns { .. } => (Msg::ErrorTooManyTitle, Msg::ErrorTooManySignIns),
+            WebError::FormExpired => (Msg::ErrorForbiddenTitle, Msg::ErrorFormExpired),
             WebError::Tracker(TrackerError::InvalidArgument { .. }) => {
                 (Msg::ErrorBadRequestTitle, Msg::ErrorBadFilter)
             }
@@ -119,17 +130,25 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     } else {
         tracing::debug!(%path, error = %error, "web request refused");
     }
-    error_page(lang, status, &error)
+    render(lang, &error)
 }
 
-fn error_page(lang: Lang, status: StatusCode, error: &WebError) -> Response {
+/// The page for `error` in `lang`, with its status (and `Retry-After` when it has one).
+pub fn render(lang: Lang, error: &WebError) -> Response {
     let (title, message) = error.words();
     let body = layout::error_page(lang, title, message);
-    let mut response = (status, body).into_response();
+    let mut response = (error.status(), body).into_response();
     // An error page is about this moment; never cache it.
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let WebError::TooManySignIns { retry_after } = error {
+        // Whole seconds, rounded up, never 0 (that would invite an immediate retry).
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
     response
 }
 

@@ -371,6 +371,9 @@ messages! {
     ErrorForbiddenTitle,
     ErrorSupervisorsOnly,
     ErrorSignInAgain,
+    ErrorTooManyTitle,
+    ErrorTooManySignIns,
+    ErrorFormExpired,
 }
 
 fn en(msg: Msg) -> &'static str {
@@ -515,6 +518,13 @@ fn en(msg: Msg) -> &'static str {
         Msg::ErrorForbiddenTitle => "Not for this account",
         Msg::ErrorSupervisorsOnly => "This page is for supervisors.",
         Msg::ErrorSignInAgain => "Please sign in again.",
+        Msg::ErrorTooManyTitle => "Too many attempts",
+        Msg::ErrorTooManySignIns => {
+            "Too many failed sign-ins for this account or from this computer. Please wait a while (at most 15 minutes), then try again."
+        }
+        Msg::ErrorFormExpired => {
+            "This form has expired or did not come from this site. Go back, reload the page and try again."
+        }
     }
 }
 
@@ -649,6 +659,11 @@ fn lo(msg: Msg) -> &'static str {
         Msg::ErrorForbiddenTitle => "ບັນຊີນີ້ບໍ່ມີສິດ",
         Msg::ErrorSupervisorsOnly => "ໜ້ານີ້ສຳລັບຫົວໜ້າເທົ່ານັ້ນ.",
         Msg::ErrorSignInAgain => "ກະລຸນາເຂົ້າສູ່ລະບົບອີກຄັ້ງ.",
+        Msg::ErrorTooManyTitle => "ພະຍາຍາມຫຼາຍເທື່ອເກີນໄປ",
+        Msg::ErrorTooManySignIns => {
+            "ເຂົ້າສູ່ລະບົບບໍ່ສຳເລັດຫຼາຍເທື່ອເກີນໄປ ສຳລັບບັນຊີນີ້ ຫຼື ຄອມພິວເຕີນີ້. ກະລຸນາລໍຖ້າຈັກໜ່ອຍ ແລ້ວລອງໃໝ່."
+        }
+        Msg::ErrorFormExpired => "ແບບຟອມນີ້ໝົດອາຍຸ ຫຼື ບໍ່ໄດ້ມາຈາກເວັບໄຊນີ້. ກະລຸນາກັບຄືນ, ໂຫຼດໜ້າໃໝ່ ແລ້ວລອງອີກຄັ້ງ.",
     }
 }
 

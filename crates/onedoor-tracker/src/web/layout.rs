@@ -5,6 +5,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
+use super::csrf;
 use super::i18n::{Lang, Msg};
 
 /// Which navigation entry the page belongs to.
@@ -80,6 +81,7 @@ pub fn page(chrome: &Chrome, title: &str, section: Section, body: Markup) -> Mar
                     }
                     @if let Some(user) = &chrome.user {
                         form.user method="post" action="/logout" {
+                            (csrf::field())
                             span #signed-in { (user) }
                             " "
                             button #sign-out type="submit" { (lang.t(Msg::SignOut)) }
@@ -87,6 +89,7 @@ pub fn page(chrome: &Chrome, title: &str, section: Section, body: Markup) -> Mar
                     }
                     // One control: it offers the other language, named in that language.
                     form.lang method="post" action="/lang" {
+                        (csrf::field())
                         input type="hidden" name="lang" value=(other.code());
                         input type="hidden" name="back" value=(back);
                         button #lang-switch type="submit" lang=(other.code())

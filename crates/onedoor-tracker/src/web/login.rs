@@ -3,22 +3,25 @@
 
 use axum::Form;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
+use std::time::Instant;
 
 use super::WebState;
 use super::auth::{SESSION_COOKIE, SESSION_TTL, Viewer};
+use super::csrf::{self, set_cookie};
 use super::error::WebError;
 use super::i18n::{self, Lang, Msg};
 use super::layout::{self, Chrome, Section};
 use super::pages::safe_back;
 use crate::error::TrackerError;
+use crate::tls::ClientAddr;
 
 /// Paths anyone may open: the sign-in page itself, the language switch (the sign-in page has
 /// one), the assets it needs, and the health check.
@@ -105,6 +108,7 @@ fn login_page(lang: Lang, next: &str, failed: bool) -> maud::Markup {
                 p.problem #login-failed role="alert" { (lang.t(Msg::LoginFailed)) }
             }
             form method="post" action="/login" {
+                (csrf::field())
                 input type="hidden" name="next" value=(next);
                 div.field {
                     label for="name" { (lang.t(Msg::UserName)) }
@@ -145,9 +149,11 @@ pub async fn form(
 }
 
 /// `POST /login`: checks the password (off the async threads: Argon2 is deliberately slow),
-/// starts a session and returns to the page the clerk wanted.
+/// starts a session and returns to the page the clerk wanted. While the account or the client
+/// address is limited (see `throttle`), the password is not even checked.
 pub async fn sign_in(
     State(state): State<WebState>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
     lang: Lang,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, WebError> {
@@ -157,23 +163,31 @@ pub async fn sign_in(
         return Ok(Redirect::to(&next).into_response());
     };
     let name = form.name.trim().to_owned();
+    let limiter = &state.inner.signin_limiter;
+    if let Err(retry_after) = limiter.check(&name, client.ip(), Instant::now()) {
+        tracing::info!(account = %name, client = %client.ip(), "web sign-in refused: too many failures");
+        return Err(WebError::TooManySignIns { retry_after });
+    }
     let checked_name = name.clone();
     let role = tokio::task::spawn_blocking(move || accounts.verify(&checked_name, &form.password))
         .await
         .map_err(|e| TrackerError::Serve(format!("checking a password: {e}")))?;
     let Some(role) = role else {
+        limiter.failed(&name, client.ip(), Instant::now());
         tracing::info!(account = %name, "web sign-in refused");
         return Ok((StatusCode::UNAUTHORIZED, login_page(lang, &next, true)).into_response());
     };
+    limiter.succeeded(&name);
     tracing::info!(account = %name, ?role, "web sign-in");
     let token = state.inner.sessions.start(&name, role);
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
-        SESSION_TTL.as_secs()
-    );
     let mut response = Redirect::to(&next).into_response();
-    let value = HeaderValue::from_str(&cookie).map_err(|e| TrackerError::Serve(e.to_string()))?;
-    response.headers_mut().insert(header::SET_COOKIE, value);
+    set_cookie(
+        &mut response,
+        SESSION_COOKIE,
+        &token,
+        Some(SESSION_TTL.as_secs()),
+        state.inner.secure,
+    );
     Ok(response)
 }
 
@@ -183,9 +197,12 @@ pub async fn sign_out(State(state): State<WebState>, headers: HeaderMap) -> Resp
         state.inner.sessions.end(token);
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("onedoor_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+    set_cookie(
+        &mut response,
+        SESSION_COOKIE,
+        "",
+        Some(0),
+        state.inner.secure,
     );
     response
 }

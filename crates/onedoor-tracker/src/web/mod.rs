@@ -16,13 +16,15 @@
 //! - `live`: the case page's server-sent events, woken by the projection.
 //! - `timeline`: the swimlanes (inline SVG).
 //! - `auth`: staff accounts (front office or supervisor), sessions, [`auth::Viewer`]; `login`:
-//!   sign-in pages and the middleware that finds the viewer of every request.
+//!   sign-in pages and the middleware that finds the viewer of every request; `throttle`: the
+//!   limit on failed sign-ins; `csrf`: the token every state-changing form carries.
 //! - `layout`: the shared frame and the error page; `error`: [`WebError`] and its one mapping
 //!   to HTTP statuses; `i18n`: the message catalogue, language choice, dates.
 //! - `assets`: CSS, JavaScript and fonts, embedded; `queries`: two reads the store lacks.
 
 mod assets;
 pub mod auth;
+mod csrf;
 mod error;
 pub mod i18n;
 mod layout;
@@ -30,6 +32,7 @@ mod live;
 mod login;
 mod pages;
 mod queries;
+mod throttle;
 mod timeline;
 
 use std::convert::Infallible;
@@ -42,7 +45,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 use onedoor_case::{AgencyCode, Registry, ServiceCode};
-use tokio::net::TcpListener;
 use tokio::sync::{OnceCell, broadcast, watch};
 
 pub use auth::StaffAccounts;
@@ -55,6 +57,7 @@ use crate::config::TrackerConfig;
 use crate::error::TrackerError;
 use crate::projection::stopped;
 use crate::store::Store;
+use crate::tls::{ClientAddr, WebListener};
 
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]
@@ -83,17 +86,21 @@ struct Inner {
     /// Staff accounts; `None`: no sign-in, everyone sees everything (development).
     accounts: Option<Arc<StaffAccounts>>,
     sessions: Sessions,
+    signin_limiter: throttle::SignInLimiter,
+    /// Served over HTTPS: cookies get `Secure`.
+    secure: bool,
 }
 
 impl WebState {
     /// The page's state, from the tracker's: its store, its configuration (clock, registry,
     /// NATS URL, live-page poll interval, staff accounts), its "case moved" notifications and
-    /// its stop signal.
+    /// its stop signal; `secure` when served over HTTPS.
     pub fn new(
         store: Store,
         config: &TrackerConfig,
         moved: broadcast::Sender<String>,
         stop: watch::Receiver<bool>,
+        secure: bool,
     ) -> Self {
         WebState {
             inner: Arc::new(Inner {
@@ -108,6 +115,8 @@ impl WebState {
                 nats: OnceCell::new(),
                 accounts: config.staff_accounts.clone(),
                 sessions: Sessions::default(),
+                signin_limiter: throttle::SignInLimiter::default(),
+                secure,
             }),
         }
     }
@@ -165,15 +174,22 @@ pub fn router(state: WebState) -> Router {
             login::require_login,
         ))
         .layer(axum::middleware::from_fn(error::render_errors))
+        // Outermost: a forged form is refused before anything else runs, and every page,
+        // error pages included, is rendered with the browser's token.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::protect,
+        ))
         .with_state(state)
 }
 
 /// Serves the page on `listener` until the tracker's stop signal.
-pub async fn serve(listener: TcpListener, state: WebState) -> Result<(), TrackerError> {
+pub async fn serve(listener: WebListener, state: WebState) -> Result<(), TrackerError> {
     let mut stop = state.inner.stop.clone();
-    let address = listener.local_addr().ok();
-    tracing::info!(?address, "web page serving");
-    axum::serve(listener, router(state))
+    let address = axum::serve::Listener::local_addr(&listener).ok();
+    tracing::info!(?address, tls = listener.is_tls(), "web page serving");
+    let app = router(state).into_make_service_with_connect_info::<ClientAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { stopped(&mut stop).await })
         .await
         .map_err(|e| TrackerError::Serve(format!("web page: {e}")))

@@ -1,7 +1,7 @@
 //! A running tracker with its web page, on a bus of its own, and a small HTTP client that
 //! speaks to it like a browser would (cookies and `Accept-Language` set by hand).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use onedoor_case::{Action, CaseId};
 use onedoor_tracker::web::StaffAccounts;
-use onedoor_tracker::{ManualClock, Store, TrackerError};
+use onedoor_tracker::{ManualClock, Store, TlsIdentity, TrackerError};
 use time::macros::datetime;
 use time::{Duration as Span, OffsetDateTime};
 use tokio::sync::oneshot;
@@ -30,6 +30,8 @@ pub struct WebApp {
     pub bus: TestBus,
     pub store: Store,
     pub web: SocketAddr,
+    /// `https` when started with a TLS identity.
+    scheme: &'static str,
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), TrackerError>>,
@@ -60,10 +62,21 @@ impl WebApp {
 
     /// The same, with staff accounts (an accounts file's text) and so a sign-in.
     pub async fn start_with_accounts(accounts: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(accounts, None).await
+    }
+
+    /// The same, served over HTTPS with `tls` when given (then [`WebApp::request`], which
+    /// speaks plain HTTP, is refused: use a TLS client).
+    pub async fn start_with(
+        accounts: Option<&str>,
+        tls: Option<TlsIdentity>,
+    ) -> anyhow::Result<Self> {
         let bus = TestBus::start().await?;
         let db = TestDb::sqlite();
         let clock = Arc::new(ManualClock::new(NOW));
         let mut config = bus.config(&db, clock);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        config.tls = tls;
         if let Some(text) = accounts {
             config.staff_accounts = Some(Arc::new(StaffAccounts::from_toml(
                 text,
@@ -88,6 +101,7 @@ impl WebApp {
             bus,
             store,
             web,
+            scheme,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
             task,
@@ -96,7 +110,7 @@ impl WebApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.web)
+        format!("{}://{}{path}", self.scheme, self.web)
     }
 
     /// Waits until the tracker shows every case at its latest version.
@@ -120,12 +134,84 @@ impl WebApp {
         headers: &[(&str, &str)],
         body: &str,
     ) -> anyhow::Result<Page> {
+        self.send(&self.client, method, path, headers, body).await
+    }
+
+    /// [`WebApp::request`] from another loopback address (`127.0.0.2`…), as another computer
+    /// would connect (the sign-in limit counts per address).
+    pub async fn request_from(
+        &self,
+        from: IpAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<Page> {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(from));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        self.send(&client, method, path, headers, body).await
+    }
+
+    /// A CSRF token as a browser gets it with any page: the `Cookie` header pair and the value
+    /// its forms carry.
+    pub async fn form_token(&self) -> anyhow::Result<(String, String)> {
+        let page = self.get("/healthz", &[]).await?;
+        let pair = page
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("onedoor_csrf="))
+            .and_then(|v| v.split(';').next())
+            .context("a CSRF cookie with the first page")?
+            .to_owned();
+        let token = pair.trim_start_matches("onedoor_csrf=").to_owned();
+        Ok((pair, token))
+    }
+
+    /// Posts a form as the page's own form would: with the browser's CSRF cookie (added to any
+    /// `cookie` header given) and the same token in the body.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<Page> {
+        let (pair, token) = self.form_token().await?;
+        let mut cookie = pair;
+        let mut sent: Vec<(&str, &str)> =
+            vec![("content-type", "application/x-www-form-urlencoded")];
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("cookie") {
+                cookie = format!("{value}; {cookie}");
+            } else if !name.eq_ignore_ascii_case("content-type") {
+                sent.push((name, value));
+            }
+        }
+        sent.push(("cookie", &cookie));
+        let body = if body.is_empty() {
+            format!("csrf={token}")
+        } else {
+            format!("{body}&csrf={token}")
+        };
+        self.request(Method::POST, path, &sent, &body).await
+    }
+
+    async fn send(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<Page> {
         let mut request = Request::builder().method(method).uri(self.url(path));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(Bytes::from(body.to_owned())))?;
-        let response = tokio::time::timeout(DEADLINE, self.client.request(request))
+        let response = tokio::time::timeout(DEADLINE, client.request(request))
             .await
             .context("no answer in time")??;
         let (parts, body) = response.into_parts();

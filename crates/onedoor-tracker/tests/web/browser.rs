@@ -213,6 +213,9 @@ async fn connect(
                 "--disable-sync",
                 "--no-first-run",
                 "--lang=en-US",
+                // One test signs in over HTTPS with the development CA, which this throwaway
+                // profile does not trust.
+                "--ignore-certificate-errors",
                 "--window-size=1366,768",
                 format!("--user-data-dir={}", profile.path().display()),
             ],
@@ -492,7 +495,8 @@ async fn unknown_case(browser: &Browser) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clerk_signs_in_with_the_keyboard_and_sees_their_offices_cases() -> anyhow::Result<()> {
+async fn a_clerk_signs_in_over_https_with_the_keyboard_and_sees_their_offices_cases()
+-> anyhow::Result<()> {
     let Some(browser) = Browser::start().await? else {
         return Ok(());
     };
@@ -507,7 +511,16 @@ async fn sign_in_with_keyboard(browser: &Browser) -> anyhow::Result<()> {
          password_hash = \"{}\"\n",
         hash_password("counter one", HashCost::TestOnly)?
     );
-    let app = WebApp::start_with_accounts(Some(&accounts)).await?;
+    // Over HTTPS, as `onedoor up` serves it: the session and CSRF cookies are `Secure`, which
+    // a browser keeps only for HTTPS pages.
+    let pki = onedoor_adapter::devpki::DevPki::generate([FRONT])?;
+    let tls = onedoor_tracker::TlsIdentity {
+        cert_pem: pki.server.cert_pem.clone(),
+        key_pem: pki.server.key_pem.clone(),
+        client_ca_pem: None,
+    };
+    let app = WebApp::start_with(Some(&accounts), Some(tls)).await?;
+    assert!(app.url("/").starts_with("https://"));
     let cases = the_cases(&app.bus).await?;
     app.projected(&[cases.permit, cases.shop, cases.land])
         .await?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use onedoor_case::CaseId;
 use onedoor_tracker::stuck::STUCK_BUCKET;
 use time::Duration as Span;
@@ -78,15 +78,7 @@ async fn the_language_follows_the_switch_then_the_browser() -> anyhow::Result<()
 
     // The switch sets a cookie and returns to the page it was pressed on…
     let switched = app
-        .request(
-            Method::POST,
-            "/lang",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ENGLISH,
-            ],
-            "lang=lo&back=%2Foverdue%3Fsort%3Ddue",
-        )
+        .post_form("/lang", &[ENGLISH], "lang=lo&back=%2Foverdue%3Fsort%3Ddue")
         .await?;
     assert_eq!(switched.status, StatusCode::SEE_OTHER);
     assert_eq!(switched.header("location"), "/overdue?sort=due");
@@ -103,22 +95,10 @@ async fn the_language_follows_the_switch_then_the_browser() -> anyhow::Result<()
 
     // Never back to another site.
     let away = app
-        .request(
-            Method::POST,
-            "/lang",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            "lang=en&back=%2F%2Fevil.example%2F",
-        )
+        .post_form("/lang", &[], "lang=en&back=%2F%2Fevil.example%2F")
         .await?;
     assert_eq!(away.header("location"), "/");
-    let unknown = app
-        .request(
-            Method::POST,
-            "/lang",
-            &[("content-type", "application/x-www-form-urlencoded"), LAO],
-            "lang=fr",
-        )
-        .await?;
+    let unknown = app.post_form("/lang", &[LAO], "lang=fr").await?;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     app.stop().await
 }

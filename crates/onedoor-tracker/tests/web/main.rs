@@ -10,5 +10,6 @@ mod support;
 
 mod app;
 mod browser;
+mod hardening;
 mod http;
 mod login;

@@ -15,8 +15,10 @@ use onedoor_tracker::view::{TimelineEntry, timeline};
 use serde::Serialize;
 use time::{OffsetDateTime, UtcOffset};
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
+use super::grpc::Bearer;
 use crate::data_dir::Endpoints;
 
 /// How long to wait for the tracker to accept a connection before saying it is unreachable.
@@ -43,6 +45,14 @@ pub struct TrackerAddress {
     /// The bus's data dir, where `onedoor up` wrote endpoints.json.
     #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
     pub data_dir: PathBuf,
+    /// Bearer token for the tracker: an agency's (it sees only the cases it is part of) or the
+    /// supervisor's; by default the development supervisor token in endpoints.json.
+    #[arg(long, env = "ONEDOOR_TRACKER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) that signed the tracker's TLS certificate; by default the one in
+    /// endpoints.json.
+    #[arg(long, env = "ONEDOOR_CA_CERT")]
+    pub ca_cert: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,41 +115,76 @@ pub fn run(command: CaseCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The tracker's URL: `--tracker`, else `tracker.grpc` in endpoints.json.
-fn tracker_url(address: &TrackerAddress) -> anyhow::Result<String> {
+/// How to reach the tracker: URL, CA and token, each from its flag or else endpoints.json.
+struct TrackerTarget {
+    url: String,
+    ca_cert: Option<String>,
+    token: Option<String>,
+}
+
+/// The tracker's URL: `--tracker`, else `tracker.grpc` in endpoints.json; likewise the CA and
+/// the token.
+fn tracker_target(address: &TrackerAddress) -> anyhow::Result<TrackerTarget> {
+    // endpoints.json is read only for what the flags leave open.
+    let endpoints =
+        if address.tracker.is_none() || address.token.is_none() || address.ca_cert.is_none() {
+            Endpoints::read(&address.data_dir)?
+        } else {
+            None
+        };
+    let listed = endpoints.as_ref().and_then(|e| e.tracker.as_ref());
     let url = match &address.tracker {
         Some(url) => url.clone(),
-        None => {
-            let endpoints = Endpoints::read(&address.data_dir)?;
-            match endpoints.and_then(|e| e.tracker) {
-                Some(tracker) => tracker.grpc,
-                None => anyhow::bail!(
-                    "no tracker address: pass --tracker URL, or run `onedoor up --data-dir {}` \
+        None => match listed {
+            Some(tracker) => tracker.grpc.clone(),
+            None => anyhow::bail!(
+                "no tracker address: pass --tracker URL, or run `onedoor up --data-dir {}` \
                      (it lists the tracker in endpoints.json)",
-                    address.data_dir.display()
-                ),
-            }
-        }
+                address.data_dir.display()
+            ),
+        },
     };
-    Ok(if url.contains("://") {
+    let url = if url.contains("://") {
         url
     } else {
         format!("http://{url}")
+    };
+    Ok(TrackerTarget {
+        url,
+        ca_cert: address
+            .ca_cert
+            .clone()
+            .or_else(|| endpoints.as_ref().and_then(|e| e.tls_ca_cert.clone())),
+        token: address
+            .token
+            .clone()
+            .or_else(|| listed.and_then(|t| t.supervisor_token.clone())),
     })
 }
 
-async fn connect(address: &TrackerAddress) -> anyhow::Result<(CaseTrackerClient<Channel>, String)> {
-    let url = tracker_url(address)?;
-    let endpoint = Endpoint::from_shared(url.clone())
+type Client = CaseTrackerClient<InterceptedService<Channel, Bearer>>;
+
+async fn connect(address: &TrackerAddress) -> anyhow::Result<(Client, String)> {
+    let target = tracker_target(address)?;
+    let url = target.url;
+    let endpoint = super::grpc::endpoint(&url, target.ca_cert.as_deref())
         .with_context(|| format!("{url:?} is not a gRPC address"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT);
+    let bearer = Bearer::new(target.token.as_deref())?;
     match endpoint.connect().await {
-        Ok(channel) => Ok((CaseTrackerClient::new(channel), url)),
-        Err(error) => anyhow::bail!(
-            "cannot reach the tracker at {url} ({}); is `onedoor up` or `onedoor tracker` running?",
-            root_cause(&error)
-        ),
+        Ok(channel) => Ok((CaseTrackerClient::with_interceptor(channel, bearer), url)),
+        Err(error) => {
+            let cause = root_cause(&error);
+            if cause.contains("certificate") {
+                anyhow::bail!(
+                    "cannot trust the tracker at {url} ({cause}); pass --ca-cert with the CA that signed its certificate"
+                )
+            }
+            anyhow::bail!(
+                "cannot reach the tracker at {url} ({cause}); is `onedoor up` or `onedoor tracker` running?"
+            )
+        }
     }
 }
 
@@ -164,6 +209,20 @@ fn explain(status: tonic::Status, url: &str) -> anyhow::Error {
         Code::DeadlineExceeded => {
             anyhow::anyhow!("the tracker at {url} did not answer within {REQUEST_TIMEOUT:?}")
         }
+        Code::Unauthenticated => anyhow::anyhow!(
+            "the tracker at {url} refused the credentials ({}); pass --token (an agency's or the supervisor's)",
+            status.message()
+        ),
+        Code::PermissionDenied => anyhow::anyhow!(
+            "the tracker at {url} refused this caller: {}",
+            status.message()
+        ),
+        // A plaintext client talking to a TLS server sees a broken HTTP/2 connection.
+        _ if url.starts_with("http://") => anyhow::anyhow!(
+            "the tracker at {url} answered {:?}: {} (does it serve TLS? then use https://)",
+            status.code(),
+            status.message()
+        ),
         code => anyhow::anyhow!(
             "the tracker at {url} answered {code:?}: {}",
             status.message()

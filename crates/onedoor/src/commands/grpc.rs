@@ -1,15 +1,19 @@
-//! gRPC channels to the bus's servers: plaintext, or TLS trusting the CA `endpoints.json` names.
+//! gRPC channels to the bus's servers: plaintext, or TLS trusting the CA `endpoints.json` names;
+//! and the bearer token a call carries.
 
 use std::path::Path;
 
 use anyhow::Context as _;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// The development certificates name `localhost` (and the loopback addresses); clients that
 /// dial `127.0.0.1` verify against this name.
 const DEV_SERVER_NAME: &str = "localhost";
 
-pub async fn channel(address: &str, ca_cert: Option<&str>) -> anyhow::Result<Channel> {
+/// An endpoint for `address`, with TLS (trusting `ca_cert` when given) for `https://`.
+pub fn endpoint(address: &str, ca_cert: Option<&str>) -> anyhow::Result<Endpoint> {
     let mut endpoint = Channel::from_shared(address.to_owned())
         .with_context(|| format!("{address} is not a URL"))?;
     if address.starts_with("https://") {
@@ -21,5 +25,40 @@ pub async fn channel(address: &str, ca_cert: Option<&str>) -> anyhow::Result<Cha
         }
         endpoint = endpoint.tls_config(tls)?;
     }
-    Ok(endpoint.connect().await?)
+    Ok(endpoint)
+}
+
+pub async fn channel(address: &str, ca_cert: Option<&str>) -> anyhow::Result<Channel> {
+    Ok(endpoint(address, ca_cert)?.connect().await?)
+}
+
+/// Adds `authorization: Bearer <token>` to every call (nothing without a token).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        let value = token
+            .map(|token| {
+                MetadataValue::try_from(format!("Bearer {}", token.trim()))
+                    // Never echo the token itself.
+                    .map_err(|_| anyhow::anyhow!("the token has characters a header cannot carry"))
+            })
+            .transpose()?;
+        Ok(Bearer(value))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }

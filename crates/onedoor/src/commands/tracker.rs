@@ -38,6 +38,82 @@ pub struct TrackerArgs {
     /// the page has no sign-in, so only bind it to loopback.
     #[arg(long, env = "ONEDOOR_STAFF_ACCOUNTS")]
     pub staff_accounts: Option<PathBuf>,
+    #[command(flatten)]
+    pub security: TrackerSecurity,
+}
+
+/// TLS and who may read CaseTracker. Agencies always authenticate with their registry tokens
+/// (or client certificates) and see only their own cases.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrackerSecurity {
+    /// Server certificate chain (PEM) for gRPC and the web page; without it both are plaintext,
+    /// for loopback only.
+    #[arg(long, env = "ONEDOOR_TRACKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, env = "ONEDOOR_TRACKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that signs agencies' client certificates, accepted on gRPC.
+    #[arg(long, env = "ONEDOOR_CLIENT_CA", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// An agency's client certificate (PEM), as AGENCY=FILE; repeat for each agency.
+    #[arg(long = "client-cert", value_name = "AGENCY=FILE")]
+    pub client_certs: Vec<String>,
+    /// SHA-256 (64 hex) of a supervisor token, which reads every case; repeat or separate
+    /// with commas. Make one with `printf %s "$TOKEN" | sha256sum`.
+    #[arg(
+        long = "supervisor-token-sha256",
+        env = "ONEDOOR_SUPERVISOR_TOKEN_SHA256",
+        value_delimiter = ','
+    )]
+    pub supervisor_token_sha256: Vec<String>,
+    /// Serve plaintext on a non-loopback address anyway (behind a proxy that terminates TLS);
+    /// without it, such a start is refused, since tokens and sessions would cross the network
+    /// in clear.
+    #[arg(long)]
+    pub allow_plaintext: bool,
+}
+
+impl TrackerSecurity {
+    fn apply(&self, config: &mut TrackerConfig, listens: &[SocketAddr]) -> anyhow::Result<()> {
+        let exposed = listens.iter().any(|address| !address.ip().is_loopback());
+        if self.tls_cert.is_none() && exposed && !self.allow_plaintext {
+            anyhow::bail!(
+                "refusing to serve gRPC and the web page in plaintext on a non-loopback address: \
+                 pass --tls-cert and --tls-key (or --allow-plaintext behind a TLS proxy)"
+            );
+        }
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        };
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls = Some(onedoor_tracker::TlsIdentity {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+                client_ca_pem: self.client_ca.as_deref().map(read).transpose()?,
+            });
+        }
+        let mut client_certs = Vec::new();
+        for item in &self.client_certs {
+            let (agency, file) = item
+                .split_once('=')
+                .with_context(|| format!("--client-cert {item:?} is not AGENCY=FILE"))?;
+            let agency = onedoor_case::AgencyCode::parse(agency)?;
+            let pem = read(Path::new(file))?;
+            client_certs.push((agency, onedoor_tracker::tls::certificate_sha256(&pem)?));
+        }
+        let supervisor = self
+            .supervisor_token_sha256
+            .iter()
+            .map(|hex| onedoor_tracker::access::parse_sha256(hex))
+            .collect::<Result<Vec<_>, _>>()?;
+        config.grpc_access = Some(onedoor_tracker::GrpcAccess::new(
+            &config.registry,
+            &supervisor,
+            &client_certs,
+        ));
+        Ok(())
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -131,6 +207,7 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
             args.web_listen,
             args.staff_accounts,
             args.metrics_listen,
+            args.security,
         )),
     }
 }
@@ -141,8 +218,10 @@ async fn serve(
     web_listen: SocketAddr,
     staff_accounts: Option<PathBuf>,
     metrics_listen: Option<SocketAddr>,
+    security: TrackerSecurity,
 ) -> anyhow::Result<ExitCode> {
     let mut config = options.config()?;
+    security.apply(&mut config, &[listen, web_listen])?;
     if let Some(path) = &staff_accounts {
         let accounts = onedoor_tracker::web::StaffAccounts::load(path, &config.registry)?;
         config.staff_accounts = Some(std::sync::Arc::new(accounts));
@@ -160,10 +239,15 @@ async fn serve(
     let web_address = web_listener
         .local_addr()
         .context("reading the bound address")?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!("onedoor tracker");
-    println!("  gRPC       http://{address}");
+    println!("  gRPC       {scheme}://{address}");
     println!(
-        "  web page   http://{web_address}/  ({})",
+        "  web page   {scheme}://{web_address}/  ({})",
         if staff_accounts.is_some() {
             "staff sign-in"
         } else {

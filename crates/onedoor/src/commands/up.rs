@@ -265,6 +265,27 @@ async fn serve(
         .get_or_create_consumer(&tracker_config.consumer, tracker_consumer)
         .await
         .map_err(|e| anyhow::anyhow!("creating the tracker's consumer: {e}"))?;
+    // The tracker serves gRPC and the web page with the adapters' TLS identity; agencies read
+    // it with their own tokens or client certificates (confined to their cases), staff tools
+    // with the supervisor token, whose hash alone the tracker keeps.
+    tracker_config.tls = Some(server_tls.clone());
+    let supervisor_token = common::dev_token();
+    let supervisor_file = dir.join(SUPERVISOR_TOKEN_FILE);
+    common::write_secret(&supervisor_file, &supervisor_token)?;
+    let client_certs: Vec<_> = registry
+        .agencies
+        .values()
+        .filter_map(|agency| {
+            pki.clients
+                .get(agency.code.as_str())
+                .map(|cert| (agency.code.clone(), cert.sha256))
+        })
+        .collect();
+    tracker_config.grpc_access = Some(onedoor_tracker::GrpcAccess::new(
+        &registry,
+        &[Token::new(supervisor_token.clone())?.sha256()],
+        &client_certs,
+    ));
     // Staff sign-in on the web page when the data dir has an accounts file (format in
     // onedoor_tracker::web::auth); without one the page is open, on loopback only.
     let staff = dir.join("staff.toml");
@@ -312,8 +333,10 @@ async fn serve(
         },
         agencies,
         tracker: Some(TrackerEndpoint {
-            grpc: format!("http://{tracker_address}"),
-            web: Some(format!("http://{web_address}/")),
+            grpc: format!("https://{tracker_address}"),
+            web: Some(format!("https://{web_address}/")),
+            supervisor_token: Some(supervisor_token),
+            supervisor_token_file: Some(supervisor_file.display().to_string()),
         }),
         tls_ca_cert: Some(tls_files.ca_cert.display().to_string()),
         metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
@@ -332,11 +355,13 @@ async fn serve(
     if let Some(metrics) = &endpoints.metrics_url {
         if let Some(tracker) = &endpoints.tracker {
             println!(
-                "  tracker    {}  (CaseTracker gRPC; try `onedoor case list`)",
+                "  tracker    {}  (CaseTracker gRPC over TLS; try `onedoor case list`)",
                 tracker.grpc
             );
             if let Some(web) = &tracker.web {
-                println!("  web page   {web}  (for front-office staff, Lao and English)");
+                println!(
+                    "  web page   {web}  (for front-office staff, Lao and English; trust the CA in endpoints.json)"
+                );
             }
         }
         println!("  metrics    {metrics}");
@@ -367,6 +392,9 @@ async fn serve(
     }
     outcome
 }
+
+/// The development supervisor token for CaseTracker, under the data dir (mode 0600).
+const SUPERVISOR_TOKEN_FILE: &str = "supervisor.token";
 
 /// What `up` makes for a development bus: signing keys, bearer tokens (the registry holds their
 /// hashes), and a CA with server and client certificates.
