@@ -688,11 +688,16 @@ pub(super) fn safe_back(back: Option<&str>) -> &str {
 }
 
 /// `POST /lang`: remembers the choice in a cookie for a year and returns to the page.
-pub async fn set_lang(form: Result<Form<LangForm>, FormRejection>) -> Result<Response, WebError> {
+/// `Lax`, not `Strict`: a link from another site should still open in the reader's language.
+pub async fn set_lang(
+    State(state): State<WebState>,
+    form: Result<Form<LangForm>, FormRejection>,
+) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|_| WebError::bad_request(Msg::ErrorBadFilter))?;
     let lang = Lang::from_code(&form.lang).ok_or(WebError::bad_request(Msg::ErrorBadFilter))?;
+    let secure = if state.inner.secure { "; Secure" } else { "" };
     let cookie = format!(
-        "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly",
+        "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}",
         lang.code()
     );
     let mut response = Redirect::to(safe_back(form.back.as_deref())).into_response();
