@@ -236,6 +236,10 @@ async fn refresh_overdue_gauges(
 
 /// How often the database is checked for the health service.
 const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// A database that takes longer than this to answer `SELECT 1` is as good as gone for a clerk
+/// waiting at the counter; without it, a hung connection would keep reporting SERVING for the
+/// pool's whole acquire timeout.
+const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 async fn watch_database(
     store: Store,
@@ -244,7 +248,10 @@ async fn watch_database(
 ) {
     let mut serving = true;
     loop {
-        let healthy = store.ping().await.is_ok();
+        let healthy = matches!(
+            tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping()).await,
+            Ok(Ok(()))
+        );
         if healthy != serving {
             serving = healthy;
             if healthy {
