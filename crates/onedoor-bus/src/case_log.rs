@@ -9,9 +9,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use onedoor_case::{CaseEvent, CaseId, Registry};
 use onedoor_proto::convert::{self, Envelope};
@@ -539,6 +539,23 @@ pub fn decode_stored(sequence: u64, payload: Bytes) -> Result<StoredEvent, BusEr
     })
 }
 
+/// Header names, built once (a `&str` name is validated and copied on every insert).
+const H_MSG_ID: HeaderName = HeaderName::from_static(NATS_MSG_ID);
+const H_EXPECTED_LAST: HeaderName = HeaderName::from_static(EXPECTED_LAST_SUBJECT_SEQUENCE);
+const H_EXPECTED_LAST_SUBJECT: HeaderName =
+    HeaderName::from_static(EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT);
+const H_TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT);
+const H_TRACESTATE: HeaderName = HeaderName::from_static(TRACESTATE);
+const H_SPECVERSION: HeaderName = HeaderName::from_static(ce::SPECVERSION);
+const H_ID: HeaderName = HeaderName::from_static(ce::ID);
+const H_SOURCE: HeaderName = HeaderName::from_static(ce::SOURCE);
+const H_TYPE: HeaderName = HeaderName::from_static(ce::TYPE);
+const H_TIME: HeaderName = HeaderName::from_static(ce::TIME);
+const H_SUBJECT: HeaderName = HeaderName::from_static(ce::SUBJECT);
+const H_DATACONTENTTYPE: HeaderName = HeaderName::from_static(ce::DATACONTENTTYPE);
+const H_CORRELATIONID: HeaderName = HeaderName::from_static(ce::CORRELATIONID);
+const H_CAUSATIONID: HeaderName = HeaderName::from_static(ce::CAUSATIONID);
+
 /// The contract headers of one event message.
 pub fn headers(
     event: &CaseEvent,
@@ -549,39 +566,30 @@ pub fn headers(
     let mut headers = HeaderMap::new();
     let event_id = event.event_id.to_string();
     let case_id = event.case_id.to_string();
-    headers.insert(NATS_MSG_ID, event_id.as_str());
-    headers.insert(
-        EXPECTED_LAST_SUBJECT_SEQUENCE,
-        expected_last.to_string().as_str(),
-    );
-    headers.insert(
-        EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
-        subjects::case_filter(&case_id)?.as_str(),
-    );
-    headers.insert(TRACEPARENT, trace.traceparent().as_str());
+    headers.insert(H_MSG_ID, event_id.clone());
+    headers.insert(H_EXPECTED_LAST, expected_last.to_string());
+    headers.insert(H_EXPECTED_LAST_SUBJECT, subjects::case_filter(&case_id)?);
+    headers.insert(H_TRACEPARENT, trace.traceparent());
     if let Some(state) = &trace.tracestate {
-        headers.insert(TRACESTATE, state.as_str());
+        headers.insert(H_TRACESTATE, state.as_str());
     }
-    let kind = event.body.kind();
     let time = event
         .occurred_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let attributes = [
-        (ce::SPECVERSION, ce::SPEC_VERSION.to_owned()),
-        (ce::ID, event_id.clone()),
-        (ce::SOURCE, ce::source(event.from.as_str())),
-        (ce::TYPE, format!("la.gov.onedoor.case.{kind}.v1")),
-        (ce::TIME, time),
-        (ce::SUBJECT, case_id.clone()),
-        (ce::DATACONTENTTYPE, ce::DATA_CONTENT_TYPE.to_owned()),
-        (ce::CORRELATIONID, case_id),
-    ];
-    for (name, value) in attributes {
-        headers.insert(name, ce::encode(&value).as_str());
-    }
+    headers.insert(H_SPECVERSION, ce::SPEC_VERSION);
+    headers.insert(H_ID, ce::encode_owned(event_id));
+    headers.insert(H_SOURCE, ce::encode_owned(ce::source(event.from.as_str())));
+    headers.insert(
+        H_TYPE,
+        ce::encode_owned(format!("la.gov.onedoor.case.{}.v1", event.body.kind())),
+    );
+    headers.insert(H_TIME, ce::encode_owned(time));
+    headers.insert(H_SUBJECT, ce::encode_owned(case_id.clone()));
+    headers.insert(H_DATACONTENTTYPE, ce::DATA_CONTENT_TYPE);
+    headers.insert(H_CORRELATIONID, ce::encode_owned(case_id));
     if !wire.causation_id.is_empty() {
-        headers.insert(ce::CAUSATIONID, ce::encode(&wire.causation_id).as_str());
+        headers.insert(H_CAUSATIONID, ce::encode(&wire.causation_id));
     }
     Ok(headers)
 }
