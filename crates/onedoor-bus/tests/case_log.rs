@@ -585,7 +585,9 @@ async fn a_write_on_a_cached_case_reads_nothing_before_it_appends() -> anyhow::R
     let bus = TestBus::start().await?;
     let watcher = bus.nats.client().await?;
     let mut gets = watcher.subscribe("$JS.API.DIRECT.GET.>").await?;
-    watcher.flush().await?;
+    // A reply on the same connection proves the server has the subscription (`flush` only
+    // empties the client's buffer).
+    watcher.request("$JS.API.INFO", "".into()).await?;
     let (case_id, _) = bus.open_case().await?;
     bus.act(case_id, FRONT, hand_off("MOIC")).await?;
     bus.act(case_id, FRONT, hand_off("MOF")).await?;
