@@ -519,7 +519,7 @@ async fn a_case_with_500_events_loads_back_in_order() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn writers_with_cached_histories_see_what_other_writers_appended() -> anyhow::Result<()> {
-    // Two adapters' logs, each with its own history cache, take turns on one case: every write
+    // Two adapters' logs, each with its own case snapshots, take turns on one case: every write
     // must be decided on the whole, current history.
     let bus = TestBus::start().await?;
     let other = CaseLog::open(bus.nats.jetstream().await?).await?;
@@ -528,7 +528,7 @@ async fn writers_with_cached_histories_see_what_other_writers_appended() -> anyh
     other
         .execute(&bus.request(case_id, "MOIC", Action::Accept), &bus.registry)
         .await?;
-    // `bus.log` holds versions 1–2 in its cache; the rules must see MOIC's acceptance (v3) to
+    // `bus.log`'s snapshot holds versions 1–2; the rules must see MOIC's acceptance (v3) to
     // allow MOIC's hand-on, and refuse a second acceptance.
     bus.act(case_id, "MOIC", hand_off("MOF")).await?;
     let again = bus.act(case_id, "MOIC", Action::Accept).await;
