@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use onedoor_bus::{CaseLog, StoredEvent, TraceContext, WriteRequest, trace::TRACEPARENT};
+use onedoor_bus::{CaseLog, CaseTip, TraceContext, WriteRequest, trace::TRACEPARENT};
 use onedoor_case::{AgencyCode, CaseState, Command, Registry};
 use onedoor_proto::convert::timestamp;
 use onedoor_proto::v1;
@@ -154,11 +154,11 @@ impl Gateway {
             caller_trace: caller.clone(),
         };
         let span_name = format!("AgencyGateway/{}", write.command.action.name());
-        // The span starts once the case's history is known, so that it can be a child of the
+        // The span starts once the case's tip is known, so that it can be a child of the
         // case's trace (the caller's span, or the case's last event).
-        let mut own_span = |history: &[StoredEvent]| -> Option<TraceContext> {
+        let mut own_span = |tip: &CaseTip| -> Option<TraceContext> {
             if span.is_none() {
-                let parent = onedoor_bus::write::trace_parent(history, caller.as_ref());
+                let parent = tip.trace_parent(caller.as_ref());
                 let cx = parent
                     .as_ref()
                     .map_or_else(opentelemetry::Context::new, telemetry::remote_context);

@@ -6,13 +6,12 @@
 //! `onedoor.v1.case.<case_id>.>`). The loser gets "wrong last sequence", re-reads the case and
 //! decides again with the case rules, which may now refuse the command.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use onedoor_case::{CaseEvent, CaseId, Registry};
 use onedoor_proto::convert::{self, Envelope};
@@ -22,9 +21,10 @@ use prost::Message as _;
 use crate::audit::Signer;
 use crate::cloudevents as ce;
 use crate::error::BusError;
+use crate::snapshot::{CaseSnapshot, CaseTip, SNAPSHOT_CACHE_BYTES, SnapshotCache, payload_digest};
 use crate::subjects;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
-use crate::write::{WriteRequest, Written, prepare};
+use crate::write::{WriteRequest, Written, build, decide_on};
 
 /// How often an append is re-decided after losing a race before giving up. Races on one case
 /// are rare (a handful of agencies act on it, hours apart), so a few tries are plenty; the
@@ -65,40 +65,32 @@ pub struct Prepared {
 #[derive(Clone)]
 pub struct CaseLog {
     jetstream: async_nats::jetstream::Context,
+    /// The connection under `jetstream`, whose state decides whether a snapshot may be used.
+    client: async_nats::Client,
     stream: Stream,
     /// Signs every event this log writes (the writing agency's key).
     signer: Option<Arc<Signer>>,
-    /// Recent case histories, so a write reads only what is new since (a "last event" get and
-    /// the events after the cached one). Never trusted blindly: the last-event get validates
-    /// it, and the append's expected sequence rejects anything stale.
-    cache: Arc<Mutex<HistoryCache>>,
+    /// Compact snapshots of recently written cases, so that a write usually reads nothing
+    /// before it appends (see [`crate::snapshot`]).
+    cache: Arc<Mutex<SnapshotCache>>,
 }
 
-/// Most cases whose histories a log keeps: a bound on memory (a case is a few KiB).
-pub const HISTORY_CACHE_CASES: usize = 1024;
-
-/// Case histories, oldest-inserted evicted first.
-#[derive(Default)]
-struct HistoryCache {
-    cases: HashMap<CaseId, Arc<Vec<StoredEvent>>>,
-    order: VecDeque<CaseId>,
+/// What a read of a case found.
+enum Read {
+    /// The events after the known sequence the read started from (all of them from 0).
+    After(Vec<StoredEvent>),
+    /// The whole history: the known sequence was not in the case's chain.
+    Whole(Vec<StoredEvent>),
 }
 
-impl HistoryCache {
-    fn get(&self, case_id: &CaseId) -> Option<Arc<Vec<StoredEvent>>> {
-        self.cases.get(case_id).cloned()
-    }
-
-    fn put(&mut self, case_id: CaseId, history: Arc<Vec<StoredEvent>>) {
-        if self.cases.insert(case_id, history).is_none() {
-            self.order.push_back(case_id);
-            while self.order.len() > HISTORY_CACHE_CASES {
-                if let Some(old) = self.order.pop_front() {
-                    self.cases.remove(&old);
-                }
-            }
-        }
-    }
+/// The next step of a write, decided on a snapshot.
+enum Step {
+    /// The request's event is already in the case, at this stream sequence.
+    Duplicate(u64),
+    /// Append `event` after `tip`.
+    Decided { event: Box<CaseEvent>, tip: CaseTip },
+    /// The case rules refused the command (or the snapshot did not fold).
+    Refused(BusError),
 }
 
 impl CaseLog {
@@ -112,10 +104,11 @@ impl CaseLog {
                 message: e.to_string(),
             })?;
         Ok(CaseLog {
+            client: jetstream.client(),
             jetstream,
             stream,
             signer: None,
-            cache: Arc::default(),
+            cache: Arc::new(Mutex::new(SnapshotCache::new(SNAPSHOT_CACHE_BYTES))),
         })
     }
 
@@ -123,6 +116,19 @@ impl CaseLog {
     pub fn with_signer(mut self, signer: Signer) -> Self {
         self.signer = Some(Arc::new(signer));
         self
+    }
+
+    /// Bounds the memory of the write path's case snapshots (default
+    /// [`SNAPSHOT_CACHE_BYTES`]); 0 keeps only the case being written.
+    pub fn with_cache_bytes(mut self, budget: usize) -> Self {
+        self.cache = Arc::new(Mutex::new(SnapshotCache::new(budget)));
+        self
+    }
+
+    fn cache(&self) -> MutexGuard<'_, SnapshotCache> {
+        // A panic while holding the lock leaves at worst a stale snapshot, which the append's
+        // expected sequence catches.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A case's events in order. Read backwards: the case's last event (the server's
@@ -135,28 +141,15 @@ impl CaseLog {
     /// (written by something other than this log) falls back to the forward walk, which also
     /// names any malformed message. Empty when the case does not exist.
     pub async fn load(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
-        self.load_since(case_id, None).await
-    }
-
-    /// [`CaseLog::load`] through the history cache: the cached history plus what was appended
-    /// after it.
-    async fn load_cached(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
-        let cached = self.cache.lock().ok().and_then(|cache| cache.get(&case_id));
-        let history = self.load_since(case_id, cached).await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(case_id, Arc::new(history.clone()));
+        match self.load_since(case_id, 0).await? {
+            Read::After(history) | Read::Whole(history) => Ok(history),
         }
-        Ok(history)
     }
 
-    /// `known` (a prefix of the case's history, or nothing) brought up to date by walking back
-    /// from the case's last event to the last known one. A chain that does not lead back to
-    /// `known` means it was not a prefix: the whole case is read again.
-    async fn load_since(
-        &self,
-        case_id: CaseId,
-        known: Option<Arc<Vec<StoredEvent>>>,
-    ) -> Result<Vec<StoredEvent>, BusError> {
+    /// The events after stream sequence `known_last` (a sequence in the case's chain, or 0),
+    /// by walking back from the case's last event to it. A chain that passes `known_last` by
+    /// means it was not in the case: the whole case is read again.
+    async fn load_since(&self, case_id: CaseId, known_last: u64) -> Result<Read, BusError> {
         let filter = subjects::case_filter(&case_id.to_string())?;
         let nats = |err: String| BusError::Nats {
             action: "reading a case's events",
@@ -168,13 +161,11 @@ impl CaseLog {
             .await
         {
             Ok(message) => message,
-            Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => return Ok(Vec::new()),
+            Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
+                return Ok(Read::After(Vec::new()));
+            }
             Err(err) => return Err(nats(err.to_string())),
         };
-        let known_last = known
-            .as_ref()
-            .and_then(|k| k.last())
-            .map_or(0, |e| e.sequence);
         let mut newer = Vec::new();
         if message.sequence != known_last {
             loop {
@@ -183,14 +174,14 @@ impl CaseLog {
                     .get(EXPECTED_LAST_SUBJECT_SEQUENCE)
                     .and_then(|value| value.as_str().parse().ok());
                 let Some(previous) = previous.filter(|p| *p < message.sequence) else {
-                    return self.load_forward(&filter).await;
+                    return Ok(Read::Whole(self.load_forward(&filter).await?));
                 };
                 newer.push(decode_stored(message.sequence, message.payload)?);
                 if previous == known_last {
                     break;
                 }
                 if previous < known_last {
-                    return Box::pin(self.load_since(case_id, None)).await;
+                    return Box::pin(self.load(case_id)).await.map(Read::Whole);
                 }
                 message = self
                     .stream
@@ -200,9 +191,125 @@ impl CaseLog {
             }
         }
         newer.reverse();
-        let mut history = known.map(|k| k.as_ref().clone()).unwrap_or_default();
-        history.extend(newer);
-        Ok(history)
+        Ok(Read::After(newer))
+    }
+
+    /// The next step for `request` from the cached snapshot, if its case is cached.
+    fn cached_step(&self, request: &WriteRequest, registry: &Registry) -> Option<Step> {
+        let mut cache = self.cache();
+        let snapshot = cache.get(&request.case_id)?;
+        Some(step(snapshot, request, registry))
+    }
+
+    /// Brings the case's snapshot up to date with a read (of what is new since the cached
+    /// snapshot, or of the whole case) and decides the next step on it. `None`: the snapshot
+    /// changed under the read in a way it cannot be merged with; read again.
+    async fn refreshed_step(
+        &self,
+        request: &WriteRequest,
+        registry: &Registry,
+    ) -> Result<Option<Step>, BusError> {
+        let case_id = request.case_id;
+        let known = self.cache().get(&case_id).map(|s| s.tip.last_sequence);
+        let read = self.load_since(case_id, known.unwrap_or(0)).await?;
+        let corrupt = |e: onedoor_case::FoldError| BusError::Corrupt {
+            case_id: case_id.to_string(),
+            why: e.to_string(),
+        };
+        let mut cache = self.cache();
+        match read {
+            Read::After(newer) if known.is_some_and(|k| k > 0) => {
+                let known = known.unwrap_or_default();
+                let head = newer.last().map_or(known, |e| e.sequence);
+                let merged = cache.update(&case_id, |snapshot| {
+                    let last = snapshot.tip.last_sequence;
+                    if last == known {
+                        newer
+                            .iter()
+                            .try_for_each(|e| snapshot.push_stored(e).map_err(corrupt))
+                    } else if last >= head {
+                        // Another write of this log got further meanwhile.
+                        Ok(())
+                    } else {
+                        Err(BusError::Conflict {
+                            case_id: case_id.to_string(),
+                            expected_last: last,
+                        })
+                    }
+                });
+                match merged {
+                    Some(Ok(())) => {}
+                    Some(Err(BusError::Conflict { .. })) | None => return Ok(None),
+                    Some(Err(err)) => return Err(err),
+                }
+            }
+            Read::After(history) | Read::Whole(history) => {
+                let fresh = CaseSnapshot::from_history(&history).map_err(corrupt)?;
+                let newer_cached = cache
+                    .get(&case_id)
+                    .is_some_and(|s| s.tip.last_sequence > fresh.tip.last_sequence);
+                if !newer_cached {
+                    cache.insert(case_id, fresh);
+                }
+            }
+        }
+        Ok(cache
+            .get(&case_id)
+            .map(|snapshot| step(snapshot, request, registry)))
+    }
+
+    /// Folds an event this log just appended into the case's snapshot, if the snapshot is
+    /// still the one the event was decided on.
+    fn remember(
+        &self,
+        base: &CaseTip,
+        sequence: u64,
+        payload: &[u8],
+        prepared: &Prepared,
+        event: &CaseEvent,
+    ) {
+        let hash = payload_digest(payload);
+        let trace = &prepared.trace;
+        let mut cache = self.cache();
+        cache.update(&event.case_id, |snapshot| {
+            if snapshot.tip.last_sequence == base.last_sequence {
+                snapshot.push(sequence, hash, event, &trace.trace_id, &trace.span_id)
+            } else {
+                Ok(())
+            }
+        });
+    }
+
+    /// A request already in the case's log, answered from the stored event.
+    async fn written_earlier(&self, case_id: CaseId, sequence: u64) -> Result<Written, BusError> {
+        let message = self
+            .stream
+            .direct_get(sequence)
+            .await
+            .map_err(|err| BusError::Nats {
+                action: "reading a case's events",
+                message: err.to_string(),
+            })?;
+        let stored = decode_stored(message.sequence, message.payload)?;
+        if stored.event.case_id != case_id {
+            return Err(BusError::Corrupt {
+                case_id: case_id.to_string(),
+                why: format!(
+                    "stream message {sequence} belongs to case {}",
+                    stored.event.case_id
+                ),
+            });
+        }
+        let prepared = Prepared {
+            trace: stored_trace(&stored),
+            wire: stored.wire,
+        };
+        Ok(Written {
+            sequence: stored.sequence,
+            duplicate: true,
+            event: stored.event,
+            prepared,
+        })
     }
 
     /// The forward walk: "next message on the case's subjects from sequence n", one get per
@@ -242,13 +349,24 @@ impl CaseLog {
     ) -> Result<Appended, BusError> {
         let (event, _) = convert::from_wire(&prepared.wire)
             .map_err(|e| BusError::Encode { why: e.to_string() })?;
+        let payload = Bytes::from(prepared.wire.encode_to_vec());
+        self.publish(&event, prepared, payload, expected_last).await
+    }
+
+    /// [`Self::append`] of an event already decoded and encoded.
+    async fn publish(
+        &self,
+        event: &CaseEvent,
+        prepared: &Prepared,
+        payload: Bytes,
+        expected_last: u64,
+    ) -> Result<Appended, BusError> {
         let subject = subjects::case_subject(
             &event.case_id.to_string(),
             event.from.as_str(),
             event.to.as_ref().map(|a| a.as_str()),
         )?;
-        let headers = headers(&event, &prepared.wire, &prepared.trace, expected_last)?;
-        let payload = Bytes::from(prepared.wire.encode_to_vec());
+        let headers = headers(event, &prepared.wire, &prepared.trace, expected_last)?;
         let ack = self
             .jetstream
             .publish_with_headers(subject, headers, payload)
@@ -275,10 +393,10 @@ impl CaseLog {
         }
     }
 
-    /// Writes one command: loads the case, decides with the case rules, appends; on a lost race
-    /// re-reads and re-decides (the rules may now refuse), up to [`MAX_APPEND_ATTEMPTS`] times.
-    /// A request whose event id is already in the case's log is answered from the log and
-    /// writes nothing (a retry after a lost reply or a crash).
+    /// Writes one command: decides it with the case rules on the case's snapshot, appends; on
+    /// a lost race re-reads what changed and re-decides (the rules may now refuse), up to
+    /// [`MAX_APPEND_ATTEMPTS`] times. A request whose event id is already in the case's log is
+    /// answered from the log and writes nothing (a retry after a lost reply or a crash).
     pub async fn execute(
         &self,
         request: &WriteRequest,
@@ -287,44 +405,64 @@ impl CaseLog {
         self.execute_traced(request, registry, &mut |_| None).await
     }
 
-    /// [`Self::execute`], letting the writer choose the event's span once the case's history is
-    /// known: `own_span` gets the history and returns the writer's span context (typically an
-    /// OpenTelemetry span started as a child of [`crate::write::trace_parent`]), or `None`.
+    /// [`Self::execute`], letting the writer choose the event's span once the case's tip is
+    /// known: `own_span` gets it and returns the writer's span context (typically an
+    /// OpenTelemetry span started as a child of [`CaseTip::trace_parent`]), or `None`.
+    ///
+    /// A cached snapshot is used as it is: the append expects its last sequence, so a stale one
+    /// is refused by the server and costs a read of the events after it, and no wait (it lost
+    /// no race). A refusal by the rules is only given on a snapshot read in this call.
     pub async fn execute_traced(
         &self,
         request: &WriteRequest,
         registry: &Registry,
-        own_span: &mut (dyn FnMut(&[StoredEvent]) -> Option<TraceContext> + Send),
+        own_span: &mut (dyn FnMut(&CaseTip) -> Option<TraceContext> + Send),
     ) -> Result<Written, BusError> {
-        let mut attempt = 0;
+        // While the connection is down, a write on a snapshot would be queued by the client and
+        // could land after the caller was told it failed; the read fails at once instead.
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let mut next = connected
+            .then(|| self.cached_step(request, registry))
+            .flatten();
+        // Whether the step was decided on a snapshot read during this call.
+        let mut fresh = false;
+        let mut races = 0;
         loop {
-            attempt += 1;
-            let history = self.load_cached(request.case_id).await?;
-            if let Some(stored) = history
-                .iter()
-                .find(|s| s.event.event_id == request.event_id)
-            {
-                let prepared = Prepared {
-                    wire: stored.wire.clone(),
-                    trace: stored_trace(stored),
-                };
-                return Ok(Written {
-                    sequence: stored.sequence,
-                    duplicate: true,
-                    event: stored.event.clone(),
-                    prepared,
-                });
-            }
-            let expected_last = history.last().map_or(0, |e| e.sequence);
-            let span = own_span(&history);
-            let mut prepared = prepare(&history, request, registry, span)?;
+            let current = match next.take() {
+                Some(step) => step,
+                None => {
+                    fresh = true;
+                    match self.refreshed_step(request, registry).await? {
+                        Some(step) => step,
+                        None => continue,
+                    }
+                }
+            };
+            let (event, tip) = match current {
+                Step::Duplicate(sequence) => {
+                    return self.written_earlier(request.case_id, sequence).await;
+                }
+                Step::Refused(_) if !fresh => continue,
+                Step::Refused(err) => return Err(err),
+                Step::Decided { event, tip } => (*event, tip),
+            };
+            let span = own_span(&tip);
+            let mut prepared = build(&event, &tip, request, span);
             if let Some(signer) = &self.signer {
                 signer.sign(&mut prepared.wire);
             }
-            match self.append(&prepared, expected_last).await {
+            let payload = Bytes::from(prepared.wire.encode_to_vec());
+            match self
+                .publish(&event, &prepared, payload.clone(), tip.last_sequence)
+                .await
+            {
                 Ok(appended) => {
-                    let (event, _) = convert::from_wire(&prepared.wire)
-                        .map_err(|e| BusError::Encode { why: e.to_string() })?;
+                    if appended.duplicate {
+                        // JetStream kept an earlier copy: what the case holds is not known here.
+                        self.cache().remove(&request.case_id);
+                    } else {
+                        self.remember(&tip, appended.sequence, &payload, &prepared, &event);
+                    }
                     return Ok(Written {
                         sequence: appended.sequence,
                         duplicate: appended.duplicate,
@@ -332,23 +470,40 @@ impl CaseLog {
                         prepared,
                     });
                 }
-                Err(BusError::Conflict { .. }) if attempt < MAX_APPEND_ATTEMPTS => {
-                    tracing::debug!(case_id = %request.case_id, attempt, "lost a race on the case; re-reading");
-                    // Spread out retries so two writers that collided do not collide again.
-                    tokio::time::sleep(Duration::from_millis(
-                        u64::from(attempt) * rand_jitter_ms(),
-                    ))
-                    .await;
+                Err(BusError::Conflict { .. }) if !fresh => {
+                    // Another write got to the case first, maybe long before: no wait.
+                    tracing::debug!(case_id = %request.case_id, "lost a race on the case to a write after the snapshot; reading what changed");
                 }
                 Err(BusError::Conflict { .. }) => {
-                    return Err(BusError::TooManyConflicts {
-                        case_id: request.case_id.to_string(),
-                        attempts: attempt,
-                    });
+                    races += 1;
+                    if races >= MAX_APPEND_ATTEMPTS {
+                        return Err(BusError::TooManyConflicts {
+                            case_id: request.case_id.to_string(),
+                            attempts: races,
+                        });
+                    }
+                    tracing::debug!(case_id = %request.case_id, attempt = races, "lost a race on the case; re-reading");
+                    // Spread out retries so two writers that collided do not collide again.
+                    tokio::time::sleep(Duration::from_millis(u64::from(races) * rand_jitter_ms()))
+                        .await;
                 }
                 Err(other) => return Err(other),
             }
         }
+    }
+}
+
+/// The next step for `request` on `snapshot`: already written, or the rules' decision.
+fn step(snapshot: &CaseSnapshot, request: &WriteRequest, registry: &Registry) -> Step {
+    if let Some(sequence) = snapshot.sequence_of(&request.event_id) {
+        return Step::Duplicate(sequence);
+    }
+    match decide_on(snapshot.state.as_ref(), request, registry) {
+        Ok(event) => Step::Decided {
+            event: Box::new(event),
+            tip: snapshot.tip.clone(),
+        },
+        Err(err) => Step::Refused(err),
     }
 }
 
@@ -384,6 +539,23 @@ pub fn decode_stored(sequence: u64, payload: Bytes) -> Result<StoredEvent, BusEr
     })
 }
 
+/// Header names, built once (a `&str` name is validated and copied on every insert).
+const H_MSG_ID: HeaderName = HeaderName::from_static(NATS_MSG_ID);
+const H_EXPECTED_LAST: HeaderName = HeaderName::from_static(EXPECTED_LAST_SUBJECT_SEQUENCE);
+const H_EXPECTED_LAST_SUBJECT: HeaderName =
+    HeaderName::from_static(EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT);
+const H_TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT);
+const H_TRACESTATE: HeaderName = HeaderName::from_static(TRACESTATE);
+const H_SPECVERSION: HeaderName = HeaderName::from_static(ce::SPECVERSION);
+const H_ID: HeaderName = HeaderName::from_static(ce::ID);
+const H_SOURCE: HeaderName = HeaderName::from_static(ce::SOURCE);
+const H_TYPE: HeaderName = HeaderName::from_static(ce::TYPE);
+const H_TIME: HeaderName = HeaderName::from_static(ce::TIME);
+const H_SUBJECT: HeaderName = HeaderName::from_static(ce::SUBJECT);
+const H_DATACONTENTTYPE: HeaderName = HeaderName::from_static(ce::DATACONTENTTYPE);
+const H_CORRELATIONID: HeaderName = HeaderName::from_static(ce::CORRELATIONID);
+const H_CAUSATIONID: HeaderName = HeaderName::from_static(ce::CAUSATIONID);
+
 /// The contract headers of one event message.
 pub fn headers(
     event: &CaseEvent,
@@ -394,39 +566,30 @@ pub fn headers(
     let mut headers = HeaderMap::new();
     let event_id = event.event_id.to_string();
     let case_id = event.case_id.to_string();
-    headers.insert(NATS_MSG_ID, event_id.as_str());
-    headers.insert(
-        EXPECTED_LAST_SUBJECT_SEQUENCE,
-        expected_last.to_string().as_str(),
-    );
-    headers.insert(
-        EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
-        subjects::case_filter(&case_id)?.as_str(),
-    );
-    headers.insert(TRACEPARENT, trace.traceparent().as_str());
+    headers.insert(H_MSG_ID, event_id.clone());
+    headers.insert(H_EXPECTED_LAST, expected_last.to_string());
+    headers.insert(H_EXPECTED_LAST_SUBJECT, subjects::case_filter(&case_id)?);
+    headers.insert(H_TRACEPARENT, trace.traceparent());
     if let Some(state) = &trace.tracestate {
-        headers.insert(TRACESTATE, state.as_str());
+        headers.insert(H_TRACESTATE, state.as_str());
     }
-    let kind = event.body.kind();
     let time = event
         .occurred_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let attributes = [
-        (ce::SPECVERSION, ce::SPEC_VERSION.to_owned()),
-        (ce::ID, event_id.clone()),
-        (ce::SOURCE, ce::source(event.from.as_str())),
-        (ce::TYPE, format!("la.gov.onedoor.case.{kind}.v1")),
-        (ce::TIME, time),
-        (ce::SUBJECT, case_id.clone()),
-        (ce::DATACONTENTTYPE, ce::DATA_CONTENT_TYPE.to_owned()),
-        (ce::CORRELATIONID, case_id),
-    ];
-    for (name, value) in attributes {
-        headers.insert(name, ce::encode(&value).as_str());
-    }
+    headers.insert(H_SPECVERSION, ce::SPEC_VERSION);
+    headers.insert(H_ID, ce::encode_owned(event_id));
+    headers.insert(H_SOURCE, ce::encode_owned(ce::source(event.from.as_str())));
+    headers.insert(
+        H_TYPE,
+        ce::encode_owned(format!("la.gov.onedoor.case.{}.v1", event.body.kind())),
+    );
+    headers.insert(H_TIME, ce::encode_owned(time));
+    headers.insert(H_SUBJECT, ce::encode_owned(case_id.clone()));
+    headers.insert(H_DATACONTENTTYPE, ce::DATA_CONTENT_TYPE);
+    headers.insert(H_CORRELATIONID, ce::encode_owned(case_id));
     if !wire.causation_id.is_empty() {
-        headers.insert(ce::CAUSATIONID, ce::encode(&wire.causation_id).as_str());
+        headers.insert(H_CAUSATIONID, ce::encode(&wire.causation_id));
     }
     Ok(headers)
 }

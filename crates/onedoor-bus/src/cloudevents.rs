@@ -2,6 +2,8 @@
 //! each attribute is a `ce-<name>` header whose value is percent-encoded, so a
 //! CloudEvents-aware consumer in any language can read the stream without our code.
 
+use std::borrow::Cow;
+
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// The binding requires encoding space, double quote, percent and everything outside printable
@@ -31,6 +33,15 @@ pub fn source(agency: &str) -> String {
 
 pub fn encode(value: &str) -> String {
     utf8_percent_encode(value, HEADER_VALUE).to_string()
+}
+
+/// [`encode`], keeping `value`'s own buffer when nothing in it needs encoding (ids, codes and
+/// times never do).
+pub fn encode_owned(value: String) -> String {
+    match Cow::from(utf8_percent_encode(&value, HEADER_VALUE)) {
+        Cow::Borrowed(_) => value,
+        Cow::Owned(encoded) => encoded,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +96,13 @@ mod tests {
             "onedoor/ODSC-VTE-SAYSETTHA"
         );
         assert_eq!(encode("a \"b\" 100%"), "a%20%22b%22%20100%25");
+    }
+
+    #[test]
+    fn encoding_an_owned_value_agrees_with_encoding_a_borrowed_one() {
+        for value in ["onedoor/MOF", "a \"b\" 100%", "ກະຊວງການເງິນ", ""] {
+            assert_eq!(encode_owned(value.to_owned()), encode(value));
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`audit`]: Ed25519 signatures and the per-case hash chain; `verify_case`.
 //! - [`cloudevents`]: CloudEvents binary-mode `ce-*` headers, percent-encoded as the NATS
 //!   binding says.
+//! - [`snapshot`]: compact per-case snapshots (folded state, last sequence and hash, trace tip,
+//!   event ids) that let a write decide and append without reading the case first.
 //! - [`write`]: the write path: fold, decide with the case rules, build the hash-linked wire
 //!   event; [`CaseLog::execute`] appends it.
 //! - [`trace`]: W3C Trace Context (`traceparent`) parsing, formatting and new spans.
@@ -25,6 +27,7 @@ pub mod case_log;
 pub mod cloudevents;
 pub mod error;
 pub mod inbox;
+pub mod snapshot;
 pub mod stream;
 pub mod stuck;
 pub mod subjects;
@@ -37,6 +40,7 @@ pub use error::BusError;
 pub use inbox::{
     AckOutcome, InFlight, Inbox, InboxDelivery, InboxSettings, InboxStats, ensure_inbox,
 };
+pub use snapshot::CaseTip;
 pub use stream::{EnsureOutcome, StreamSettings, ensure_stream};
 pub use stuck::{STUCK_BUCKET, StuckRecord, StuckRecorder, list_stuck};
 pub use subjects::STREAM_NAME;

@@ -4,10 +4,10 @@
 
 use onedoor_case::{CaseEvent, CaseId, CaseState, Command, EventId, Registry, decide};
 use onedoor_proto::convert::{Envelope, to_wire};
-use sha2::{Digest as _, Sha256};
 
 use crate::case_log::{Prepared, StoredEvent};
 use crate::error::BusError;
+use crate::snapshot::{CaseTip, payload_digest};
 use crate::trace::TraceContext;
 
 /// One command to write to one case.
@@ -36,47 +36,32 @@ pub struct Written {
 
 /// SHA-256 of a stored payload: the `prev_hash` of the event after it.
 pub fn payload_hash(payload: &[u8]) -> Vec<u8> {
-    Sha256::digest(payload).to_vec()
+    payload_digest(payload).to_vec()
 }
 
-/// The span a new event's span should be the child of: the caller's span when it is already in
-/// the case's trace (or when the case is being opened), else the last event's span, so the
-/// case's journey forms one connected trace whatever the callers send.
+/// The span a new event's span should be the child of (see [`CaseTip::trace_parent`]).
 pub fn trace_parent(
     history: &[StoredEvent],
     caller: Option<&TraceContext>,
 ) -> Option<TraceContext> {
-    let Some(first) = history.first() else {
-        return caller.cloned();
-    };
-    let case_trace = &first.envelope.trace_id;
-    match caller {
-        Some(caller) if caller.trace_id == *case_trace => Some(caller.clone()),
-        _ => {
-            let last = history.last().unwrap_or(first);
-            TraceContext::parse(
-                &format!("00-{case_trace}-{}-01", last.envelope.span_id),
-                None,
-            )
-            .ok()
-        }
-    }
+    CaseTip::of(history).trace_parent(caller)
 }
 
 /// The new event's trace context: the writer's own span (e.g. an OpenTelemetry span the adapter
-/// started under [`trace_parent`]) when given and in the case's trace, else a fresh child span.
+/// started under [`CaseTip::trace_parent`]) when given and in the case's trace, else a fresh
+/// child span.
 fn trace_for(
-    history: &[StoredEvent],
+    tip: &CaseTip,
     caller: Option<&TraceContext>,
     own: Option<TraceContext>,
 ) -> TraceContext {
-    let parent = trace_parent(history, caller);
-    let case_trace = history.first().map(|first| first.envelope.trace_id.clone());
-    match (own, &case_trace) {
+    match (own, &tip.trace_id) {
         // A new case takes whatever trace the writer's span is in.
         (Some(own), None) => own,
         (Some(own), Some(case_trace)) if own.trace_id == *case_trace => own,
-        _ => parent.map_or_else(TraceContext::new_root, |p| p.child()),
+        _ => tip
+            .trace_parent(caller)
+            .map_or_else(TraceContext::new_root, |p| p.child()),
     }
 }
 
@@ -93,27 +78,43 @@ pub fn prepare(
             case_id: request.case_id.to_string(),
             why: e.to_string(),
         })?;
-    let event = decide(
-        state.as_ref(),
+    let event = decide_on(state.as_ref(), request, registry)?;
+    Ok(build(&event, &CaseTip::of(history), request, own_span))
+}
+
+/// The case rules' answer to `request` on the case's folded `state`.
+pub(crate) fn decide_on(
+    state: Option<&CaseState>,
+    request: &WriteRequest,
+    registry: &Registry,
+) -> Result<CaseEvent, BusError> {
+    Ok(decide(
+        state,
         request.case_id,
         request.event_id,
         &request.command,
         registry,
-    )?;
-    let trace = trace_for(history, request.caller_trace.as_ref(), own_span);
+    )?)
+}
+
+/// The wire event for a decided `event` following `tip`: trace continued, hash-linked.
+pub(crate) fn build(
+    event: &CaseEvent,
+    tip: &CaseTip,
+    request: &WriteRequest,
+    own_span: Option<TraceContext>,
+) -> Prepared {
+    let trace = trace_for(tip, request.caller_trace.as_ref(), own_span);
     let envelope = Envelope {
         trace_id: trace.trace_id.clone(),
         span_id: trace.span_id.clone(),
         idempotency_key: request.idempotency_key.clone(),
-        prev_hash: history
-            .last()
-            .map(|s| payload_hash(&s.payload))
-            .unwrap_or_default(),
+        prev_hash: tip.last_hash.map(|h| h.to_vec()).unwrap_or_default(),
         key_id: String::new(),
         signature: Vec::new(),
     };
-    Ok(Prepared {
-        wire: to_wire(&event, envelope),
+    Prepared {
+        wire: to_wire(event, envelope),
         trace,
-    })
+    }
 }

@@ -61,16 +61,25 @@ impl TestBus {
             .await
     }
 
+    /// The versions of the case's events as loaded.
+    async fn versions(&self, case_id: CaseId) -> anyhow::Result<Vec<u64>> {
+        let history = self.log.load(case_id).await?;
+        Ok(history.iter().map(|e| e.event.version).collect())
+    }
+
     async fn open_case(&self) -> anyhow::Result<(CaseId, Written)> {
         let case_id = CaseId::generate();
-        let open = Action::Open {
-            service: ServiceCode::parse("enterprise-registration")?,
-            citizen_ref: "R-1".into(),
-            summary: "ຮ້ານຄ້າ".into(),
-            documents: vec![],
-        };
-        let written = self.act(case_id, FRONT, open).await?;
+        let written = self.act(case_id, FRONT, open_action()).await?;
         Ok((case_id, written))
+    }
+}
+
+fn open_action() -> Action {
+    Action::Open {
+        service: ServiceCode::parse("enterprise-registration").expect("valid"),
+        citizen_ref: "R-1".into(),
+        summary: "ຮ້ານຄ້າ".into(),
+        documents: vec![],
     }
 }
 
@@ -81,6 +90,17 @@ fn hand_off(to: &str) -> Action {
         documents: vec![],
         due_working_days: None,
     }
+}
+
+async fn next_message(
+    subscriber: &mut async_nats::Subscriber,
+) -> anyhow::Result<async_nats::Message> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::StreamExt::next(subscriber),
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("subscription ended"))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -236,13 +256,7 @@ async fn racing_writers_are_re_decided_and_the_rules_pick_one_winner() -> anyhow
     for task in tasks {
         task.await??;
     }
-    let versions: Vec<u64> = bus
-        .log
-        .load(case_id)
-        .await?
-        .iter()
-        .map(|e| e.event.version)
-        .collect();
+    let versions = bus.versions(case_id).await?;
     assert_eq!(versions, (1..=7).collect::<Vec<u64>>());
     Ok(())
 }
@@ -420,12 +434,7 @@ async fn a_plain_nats_subscriber_sees_every_contract_header() -> anyhow::Result<
     client.flush().await?;
     let (case_id, opened) = bus.open_case().await?;
 
-    let message = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        futures::StreamExt::next(&mut subscriber),
-    )
-    .await?
-    .ok_or_else(|| anyhow::anyhow!("subscription ended"))?;
+    let message = next_message(&mut subscriber).await?;
     assert_eq!(
         message.subject.as_str(),
         format!("onedoor.v1.case.{case_id}.{FRONT}._")
@@ -510,7 +519,7 @@ async fn a_case_with_500_events_loads_back_in_order() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn writers_with_cached_histories_see_what_other_writers_appended() -> anyhow::Result<()> {
-    // Two adapters' logs, each with its own history cache, take turns on one case: every write
+    // Two adapters' logs, each with its own case snapshots, take turns on one case: every write
     // must be decided on the whole, current history.
     let bus = TestBus::start().await?;
     let other = CaseLog::open(bus.nats.jetstream().await?).await?;
@@ -519,7 +528,7 @@ async fn writers_with_cached_histories_see_what_other_writers_appended() -> anyh
     other
         .execute(&bus.request(case_id, "MOIC", Action::Accept), &bus.registry)
         .await?;
-    // `bus.log` holds versions 1–2 in its cache; the rules must see MOIC's acceptance (v3) to
+    // `bus.log`'s snapshot holds versions 1–2; the rules must see MOIC's acceptance (v3) to
     // allow MOIC's hand-on, and refuse a second acceptance.
     bus.act(case_id, "MOIC", hand_off("MOF")).await?;
     let again = bus.act(case_id, "MOIC", Action::Accept).await;
@@ -533,13 +542,71 @@ async fn writers_with_cached_histories_see_what_other_writers_appended() -> anyh
     other
         .execute(&bus.request(case_id, "MOF", Action::Accept), &bus.registry)
         .await?;
-    let versions: Vec<u64> = bus
-        .log
-        .load(case_id)
-        .await?
-        .iter()
-        .map(|e| e.event.version)
-        .collect();
+    let versions = bus.versions(case_id).await?;
     assert_eq!(versions, [1, 2, 3, 4, 5]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_retry_is_recognised_after_its_case_left_the_cache_and_after_a_restart()
+-> anyhow::Result<()> {
+    // A cache of no bytes keeps only the case being written: every other case is evicted.
+    let bus = TestBus::start().await?;
+    let log = CaseLog::open(bus.nats.jetstream().await?)
+        .await?
+        .with_cache_bytes(0);
+    let (case_id, _) = bus.open_case().await?;
+    let request = bus.request(case_id, FRONT, hand_off("MOIC"));
+    let first = log.execute(&request, &bus.registry).await?;
+    bus.open_case().await?;
+    log.execute(
+        &bus.request(CaseId::generate(), FRONT, open_action()),
+        &bus.registry,
+    )
+    .await?;
+
+    let evicted = log.execute(&request, &bus.registry).await?;
+    let restarted = CaseLog::open(bus.nats.jetstream().await?)
+        .await?
+        .execute(&request, &bus.registry)
+        .await?;
+    for again in [&evicted, &restarted] {
+        assert!(again.duplicate);
+        assert_eq!(again.sequence, first.sequence);
+        assert_eq!(again.event, first.event);
+        assert_eq!(again.prepared.wire, first.prepared.wire);
+    }
+    assert_eq!(bus.log.load(case_id).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_on_a_cached_case_reads_nothing_before_it_appends() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let watcher = bus.nats.client().await?;
+    let mut gets = watcher.subscribe("$JS.API.DIRECT.GET.>").await?;
+    // A reply on the same connection proves the server has the subscription (`flush` only
+    // empties the client's buffer).
+    watcher.request("$JS.API.INFO", "".into()).await?;
+    let (case_id, _) = bus.open_case().await?;
+    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
+    bus.act(case_id, FRONT, hand_off("MOF")).await?;
+    // A read of another case marks the end of the writes' reads.
+    let marker = CaseId::generate();
+    bus.log.load(marker).await?;
+
+    let mut before_marker = Vec::new();
+    loop {
+        let get = next_message(&mut gets).await?;
+        if get.subject.as_str().contains(&marker.to_string()) {
+            break;
+        }
+        before_marker.push(get.subject.to_string());
+    }
+    // Only the opening read whether the case existed; both hand-offs used the snapshot.
+    assert_eq!(before_marker.len(), 1, "{before_marker:?}");
+    assert!(before_marker[0].contains(&case_id.to_string()));
+    let versions = bus.versions(case_id).await?;
+    assert_eq!(versions, [1, 2, 3]);
     Ok(())
 }
