@@ -511,7 +511,21 @@ async fn health_is_not_serving_while_the_database_is_gone() -> anyhow::Result<()
     // The database disappears under the running tracker (its connections are ended too).
     let url = db.url().expose().to_owned();
     sqlx::any::install_default_drivers();
-    <sqlx::Any as sqlx::migrate::MigrateDatabase>::force_drop_database(&url).await?;
+    // The tracker's pool may be opening a connection just as the drop runs, which PostgreSQL
+    // refuses ("being accessed by other users"); dropping again wins once the pool has failed.
+    eventually("the database is dropped", || {
+        let url = url.clone();
+        async move {
+            Ok(
+                match <sqlx::Any as sqlx::migrate::MigrateDatabase>::force_drop_database(&url).await
+                {
+                    Ok(()) => Ok(()),
+                    Err(error) => Err(error.to_string()),
+                },
+            )
+        }
+    })
+    .await?;
     eventually("the tracker reports NOT_SERVING", || {
         status_is(ServingStatus::NotServing)
     })
