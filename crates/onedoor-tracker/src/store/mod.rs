@@ -63,6 +63,22 @@ pub struct Store {
 }
 
 impl Store {
+    /// Creates the (PostgreSQL) database `url` names; SQLite files are created on connect.
+    pub async fn create_database(url: &DatabaseUrl) -> Result<(), TrackerError> {
+        sqlx::any::install_default_drivers();
+        <sqlx::Any as sqlx::migrate::MigrateDatabase>::create_database(url.expose())
+            .await
+            .map_err(TrackerError::db("creating a database"))
+    }
+
+    /// Drops the (PostgreSQL) database `url` names, ending any connections still on it.
+    pub async fn drop_database(url: &DatabaseUrl) -> Result<(), TrackerError> {
+        sqlx::any::install_default_drivers();
+        <sqlx::Any as sqlx::migrate::MigrateDatabase>::force_drop_database(url.expose())
+            .await
+            .map_err(TrackerError::db("dropping a database"))
+    }
+
     /// Answers when the database does: the tracker's health follows it.
     pub async fn ping(&self) -> Result<(), TrackerError> {
         sqlx::query("SELECT 1")

@@ -108,6 +108,21 @@ impl Store {
         Ok(applied)
     }
 
+    /// Writes case views made elsewhere by the case rules (`Projected::from_state`) in one
+    /// transaction, without their events: a bulk load for benchmarks of the read side, which
+    /// reads only these rows. Not a projection: `events` stays as it was.
+    pub async fn write_views(&self, views: &[Projected]) -> Result<(), TrackerError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(TrackerError::db("beginning a transaction"))?;
+        for projected in views {
+            write_rows(&mut tx, projected).await?;
+        }
+        commit(tx).await
+    }
+
     /// Records a message that is not a usable event, once per stream sequence.
     pub async fn reject(
         &self,
