@@ -2,10 +2,12 @@
 //! Every statement is written once, with `$1` placeholders, and runs unchanged on both; only the
 //! migrations' column types differ (see `migrations/`).
 //!
-//! - `write`: storing an event and recomputing its case's rows with the case rules.
+//! - `write`: storing events and recomputing their cases' rows with the case rules.
+//! - `cache`: recently folded case states, so the next event folds onto them.
 //! - `read`: what `GetCase`, `ListCases` and `WatchCase` read.
 //! - `staff`: per-agency task lists, the overdue list and statistics.
 
+mod cache;
 mod read;
 mod staff;
 mod write;
@@ -23,7 +25,7 @@ use time::OffsetDateTime;
 
 pub use read::{CaseFilter, Cursor, RejectedMessage};
 pub use staff::{DayCount, HeldStat, TaskView};
-pub use write::Applied;
+pub use write::{Applied, Incoming};
 
 use crate::config::{Backend, DatabaseUrl};
 use crate::error::TrackerError;
@@ -60,6 +62,7 @@ pub struct Store {
     /// When set, every case is checked against these agency keys as it is projected
     /// (signatures and hash chain); a failure becomes the case's problem.
     audit: Option<Arc<Registry>>,
+    cache: Arc<cache::CaseCache>,
 }
 
 impl Store {
@@ -127,6 +130,7 @@ impl Store {
             pool,
             backend,
             audit: None,
+            cache: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -158,6 +162,7 @@ impl Store {
     /// Empties the database (drops the projection's tables and re-creates them), for a rebuild
     /// from the stream.
     pub async fn reset(&self) -> Result<(), TrackerError> {
+        self.cache.clear();
         for table in TABLES {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
                 .execute(&self.pool)
