@@ -32,26 +32,56 @@ use crate::error::TrackerError;
 
 /// The projection's tables, for [`Store::reset`]; `_sqlx_migrations` goes with them so the
 /// migrations run again from the start.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "events",
     "cases",
+    "cases_text",
     "tasks",
     "rejected_messages",
     "_sqlx_migrations",
 ];
 
 fn migrator(backend: Backend) -> Migrator {
-    let sql = match backend {
-        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_projection.sql"),
-        Backend::Postgres => include_str!("../../migrations/postgres/0001_projection.sql"),
+    let files: [(i64, &str, &str); 2] = match backend {
+        Backend::Sqlite => [
+            (
+                1,
+                "projection",
+                include_str!("../../migrations/sqlite/0001_projection.sql"),
+            ),
+            (
+                2,
+                "list indexes",
+                include_str!("../../migrations/sqlite/0002_list_indexes.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                1,
+                "projection",
+                include_str!("../../migrations/postgres/0001_projection.sql"),
+            ),
+            (
+                2,
+                "list indexes",
+                include_str!("../../migrations/postgres/0002_list_indexes.sql"),
+            ),
+        ],
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("projection"),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// A handle on the tracker's database; cheap to clone (a pool).
