@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod cache;
 mod grpc;
+mod migrate;
 mod projection;
 mod sla;
 mod staff;
