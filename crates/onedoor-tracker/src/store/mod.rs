@@ -6,8 +6,10 @@
 //! - `cache`: recently folded case states, so the next event folds onto them.
 //! - `read`: what `GetCase`, `ListCases` and `WatchCase` read.
 //! - `staff`: per-agency task lists, the overdue list and statistics.
+//! - `lookup`: small reads for the web page (case by trace id, open tasks per agency, origins).
 
 mod cache;
+mod lookup;
 mod read;
 mod staff;
 mod write;
