@@ -98,6 +98,10 @@ impl Store {
         &self,
         messages: &[Incoming<'_>],
     ) -> Result<Vec<Applied>, TrackerError> {
+        let signatures = match &self.audit {
+            Some(registry) => check_signatures(messages, registry).await,
+            None => vec![None; messages.len()],
+        };
         let mut tx = self
             .pool()
             .begin()
@@ -105,17 +109,14 @@ impl Store {
             .map_err(TrackerError::db("beginning a transaction"))?;
         let mut changes = CacheChanges::new();
         let mut outcomes = Vec::with_capacity(messages.len());
-        for message in messages {
+        for (message, signature_ok) in messages.iter().zip(signatures) {
             let applied = match *message {
                 Incoming::Event(stored) => {
-                    apply_event(
-                        &mut tx,
-                        stored,
-                        self.audit.as_deref(),
-                        &self.cache,
-                        &mut changes,
-                    )
-                    .await?
+                    let check = Check {
+                        audit: self.audit.as_deref(),
+                        signature_ok,
+                    };
+                    apply_event(&mut tx, stored, check, &self.cache, &mut changes).await?
                 }
                 Incoming::Unusable {
                     sequence,
@@ -157,14 +158,65 @@ impl Store {
     }
 }
 
+/// Below this many events, signatures are checked inline as each event is folded.
+const PARALLEL_CHECK_MIN: usize = 16;
+
+/// Checks the events' signatures before the transaction, on two blocking threads: a check
+/// costs more than storing the event and needs no database. `None` for a message that is not
+/// an event, or when the batch is small (then the fold checks inline).
+async fn check_signatures(
+    messages: &[Incoming<'_>],
+    registry: &Arc<Registry>,
+) -> Vec<Option<bool>> {
+    let mut results = vec![None; messages.len()];
+    let mut events: Vec<(usize, StoredEvent)> = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, message)| match message {
+            Incoming::Event(stored) => Some((i, (*stored).clone())),
+            Incoming::Unusable { .. } => None,
+        })
+        .collect();
+    if events.len() < PARALLEL_CHECK_MIN {
+        return results;
+    }
+    let second = events.split_off(events.len() / 2);
+    let halves = [events, second].map(|half| {
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || {
+            half.into_iter()
+                .map(|(i, stored)| (i, verify_signature(&stored, &registry).is_ok()))
+                .collect::<Vec<_>>()
+        })
+    });
+    for half in halves {
+        // A check that panicked is left to the inline check, which reports it properly.
+        if let Ok(checked) = half.await {
+            for (i, ok) in checked {
+                results[i] = Some(ok);
+            }
+        }
+    }
+    results
+}
+
+/// How an event's authenticity is checked: against `audit`'s keys when set; `signature_ok`
+/// is the signature check already done for it, if any.
+#[derive(Clone, Copy)]
+struct Check<'a> {
+    audit: Option<&'a Registry>,
+    signature_ok: Option<bool>,
+}
+
 /// Stores one event inside `tx` and brings its case's rows up to date.
 async fn apply_event(
     tx: &mut Transaction<'static, Any>,
     stored: &StoredEvent,
-    audit: Option<&Registry>,
+    check: Check<'_>,
     cache: &CaseCache,
     changes: &mut CacheChanges,
 ) -> Result<Applied, TrackerError> {
+    let audit = check.audit;
     let event = &stored.event;
     let case_id = event.case_id.to_string();
     let event_id = event.event_id.to_string();
@@ -221,7 +273,7 @@ async fn apply_event(
         None => cache.get(&case_id),
     };
     if let Some(cached) = cached.filter(|c| c.state.version + 1 == event.version)
-        && let Some(next) = fold_onto(tx, stored, &cached, audit).await?
+        && let Some(next) = fold_onto(tx, stored, &cached, check).await?
     {
         let applied = Applied::Projected {
             case_id: case_id.clone(),
@@ -243,14 +295,16 @@ async fn fold_onto(
     tx: &mut Transaction<'static, Any>,
     stored: &StoredEvent,
     cached: &CachedCase,
-    audit: Option<&Registry>,
+    check: Check<'_>,
 ) -> Result<Option<CachedCase>, TrackerError> {
     let Ok(state) = CaseState::apply(Some(cached.state.clone()), &stored.event) else {
         return Ok(None);
     };
-    if let Some(registry) = audit
+    if let Some(registry) = check.audit
         && (stored.wire.prev_hash != cached.last_hash
-            || verify_signature(stored, registry).is_err())
+            || !check
+                .signature_ok
+                .unwrap_or_else(|| verify_signature(stored, registry).is_ok()))
     {
         return Ok(None);
     }
