@@ -76,9 +76,9 @@ fn assert_complete(report: &Value) {
 fn a_tiny_tracker_bench_prints_every_figure_and_consistent_counts() {
     let mut args = vec![
         "--events",
-        "1500",
+        "800",
         "--cases",
-        "400",
+        "300",
         "--queries",
         "10",
         "--pages",
@@ -95,18 +95,18 @@ fn a_tiny_tracker_bench_prints_every_figure_and_consistent_counts() {
     }
     let report = json_line(&tracker_bench(&args));
     assert_complete(&report);
-    assert_eq!(report["events"], 1500, "{report}");
-    assert_eq!(report["rebuild_events"], 1500, "{report}");
-    assert_eq!(report["cases"], 400, "{report}");
+    assert_eq!(report["events"], 800, "{report}");
+    assert_eq!(report["rebuild_events"], 800, "{report}");
+    assert_eq!(report["cases"], 300, "{report}");
     assert_eq!(report["queries"], 10, "{report}");
     let stream_cases = report["stream_cases"].as_u64().unwrap_or(0);
     assert!(
-        (1..=1500).contains(&stream_cases),
+        (1..=800).contains(&stream_cases),
         "every case has at least one event: {report}"
     );
     let overdue = report["overdue_cases"].as_u64().unwrap_or(u64::MAX);
     assert!(
-        overdue > 0 && overdue < 400,
+        overdue > 0 && overdue < 300,
         "some cases, not all, are overdue: {report}"
     );
     if with_postgres {
