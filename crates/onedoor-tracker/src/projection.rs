@@ -15,19 +15,20 @@ use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::jetstream::{self, AckKind, ErrorCode, Message};
 use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _};
-use onedoor_bus::STREAM_NAME;
 use onedoor_bus::case_log::decode_stored;
 use onedoor_bus::subjects::STREAM_SUBJECTS;
+use onedoor_bus::{STREAM_NAME, StoredEvent};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::TrackerConfig;
 use crate::error::TrackerError;
 use crate::metrics as m;
-use crate::store::{Applied, Store};
+use crate::store::{Applied, Incoming, Store};
 
-/// Messages per pull request: large enough for a fast replay, small enough that a crash leaves
-/// few messages waiting for `ACK_WAIT`.
-const BATCH: usize = 64;
+/// Messages per pull request, and at most per transaction: large enough for a fast replay
+/// (one commit, one fsync, for many events), small enough that a crash leaves few messages
+/// waiting for `ACK_WAIT`.
+const BATCH: usize = 256;
 /// Idle heartbeat and pull expiry: a lost pull (server restart) is noticed within seconds.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const EXPIRES: Duration = Duration::from_secs(30);
@@ -74,62 +75,119 @@ impl Projection {
         subject: &str,
         payload: Bytes,
     ) -> Result<Applied, TrackerError> {
-        let applied = match decode_stored(sequence, payload) {
-            Ok(stored) => self.store.apply(&stored).await?,
-            Err(error) => {
-                let reason = error.to_string();
-                self.store.reject(sequence, subject, &reason).await?;
-                Applied::Rejected { reason }
-            }
-        };
-        match &applied {
-            Applied::Projected { case_id, .. } => {
-                metrics::counter!(m::EVENTS_PROJECTED).increment(1);
-                // No watcher listening is fine.
-                let _ = self.moved.send(case_id.clone());
-            }
-            Applied::Waiting { .. } => metrics::counter!(m::EVENTS_PROJECTED).increment(1),
-            Applied::Duplicate => metrics::counter!(m::EVENTS_DUPLICATE).increment(1),
-            Applied::Rejected { .. } => metrics::counter!(m::MESSAGES_REJECTED).increment(1),
-        }
-        Ok(applied)
+        let mut applied = self.handle_batch(&[(sequence, subject, payload)]).await?;
+        applied.pop().ok_or_else(|| TrackerError::Corrupt {
+            what: "a batch of one".into(),
+            why: "no outcome".into(),
+        })
     }
 
-    /// Stores one JetStream message and acknowledges it after the commit. Returns the message's
-    /// stream sequence and how many messages the server still had for the consumer.
-    async fn process(&self, message: &Message) -> Result<(u64, u64), TrackerError> {
-        let (sequence, pending) = match message.info() {
-            Ok(info) => (info.stream_sequence, info.pending),
-            Err(error) => {
-                // Not a JetStream delivery at all; nothing to store, and redelivering it cannot
-                // help.
-                tracing::warn!(%error, subject = %message.subject, "message without delivery info; terminating it");
-                if let Err(error) = message.ack_with(AckKind::Term).await {
-                    tracing::warn!(%error, "terminating a message failed");
+    /// Stores messages (stream sequence, subject, payload) in one transaction, in order.
+    pub async fn handle_batch(
+        &self,
+        messages: &[(u64, &str, Bytes)],
+    ) -> Result<Vec<Applied>, TrackerError> {
+        let decoded: Vec<Result<StoredEvent, String>> = messages
+            .iter()
+            .map(|(sequence, _, payload)| {
+                decode_stored(*sequence, payload.clone()).map_err(|e| e.to_string())
+            })
+            .collect();
+        let incoming: Vec<Incoming> = messages
+            .iter()
+            .zip(&decoded)
+            .map(|((sequence, subject, _), decoded)| match decoded {
+                Ok(stored) => Incoming::Event(stored),
+                Err(reason) => Incoming::Unusable {
+                    sequence: *sequence,
+                    subject,
+                    reason,
+                },
+            })
+            .collect();
+        let outcomes = self.store.apply_batch(&incoming).await?;
+        for applied in &outcomes {
+            match applied {
+                Applied::Projected { case_id, .. } => {
+                    metrics::counter!(m::EVENTS_PROJECTED).increment(1);
+                    // No watcher listening is fine.
+                    let _ = self.moved.send(case_id.clone());
                 }
-                return Ok((0, 1));
+                Applied::Waiting { .. } => metrics::counter!(m::EVENTS_PROJECTED).increment(1),
+                Applied::Duplicate => metrics::counter!(m::EVENTS_DUPLICATE).increment(1),
+                Applied::Rejected { .. } => metrics::counter!(m::MESSAGES_REJECTED).increment(1),
             }
-        };
-        match self
-            .handle(sequence, message.subject.as_str(), message.payload.clone())
-            .await
-        {
-            Ok(applied) => {
-                tracing::debug!(stream_sequence = sequence, ?applied, "message applied");
-                if let Err(error) = message.ack().await {
-                    // The commit stands; the redelivery this causes changes nothing.
-                    tracing::warn!(%error, stream_sequence = sequence, "ack failed");
+        }
+        Ok(outcomes)
+    }
+
+    /// Stores JetStream messages in one transaction and acknowledges them after the commit.
+    /// Returns the last message's stream sequence and how many messages the server still had
+    /// for the consumer then.
+    async fn process(&self, batch: &[Message]) -> Result<(u64, u64), TrackerError> {
+        let mut usable = Vec::with_capacity(batch.len());
+        let mut position = (0, 1);
+        for message in batch {
+            match message.info() {
+                Ok(info) => {
+                    position = (info.stream_sequence, info.pending);
+                    usable.push((message, info.stream_sequence));
                 }
-                Ok((sequence, pending))
+                Err(error) => {
+                    // Not a JetStream delivery at all; nothing to store, and redelivering it
+                    // cannot help.
+                    tracing::warn!(%error, subject = %message.subject, "message without delivery info; terminating it");
+                    if let Err(error) = message.ack_with(AckKind::Term).await {
+                        tracing::warn!(%error, "terminating a message failed");
+                    }
+                }
+            }
+        }
+        let messages: Vec<(u64, &str, Bytes)> = usable
+            .iter()
+            .map(|(message, sequence)| {
+                (*sequence, message.subject.as_str(), message.payload.clone())
+            })
+            .collect();
+        match self.handle_batch(&messages).await {
+            Ok(outcomes) => {
+                for ((message, sequence), applied) in usable.iter().zip(&outcomes) {
+                    tracing::debug!(stream_sequence = sequence, ?applied, "message applied");
+                    if let Err(error) = message.ack().await {
+                        // The commit stands; the redelivery this causes changes nothing.
+                        tracing::warn!(%error, stream_sequence = sequence, "ack failed");
+                    }
+                }
+                Ok(position)
             }
             Err(error) => {
-                if let Err(nak) = message.ack_with(AckKind::Nak(Some(NAK_DELAY))).await {
-                    tracing::warn!(error = %nak, stream_sequence = sequence, "nak failed");
+                for (message, sequence) in &usable {
+                    if let Err(nak) = message.ack_with(AckKind::Nak(Some(NAK_DELAY))).await {
+                        tracing::warn!(error = %nak, stream_sequence = sequence, "nak failed");
+                    }
                 }
                 Err(error)
             }
         }
     }
+}
+
+/// `first` and the messages already waiting behind it (at most [`BATCH`] in all), without
+/// waiting for more; an error met on the way is returned for the caller to handle after the
+/// batch.
+fn with_ready(
+    first: Message,
+    messages: &mut Messages,
+) -> (Vec<Message>, Option<pull::MessagesError>) {
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match messages.next().now_or_never() {
+            Some(Some(Ok(message))) => batch.push(message),
+            Some(Some(Err(error))) => return (batch, Some(error)),
+            Some(None) | None => break,
+        }
+    }
+    (batch, None)
 }
 
 fn nats_error(action: &'static str, error: impl std::fmt::Display) -> TrackerError {
@@ -241,12 +299,27 @@ async fn consume(
         let next = tokio::select! {
             biased;
             _ = stopped(stop) => {
+                let mut held = Vec::new();
                 while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-                    projection.process(&message).await?;
+                    held.push(message);
+                }
+                for batch in held.chunks(BATCH) {
+                    projection.process(batch).await?;
                 }
                 return Ok(());
             }
             next = messages.next() => next,
+        };
+        let next = match next {
+            Some(Ok(message)) => {
+                let (batch, error) = with_ready(message, &mut messages);
+                projection.process(&batch).await?;
+                match error {
+                    Some(error) => Some(Err(error)),
+                    None => continue,
+                }
+            }
+            other => other,
         };
         match next {
             None => {
@@ -265,9 +338,7 @@ async fn consume(
                     _ => return Err(nats_error("reading the tracker's consumer", error)),
                 }
             }
-            Some(Ok(message)) => {
-                projection.process(&message).await?;
-            }
+            Some(Ok(_)) => {}
         }
     }
 }
@@ -353,8 +424,15 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
                 }
                 Err(error) => return Err(nats_error("replaying the stream", error)),
             };
-            let (sequence, pending) = projection.process(&message).await?;
-            report.messages += 1;
+            let (batch, error) = with_ready(message, &mut messages);
+            let (sequence, pending) = projection.process(&batch).await?;
+            report.messages += batch.len() as u64;
+            if let Some(error) = error
+                && error.kind()
+                    != async_nats::jetstream::consumer::pull::MessagesErrorKind::MissingHeartbeat
+            {
+                return Err(nats_error("replaying the stream", error));
+            }
             // A fresh consumer delivers in stream order, and every message before this one was
             // processed (any failure above ends the rebuild): at the target, everything is in.
             if sequence >= last_sequence || pending == 0 {

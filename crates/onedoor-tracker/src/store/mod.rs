@@ -2,11 +2,16 @@
 //! Every statement is written once, with `$1` placeholders, and runs unchanged on both; only the
 //! migrations' column types differ (see `migrations/`).
 //!
-//! - `write`: storing an event and recomputing its case's rows with the case rules.
+//! - `write`: storing events and recomputing their cases' rows with the case rules.
+//! - `cache`: recently folded case states, so the next event folds onto them.
 //! - `read`: what `GetCase`, `ListCases` and `WatchCase` read.
 //! - `staff`: per-agency task lists, the overdue list and statistics.
+//! - `access`: which cases an agency is part of (the tracker's per-agency confinement).
+//! - `lookup`: small reads for the web page (case by trace id, open tasks per agency, origins).
 
 mod access;
+mod cache;
+mod lookup;
 mod read;
 mod staff;
 mod write;
@@ -24,33 +29,63 @@ use time::OffsetDateTime;
 
 pub use read::{CaseFilter, Cursor, RejectedMessage};
 pub use staff::{DayCount, HeldStat, TaskView};
-pub use write::Applied;
+pub use write::{Applied, Incoming};
 
 use crate::config::{Backend, DatabaseUrl};
 use crate::error::TrackerError;
 
 /// The projection's tables, for [`Store::reset`]; `_sqlx_migrations` goes with them so the
 /// migrations run again from the start.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "events",
     "cases",
+    "cases_text",
     "tasks",
     "rejected_messages",
     "_sqlx_migrations",
 ];
 
 fn migrator(backend: Backend) -> Migrator {
-    let sql = match backend {
-        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_projection.sql"),
-        Backend::Postgres => include_str!("../../migrations/postgres/0001_projection.sql"),
+    let files: [(i64, &str, &str); 2] = match backend {
+        Backend::Sqlite => [
+            (
+                1,
+                "projection",
+                include_str!("../../migrations/sqlite/0001_projection.sql"),
+            ),
+            (
+                2,
+                "list indexes",
+                include_str!("../../migrations/sqlite/0002_list_indexes.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                1,
+                "projection",
+                include_str!("../../migrations/postgres/0001_projection.sql"),
+            ),
+            (
+                2,
+                "list indexes",
+                include_str!("../../migrations/postgres/0002_list_indexes.sql"),
+            ),
+        ],
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("projection"),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// A handle on the tracker's database; cheap to clone (a pool).
@@ -61,9 +96,26 @@ pub struct Store {
     /// When set, every case is checked against these agency keys as it is projected
     /// (signatures and hash chain); a failure becomes the case's problem.
     audit: Option<Arc<Registry>>,
+    cache: Arc<cache::CaseCache>,
 }
 
 impl Store {
+    /// Creates the (PostgreSQL) database `url` names; SQLite files are created on connect.
+    pub async fn create_database(url: &DatabaseUrl) -> Result<(), TrackerError> {
+        sqlx::any::install_default_drivers();
+        <sqlx::Any as sqlx::migrate::MigrateDatabase>::create_database(url.expose())
+            .await
+            .map_err(TrackerError::db("creating a database"))
+    }
+
+    /// Drops the (PostgreSQL) database `url` names, ending any connections still on it.
+    pub async fn drop_database(url: &DatabaseUrl) -> Result<(), TrackerError> {
+        sqlx::any::install_default_drivers();
+        <sqlx::Any as sqlx::migrate::MigrateDatabase>::force_drop_database(url.expose())
+            .await
+            .map_err(TrackerError::db("dropping a database"))
+    }
+
     /// Answers when the database does: the tracker's health follows it.
     pub async fn ping(&self) -> Result<(), TrackerError> {
         sqlx::query("SELECT 1")
@@ -112,6 +164,7 @@ impl Store {
             pool,
             backend,
             audit: None,
+            cache: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -143,6 +196,7 @@ impl Store {
     /// Empties the database (drops the projection's tables and re-creates them), for a rebuild
     /// from the stream.
     pub async fn reset(&self) -> Result<(), TrackerError> {
+        self.cache.clear();
         for table in TABLES {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
                 .execute(&self.pool)

@@ -9,6 +9,7 @@ use sqlx::{Any, AssertSqlSafe};
 use time::OffsetDateTime;
 
 use super::{Store, column, from_ns, to_i64, to_ns};
+use crate::config::Backend;
 use crate::error::TrackerError;
 use crate::view::{
     CaseRecord, Projected, TaskRecord, sort_ended_tasks, sort_open_tasks, status_from_name,
@@ -21,6 +22,10 @@ const CASE_COLUMNS: &str = "case_id, service, origin_agency, status, resolution,
 pub(super) const TASK_COLUMNS: &str = "t.case_id, t.handoff_event_id, t.agency, t.handed_by, \
      t.service, t.state, t.instructions, t.open_question, t.handed_off_at_ns, t.accepted_at_ns, \
      t.due_at_ns, t.ended_at_ns, t.ended_by";
+
+/// Below this many matches, the text filter reads its matches from the trigram index and
+/// sorts them; at or above it, matches are dense enough to meet one page soon in listing order.
+const RARE_TEXT_MATCHES: i64 = 2_000;
 
 /// ListCases' filters, parsed. Every `Some`/non-empty filter must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -269,9 +274,15 @@ impl Store {
                 .bind(Argument::Text(service.to_string()));
         }
         if let Some(text) = &filter.text {
-            s.push(" AND c.search_text LIKE ")
-                .bind(Argument::Text(format!("%{}%", escape_like(text))))
-                .push(" ESCAPE '\\'");
+            if self.text_is_rare(text).await? {
+                s.push(" AND c.case_id IN (SELECT case_id FROM cases_text WHERE search_text LIKE ")
+                    .bind(Argument::Text(format!("%{text}%")))
+                    .push(")");
+            } else {
+                s.push(" AND c.search_text LIKE ")
+                    .bind(Argument::Text(format!("%{}%", escape_like(text))))
+                    .push(" ESCAPE '\\'");
+            }
         }
         if let Some(cursor) = after {
             s.push(" AND (c.opened_at_ns < ")
@@ -290,6 +301,29 @@ impl Store {
             .await
             .map_err(TrackerError::db("listing cases"))?;
         rows.iter().map(case_record).collect()
+    }
+
+    /// Whether the text filter should be answered from SQLite's trigram index (`cases_text`):
+    /// only there, only for text the index can match (three characters or more, no LIKE
+    /// wildcards, which would need an ESCAPE clause the index does not take), and only when
+    /// few cases match. Many matches are found faster by walking the listing order and
+    /// testing each case, which stops after one page; the index would fetch and sort them all.
+    async fn text_is_rare(&self, text: &str) -> Result<bool, TrackerError> {
+        if self.backend() != Backend::Sqlite
+            || text.chars().count() < 3
+            || text.contains(['%', '_', '\\'])
+        {
+            return Ok(false);
+        }
+        let matches: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM cases_text WHERE search_text LIKE $1 LIMIT $2)",
+        )
+        .bind(format!("%{text}%"))
+        .bind(RARE_TEXT_MATCHES)
+        .fetch_one(self.pool())
+        .await
+        .map_err(TrackerError::db("counting text matches"))?;
+        Ok(matches < RARE_TEXT_MATCHES)
     }
 
     /// Every stored case id, in no particular order (tests and tools).

@@ -5,7 +5,9 @@ mod support;
 
 mod access;
 mod audit;
+mod cache;
 mod grpc;
+mod migrate;
 mod projection;
 mod sla;
 mod staff;

@@ -11,4 +11,5 @@ pub mod nats;
 pub mod registry;
 pub mod telemetry;
 pub mod tracker;
+pub mod tracker_bench;
 pub mod up;

@@ -127,6 +127,9 @@ pub enum TrackerCommand {
     Stats(ReportArgs),
     /// Inbox deliveries that exhausted their attempts (the ONEDOOR_STUCK bucket).
     Stuck(ReportArgs),
+    /// Measure the tracker on generated cases: live projection into SQLite and PostgreSQL,
+    /// rebuild time, and `ListCases` latency per filter over gRPC; prints one JSON line.
+    Bench(super::tracker_bench::TrackerBenchArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -193,14 +196,20 @@ fn nats_from_data_dir(dir: &Path) -> anyhow::Result<String> {
 }
 
 pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
+    let command = match args.command {
+        // The bench builds its own runtime.
+        Some(TrackerCommand::Bench(args)) => return super::tracker_bench::run(args),
+        command => command,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match args.command {
+    match command {
         Some(TrackerCommand::Rebuild(options)) => runtime.block_on(rebuild(options)),
         Some(TrackerCommand::Stats(args)) => runtime.block_on(stats(args)),
         Some(TrackerCommand::Stuck(args)) => runtime.block_on(stuck(args)),
+        Some(TrackerCommand::Bench(args)) => super::tracker_bench::run(args),
         None => runtime.block_on(serve(
             args.options,
             args.listen,

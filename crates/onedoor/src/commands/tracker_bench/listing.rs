@@ -1,0 +1,209 @@
+//! `ListCases` latency through a real tracker's CaseTracker gRPC on loopback: one HDR histogram
+//! per filter, each call timed from send to decoded reply, one call at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use onedoor_proto::v1;
+use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
+use onedoor_tracker::{DatabaseUrl, TrackerConfig};
+use rand::rngs::StdRng;
+use rand::{RngExt as _, SeedableRng as _};
+use tonic::transport::Channel;
+
+use super::TrackerBenchArgs;
+use super::history::Catalogue;
+
+/// How long the tracker may take to answer its first call.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `list_<filter>_<p50|p90|p99|max>_ms` for every filter, in milliseconds.
+pub type Latencies = BTreeMap<String, f64>;
+
+/// Starts a tracker on `database` and measures every filter.
+pub async fn measure(
+    nats_url: &str,
+    database: &DatabaseUrl,
+    catalogue: Arc<Catalogue>,
+    args: &TrackerBenchArgs,
+    cases: u64,
+) -> anyhow::Result<Latencies> {
+    let mut config = TrackerConfig::new(
+        nats_url,
+        database.clone(),
+        Arc::new(catalogue.registry().clone()),
+    );
+    // Its own consumer: the stream is still empty, so this tracker projects nothing.
+    config.consumer = "bench-listing".to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the tracker's gRPC port")?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let tracker = tokio::spawn(onedoor_tracker::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let outcome = calls(&format!("http://{address}"), &catalogue, args, cases).await;
+    let _ = stop.send(());
+    tracker
+        .await
+        .context("the tracker panicked")?
+        .context("the tracker failed")?;
+    outcome
+}
+
+async fn connect(url: &str) -> anyhow::Result<CaseTrackerClient<Channel>> {
+    let started = Instant::now();
+    loop {
+        let attempt = async {
+            let channel = Channel::from_shared(url.to_owned())?
+                .tcp_nodelay(true)
+                .connect()
+                .await?;
+            let mut client = CaseTrackerClient::new(channel);
+            client
+                .list_cases(v1::ListCasesRequest {
+                    page_size: 1,
+                    ..Default::default()
+                })
+                .await?;
+            anyhow::Ok(client)
+        };
+        match attempt.await {
+            Ok(client) => return Ok(client),
+            Err(error) if started.elapsed() > READY_DEADLINE => {
+                return Err(error.context(format!("the tracker at {url} did not answer")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// One filter's requests: the `n`th request of the run.
+type Requests<'a> = Box<dyn FnMut(&mut StdRng) -> v1::ListCasesRequest + 'a>;
+
+async fn calls(
+    url: &str,
+    catalogue: &Catalogue,
+    args: &TrackerBenchArgs,
+    cases: u64,
+) -> anyhow::Result<Latencies> {
+    let mut client = connect(url).await?;
+    let page_size = args.page_size;
+    let agencies = catalogue.route_agencies();
+    let services = catalogue.services().to_vec();
+    let base = v1::ListCasesRequest {
+        page_size,
+        ..Default::default()
+    };
+    let filters: Vec<(&str, Requests)> = vec![
+        ("all", Box::new(|_| base.clone())),
+        (
+            "agency",
+            Box::new(|rng| v1::ListCasesRequest {
+                holding_agency: agencies[rng.random_range(0..agencies.len())].to_string(),
+                ..base.clone()
+            }),
+        ),
+        (
+            "overdue",
+            Box::new(|_| v1::ListCasesRequest {
+                overdue_only: true,
+                ..base.clone()
+            }),
+        ),
+        (
+            "overdue_agency",
+            Box::new(|rng| v1::ListCasesRequest {
+                overdue_only: true,
+                holding_agency: agencies[rng.random_range(0..agencies.len())].to_string(),
+                ..base.clone()
+            }),
+        ),
+        (
+            "service",
+            Box::new(|rng| v1::ListCasesRequest {
+                service: services[rng.random_range(0..services.len())].to_string(),
+                ..base.clone()
+            }),
+        ),
+        (
+            // A citizen's reference number: matches one case, wherever it is in the order.
+            "text",
+            Box::new(|rng| v1::ListCasesRequest {
+                text: format!("{:08}", rng.random_range(0..cases)),
+                ..base.clone()
+            }),
+        ),
+    ];
+    let mut latencies = Latencies::new();
+    let mut rng = StdRng::seed_from_u64(7);
+    for (name, mut request) in filters {
+        let mut histogram = new_histogram()?;
+        for n in 0..args.queries + args.queries / 10 {
+            let request = request(&mut rng);
+            let started = Instant::now();
+            client
+                .list_cases(request)
+                .await
+                .with_context(|| format!("ListCases ({name})"))?;
+            if n >= args.queries / 10 {
+                record(&mut histogram, started.elapsed());
+            }
+        }
+        insert(&mut latencies, name, &histogram);
+    }
+    // Deep paging: pages 2..=pages of the unfiltered listing, through the cursor.
+    let mut histogram = new_histogram()?;
+    let mut walks = 0;
+    while histogram.len() < args.queries {
+        walks += 1;
+        let mut token = String::new();
+        for page in 1..=args.pages {
+            let started = Instant::now();
+            let reply = client
+                .list_cases(v1::ListCasesRequest {
+                    page_token: token,
+                    ..base.clone()
+                })
+                .await
+                .context("ListCases (paging)")?
+                .into_inner();
+            if page > 1 && walks > 1 {
+                record(&mut histogram, started.elapsed());
+            }
+            token = reply.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        anyhow::ensure!(
+            walks < 10 * args.queries,
+            "deep paging: the listing has too few pages to measure"
+        );
+    }
+    insert(&mut latencies, "deep", &histogram);
+    Ok(latencies)
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("making a histogram")
+}
+
+fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    histogram.saturating_record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+}
+
+fn insert(latencies: &mut Latencies, name: &str, histogram: &Histogram<u64>) {
+    let ms = |us: u64| us as f64 / 1_000.0;
+    for (label, quantile) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
+        latencies.insert(
+            format!("list_{name}_{label}_ms"),
+            ms(histogram.value_at_quantile(quantile)),
+        );
+    }
+    latencies.insert(format!("list_{name}_max_ms"), ms(histogram.max()));
+}

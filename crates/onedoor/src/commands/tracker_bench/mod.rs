@@ -1,0 +1,389 @@
+//! `onedoor tracker bench`: how fast the tracker projects, rebuilds and answers `ListCases`.
+//!
+//! # Phases, in this order
+//! 1. **Listing** ([`listing`]): `--cases` case views are made by the case rules and written
+//!    straight into a fresh SQLite database ([`fill`]: a bulk path without NATS and without
+//!    `events` rows, which `ListCases` never reads); then a real tracker serves them and the
+//!    bench calls `ListCases` over loopback gRPC with each filter, HDR histograms per filter.
+//!    It runs first, while the stream is still empty, so that tracker's projection has nothing
+//!    to add.
+//! 2. **Stream** ([`publish`]): `--events` events of realistic cases, written by the bus's
+//!    write path, signed, and published with JetStream async publish.
+//! 3. **Live projection** ([`project`]): a real tracker (signature checking on) projects the
+//!    whole stream into a fresh SQLite database, then into a fresh PostgreSQL database; the
+//!    rate is events over the time from its start until every event is stored.
+//! 4. **Rebuild**: `onedoor_tracker::rebuild` replays the stream into the SQLite database.
+//!
+//! Progress bars draw on stderr when stdout is a terminal; stdout is one JSON line.
+
+mod fill;
+mod history;
+mod listing;
+mod project;
+mod publish;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use onedoor_natsd::{NatsServer, ServerSpec};
+use onedoor_tracker::DatabaseUrl;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use self::history::Catalogue;
+use self::listing::Latencies;
+use super::common;
+
+/// The machine's PostgreSQL; the bench makes its own database there.
+const DEFAULT_POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrackerBenchArgs {
+    /// Events published to the stream, projected live and rebuilt.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Cases in the database `ListCases` is measured on.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub cases: u64,
+    /// `ListCases` calls per filter (after a warm-up of a tenth as many).
+    #[arg(long, default_value_t = 300)]
+    pub queries: u64,
+    /// Pages followed through the cursor in the deep-paging measurement.
+    #[arg(long, default_value_t = 20)]
+    pub pages: u64,
+    /// Cases per `ListCases` page.
+    #[arg(long, default_value_t = 50)]
+    pub page_size: u32,
+    /// PostgreSQL database for the projection measurement (it is emptied); by default a fresh
+    /// database on the machine's server, dropped afterwards.
+    #[arg(long, env = "ONEDOOR_BENCH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Skip the PostgreSQL projection.
+    #[arg(long)]
+    pub no_postgres: bool,
+    /// Use this nats-server (its ONEDOOR stream must be empty) instead of a fresh one.
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Registry file; by default the shipped 2025 registry.
+    #[arg(long, env = "ONEDOOR_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Where the SQLite databases go (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// The one JSON line.
+#[derive(Debug, Serialize)]
+struct Report {
+    events: u64,
+    stream_cases: u64,
+    publish_s: f64,
+    projection_sqlite_events_per_s: f64,
+    projection_sqlite_s: f64,
+    projection_pg_events_per_s: Option<f64>,
+    projection_pg_s: Option<f64>,
+    rebuild_events: u64,
+    rebuild_s: f64,
+    rebuild_events_per_s: f64,
+    signatures_checked: bool,
+    cases: u64,
+    overdue_cases: u64,
+    listing_fill: &'static str,
+    listing_fill_s: f64,
+    queries: u64,
+    page_size: u32,
+    #[serde(flatten)]
+    list: Latencies,
+    nats_server: Option<String>,
+    uptime_load: Option<String>,
+    uptime_load_end: Option<String>,
+}
+
+pub fn run(args: TrackerBenchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.events > 0, "--events must be at least 1");
+    anyhow::ensure!(args.cases > 0, "--cases must be at least 1");
+    anyhow::ensure!(args.queries > 0, "--queries must be at least 1");
+    anyhow::ensure!(args.pages > 1, "--pages must be at least 2");
+    anyhow::ensure!(
+        (1..=500).contains(&args.page_size),
+        "--page-size must be 1..=500"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(bench(args))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The 1, 5 and 15 minute load averages, as `uptime` prints them.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// A bar on stderr when stdout is a terminal (a script reading the JSON gets nothing else).
+fn progress_bar(len: u64, what: &'static str) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(what);
+    bar
+}
+
+/// The nats-server the bench uses: its own on a fresh store, or the one given.
+struct Nats {
+    server: Option<NatsServer>,
+    _store: Option<tempfile::TempDir>,
+    url: String,
+    version: Option<String>,
+}
+
+impl Nats {
+    async fn start(url: Option<&str>) -> anyhow::Result<Nats> {
+        if let Some(url) = url {
+            return Ok(Nats {
+                server: None,
+                _store: None,
+                url: url.to_owned(),
+                version: None,
+            });
+        }
+        let binary = onedoor_natsd::locate()?;
+        let store = tempfile::Builder::new()
+            .prefix("onedoor-tracker-bench-")
+            .tempdir()
+            .context("making a temporary store for nats-server")?;
+        let mut spec = ServerSpec::new(binary.clone(), store.path().join("nats"));
+        spec.server_name = Some("onedoor-tracker-bench".to_owned());
+        let server = NatsServer::start(spec)
+            .await
+            .context("starting nats-server")?;
+        Ok(Nats {
+            url: server.client_url(),
+            server: Some(server),
+            _store: Some(store),
+            version: Some(binary.version.to_string()),
+        })
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.as_mut()
+            && let Err(error) = server.stop().await
+        {
+            tracing::warn!(%error, "nats-server did not stop cleanly");
+        }
+    }
+}
+
+/// A PostgreSQL database for the projection phase, dropped at the end when the bench made it.
+struct Postgres {
+    url: DatabaseUrl,
+    made: bool,
+}
+
+impl Postgres {
+    async fn open(url: Option<&str>) -> anyhow::Result<Postgres> {
+        if let Some(url) = url {
+            return Ok(Postgres {
+                url: DatabaseUrl::parse(url)?,
+                made: false,
+            });
+        }
+        let name = format!(
+            "onedoor_tracker_bench_{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        );
+        let url = DatabaseUrl::parse(&format!("{DEFAULT_POSTGRES_SERVER}/{name}"))?;
+        onedoor_tracker::Store::create_database(&url)
+            .await
+            .with_context(|| {
+                format!("creating a database on {DEFAULT_POSTGRES_SERVER} (or pass --no-postgres)")
+            })?;
+        Ok(Postgres { url, made: true })
+    }
+
+    async fn close(self) {
+        if self.made
+            && let Err(error) = onedoor_tracker::Store::drop_database(&self.url).await
+        {
+            tracing::warn!(%error, "could not drop the bench database");
+        }
+    }
+}
+
+async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
+    let uptime_load = load_average();
+    let now = OffsetDateTime::now_utc();
+    let (registry, _) = common::load_registry_mut(args.registry.as_deref())?;
+    let catalogue = Catalogue::new(Arc::new(registry.clone()))?;
+    let (registry, signers) = publish::registry_with_keys(registry, &catalogue.agencies(), now)?;
+    let catalogue = Arc::new(Catalogue::new(registry.clone())?);
+    let temp = tempfile::Builder::new()
+        .prefix("onedoor-tracker-bench-")
+        .tempdir()
+        .context("making a temporary directory")?;
+    let work_dir = args.work_dir.clone().unwrap_or_else(|| temp.path().into());
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
+
+    let nats = Nats::start(args.nats_url.as_deref()).await?;
+    let postgres = if args.no_postgres {
+        None
+    } else {
+        Some(Postgres::open(args.database_url.as_deref()).await?)
+    };
+    let outcome = phases(
+        &args,
+        &nats,
+        postgres.as_ref().map(|p| &p.url),
+        &work_dir,
+        catalogue,
+        signers,
+        now,
+    )
+    .await;
+    if let Some(postgres) = postgres {
+        postgres.close().await;
+    }
+    let nats_server = nats.version.clone();
+    nats.stop().await;
+    let measured = outcome?;
+    Ok(Report {
+        events: args.events,
+        stream_cases: measured.stream_cases,
+        publish_s: measured.publish_s,
+        projection_sqlite_events_per_s: args.events as f64 / measured.projection_sqlite_s,
+        projection_sqlite_s: measured.projection_sqlite_s,
+        projection_pg_events_per_s: measured.projection_pg_s.map(|s| args.events as f64 / s),
+        projection_pg_s: measured.projection_pg_s,
+        rebuild_events: measured.rebuild_events,
+        rebuild_s: measured.rebuild_s,
+        rebuild_events_per_s: measured.rebuild_events as f64 / measured.rebuild_s,
+        signatures_checked: true,
+        cases: args.cases,
+        overdue_cases: measured.overdue_cases,
+        listing_fill: "case views made by the case rules, written directly (no NATS, no events rows)",
+        listing_fill_s: measured.listing_fill_s,
+        queries: args.queries,
+        page_size: args.page_size,
+        list: measured.list,
+        nats_server,
+        uptime_load,
+        uptime_load_end: load_average(),
+    })
+}
+
+struct Measured {
+    stream_cases: u64,
+    publish_s: f64,
+    projection_sqlite_s: f64,
+    projection_pg_s: Option<f64>,
+    rebuild_events: u64,
+    rebuild_s: f64,
+    overdue_cases: u64,
+    listing_fill_s: f64,
+    list: Latencies,
+}
+
+async fn phases(
+    args: &TrackerBenchArgs,
+    nats: &Nats,
+    postgres: Option<&DatabaseUrl>,
+    work_dir: &std::path::Path,
+    catalogue: Arc<Catalogue>,
+    signers: std::collections::HashMap<onedoor_case::AgencyCode, onedoor_bus::Signer>,
+    now: OffsetDateTime,
+) -> anyhow::Result<Measured> {
+    let client = async_nats::connect(&nats.url)
+        .await
+        .with_context(|| format!("connecting to {}", nats.url))?;
+    let js = async_nats::jetstream::new(client);
+    onedoor_bus::ensure_stream(&js, &onedoor_bus::StreamSettings::default()).await?;
+    let mut stream = js
+        .get_stream(onedoor_bus::STREAM_NAME)
+        .await
+        .context("binding to the ONEDOOR stream")?;
+    let before = stream
+        .info()
+        .await
+        .context("reading the stream's state")?
+        .state
+        .messages;
+    anyhow::ensure!(
+        before == 0,
+        "the ONEDOOR stream at {} already holds {before} messages; the bench needs an empty one",
+        nats.url
+    );
+
+    // 1. Listing, while the stream is empty.
+    let listing_db = DatabaseUrl::sqlite_file(&work_dir.join("listing.db"));
+    let bar = progress_bar(args.cases, "fill");
+    let started = Instant::now();
+    let overdue_cases = fill::fill(&listing_db, catalogue.clone(), args.cases, now, |n| {
+        bar.set_position(n)
+    })
+    .await?;
+    let listing_fill_s = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let list =
+        listing::measure(&nats.url, &listing_db, catalogue.clone(), args, args.cases).await?;
+
+    // 2. The stream.
+    let bar = progress_bar(args.events, "publish");
+    let started = Instant::now();
+    let stream_cases = publish::publish(
+        &js,
+        catalogue.clone(),
+        Arc::new(signers),
+        args.events,
+        now,
+        |n| bar.set_position(n),
+    )
+    .await?;
+    let publish_s = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    // 3. Live projection into each database; 4. rebuild.
+    let registry = Arc::new(catalogue.registry().clone());
+    let sqlite = DatabaseUrl::sqlite_file(&work_dir.join("projection.db"));
+    let live = project::Live {
+        nats_url: &nats.url,
+        registry: registry.clone(),
+        events: args.events,
+    };
+    let projection_sqlite_s = live.measure(&sqlite, "bench-sqlite").await?;
+    let projection_pg_s = match postgres {
+        Some(url) => Some(live.measure(url, "bench-postgres").await?),
+        None => None,
+    };
+    let (rebuild_events, rebuild_s) = live.rebuild(&sqlite, "bench-sqlite").await?;
+    Ok(Measured {
+        stream_cases,
+        publish_s,
+        projection_sqlite_s,
+        projection_pg_s,
+        rebuild_events,
+        rebuild_s,
+        overdue_cases,
+        listing_fill_s,
+        list,
+    })
+}
