@@ -12,7 +12,9 @@ use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::{column, to_i64, to_ns};
 use crate::error::TrackerError;
-use crate::view::{Projected, TaskRecord, status_name, task_end_name, task_state_name};
+use crate::view::{
+    Projected, TaskRecord, search_text, status_name, task_end_name, task_state_name,
+};
 
 /// Bound parameters per statement at most, under SQLite's limit with room to spare.
 const MAX_PARAMS: usize = 30_000;
@@ -130,6 +132,95 @@ pub(super) async fn update_cases(
         }
     }
     Ok(updated)
+}
+
+const CASE_ROW_WIDTH: usize = 16;
+
+/// Writes whole case rows. With `replace`, a stored row of the same case is overwritten;
+/// without, it is kept. Returns the case ids written.
+pub(super) async fn write_cases(
+    tx: &mut Transaction<'static, Any>,
+    views: &[&Projected],
+    replace: bool,
+) -> Result<HashSet<String>, TrackerError> {
+    let on_conflict = if replace {
+        "DO UPDATE SET service = excluded.service, \
+         origin_agency = excluded.origin_agency, status = excluded.status, \
+         resolution = excluded.resolution, citizen_ref = excluded.citizen_ref, \
+         summary = excluded.summary, search_text = excluded.search_text, \
+         trace_id = excluded.trace_id, opened_at_ns = excluded.opened_at_ns, \
+         resolved_at_ns = excluded.resolved_at_ns, updated_at_ns = excluded.updated_at_ns, \
+         version = excluded.version, open_tasks = excluded.open_tasks, \
+         next_due_ns = excluded.next_due_ns, problem = excluded.problem"
+    } else {
+        "DO NOTHING"
+    };
+    let mut written = HashSet::with_capacity(views.len());
+    for chunk in views.chunks(MAX_PARAMS / CASE_ROW_WIDTH) {
+        let sql = format!(
+            "INSERT INTO cases (case_id, service, origin_agency, status, resolution, \
+             citizen_ref, summary, search_text, trace_id, opened_at_ns, resolved_at_ns, \
+             updated_at_ns, version, open_tasks, next_due_ns, problem) VALUES {} \
+             ON CONFLICT (case_id) {on_conflict} RETURNING case_id",
+            placeholders(chunk.len(), CASE_ROW_WIDTH)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for projected in chunk {
+            let case = &projected.case;
+            query = query
+                .bind(case.case_id.clone())
+                .bind(case.service.clone())
+                .bind(case.origin_agency.clone())
+                .bind(status_name(case.status))
+                .bind(super::write::resolution_name(case.status))
+                .bind(case.citizen_ref.clone())
+                .bind(case.summary.clone())
+                .bind(search_text(case))
+                .bind(case.trace_id.clone())
+                .bind(to_ns(case.opened_at))
+                .bind(case.resolved_at.map(to_ns))
+                .bind(to_ns(case.updated_at))
+                .bind(to_i64(case.version, "case_version")?)
+                .bind(projected.open_tasks().count() as i64)
+                .bind(projected.next_due().map(to_ns))
+                .bind(case.problem.clone());
+        }
+        let returned = query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(TrackerError::db("writing case views"))?;
+        for row in &returned {
+            written.insert(column::<String>(row, "case_id")?);
+        }
+    }
+    Ok(written)
+}
+
+/// Of the given (case, version) pairs, the cases with an event stored beyond that version.
+pub(super) async fn cases_with_later_events(
+    tx: &mut Transaction<'static, Any>,
+    cases: &[(&Projected, i64)],
+) -> Result<HashSet<String>, TrackerError> {
+    let mut later = HashSet::new();
+    for chunk in cases.chunks(MAX_PARAMS / 2) {
+        let sql = format!(
+            "SELECT DISTINCT e.case_id FROM events e JOIN (VALUES {}) AS v \
+             ON e.case_id = v.column1 AND e.version > v.column2",
+            placeholders(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (projected, version) in chunk {
+            query = query.bind(projected.case.case_id.clone()).bind(*version);
+        }
+        let returned = query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(TrackerError::db("looking for later events"))?;
+        for row in &returned {
+            later.insert(column::<String>(row, "case_id")?);
+        }
+    }
+    Ok(later)
 }
 
 const TASK_WIDTH: usize = 14;

@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use super::cache::{CachedCase, CaseCache};
 use super::{Store, bulk, column, to_i64, to_ns};
 use crate::error::TrackerError;
-use crate::view::{Projected, TaskRecord, search_text, status_name};
+use crate::view::{Projected, TaskRecord};
 
 /// What storing one message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,8 +246,9 @@ struct Batch {
 
 /// A case folded onto its cached state by one or more of the batch's events.
 struct Pending {
-    /// The state the case row must still be at for the shortcut's write to apply.
-    base: Arc<CachedCase>,
+    /// The state the case row must still be at for the shortcut's write to apply; `None` for
+    /// a case opened by this batch, whose row must not exist yet.
+    base: Option<Arc<CachedCase>>,
     latest: Arc<CachedCase>,
     /// The messages (by index) whose outcome depends on that write.
     messages: Vec<usize>,
@@ -271,8 +272,15 @@ async fn apply_stored(
         Some(change) => change.clone(),
         None => cache.get(&case_id),
     };
-    if let Some(cached) = cached.filter(|c| c.state.version + 1 == event.version)
-        && let Some(next) = fold_next(stored, &cached, check)
+    // A case's first event folds onto nothing: no read is needed to open a case, which is
+    // most of a rebuild's re-folds otherwise.
+    let base = match cached {
+        Some(cached) if cached.state.version + 1 == event.version => Some(Some(cached)),
+        None if event.version == 1 => Some(None),
+        _ => None,
+    };
+    if let Some(cached) = base
+        && let Some(next) = fold_next(stored, cached.as_deref(), check)
     {
         let next = Arc::new(next);
         let applied = Applied::Projected {
@@ -339,21 +347,24 @@ async fn not_stored(
 
 /// Folds `stored` onto the cached state of its case. `None` when the shortcut does not apply
 /// (the event does not fold or verify cleanly); the caller re-folds the whole case then.
-fn fold_next(stored: &StoredEvent, cached: &CachedCase, check: Check<'_>) -> Option<CachedCase> {
-    let state = CaseState::apply(Some(cached.state.clone()), &stored.event).ok()?;
+fn fold_next(
+    stored: &StoredEvent,
+    cached: Option<&CachedCase>,
+    check: Check<'_>,
+) -> Option<CachedCase> {
+    let state = CaseState::apply(cached.map(|c| c.state.clone()), &stored.event).ok()?;
+    // The first event of a case links to nothing: its prev_hash is empty.
+    let prev_hash = cached.map_or(&[][..], |c| &c.last_hash[..]);
     if let Some(registry) = check.audit
-        && (stored.wire.prev_hash != cached.last_hash
+        && (stored.wire.prev_hash[..] != *prev_hash
             || !check
                 .signature_ok
                 .unwrap_or_else(|| verify_signature(stored, registry).is_ok()))
     {
         return None;
     }
-    let projected = Projected::from_state(
-        &state,
-        &cached.projected.case.trace_id,
-        stored.event.occurred_at,
-    );
+    let trace_id = cached.map_or(&stored.envelope.trace_id, |c| &c.projected.case.trace_id);
+    let projected = Projected::from_state(&state, trace_id, stored.event.occurred_at);
     Some(CachedCase {
         state,
         projected,
@@ -372,29 +383,42 @@ async fn flush(
     outcomes: &mut [Applied],
 ) -> Result<(), TrackerError> {
     let pending: Vec<(String, Pending)> = batch.pending.drain().collect();
-    let updates: Vec<(&Projected, i64)> = pending
-        .iter()
-        .map(|(_, p)| {
-            Ok((
+    let mut updates: Vec<(&Projected, i64)> = Vec::new();
+    let mut opened: Vec<(&Projected, i64)> = Vec::new();
+    for (_, p) in &pending {
+        let version = to_i64(p.latest.state.version, "case_version")?;
+        match &p.base {
+            Some(base) => updates.push((
                 &p.latest.projected,
-                to_i64(p.base.state.version, "case_version")?,
-            ))
-        })
-        .collect::<Result<_, TrackerError>>()?;
-    let updated = bulk::update_cases(tx, &updates).await?;
+                to_i64(base.state.version, "case_version")?,
+            )),
+            None => opened.push((&p.latest.projected, version)),
+        }
+    }
+    let mut written = bulk::update_cases(tx, &updates).await?;
+    // A case opened here is written only when no other writer stored a row or a later event
+    // of it; otherwise it is re-folded below like any stale shortcut.
+    let later = bulk::cases_with_later_events(tx, &opened).await?;
+    let fresh: Vec<&Projected> = opened
+        .iter()
+        .filter(|(projected, _)| !later.contains(&projected.case.case_id))
+        .map(|(projected, _)| *projected)
+        .collect();
+    written.extend(bulk::write_cases(tx, &fresh, false).await?);
     let mut upserts = Vec::new();
     for (case_id, p) in &pending {
-        if !updated.contains(case_id) {
+        if !written.contains(case_id) {
             continue;
         }
-        let (previous, projected) = (&p.base.projected, &p.latest.projected);
+        let projected = &p.latest.projected;
+        let previous: &[TaskRecord] = p.base.as_ref().map_or(&[], |b| &b.projected.tasks);
         upserts.extend(
             projected
                 .tasks
                 .iter()
-                .filter(|task| !previous.tasks.contains(task)),
+                .filter(|task| !previous.contains(task)),
         );
-        for old in &previous.tasks {
+        for old in previous {
             if !projected
                 .tasks
                 .iter()
@@ -411,7 +435,7 @@ async fn flush(
     }
     bulk::upsert_tasks(tx, &upserts).await?;
     for (case_id, p) in pending {
-        if updated.contains(&case_id) {
+        if written.contains(&case_id) {
             continue;
         }
         let (applied, entry) =
@@ -622,41 +646,7 @@ async fn write_rows(
     projected: &Projected,
 ) -> Result<(), TrackerError> {
     let case = &projected.case;
-    let resolution = resolution_name(case.status);
-    sqlx::query(
-        "INSERT INTO cases (case_id, service, origin_agency, status, resolution, citizen_ref, \
-         summary, search_text, trace_id, opened_at_ns, resolved_at_ns, updated_at_ns, version, \
-         open_tasks, next_due_ns, problem) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (case_id) DO UPDATE SET service = excluded.service, \
-         origin_agency = excluded.origin_agency, status = excluded.status, \
-         resolution = excluded.resolution, citizen_ref = excluded.citizen_ref, \
-         summary = excluded.summary, search_text = excluded.search_text, \
-         trace_id = excluded.trace_id, opened_at_ns = excluded.opened_at_ns, \
-         resolved_at_ns = excluded.resolved_at_ns, updated_at_ns = excluded.updated_at_ns, \
-         version = excluded.version, open_tasks = excluded.open_tasks, \
-         next_due_ns = excluded.next_due_ns, problem = excluded.problem",
-    )
-    .bind(&case.case_id)
-    .bind(&case.service)
-    .bind(&case.origin_agency)
-    .bind(status_name(case.status))
-    .bind(resolution)
-    .bind(&case.citizen_ref)
-    .bind(&case.summary)
-    .bind(search_text(case))
-    .bind(&case.trace_id)
-    .bind(to_ns(case.opened_at))
-    .bind(case.resolved_at.map(to_ns))
-    .bind(to_ns(case.updated_at))
-    .bind(to_i64(case.version, "case_version")?)
-    .bind(projected.open_tasks().count() as i64)
-    .bind(projected.next_due().map(to_ns))
-    .bind(case.problem.clone())
-    .execute(&mut **tx)
-    .await
-    .map_err(TrackerError::db("writing a case view"))?;
-
+    bulk::write_cases(tx, &[projected], true).await?;
     sqlx::query("DELETE FROM tasks WHERE case_id = $1")
         .bind(&case.case_id)
         .execute(&mut **tx)
