@@ -29,6 +29,9 @@ use crate::store::{Applied, Incoming, Store};
 /// (one commit, one fsync, for many events), small enough that a crash leaves few messages
 /// waiting for `ACK_WAIT`.
 const BATCH: usize = 256;
+/// The same for a rebuild: nothing else waits on the database then, and a crash means
+/// running the rebuild again anyway, so fewer, larger transactions win.
+const REBUILD_BATCH: usize = 2048;
 /// Idle heartbeat and pull expiry: a lost pull (server restart) is noticed within seconds.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const EXPIRES: Duration = Duration::from_secs(30);
@@ -172,15 +175,16 @@ impl Projection {
     }
 }
 
-/// `first` and the messages already waiting behind it (at most [`BATCH`] in all), without
+/// `first` and the messages already waiting behind it (at most `limit` in all), without
 /// waiting for more; an error met on the way is returned for the caller to handle after the
 /// batch.
 fn with_ready(
     first: Message,
     messages: &mut Messages,
+    limit: usize,
 ) -> (Vec<Message>, Option<pull::MessagesError>) {
     let mut batch = vec![first];
-    while batch.len() < BATCH {
+    while batch.len() < limit {
         match messages.next().now_or_never() {
             Some(Some(Ok(message))) => batch.push(message),
             Some(Some(Err(error))) => return (batch, Some(error)),
@@ -210,13 +214,13 @@ async fn open_messages(
         .get_or_create_consumer(consumer_name, consumer_config(consumer_name, ack_wait))
         .await
         .map_err(|e| nats_error("creating the tracker's durable consumer", e))?;
-    messages(&consumer).await
+    messages(&consumer, BATCH).await
 }
 
-async fn messages(consumer: &PullConsumer) -> Result<Messages, TrackerError> {
+async fn messages(consumer: &PullConsumer, batch: usize) -> Result<Messages, TrackerError> {
     consumer
         .stream()
-        .max_messages_per_batch(BATCH)
+        .max_messages_per_batch(batch)
         .heartbeat(HEARTBEAT)
         .expires(EXPIRES)
         .messages()
@@ -312,7 +316,7 @@ async fn consume(
         };
         let next = match next {
             Some(Ok(message)) => {
-                let (batch, error) = with_ready(message, &mut messages);
+                let (batch, error) = with_ready(message, &mut messages, BATCH);
                 projection.process(&batch).await?;
                 match error {
                     Some(error) => Some(Err(error)),
@@ -412,7 +416,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         elapsed: Duration::ZERO,
     };
     if last_sequence > 0 {
-        let mut messages = messages(&consumer).await?;
+        let mut messages = messages(&consumer, REBUILD_BATCH).await?;
         while let Some(next) = messages.next().await {
             let message = match next {
                 Ok(message) => message,
@@ -424,7 +428,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
                 }
                 Err(error) => return Err(nats_error("replaying the stream", error)),
             };
-            let (batch, error) = with_ready(message, &mut messages);
+            let (batch, error) = with_ready(message, &mut messages, REBUILD_BATCH);
             let (sequence, pending) = projection.process(&batch).await?;
             report.messages += batch.len() as u64;
             if let Some(error) = error

@@ -3,6 +3,7 @@
 //! migrations' column types differ (see `migrations/`).
 //!
 //! - `write`: storing events and recomputing their cases' rows with the case rules.
+//! - `bulk`: multi-row statements, so a batch of events costs a few statements.
 //! - `cache`: recently folded case states, so the next event folds onto them.
 //! - `read`: what `GetCase`, `ListCases` and `WatchCase` read.
 //! - `staff`: per-agency task lists, the overdue list and statistics.
@@ -10,6 +11,7 @@
 //! - `lookup`: small reads for the web page (case by trace id, open tasks per agency, origins).
 
 mod access;
+mod bulk;
 mod cache;
 mod lookup;
 mod read;

@@ -13,7 +13,7 @@
 //! case row is still at the cached version and nothing later is stored; otherwise the case's
 //! whole prefix is read back and re-folded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use onedoor_bus::StoredEvent;
@@ -26,11 +26,9 @@ use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
 use super::cache::{CachedCase, CaseCache};
-use super::{Store, column, to_i64, to_ns};
+use super::{Store, bulk, column, to_i64, to_ns};
 use crate::error::TrackerError;
-use crate::view::{
-    Projected, TaskRecord, search_text, status_name, task_end_name, task_state_name,
-};
+use crate::view::{Projected, TaskRecord};
 
 /// What storing one message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +92,12 @@ impl Store {
 
     /// Stores messages in order, in one transaction: all of them or (on an error) none. Returns
     /// what each one did, in the same order.
+    ///
+    /// The outcome is that of storing the messages one by one, but the statements are few: all
+    /// new events go in with one multi-row insert, each message is then folded in memory (a
+    /// re-fold reads the case back, hiding the batch's events not yet reached), and the rows
+    /// of the cases moved by the shortcut are written once per case at the end, with one
+    /// multi-row conditional update and one multi-row task upsert.
     pub async fn apply_batch(
         &self,
         messages: &[Incoming<'_>],
@@ -107,16 +111,39 @@ impl Store {
             .begin()
             .await
             .map_err(TrackerError::db("beginning a transaction"))?;
-        let mut changes = CacheChanges::new();
+        let events: Vec<&StoredEvent> = messages
+            .iter()
+            .filter_map(|message| match message {
+                Incoming::Event(stored) => Some(*stored),
+                Incoming::Unusable { .. } => None,
+            })
+            .collect();
+        // Ids stored by this batch whose message has not been reached yet.
+        let mut unseen = bulk::insert_events(&mut tx, &events).await?;
+        let mut batch = Batch::default();
         let mut outcomes = Vec::with_capacity(messages.len());
-        for (message, signature_ok) in messages.iter().zip(signatures) {
+        for (index, (message, signature_ok)) in messages.iter().zip(signatures).enumerate() {
             let applied = match *message {
                 Incoming::Event(stored) => {
                     let check = Check {
                         audit: self.audit.as_deref(),
                         signature_ok,
                     };
-                    apply_event(&mut tx, stored, check, &self.cache, &mut changes).await?
+                    let event_id = stored.event.event_id.to_string();
+                    if unseen.remove(&event_id) {
+                        apply_stored(
+                            &mut tx,
+                            stored,
+                            check,
+                            &self.cache,
+                            &mut batch,
+                            &unseen,
+                            index,
+                        )
+                        .await?
+                    } else {
+                        not_stored(&mut tx, stored, &event_id).await?
+                    }
                 }
                 Incoming::Unusable {
                     sequence,
@@ -137,8 +164,9 @@ impl Store {
             };
             outcomes.push(applied);
         }
+        flush(&mut tx, &mut batch, self.audit.as_deref(), &mut outcomes).await?;
         commit(tx).await?;
-        self.cache.merge(changes);
+        self.cache.merge(batch.changes);
         Ok(outcomes)
     }
 
@@ -208,164 +236,221 @@ struct Check<'a> {
     signature_ok: Option<bool>,
 }
 
-/// Stores one event inside `tx` and brings its case's rows up to date.
-async fn apply_event(
+/// A batch's work in progress: cache changes (they reach the shared cache only after the
+/// commit) and the cases moved by the shortcut whose rows are still to be written.
+#[derive(Default)]
+struct Batch {
+    changes: CacheChanges,
+    pending: HashMap<String, Pending>,
+}
+
+/// A case folded onto its cached state by one or more of the batch's events.
+struct Pending {
+    /// The state the case row must still be at for the shortcut's write to apply; `None` for
+    /// a case opened by this batch, whose row must not exist yet.
+    base: Option<Arc<CachedCase>>,
+    latest: Arc<CachedCase>,
+    /// The messages (by index) whose outcome depends on that write.
+    messages: Vec<usize>,
+}
+
+/// Brings the case of `stored`, an event this batch just stored, up to date: onto the cached
+/// state when it is the next version, else by re-folding the case from the database with the
+/// batch's later events (`hidden`) left out, as if they had not arrived yet.
+async fn apply_stored(
     tx: &mut Transaction<'static, Any>,
     stored: &StoredEvent,
     check: Check<'_>,
     cache: &CaseCache,
-    changes: &mut CacheChanges,
+    batch: &mut Batch,
+    hidden: &HashSet<String>,
+    index: usize,
 ) -> Result<Applied, TrackerError> {
-    let audit = check.audit;
     let event = &stored.event;
     let case_id = event.case_id.to_string();
-    let event_id = event.event_id.to_string();
-    let version = to_i64(event.version, "case_version")?;
-    let sequence = to_i64(stored.sequence, "stream sequence")?;
-    let inserted = sqlx::query(
-        "INSERT INTO events (event_id, case_id, version, stream_seq, occurred_at_ns, kind, \
-         from_agency, to_agency, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&event_id)
-    .bind(&case_id)
-    .bind(version)
-    .bind(sequence)
-    .bind(to_ns(event.occurred_at))
-    .bind(event.body.kind())
-    .bind(event.from.as_str())
-    .bind(event.to.as_ref().map(|a| a.as_str().to_owned()))
-    .bind(stored.payload.to_vec())
-    .execute(&mut **tx)
-    .await
-    .map_err(TrackerError::db("storing an event"))?
-    .rows_affected();
-
-    if inserted == 0 {
-        let known: Option<String> =
-            sqlx::query_scalar("SELECT event_id FROM events WHERE event_id = $1")
-                .bind(&event_id)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(TrackerError::db("looking up an event"))?;
-        if known.is_some() {
-            return Ok(Applied::Duplicate);
-        }
-        // Another event holds this case version. Appends are serialised per case by the
-        // server, so this is a log written around the contract: keep the first, show this.
-        let holder: Option<String> =
-            sqlx::query_scalar("SELECT event_id FROM events WHERE case_id = $1 AND version = $2")
-                .bind(&case_id)
-                .bind(version)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(TrackerError::db("looking up an event"))?;
-        let reason = format!(
-            "event {event_id} claims version {version} of case {case_id}, which event {} already holds",
-            holder.as_deref().unwrap_or("(unknown)")
-        );
-        record_rejected(tx, sequence, &subject_of(stored), &reason).await?;
-        return Ok(Applied::Rejected { reason });
-    }
-
-    let cached = match changes.get(&case_id) {
+    let cached = match batch.changes.get(&case_id) {
         Some(change) => change.clone(),
         None => cache.get(&case_id),
     };
-    if let Some(cached) = cached.filter(|c| c.state.version + 1 == event.version)
-        && let Some(next) = fold_onto(tx, stored, &cached, check).await?
+    // A case's first event folds onto nothing: no read is needed to open a case, which is
+    // most of a rebuild's re-folds otherwise.
+    let base = match cached {
+        Some(cached) if cached.state.version + 1 == event.version => Some(Some(cached)),
+        None if event.version == 1 => Some(None),
+        _ => None,
+    };
+    if let Some(cached) = base
+        && let Some(next) = fold_next(stored, cached.as_deref(), check)
     {
+        let next = Arc::new(next);
         let applied = Applied::Projected {
             case_id: case_id.clone(),
             version: next.state.version,
             problem: None,
         };
-        changes.insert(case_id, Some(Arc::new(next)));
+        let pending = batch
+            .pending
+            .entry(case_id.clone())
+            .or_insert_with(|| Pending {
+                base: cached.clone(),
+                latest: next.clone(),
+                messages: Vec::new(),
+            });
+        pending.latest = next.clone();
+        pending.messages.push(index);
+        batch.changes.insert(case_id, Some(next));
         return Ok(applied);
     }
-    let (applied, entry) = reproject(tx, &case_id, event.version, audit).await?;
-    changes.insert(case_id, entry.map(Arc::new));
+    // The re-fold rewrites the case's rows whole: a shortcut write still pending is moot.
+    batch.pending.remove(&case_id);
+    let (applied, entry) = reproject(tx, &case_id, event.version, check.audit, hidden).await?;
+    batch.changes.insert(case_id, entry.map(Arc::new));
     Ok(applied)
 }
 
-/// Folds `stored` onto the cached state of its case and writes what changed. `None` when the
-/// shortcut does not apply (the event does not fold or verify cleanly, or the database is not
-/// where the cache says); nothing was written then, and the caller re-folds the whole case.
-async fn fold_onto(
+/// The outcome for an event the batch's insert did not store: its id was already there (or
+/// earlier in the batch), or another event holds its case version.
+async fn not_stored(
     tx: &mut Transaction<'static, Any>,
     stored: &StoredEvent,
-    cached: &CachedCase,
+    event_id: &str,
+) -> Result<Applied, TrackerError> {
+    let event = &stored.event;
+    let case_id = event.case_id.to_string();
+    let version = to_i64(event.version, "case_version")?;
+    let known: Option<String> =
+        sqlx::query_scalar("SELECT event_id FROM events WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(TrackerError::db("looking up an event"))?;
+    if known.is_some() {
+        return Ok(Applied::Duplicate);
+    }
+    // Another event holds this case version. Appends are serialised per case by the
+    // server, so this is a log written around the contract: keep the first, show this.
+    let holder: Option<String> =
+        sqlx::query_scalar("SELECT event_id FROM events WHERE case_id = $1 AND version = $2")
+            .bind(&case_id)
+            .bind(version)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(TrackerError::db("looking up an event"))?;
+    let reason = format!(
+        "event {event_id} claims version {version} of case {case_id}, which event {} already holds",
+        holder.as_deref().unwrap_or("(unknown)")
+    );
+    let sequence = to_i64(stored.sequence, "stream sequence")?;
+    record_rejected(tx, sequence, &subject_of(stored), &reason).await?;
+    Ok(Applied::Rejected { reason })
+}
+
+/// Folds `stored` onto the cached state of its case. `None` when the shortcut does not apply
+/// (the event does not fold or verify cleanly); the caller re-folds the whole case then.
+fn fold_next(
+    stored: &StoredEvent,
+    cached: Option<&CachedCase>,
     check: Check<'_>,
-) -> Result<Option<CachedCase>, TrackerError> {
-    let Ok(state) = CaseState::apply(Some(cached.state.clone()), &stored.event) else {
-        return Ok(None);
-    };
+) -> Option<CachedCase> {
+    let state = CaseState::apply(cached.map(|c| c.state.clone()), &stored.event).ok()?;
+    // The first event of a case links to nothing: its prev_hash is empty.
+    let prev_hash = cached.map_or(&[][..], |c| &c.last_hash[..]);
     if let Some(registry) = check.audit
-        && (stored.wire.prev_hash != cached.last_hash
+        && (stored.wire.prev_hash[..] != *prev_hash
             || !check
                 .signature_ok
                 .unwrap_or_else(|| verify_signature(stored, registry).is_ok()))
     {
-        return Ok(None);
+        return None;
     }
-    let previous = &cached.projected;
-    let projected =
-        Projected::from_state(&state, &previous.case.trace_id, stored.event.occurred_at);
-    let case = &projected.case;
-    let new_version = to_i64(case.version, "case_version")?;
-    let updated = sqlx::query(
-        "UPDATE cases SET status = $1, resolution = $2, resolved_at_ns = $3, updated_at_ns = $4, \
-         version = $5, open_tasks = $6, next_due_ns = $7, problem = NULL \
-         WHERE case_id = $8 AND version = $9 AND NOT EXISTS \
-         (SELECT 1 FROM events e WHERE e.case_id = $8 AND e.version > $5)",
-    )
-    .bind(status_name(case.status))
-    .bind(resolution_name(case.status))
-    .bind(case.resolved_at.map(to_ns))
-    .bind(to_ns(case.updated_at))
-    .bind(new_version)
-    .bind(projected.open_tasks().count() as i64)
-    .bind(projected.next_due().map(to_ns))
-    .bind(&case.case_id)
-    .bind(to_i64(previous.case.version, "case_version")?)
-    .execute(&mut **tx)
-    .await
-    .map_err(TrackerError::db("writing a case view"))?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(None);
-    }
-    for task in &projected.tasks {
-        let unchanged = previous
-            .tasks
-            .iter()
-            .any(|old| old.handoff_event_id == task.handoff_event_id && old == task);
-        if !unchanged {
-            upsert_task(tx, task).await?;
-        }
-    }
-    for old in &previous.tasks {
-        if !projected
-            .tasks
-            .iter()
-            .any(|t| t.handoff_event_id == old.handoff_event_id)
-        {
-            sqlx::query("DELETE FROM tasks WHERE case_id = $1 AND handoff_event_id = $2")
-                .bind(&old.case_id)
-                .bind(&old.handoff_event_id)
-                .execute(&mut **tx)
-                .await
-                .map_err(TrackerError::db("removing a task"))?;
-        }
-    }
-    Ok(Some(CachedCase {
+    let trace_id = cached.map_or(&stored.envelope.trace_id, |c| &c.projected.case.trace_id);
+    let projected = Projected::from_state(&state, trace_id, stored.event.occurred_at);
+    Some(CachedCase {
         state,
         projected,
         last_hash: payload_hash(&stored.payload),
-    }))
+    })
 }
 
-fn resolution_name(status: onedoor_case::CaseStatus) -> Option<String> {
+/// Writes the rows of the cases the shortcut moved, on the condition that each case row is
+/// still at the version the cache said and nothing later is stored. A case where that fails
+/// (another writer moved it) is re-folded from the database, and its messages' outcomes are
+/// what that re-fold found.
+async fn flush(
+    tx: &mut Transaction<'static, Any>,
+    batch: &mut Batch,
+    audit: Option<&Registry>,
+    outcomes: &mut [Applied],
+) -> Result<(), TrackerError> {
+    let pending: Vec<(String, Pending)> = batch.pending.drain().collect();
+    let mut updates: Vec<(&Projected, i64)> = Vec::new();
+    let mut opened: Vec<(&Projected, i64)> = Vec::new();
+    for (_, p) in &pending {
+        let version = to_i64(p.latest.state.version, "case_version")?;
+        match &p.base {
+            Some(base) => updates.push((
+                &p.latest.projected,
+                to_i64(base.state.version, "case_version")?,
+            )),
+            None => opened.push((&p.latest.projected, version)),
+        }
+    }
+    let mut written = bulk::update_cases(tx, &updates).await?;
+    // A case opened here is written only when no other writer stored a row or a later event
+    // of it; otherwise it is re-folded below like any stale shortcut.
+    let later = bulk::cases_with_later_events(tx, &opened).await?;
+    let fresh: Vec<&Projected> = opened
+        .iter()
+        .filter(|(projected, _)| !later.contains(&projected.case.case_id))
+        .map(|(projected, _)| *projected)
+        .collect();
+    written.extend(bulk::write_cases(tx, &fresh, false).await?);
+    let mut upserts = Vec::new();
+    for (case_id, p) in &pending {
+        if !written.contains(case_id) {
+            continue;
+        }
+        let projected = &p.latest.projected;
+        let previous: &[TaskRecord] = p.base.as_ref().map_or(&[], |b| &b.projected.tasks);
+        upserts.extend(
+            projected
+                .tasks
+                .iter()
+                .filter(|task| !previous.contains(task)),
+        );
+        for old in previous {
+            if !projected
+                .tasks
+                .iter()
+                .any(|t| t.handoff_event_id == old.handoff_event_id)
+            {
+                sqlx::query("DELETE FROM tasks WHERE case_id = $1 AND handoff_event_id = $2")
+                    .bind(&old.case_id)
+                    .bind(&old.handoff_event_id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(TrackerError::db("removing a task"))?;
+            }
+        }
+    }
+    bulk::upsert_tasks(tx, &upserts).await?;
+    for (case_id, p) in pending {
+        if written.contains(&case_id) {
+            continue;
+        }
+        let (applied, entry) =
+            reproject(tx, &case_id, p.latest.state.version, audit, &HashSet::new()).await?;
+        for index in p.messages {
+            if let Some(outcome) = outcomes.get_mut(index) {
+                *outcome = applied.clone();
+            }
+        }
+        batch.changes.insert(case_id, entry.map(Arc::new));
+    }
+    Ok(())
+}
+
+pub(super) fn resolution_name(status: onedoor_case::CaseStatus) -> Option<String> {
     match status {
         onedoor_case::CaseStatus::Resolved(r) => Some(r.as_str().to_owned()),
         _ => None,
@@ -432,14 +517,26 @@ async fn reproject(
     case_id: &str,
     arrived: u64,
     audit: Option<&Registry>,
+    hidden: &HashSet<String>,
 ) -> Result<(Applied, Option<CachedCase>), TrackerError> {
-    let rows = sqlx::query(
-        "SELECT version, stream_seq, payload FROM events WHERE case_id = $1 ORDER BY version",
+    let mut rows = sqlx::query(
+        "SELECT event_id, version, stream_seq, payload FROM events WHERE case_id = $1 \
+         ORDER BY version",
     )
     .bind(case_id)
     .fetch_all(&mut **tx)
     .await
     .map_err(TrackerError::db("reading a case's events"))?;
+    if !hidden.is_empty() {
+        let mut visible = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event_id: String = column(&row, "event_id")?;
+            if !hidden.contains(&event_id) {
+                visible.push(row);
+            }
+        }
+        rows = visible;
+    }
     let mut prefix: Vec<StoredEvent> = Vec::with_capacity(rows.len());
     for row in &rows {
         let version: i64 = column(row, "version")?;
@@ -549,85 +646,12 @@ async fn write_rows(
     projected: &Projected,
 ) -> Result<(), TrackerError> {
     let case = &projected.case;
-    let resolution = resolution_name(case.status);
-    sqlx::query(
-        "INSERT INTO cases (case_id, service, origin_agency, status, resolution, citizen_ref, \
-         summary, search_text, trace_id, opened_at_ns, resolved_at_ns, updated_at_ns, version, \
-         open_tasks, next_due_ns, problem) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (case_id) DO UPDATE SET service = excluded.service, \
-         origin_agency = excluded.origin_agency, status = excluded.status, \
-         resolution = excluded.resolution, citizen_ref = excluded.citizen_ref, \
-         summary = excluded.summary, search_text = excluded.search_text, \
-         trace_id = excluded.trace_id, opened_at_ns = excluded.opened_at_ns, \
-         resolved_at_ns = excluded.resolved_at_ns, updated_at_ns = excluded.updated_at_ns, \
-         version = excluded.version, open_tasks = excluded.open_tasks, \
-         next_due_ns = excluded.next_due_ns, problem = excluded.problem",
-    )
-    .bind(&case.case_id)
-    .bind(&case.service)
-    .bind(&case.origin_agency)
-    .bind(status_name(case.status))
-    .bind(resolution)
-    .bind(&case.citizen_ref)
-    .bind(&case.summary)
-    .bind(search_text(case))
-    .bind(&case.trace_id)
-    .bind(to_ns(case.opened_at))
-    .bind(case.resolved_at.map(to_ns))
-    .bind(to_ns(case.updated_at))
-    .bind(to_i64(case.version, "case_version")?)
-    .bind(projected.open_tasks().count() as i64)
-    .bind(projected.next_due().map(to_ns))
-    .bind(case.problem.clone())
-    .execute(&mut **tx)
-    .await
-    .map_err(TrackerError::db("writing a case view"))?;
-
+    bulk::write_cases(tx, &[projected], true).await?;
     sqlx::query("DELETE FROM tasks WHERE case_id = $1")
         .bind(&case.case_id)
         .execute(&mut **tx)
         .await
         .map_err(TrackerError::db("clearing a case's tasks"))?;
-    for task in &projected.tasks {
-        upsert_task(tx, task).await?;
-    }
-    Ok(())
-}
-
-/// Inserts a task, or replaces the stored one with the same id.
-async fn upsert_task(
-    tx: &mut Transaction<'static, Any>,
-    task: &TaskRecord,
-) -> Result<(), TrackerError> {
-    sqlx::query(
-        "INSERT INTO tasks (case_id, handoff_event_id, agency, handed_by, service, state, \
-         instructions, open_question, handed_off_at_ns, accepted_at_ns, due_at_ns, ended_at_ns, \
-         ended_by, is_open) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (case_id, handoff_event_id) DO UPDATE SET agency = excluded.agency, \
-         handed_by = excluded.handed_by, service = excluded.service, state = excluded.state, \
-         instructions = excluded.instructions, open_question = excluded.open_question, \
-         handed_off_at_ns = excluded.handed_off_at_ns, accepted_at_ns = excluded.accepted_at_ns, \
-         due_at_ns = excluded.due_at_ns, ended_at_ns = excluded.ended_at_ns, \
-         ended_by = excluded.ended_by, is_open = excluded.is_open",
-    )
-    .bind(&task.case_id)
-    .bind(&task.handoff_event_id)
-    .bind(&task.agency)
-    .bind(&task.handed_by)
-    .bind(&task.service)
-    .bind(task_state_name(task.state))
-    .bind(&task.instructions)
-    .bind(task.open_question.clone())
-    .bind(to_ns(task.handed_off_at))
-    .bind(task.accepted_at.map(to_ns))
-    .bind(to_ns(task.due_at))
-    .bind(task.ended.map(|(at, _)| to_ns(at)))
-    .bind(task.ended.map(|(_, end)| task_end_name(end).to_owned()))
-    .bind(i64::from(task.is_open()))
-    .execute(&mut **tx)
-    .await
-    .map_err(TrackerError::db("writing a task"))?;
-    Ok(())
+    let tasks: Vec<&TaskRecord> = projected.tasks.iter().collect();
+    bulk::upsert_tasks(tx, &tasks).await
 }

@@ -3,7 +3,7 @@
 //! the pure fold of every stored event.
 
 use onedoor_bus::StoredEvent;
-use onedoor_tracker::{Applied, Store};
+use onedoor_tracker::{Applied, Projection, Store};
 
 use crate::on_both_databases;
 use crate::support::histories::{seed, write_random_histories};
@@ -58,3 +58,68 @@ async fn a_stale_cache_never_hides_what_another_writer_stored(db: TestDb) -> any
     Ok(())
 }
 on_both_databases!(a_stale_cache_never_hides_what_another_writer_stored);
+
+/// What a batch gave, message by message, with the case id left out.
+fn kinds(applied: &[Applied]) -> Vec<String> {
+    applied
+        .iter()
+        .map(|a| match a {
+            Applied::Projected { version, .. } => format!("projected {version}"),
+            Applied::Waiting { version, .. } => format!("waiting {version}"),
+            Applied::Duplicate => "duplicate".to_owned(),
+            Applied::Rejected { reason } => format!("rejected: {reason}"),
+        })
+        .collect()
+}
+
+async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
+    db: TestDb,
+) -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (case_id, events) = long_case(&bus).await?;
+    let cached = Store::connect(&db.url()).await?;
+    let other = Store::connect(&db.url()).await?;
+    let projection = Projection::new(cached.clone(), tokio::sync::broadcast::channel(1).0);
+    let batch = |picked: &[&StoredEvent]| -> Vec<(u64, &'static str, bytes::Bytes)> {
+        picked
+            .iter()
+            .map(|s| (s.sequence, "onedoor.v1.case.test", s.payload.clone()))
+            .collect()
+    };
+    for stored in &events[..2] {
+        cached.apply(stored).await?;
+    }
+    other.apply(&events[3]).await?;
+
+    // Version 3 looks like the shortcut's next event, but `other` stored version 4 behind the
+    // cache; the copy of it and of version 1 in the same batch are duplicates.
+    let first = batch(&[&events[2], &events[2], &events[0]]);
+    assert_eq!(
+        kinds(&projection.handle_batch(&first).await?),
+        ["projected 4", "duplicate", "duplicate"]
+    );
+
+    // The rest in reverse: each waits for the one after it in the batch, the last fills the
+    // gap; a redelivered version 4 at the end changes nothing.
+    let mut rest: Vec<&StoredEvent> = events[4..].iter().rev().collect();
+    rest.push(&events[3]);
+    let mut expected: Vec<String> = events
+        .iter()
+        .skip(5)
+        .rev()
+        .map(|s| format!("waiting {}", s.event.version))
+        .collect();
+    if events.len() > 4 {
+        expected.push(format!("projected {}", events.len()));
+    }
+    expected.push("duplicate".to_owned());
+    assert_eq!(
+        kinds(&projection.handle_batch(&batch(&rest)).await?),
+        expected
+    );
+
+    let (view, _) = bus.expected(case_id, MONDAY).await?;
+    assert_eq!(cached.projected(&case_id.to_string()).await?, Some(view));
+    Ok(())
+}
+on_both_databases!(one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold);

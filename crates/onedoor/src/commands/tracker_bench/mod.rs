@@ -12,6 +12,7 @@
 //! 3. **Live projection** ([`project`]): a real tracker (signature checking on) projects the
 //!    whole stream into a fresh SQLite database, then into a fresh PostgreSQL database; the
 //!    rate is events over the time from its start until every event is stored.
+//!    `--skip-live` leaves this phase out.
 //! 4. **Rebuild**: `onedoor_tracker::rebuild` replays the stream into the SQLite database.
 //!
 //! Progress bars draw on stderr when stdout is a terminal; stdout is one JSON line.
@@ -66,6 +67,10 @@ pub struct TrackerBenchArgs {
     /// Skip the PostgreSQL projection.
     #[arg(long)]
     pub no_postgres: bool,
+    /// Skip the live projections (SQLite and PostgreSQL): measure the rebuild alone, which
+    /// then runs into a fresh database. Their figures are null.
+    #[arg(long)]
+    pub skip_live: bool,
     /// Use this nats-server (its ONEDOOR stream must be empty) instead of a fresh one.
     #[arg(long)]
     pub nats_url: Option<String>,
@@ -83,8 +88,8 @@ struct Report {
     events: u64,
     stream_cases: u64,
     publish_s: f64,
-    projection_sqlite_events_per_s: f64,
-    projection_sqlite_s: f64,
+    projection_sqlite_events_per_s: Option<f64>,
+    projection_sqlite_s: Option<f64>,
     projection_pg_events_per_s: Option<f64>,
     projection_pg_s: Option<f64>,
     rebuild_events: u64,
@@ -245,7 +250,7 @@ async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
         .with_context(|| format!("creating {}", work_dir.display()))?;
 
     let nats = Nats::start(args.nats_url.as_deref()).await?;
-    let postgres = if args.no_postgres {
+    let postgres = if args.no_postgres || args.skip_live {
         None
     } else {
         Some(Postgres::open(args.database_url.as_deref()).await?)
@@ -270,7 +275,9 @@ async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
         events: args.events,
         stream_cases: measured.stream_cases,
         publish_s: measured.publish_s,
-        projection_sqlite_events_per_s: args.events as f64 / measured.projection_sqlite_s,
+        projection_sqlite_events_per_s: measured
+            .projection_sqlite_s
+            .map(|s| args.events as f64 / s),
         projection_sqlite_s: measured.projection_sqlite_s,
         projection_pg_events_per_s: measured.projection_pg_s.map(|s| args.events as f64 / s),
         projection_pg_s: measured.projection_pg_s,
@@ -294,7 +301,7 @@ async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
 struct Measured {
     stream_cases: u64,
     publish_s: f64,
-    projection_sqlite_s: f64,
+    projection_sqlite_s: Option<f64>,
     projection_pg_s: Option<f64>,
     rebuild_events: u64,
     rebuild_s: f64,
@@ -369,7 +376,11 @@ async fn phases(
         registry: registry.clone(),
         events: args.events,
     };
-    let projection_sqlite_s = live.measure(&sqlite, "bench-sqlite").await?;
+    let projection_sqlite_s = if args.skip_live {
+        None
+    } else {
+        Some(live.measure(&sqlite, "bench-sqlite").await?)
+    };
     let projection_pg_s = match postgres {
         Some(url) => Some(live.measure(url, "bench-postgres").await?),
         None => None,
