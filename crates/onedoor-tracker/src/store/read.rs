@@ -314,9 +314,16 @@ impl Store {
             Walk::Tasks { agency, open_only } => {
                 let open = if open_only { " AND t.is_open = 1" } else { "" };
                 let open_d = if open_only { " AND d.is_open = 1" } else { "" };
+                // Without statistics SQLite reads open tasks off the index of all tasks
+                // (same order), testing each row: slow for an agency with few open tasks
+                // among many ended ones. PostgreSQL has statistics and weighs the two.
+                let index = match (open_only, self.backend()) {
+                    (true, Backend::Sqlite) => " INDEXED BY tasks_holding_newest",
+                    _ => "",
+                };
                 s.push(&format!(
-                    "SELECT {CASE_COLUMNS} FROM tasks t JOIN cases c ON c.case_id = t.case_id \
-                     WHERE t.agency = "
+                    "SELECT {CASE_COLUMNS} FROM tasks t{index} JOIN cases c \
+                     ON c.case_id = t.case_id WHERE t.agency = "
                 ))
                 .bind(Argument::Text(agency.to_string()))
                 // One row per case: the agency's first such task on it.
