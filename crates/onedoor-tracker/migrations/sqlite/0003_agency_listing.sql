@@ -24,5 +24,3 @@ CREATE INDEX IF NOT EXISTS tasks_holding_newest ON tasks (agency, opened_at_ns D
     WHERE is_open = 1;
 CREATE INDEX IF NOT EXISTS tasks_agency_newest ON tasks (agency, opened_at_ns DESC, case_id DESC);
 
--- The per-case probe of 0002 served only the old agency listing.
-DROP INDEX IF EXISTS tasks_holder;
