@@ -33,9 +33,6 @@ pub struct TrackerService {
     open: bool,
 }
 
-/// Cases fetched per round when confining a listing to one agency's cases.
-const CONFINED_BATCH: usize = 200;
-
 impl TrackerService {
     pub fn new(
         store: Store,
@@ -106,20 +103,17 @@ impl TrackerService {
     ) -> Result<v1::ListCasesResponse, TrackerError> {
         let query = ListQuery::parse(request)?;
         let now = self.clock.now();
+        // An agency's listing is the supervisor's (same order, filters and page tokens) minus
+        // the cases it is not part of, which the store leaves out in SQL.
+        let mut filter = query.filter.clone();
+        if let Caller::Agency(agency) = caller {
+            filter.part_of = Some(agency.clone());
+        }
         // One more than asked tells whether another page follows.
-        let mut cases = match caller {
-            Caller::Supervisor => {
-                self.store
-                    .list_cases(
-                        &query.filter,
-                        query.after.as_ref(),
-                        query.page_size + 1,
-                        now,
-                    )
-                    .await?
-            }
-            Caller::Agency(agency) => self.list_involving(agency, &query, now).await?,
-        };
+        let mut cases = self
+            .store
+            .list_cases(&filter, query.after.as_ref(), query.page_size + 1, now)
+            .await?;
         let more = cases.len() > query.page_size;
         cases.truncate(query.page_size);
         let ids: Vec<String> = cases.iter().map(|c| c.case_id.clone()).collect();
@@ -146,45 +140,6 @@ impl TrackerService {
             cases,
             next_page_token,
         })
-    }
-
-    /// Up to `page_size + 1` cases of the listing that `agency` is part of. The store lists in
-    /// batches after the cursor and the batch is filtered, so the order, filters and page
-    /// tokens are the supervisor's listing's, minus other agencies' cases.
-    async fn list_involving(
-        &self,
-        agency: &onedoor_case::AgencyCode,
-        query: &ListQuery,
-        now: time::OffsetDateTime,
-    ) -> Result<Vec<crate::view::CaseRecord>, TrackerError> {
-        let wanted = query.page_size + 1;
-        let batch_size = wanted.max(CONFINED_BATCH);
-        let mut after = query.after.clone();
-        let mut visible = Vec::with_capacity(wanted);
-        loop {
-            let batch = self
-                .store
-                .list_cases(&query.filter, after.as_ref(), batch_size, now)
-                .await?;
-            let exhausted = batch.len() < batch_size;
-            let ids: Vec<String> = batch.iter().map(|c| c.case_id.clone()).collect();
-            let involving = self.store.cases_involving(agency, &ids).await?;
-            after = batch.last().map(|last| Cursor {
-                opened_at_ns: to_ns(last.opened_at),
-                case_id: last.case_id.clone(),
-            });
-            for case in batch {
-                if involving.contains(&case.case_id) {
-                    visible.push(case);
-                    if visible.len() == wanted {
-                        return Ok(visible);
-                    }
-                }
-            }
-            if exhausted || after.is_none() {
-                return Ok(visible);
-            }
-        }
     }
 
     async fn watch_case(

@@ -89,6 +89,7 @@ impl ListQuery {
                 "" => None,
                 text => Some(text.to_lowercase()),
             },
+            part_of: None,
         };
         let after = match request.page_token.as_str() {
             "" => None,

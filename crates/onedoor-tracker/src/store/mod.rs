@@ -48,7 +48,7 @@ const TABLES: [&str; 6] = [
 ];
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &str); 2] = match backend {
+    let files: [(i64, &str, &str); 3] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -59,6 +59,11 @@ fn migrator(backend: Backend) -> Migrator {
                 2,
                 "list indexes",
                 include_str!("../../migrations/sqlite/0002_list_indexes.sql"),
+            ),
+            (
+                3,
+                "agency listing",
+                include_str!("../../migrations/sqlite/0003_agency_listing.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -71,6 +76,11 @@ fn migrator(backend: Backend) -> Migrator {
                 2,
                 "list indexes",
                 include_str!("../../migrations/postgres/0002_list_indexes.sql"),
+            ),
+            (
+                3,
+                "agency listing",
+                include_str!("../../migrations/postgres/0003_agency_listing.sql"),
             ),
         ],
     };

@@ -16,8 +16,9 @@ use crate::view::{
     task_end_from_name, task_state_from_name,
 };
 
-const CASE_COLUMNS: &str = "case_id, service, origin_agency, status, resolution, citizen_ref, \
-     summary, trace_id, opened_at_ns, resolved_at_ns, updated_at_ns, version, problem";
+const CASE_COLUMNS: &str = "c.case_id, c.service, c.origin_agency, c.status, c.resolution, \
+     c.citizen_ref, c.summary, c.trace_id, c.opened_at_ns, c.resolved_at_ns, c.updated_at_ns, \
+     c.version, c.problem";
 
 pub(super) const TASK_COLUMNS: &str = "t.case_id, t.handoff_event_id, t.agency, t.handed_by, \
      t.service, t.state, t.instructions, t.open_question, t.handed_off_at_ns, t.accepted_at_ns, \
@@ -38,6 +39,31 @@ pub struct CaseFilter {
     pub service: Option<ServiceCode>,
     /// Lower-cased already; matched as a substring of case id, citizen_ref and summary.
     pub text: Option<String>,
+    /// Only cases this agency is part of: it opened the case, or holds or held one of its
+    /// tasks. Set from the caller, never from the request (agency confinement).
+    pub part_of: Option<AgencyCode>,
+}
+
+/// Which index a listing is read from, in listing order.
+#[derive(Clone, Copy)]
+enum Walk<'a> {
+    /// Every case (`cases` and its per-filter indexes).
+    Cases,
+    /// The cases `agency` has a task on (open ones only, or all), one row per case.
+    Tasks {
+        agency: &'a AgencyCode,
+        open_only: bool,
+    },
+}
+
+/// How a listing is held to `CaseFilter::part_of`.
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Anyone,
+    /// Cases the agency opened.
+    Origin(&'a AgencyCode),
+    /// Cases the agency opened or has a task on, tested per case.
+    PartOf(&'a AgencyCode),
 }
 
 /// Where a page ends in the listing order (newest opened first, then case id descending).
@@ -150,7 +176,7 @@ pub(super) fn task_record(row: &AnyRow) -> Result<TaskRecord, TrackerError> {
 impl Store {
     pub async fn case(&self, case_id: &str) -> Result<Option<CaseRecord>, TrackerError> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"
+            "SELECT {CASE_COLUMNS} FROM cases c WHERE c.case_id = $1"
         )))
         .bind(case_id)
         .fetch_optional(self.pool())
@@ -241,15 +267,86 @@ impl Store {
         limit: usize,
         now: OffsetDateTime,
     ) -> Result<Vec<CaseRecord>, TrackerError> {
+        let page = |walk, member| self.list_page(filter, walk, member, after, limit, now);
+        match (&filter.holding_agency, &filter.part_of) {
+            (Some(holder), member) => {
+                let walk = Walk::Tasks {
+                    agency: holder,
+                    open_only: true,
+                };
+                page(walk, member.as_ref().map_or(Member::Anyone, Member::PartOf)).await
+            }
+            // Part of = opened it, or has a task on it: two listings, each read in order off
+            // its own index. The union's first `limit` cases are among each one's first
+            // `limit`, so merging two pages gives the page.
+            (None, Some(member)) => {
+                let mut cases = page(Walk::Cases, Member::Origin(member)).await?;
+                let with_task = Walk::Tasks {
+                    agency: member,
+                    open_only: false,
+                };
+                cases.extend(page(with_task, Member::Anyone).await?);
+                cases.sort_by(|a, b| (b.opened_at, &b.case_id).cmp(&(a.opened_at, &a.case_id)));
+                cases.dedup_by(|a, b| a.case_id == b.case_id);
+                cases.truncate(limit);
+                Ok(cases)
+            }
+            (None, None) => page(Walk::Cases, Member::Anyone).await,
+        }
+    }
+
+    async fn list_page(
+        &self,
+        filter: &CaseFilter,
+        walk: Walk<'_>,
+        member: Member<'_>,
+        after: Option<&Cursor>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CaseRecord>, TrackerError> {
         let mut s = Statement::default();
-        s.push(&format!("SELECT {CASE_COLUMNS} FROM cases c WHERE 1 = 1"));
-        if let Some(agency) = &filter.holding_agency {
-            s.push(
-                " AND EXISTS (SELECT 1 FROM tasks t WHERE t.case_id = c.case_id \
-                 AND t.is_open = 1 AND t.agency = ",
-            )
-            .bind(Argument::Text(agency.to_string()))
-            .push(")");
+        // The alias the listing order (and so the cursor) is read from: the walked index's.
+        let order = match walk {
+            Walk::Cases => {
+                s.push(&format!("SELECT {CASE_COLUMNS} FROM cases c WHERE 1 = 1"));
+                "c"
+            }
+            Walk::Tasks { agency, open_only } => {
+                let open = if open_only { " AND t.is_open = 1" } else { "" };
+                let open_d = if open_only { " AND d.is_open = 1" } else { "" };
+                // Without statistics SQLite reads open tasks off the index of all tasks
+                // (same order), testing each row: slow for an agency with few open tasks
+                // among many ended ones. PostgreSQL has statistics and weighs the two.
+                let index = match (open_only, self.backend()) {
+                    (true, Backend::Sqlite) => " INDEXED BY tasks_holding_newest",
+                    _ => "",
+                };
+                s.push(&format!(
+                    "SELECT {CASE_COLUMNS} FROM tasks t{index} JOIN cases c \
+                     ON c.case_id = t.case_id WHERE t.agency = "
+                ))
+                .bind(Argument::Text(agency.to_string()))
+                // One row per case: the agency's first such task on it.
+                .push(&format!(
+                    "{open} AND NOT EXISTS (SELECT 1 FROM tasks d WHERE d.case_id = t.case_id \
+                     AND d.agency = t.agency{open_d} AND d.handoff_event_id < t.handoff_event_id)"
+                ));
+                "t"
+            }
+        };
+        match member {
+            Member::Anyone => {}
+            Member::Origin(agency) => {
+                s.push(" AND c.origin_agency = ")
+                    .bind(Argument::Text(agency.to_string()));
+            }
+            Member::PartOf(agency) => {
+                s.push(" AND (c.origin_agency = ")
+                    .bind(Argument::Text(agency.to_string()))
+                    .push(" OR EXISTS (SELECT 1 FROM tasks p WHERE p.case_id = c.case_id AND p.agency = ")
+                    .bind(Argument::Text(agency.to_string()))
+                    .push("))");
+            }
         }
         if !filter.statuses.is_empty() {
             s.push(" AND c.status IN (");
@@ -285,16 +382,18 @@ impl Store {
             }
         }
         if let Some(cursor) = after {
-            s.push(" AND (c.opened_at_ns < ")
+            s.push(&format!(" AND ({order}.opened_at_ns < "))
                 .bind(Argument::Int(cursor.opened_at_ns))
-                .push(" OR (c.opened_at_ns = ")
+                .push(&format!(" OR ({order}.opened_at_ns = "))
                 .bind(Argument::Int(cursor.opened_at_ns))
-                .push(" AND c.case_id < ")
+                .push(&format!(" AND {order}.case_id < "))
                 .bind(Argument::Text(cursor.case_id.clone()))
                 .push("))");
         }
-        s.push(" ORDER BY c.opened_at_ns DESC, c.case_id DESC LIMIT ")
-            .bind(Argument::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        s.push(&format!(
+            " ORDER BY {order}.opened_at_ns DESC, {order}.case_id DESC LIMIT "
+        ))
+        .bind(Argument::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
         let rows = s
             .query()
             .fetch_all(self.pool())

@@ -1,5 +1,7 @@
 //! `ListCases` latency through a real tracker's CaseTracker gRPC on loopback: one HDR histogram
-//! per filter, each call timed from send to decoded reply, one call at a time.
+//! per filter, each call timed from send to decoded reply, one call at a time. Plus the listing
+//! an agency's own token gets (confined to the cases it is part of), timed at the store: the
+//! gRPC path to it needs TLS and tokens, which add nothing to the query measured.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +11,8 @@ use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
-use onedoor_tracker::{DatabaseUrl, TrackerConfig};
+use onedoor_tracker::store::CaseFilter;
+use onedoor_tracker::{DatabaseUrl, Store, TrackerConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use tonic::transport::Channel;
@@ -52,7 +55,46 @@ pub async fn measure(
         .await
         .context("the tracker panicked")?
         .context("the tracker failed")?;
-    outcome
+    let mut latencies = outcome?;
+    latencies.extend(confined(database, &catalogue, args).await?);
+    Ok(latencies)
+}
+
+/// An agency caller's first page, as the tracker's ListCases asks the store for it (one more
+/// case than the page, to know whether another follows), for agencies drawn at random.
+async fn confined(
+    database: &DatabaseUrl,
+    catalogue: &Catalogue,
+    args: &TrackerBenchArgs,
+) -> anyhow::Result<Latencies> {
+    let store = Store::connect(database)
+        .await
+        .context("opening the listing database")?;
+    let agencies = catalogue.agencies();
+    let limit = usize::try_from(args.page_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let now = time::OffsetDateTime::now_utc();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut histogram = new_histogram()?;
+    for n in 0..args.queries + args.queries / 10 {
+        let filter = CaseFilter {
+            part_of: Some(agencies[rng.random_range(0..agencies.len())].clone()),
+            ..CaseFilter::default()
+        };
+        let started = Instant::now();
+        store
+            .list_cases(&filter, None, limit, now)
+            .await
+            .context("ListCases (confined)")?;
+        if n >= args.queries / 10 {
+            record(&mut histogram, started.elapsed());
+        }
+    }
+    store.close().await;
+    let mut latencies = Latencies::new();
+    insert(&mut latencies, "confined", &histogram);
+    Ok(latencies)
 }
 
 async fn connect(url: &str) -> anyhow::Result<CaseTrackerClient<Channel>> {
