@@ -17,7 +17,7 @@
 //! (`adapter_cpu_s_per_1000`, `client_cpu_s_per_1000`), and the whole process is reported too.
 //! `peak_rss_mb` is the whole process (adapters and generator), so it bounds the adapters' own.
 
-mod bus;
+pub(super) mod bus;
 mod drive;
 mod proc;
 mod raw;
@@ -236,7 +236,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Progress bars draw on stderr, and only when stdout is a terminal: a script reading the
 /// JSON line gets nothing else.
-fn progress_bar(len: u64, what: &'static str) -> ProgressBar {
+pub(super) fn progress_bar(len: u64, what: &'static str) -> ProgressBar {
     if !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -23,21 +23,21 @@ mod listing;
 mod project;
 mod publish;
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use onedoor_natsd::{NatsServer, ServerSpec};
 use onedoor_tracker::DatabaseUrl;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use self::history::Catalogue;
 use self::listing::Latencies;
+use super::bench::bus::Nats;
+// The same bar and the same nats-server start as `onedoor bench`.
+pub(super) use super::bench::progress_bar;
 use super::common;
 
 /// The machine's PostgreSQL; the bench makes its own database there.
@@ -136,66 +136,6 @@ fn load_average() -> Option<String> {
             .collect::<Vec<_>>()
             .join(" "),
     )
-}
-
-/// A bar on stderr when stdout is a terminal (a script reading the JSON gets nothing else).
-fn progress_bar(len: u64, what: &'static str) -> ProgressBar {
-    if !std::io::stdout().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style);
-    }
-    bar.set_prefix(what);
-    bar
-}
-
-/// The nats-server the bench uses: its own on a fresh store, or the one given.
-struct Nats {
-    server: Option<NatsServer>,
-    _store: Option<tempfile::TempDir>,
-    url: String,
-    version: Option<String>,
-}
-
-impl Nats {
-    async fn start(url: Option<&str>) -> anyhow::Result<Nats> {
-        if let Some(url) = url {
-            return Ok(Nats {
-                server: None,
-                _store: None,
-                url: url.to_owned(),
-                version: None,
-            });
-        }
-        let binary = onedoor_natsd::locate()?;
-        let store = tempfile::Builder::new()
-            .prefix("onedoor-tracker-bench-")
-            .tempdir()
-            .context("making a temporary store for nats-server")?;
-        let mut spec = ServerSpec::new(binary.clone(), store.path().join("nats"));
-        spec.server_name = Some("onedoor-tracker-bench".to_owned());
-        let server = NatsServer::start(spec)
-            .await
-            .context("starting nats-server")?;
-        Ok(Nats {
-            url: server.client_url(),
-            server: Some(server),
-            _store: Some(store),
-            version: Some(binary.version.to_string()),
-        })
-    }
-
-    async fn stop(mut self) {
-        if let Some(server) = self.server.as_mut()
-            && let Err(error) = server.stop().await
-        {
-            tracing::warn!(%error, "nats-server did not stop cleanly");
-        }
-    }
 }
 
 /// A PostgreSQL database for the projection phase, dropped at the end when the bench made it.
