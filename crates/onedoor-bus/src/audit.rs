@@ -172,13 +172,38 @@ pub fn verify_signature(stored: &StoredEvent, registry: &Registry) -> Result<(),
             date: date.to_string(),
         });
     }
-    let verifying =
-        VerifyingKey::from_bytes(&key.public_key).map_err(|_| AuditProblem::BadSignature)?;
+    let verifying = verifying_key(&key.public_key).ok_or(AuditProblem::BadSignature)?;
     let signature =
         Signature::from_slice(&wire.signature).map_err(|_| AuditProblem::BadSignature)?;
     verifying
         .verify(&signed_bytes(stored), &signature)
         .map_err(|_| AuditProblem::BadSignature)
+}
+
+/// Keys this thread has decoded, at most this many. A registry holds a few keys per agency.
+const DECODED_KEYS: usize = 256;
+
+thread_local! {
+    /// Decoding a public key (decompressing its curve point) cost nearly as much as the
+    /// signature check itself, and a projection checks events of the same few dozen keys
+    /// over and over. Per thread, so the threads checking a batch never wait on each other.
+    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+        std::cell::RefCell::default();
+}
+
+/// The decoded key for `bytes`; `None` when they are not a valid Ed25519 public key.
+fn verifying_key(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    KEYS.with_borrow_mut(|keys| {
+        if let Some(key) = keys.get(bytes) {
+            return Some(*key);
+        }
+        let key = VerifyingKey::from_bytes(bytes).ok()?;
+        if keys.len() >= DECODED_KEYS {
+            keys.clear();
+        }
+        keys.insert(*bytes, key);
+        Some(key)
+    })
 }
 
 /// Verifies a whole case: every signature, the hash chain, and the case rules' fold (gapless

@@ -18,12 +18,13 @@ use futures::{FutureExt as _, StreamExt as _};
 use onedoor_bus::case_log::decode_stored;
 use onedoor_bus::subjects::STREAM_SUBJECTS;
 use onedoor_bus::{STREAM_NAME, StoredEvent};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::config::TrackerConfig;
 use crate::error::TrackerError;
 use crate::metrics as m;
-use crate::store::{Applied, Incoming, Store};
+use crate::store::{Applied, Checked, Incoming, Store};
 
 /// Messages per pull request, and at most per transaction: large enough for a fast replay
 /// (one commit, one fsync, for many events), small enough that a crash leaves few messages
@@ -32,6 +33,8 @@ const BATCH: usize = 256;
 /// The same for a rebuild: nothing else waits on the database then, and a crash means
 /// running the rebuild again anyway, so fewer, larger transactions win.
 const REBUILD_BATCH: usize = 2048;
+/// Rebuild batches prepared ahead of the one being written.
+const READ_AHEAD: usize = 2;
 /// Idle heartbeat and pull expiry: a lost pull (server restart) is noticed within seconds.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const EXPIRES: Duration = Duration::from_secs(30);
@@ -90,26 +93,24 @@ impl Projection {
         &self,
         messages: &[(u64, &str, Bytes)],
     ) -> Result<Vec<Applied>, TrackerError> {
-        let decoded: Vec<Result<StoredEvent, String>> = messages
-            .iter()
-            .map(|(sequence, _, payload)| {
-                decode_stored(*sequence, payload.clone()).map_err(|e| e.to_string())
-            })
-            .collect();
-        let incoming: Vec<Incoming> = messages
-            .iter()
-            .zip(&decoded)
-            .map(|((sequence, subject, _), decoded)| match decoded {
-                Ok(stored) => Incoming::Event(stored),
-                Err(reason) => Incoming::Unusable {
-                    sequence: *sequence,
-                    subject,
-                    reason,
-                },
-            })
-            .collect();
+        let decoded = decode_all(
+            messages
+                .iter()
+                .map(|(sequence, _, payload)| (*sequence, payload)),
+        );
+        let incoming = incoming(
+            messages
+                .iter()
+                .map(|(sequence, subject, _)| (*sequence, *subject)),
+            &decoded,
+        );
         let outcomes = self.store.apply_batch(&incoming).await?;
-        for applied in &outcomes {
+        self.record(&outcomes);
+        Ok(outcomes)
+    }
+
+    fn record(&self, outcomes: &[Applied]) {
+        for applied in outcomes {
             match applied {
                 Applied::Projected { case_id, .. } => {
                     metrics::counter!(m::EVENTS_PROJECTED).increment(1);
@@ -121,20 +122,19 @@ impl Projection {
                 Applied::Rejected { .. } => metrics::counter!(m::MESSAGES_REJECTED).increment(1),
             }
         }
-        Ok(outcomes)
     }
 
-    /// Stores JetStream messages in one transaction and acknowledges them after the commit.
-    /// Returns the last message's stream sequence and how many messages the server still had
-    /// for the consumer then.
-    async fn process(&self, batch: &[Message]) -> Result<(u64, u64), TrackerError> {
+    /// Decodes JetStream messages and checks their signatures: everything about a batch that
+    /// needs no database, so it can run while the previous batch is being stored.
+    async fn prepare(&self, batch: Vec<Message>) -> Prepared {
         let mut usable = Vec::with_capacity(batch.len());
         let mut position = (0, 1);
         for message in batch {
             match message.info() {
                 Ok(info) => {
                     position = (info.stream_sequence, info.pending);
-                    usable.push((message, info.stream_sequence));
+                    let sequence = info.stream_sequence;
+                    usable.push((message, sequence));
                 }
                 Err(error) => {
                     // Not a JetStream delivery at all; nothing to store, and redelivering it
@@ -146,14 +146,47 @@ impl Projection {
                 }
             }
         }
-        let messages: Vec<(u64, &str, Bytes)> = usable
-            .iter()
-            .map(|(message, sequence)| {
-                (*sequence, message.subject.as_str(), message.payload.clone())
-            })
-            .collect();
-        match self.handle_batch(&messages).await {
+        let decoded = decode_all(
+            usable
+                .iter()
+                .map(|(message, sequence)| (*sequence, &message.payload)),
+        );
+        let checked = {
+            let incoming = incoming(
+                usable
+                    .iter()
+                    .map(|(message, sequence)| (*sequence, message.subject.as_str())),
+                &decoded,
+            );
+            self.store.check(&incoming).await
+        };
+        Prepared {
+            usable,
+            decoded,
+            checked,
+            position,
+        }
+    }
+
+    /// Stores a prepared batch in one transaction and acknowledges its messages after the
+    /// commit. Returns the last message's stream sequence and how many messages the server
+    /// still had for the consumer then.
+    async fn store_prepared(&self, prepared: Prepared) -> Result<(u64, u64), TrackerError> {
+        let Prepared {
+            usable,
+            decoded,
+            checked,
+            position,
+        } = prepared;
+        let incoming = incoming(
+            usable
+                .iter()
+                .map(|(message, sequence)| (*sequence, message.subject.as_str())),
+            &decoded,
+        );
+        match self.store.apply_checked(&incoming, checked).await {
             Ok(outcomes) => {
+                self.record(&outcomes);
                 for ((message, sequence), applied) in usable.iter().zip(&outcomes) {
                     tracing::debug!(stream_sequence = sequence, ?applied, "message applied");
                     if let Err(error) = message.ack().await {
@@ -173,6 +206,51 @@ impl Projection {
             }
         }
     }
+
+    /// Prepares and stores JetStream messages; see [`Projection::store_prepared`].
+    async fn process(&self, batch: Vec<Message>) -> Result<(u64, u64), TrackerError> {
+        let prepared = self.prepare(batch).await;
+        self.store_prepared(prepared).await
+    }
+}
+
+/// A batch of JetStream messages, decoded and signature-checked, not stored yet.
+struct Prepared {
+    /// Each message with its stream sequence.
+    usable: Vec<(Message, u64)>,
+    /// Each message's event, or why it is not one.
+    decoded: Vec<Result<StoredEvent, String>>,
+    checked: Checked,
+    /// The last message's stream sequence, and what the server still had pending then.
+    position: (u64, u64),
+}
+
+fn decode_all<'a>(
+    messages: impl Iterator<Item = (u64, &'a Bytes)>,
+) -> Vec<Result<StoredEvent, String>> {
+    messages
+        .map(|(sequence, payload)| {
+            decode_stored(sequence, payload.clone()).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// The store's view of decoded messages (`messages` gives each one's sequence and subject).
+fn incoming<'a>(
+    messages: impl Iterator<Item = (u64, &'a str)>,
+    decoded: &'a [Result<StoredEvent, String>],
+) -> Vec<Incoming<'a>> {
+    messages
+        .zip(decoded)
+        .map(|((sequence, subject), decoded)| match decoded {
+            Ok(stored) => Incoming::Event(stored),
+            Err(reason) => Incoming::Unusable {
+                sequence,
+                subject,
+                reason,
+            },
+        })
+        .collect()
 }
 
 /// `first` and the messages already waiting behind it (at most `limit` in all), without
@@ -307,8 +385,9 @@ async fn consume(
                 while let Some(Some(Ok(message))) = messages.next().now_or_never() {
                     held.push(message);
                 }
-                for batch in held.chunks(BATCH) {
-                    projection.process(batch).await?;
+                while !held.is_empty() {
+                    let rest = held.split_off(held.len().min(BATCH));
+                    projection.process(std::mem::replace(&mut held, rest)).await?;
                 }
                 return Ok(());
             }
@@ -317,7 +396,7 @@ async fn consume(
         let next = match next {
             Some(Ok(message)) => {
                 let (batch, error) = with_ready(message, &mut messages, BATCH);
-                projection.process(&batch).await?;
+                projection.process(batch).await?;
                 match error {
                     Some(error) => Some(Err(error)),
                     None => continue,
@@ -343,6 +422,49 @@ async fn consume(
                 }
             }
             Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads the replayed stream batch by batch, prepares each (`Projection::prepare`) and hands it
+/// on, until the message at `last_sequence` (or the last one pending) has been handed on. An
+/// error is handed on too, and ends the reading; so does the receiver going away.
+async fn read_ahead(
+    projection: Projection,
+    mut messages: Messages,
+    last_sequence: u64,
+    ready: mpsc::Sender<Result<Prepared, TrackerError>>,
+) {
+    use async_nats::jetstream::consumer::pull::MessagesErrorKind::MissingHeartbeat;
+    while let Some(next) = messages.next().await {
+        let message = match next {
+            Ok(message) => message,
+            Err(error) if error.kind() == MissingHeartbeat => continue,
+            Err(error) => {
+                let _ = ready
+                    .send(Err(nats_error("replaying the stream", error)))
+                    .await;
+                return;
+            }
+        };
+        let (batch, error) = with_ready(message, &mut messages, REBUILD_BATCH);
+        let prepared = projection.prepare(batch).await;
+        let (sequence, pending) = prepared.position;
+        if ready.send(Ok(prepared)).await.is_err() {
+            return;
+        }
+        if let Some(error) = error
+            && error.kind() != MissingHeartbeat
+        {
+            let _ = ready
+                .send(Err(nats_error("replaying the stream", error)))
+                .await;
+            return;
+        }
+        // A fresh consumer delivers in stream order, and every message before this one was
+        // handed on: at the target, everything is read.
+        if sequence >= last_sequence || pending == 0 {
+            return;
         }
     }
 }
@@ -390,7 +512,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .map_err(|e| nats_error("reading the stream's state", e))?
         .state
         .last_sequence;
-    let mut store = Store::connect(&config.database).await?;
+    let mut store = Store::connect_for_rebuild(&config.database).await?;
     if config.verify_signatures {
         store = store.with_audit(config.registry.clone());
     }
@@ -403,6 +525,9 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         return Err(nats_error("deleting the tracker's consumer", error));
     }
     store.reset().await?;
+    // Created again below, after the replay; if the rebuild fails before that, by the next
+    // `Store::connect`.
+    store.defer_indexes().await?;
     let consumer: PullConsumer = stream
         .create_consumer(consumer_config(&config.consumer, config.ack_wait))
         .await
@@ -416,32 +541,28 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         elapsed: Duration::ZERO,
     };
     if last_sequence > 0 {
-        let mut messages = messages(&consumer, REBUILD_BATCH).await?;
-        while let Some(next) = messages.next().await {
-            let message = match next {
-                Ok(message) => message,
-                Err(error)
-                    if error.kind()
-                        == async_nats::jetstream::consumer::pull::MessagesErrorKind::MissingHeartbeat =>
-                {
-                    continue;
-                }
-                Err(error) => return Err(nats_error("replaying the stream", error)),
-            };
-            let (batch, error) = with_ready(message, &mut messages, REBUILD_BATCH);
-            let (sequence, pending) = projection.process(&batch).await?;
-            report.messages += batch.len() as u64;
-            if let Some(error) = error
-                && error.kind()
-                    != async_nats::jetstream::consumer::pull::MessagesErrorKind::MissingHeartbeat
-            {
-                return Err(nats_error("replaying the stream", error));
-            }
-            // A fresh consumer delivers in stream order, and every message before this one was
-            // processed (any failure above ends the rebuild): at the target, everything is in.
-            if sequence >= last_sequence || pending == 0 {
-                break;
-            }
+        let messages = messages(&consumer, REBUILD_BATCH).await?;
+        // Decoding and signature checks of the next batches run while this one is written:
+        // on two cores, the checks and the database each keep one busy.
+        let (ready, mut prepared) = mpsc::channel(READ_AHEAD);
+        let mut reader = JoinSet::new();
+        reader.spawn(read_ahead(
+            projection.clone(),
+            messages,
+            last_sequence,
+            ready,
+        ));
+        while let Some(batch) = prepared.recv().await {
+            let batch = batch?;
+            let count = batch.usable.len() as u64;
+            projection.store_prepared(batch).await?;
+            report.messages += count;
+        }
+        if let Some(Err(error)) = reader.join_next().await {
+            return Err(TrackerError::Nats {
+                action: "replaying the stream",
+                message: format!("the stream reader failed: {error}"),
+            });
         }
     }
     // Acks are fire-and-forget; make sure they reached the server before we go.
@@ -449,6 +570,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .flush()
         .await
         .map_err(|e| nats_error("flushing acks", e))?;
+    store.restore_indexes().await?;
     report.events = store.event_count().await?;
     report.rejected = store.rejected_messages().await?.len() as u64;
     report.elapsed = started.elapsed();

@@ -3,7 +3,8 @@
 //! few statements instead of one or more per event.
 //!
 //! Statements are chunked to stay under the bound-parameter limits (32766 in SQLite, 65535 in
-//! PostgreSQL). Rows are given as `$n` placeholders, which both backends accept.
+//! PostgreSQL). Rows are given as `$n` placeholders on PostgreSQL and as anonymous `?` ones on
+//! SQLite (see [`Marks`]).
 
 use std::collections::HashSet;
 
@@ -16,14 +17,35 @@ use crate::view::{
     Projected, TaskRecord, search_text, status_name, task_end_name, task_state_name,
 };
 
-/// Bound parameters per statement at most. Far under SQLite's limit (32766) on purpose:
-/// sqlx looks each parameter's name up when binding, and SQLite finds a name by walking the
-/// statement's list, so binding costs grow with the square of the parameters per statement
-/// (it showed as 9 % of a rebuild's profile with 9,000-parameter statements).
+/// Bound parameters per statement at most, far under SQLite's limit (32766): a statement's
+/// text and its prepared form grow with it, and the gain from fewer statements levels off
+/// long before.
 const MAX_PARAMS: usize = 2_000;
 
-/// `(…), (…)` for `rows` rows of `width` placeholders each, numbered from `$1`.
-fn placeholders(rows: usize, width: usize) -> String {
+/// How a statement marks its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marks {
+    /// `$1, $2, …`: PostgreSQL's only form.
+    Numbered,
+    /// `?, ?, …`, bound in order. On SQLite, sqlx asks the name of every parameter when
+    /// binding, and SQLite finds a numbered one by walking the statement's list of names:
+    /// binding cost grew with the square of the parameters (a quarter of the database
+    /// thread's time in a rebuild). Anonymous parameters have no names to walk.
+    Anonymous,
+}
+
+impl Marks {
+    fn of(tx: &Transaction<'static, Any>) -> Marks {
+        if tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+            Marks::Anonymous
+        } else {
+            Marks::Numbered
+        }
+    }
+}
+
+/// `(…), (…)` for `rows` rows of `width` placeholders each (numbered from `$1`).
+fn placeholders(marks: Marks, rows: usize, width: usize) -> String {
     let mut sql = String::with_capacity(rows * width * 5);
     for row in 0..rows {
         if row > 0 {
@@ -34,8 +56,13 @@ fn placeholders(rows: usize, width: usize) -> String {
             if col > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * width + col + 1).to_string());
+            match marks {
+                Marks::Numbered => {
+                    sql.push('$');
+                    sql.push_str(&(row * width + col + 1).to_string());
+                }
+                Marks::Anonymous => sql.push('?'),
+            }
         }
         sql.push(')');
     }
@@ -64,7 +91,7 @@ pub(super) async fn insert_events(
         let sql = format!(
             "INSERT INTO events (event_id, case_id, version, stream_seq, occurred_at_ns, kind, \
              from_agency, to_agency, payload) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
-            placeholders(chunk.len(), EVENT_WIDTH)
+            placeholders(Marks::of(tx), chunk.len(), EVENT_WIDTH)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (event_id, stored) in chunk {
@@ -110,7 +137,7 @@ pub(super) async fn update_cases(
              WHERE cases.case_id = v.column8 AND cases.version = v.column9 AND NOT EXISTS \
              (SELECT 1 FROM events e WHERE e.case_id = v.column8 AND e.version > v.column5) \
              RETURNING case_id",
-            placeholders(chunk.len(), CASE_WIDTH)
+            placeholders(Marks::of(tx), chunk.len(), CASE_WIDTH)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (projected, base_version) in chunk {
@@ -165,7 +192,7 @@ pub(super) async fn write_cases(
              citizen_ref, summary, search_text, trace_id, opened_at_ns, resolved_at_ns, \
              updated_at_ns, version, open_tasks, next_due_ns, problem) VALUES {} \
              ON CONFLICT (case_id) {on_conflict} RETURNING case_id",
-            placeholders(chunk.len(), CASE_ROW_WIDTH)
+            placeholders(Marks::of(tx), chunk.len(), CASE_ROW_WIDTH)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for projected in chunk {
@@ -209,7 +236,7 @@ pub(super) async fn cases_with_later_events(
         let sql = format!(
             "SELECT DISTINCT e.case_id FROM events e JOIN (VALUES {}) AS v \
              ON e.case_id = v.column1 AND e.version > v.column2",
-            placeholders(chunk.len(), 2)
+            placeholders(Marks::of(tx), chunk.len(), 2)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (projected, version) in chunk {
@@ -226,29 +253,30 @@ pub(super) async fn cases_with_later_events(
     Ok(later)
 }
 
-const TASK_WIDTH: usize = 14;
+const TASK_WIDTH: usize = 15;
 
-/// Inserts tasks, or replaces the stored ones with the same ids. A task appears once at most.
+/// Inserts tasks, or replaces the stored ones with the same ids. A task appears once at most;
+/// each comes with its case's opened time (the listing order of the agency indexes).
 pub(super) async fn upsert_tasks(
     tx: &mut Transaction<'static, Any>,
-    tasks: &[&TaskRecord],
+    tasks: &[(&TaskRecord, i64)],
 ) -> Result<(), TrackerError> {
     for chunk in tasks.chunks(MAX_PARAMS / TASK_WIDTH) {
         let sql = format!(
             "INSERT INTO tasks (case_id, handoff_event_id, agency, handed_by, service, state, \
              instructions, open_question, handed_off_at_ns, accepted_at_ns, due_at_ns, \
-             ended_at_ns, ended_by, is_open) VALUES {} \
+             ended_at_ns, ended_by, is_open, opened_at_ns) VALUES {} \
              ON CONFLICT (case_id, handoff_event_id) DO UPDATE SET agency = excluded.agency, \
              handed_by = excluded.handed_by, service = excluded.service, state = excluded.state, \
              instructions = excluded.instructions, open_question = excluded.open_question, \
              handed_off_at_ns = excluded.handed_off_at_ns, \
              accepted_at_ns = excluded.accepted_at_ns, due_at_ns = excluded.due_at_ns, \
              ended_at_ns = excluded.ended_at_ns, ended_by = excluded.ended_by, \
-             is_open = excluded.is_open",
-            placeholders(chunk.len(), TASK_WIDTH)
+             is_open = excluded.is_open, opened_at_ns = excluded.opened_at_ns",
+            placeholders(Marks::of(tx), chunk.len(), TASK_WIDTH)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for task in chunk {
+        for (task, opened_at_ns) in chunk {
             query = query
                 .bind(task.case_id.clone())
                 .bind(task.handoff_event_id.clone())
@@ -263,7 +291,8 @@ pub(super) async fn upsert_tasks(
                 .bind(to_ns(task.due_at))
                 .bind(task.ended.map(|(at, _)| to_ns(at)))
                 .bind(task.ended.map(|(_, end)| task_end_name(end).to_owned()))
-                .bind(i64::from(task.is_open()));
+                .bind(i64::from(task.is_open()))
+                .bind(*opened_at_ns);
         }
         query
             .execute(&mut **tx)

@@ -102,10 +102,32 @@ impl Store {
         &self,
         messages: &[Incoming<'_>],
     ) -> Result<Vec<Applied>, TrackerError> {
-        let signatures = match &self.audit {
+        let checked = self.check(messages).await;
+        self.apply_checked(messages, checked).await
+    }
+
+    /// Checks the signatures of `messages`' events ahead of [`Store::apply_checked`], when
+    /// this store audits: a check costs more than storing the event and needs no database, so
+    /// a caller can check one batch while the previous one is being written.
+    pub async fn check(&self, messages: &[Incoming<'_>]) -> Checked {
+        Checked(match &self.audit {
             Some(registry) => check_signatures(messages, registry).await,
             None => vec![None; messages.len()],
-        };
+        })
+    }
+
+    /// [`Store::apply_batch`] with the signatures already checked by [`Store::check`] on the
+    /// same messages.
+    pub async fn apply_checked(
+        &self,
+        messages: &[Incoming<'_>],
+        checked: Checked,
+    ) -> Result<Vec<Applied>, TrackerError> {
+        let mut signatures = checked.0;
+        // Checks that do not line up with the messages are not used; the fold checks inline.
+        if signatures.len() != messages.len() {
+            signatures = vec![None; messages.len()];
+        }
         let mut tx = self
             .pool()
             .begin()
@@ -185,6 +207,11 @@ impl Store {
         commit(tx).await
     }
 }
+
+/// The outcome of [`Store::check`]: per message, whether its event's signature verified
+/// (`None`: not checked ahead, the fold checks it inline if needed).
+#[derive(Debug, Clone, Default)]
+pub struct Checked(Vec<Option<bool>>);
 
 /// Below this many events, signatures are checked inline as each event is folded.
 const PARALLEL_CHECK_MIN: usize = 16;
@@ -412,11 +439,13 @@ async fn flush(
         }
         let projected = &p.latest.projected;
         let previous: &[TaskRecord] = p.base.as_ref().map_or(&[], |b| &b.projected.tasks);
+        let opened_at_ns = to_ns(projected.case.opened_at);
         upserts.extend(
             projected
                 .tasks
                 .iter()
-                .filter(|task| !previous.contains(task)),
+                .filter(|task| !previous.contains(task))
+                .map(|task| (task, opened_at_ns)),
         );
         for old in previous {
             if !projected
@@ -652,6 +681,11 @@ async fn write_rows(
         .execute(&mut **tx)
         .await
         .map_err(TrackerError::db("clearing a case's tasks"))?;
-    let tasks: Vec<&TaskRecord> = projected.tasks.iter().collect();
+    let opened_at_ns = to_ns(case.opened_at);
+    let tasks: Vec<(&TaskRecord, i64)> = projected
+        .tasks
+        .iter()
+        .map(|task| (task, opened_at_ns))
+        .collect();
     bulk::upsert_tasks(tx, &tasks).await
 }

@@ -446,8 +446,8 @@ async fn confined_and_held_listings_page_exactly_like_brute_force(
             ));
         }
     }
-    // Written straight into the tables (after the migrations), so the trigger that copies the
-    // opened time onto tasks is exercised too.
+    // Written straight into the tables (after the migrations), each task with its case's
+    // opened time as the projection writes it.
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url.expose()).await?;
     for (id, opened, origin) in &cases {
@@ -464,11 +464,15 @@ async fn confined_and_held_listings_page_exactly_like_brute_force(
         .await?;
     }
     for (id, j, agency, open) in &tasks {
+        let opened = cases
+            .iter()
+            .find(|(case, _, _)| case == id)
+            .map(|(_, opened, _)| *opened);
         sqlx::query(
             "INSERT INTO tasks (case_id, handoff_event_id, agency, handed_by, service, state, \
              instructions, open_question, handed_off_at_ns, accepted_at_ns, due_at_ns, \
-             ended_at_ns, ended_by, is_open) VALUES ($1, $2, $3, 'X', 'construction-permit', \
-             $4, '', NULL, 1, NULL, 5, $5, $6, $7)",
+             ended_at_ns, ended_by, is_open, opened_at_ns) VALUES ($1, $2, $3, 'X', \
+             'construction-permit', $4, '', NULL, 1, NULL, 5, $5, $6, $7, $8)",
         )
         .bind(id.clone())
         .bind(format!("h{j}"))
@@ -477,6 +481,7 @@ async fn confined_and_held_listings_page_exactly_like_brute_force(
         .bind(if *open { None } else { Some(2_i64) })
         .bind(if *open { None } else { Some("completed") })
         .bind(i64::from(*open))
+        .bind(opened)
         .execute(&mut conn)
         .await?;
     }

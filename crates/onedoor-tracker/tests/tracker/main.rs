@@ -6,6 +6,7 @@ mod support;
 mod access;
 mod audit;
 mod cache;
+mod deferred;
 mod grpc;
 mod migrate;
 mod projection;

@@ -99,9 +99,15 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &cases).await?;
     let live = snapshot(&store).await?;
+    let indexes = store.index_definitions().await?;
     tracker.stop().await?;
 
     let report = rebuild(&config).await?;
+    assert_eq!(
+        store.index_definitions().await?,
+        indexes,
+        "the indexes set aside for the replay are all back"
+    );
     assert_eq!(report.messages, bus.stream_messages().await?);
     assert_eq!(report.events, store.event_count().await?);
     assert_eq!(

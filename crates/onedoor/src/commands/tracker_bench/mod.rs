@@ -95,6 +95,8 @@ struct Report {
     rebuild_events: u64,
     rebuild_s: f64,
     rebuild_events_per_s: f64,
+    /// CPU seconds of this process (not nats-server) during the rebuild.
+    rebuild_cpu_s: Option<f64>,
     signatures_checked: bool,
     cases: u64,
     overdue_cases: u64,
@@ -224,6 +226,7 @@ async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
         rebuild_events: measured.rebuild_events,
         rebuild_s: measured.rebuild_s,
         rebuild_events_per_s: measured.rebuild_events as f64 / measured.rebuild_s,
+        rebuild_cpu_s: measured.rebuild_cpu_s,
         signatures_checked: true,
         cases: args.cases,
         overdue_cases: measured.overdue_cases,
@@ -245,6 +248,7 @@ struct Measured {
     projection_pg_s: Option<f64>,
     rebuild_events: u64,
     rebuild_s: f64,
+    rebuild_cpu_s: Option<f64>,
     overdue_cases: u64,
     listing_fill_s: f64,
     list: Latencies,
@@ -325,7 +329,7 @@ async fn phases(
         Some(url) => Some(live.measure(url, "bench-postgres").await?),
         None => None,
     };
-    let (rebuild_events, rebuild_s) = live.rebuild(&sqlite, "bench-sqlite").await?;
+    let (rebuild_events, rebuild_s, rebuild_cpu_s) = live.rebuild(&sqlite, "bench-sqlite").await?;
     Ok(Measured {
         stream_cases,
         publish_s,
@@ -333,6 +337,7 @@ async fn phases(
         projection_pg_s,
         rebuild_events,
         rebuild_s,
+        rebuild_cpu_s,
         overdue_cases,
         listing_fill_s,
         list,
