@@ -433,6 +433,25 @@ impl Store {
             .map_err(TrackerError::db("listing case ids"))
     }
 
+    /// How many cases are stored (tools: e.g. whether a benchmark database is already filled).
+    pub async fn case_count(&self) -> Result<u64, TrackerError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases")
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("counting cases"))?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// How many cases have an open task past its due time at `now` (ListCases' overdue filter).
+    pub async fn overdue_case_count(&self, now: OffsetDateTime) -> Result<u64, TrackerError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE next_due_ns < $1")
+            .bind(to_ns(now))
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("counting overdue cases"))?;
+        Ok(count.unsigned_abs())
+    }
+
     /// How many events are stored (each event id once, however often it was delivered).
     pub async fn event_count(&self) -> Result<u64, TrackerError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
