@@ -30,7 +30,7 @@ use sqlx::{AnyPool, Executor as _, Row as _, SqlSafeStr as _};
 use time::OffsetDateTime;
 
 pub use read::{CaseFilter, Cursor, RejectedMessage};
-pub use staff::{DayCount, HeldStat, TaskView};
+pub use staff::{DayCount, HeldStat, OverdueFilter, OverdueOrder, TaskView};
 pub use write::{Applied, Incoming};
 
 use crate::config::{Backend, DatabaseUrl};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use onedoor_case::{AgencyCode, Calendar};
+use onedoor_case::{AgencyCode, Calendar, ServiceCode};
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
 use super::read::TASK_COLUMNS;
@@ -37,6 +37,30 @@ pub struct HeldStat {
     pub service: String,
     pub tasks: u64,
     pub median: Duration,
+}
+
+/// Which overdue tasks a page of the overdue list holds. Every `Some` must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverdueFilter {
+    /// The holding agency.
+    pub agency: Option<AgencyCode>,
+    pub service: Option<ServiceCode>,
+    /// The case's front office (a front-office account sees its own cases only).
+    pub origin: Option<AgencyCode>,
+}
+
+/// An order of the overdue list the database can give, so a page is read without loading the
+/// whole list. Ties are broken by due time, then case id, then hand-off id, so every task has
+/// one place and the pages never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverdueOrder {
+    /// By due time. Earliest due first is also most working days late first (lateness only
+    /// grows as the due time moves back).
+    Due,
+    /// By hand-off time (oldest first is also longest held first).
+    HandedOff,
+    /// By case id.
+    Case,
 }
 
 const NS_PER_DAY: i64 = 86_400_000_000_000;
@@ -84,6 +108,87 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(TrackerError::db("reading overdue tasks"))?;
+        task_views(&rows, calendar, now)
+    }
+
+    /// How many open tasks are past their due time at `now` and match `filter`: the overdue
+    /// list's length, for its pager.
+    pub async fn overdue_count(
+        &self,
+        filter: &OverdueFilter,
+        now: OffsetDateTime,
+    ) -> Result<u64, TrackerError> {
+        let (conditions, binds) = overdue_conditions(filter, now);
+        // The case's row is only needed to test its front office.
+        let join = if filter.origin.is_some() {
+            " JOIN cases c ON c.case_id = t.case_id"
+        } else {
+            ""
+        };
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM tasks t{join} WHERE {conditions}"
+        )));
+        for bind in binds {
+            query = match bind {
+                Bind::Int(value) => query.bind(value),
+                Bind::Text(text) => query.bind(text),
+            };
+        }
+        let count = query
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("counting overdue tasks"))?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// One page of the overdue list: the open tasks past their due time at `now` that match
+    /// `filter`, in `order` (reversed when `descending`), `limit` of them after skipping
+    /// `offset`. The database sorts and skips, so a page costs about a page of rows (plus the
+    /// skipped ones' index entries) however long the list is.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn overdue_page(
+        &self,
+        filter: &OverdueFilter,
+        order: OverdueOrder,
+        descending: bool,
+        offset: u64,
+        limit: u64,
+        calendar: &Calendar,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TaskView>, TrackerError> {
+        let (conditions, mut binds) = overdue_conditions(filter, now);
+        let dir = if descending { "DESC" } else { "ASC" };
+        // The tie-breakers keep their direction whatever the main key's, as a stable sort of
+        // the list read earliest due first would.
+        let order_by = match order {
+            OverdueOrder::Due => {
+                format!("t.due_at_ns {dir}, t.case_id, t.handoff_event_id")
+            }
+            OverdueOrder::HandedOff => {
+                format!("t.handed_off_at_ns {dir}, t.due_at_ns, t.case_id, t.handoff_event_id")
+            }
+            OverdueOrder::Case => {
+                format!("t.case_id {dir}, t.due_at_ns, t.handoff_event_id")
+            }
+        };
+        let limit_at = binds.len() + 1;
+        binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        binds.push(Bind::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS}, c.citizen_ref FROM tasks t JOIN cases c ON c.case_id = t.case_id \
+             WHERE {conditions} ORDER BY {order_by} LIMIT ${limit_at} OFFSET ${}",
+            limit_at + 1
+        )));
+        for bind in binds {
+            query = match bind {
+                Bind::Int(value) => query.bind(value),
+                Bind::Text(text) => query.bind(text),
+            };
+        }
+        let rows = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("reading a page of overdue tasks"))?;
         task_views(&rows, calendar, now)
     }
 
@@ -190,6 +295,32 @@ fn date_of_day(day: i64) -> Result<Date, TrackerError> {
             what: "day number".into(),
             why: format!("{day} is out of range"),
         })
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// The overdue list's WHERE clause over `tasks t` (and `cases c` when the filter has an
+/// origin), with its arguments in placeholder order.
+fn overdue_conditions(filter: &OverdueFilter, now: OffsetDateTime) -> (String, Vec<Bind>) {
+    let mut binds = vec![Bind::Int(to_ns(now))];
+    let mut sql = String::from("t.is_open = 1 AND t.due_at_ns < $1");
+    let mut push = |clause: &str, value: String| {
+        binds.push(Bind::Text(value));
+        sql.push_str(&format!(" AND {clause} = ${}", binds.len()));
+    };
+    if let Some(agency) = &filter.agency {
+        push("t.agency", agency.to_string());
+    }
+    if let Some(service) = &filter.service {
+        push("t.service", service.to_string());
+    }
+    if let Some(origin) = &filter.origin {
+        push("c.origin_agency", origin.to_string());
+    }
+    (sql, binds)
 }
 
 fn task_views(
