@@ -48,7 +48,7 @@ const TABLES: [&str; 6] = [
 ];
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &str); 3] = match backend {
+    let files: [(i64, &str, &str); 4] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -64,6 +64,11 @@ fn migrator(backend: Backend) -> Migrator {
                 3,
                 "agency listing",
                 include_str!("../../migrations/sqlite/0003_agency_listing.sql"),
+            ),
+            (
+                4,
+                "overdue listing",
+                include_str!("../../migrations/sqlite/0004_overdue_listing.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -81,6 +86,11 @@ fn migrator(backend: Backend) -> Migrator {
                 3,
                 "agency listing",
                 include_str!("../../migrations/postgres/0003_agency_listing.sql"),
+            ),
+            (
+                4,
+                "overdue listing",
+                include_str!("../../migrations/postgres/0004_overdue_listing.sql"),
             ),
         ],
     };
