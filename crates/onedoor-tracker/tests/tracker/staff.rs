@@ -149,13 +149,14 @@ async fn the_overdue_list_is_filtered_ordered_and_paged_by_the_database(
             enterprise.as_str()
         ]
     );
-    // Latest due first; equally due tasks keep the case id order.
+    // Descending is the exact reverse: latest due first, equally due tasks by case id
+    // descending.
     assert_eq!(
         page(everyone.clone(), OverdueOrder::Due, true, 0, 10).await?,
         [
             enterprise.as_str(),
-            same_day[0].as_str(),
-            same_day[1].as_str()
+            same_day[1].as_str(),
+            same_day[0].as_str()
         ]
     );
     // The second page of one row each.
