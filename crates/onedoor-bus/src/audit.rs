@@ -153,6 +153,50 @@ pub struct AuditFailure {
 
 /// Checks one event against the registry's keys.
 pub fn verify_signature(stored: &StoredEvent, registry: &Registry) -> Result<(), AuditProblem> {
+    let (verifying, signature) = signature_parts(stored, registry)?;
+    verifying
+        .verify(&signed_bytes(stored), &signature)
+        .map_err(|_| AuditProblem::BadSignature)
+}
+
+/// Signatures checked together at most. The gain of a batch levels off past a few dozen, and
+/// a failing batch is checked again one by one.
+const BATCH: usize = 64;
+
+/// Whether each event's signature verifies, as [`verify_signature`] says, for many events at
+/// once: the signatures are checked in batches (one multi-scalar multiplication for the
+/// batch instead of one check each), and only a batch that fails is checked one by one to
+/// find which event it was.
+///
+/// A batch accepts every signature the one-by-one check accepts. It may also accept a
+/// signature crafted by the key's own holder to pass the batch equation and not the single
+/// one; nobody without the private key can make either.
+pub fn verify_signatures(events: &[&StoredEvent], registry: &Registry) -> Vec<bool> {
+    let mut verified = vec![false; events.len()];
+    // Events whose key and signature are well-formed, with what the batch needs.
+    let mut ready: Vec<(usize, VerifyingKey, Signature, Vec<u8>)> = Vec::new();
+    for (index, stored) in events.iter().enumerate() {
+        if let Ok((key, signature)) = signature_parts(stored, registry) {
+            ready.push((index, key, signature, signed_bytes(stored)));
+        }
+    }
+    for chunk in ready.chunks(BATCH) {
+        let messages: Vec<&[u8]> = chunk.iter().map(|(_, _, _, m)| m.as_slice()).collect();
+        let signatures: Vec<Signature> = chunk.iter().map(|(_, _, s, _)| *s).collect();
+        let keys: Vec<VerifyingKey> = chunk.iter().map(|(_, k, _, _)| *k).collect();
+        let all_good = ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
+        for (index, key, signature, message) in chunk {
+            verified[*index] = all_good || key.verify(message, signature).is_ok();
+        }
+    }
+    verified
+}
+
+/// The key an event must verify under and its signature, or why there is none.
+fn signature_parts(
+    stored: &StoredEvent,
+    registry: &Registry,
+) -> Result<(VerifyingKey, Signature), AuditProblem> {
     let wire = &stored.wire;
     if wire.signature.is_empty() || wire.key_id.is_empty() {
         return Err(AuditProblem::NotSigned);
@@ -175,9 +219,7 @@ pub fn verify_signature(stored: &StoredEvent, registry: &Registry) -> Result<(),
     let verifying = verifying_key(&key.public_key).ok_or(AuditProblem::BadSignature)?;
     let signature =
         Signature::from_slice(&wire.signature).map_err(|_| AuditProblem::BadSignature)?;
-    verifying
-        .verify(&signed_bytes(stored), &signature)
-        .map_err(|_| AuditProblem::BadSignature)
+    Ok((verifying, signature))
 }
 
 /// Keys this thread has decoded, at most this many. A registry holds a few keys per agency.

@@ -253,30 +253,57 @@ pub(super) async fn cases_with_later_events(
     Ok(later)
 }
 
-const TASK_WIDTH: usize = 15;
+const TASK_WIDTH: usize = 16;
 
-/// Inserts tasks, or replaces the stored ones with the same ids. A task appears once at most;
-/// each comes with its case's opened time (the listing order of the agency indexes).
+/// A task to write, with its case's opened time and earliest due time (copied onto the task
+/// for the agency listings' indexes).
+pub(super) struct TaskRow<'a> {
+    pub task: &'a TaskRecord,
+    pub opened_at_ns: i64,
+    pub case_next_due_ns: Option<i64>,
+}
+
+impl<'a> TaskRow<'a> {
+    /// The rows of `projected`'s tasks that `keep` accepts.
+    pub fn of(projected: &'a Projected, keep: impl Fn(&TaskRecord) -> bool) -> Vec<TaskRow<'a>> {
+        let opened_at_ns = to_ns(projected.case.opened_at);
+        let case_next_due_ns = projected.next_due().map(to_ns);
+        projected
+            .tasks
+            .iter()
+            .filter(|task| keep(task))
+            .map(|task| TaskRow {
+                task,
+                opened_at_ns,
+                case_next_due_ns,
+            })
+            .collect()
+    }
+}
+
+/// Inserts tasks, or replaces the stored ones with the same ids. A task appears once at most.
 pub(super) async fn upsert_tasks(
     tx: &mut Transaction<'static, Any>,
-    tasks: &[(&TaskRecord, i64)],
+    tasks: &[TaskRow<'_>],
 ) -> Result<(), TrackerError> {
     for chunk in tasks.chunks(MAX_PARAMS / TASK_WIDTH) {
         let sql = format!(
             "INSERT INTO tasks (case_id, handoff_event_id, agency, handed_by, service, state, \
              instructions, open_question, handed_off_at_ns, accepted_at_ns, due_at_ns, \
-             ended_at_ns, ended_by, is_open, opened_at_ns) VALUES {} \
+             ended_at_ns, ended_by, is_open, opened_at_ns, case_next_due_ns) VALUES {} \
              ON CONFLICT (case_id, handoff_event_id) DO UPDATE SET agency = excluded.agency, \
              handed_by = excluded.handed_by, service = excluded.service, state = excluded.state, \
              instructions = excluded.instructions, open_question = excluded.open_question, \
              handed_off_at_ns = excluded.handed_off_at_ns, \
              accepted_at_ns = excluded.accepted_at_ns, due_at_ns = excluded.due_at_ns, \
              ended_at_ns = excluded.ended_at_ns, ended_by = excluded.ended_by, \
-             is_open = excluded.is_open, opened_at_ns = excluded.opened_at_ns",
+             is_open = excluded.is_open, opened_at_ns = excluded.opened_at_ns, \
+             case_next_due_ns = excluded.case_next_due_ns",
             placeholders(Marks::of(tx), chunk.len(), TASK_WIDTH)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (task, opened_at_ns) in chunk {
+        for row in chunk {
+            let task = row.task;
             query = query
                 .bind(task.case_id.clone())
                 .bind(task.handoff_event_id.clone())
@@ -292,7 +319,8 @@ pub(super) async fn upsert_tasks(
                 .bind(task.ended.map(|(at, _)| to_ns(at)))
                 .bind(task.ended.map(|(_, end)| task_end_name(end).to_owned()))
                 .bind(i64::from(task.is_open()))
-                .bind(*opened_at_ns);
+                .bind(row.opened_at_ns)
+                .bind(row.case_next_due_ns);
         }
         query
             .execute(&mut **tx)

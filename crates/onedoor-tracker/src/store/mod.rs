@@ -31,7 +31,7 @@ use sqlx::{AnyPool, Executor as _, Row as _, SqlSafeStr as _};
 use time::OffsetDateTime;
 
 pub use read::{CaseFilter, Cursor, RejectedMessage};
-pub use staff::{DayCount, HeldStat, TaskView};
+pub use staff::{DayCount, HeldStat, OverdueFilter, OverdueOrder, TaskView};
 pub use write::{Applied, Checked, Incoming};
 
 use crate::config::{Backend, DatabaseUrl};
@@ -50,7 +50,7 @@ const TABLES: [&str; 7] = [
 ];
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &str); 4] = match backend {
+    let files: [(i64, &str, &str); 5] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -66,6 +66,11 @@ fn migrator(backend: Backend) -> Migrator {
                 3,
                 "agency listing",
                 include_str!("../../migrations/sqlite/0003_agency_listing.sql"),
+            ),
+            (
+                4,
+                "overdue listing",
+                include_str!("../../migrations/sqlite/0004_overdue_listing.sql"),
             ),
             (
                 5,
@@ -88,6 +93,11 @@ fn migrator(backend: Backend) -> Migrator {
                 3,
                 "agency listing",
                 include_str!("../../migrations/postgres/0003_agency_listing.sql"),
+            ),
+            (
+                4,
+                "overdue listing",
+                include_str!("../../migrations/postgres/0004_overdue_listing.sql"),
             ),
             (
                 5,

@@ -318,7 +318,7 @@ impl Store {
                 // (same order), testing each row: slow for an agency with few open tasks
                 // among many ended ones. PostgreSQL has statistics and weighs the two.
                 let index = match (open_only, self.backend()) {
-                    (true, Backend::Sqlite) => " INDEXED BY tasks_holding_newest",
+                    (true, Backend::Sqlite) => " INDEXED BY tasks_holding_due",
                     _ => "",
                 };
                 s.push(&format!(
@@ -326,9 +326,18 @@ impl Store {
                      ON c.case_id = t.case_id WHERE t.agency = "
                 ))
                 .bind(Argument::Text(agency.to_string()))
+                .push(open);
+                if open_only && filter.overdue_only {
+                    // The case's earliest due time as copied onto its open tasks (migration
+                    // 0004): tested off the holder index, before the case's row or the check
+                    // below are read, so tasks on cases that are not overdue cost an index
+                    // entry each. The case's own next_due_ns is tested as well, further down.
+                    s.push(" AND t.case_next_due_ns < ")
+                        .bind(Argument::Int(to_ns(now)));
+                }
                 // One row per case: the agency's first such task on it.
-                .push(&format!(
-                    "{open} AND NOT EXISTS (SELECT 1 FROM tasks d WHERE d.case_id = t.case_id \
+                s.push(&format!(
+                    " AND NOT EXISTS (SELECT 1 FROM tasks d WHERE d.case_id = t.case_id \
                      AND d.agency = t.agency{open_d} AND d.handoff_event_id < t.handoff_event_id)"
                 ));
                 "t"
@@ -431,6 +440,25 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(TrackerError::db("listing case ids"))
+    }
+
+    /// How many cases are stored (tools: e.g. whether a benchmark database is already filled).
+    pub async fn case_count(&self) -> Result<u64, TrackerError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases")
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("counting cases"))?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// How many cases have an open task past its due time at `now` (ListCases' overdue filter).
+    pub async fn overdue_case_count(&self, now: OffsetDateTime) -> Result<u64, TrackerError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE next_due_ns < $1")
+            .bind(to_ns(now))
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("counting overdue cases"))?;
+        Ok(count.unsigned_abs())
     }
 
     /// How many events are stored (each event id once, however often it was delivered).

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use onedoor_case::{AgencyCode, Calendar};
+use onedoor_case::{AgencyCode, Calendar, ServiceCode};
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
 use super::read::TASK_COLUMNS;
 use super::{Store, column, to_ns};
+use crate::config::Backend;
 use crate::error::TrackerError;
 use crate::view::TaskRecord;
 
@@ -37,6 +38,30 @@ pub struct HeldStat {
     pub service: String,
     pub tasks: u64,
     pub median: Duration,
+}
+
+/// Which overdue tasks a page of the overdue list holds. Every `Some` must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverdueFilter {
+    /// The holding agency.
+    pub agency: Option<AgencyCode>,
+    pub service: Option<ServiceCode>,
+    /// The case's front office (a front-office account sees its own cases only).
+    pub origin: Option<AgencyCode>,
+}
+
+/// An order of the overdue list the database can give, so a page is read without loading the
+/// whole list. Ties are broken by due time, then case id, then hand-off id, so every task has
+/// one place and the pages never overlap; descending reverses all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverdueOrder {
+    /// By due time. Earliest due first is also most working days late first (lateness only
+    /// grows as the due time moves back).
+    Due,
+    /// By hand-off time (oldest first is also longest held first).
+    HandedOff,
+    /// By case id.
+    Case,
 }
 
 const NS_PER_DAY: i64 = 86_400_000_000_000;
@@ -84,6 +109,109 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(TrackerError::db("reading overdue tasks"))?;
+        task_views(&rows, calendar, now)
+    }
+
+    /// How many open tasks are past their due time at `now` and match `filter`: the overdue
+    /// list's length, for its pager.
+    pub async fn overdue_count(
+        &self,
+        filter: &OverdueFilter,
+        now: OffsetDateTime,
+    ) -> Result<u64, TrackerError> {
+        let (conditions, binds) = overdue_conditions(filter, now);
+        // The case's row is only needed to test its front office.
+        let join = if filter.origin.is_some() {
+            " JOIN cases c ON c.case_id = t.case_id"
+        } else {
+            ""
+        };
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM tasks t{join} WHERE {conditions}"
+        )));
+        for bind in binds {
+            query = match bind {
+                Bind::Int(value) => query.bind(value),
+                Bind::Text(text) => query.bind(text),
+            };
+        }
+        let count = query
+            .fetch_one(self.pool())
+            .await
+            .map_err(TrackerError::db("counting overdue tasks"))?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// One page of the overdue list: the open tasks past their due time at `now` that match
+    /// `filter`, in `order` (reversed when `descending`), `limit` of them after skipping
+    /// `offset`. The database sorts and skips, so a page costs about a page of rows (plus the
+    /// skipped ones' index entries) however long the list is.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn overdue_page(
+        &self,
+        filter: &OverdueFilter,
+        order: OverdueOrder,
+        descending: bool,
+        offset: u64,
+        limit: u64,
+        calendar: &Calendar,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TaskView>, TrackerError> {
+        let (conditions, mut binds) = overdue_conditions(filter, now);
+        let keys: &[&str] = match order {
+            OverdueOrder::Due => &["due_at_ns", "case_id", "handoff_event_id"],
+            OverdueOrder::HandedOff => &[
+                "handed_off_at_ns",
+                "due_at_ns",
+                "case_id",
+                "handoff_event_id",
+            ],
+            OverdueOrder::Case => &["case_id", "due_at_ns", "handoff_event_id"],
+        };
+        // Descending is the exact reverse of ascending, so an index in the ascending order
+        // serves both (read backwards).
+        let dir = if descending { " DESC" } else { "" };
+        let order_by = keys
+            .iter()
+            .map(|key| format!("t.{key}{dir}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let join = if filter.origin.is_some() {
+            " JOIN cases c ON c.case_id = t.case_id"
+        } else {
+            ""
+        };
+        // Without statistics SQLite prefers tasks_open_agency (an equality on is_open) and
+        // sorts every overdue task; the due order's own index reads one page. With an agency
+        // filter tasks_open_agency is the better one (that agency's tasks, by due time).
+        let index = match (order, &filter.agency, self.backend()) {
+            (OverdueOrder::Due, None, Backend::Sqlite) => " INDEXED BY tasks_open_due_order",
+            _ => "",
+        };
+        let limit_at = binds.len() + 1;
+        binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        binds.push(Bind::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        // The page's task ids first, then their rows: the rows skipped by OFFSET are only read
+        // as far as the index takes them (tasks_open_due_order holds the due order's ids), and
+        // only a page of tasks is joined to its cases.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS}, c.citizen_ref FROM (SELECT t.case_id AS page_case, \
+             t.handoff_event_id AS page_task FROM tasks t{index}{join} WHERE {conditions} \
+             ORDER BY {order_by} LIMIT ${limit_at} OFFSET ${}) page \
+             JOIN tasks t ON t.case_id = page.page_case AND t.handoff_event_id = page.page_task \
+             JOIN cases c ON c.case_id = t.case_id ORDER BY {order_by}",
+            limit_at + 1
+        )));
+        for bind in binds {
+            query = match bind {
+                Bind::Int(value) => query.bind(value),
+                Bind::Text(text) => query.bind(text),
+            };
+        }
+        let rows = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("reading a page of overdue tasks"))?;
         task_views(&rows, calendar, now)
     }
 
@@ -190,6 +318,32 @@ fn date_of_day(day: i64) -> Result<Date, TrackerError> {
             what: "day number".into(),
             why: format!("{day} is out of range"),
         })
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// The overdue list's WHERE clause over `tasks t` (and `cases c` when the filter has an
+/// origin), with its arguments in placeholder order.
+fn overdue_conditions(filter: &OverdueFilter, now: OffsetDateTime) -> (String, Vec<Bind>) {
+    let mut binds = vec![Bind::Int(to_ns(now))];
+    let mut sql = String::from("t.is_open = 1 AND t.due_at_ns < $1");
+    let mut push = |clause: &str, value: String| {
+        binds.push(Bind::Text(value));
+        sql.push_str(&format!(" AND {clause} = ${}", binds.len()));
+    };
+    if let Some(agency) = &filter.agency {
+        push("t.agency", agency.to_string());
+    }
+    if let Some(service) = &filter.service {
+        push("t.service", service.to_string());
+    }
+    if let Some(origin) = &filter.origin {
+        push("c.origin_agency", origin.to_string());
+    }
+    (sql, binds)
 }
 
 fn task_views(

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use onedoor_bus::StoredEvent;
-use onedoor_bus::audit::verify_signature;
+use onedoor_bus::audit::{verify_signature, verify_signatures};
 use onedoor_bus::case_log::decode_stored;
 use onedoor_bus::write::payload_hash;
 use onedoor_case::Registry;
@@ -25,6 +25,7 @@ use onedoor_case::{CaseState, FoldError};
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
+use super::bulk::TaskRow;
 use super::cache::{CachedCase, CaseCache};
 use super::{Store, bulk, column, to_i64, to_ns};
 use crate::error::TrackerError;
@@ -239,8 +240,11 @@ async fn check_signatures(
     let halves = [events, second].map(|half| {
         let registry = registry.clone();
         tokio::task::spawn_blocking(move || {
-            half.into_iter()
-                .map(|(i, stored)| (i, verify_signature(&stored, &registry).is_ok()))
+            let stored: Vec<&StoredEvent> = half.iter().map(|(_, stored)| stored).collect();
+            let verified = verify_signatures(&stored, &registry);
+            half.iter()
+                .map(|(i, _)| *i)
+                .zip(verified)
                 .collect::<Vec<_>>()
         })
     });
@@ -439,14 +443,8 @@ async fn flush(
         }
         let projected = &p.latest.projected;
         let previous: &[TaskRecord] = p.base.as_ref().map_or(&[], |b| &b.projected.tasks);
-        let opened_at_ns = to_ns(projected.case.opened_at);
-        upserts.extend(
-            projected
-                .tasks
-                .iter()
-                .filter(|task| !previous.contains(task))
-                .map(|task| (task, opened_at_ns)),
-        );
+        // A task whose case's earliest due time moved is re-written by the update's trigger.
+        upserts.extend(TaskRow::of(projected, |task| !previous.contains(task)));
         for old in previous {
             if !projected
                 .tasks
@@ -681,11 +679,5 @@ async fn write_rows(
         .execute(&mut **tx)
         .await
         .map_err(TrackerError::db("clearing a case's tasks"))?;
-    let opened_at_ns = to_ns(case.opened_at);
-    let tasks: Vec<(&TaskRecord, i64)> = projected
-        .tasks
-        .iter()
-        .map(|task| (task, opened_at_ns))
-        .collect();
-    bulk::upsert_tasks(tx, &tasks).await
+    bulk::upsert_tasks(tx, &TaskRow::of(projected, |_| true)).await
 }

@@ -13,10 +13,3 @@ pub async fn case_by_trace(store: &Store, trace_id: &str) -> Result<Option<Strin
 pub async fn open_task_counts(store: &Store) -> Result<BTreeMap<String, u64>, TrackerError> {
     store.open_task_counts().await
 }
-
-pub async fn case_origins(
-    store: &Store,
-    case_ids: &[String],
-) -> Result<BTreeMap<String, String>, TrackerError> {
-    store.case_origins(case_ids).await
-}

@@ -533,3 +533,57 @@ async fn health_is_not_serving_while_the_database_is_gone() -> anyhow::Result<()
     tracker.stop().await?;
     Ok(())
 }
+
+/// "Held by X and overdue" means X holds an open task and the case's earliest open task is
+/// late, whoever holds that one; it follows the case as tasks end and new ones are handed off
+/// after the tracker has projected the case.
+async fn overdue_held_by_an_agency_follows_the_cases_earliest_due_task(
+    db: TestDb,
+) -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let t = |hours| MONDAY + Span::hours(hours);
+    // MOIC's task is due at the end of Tuesday, MOF's ten working days later.
+    let case = bus
+        .open(FRONT, "enterprise-registration", "LA-E-001", "Bakery", t(0))
+        .await?;
+    bus.hand_off(case, FRONT, "MOIC", Some(1), t(1)).await?;
+    bus.hand_off(case, FRONT, "MOF", Some(10), t(1)).await?;
+    let thursday = MONDAY + Span::days(3);
+    let clock = Arc::new(ManualClock::new(thursday));
+    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let store = Store::connect(&db.url()).await?;
+    wait_until_projected(&bus, &store, &[case]).await?;
+    let mut client = tracker.client().await?;
+    let mut overdue_held_by = async |agency: &str| -> anyhow::Result<BTreeSet<String>> {
+        let request = v1::ListCasesRequest {
+            holding_agency: agency.into(),
+            overdue_only: true,
+            ..Default::default()
+        };
+        let cases = client.list_cases(request).await?.into_inner().cases;
+        Ok(ids(&cases).into_iter().collect())
+    };
+    assert_eq!(overdue_held_by("MOIC").await?, set(&[case]));
+    assert_eq!(
+        overdue_held_by("MOF").await?,
+        set(&[case]),
+        "MOF's own task is not late, but the case is"
+    );
+    assert!(overdue_held_by("MPWT").await?.is_empty(), "MPWT holds none");
+
+    // MOIC finishes: only MOF's task is open, not due yet.
+    bus.accept(case, "MOIC", t(2)).await?;
+    bus.complete(case, "MOIC", t(3)).await?;
+    wait_until_projected(&bus, &store, &[case]).await?;
+    assert!(overdue_held_by("MOF").await?.is_empty(), "nothing late now");
+    assert!(overdue_held_by("MOIC").await?.is_empty(), "MOIC holds none");
+
+    // A new task due at the end of Wednesday makes the case late again on Thursday.
+    bus.hand_off(case, FRONT, "MPWT", Some(1), t(26)).await?;
+    wait_until_projected(&bus, &store, &[case]).await?;
+    assert_eq!(overdue_held_by("MPWT").await?, set(&[case]));
+    assert_eq!(overdue_held_by("MOF").await?, set(&[case]));
+    tracker.stop().await?;
+    Ok(())
+}
+on_both_databases!(overdue_held_by_an_agency_follows_the_cases_earliest_due_task);

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use async_nats::jetstream::kv;
+use onedoor_tracker::store::{OverdueFilter, OverdueOrder};
 use onedoor_tracker::stuck::{STUCK_BUCKET, StuckRecord, stuck_deliveries};
 use onedoor_tracker::{ManualClock, Store};
 use time::Duration as Span;
 use time::macros::datetime;
 
 use crate::on_both_databases;
-use crate::support::{FRONT, MONDAY, RunningTracker, TestBus, TestDb, code, wait_until_projected};
+use crate::support::{
+    FRONT, MONDAY, OTHER_FRONT, RunningTracker, TestBus, TestDb, code, wait_until_projected,
+};
 
 async fn agency_views_and_statistics_follow_the_cases(db: TestDb) -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
@@ -89,6 +92,113 @@ async fn agency_views_and_statistics_follow_the_cases(db: TestDb) -> anyhow::Res
     Ok(())
 }
 on_both_databases!(agency_views_and_statistics_follow_the_cases);
+
+async fn the_overdue_list_is_filtered_ordered_and_paged_by_the_database(
+    db: TestDb,
+) -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let t = |hours| MONDAY + Span::hours(hours);
+    let permit = bus
+        .open(FRONT, "construction-permit", "P-1", "house", t(0))
+        .await?;
+    bus.hand_off(permit, FRONT, "MOF", Some(1), t(1)).await?;
+    let enterprise = bus
+        .open(FRONT, "enterprise-registration", "E-1", "shop", t(0))
+        .await?;
+    bus.hand_off(enterprise, FRONT, "MOIC", Some(2), t(2))
+        .await?;
+    // Due the same day as the first permit: the case id decides between them.
+    let pakse = bus
+        .open(OTHER_FRONT, "construction-permit", "P-2", "hotel", t(0))
+        .await?;
+    bus.hand_off(pakse, OTHER_FRONT, "MOF", Some(1), t(3))
+        .await?;
+    let not_late = bus
+        .open(FRONT, "construction-permit", "P-3", "barn", t(0))
+        .await?;
+    bus.hand_off(not_late, FRONT, "MOF", Some(10), t(4)).await?;
+
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let store = Store::connect(&db.url()).await?;
+    wait_until_projected(&bus, &store, &[permit, enterprise, pakse, not_late]).await?;
+    let calendar = &bus.registry.calendar;
+    let friday = datetime!(2026-11-27 10:00 +07:00);
+
+    let everyone = OverdueFilter::default();
+    let page =
+        |filter: OverdueFilter, order: OverdueOrder, descending: bool, offset: u64, limit: u64| {
+            let store = store.clone();
+            async move {
+                let rows = store
+                    .overdue_page(&filter, order, descending, offset, limit, calendar, friday)
+                    .await?;
+                anyhow::Ok(rows.into_iter().map(|r| r.task.case_id).collect::<Vec<_>>())
+            }
+        };
+    let mut same_day = [permit.to_string(), pakse.to_string()];
+    same_day.sort();
+    let enterprise = enterprise.to_string();
+
+    assert_eq!(store.overdue_count(&everyone, friday).await?, 3);
+    assert_eq!(
+        page(everyone.clone(), OverdueOrder::Due, false, 0, 10).await?,
+        [
+            same_day[0].as_str(),
+            same_day[1].as_str(),
+            enterprise.as_str()
+        ]
+    );
+    // Descending is the exact reverse: latest due first, equally due tasks by case id
+    // descending.
+    assert_eq!(
+        page(everyone.clone(), OverdueOrder::Due, true, 0, 10).await?,
+        [
+            enterprise.as_str(),
+            same_day[1].as_str(),
+            same_day[0].as_str()
+        ]
+    );
+    // The second page of one row each.
+    assert_eq!(
+        page(everyone.clone(), OverdueOrder::Due, false, 1, 1).await?,
+        [same_day[1].as_str()]
+    );
+    assert_eq!(
+        page(everyone.clone(), OverdueOrder::HandedOff, true, 0, 10).await?,
+        [pakse.to_string(), enterprise.clone(), permit.to_string()]
+    );
+    let mut by_case = vec![permit.to_string(), pakse.to_string(), enterprise.clone()];
+    by_case.sort();
+    assert_eq!(
+        page(everyone.clone(), OverdueOrder::Case, false, 0, 10).await?,
+        by_case
+    );
+
+    let mof = OverdueFilter {
+        agency: Some(code("MOF")),
+        ..OverdueFilter::default()
+    };
+    assert_eq!(store.overdue_count(&mof, friday).await?, 2);
+    assert_eq!(page(mof, OverdueOrder::Due, false, 0, 10).await?, same_day);
+    let enterprises = OverdueFilter {
+        service: Some(onedoor_case::ServiceCode::parse("enterprise-registration")?),
+        ..OverdueFilter::default()
+    };
+    assert_eq!(store.overdue_count(&enterprises, friday).await?, 1);
+    let from_pakse = OverdueFilter {
+        origin: Some(code(OTHER_FRONT)),
+        ..OverdueFilter::default()
+    };
+    assert_eq!(store.overdue_count(&from_pakse, friday).await?, 1);
+    assert_eq!(
+        page(from_pakse, OverdueOrder::Due, false, 0, 10).await?,
+        [pakse.to_string()]
+    );
+    tracker.stop().await?;
+    Ok(())
+}
+on_both_databases!(the_overdue_list_is_filtered_ordered_and_paged_by_the_database);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stuck_deliveries_are_read_from_the_inbox_bucket() -> anyhow::Result<()> {

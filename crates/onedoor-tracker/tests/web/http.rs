@@ -497,3 +497,71 @@ async fn a_long_overdue_list_is_paged_and_every_task_is_on_exactly_one_page() ->
     assert_eq!(words.status, StatusCode::BAD_REQUEST);
     app.stop().await
 }
+
+/// The overdue list is paged by the database in its default order (most working days late
+/// first) and its reverse: each page holds the rows of exactly its place in that order, ties
+/// between equally late tasks broken by case id (reversed with the order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_page_of_the_overdue_list_holds_its_own_rows_in_order() -> anyhow::Result<()> {
+    const LATE_CASES: usize = 130;
+    let app = WebApp::start().await?;
+    // Due after 1 to 4 working days from Monday: four due days, all past by the clock's Monday.
+    let mut cases: Vec<(u32, String)> = Vec::with_capacity(LATE_CASES);
+    let mut ids = Vec::with_capacity(LATE_CASES);
+    for n in 0..LATE_CASES {
+        let at = MONDAY + Span::minutes(n as i64);
+        let case = app
+            .bus
+            .open(
+                FRONT,
+                "enterprise-registration",
+                &format!("VTE-2026-{n:05}"),
+                "paging",
+                at,
+            )
+            .await?;
+        let due_days = 1 + (n % 4) as u32;
+        app.bus
+            .hand_off(case, FRONT, "MOIC", Some(due_days), at + Span::minutes(1))
+            .await?;
+        cases.push((due_days, case.to_string()));
+        ids.push(case);
+    }
+    app.projected(&ids).await?;
+
+    // Most late first: earliest due first, then case id.
+    let mut most_late = cases.clone();
+    most_late.sort();
+    // Least late first: the exact reverse.
+    let mut least_late = most_late.clone();
+    least_late.reverse();
+    for (query, expected) in [("", &most_late), ("&sort=late&dir=asc", &least_late)] {
+        for (page, rows) in [(1, 0..100), (2, 100..LATE_CASES)] {
+            let shown = app
+                .get(
+                    &format!("/overdue?agency=MOIC{query}&page={page}"),
+                    &[ENGLISH],
+                )
+                .await?;
+            assert_eq!(shown.status, StatusCode::OK);
+            let at = |case: &str| shown.body.find(&format!(r#"href="/cases/{case}""#));
+            let positions: Vec<usize> = expected[rows.clone()]
+                .iter()
+                .map(|(_, case)| at(case).ok_or_else(|| anyhow::anyhow!("{case} missing")))
+                .collect::<anyhow::Result<_>>()
+                .map_err(|e| e.context(format!("page {page} of {query:?}")))?;
+            assert!(
+                positions.windows(2).all(|w| w[0] < w[1]),
+                "page {page} of {query:?} out of order"
+            );
+            for (_, other) in expected[..rows.start].iter().chain(&expected[rows.end..]) {
+                assert_eq!(
+                    at(other),
+                    None,
+                    "{other} is not on page {page} of {query:?}"
+                );
+            }
+        }
+    }
+    app.stop().await
+}

@@ -1,9 +1,11 @@
 //! The staff lists: overdue tasks and stuck deliveries. Both share one frame — agency and service
 //! filters, sortable column headers, and a pager — so a clerk learns one way to read them.
 //!
-//! Rows are sorted in memory because some sorts are by names in the reader's language, which
-//! the database does not know; only one page of rows is rendered, so a long list stays a page a
-//! phone can open.
+//! The overdue list grows with the cases (hundreds of thousands of rows among a million cases),
+//! so its sorts by time or case id are paged by the database: a page reads one page of rows.
+//! Sorts by names in the reader's language, which the database does not know, and the stuck
+//! list (read from a bucket, short) are sorted in memory. Only one page of rows is rendered, so
+//! a long list stays a page a phone can open.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -15,8 +17,8 @@ use maud::{Markup, html};
 use onedoor_case::{AgencyCode, ServiceCode};
 use serde::Deserialize;
 
-use super::{Page, agency_filter, chrome, names, offset, queries, query, service_filter, when};
-use crate::store::TaskView;
+use super::{Page, agency_filter, chrome, names, offset, query, service_filter, when};
+use crate::store::{OverdueFilter, OverdueOrder, TaskView};
 use crate::web::WebState;
 use crate::web::auth::Viewer;
 use crate::web::error::WebError;
@@ -328,6 +330,23 @@ fn list_page(
     ))
 }
 
+/// The database order that gives the overdue list's `sort_key` in `dir`, as (order, descending);
+/// `None` for sorts by names in the reader's language.
+fn overdue_order(sort_key: &str, dir: Direction) -> Option<(OverdueOrder, bool)> {
+    let descending = dir == Direction::Desc;
+    match sort_key {
+        // Most working days late first is earliest due first: lateness only grows as the due
+        // time moves back.
+        "late" => Some((OverdueOrder::Due, !descending)),
+        "due" => Some((OverdueOrder::Due, descending)),
+        "handed" => Some((OverdueOrder::HandedOff, descending)),
+        // Held longest is handed off earliest.
+        "held" => Some((OverdueOrder::HandedOff, !descending)),
+        "case" => Some((OverdueOrder::Case, descending)),
+        _ => None,
+    }
+}
+
 /// `GET /overdue`: open tasks past due, with working days late.
 pub async fn overdue(
     State(state): State<WebState>,
@@ -339,41 +358,60 @@ pub async fn overdue(
     let request = ListRequest::parse(&state, &OVERDUE, params)?;
     let now = state.inner.clock.now();
     let calendar = &state.inner.registry.calendar;
-    let mut rows: Vec<TaskView> = state
-        .inner
-        .store
-        .overdue_tasks(request.agency.as_ref(), calendar, now)
-        .await?
-        .into_iter()
-        .filter(|row| {
-            request
-                .service
-                .as_ref()
-                .is_none_or(|s| row.task.service == s.as_str())
-        })
-        .collect();
-    if let Some(own) = viewer.office() {
-        let ids: Vec<String> = rows.iter().map(|r| r.task.case_id.clone()).collect();
-        let origins = queries::case_origins(&state.inner.store, &ids).await?;
-        rows.retain(|r| origins.get(&r.task.case_id).map(String::as_str) == Some(own.as_str()));
-    }
+    let store = &state.inner.store;
+    let filter = OverdueFilter {
+        agency: request.agency.clone(),
+        service: request.service.clone(),
+        origin: viewer.office().cloned(),
+    };
     let names = names(&state, lang);
-    rows.sort_by(|a, b| {
-        request.order(match request.sort_key {
-            "case" => a.task.case_id.cmp(&b.task.case_id),
-            "service" => names
-                .service(&a.task.service)
-                .cmp(&names.service(&b.task.service)),
-            "agency" => names
-                .agency(&a.task.agency)
-                .cmp(&names.agency(&b.task.agency)),
-            "handed" => a.task.handed_off_at.cmp(&b.task.handed_off_at),
-            "held" => a.task.held(now).cmp(&b.task.held(now)),
-            "due" => a.task.due_at.cmp(&b.task.due_at),
-            _ => (a.working_days_late, b.task.due_at).cmp(&(b.working_days_late, a.task.due_at)),
-        })
-    });
-    let pager = Pager::new(rows.len(), request.page);
+    let (rows, pager) = match overdue_order(request.sort_key, request.dir) {
+        Some((order, descending)) => {
+            let total = store.overdue_count(&filter, now).await?;
+            let pager = Pager::new(usize::try_from(total).unwrap_or(usize::MAX), request.page);
+            let shown = pager.rows();
+            let rows = store
+                .overdue_page(
+                    &filter,
+                    order,
+                    descending,
+                    shown.start as u64,
+                    shown.len() as u64,
+                    calendar,
+                    now,
+                )
+                .await?;
+            (rows, pager)
+        }
+        None => {
+            let mut rows: Vec<TaskView> = store
+                .overdue_page(
+                    &filter,
+                    OverdueOrder::Due,
+                    false,
+                    0,
+                    u64::MAX,
+                    calendar,
+                    now,
+                )
+                .await?;
+            rows.sort_by(|a, b| {
+                request.order(match request.sort_key {
+                    "service" => names
+                        .service(&a.task.service)
+                        .cmp(&names.service(&b.task.service)),
+                    _ => names
+                        .agency(&a.task.agency)
+                        .cmp(&names.agency(&b.task.agency)),
+                })
+            });
+            let pager = Pager::new(rows.len(), request.page);
+            let shown = pager.rows();
+            rows.truncate(shown.end);
+            rows.drain(..shown.start);
+            (rows, pager)
+        }
+    };
     let offset = offset(&state);
     let header = |label, key| sort_header(lang, label, key, &request);
     let table = html! {
@@ -390,7 +428,7 @@ pub async fn overdue(
                 }
             }
             tbody {
-                @for row in &rows[pager.rows()] {
+                @for row in &rows {
                     tr {
                         td data-label=(lang.t(Msg::CaseId)) {
                             a.case-link href={"/cases/" (row.task.case_id)} { code { (row.task.case_id) } }
