@@ -119,7 +119,9 @@ impl TrackerSecurity {
 #[derive(Debug, clap::Subcommand)]
 pub enum TrackerCommand {
     /// Empty the tracker's database and replay the whole stream into it (stop the running
-    /// tracker first). The views come out identical to the live ones.
+    /// tracker first). The views come out identical to the live ones. The listing indexes are
+    /// set aside during the replay and made again at the end; if the rebuild is cut short, the
+    /// tracker makes them when it next starts.
     Rebuild(TrackerOptions),
     /// Overdue tasks now (with working days late), cases opened and resolved per day, the
     /// median time each agency holds each service's tasks, and stream messages the tracker
