@@ -231,3 +231,32 @@ fn signers_do_not_print_their_keys() {
     assert_eq!(shown, "Signer(MOF-1, ****)");
     assert!(!shown.contains(&signer.seed_file_text().trim().to_string()));
 }
+
+/// Checking in batches names exactly the events one-by-one checking names: a bad signature
+/// fails its batch, and the batch is then checked event by event.
+#[tokio::test]
+async fn batch_checks_name_exactly_the_bad_signatures() -> anyhow::Result<()> {
+    let nats = TestNats::start().await?;
+    let (registry, signers) = registry_with_keys(&[FRONT, "MOIC"]);
+    let mut events = Vec::new();
+    // 20 cases of 4 events: more than one batch of 64.
+    for _ in 0..20 {
+        let (case_id, log) = signed_case(&nats, &registry, &signers).await?;
+        events.extend(log.load(case_id).await?);
+    }
+    // Opening events (every fourth) altered in the first batch and in the second.
+    let bad = [4, 68];
+    for index in bad {
+        events[index] = alter_summary(&events[index]);
+    }
+    let refs: Vec<&StoredEvent> = events.iter().collect();
+    let verified = onedoor_bus::audit::verify_signatures(&refs, &registry);
+    let one_by_one: Vec<bool> = events
+        .iter()
+        .map(|stored| onedoor_bus::audit::verify_signature(stored, &registry).is_ok())
+        .collect();
+    assert_eq!(verified, one_by_one);
+    let failing: Vec<usize> = (0..verified.len()).filter(|&i| !verified[i]).collect();
+    assert_eq!(failing, bad);
+    Ok(())
+}
