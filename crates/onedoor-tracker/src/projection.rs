@@ -109,19 +109,28 @@ impl Projection {
         Ok(outcomes)
     }
 
+    /// Counts a batch's outcomes and tells watchers which cases moved.
     fn record(&self, outcomes: &[Applied]) {
+        // Counted once per batch: each `counter!` looks its counter up by name.
+        let (mut projected, mut duplicate, mut rejected) = (0, 0, 0);
+        let watched = self.moved.receiver_count() > 0;
         for applied in outcomes {
             match applied {
                 Applied::Projected { case_id, .. } => {
-                    metrics::counter!(m::EVENTS_PROJECTED).increment(1);
-                    // No watcher listening is fine.
-                    let _ = self.moved.send(case_id.clone());
+                    projected += 1;
+                    if watched {
+                        // A watcher gone meanwhile is fine.
+                        let _ = self.moved.send(case_id.clone());
+                    }
                 }
-                Applied::Waiting { .. } => metrics::counter!(m::EVENTS_PROJECTED).increment(1),
-                Applied::Duplicate => metrics::counter!(m::EVENTS_DUPLICATE).increment(1),
-                Applied::Rejected { .. } => metrics::counter!(m::MESSAGES_REJECTED).increment(1),
+                Applied::Waiting { .. } => projected += 1,
+                Applied::Duplicate => duplicate += 1,
+                Applied::Rejected { .. } => rejected += 1,
             }
         }
+        metrics::counter!(m::EVENTS_PROJECTED).increment(projected);
+        metrics::counter!(m::EVENTS_DUPLICATE).increment(duplicate);
+        metrics::counter!(m::MESSAGES_REJECTED).increment(rejected);
     }
 
     /// Decodes JetStream messages and checks their signatures: everything about a batch that

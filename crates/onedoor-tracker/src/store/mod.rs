@@ -208,6 +208,11 @@ impl Store {
                         conn.execute("PRAGMA temp_store = MEMORY").await?;
                         if purpose == Use::Rebuild {
                             conn.execute("PRAGMA synchronous = OFF").await?;
+                            // A smaller page cache: SQLite walks its cache at the end of every
+                            // write transaction, and with 64 MiB that walk cost more than the
+                            // re-reads it saved (200,000-event rebuilds: 24.4 s against 28.4 s
+                            // on average, 3 runs each). Reads beyond it come from the map.
+                            conn.execute("PRAGMA cache_size = -8192").await?;
                             // 64 MiB of log between checkpoints instead of 4: a page written
                             // by many batches is copied into the database file once.
                             conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
