@@ -90,7 +90,8 @@ struct Statement {
     arguments: Vec<Argument>,
 }
 
-enum Argument {
+/// A value bound to a `$n` placeholder of a statement built at run time.
+pub(super) enum Argument {
     Text(String),
     Int(i64),
 }

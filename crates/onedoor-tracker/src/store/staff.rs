@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use onedoor_case::{AgencyCode, Calendar, ServiceCode};
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
-use super::read::TASK_COLUMNS;
+use super::read::{Argument, TASK_COLUMNS};
 use super::{Store, column, to_ns};
 use crate::config::Backend;
 use crate::error::TrackerError;
@@ -131,8 +131,8 @@ impl Store {
         )));
         for bind in binds {
             query = match bind {
-                Bind::Int(value) => query.bind(value),
-                Bind::Text(text) => query.bind(text),
+                Argument::Int(value) => query.bind(value),
+                Argument::Text(text) => query.bind(text),
             };
         }
         let count = query
@@ -189,8 +189,8 @@ impl Store {
             _ => "",
         };
         let limit_at = binds.len() + 1;
-        binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        binds.push(Bind::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        binds.push(Argument::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        binds.push(Argument::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
         // The page's task ids first, then their rows: the rows skipped by OFFSET are only read
         // as far as the index takes them (tasks_open_due_order holds the due order's ids), and
         // only a page of tasks is joined to its cases.
@@ -204,8 +204,8 @@ impl Store {
         )));
         for bind in binds {
             query = match bind {
-                Bind::Int(value) => query.bind(value),
-                Bind::Text(text) => query.bind(text),
+                Argument::Int(value) => query.bind(value),
+                Argument::Text(text) => query.bind(text),
             };
         }
         let rows = query
@@ -320,18 +320,13 @@ fn date_of_day(day: i64) -> Result<Date, TrackerError> {
         })
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 /// The overdue list's WHERE clause over `tasks t` (and `cases c` when the filter has an
 /// origin), with its arguments in placeholder order.
-fn overdue_conditions(filter: &OverdueFilter, now: OffsetDateTime) -> (String, Vec<Bind>) {
-    let mut binds = vec![Bind::Int(to_ns(now))];
+fn overdue_conditions(filter: &OverdueFilter, now: OffsetDateTime) -> (String, Vec<Argument>) {
+    let mut binds = vec![Argument::Int(to_ns(now))];
     let mut sql = String::from("t.is_open = 1 AND t.due_at_ns < $1");
     let mut push = |clause: &str, value: String| {
-        binds.push(Bind::Text(value));
+        binds.push(Argument::Text(value));
         sql.push_str(&format!(" AND {clause} = ${}", binds.len()));
     };
     if let Some(agency) = &filter.agency {

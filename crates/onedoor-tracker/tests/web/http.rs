@@ -440,25 +440,11 @@ async fn a_long_overdue_list_is_paged_and_every_task_is_on_exactly_one_page() ->
 {
     const LATE_CASES: usize = 130;
     let app = WebApp::start().await?;
-    let mut cases = Vec::with_capacity(LATE_CASES);
-    for n in 0..LATE_CASES {
-        let at = MONDAY + Span::minutes(n as i64);
-        let case = app
-            .bus
-            .open(
-                FRONT,
-                "enterprise-registration",
-                &format!("VTE-2026-{n:05}"),
-                "paging",
-                at,
-            )
-            .await?;
-        app.bus
-            .hand_off(case, FRONT, "MOIC", Some(1), at + Span::minutes(1))
-            .await?;
-        cases.push(case);
-    }
-    app.projected(&cases).await?;
+    let cases: Vec<CaseId> = late_cases(&app, LATE_CASES, |_| 1)
+        .await?
+        .into_iter()
+        .map(|(case, _)| case)
+        .collect();
 
     let first = app
         .get("/overdue?agency=MOIC&sort=case&dir=asc", &[ENGLISH])
@@ -506,28 +492,11 @@ async fn each_page_of_the_overdue_list_holds_its_own_rows_in_order() -> anyhow::
     const LATE_CASES: usize = 130;
     let app = WebApp::start().await?;
     // Due after 1 to 4 working days from Monday: four due days, all past by the clock's Monday.
-    let mut cases: Vec<(u32, String)> = Vec::with_capacity(LATE_CASES);
-    let mut ids = Vec::with_capacity(LATE_CASES);
-    for n in 0..LATE_CASES {
-        let at = MONDAY + Span::minutes(n as i64);
-        let case = app
-            .bus
-            .open(
-                FRONT,
-                "enterprise-registration",
-                &format!("VTE-2026-{n:05}"),
-                "paging",
-                at,
-            )
-            .await?;
-        let due_days = 1 + (n % 4) as u32;
-        app.bus
-            .hand_off(case, FRONT, "MOIC", Some(due_days), at + Span::minutes(1))
-            .await?;
-        cases.push((due_days, case.to_string()));
-        ids.push(case);
-    }
-    app.projected(&ids).await?;
+    let cases: Vec<(u32, String)> = late_cases(&app, LATE_CASES, |n| 1 + (n % 4) as u32)
+        .await?
+        .into_iter()
+        .map(|(case, due_days)| (due_days, case.to_string()))
+        .collect();
 
     // Most late first: earliest due first, then case id.
     let mut most_late = cases.clone();
@@ -564,4 +533,35 @@ async fn each_page_of_the_overdue_list_holds_its_own_rows_in_order() -> anyhow::
         }
     }
     app.stop().await
+}
+
+/// Opens `count` cases a minute apart from Monday, hands each to MOIC due `due_days(n)` working
+/// days later, and waits until they are projected; returns each case with its due days.
+async fn late_cases(
+    app: &WebApp,
+    count: usize,
+    due_days: impl Fn(usize) -> u32,
+) -> anyhow::Result<Vec<(CaseId, u32)>> {
+    let mut cases = Vec::with_capacity(count);
+    for n in 0..count {
+        let at = MONDAY + Span::minutes(n as i64);
+        let case = app
+            .bus
+            .open(
+                FRONT,
+                "enterprise-registration",
+                &format!("VTE-2026-{n:05}"),
+                "paging",
+                at,
+            )
+            .await?;
+        let days = due_days(n);
+        app.bus
+            .hand_off(case, FRONT, "MOIC", Some(days), at + Span::minutes(1))
+            .await?;
+        cases.push((case, days));
+    }
+    let ids: Vec<CaseId> = cases.iter().map(|(case, _)| *case).collect();
+    app.projected(&ids).await?;
+    Ok(cases)
 }
