@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use async_nats::Subject;
 use async_nats::jetstream::consumer::pull::{self, Stream as Messages};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream::ConsumerErrorKind;
@@ -24,7 +25,7 @@ use tokio::task::JoinSet;
 use crate::config::TrackerConfig;
 use crate::error::TrackerError;
 use crate::metrics as m;
-use crate::store::{Applied, Checked, Incoming, Store};
+use crate::store::{Applied, Checked, Incoming, Store, Writing};
 
 /// Messages per pull request, and at most per transaction: large enough for a fast replay
 /// (one commit, one fsync, for many events), small enough that a crash leaves few messages
@@ -33,6 +34,10 @@ const BATCH: usize = 256;
 /// The same for a rebuild: nothing else waits on the database then, and a crash means
 /// running the rebuild again anyway, so fewer, larger transactions win.
 const REBUILD_BATCH: usize = 2048;
+/// Messages a rebuild stores per transaction. The case rows a transaction moves are written
+/// once, at its commit, so a case whose events span several batches is written once instead
+/// of once per batch; bounded so that the transaction's pending cases stay a few megabytes.
+const REBUILD_TRANSACTION: usize = 16 * REBUILD_BATCH;
 /// Rebuild batches prepared ahead of the one being written.
 const READ_AHEAD: usize = 2;
 /// Idle heartbeat and pull expiry: a lost pull (server restart) is noticed within seconds.
@@ -134,16 +139,23 @@ impl Projection {
     }
 
     /// Decodes JetStream messages and checks their signatures: everything about a batch that
-    /// needs no database, so it can run while the previous batch is being stored.
-    async fn prepare(&self, batch: Vec<Message>) -> Prepared {
-        let mut usable = Vec::with_capacity(batch.len());
+    /// needs no database, so it can run while the previous batch is being stored. With `ack`,
+    /// the messages are kept to be acknowledged once stored; a replay acknowledges nothing and
+    /// lets them go here, off the writer's path.
+    async fn prepare(&self, batch: Vec<Message>, ack: bool) -> Prepared {
+        let mut messages = Vec::with_capacity(if ack { batch.len() } else { 0 });
+        let mut positions = Vec::with_capacity(batch.len());
+        let mut payloads = Vec::with_capacity(batch.len());
         let mut position = (0, 1);
         for message in batch {
             match message.info() {
                 Ok(info) => {
                     position = (info.stream_sequence, info.pending);
-                    let sequence = info.stream_sequence;
-                    usable.push((message, sequence));
+                    positions.push((info.stream_sequence, message.subject.clone()));
+                    payloads.push(message.payload.clone());
+                    if ack {
+                        messages.push(message);
+                    }
                 }
                 Err(error) => {
                     // Not a JetStream delivery at all; nothing to store, and redelivering it
@@ -156,21 +168,18 @@ impl Projection {
             }
         }
         let decoded = decode_all(
-            usable
+            positions
                 .iter()
-                .map(|(message, sequence)| (*sequence, &message.payload)),
+                .zip(&payloads)
+                .map(|((sequence, _), payload)| (*sequence, payload)),
         );
-        let checked = {
-            let incoming = incoming(
-                usable
-                    .iter()
-                    .map(|(message, sequence)| (*sequence, message.subject.as_str())),
-                &decoded,
-            );
-            self.store.check(&incoming).await
-        };
+        let checked = self
+            .store
+            .check(&prepared_incoming(&positions, &decoded))
+            .await;
         Prepared {
-            usable,
+            messages,
+            positions,
             decoded,
             checked,
             position,
@@ -182,21 +191,19 @@ impl Projection {
     /// still had for the consumer then.
     async fn store_prepared(&self, prepared: Prepared) -> Result<(u64, u64), TrackerError> {
         let Prepared {
-            usable,
+            messages,
+            positions,
             decoded,
             checked,
             position,
         } = prepared;
-        let incoming = incoming(
-            usable
-                .iter()
-                .map(|(message, sequence)| (*sequence, message.subject.as_str())),
-            &decoded,
-        );
+        let incoming = prepared_incoming(&positions, &decoded);
         match self.store.apply_checked(&incoming, checked).await {
             Ok(outcomes) => {
                 self.record(&outcomes);
-                for ((message, sequence), applied) in usable.iter().zip(&outcomes) {
+                for ((message, (sequence, _)), applied) in
+                    messages.iter().zip(&positions).zip(&outcomes)
+                {
                     tracing::debug!(stream_sequence = sequence, ?applied, "message applied");
                     if let Err(error) = message.ack().await {
                         // The commit stands; the redelivery this causes changes nothing.
@@ -206,7 +213,7 @@ impl Projection {
                 Ok(position)
             }
             Err(error) => {
-                for (message, sequence) in &usable {
+                for (message, (sequence, _)) in messages.iter().zip(&positions) {
                     if let Err(nak) = message.ack_with(AckKind::Nak(Some(NAK_DELAY))).await {
                         tracing::warn!(error = %nak, stream_sequence = sequence, "nak failed");
                     }
@@ -218,20 +225,35 @@ impl Projection {
 
     /// Prepares and stores JetStream messages; see [`Projection::store_prepared`].
     async fn process(&self, batch: Vec<Message>) -> Result<(u64, u64), TrackerError> {
-        let prepared = self.prepare(batch).await;
+        let prepared = self.prepare(batch, true).await;
         self.store_prepared(prepared).await
     }
 }
 
 /// A batch of JetStream messages, decoded and signature-checked, not stored yet.
 struct Prepared {
-    /// Each message with its stream sequence.
-    usable: Vec<(Message, u64)>,
+    /// The messages to acknowledge once stored (none in a replay).
+    messages: Vec<Message>,
+    /// Each usable message's stream sequence and subject.
+    positions: Vec<(u64, Subject)>,
     /// Each message's event, or why it is not one.
     decoded: Vec<Result<StoredEvent, String>>,
     checked: Checked,
     /// The last message's stream sequence, and what the server still had pending then.
     position: (u64, u64),
+}
+
+/// The store's view of a prepared batch.
+fn prepared_incoming<'a>(
+    positions: &'a [(u64, Subject)],
+    decoded: &'a [Result<StoredEvent, String>],
+) -> Vec<Incoming<'a>> {
+    incoming(
+        positions
+            .iter()
+            .map(|(sequence, subject)| (*sequence, subject.as_str())),
+        decoded,
+    )
 }
 
 fn decode_all<'a>(
@@ -457,7 +479,7 @@ async fn read_ahead(
             }
         };
         let (batch, error) = with_ready(message, &mut messages, REBUILD_BATCH);
-        let prepared = projection.prepare(batch).await;
+        let prepared = projection.prepare(batch, false).await;
         let (sequence, pending) = prepared.position;
         if ready.send(Ok(prepared)).await.is_err() {
             return;
@@ -496,11 +518,17 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
-/// Empties the database and replays the whole stream into it, through the same durable
-/// consumer the live tracker uses (deleted and created again at the stream's start), so a
-/// tracker started afterwards continues exactly where the rebuild stopped.
+/// Empties the database and replays the whole stream into it, then creates the durable
+/// consumer the live tracker uses just after the last message stored, so a tracker started
+/// afterwards continues exactly where the rebuild stopped.
 ///
-/// Stop the live tracker first: both would share the consumer and the database.
+/// The replay reads through a consumer of its own that needs no acknowledgements (one per
+/// event otherwise, each a message to the server and work for it), and stores many batches
+/// per transaction. The durable consumer is deleted first and made again only after the last
+/// commit: a rebuild cut short leaves no consumer behind, and a tracker started then creates
+/// it at the stream's start and replays everything (applying is idempotent).
+///
+/// Stop the live tracker first: both would share the database.
 pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerError> {
     config.validate()?;
     let started = Instant::now();
@@ -510,7 +538,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .connect(config.nats_url.as_str())
         .await
         .map_err(|e| nats_error("connecting", e))?;
-    let js = jetstream::new(client.clone());
+    let js = jetstream::new(client);
     let mut stream = js
         .get_stream(STREAM_NAME)
         .await
@@ -537,10 +565,6 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
     // Created again below, after the replay; if the rebuild fails before that, by the next
     // `Store::connect`.
     store.defer_indexes().await?;
-    let consumer: PullConsumer = stream
-        .create_consumer(consumer_config(&config.consumer, config.ack_wait))
-        .await
-        .map_err(|e| nats_error("creating the tracker's durable consumer", e))?;
     let projection = Projection::new(store.clone(), broadcast::channel(1).0);
     let mut report = RebuildReport {
         messages: 0,
@@ -549,8 +573,15 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         last_sequence,
         elapsed: Duration::ZERO,
     };
+    // The last stream sequence stored: the durable consumer starts after it.
+    let mut stored_through = 0;
     if last_sequence > 0 {
-        let messages = messages(&consumer, REBUILD_BATCH).await?;
+        let replay: PullConsumer = stream
+            .create_consumer(replay_config())
+            .await
+            .map_err(|e| nats_error("creating the replay consumer", e))?;
+        let replay_name = replay.cached_info().name.clone();
+        let messages = messages(&replay, REBUILD_BATCH).await?;
         // Decoding and signature checks of the next batches run while this one is written:
         // on two cores, the checks and the database each keep one busy.
         let (ready, mut prepared) = mpsc::channel(READ_AHEAD);
@@ -561,11 +592,32 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
             last_sequence,
             ready,
         ));
+        let mut writing: Option<Writing> = None;
         while let Some(batch) = prepared.recv().await {
-            let batch = batch?;
-            let count = batch.usable.len() as u64;
-            projection.store_prepared(batch).await?;
-            report.messages += count;
+            let Prepared {
+                positions,
+                decoded,
+                checked,
+                ..
+            } = batch?;
+            let open = match writing.as_mut() {
+                Some(open) => open,
+                None => writing.insert(store.begin_writing().await?),
+            };
+            open.apply(&prepared_incoming(&positions, &decoded), checked)
+                .await?;
+            report.messages += positions.len() as u64;
+            if let Some((sequence, _)) = positions.last() {
+                stored_through = stored_through.max(*sequence);
+            }
+            if open.len() >= REBUILD_TRANSACTION
+                && let Some(full) = writing.take()
+            {
+                projection.record(&full.commit().await?);
+            }
+        }
+        if let Some(last) = writing.take() {
+            projection.record(&last.commit().await?);
         }
         if let Some(Err(error)) = reader.join_next().await {
             return Err(TrackerError::Nats {
@@ -573,16 +625,38 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
                 message: format!("the stream reader failed: {error}"),
             });
         }
+        // It would go by itself once idle; no need to leave it until then.
+        if let Err(error) = stream.delete_consumer(&replay_name).await {
+            tracing::debug!(%error, "deleting the replay consumer failed; it expires by itself");
+        }
     }
-    // Acks are fire-and-forget; make sure they reached the server before we go.
-    client
-        .flush()
+    let mut durable = consumer_config(&config.consumer, config.ack_wait);
+    if stored_through > 0 {
+        durable.deliver_policy = DeliverPolicy::ByStartSequence {
+            start_sequence: stored_through + 1,
+        };
+    }
+    stream
+        .create_consumer(durable)
         .await
-        .map_err(|e| nats_error("flushing acks", e))?;
+        .map_err(|e| nats_error("creating the tracker's durable consumer", e))?;
     store.restore_indexes().await?;
     report.events = store.event_count().await?;
     report.rejected = store.rejected_messages().await?.len() as u64;
     report.elapsed = started.elapsed();
     store.close().await;
     Ok(report)
+}
+
+/// The rebuild's own consumer: ephemeral, every case subject, nothing to acknowledge. Gone
+/// by itself a minute after its reader stops (a rebuild cut short).
+fn replay_config() -> pull::Config {
+    pull::Config {
+        description: Some("onedoor tracker rebuild: replays the stream".into()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::None,
+        filter_subject: STREAM_SUBJECTS.to_owned(),
+        inactive_threshold: Duration::from_secs(60),
+        ..Default::default()
+    }
 }

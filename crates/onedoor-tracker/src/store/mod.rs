@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 
 pub use read::{CaseFilter, Cursor, RejectedMessage};
 pub use staff::{DayCount, HeldStat, OverdueFilter, OverdueOrder, TaskView};
-pub use write::{Applied, Checked, Incoming};
+pub use write::{Applied, Checked, Incoming, Writing};
 
 use crate::config::{Backend, DatabaseUrl};
 use crate::error::TrackerError;

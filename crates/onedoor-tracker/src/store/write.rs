@@ -124,73 +124,24 @@ impl Store {
         messages: &[Incoming<'_>],
         checked: Checked,
     ) -> Result<Vec<Applied>, TrackerError> {
-        let mut signatures = checked.0;
-        // Checks that do not line up with the messages are not used; the fold checks inline.
-        if signatures.len() != messages.len() {
-            signatures = vec![None; messages.len()];
-        }
-        let mut tx = self
+        let mut writing = self.begin_writing().await?;
+        writing.apply(messages, checked).await?;
+        writing.commit().await
+    }
+
+    /// Starts a transaction that stores several batches of messages (see [`Writing`]).
+    pub async fn begin_writing(&self) -> Result<Writing, TrackerError> {
+        let tx = self
             .pool()
             .begin()
             .await
             .map_err(TrackerError::db("beginning a transaction"))?;
-        let events: Vec<&StoredEvent> = messages
-            .iter()
-            .filter_map(|message| match message {
-                Incoming::Event(stored) => Some(*stored),
-                Incoming::Unusable { .. } => None,
-            })
-            .collect();
-        // Ids stored by this batch whose message has not been reached yet.
-        let mut unseen = bulk::insert_events(&mut tx, &events).await?;
-        let mut batch = Batch::default();
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for (index, (message, signature_ok)) in messages.iter().zip(signatures).enumerate() {
-            let applied = match *message {
-                Incoming::Event(stored) => {
-                    let check = Check {
-                        audit: self.audit.as_deref(),
-                        signature_ok,
-                    };
-                    let event_id = stored.event.event_id.to_string();
-                    if unseen.remove(&event_id) {
-                        apply_stored(
-                            &mut tx,
-                            stored,
-                            check,
-                            &self.cache,
-                            &mut batch,
-                            &unseen,
-                            index,
-                        )
-                        .await?
-                    } else {
-                        not_stored(&mut tx, stored, &event_id).await?
-                    }
-                }
-                Incoming::Unusable {
-                    sequence,
-                    subject,
-                    reason,
-                } => {
-                    record_rejected(
-                        &mut tx,
-                        to_i64(sequence, "stream sequence")?,
-                        subject,
-                        reason,
-                    )
-                    .await?;
-                    Applied::Rejected {
-                        reason: reason.to_owned(),
-                    }
-                }
-            };
-            outcomes.push(applied);
-        }
-        flush(&mut tx, &mut batch, self.audit.as_deref(), &mut outcomes).await?;
-        commit(tx).await?;
-        self.cache.merge(batch.changes);
-        Ok(outcomes)
+        Ok(Writing {
+            store: self.clone(),
+            tx,
+            batch: Batch::default(),
+            outcomes: Vec::new(),
+        })
     }
 
     /// Writes case views made elsewhere by the case rules (`Projected::from_state`) in one
@@ -213,6 +164,105 @@ impl Store {
 /// (`None`: not checked ahead, the fold checks it inline if needed).
 #[derive(Debug, Clone, Default)]
 pub struct Checked(Vec<Option<bool>>);
+
+/// Batches of messages stored in one transaction, as [`Store::apply_checked`] stores one: all
+/// of them or (on an error, or when dropped uncommitted) none. The rows of the cases the
+/// batches move are written once, at [`Writing::commit`], however many of the batches moved
+/// each case: a rebuild that keeps a transaction open over many batches writes most cases once
+/// instead of once per batch they appear in.
+pub struct Writing {
+    store: Store,
+    tx: Transaction<'static, Any>,
+    batch: Batch,
+    /// What each message stored so far did, in order; a pending case's messages may still
+    /// change at the commit (see `flush`).
+    outcomes: Vec<Applied>,
+}
+
+impl Writing {
+    /// Messages stored so far.
+    pub fn len(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.outcomes.is_empty()
+    }
+
+    /// Stores `messages` in order; `checked` comes from [`Store::check`] on the same messages.
+    pub async fn apply(
+        &mut self,
+        messages: &[Incoming<'_>],
+        checked: Checked,
+    ) -> Result<(), TrackerError> {
+        let mut signatures = checked.0;
+        // Checks that do not line up with the messages are not used; the fold checks inline.
+        if signatures.len() != messages.len() {
+            signatures = vec![None; messages.len()];
+        }
+        let Writing {
+            store,
+            tx,
+            batch,
+            outcomes,
+        } = self;
+        let audit = store.audit.as_deref();
+        let events: Vec<&StoredEvent> = messages
+            .iter()
+            .filter_map(|message| match message {
+                Incoming::Event(stored) => Some(*stored),
+                Incoming::Unusable { .. } => None,
+            })
+            .collect();
+        // Ids stored by this batch whose message has not been reached yet.
+        let mut unseen = bulk::insert_events(tx, &events).await?;
+        outcomes.reserve(messages.len());
+        for (message, signature_ok) in messages.iter().zip(signatures) {
+            let index = outcomes.len();
+            let applied = match *message {
+                Incoming::Event(stored) => {
+                    let check = Check {
+                        audit,
+                        signature_ok,
+                    };
+                    let event_id = stored.event.event_id.to_string();
+                    if unseen.remove(&event_id) {
+                        apply_stored(tx, stored, check, &store.cache, batch, &unseen, index).await?
+                    } else {
+                        not_stored(tx, stored, &event_id).await?
+                    }
+                }
+                Incoming::Unusable {
+                    sequence,
+                    subject,
+                    reason,
+                } => {
+                    record_rejected(tx, to_i64(sequence, "stream sequence")?, subject, reason)
+                        .await?;
+                    Applied::Rejected {
+                        reason: reason.to_owned(),
+                    }
+                }
+            };
+            outcomes.push(applied);
+        }
+        Ok(())
+    }
+
+    /// Writes the moved cases' rows and commits; returns what each message stored did.
+    pub async fn commit(self) -> Result<Vec<Applied>, TrackerError> {
+        let Writing {
+            store,
+            mut tx,
+            mut batch,
+            mut outcomes,
+        } = self;
+        flush(&mut tx, &mut batch, store.audit.as_deref(), &mut outcomes).await?;
+        commit(tx).await?;
+        store.cache.merge(batch.changes);
+        Ok(outcomes)
+    }
+}
 
 /// Below this many events, signatures are checked inline as each event is folded.
 const PARALLEL_CHECK_MIN: usize = 16;

@@ -3,6 +3,7 @@
 //! the pure fold of every stored event.
 
 use onedoor_bus::StoredEvent;
+use onedoor_tracker::store::{Checked, Incoming};
 use onedoor_tracker::{Applied, Projection, Store};
 
 use crate::on_both_databases;
@@ -123,3 +124,60 @@ async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
     Ok(())
 }
 on_both_databases!(one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold);
+
+/// A rebuild stores many batches in one transaction and writes the cases' rows once, at the
+/// commit: the views must still be the fold, whatever the batches hold of each case.
+async fn batches_sharing_one_transaction_give_the_fold(db: TestDb) -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let (cases, _) = write_random_histories(&bus, 8, seed()).await?;
+    let mut events = Vec::new();
+    for case_id in &cases {
+        events.extend(bus.log.load(*case_id).await?);
+    }
+    events.sort_by_key(|stored| stored.sequence);
+    // One case's second event comes after its third (a gap across batches), and one event
+    // comes twice, in different batches.
+    if let Some(second) = events.iter().position(|s| s.event.version == 2)
+        && let Some(third) = events
+            .iter()
+            .position(|s| s.event.version == 3 && s.event.case_id == events[second].event.case_id)
+    {
+        let moved = events.remove(second);
+        events.insert(third, moved);
+    }
+    let again = events[0].clone();
+    events.push(again);
+
+    let store = Store::connect(&db.url()).await?;
+    // A transaction dropped before its commit stores nothing.
+    let mut dropped = store.begin_writing().await?;
+    let first: Vec<Incoming> = events[..3].iter().map(Incoming::Event).collect();
+    dropped.apply(&first, Checked::default()).await?;
+    drop(dropped);
+    assert_eq!(
+        store.event_count().await?,
+        0,
+        "nothing of an uncommitted transaction"
+    );
+
+    let mut writing = store.begin_writing().await?;
+    for chunk in events.chunks(3) {
+        let incoming: Vec<Incoming> = chunk.iter().map(Incoming::Event).collect();
+        writing.apply(&incoming, Checked::default()).await?;
+    }
+    assert_eq!(writing.len(), events.len());
+    let outcomes = writing.commit().await?;
+    assert_eq!(outcomes.len(), events.len(), "one outcome per message");
+    assert_eq!(outcomes.last(), Some(&Applied::Duplicate));
+    assert_eq!(store.event_count().await?, events.len() as u64 - 1);
+    for case_id in &cases {
+        let (expected, _) = bus.expected(*case_id, MONDAY).await?;
+        assert_eq!(
+            store.projected(&case_id.to_string()).await?,
+            Some(expected),
+            "case {case_id}"
+        );
+    }
+    Ok(())
+}
+on_both_databases!(batches_sharing_one_transaction_give_the_fold);

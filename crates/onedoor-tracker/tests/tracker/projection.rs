@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
 use onedoor_bus::StoredEvent;
 use onedoor_case::CaseId;
@@ -114,6 +115,20 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
         snapshot(&store).await?,
         live,
         "rebuilt views equal the live ones"
+    );
+    // The durable consumer is back, past everything the rebuild stored: nothing to redeliver.
+    let js = bus.nats.jetstream().await?;
+    let mut consumer: PullConsumer = js
+        .get_stream(onedoor_bus::STREAM_NAME)
+        .await?
+        .get_consumer(&config.consumer)
+        .await
+        .map_err(|e| anyhow::anyhow!("the tracker's consumer: {e}"))?;
+    let info = consumer.info().await?;
+    assert_eq!(
+        (info.num_pending, info.num_ack_pending),
+        (0, 0),
+        "the consumer starts after the replay"
     );
 
     // The tracker started after a rebuild continues from where it stopped: one new event is
