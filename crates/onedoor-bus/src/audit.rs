@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::Path;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use onedoor_case::{CaseState, Registry};
 use onedoor_proto::v1;
@@ -101,16 +102,18 @@ impl Signer {
 /// The bytes a stored event's signature covers: the payload without its trailing `signature`
 /// field (field 50, 64 bytes: tag `92 03`, length `40`). Cutting the stored bytes, rather than
 /// re-encoding, keeps fields this version does not know inside what is verified.
-fn signed_bytes(stored: &StoredEvent) -> Vec<u8> {
-    let payload = stored.payload.as_ref();
+fn signed_bytes(stored: &StoredEvent) -> Bytes {
+    let payload = &stored.payload;
     let signature = &stored.wire.signature;
     if signature.len() == 64 && payload.len() >= 67 {
-        let (head, tail) = payload.split_at(payload.len() - 67);
+        let cut = payload.len() - 67;
+        let tail = &payload[cut..];
         if tail[..3] == [0x92, 0x03, 0x40] && &tail[3..] == signature.as_slice() {
-            return head.to_vec();
+            // A view of the stored bytes: nothing is copied.
+            return payload.slice(..cut);
         }
     }
-    stored.wire.signing_bytes()
+    Bytes::from(stored.wire.signing_bytes())
 }
 
 /// What is wrong with one event.
@@ -172,21 +175,51 @@ const BATCH: usize = 64;
 /// signature crafted by the key's own holder to pass the batch equation and not the single
 /// one; nobody without the private key can make either.
 pub fn verify_signatures(events: &[&StoredEvent], registry: &Registry) -> Vec<bool> {
-    let mut verified = vec![false; events.len()];
-    // Events whose key and signature are well-formed, with what the batch needs.
-    let mut ready: Vec<(usize, VerifyingKey, Signature, Vec<u8>)> = Vec::new();
-    for (index, stored) in events.iter().enumerate() {
-        if let Ok((key, signature)) = signature_parts(stored, registry) {
-            ready.push((index, key, signature, signed_bytes(stored)));
-        }
+    let checks: Vec<Option<SignatureCheck>> = events
+        .iter()
+        .map(|stored| SignatureCheck::of(stored, registry))
+        .collect();
+    verify_checks(&checks)
+}
+
+/// What checking one event's signature needs, taken from the event (the bytes are a view of
+/// its payload), so the check can run on another thread without a copy of the event.
+#[derive(Debug, Clone)]
+pub struct SignatureCheck {
+    key: VerifyingKey,
+    signature: Signature,
+    message: Bytes,
+}
+
+impl SignatureCheck {
+    /// `None` when the event cannot verify at all (not signed, unknown or expired key,
+    /// malformed signature): [`verify_signature`] says why.
+    pub fn of(stored: &StoredEvent, registry: &Registry) -> Option<SignatureCheck> {
+        let (key, signature) = signature_parts(stored, registry).ok()?;
+        Some(SignatureCheck {
+            key,
+            signature,
+            message: signed_bytes(stored),
+        })
     }
+}
+
+/// [`verify_signatures`] on checks made by [`SignatureCheck::of`]; `None` fails.
+pub fn verify_checks(checks: &[Option<SignatureCheck>]) -> Vec<bool> {
+    let mut verified = vec![false; checks.len()];
+    let ready: Vec<(usize, &SignatureCheck)> = checks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, check)| check.as_ref().map(|check| (index, check)))
+        .collect();
     for chunk in ready.chunks(BATCH) {
-        let messages: Vec<&[u8]> = chunk.iter().map(|(_, _, _, m)| m.as_slice()).collect();
-        let signatures: Vec<Signature> = chunk.iter().map(|(_, _, s, _)| *s).collect();
-        let keys: Vec<VerifyingKey> = chunk.iter().map(|(_, k, _, _)| *k).collect();
+        let messages: Vec<&[u8]> = chunk.iter().map(|(_, c)| c.message.as_ref()).collect();
+        let signatures: Vec<Signature> = chunk.iter().map(|(_, c)| c.signature).collect();
+        let keys: Vec<VerifyingKey> = chunk.iter().map(|(_, c)| c.key).collect();
         let all_good = ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
-        for (index, key, signature, message) in chunk {
-            verified[*index] = all_good || key.verify(message, signature).is_ok();
+        for (index, check) in chunk {
+            verified[*index] =
+                all_good || check.key.verify(&check.message, &check.signature).is_ok();
         }
     }
     verified

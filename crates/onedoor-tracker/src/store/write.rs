@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use onedoor_bus::StoredEvent;
-use onedoor_bus::audit::{verify_signature, verify_signatures};
+use onedoor_bus::audit::{SignatureCheck, verify_checks, verify_signature};
 use onedoor_bus::case_log::decode_stored;
 use onedoor_bus::write::payload_hash;
 use onedoor_case::Registry;
@@ -275,26 +275,26 @@ async fn check_signatures(
     registry: &Arc<Registry>,
 ) -> Vec<Option<bool>> {
     let mut results = vec![None; messages.len()];
-    let mut events: Vec<(usize, StoredEvent)> = messages
+    // What each check needs, taken from the events without copying them.
+    let mut checks: Vec<(usize, Option<SignatureCheck>)> = messages
         .iter()
         .enumerate()
         .filter_map(|(i, message)| match message {
-            Incoming::Event(stored) => Some((i, (*stored).clone())),
+            Incoming::Event(stored) => Some((i, SignatureCheck::of(stored, registry))),
             Incoming::Unusable { .. } => None,
         })
         .collect();
-    if events.len() < PARALLEL_CHECK_MIN {
+    if checks.len() < PARALLEL_CHECK_MIN {
         return results;
     }
-    let second = events.split_off(events.len() / 2);
-    let halves = [events, second].map(|half| {
-        let registry = registry.clone();
+    let second = checks.split_off(checks.len() / 2);
+    let halves = [checks, second].map(|half| {
         tokio::task::spawn_blocking(move || {
-            let stored: Vec<&StoredEvent> = half.iter().map(|(_, stored)| stored).collect();
-            let verified = verify_signatures(&stored, &registry);
-            half.iter()
-                .map(|(i, _)| *i)
-                .zip(verified)
+            let (indexes, checks): (Vec<usize>, Vec<Option<SignatureCheck>>) =
+                half.into_iter().unzip();
+            indexes
+                .into_iter()
+                .zip(verify_checks(&checks))
                 .collect::<Vec<_>>()
         })
     });
@@ -330,14 +330,38 @@ struct Pending {
     /// The state the case row must still be at for the shortcut's write to apply; `None` for
     /// a case opened by this batch, whose row must not exist yet.
     base: Option<Arc<CachedCase>>,
-    latest: Arc<CachedCase>,
+    /// The case folded so far. Its rows are made from it once, when they are written
+    /// (`flush`), not at every event. `None` only while an event is being folded onto it.
+    state: Option<CaseState>,
+    trace_id: String,
+    /// When the last event folded in happened: the case row's `updated_at`.
+    updated_at: OffsetDateTime,
+    /// SHA-256 of the last folded event's payload: the next event's `prev_hash`.
+    last_hash: Vec<u8>,
     /// The messages (by index) whose outcome depends on that write.
     messages: Vec<usize>,
 }
 
-/// Brings the case of `stored`, an event this batch just stored, up to date: onto the cached
-/// state when it is the next version, else by re-folding the case from the database with the
-/// batch's later events (`hidden`) left out, as if they had not arrived yet.
+impl Pending {
+    /// The case with its rows made from the state folded so far.
+    fn into_ready(self) -> Option<Ready> {
+        let state = self.state?;
+        let projected = Projected::from_state(&state, &self.trace_id, self.updated_at);
+        Some(Ready {
+            base: self.base,
+            latest: Arc::new(CachedCase {
+                state,
+                projected,
+                last_hash: self.last_hash,
+            }),
+            messages: self.messages,
+        })
+    }
+}
+
+/// Brings the case of `stored`, an event this batch just stored, up to date: onto the state
+/// folded so far when it is the next version, else by re-folding the case from the database
+/// with the batch's later events (`hidden`) left out, as if they had not arrived yet.
 async fn apply_stored(
     tx: &mut Transaction<'static, Any>,
     stored: &StoredEvent,
@@ -349,38 +373,50 @@ async fn apply_stored(
 ) -> Result<Applied, TrackerError> {
     let event = &stored.event;
     let case_id = event.case_id.to_string();
-    let cached = match batch.changes.get(&case_id) {
-        Some(change) => change.clone(),
-        None => cache.get(&case_id),
-    };
-    // A case's first event folds onto nothing: no read is needed to open a case, which is
-    // most of a rebuild's re-folds otherwise.
-    let base = match cached {
-        Some(cached) if cached.state.version + 1 == event.version => Some(Some(cached)),
-        None if event.version == 1 => Some(None),
-        _ => None,
-    };
-    if let Some(cached) = base
-        && let Some(next) = fold_next(stored, cached.as_deref(), check)
-    {
-        let next = Arc::new(next);
-        let applied = Applied::Projected {
-            case_id: case_id.clone(),
-            version: next.state.version,
-            problem: None,
-        };
-        let pending = batch
-            .pending
-            .entry(case_id.clone())
-            .or_insert_with(|| Pending {
-                base: cached.clone(),
-                latest: next.clone(),
-                messages: Vec::new(),
+    let folded = match batch.pending.get_mut(&case_id) {
+        // Beyond the next version: the event waits for the gap before it to fill, and the
+        // state folded so far is still the view (dropping it would leave the case's rows
+        // behind the gapless prefix until the gap fills).
+        Some(pending)
+            if pending
+                .state
+                .as_ref()
+                .is_some_and(|state| event.version > state.version + 1) =>
+        {
+            return Ok(Applied::Waiting {
+                case_id,
+                version: event.version,
             });
-        pending.latest = next.clone();
-        pending.messages.push(index);
-        batch.changes.insert(case_id, Some(next));
-        return Ok(applied);
+        }
+        // Folded by this transaction already: onto that state, in place.
+        Some(pending) => fold_pending(pending, stored, check, index),
+        None => {
+            let cached = match batch.changes.get(&case_id) {
+                Some(change) => change.clone(),
+                None => cache.get(&case_id),
+            };
+            // A case's first event folds onto nothing: no read is needed to open a case,
+            // which is most of a rebuild's re-folds otherwise.
+            let base = match cached {
+                Some(cached) if cached.state.version + 1 == event.version => Some(Some(cached)),
+                None if event.version == 1 => Some(None),
+                _ => None,
+            };
+            match base.and_then(|base| fold_first(stored, base, check, index)) {
+                Some(pending) => {
+                    batch.pending.insert(case_id.clone(), pending);
+                    true
+                }
+                None => false,
+            }
+        }
+    };
+    if folded {
+        return Ok(Applied::Projected {
+            case_id,
+            version: event.version,
+            problem: None,
+        });
     }
     // The re-fold rewrites the case's rows whole: a shortcut write still pending is moot.
     batch.pending.remove(&case_id);
@@ -426,31 +462,80 @@ async fn not_stored(
     Ok(Applied::Rejected { reason })
 }
 
-/// Folds `stored` onto the cached state of its case. `None` when the shortcut does not apply
-/// (the event does not fold or verify cleanly); the caller re-folds the whole case then.
-fn fold_next(
+/// Whether `stored` may be folded onto a state whose last event's payload hashed to
+/// `last_hash`: it links to that event and its signature verifies (when checked).
+fn links_and_verifies(stored: &StoredEvent, last_hash: &[u8], check: Check<'_>) -> bool {
+    match check.audit {
+        None => true,
+        Some(registry) => {
+            stored.wire.prev_hash[..] == *last_hash
+                && check
+                    .signature_ok
+                    .unwrap_or_else(|| verify_signature(stored, registry).is_ok())
+        }
+    }
+}
+
+/// Folds `stored` onto its case's cached state (`None`: the case opens with it) as the first
+/// of this transaction's events of the case. `None` when the shortcut does not apply (the
+/// event does not fold or verify cleanly); the caller re-folds the whole case then.
+fn fold_first(
     stored: &StoredEvent,
-    cached: Option<&CachedCase>,
+    base: Option<Arc<CachedCase>>,
     check: Check<'_>,
-) -> Option<CachedCase> {
-    let state = CaseState::apply(cached.map(|c| c.state.clone()), &stored.event).ok()?;
+    index: usize,
+) -> Option<Pending> {
     // The first event of a case links to nothing: its prev_hash is empty.
-    let prev_hash = cached.map_or(&[][..], |c| &c.last_hash[..]);
-    if let Some(registry) = check.audit
-        && (stored.wire.prev_hash[..] != *prev_hash
-            || !check
-                .signature_ok
-                .unwrap_or_else(|| verify_signature(stored, registry).is_ok()))
-    {
+    let last_hash = base.as_ref().map_or(&[][..], |c| &c.last_hash[..]);
+    if !links_and_verifies(stored, last_hash, check) {
         return None;
     }
-    let trace_id = cached.map_or(&stored.envelope.trace_id, |c| &c.projected.case.trace_id);
-    let projected = Projected::from_state(&state, trace_id, stored.event.occurred_at);
-    Some(CachedCase {
-        state,
-        projected,
+    let state = CaseState::apply(base.as_ref().map(|c| c.state.clone()), &stored.event).ok()?;
+    let trace_id = base
+        .as_ref()
+        .map_or(&stored.envelope.trace_id, |c| &c.projected.case.trace_id)
+        .clone();
+    Some(Pending {
+        base,
+        state: Some(state),
+        trace_id,
+        updated_at: stored.event.occurred_at,
         last_hash: payload_hash(&stored.payload),
+        messages: vec![index],
     })
+}
+
+/// Folds `stored` onto the state this transaction folded so far; false when the shortcut
+/// does not apply (the caller drops `pending` and re-folds the case).
+fn fold_pending(
+    pending: &mut Pending,
+    stored: &StoredEvent,
+    check: Check<'_>,
+    index: usize,
+) -> bool {
+    let next_version = pending.state.as_ref().map(|s| s.version + 1);
+    if next_version != Some(stored.event.version)
+        || !links_and_verifies(stored, &pending.last_hash, check)
+    {
+        return false;
+    }
+    match CaseState::apply(pending.state.take(), &stored.event) {
+        Ok(state) => {
+            pending.state = Some(state);
+            pending.updated_at = stored.event.occurred_at;
+            pending.last_hash = payload_hash(&stored.payload);
+            pending.messages.push(index);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// A pending case with its rows made, ready to be written.
+struct Ready {
+    base: Option<Arc<CachedCase>>,
+    latest: Arc<CachedCase>,
+    messages: Vec<usize>,
 }
 
 /// Writes the rows of the cases the shortcut moved, on the condition that each case row is
@@ -463,7 +548,11 @@ async fn flush(
     audit: Option<&Registry>,
     outcomes: &mut [Applied],
 ) -> Result<(), TrackerError> {
-    let pending: Vec<(String, Pending)> = batch.pending.drain().collect();
+    let pending: Vec<(String, Ready)> = batch
+        .pending
+        .drain()
+        .filter_map(|(case_id, p)| p.into_ready().map(|ready| (case_id, ready)))
+        .collect();
     let mut updates: Vec<(&Projected, i64)> = Vec::new();
     let mut opened: Vec<(&Projected, i64)> = Vec::new();
     for (_, p) in &pending {
@@ -513,6 +602,7 @@ async fn flush(
     bulk::upsert_tasks(tx, &upserts).await?;
     for (case_id, p) in pending {
         if written.contains(&case_id) {
+            batch.changes.insert(case_id, Some(p.latest));
             continue;
         }
         let (applied, entry) =
