@@ -2,11 +2,15 @@
 //! them again at the end: one sort per index instead of an index update per written row.
 //!
 //! Only secondary indexes go: the primary keys and unique constraints (which the writes'
-//! `ON CONFLICT` clauses and lookups stand on) stay, and so do the triggers. Each definition is
-//! listed in `deferred_indexes` in the same transaction that drops the index, and each index
-//! is created again in the same transaction that takes it off the list. So a rebuild that dies
-//! part-way loses no index: opening the database ([`Store::connect`]) creates whatever is
-//! still listed.
+//! `ON CONFLICT` clauses and lookups stand on) stay. On SQLite the text search goes too: the
+//! triggers that keep the FTS5 table `cases_text` are dropped, and at the end the table is
+//! filled from `cases` in one statement. FTS5 writes its pending terms out at every statement
+//! that touches it, so the triggers cost a fifth of a rebuild's database time.
+//!
+//! Each definition is listed in `deferred_indexes` in the same transaction that drops what it
+//! defines, and is made again in the same transaction that takes it off the list. So a
+//! rebuild that dies part-way loses nothing: opening the database ([`Store::connect`]) makes
+//! whatever is still listed.
 
 use sqlx::{AssertSqlSafe, Executor as _};
 
@@ -14,17 +18,31 @@ use super::{Store, column};
 use crate::config::Backend;
 use crate::error::TrackerError;
 
+/// The name the text search is listed under in `deferred_indexes` (no index has it).
+const TEXT_SEARCH: &str = "cases_text (text search)";
+const TEXT_SEARCH_TRIGGERS: [&str; 3] = [
+    "cases_text_insert",
+    "cases_text_update",
+    "cases_text_delete",
+];
+
 impl Store {
-    /// Drops the secondary indexes of the projection's tables, listing their definitions in
-    /// `deferred_indexes`; returns how many.
+    /// Drops the secondary indexes of the projection's tables (and, on SQLite, the text
+    /// search's triggers), listing their definitions in `deferred_indexes`; returns how many
+    /// definitions it listed.
     pub async fn defer_indexes(&self) -> Result<usize, TrackerError> {
         let indexes = self.index_definitions().await?;
+        // Read before the transaction: a rebuild's pool has one connection.
+        let mut deferred = indexes.clone();
+        if let Some(text_search) = self.text_search_definition().await? {
+            deferred.push(text_search);
+        }
         let mut tx = self
             .pool()
             .begin()
             .await
             .map_err(TrackerError::db("beginning a transaction"))?;
-        for (name, create_sql) in &indexes {
+        for (name, create_sql) in &deferred {
             sqlx::query(
                 "INSERT INTO deferred_indexes (name, create_sql) VALUES ($1, $2) \
                  ON CONFLICT (name) DO NOTHING",
@@ -34,6 +52,8 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(TrackerError::db("listing an index to defer"))?;
+        }
+        for (name, _) in &indexes {
             tx.execute(AssertSqlSafe(format!(
                 "DROP INDEX IF EXISTS {}",
                 quoted(name)
@@ -41,10 +61,52 @@ impl Store {
             .await
             .map_err(TrackerError::db("dropping an index for a rebuild"))?;
         }
+        let text_search_deferred = deferred.len() > indexes.len();
+        for trigger in TEXT_SEARCH_TRIGGERS.iter().filter(|_| text_search_deferred) {
+            tx.execute(AssertSqlSafe(format!(
+                "DROP TRIGGER IF EXISTS {}",
+                quoted(trigger)
+            )))
+            .await
+            .map_err(TrackerError::db(
+                "dropping a text search trigger for a rebuild",
+            ))?;
+        }
         tx.commit()
             .await
             .map_err(TrackerError::db("committing a transaction"))?;
-        Ok(indexes.len())
+        Ok(deferred.len())
+    }
+
+    /// On SQLite, what makes the text search again once `cases` is filled: the table emptied
+    /// and filled from `cases`, then the triggers that keep it (as the catalogue has them).
+    /// `None` on PostgreSQL, whose text search is an index, or when the triggers are gone.
+    async fn text_search_definition(&self) -> Result<Option<(String, String)>, TrackerError> {
+        if self.backend() != Backend::Sqlite {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT name, sql AS create_sql FROM sqlite_master WHERE type = 'trigger' \
+             AND tbl_name = 'cases' AND name IN ('cases_text_insert', 'cases_text_update', \
+             'cases_text_delete') ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(TrackerError::db("reading the text search triggers"))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut sql = String::from(
+            "DELETE FROM cases_text; \
+             INSERT INTO cases_text (case_id, search_text) SELECT case_id, search_text FROM cases;",
+        );
+        for row in &rows {
+            let create: String = column(row, "create_sql")?;
+            sql.push('\n');
+            sql.push_str(&create);
+            sql.push(';');
+        }
+        Ok(Some((TEXT_SEARCH.to_owned(), sql)))
     }
 
     /// Creates every index listed in `deferred_indexes` and takes it off the list; returns how
@@ -57,7 +119,7 @@ impl Store {
         for row in &listed {
             let name: String = column(row, "name")?;
             let create_sql: String = column(row, "create_sql")?;
-            tracing::info!(index = %name, "creating an index set aside by a rebuild");
+            tracing::info!(index = %name, "making an index set aside by a rebuild");
             let mut tx = self
                 .pool()
                 .begin()
