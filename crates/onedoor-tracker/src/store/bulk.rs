@@ -74,6 +74,10 @@ const EVENT_WIDTH: usize = 9;
 /// Stores the events whose id and case version are not stored yet; returns the ids stored.
 /// An id met twice in `events` is offered once (its first occurrence), so the set tells which
 /// message stored it.
+///
+/// Usually every event is new, and the insert's count of rows says so: nothing comes back
+/// row by row. When the count falls short (a redelivery, a version another event holds), the
+/// chunk is undone to a savepoint and inserted again, naming the ids it stored.
 pub(super) async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     events: &[&StoredEvent],
@@ -83,39 +87,99 @@ pub(super) async fn insert_events(
     for stored in events {
         let event_id = stored.event.event_id.to_string();
         if offered.insert(event_id.clone()) {
-            rows.push((event_id, *stored));
+            rows.push(EventRow::of(event_id, stored)?);
         }
     }
     let mut inserted = HashSet::with_capacity(rows.len());
+    let marks = Marks::of(tx);
     for chunk in rows.chunks(MAX_PARAMS / EVENT_WIDTH) {
-        let sql = format!(
-            "INSERT INTO events (event_id, case_id, version, stream_seq, occurred_at_ns, kind, \
-             from_agency, to_agency, payload) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
-            placeholders(Marks::of(tx), chunk.len(), EVENT_WIDTH)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (event_id, stored) in chunk {
-            let event = &stored.event;
-            query = query
-                .bind(event_id.clone())
-                .bind(event.case_id.to_string())
-                .bind(to_i64(event.version, "case_version")?)
-                .bind(to_i64(stored.sequence, "stream sequence")?)
-                .bind(to_ns(event.occurred_at))
-                .bind(event.body.kind())
-                .bind(event.from.as_str().to_owned())
-                .bind(event.to.as_ref().map(|a| a.as_str().to_owned()))
-                .bind(stored.payload.to_vec());
+        let values = placeholders(marks, chunk.len(), EVENT_WIDTH);
+        savepoint(tx, "SAVEPOINT insert_events").await?;
+        let sql = format!("{INSERT_EVENTS} VALUES {values} ON CONFLICT DO NOTHING");
+        let stored = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk)
+            .execute(&mut **tx)
+            .await
+            .map_err(TrackerError::db("storing events"))?
+            .rows_affected();
+        if stored == chunk.len() as u64 {
+            savepoint(tx, "RELEASE SAVEPOINT insert_events").await?;
+            inserted.extend(chunk.iter().map(|row| row.event_id.clone()));
+            continue;
         }
-        let returned = query
+        savepoint(tx, "ROLLBACK TO SAVEPOINT insert_events").await?;
+        let sql =
+            format!("{INSERT_EVENTS} VALUES {values} ON CONFLICT DO NOTHING RETURNING event_id");
+        let returned = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk)
             .fetch_all(&mut **tx)
             .await
             .map_err(TrackerError::db("storing events"))?;
+        savepoint(tx, "RELEASE SAVEPOINT insert_events").await?;
         for row in &returned {
             inserted.insert(column::<String>(row, "event_id")?);
         }
     }
     Ok(inserted)
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (event_id, case_id, version, stream_seq, \
+     occurred_at_ns, kind, from_agency, to_agency, payload)";
+
+/// An `events` row, its values converted once (a chunk may be bound twice).
+struct EventRow<'a> {
+    event_id: String,
+    case_id: String,
+    version: i64,
+    sequence: i64,
+    occurred_at_ns: i64,
+    stored: &'a StoredEvent,
+}
+
+impl<'a> EventRow<'a> {
+    fn of(event_id: String, stored: &'a StoredEvent) -> Result<Self, TrackerError> {
+        let event = &stored.event;
+        Ok(EventRow {
+            event_id,
+            case_id: event.case_id.to_string(),
+            version: to_i64(event.version, "case_version")?,
+            sequence: to_i64(stored.sequence, "stream sequence")?,
+            occurred_at_ns: to_ns(event.occurred_at),
+            stored,
+        })
+    }
+}
+
+/// Binds a chunk's rows, borrowing their text and bytes (the driver copies each value once).
+fn bind_events<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    chunk: &'q [EventRow<'_>],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    for row in chunk {
+        let event = &row.stored.event;
+        query = query
+            .bind(row.event_id.as_str())
+            .bind(row.case_id.as_str())
+            .bind(row.version)
+            .bind(row.sequence)
+            .bind(row.occurred_at_ns)
+            .bind(event.body.kind())
+            .bind(event.from.as_str())
+            .bind(event.to.as_ref().map(|a| a.as_str()))
+            .bind(&row.stored.payload[..]);
+    }
+    query
+}
+
+/// Runs a savepoint statement (`SAVEPOINT`, `RELEASE`, `ROLLBACK TO`): the same on both
+/// databases.
+async fn savepoint(
+    tx: &mut Transaction<'static, Any>,
+    statement: &'static str,
+) -> Result<(), TrackerError> {
+    sqlx::query(statement)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(TrackerError::db("storing events"))
 }
 
 const CASE_WIDTH: usize = 9;
