@@ -119,9 +119,14 @@ impl TrackerSecurity {
 #[derive(Debug, clap::Subcommand)]
 pub enum TrackerCommand {
     /// Empty the tracker's database and replay the whole stream into it (stop the running
-    /// tracker first). The views come out identical to the live ones. The listing indexes are
-    /// set aside during the replay and made again at the end; if the rebuild is cut short, the
-    /// tracker makes them when it next starts.
+    /// tracker first). The views come out identical to the live ones. The listing indexes (and
+    /// on SQLite the text search) are set aside during the replay and made again at the end;
+    /// the tracker's consumer is made again after the last commit, just past the replay. If
+    /// the rebuild is cut short, the tracker makes the indexes when it next starts and replays
+    /// the stream from its start (storing an event twice changes nothing). With NATS
+    /// authorization on, it needs rights to delete, create and pull from consumers of the
+    /// stream, which no identity made by `onedoor` has yet (the tracker's cannot create, the
+    /// operator's cannot pull).
     Rebuild(TrackerOptions),
     /// Overdue tasks now (with working days late), cases opened and resolved per day, the
     /// median time each agency holds each service's tasks, and stream messages the tracker
