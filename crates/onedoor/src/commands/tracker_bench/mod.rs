@@ -13,7 +13,8 @@
 //!    whole stream into a fresh SQLite database, then into a fresh PostgreSQL database; the
 //!    rate is events over the time from its start until every event is stored.
 //!    `--skip-live` leaves this phase out.
-//! 4. **Rebuild**: `onedoor_tracker::rebuild` replays the stream into the SQLite database.
+//! 4. **Rebuild**: `onedoor_tracker::rebuild` replays the stream into the SQLite database,
+//!    and with `--rebuild-postgres` then into the PostgreSQL one.
 //!
 //! Progress bars draw on stderr when stdout is a terminal; stdout is one JSON line.
 
@@ -71,6 +72,9 @@ pub struct TrackerBenchArgs {
     /// then runs into a fresh database. Their figures are null.
     #[arg(long)]
     pub skip_live: bool,
+    /// Also rebuild into PostgreSQL (after the SQLite rebuild), even with `--skip-live`.
+    #[arg(long)]
+    pub rebuild_postgres: bool,
     /// Use this nats-server (its ONEDOOR stream must be empty) instead of a fresh one.
     #[arg(long)]
     pub nats_url: Option<String>,
@@ -102,6 +106,10 @@ struct Report {
     rebuild_events_per_s: f64,
     /// CPU seconds of this process (not nats-server) during the rebuild.
     rebuild_cpu_s: Option<f64>,
+    /// The same into PostgreSQL, with `--rebuild-postgres`.
+    rebuild_pg_s: Option<f64>,
+    rebuild_pg_events_per_s: Option<f64>,
+    rebuild_pg_cpu_s: Option<f64>,
     signatures_checked: bool,
     cases: u64,
     overdue_cases: u64,
@@ -198,7 +206,7 @@ async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
         .with_context(|| format!("creating {}", work_dir.display()))?;
 
     let nats = Nats::start(args.nats_url.as_deref()).await?;
-    let postgres = if args.no_postgres || args.skip_live {
+    let postgres = if args.no_postgres || (args.skip_live && !args.rebuild_postgres) {
         None
     } else {
         Some(Postgres::open(args.database_url.as_deref()).await?)
@@ -233,6 +241,9 @@ async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
         rebuild_s: measured.rebuild_s,
         rebuild_events_per_s: measured.rebuild_events as f64 / measured.rebuild_s,
         rebuild_cpu_s: measured.rebuild_cpu_s,
+        rebuild_pg_s: measured.rebuild_pg.map(|(_, s, _)| s),
+        rebuild_pg_events_per_s: measured.rebuild_pg.map(|(events, s, _)| events as f64 / s),
+        rebuild_pg_cpu_s: measured.rebuild_pg.and_then(|(_, _, cpu)| cpu),
         signatures_checked: true,
         cases: args.cases,
         overdue_cases: measured.overdue_cases,
@@ -255,6 +266,8 @@ struct Measured {
     rebuild_events: u64,
     rebuild_s: f64,
     rebuild_cpu_s: Option<f64>,
+    /// Events, seconds and CPU seconds of the PostgreSQL rebuild.
+    rebuild_pg: Option<(u64, f64, Option<f64>)>,
     overdue_cases: u64,
     listing_fill: String,
     listing_fill_s: Option<f64>,
@@ -335,10 +348,14 @@ async fn phases(
         Some(live.measure(&sqlite, "bench-sqlite").await?)
     };
     let projection_pg_s = match postgres {
-        Some(url) => Some(live.measure(url, "bench-postgres").await?),
-        None => None,
+        Some(url) if !args.skip_live => Some(live.measure(url, "bench-postgres").await?),
+        _ => None,
     };
     let (rebuild_events, rebuild_s, rebuild_cpu_s) = live.rebuild(&sqlite, "bench-sqlite").await?;
+    let rebuild_pg = match postgres {
+        Some(url) if args.rebuild_postgres => Some(live.rebuild(url, "bench-postgres").await?),
+        _ => None,
+    };
     Ok(Measured {
         stream_cases,
         publish_s,
@@ -347,6 +364,7 @@ async fn phases(
         rebuild_events,
         rebuild_s,
         rebuild_cpu_s,
+        rebuild_pg,
         overdue_cases: listing.overdue_cases,
         listing_fill: listing.how,
         listing_fill_s: listing.fill_s,
