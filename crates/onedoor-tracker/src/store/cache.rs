@@ -3,7 +3,7 @@
 //!
 //! An entry is only a shortcut, never the truth: it is used when the arriving event is exactly
 //! the next version, and the write it leads to is conditional on the case row still being at
-//! the cached version with no later events stored (see `write::fold_onto`). Anything else —
+//! the cached version with no later events stored (see `write::flush`). Anything else —
 //! a miss, a gap, a problem, another writer — takes the full re-fold, which is what the views
 //! are defined by.
 

@@ -11,7 +11,7 @@ use onedoor_tracker::{Applied, Projection, Store};
 
 use crate::on_both_databases;
 use crate::support::histories::{seed, write_random_histories};
-use crate::support::{MONDAY, TestBus, TestDb};
+use crate::support::{MONDAY, TestBus, TestDb, assert_rows_equal_the_fold};
 
 /// A case's events, in version order, of a random history with at least four of them.
 async fn long_case(bus: &TestBus) -> anyhow::Result<(onedoor_case::CaseId, Vec<StoredEvent>)> {
@@ -203,14 +203,12 @@ async fn batches_sharing_one_transaction_give_the_fold(db: TestDb) -> anyhow::Re
         )),
         "a case whose second event is missing shows its first"
     );
-    for case_id in cases.iter().filter(|c| **c != stalled) {
-        let (expected, _) = bus.expected(*case_id, MONDAY).await?;
-        assert_eq!(
-            store.projected(&case_id.to_string()).await?,
-            Some(expected),
-            "case {case_id}"
-        );
-    }
-    Ok(())
+    assert_rows_equal_the_fold(
+        &bus,
+        &store,
+        cases.iter().filter(|c| **c != stalled),
+        "its batches shared one transaction",
+    )
+    .await
 }
 on_both_databases!(batches_sharing_one_transaction_give_the_fold);

@@ -15,7 +15,8 @@ use onedoor_tracker::{Applied, ManualClock, Projection, Store, rebuild};
 use crate::on_both_databases;
 use crate::support::histories::{seed, write_random_histories};
 use crate::support::{
-    FRONT, MONDAY, RunningTracker, TestBus, TestDb, eventually, wait_until_projected,
+    FRONT, MONDAY, RunningTracker, TestBus, TestDb, assert_rows_equal_the_fold, eventually,
+    wait_until_projected,
 };
 
 /// Every case's stored rows, for comparing two projections.
@@ -264,15 +265,13 @@ async fn redelivered_duplicate_and_out_of_order_events_change_nothing(
         "redeliveries changed nothing"
     );
     assert_eq!(store.event_count().await?, events.len() as u64);
-    for case_id in &cases {
-        let (expected, _) = bus.expected(*case_id, MONDAY).await?;
-        assert_eq!(
-            store.projected(&case_id.to_string()).await?,
-            Some(expected),
-            "case {case_id} equals the fold despite the order it arrived in"
-        );
-    }
-    Ok(())
+    assert_rows_equal_the_fold(
+        &bus,
+        &store,
+        &cases,
+        "equals the fold despite the order it arrived in",
+    )
+    .await
 }
 on_both_databases!(redelivered_duplicate_and_out_of_order_events_change_nothing);
 

@@ -392,6 +392,25 @@ impl Drop for RunningTracker {
     }
 }
 
+/// Asserts that each case's stored rows are the pure fold of its events in the stream;
+/// `what` names the situation in the failure message.
+pub async fn assert_rows_equal_the_fold(
+    bus: &TestBus,
+    store: &onedoor_tracker::Store,
+    cases: impl IntoIterator<Item = &CaseId>,
+    what: &str,
+) -> anyhow::Result<()> {
+    for case_id in cases {
+        let (expected, _) = bus.expected(*case_id, MONDAY).await?;
+        assert_eq!(
+            store.projected(&case_id.to_string()).await?,
+            Some(expected),
+            "case {case_id}: {what}"
+        );
+    }
+    Ok(())
+}
+
 /// Waits until the tracker's view of every case in `cases` is at the stream's latest version.
 pub async fn wait_until_projected(
     bus: &TestBus,
