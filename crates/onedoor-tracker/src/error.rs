@@ -43,6 +43,16 @@ pub enum TrackerError {
     #[error("configuration {key}: {why}")]
     Config { key: &'static str, why: String },
 
+    /// A file beside the database could not be written, moved or removed (a SQLite rebuild's
+    /// new file, the old one's log).
+    #[error("{action} {}: {source}", path.display())]
+    File {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The gRPC server failed (e.g. the listener broke).
     #[error("serving gRPC: {0}")]
     Serve(String),
@@ -73,6 +83,7 @@ impl TrackerError {
             | TrackerError::Migrate(_)
             | TrackerError::Corrupt { .. }
             | TrackerError::Config { .. }
+            | TrackerError::File { .. }
             | TrackerError::Serve(_) => Code::Internal,
         }
     }

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use crate::config::TrackerConfig;
 use crate::error::TrackerError;
 use crate::metrics as m;
-use crate::store::{Applied, Checked, Incoming, Store, Writing};
+use crate::store::{Applied, Checked, Incoming, RebuildFile, Store, Writing};
 
 /// Messages per pull request, and at most per transaction: large enough for a fast replay
 /// (one commit, one fsync, for many events), small enough that a crash leaves few messages
@@ -521,9 +521,10 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
-/// Empties the database and replays the whole stream into it, then creates the durable
-/// consumer the live tracker uses just after the last message stored, so a tracker started
-/// afterwards continues exactly where the rebuild stopped.
+/// Replays the whole stream into an empty database, then creates the durable consumer the
+/// live tracker uses just after the last message stored, so a tracker started afterwards
+/// continues exactly where the rebuild stopped. SQLite is rebuilt into a new file that
+/// replaces the database once complete ([`RebuildFile`]); PostgreSQL is emptied in place.
 ///
 /// The replay reads through a consumer of its own that needs no acknowledgements (one per
 /// event otherwise, each a message to the server and work for it), and stores many batches
@@ -531,10 +532,16 @@ pub struct RebuildReport {
 /// commit: a rebuild cut short leaves no consumer behind, and a tracker started then creates
 /// it at the stream's start and replays everything (applying is idempotent).
 ///
-/// Stop the live tracker first: both would share the database.
+/// Stop the live tracker first, and anything else that has the database open: on PostgreSQL
+/// both would write it; on SQLite they would go on with the old file.
 pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerError> {
     config.validate()?;
     let started = Instant::now();
+    // SQLite: a new file, moved over the database at the end; PostgreSQL: emptied in place.
+    let rebuild_file = RebuildFile::prepare(&config.database)?;
+    let url = rebuild_file
+        .as_ref()
+        .map_or_else(|| config.database.clone(), RebuildFile::url);
     let client = config
         .nats_options()?
         .name("onedoor-tracker-rebuild")
@@ -552,13 +559,13 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .map_err(|e| nats_error("reading the stream's state", e))?
         .state
         .last_sequence;
-    let mut store = Store::connect_for_rebuild(&config.database).await?;
+    let mut store = Store::connect_for_rebuild(&url).await?;
     if config.verify_signatures {
         store = store.with_audit(config.registry.clone());
     }
-    // The consumer goes first: if emptying the database then fails, a tracker started later
-    // replays everything into the old rows (harmless, applying is idempotent); the other order
-    // could leave an empty database behind a consumer that has already passed every event.
+    // The consumer goes first: if the rebuild then fails, a tracker started later replays
+    // everything into the old rows (harmless, applying is idempotent); the other order could
+    // leave an empty database behind a consumer that has already passed every event.
     if let Err(error) = stream.delete_consumer(&config.consumer).await
         && !is_consumer_not_found(&error)
     {
@@ -633,6 +640,14 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
             tracing::debug!(%error, "deleting the replay consumer failed; it expires by itself");
         }
     }
+    store.restore_indexes().await?;
+    report.events = store.event_count().await?;
+    report.rejected = store.rejected_messages().await?.len() as u64;
+    store.finish_rebuild().await?;
+    if let Some(file) = rebuild_file {
+        file.install().await?;
+    }
+    // Only once everything is stored, indexed and in place.
     let mut durable = consumer_config(&config.consumer, config.ack_wait);
     if stored_through > 0 {
         durable.deliver_policy = DeliverPolicy::ByStartSequence {
@@ -643,11 +658,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .create_consumer(durable)
         .await
         .map_err(|e| nats_error("creating the tracker's durable consumer", e))?;
-    store.restore_indexes().await?;
-    report.events = store.event_count().await?;
-    report.rejected = store.rejected_messages().await?.len() as u64;
     report.elapsed = started.elapsed();
-    store.close().await;
     Ok(report)
 }
 

@@ -75,9 +75,8 @@ const EVENT_WIDTH: usize = 9;
 /// An id met twice in `events` is offered once (its first occurrence), so the set tells which
 /// message stored it.
 ///
-/// Usually every event is new, and the insert's count of rows says so: nothing comes back
-/// row by row. When the count falls short (a redelivery, a version another event holds), the
-/// chunk is undone to a savepoint and inserted again, naming the ids it stored.
+/// Nothing is ever undone here (no savepoint rolled back): a rebuild writes SQLite with no
+/// rollback journal, where undoing part of a transaction is not possible.
 pub(super) async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     events: &[&StoredEvent],
@@ -93,27 +92,14 @@ pub(super) async fn insert_events(
     let mut inserted = HashSet::with_capacity(rows.len());
     let marks = Marks::of(tx);
     for chunk in rows.chunks(MAX_PARAMS / EVENT_WIDTH) {
-        let values = placeholders(marks, chunk.len(), EVENT_WIDTH);
-        savepoint(tx, "SAVEPOINT insert_events").await?;
-        let sql = format!("{INSERT_EVENTS} VALUES {values} ON CONFLICT DO NOTHING");
-        let stored = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk)
-            .execute(&mut **tx)
-            .await
-            .map_err(TrackerError::db("storing events"))?
-            .rows_affected();
-        if stored == chunk.len() as u64 {
-            savepoint(tx, "RELEASE SAVEPOINT insert_events").await?;
-            inserted.extend(chunk.iter().map(|row| row.event_id.clone()));
-            continue;
-        }
-        savepoint(tx, "ROLLBACK TO SAVEPOINT insert_events").await?;
-        let sql =
-            format!("{INSERT_EVENTS} VALUES {values} ON CONFLICT DO NOTHING RETURNING event_id");
+        let sql = format!(
+            "{INSERT_EVENTS} VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
+            placeholders(marks, chunk.len(), EVENT_WIDTH)
+        );
         let returned = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk)
             .fetch_all(&mut **tx)
             .await
             .map_err(TrackerError::db("storing events"))?;
-        savepoint(tx, "RELEASE SAVEPOINT insert_events").await?;
         for row in &returned {
             inserted.insert(column::<String>(row, "event_id")?);
         }
@@ -124,7 +110,7 @@ pub(super) async fn insert_events(
 const INSERT_EVENTS: &str = "INSERT INTO events (event_id, case_id, version, stream_seq, \
      occurred_at_ns, kind, from_agency, to_agency, payload)";
 
-/// An `events` row, its values converted once (a chunk may be bound twice).
+/// An `events` row, its values converted before binding (the binds borrow them).
 struct EventRow<'a> {
     event_id: String,
     case_id: String,
@@ -167,19 +153,6 @@ fn bind_events<'q>(
             .bind(&row.stored.payload[..]);
     }
     query
-}
-
-/// Runs a savepoint statement (`SAVEPOINT`, `RELEASE`, `ROLLBACK TO`): the same on both
-/// databases.
-async fn savepoint(
-    tx: &mut Transaction<'static, Any>,
-    statement: &'static str,
-) -> Result<(), TrackerError> {
-    sqlx::query(statement)
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
-        .map_err(TrackerError::db("storing events"))
 }
 
 const CASE_WIDTH: usize = 9;

@@ -10,7 +10,9 @@ use onedoor_bus::StoredEvent;
 use onedoor_case::CaseId;
 use onedoor_proto::v1;
 use onedoor_tracker::view::Projected;
-use onedoor_tracker::{Applied, ManualClock, Projection, Store, rebuild};
+use onedoor_tracker::{
+    Applied, DatabaseUrl, ManualClock, Projection, Store, TrackerError, rebuild,
+};
 
 use crate::on_both_databases;
 use crate::support::histories::{seed, write_random_histories};
@@ -18,6 +20,35 @@ use crate::support::{
     FRONT, MONDAY, RunningTracker, TestBus, TestDb, assert_rows_equal_the_fold, eventually,
     wait_until_projected,
 };
+
+fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// What a SQLite rebuild must not pick up: the half-written new file and journal of a rebuild
+/// cut short (garbage, so opening them instead of starting afresh fails), and a write-ahead
+/// log beside the old file as a tracker that died would leave it, holding a rejected message
+/// the rebuilt database must not show.
+async fn leave_debris(url: &DatabaseUrl, path: &std::path::Path) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    std::fs::write(with_suffix(path, ".rebuilding"), b"half a database")?;
+    std::fs::write(with_suffix(path, ".rebuilding-journal"), b"half a journal")?;
+    let mut old = sqlx::AnyConnection::connect(url.expose()).await?;
+    sqlx::query(
+        "INSERT INTO rejected_messages (stream_seq, subject, reason, recorded_at_ns) \
+         VALUES (999999, 'onedoor.x', 'only in the old log', 0)",
+    )
+    .execute(&mut old)
+    .await?;
+    let log = std::fs::read(with_suffix(path, "-wal"))?;
+    anyhow::ensure!(!log.is_empty(), "the old database wrote through its log");
+    // Closing checkpoints the log into the old file and deletes it; it is put back.
+    old.close().await?;
+    std::fs::write(with_suffix(path, "-wal"), log)?;
+    Ok(())
+}
 
 /// Every case's stored rows, for comparing two projections.
 async fn snapshot(store: &Store) -> anyhow::Result<Vec<Projected>> {
@@ -103,8 +134,24 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
     let live = snapshot(&store).await?;
     let indexes = store.index_definitions().await?;
     tracker.stop().await?;
+    store.close().await;
+    if let Some(path) = db.sqlite_path() {
+        leave_debris(&db.url(), path).await?;
+    }
 
     let report = rebuild(&config).await?;
+    // The SQLite file was replaced: a store opened before would still see the old one.
+    let store = Store::connect(&db.url()).await?;
+    if let Some(path) = db.sqlite_path() {
+        assert!(
+            !with_suffix(path, ".rebuilding").exists(),
+            "the new file was moved into place"
+        );
+    }
+    assert!(
+        store.rejected_messages().await?.is_empty(),
+        "nothing of the old database's log reached the new one"
+    );
     assert_eq!(
         store.index_definitions().await?,
         indexes,
@@ -151,6 +198,32 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
     Ok(())
 }
 on_both_databases!(a_rebuild_gives_the_same_views_as_the_live_projection);
+
+#[tokio::test]
+async fn a_rebuild_refuses_an_in_memory_database_and_keeps_the_consumer() -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let db = TestDb::sqlite();
+    let mut config = bus.config(&db, Arc::new(ManualClock::new(MONDAY)));
+    let case = bus
+        .open(FRONT, "construction-permit", "R-1", "one case", MONDAY)
+        .await?;
+    let tracker = RunningTracker::start(config.clone()).await?;
+    let store = Store::connect(&db.url()).await?;
+    wait_until_projected(&bus, &store, &[case]).await?;
+    tracker.stop().await?;
+    config.database = DatabaseUrl::parse("sqlite::memory:")?;
+    match rebuild(&config).await {
+        Err(TrackerError::Config { why, .. }) => assert!(why.contains("in-memory"), "{why}"),
+        other => panic!("a rebuild into memory: {other:?}"),
+    }
+    let js = bus.nats.jetstream().await?;
+    js.get_stream(onedoor_bus::STREAM_NAME)
+        .await?
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&config.consumer)
+        .await
+        .map_err(|e| anyhow::anyhow!("the tracker's consumer is still there: {e}"))?;
+    Ok(())
+}
 
 async fn a_restart_mid_stream_resumes_and_counts_every_event_once(
     db: TestDb,

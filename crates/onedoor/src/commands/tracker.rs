@@ -118,15 +118,18 @@ impl TrackerSecurity {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TrackerCommand {
-    /// Empty the tracker's database and replay the whole stream into it (stop the running
-    /// tracker first). The views come out identical to the live ones. The listing indexes (and
-    /// on SQLite the text search) are set aside during the replay and made again at the end;
-    /// the tracker's consumer is made again after the last commit, just past the replay. If
-    /// the rebuild is cut short, the tracker makes the indexes when it next starts and replays
-    /// the stream from its start (storing an event twice changes nothing). With NATS
-    /// authorization on, it needs rights to delete, create and pull from consumers of the
-    /// stream, which no identity made by `onedoor` has yet (the tracker's cannot create, the
-    /// operator's cannot pull).
+    /// Replay the whole stream into an empty database (stop the running tracker, and anything
+    /// else with the database open, first). The views come out identical to the live ones.
+    /// SQLite is rebuilt into a new file beside the database (FILE.rebuilding, written without
+    /// a journal) that replaces it once complete; PostgreSQL is emptied and refilled in place.
+    /// The listing indexes (and on SQLite the text search) are set aside during the replay and
+    /// made at the end; the tracker's consumer is made again once everything is in place, just
+    /// past the replay. If the rebuild is cut short, a SQLite database is left as it was (the
+    /// next rebuild throws the half-written file away); a tracker started then replays the
+    /// stream from its start (storing an event twice changes nothing) and makes any index
+    /// still set aside. With NATS authorization on, it needs rights to delete, create and pull
+    /// from consumers of the stream, which no identity made by `onedoor` has yet (the
+    /// tracker's cannot create, the operator's cannot pull).
     Rebuild(TrackerOptions),
     /// Overdue tasks now (with working days late), cases opened and resolved per day, the
     /// median time each agency holds each service's tasks, and stream messages the tracker

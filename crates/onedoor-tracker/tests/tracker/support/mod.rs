@@ -72,6 +72,7 @@ where
 pub enum TestDb {
     Sqlite {
         url: DatabaseUrl,
+        path: std::path::PathBuf,
         _dir: tempfile::TempDir,
     },
     Postgres {
@@ -85,8 +86,10 @@ const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tracker.db");
         TestDb::Sqlite {
-            url: DatabaseUrl::sqlite_file(&dir.path().join("tracker.db")),
+            url: DatabaseUrl::sqlite_file(&path),
+            path,
             _dir: dir,
         }
     }
@@ -126,6 +129,14 @@ impl TestDb {
     pub fn url(&self) -> DatabaseUrl {
         match self {
             TestDb::Sqlite { url, .. } | TestDb::Postgres { url } => url.clone(),
+        }
+    }
+
+    /// The SQLite file; `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match self {
+            TestDb::Sqlite { path, .. } => Some(path),
+            TestDb::Postgres { .. } => None,
         }
     }
 }
