@@ -239,13 +239,14 @@ async fn batch_checks_name_exactly_the_bad_signatures() -> anyhow::Result<()> {
     let nats = TestNats::start().await?;
     let (registry, signers) = registry_with_keys(&[FRONT, "MOIC"]);
     let mut events = Vec::new();
-    // 20 cases of 4 events: more than one batch of 64.
     for _ in 0..20 {
         let (case_id, log) = signed_case(&nats, &registry, &signers).await?;
         events.extend(log.load(case_id).await?);
     }
+    // 20 cases of 4 events, seven times over: more than one batch of 512.
+    events = std::iter::repeat_n(events, 7).flatten().collect();
     // Opening events (every fourth) altered in the first batch and in the second.
-    let bad = [4, 68];
+    let bad = [4, 516];
     for index in bad {
         events[index] = alter_summary(&events[index]);
     }
