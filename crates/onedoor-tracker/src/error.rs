@@ -53,6 +53,17 @@ pub enum TrackerError {
         source: std::io::Error,
     },
 
+    /// Another process has the SQLite database open while a rebuild would replace it.
+    #[error(
+        "{} is open in process {pids:?}: stop the tracker (or `onedoor up`) before rebuilding; \
+         it would go on with the old file and lose what it writes",
+        path.display()
+    )]
+    DatabaseInUse {
+        path: std::path::PathBuf,
+        pids: Vec<u32>,
+    },
+
     /// The gRPC server failed (e.g. the listener broke).
     #[error("serving gRPC: {0}")]
     Serve(String),
@@ -84,6 +95,7 @@ impl TrackerError {
             | TrackerError::Corrupt { .. }
             | TrackerError::Config { .. }
             | TrackerError::File { .. }
+            | TrackerError::DatabaseInUse { .. }
             | TrackerError::Serve(_) => Code::Internal,
         }
     }

@@ -60,6 +60,7 @@ impl RebuildFile {
             });
         }
         let database = options.get_filename().to_path_buf();
+        refuse_if_open_elsewhere(&database)?;
         let building = with_suffix(&database, ".rebuilding");
         remove_with_companions(&building)?;
         Ok(Some(RebuildFile { database, building }))
@@ -90,6 +91,7 @@ impl RebuildFile {
         // The rebuild wrote unsynced: the durable consumer made next says everything up to
         // here is stored, so it must be on disk before then.
         sync(&self.building, "writing the rebuilt database to disk")?;
+        refuse_if_open_elsewhere(&self.database)?;
         // A log left from the old database would be replayed into the new one when it is
         // next opened. If the rebuild stops between this and the rename, the old database
         // is missing its last commits: the durable consumer is gone by then, so a tracker
@@ -112,6 +114,55 @@ impl RebuildFile {
         }
         Ok(())
     }
+}
+
+/// Fails when another process has the database (or its log) open, as far as this process may
+/// see (Linux's `/proc`; processes of other users are not visible to an unprivileged one).
+/// Asking SQLite's own locks instead would mean opening the file here, and closing it would
+/// drop any lock this process's connections hold on it.
+fn refuse_if_open_elsewhere(database: &Path) -> Result<(), TrackerError> {
+    let mut files = Vec::new();
+    for path in std::iter::once(database.to_path_buf()).chain(
+        COMPANIONS
+            .iter()
+            .map(|suffix| with_suffix(database, suffix)),
+    ) {
+        if let Ok(real) = std::fs::canonicalize(&path) {
+            files.push(real);
+        }
+    }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let pids = processes_holding(&files);
+    if pids.is_empty() {
+        Ok(())
+    } else {
+        Err(TrackerError::DatabaseInUse {
+            path: database.to_path_buf(),
+            pids,
+        })
+    }
+}
+
+/// Other processes with any of `files` open.
+fn processes_holding(files: &[PathBuf]) -> Vec<u32> {
+    let own = std::process::id();
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = processes
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                    .any(|target| files.contains(&target))
+            })
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -199,6 +199,53 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
 }
 on_both_databases!(a_rebuild_gives_the_same_views_as_the_live_projection);
 
+/// A process that still has the SQLite file open (a tracker not stopped) would go on with the
+/// old file after the rebuild replaced it: the rebuild refuses, before touching the consumer.
+#[tokio::test]
+async fn a_rebuild_refuses_a_database_another_process_has_open() -> anyhow::Result<()> {
+    use std::io::BufRead as _;
+    let bus = TestBus::start().await?;
+    let db = TestDb::sqlite();
+    let path = db.sqlite_path().expect("a SQLite file").to_path_buf();
+    let config = bus.config(&db, Arc::new(ManualClock::new(MONDAY)));
+    let case = bus
+        .open(FRONT, "construction-permit", "R-1", "one case", MONDAY)
+        .await?;
+    let tracker = RunningTracker::start(config.clone()).await?;
+    let store = Store::connect(&db.url()).await?;
+    wait_until_projected(&bus, &store, &[case]).await?;
+    tracker.stop().await?;
+    store.close().await;
+
+    // Holds the file open on descriptor 3 and says so once it does.
+    let mut holder = std::process::Command::new("sh")
+        .args(["-c", "exec 3<\"$1\"; echo open; exec sleep 60", "sh"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut said = String::new();
+    std::io::BufReader::new(holder.stdout.take().expect("piped stdout")).read_line(&mut said)?;
+    assert_eq!(said.trim(), "open");
+    let refused = rebuild(&config).await;
+    holder.kill()?;
+    holder.wait()?;
+    match refused {
+        Err(TrackerError::DatabaseInUse { pids, .. }) => assert_eq!(pids, vec![holder.id()]),
+        other => panic!("a rebuild of a database held open elsewhere: {other:?}"),
+    }
+    let js = bus.nats.jetstream().await?;
+    js.get_stream(onedoor_bus::STREAM_NAME)
+        .await?
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&config.consumer)
+        .await
+        .map_err(|e| anyhow::anyhow!("the tracker's consumer is still there: {e}"))?;
+
+    // Once nothing holds it, the same rebuild goes through.
+    let report = rebuild(&config).await?;
+    assert_eq!(report.messages, bus.stream_messages().await?);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_rebuild_refuses_an_in_memory_database_and_keeps_the_consumer() -> anyhow::Result<()> {
     let bus = TestBus::start().await?;

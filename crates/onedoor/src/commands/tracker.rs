@@ -119,7 +119,8 @@ impl TrackerSecurity {
 #[derive(Debug, clap::Subcommand)]
 pub enum TrackerCommand {
     /// Replay the whole stream into an empty database (stop the running tracker, and anything
-    /// else with the database open, first). The views come out identical to the live ones.
+    /// else with the database open, first; on SQLite the rebuild refuses while another process
+    /// it can see has the file open). The views come out identical to the live ones.
     /// SQLite is rebuilt into a new file beside the database (FILE.rebuilding, written without
     /// a journal) that replaces it once complete; PostgreSQL is emptied and refilled in place.
     /// The listing indexes (and on SQLite the text search) are set aside during the replay and
