@@ -75,14 +75,15 @@ impl RebuildFile {
     /// first, the old database's log and journal removed, then renamed over the old file in
     /// one step.
     ///
-    /// A process that still has the old database open (a tracker not stopped) keeps reading
-    /// and writing the old file, and loses what it writes.
+    /// Refused while another process has the old database open: it would go on with the old
+    /// file and lose what it writes.
     pub async fn install(self) -> Result<(), TrackerError> {
+        let database = self.database.clone();
         tokio::task::spawn_blocking(move || self.install_blocking())
             .await
             .map_err(|e| TrackerError::File {
                 action: "moving the rebuilt database into place",
-                path: PathBuf::new(),
+                path: database,
                 source: std::io::Error::other(e),
             })?
     }
