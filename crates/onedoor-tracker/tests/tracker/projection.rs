@@ -199,6 +199,17 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
 }
 on_both_databases!(a_rebuild_gives_the_same_views_as_the_live_projection);
 
+/// A refused rebuild leaves the tracker's durable consumer where it was.
+async fn assert_consumer_is_there(bus: &TestBus, name: &str) -> anyhow::Result<()> {
+    let js = bus.nats.jetstream().await?;
+    js.get_stream(onedoor_bus::STREAM_NAME)
+        .await?
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(name)
+        .await
+        .map_err(|e| anyhow::anyhow!("the tracker's consumer is still there: {e}"))?;
+    Ok(())
+}
+
 /// A process that still has the SQLite file open (a tracker not stopped) would go on with the
 /// old file after the rebuild replaced it: the rebuild refuses, before touching the consumer.
 #[tokio::test]
@@ -233,12 +244,7 @@ async fn a_rebuild_refuses_a_database_another_process_has_open() -> anyhow::Resu
         Err(TrackerError::DatabaseInUse { pids, .. }) => assert_eq!(pids, vec![holder.id()]),
         other => panic!("a rebuild of a database held open elsewhere: {other:?}"),
     }
-    let js = bus.nats.jetstream().await?;
-    js.get_stream(onedoor_bus::STREAM_NAME)
-        .await?
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&config.consumer)
-        .await
-        .map_err(|e| anyhow::anyhow!("the tracker's consumer is still there: {e}"))?;
+    assert_consumer_is_there(&bus, &config.consumer).await?;
 
     // Once nothing holds it, the same rebuild goes through.
     let report = rebuild(&config).await?;
@@ -263,12 +269,7 @@ async fn a_rebuild_refuses_an_in_memory_database_and_keeps_the_consumer() -> any
         Err(TrackerError::Config { why, .. }) => assert!(why.contains("in-memory"), "{why}"),
         other => panic!("a rebuild into memory: {other:?}"),
     }
-    let js = bus.nats.jetstream().await?;
-    js.get_stream(onedoor_bus::STREAM_NAME)
-        .await?
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&config.consumer)
-        .await
-        .map_err(|e| anyhow::anyhow!("the tracker's consumer is still there: {e}"))?;
+    assert_consumer_is_there(&bus, &config.consumer).await?;
     Ok(())
 }
 
