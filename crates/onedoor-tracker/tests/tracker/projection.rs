@@ -11,7 +11,7 @@ use onedoor_case::CaseId;
 use onedoor_proto::v1;
 use onedoor_tracker::view::Projected;
 use onedoor_tracker::{
-    Applied, DatabaseUrl, ManualClock, Projection, Store, TrackerError, rebuild,
+    Applied, DatabaseUrl, ManualClock, Projection, Store, TrackerConfig, TrackerError, rebuild,
 };
 
 use crate::on_both_databases;
@@ -199,6 +199,24 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
 }
 on_both_databases!(a_rebuild_gives_the_same_views_as_the_live_projection);
 
+/// One case opened and projected by a tracker that is stopped again, so the durable consumer
+/// exists and nothing has the database open.
+async fn project_one_case(
+    bus: &TestBus,
+    db: &TestDb,
+    config: &TrackerConfig,
+) -> anyhow::Result<()> {
+    let case = bus
+        .open(FRONT, "construction-permit", "R-1", "one case", MONDAY)
+        .await?;
+    let tracker = RunningTracker::start(config.clone()).await?;
+    let store = Store::connect(&db.url()).await?;
+    wait_until_projected(bus, &store, &[case]).await?;
+    tracker.stop().await?;
+    store.close().await;
+    Ok(())
+}
+
 /// A refused rebuild leaves the tracker's durable consumer where it was.
 async fn assert_consumer_is_there(bus: &TestBus, name: &str) -> anyhow::Result<()> {
     let js = bus.nats.jetstream().await?;
@@ -219,14 +237,7 @@ async fn a_rebuild_refuses_a_database_another_process_has_open() -> anyhow::Resu
     let db = TestDb::sqlite();
     let path = db.sqlite_path().expect("a SQLite file").to_path_buf();
     let config = bus.config(&db, Arc::new(ManualClock::new(MONDAY)));
-    let case = bus
-        .open(FRONT, "construction-permit", "R-1", "one case", MONDAY)
-        .await?;
-    let tracker = RunningTracker::start(config.clone()).await?;
-    let store = Store::connect(&db.url()).await?;
-    wait_until_projected(&bus, &store, &[case]).await?;
-    tracker.stop().await?;
-    store.close().await;
+    project_one_case(&bus, &db, &config).await?;
 
     // Holds the file open on descriptor 3 and says so once it does.
     let mut holder = std::process::Command::new("sh")
@@ -257,13 +268,7 @@ async fn a_rebuild_refuses_an_in_memory_database_and_keeps_the_consumer() -> any
     let bus = TestBus::start().await?;
     let db = TestDb::sqlite();
     let mut config = bus.config(&db, Arc::new(ManualClock::new(MONDAY)));
-    let case = bus
-        .open(FRONT, "construction-permit", "R-1", "one case", MONDAY)
-        .await?;
-    let tracker = RunningTracker::start(config.clone()).await?;
-    let store = Store::connect(&db.url()).await?;
-    wait_until_projected(&bus, &store, &[case]).await?;
-    tracker.stop().await?;
+    project_one_case(&bus, &db, &config).await?;
     config.database = DatabaseUrl::parse("sqlite::memory:")?;
     match rebuild(&config).await {
         Err(TrackerError::Config { why, .. }) => assert!(why.contains("in-memory"), "{why}"),
