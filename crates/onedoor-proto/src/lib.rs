@@ -35,8 +35,14 @@ pub mod view;
 /// Doc comments come from the `.proto` files after two Markdown rewrites
 /// (prost-build, then tonic-build for services), which can re-indent list
 /// items; these two lints judge that indentation, so they are allowed here
-/// only. Everything else in the generated code is linted as usual.
-#[allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
+/// only. tonic's generated service dispatch is one long match per service
+/// (`too_many_lines`), which is its shape, not ours to split. Everything else
+/// in the generated code is linted as usual.
+#[allow(
+    clippy::doc_lazy_continuation,
+    clippy::doc_overindented_list_items,
+    clippy::too_many_lines
+)]
 pub mod v1 {
     tonic::include_proto!("onedoor.v1");
 }

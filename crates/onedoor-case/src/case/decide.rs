@@ -2,9 +2,9 @@
 //! registry always give the same answer, so the adapter (before writing) and any test agree.
 
 use super::command::{Action, Command};
-use super::document::check_documents;
+use super::document::{DocumentRef, check_documents};
 use super::event::{CaseEvent, EventBody, Resolution};
-use super::state::{CaseState, TaskEnd, TaskState};
+use super::state::{CaseState, Task, TaskEnd, TaskState};
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
 use crate::limits;
@@ -293,17 +293,94 @@ fn decide_on_open_case(
     command: &Command,
     registry: &Registry,
 ) -> Result<Decision, Refusal> {
-    let me = &command.agency;
-    let case_id = case.case_id;
-    let my_task = case.tasks.get(me);
-    let holder = |action: &'static str| {
-        my_task.ok_or_else(|| {
+    let open = OpenCase {
+        case,
+        me: &command.agency,
+        command,
+        registry,
+    };
+    match action {
+        Action::Open { .. } => Err(Refusal::CaseExists {
+            case_id: case.case_id,
+        }),
+        Action::HandOff {
+            to,
+            instructions,
+            documents,
+            due_working_days,
+        } => open.hand_off(to, instructions, documents, *due_working_days),
+        Action::Accept => open.accept(),
+        Action::Complete {
+            outcome,
+            note,
+            documents,
+        } => {
+            let task = open.accepted_holder("complete")?;
+            Ok(Decision::answer_to(
+                task,
+                EventBody::Completed {
+                    outcome: outcome.clone(),
+                    note: note.clone(),
+                    documents: documents.clone(),
+                },
+            ))
+        }
+        Action::SendBack { reason } => {
+            // A pending task may be sent back unread: "wrong agency" needs no acceptance.
+            let task = open.holder("send back")?;
+            Ok(Decision::answer_to(
+                task,
+                EventBody::SentBack {
+                    reason: reason.clone(),
+                },
+            ))
+        }
+        Action::RequestInfo { question } => {
+            open.accepted_holder("request info")?;
+            Ok(Decision {
+                to: Some(case.origin.clone()),
+                causation: open.own_cause(),
+                body: EventBody::InfoRequested {
+                    question: question.clone(),
+                },
+            })
+        }
+        Action::Resolve { resolution, note } => open.resolve(*resolution, note),
+    }
+}
+
+impl Decision {
+    /// Accepted, completed and sent back go to whoever handed the task over, caused by that
+    /// hand-off.
+    fn answer_to(task: &Task, body: EventBody) -> Decision {
+        Decision {
+            to: Some(task.handed_by.clone()),
+            causation: Some(task.handoff_event),
+            body,
+        }
+    }
+}
+
+/// One command against a case that exists and is not resolved.
+struct OpenCase<'a> {
+    case: &'a CaseState,
+    me: &'a AgencyCode,
+    command: &'a Command,
+    registry: &'a Registry,
+}
+
+impl<'a> OpenCase<'a> {
+    /// The writer's open task on the case, or why it has none.
+    fn holder(&self, action: &'static str) -> Result<&'a Task, Refusal> {
+        let case_id = self.case.case_id;
+        self.case.tasks.get(self.me).ok_or_else(|| {
             // An agency whose task already ended (often by its own concurrent write) is told
             // so: a state to re-read, not a role it never had.
-            match case.past_tasks.iter().rev().find(|p| p.task.agency == *me) {
+            let mut past = self.case.past_tasks.iter().rev();
+            match past.find(|p| p.task.agency == *self.me) {
                 Some(past) => Refusal::TaskEnded {
                     case_id,
-                    agency: me.clone(),
+                    agency: self.me.clone(),
                     end: match past.end {
                         TaskEnd::Completed => "completed",
                         TaskEnd::SentBack => "sent back",
@@ -312,156 +389,128 @@ fn decide_on_open_case(
                 },
                 None => Refusal::NoTask {
                     case_id,
-                    agency: me.clone(),
+                    agency: self.me.clone(),
                     action,
                 },
             }
         })
-    };
-    let accepted_holder = |action: &'static str| {
-        let task = holder(action)?;
+    }
+
+    fn accepted_holder(&self, action: &'static str) -> Result<&'a Task, Refusal> {
+        let task = self.holder(action)?;
         if task.state != TaskState::Accepted {
             return Err(Refusal::TaskNotAccepted {
-                case_id,
-                agency: me.clone(),
+                case_id: self.case.case_id,
+                agency: self.me.clone(),
             });
         }
         Ok(task)
-    };
-    // The writer's own task, or the opening when it holds none (the origin routing its case).
-    let own_cause = Some(my_task.map_or(case.opened_event, |t| t.handoff_event));
+    }
 
-    Ok(match action {
-        Action::Open { .. } => return Err(Refusal::CaseExists { case_id }),
-        Action::HandOff {
-            to,
-            instructions,
-            documents,
-            due_working_days,
-        } => {
-            if *me != case.origin {
-                accepted_holder("hand on")?;
-            }
-            if to == me {
-                return Err(Refusal::HandOffToSelf { agency: me.clone() });
-            }
-            let receiver = registry
-                .agency(to)
-                .ok_or_else(|| Refusal::UnknownReceiver { agency: to.clone() })?;
-            if let Some(successor) = registry.successor_of(to).filter(|s| *s != to) {
-                return Err(Refusal::ReceiverMerged {
-                    agency: to.clone(),
-                    successor: successor.clone(),
-                });
-            }
-            if receiver.kind == AgencyKind::FrontOffice {
-                return Err(Refusal::ReceiverIsFrontOffice { agency: to.clone() });
-            }
-            if let Some(task) = case.tasks.get(to) {
-                let answers_info_request = *me == case.origin && task.info_requested.is_some();
-                if !answers_info_request {
-                    return Err(Refusal::TaskAlreadyOpen {
-                        case_id,
-                        agency: to.clone(),
-                    });
-                }
-            }
-            let working_days = due_working_days.unwrap_or_else(|| {
-                registry
-                    .service(&case.service)
-                    .and_then(|service| service.step_for(to))
-                    .map_or(registry.default_step_working_days, |step| step.working_days)
+    /// The writer's own task, or the opening when it holds none (the origin routing its case).
+    fn own_cause(&self) -> Option<EventId> {
+        let own = self.case.tasks.get(self.me);
+        Some(own.map_or(self.case.opened_event, |t| t.handoff_event))
+    }
+
+    fn hand_off(
+        &self,
+        to: &AgencyCode,
+        instructions: &str,
+        documents: &[DocumentRef],
+        due_working_days: Option<u32>,
+    ) -> Result<Decision, Refusal> {
+        if *self.me != self.case.origin {
+            self.accepted_holder("hand on")?;
+        }
+        self.check_receiver(to)?;
+        let working_days = due_working_days.unwrap_or_else(|| {
+            self.registry
+                .service(&self.case.service)
+                .and_then(|service| service.step_for(to))
+                .map_or(self.registry.default_step_working_days, |step| {
+                    step.working_days
+                })
+        });
+        Ok(Decision {
+            to: Some(to.clone()),
+            causation: self.own_cause(),
+            body: EventBody::HandedOff {
+                instructions: instructions.to_owned(),
+                due_at: self.registry.calendar.due_at(self.command.at, working_days),
+                documents: documents.to_vec(),
+            },
+        })
+    }
+
+    /// May `to` receive a task on this case: a known, current agency other than the writer,
+    /// not a front office, holding no open task (unless this answers its info request).
+    fn check_receiver(&self, to: &AgencyCode) -> Result<(), Refusal> {
+        if to == self.me {
+            return Err(Refusal::HandOffToSelf {
+                agency: self.me.clone(),
             });
-            let due_at = registry.calendar.due_at(command.at, working_days);
-            let body = EventBody::HandedOff {
-                instructions: instructions.clone(),
-                due_at,
-                documents: documents.clone(),
-            };
-            Decision {
-                to: Some(to.clone()),
-                causation: own_cause,
-                body,
-            }
         }
-        Action::Accept => {
-            let task = holder("accept")?;
-            if task.state == TaskState::Accepted {
-                return Err(Refusal::TaskAlreadyAccepted {
-                    case_id,
-                    agency: me.clone(),
+        let receiver = self
+            .registry
+            .agency(to)
+            .ok_or_else(|| Refusal::UnknownReceiver { agency: to.clone() })?;
+        if let Some(successor) = self.registry.successor_of(to).filter(|s| *s != to) {
+            return Err(Refusal::ReceiverMerged {
+                agency: to.clone(),
+                successor: successor.clone(),
+            });
+        }
+        if receiver.kind == AgencyKind::FrontOffice {
+            return Err(Refusal::ReceiverIsFrontOffice { agency: to.clone() });
+        }
+        if let Some(task) = self.case.tasks.get(to) {
+            let answers_info_request =
+                *self.me == self.case.origin && task.info_requested.is_some();
+            if !answers_info_request {
+                return Err(Refusal::TaskAlreadyOpen {
+                    case_id: self.case.case_id,
+                    agency: to.clone(),
                 });
             }
-            Decision {
-                to: Some(task.handed_by.clone()),
-                causation: Some(task.handoff_event),
-                body: EventBody::Accepted,
-            }
         }
-        Action::Complete {
-            outcome,
-            note,
-            documents,
-        } => {
-            let task = accepted_holder("complete")?;
-            let body = EventBody::Completed {
-                outcome: outcome.clone(),
-                note: note.clone(),
-                documents: documents.clone(),
-            };
-            Decision {
-                to: Some(task.handed_by.clone()),
-                causation: Some(task.handoff_event),
-                body,
-            }
+        Ok(())
+    }
+
+    fn accept(&self) -> Result<Decision, Refusal> {
+        let task = self.holder("accept")?;
+        if task.state == TaskState::Accepted {
+            return Err(Refusal::TaskAlreadyAccepted {
+                case_id: self.case.case_id,
+                agency: self.me.clone(),
+            });
         }
-        Action::SendBack { reason } => {
-            // A pending task may be sent back unread: "wrong agency" needs no acceptance.
-            let task = holder("send back")?;
-            let body = EventBody::SentBack {
-                reason: reason.clone(),
-            };
-            Decision {
-                to: Some(task.handed_by.clone()),
-                causation: Some(task.handoff_event),
-                body,
-            }
+        Ok(Decision::answer_to(task, EventBody::Accepted))
+    }
+
+    fn resolve(&self, resolution: Resolution, note: &str) -> Result<Decision, Refusal> {
+        let case_id = self.case.case_id;
+        if *self.me != self.case.origin {
+            return Err(Refusal::NotOrigin {
+                case_id,
+                origin: self.case.origin.clone(),
+                action: "resolve",
+            });
         }
-        Action::RequestInfo { question } => {
-            accepted_holder("request info")?;
-            let body = EventBody::InfoRequested {
-                question: question.clone(),
-            };
-            Decision {
-                to: Some(case.origin.clone()),
-                causation: own_cause,
-                body,
-            }
+        // Approval means every agency agreed; denial or withdrawal may cut open tasks short.
+        if resolution == Resolution::Approved && !self.case.tasks.is_empty() {
+            return Err(Refusal::OpenTasksRemain {
+                case_id,
+                open: self.case.tasks.keys().cloned().collect(),
+            });
         }
-        Action::Resolve { resolution, note } => {
-            if *me != case.origin {
-                return Err(Refusal::NotOrigin {
-                    case_id,
-                    origin: case.origin.clone(),
-                    action: "resolve",
-                });
-            }
-            // Approval means every agency agreed; denial or withdrawal may cut open tasks short.
-            if *resolution == Resolution::Approved && !case.tasks.is_empty() {
-                return Err(Refusal::OpenTasksRemain {
-                    case_id,
-                    open: case.tasks.keys().cloned().collect(),
-                });
-            }
-            let body = EventBody::Resolved {
-                resolution: *resolution,
-                note: note.clone(),
-            };
-            Decision {
-                to: None,
-                causation: Some(case.opened_event),
-                body,
-            }
-        }
-    })
+        Ok(Decision {
+            to: None,
+            causation: Some(self.case.opened_event),
+            body: EventBody::Resolved {
+                resolution,
+                note: note.to_owned(),
+            },
+        })
+    }
 }

@@ -184,6 +184,25 @@ impl CaseState {
     }
 
     fn apply_next(&mut self, event: &CaseEvent) -> Result<(), FoldError> {
+        self.check_follows(event)?;
+        let applied = if self.is_resolved() {
+            Err("the case is already resolved".to_owned())
+        } else {
+            self.apply_body(event)
+        };
+        applied.map_err(|why| FoldError::Inconsistent {
+            event_id: event.event_id,
+            case_id: event.case_id,
+            kind: event.body.kind(),
+            why,
+        })?;
+        self.version = event.version;
+        self.last_event_id = event.event_id;
+        Ok(())
+    }
+
+    /// The event belongs to this case and is its next version.
+    fn check_follows(&self, event: &CaseEvent) -> Result<(), FoldError> {
         if event.case_id != self.case_id {
             return Err(FoldError::WrongCase {
                 event_id: event.event_id,
@@ -198,72 +217,31 @@ impl CaseState {
                 found: event.version,
             });
         }
-        let bad = |why: String| FoldError::Inconsistent {
-            event_id: event.event_id,
-            case_id: event.case_id,
-            kind: event.body.kind(),
-            why,
-        };
-        if self.is_resolved() {
-            return Err(bad("the case is already resolved".into()));
-        }
+        Ok(())
+    }
+
+    /// Applies what the event says to the tasks; `Err` says why the history is inconsistent.
+    fn apply_body(&mut self, event: &CaseEvent) -> Result<(), String> {
         let at = event.occurred_at;
         match &event.body {
-            EventBody::Opened { .. } => return Err(bad("the case is already open".into())),
+            EventBody::Opened { .. } => Err("the case is already open".into()),
             EventBody::HandedOff {
                 due_at,
                 instructions,
                 ..
-            } => {
-                let to = event
-                    .to
-                    .clone()
-                    .ok_or_else(|| bad("a hand-off names no receiver".into()))?;
-                if let Some(task) = self.tasks.get_mut(&to) {
-                    // Only the origin's answer to an open info request may reach an agency
-                    // that already holds a task.
-                    if event.from != self.origin || task.info_requested.is_none() {
-                        return Err(bad(format!("{to} already holds an open task")));
-                    }
-                    task.info_requested = None;
-                    task.due_at = *due_at;
-                    task.instructions = instructions.clone();
-                    self.version = event.version;
-                    self.last_event_id = event.event_id;
-                    return Ok(());
-                }
-                self.tasks.insert(
-                    to.clone(),
-                    Task {
-                        agency: to,
-                        handed_by: event.from.clone(),
-                        instructions: instructions.clone(),
-                        state: TaskState::Pending,
-                        handed_off_at: at,
-                        accepted_at: None,
-                        due_at: *due_at,
-                        handoff_event: event.event_id,
-                        info_requested: None,
-                    },
-                );
-            }
+            } => self.apply_handoff(event, *due_at, instructions),
             EventBody::Accepted => {
-                let task = self
-                    .tasks
-                    .get_mut(&event.from)
-                    .ok_or_else(|| bad(format!("{} holds no task", event.from)))?;
+                let task = self.task_of(&event.from)?;
                 if task.state != TaskState::Pending {
-                    return Err(bad("the task was already accepted".into()));
+                    return Err("the task was already accepted".into());
                 }
                 task.state = TaskState::Accepted;
                 task.accepted_at = Some(at);
+                Ok(())
             }
             EventBody::InfoRequested { question } => {
-                let task = self
-                    .tasks
-                    .get_mut(&event.from)
-                    .ok_or_else(|| bad(format!("{} holds no task", event.from)))?;
-                task.info_requested = Some(question.clone());
+                self.task_of(&event.from)?.info_requested = Some(question.clone());
+                Ok(())
             }
             EventBody::Completed { .. } | EventBody::SentBack { .. } => {
                 let end = if matches!(event.body, EventBody::Completed { .. }) {
@@ -274,16 +252,17 @@ impl CaseState {
                 let task = self
                     .tasks
                     .remove(&event.from)
-                    .ok_or_else(|| bad(format!("{} holds no task", event.from)))?;
+                    .ok_or_else(|| format!("{} holds no task", event.from))?;
                 self.past_tasks.push(PastTask {
                     task,
                     ended_at: at,
                     end,
                 });
+                Ok(())
             }
             EventBody::Resolved { resolution, .. } => {
                 if event.from != self.origin {
-                    return Err(bad(format!("only the origin {} resolves", self.origin)));
+                    return Err(format!("only the origin {} resolves", self.origin));
                 }
                 for (_, task) in std::mem::take(&mut self.tasks) {
                     self.past_tasks.push(PastTask {
@@ -293,10 +272,52 @@ impl CaseState {
                     });
                 }
                 self.resolution = Some((*resolution, at));
+                Ok(())
             }
         }
-        self.version = event.version;
-        self.last_event_id = event.event_id;
+    }
+
+    fn task_of(&mut self, agency: &AgencyCode) -> Result<&mut Task, String> {
+        self.tasks
+            .get_mut(agency)
+            .ok_or_else(|| format!("{agency} holds no task"))
+    }
+
+    fn apply_handoff(
+        &mut self,
+        event: &CaseEvent,
+        due_at: OffsetDateTime,
+        instructions: &str,
+    ) -> Result<(), String> {
+        let to = event
+            .to
+            .clone()
+            .ok_or_else(|| "a hand-off names no receiver".to_owned())?;
+        if let Some(task) = self.tasks.get_mut(&to) {
+            // Only the origin's answer to an open info request may reach an agency that
+            // already holds a task.
+            if event.from != self.origin || task.info_requested.is_none() {
+                return Err(format!("{to} already holds an open task"));
+            }
+            task.info_requested = None;
+            task.due_at = due_at;
+            task.instructions = instructions.to_owned();
+            return Ok(());
+        }
+        self.tasks.insert(
+            to.clone(),
+            Task {
+                agency: to,
+                handed_by: event.from.clone(),
+                instructions: instructions.to_owned(),
+                state: TaskState::Pending,
+                handed_off_at: event.occurred_at,
+                accepted_at: None,
+                due_at,
+                handoff_event: event.event_id,
+                info_requested: None,
+            },
+        );
         Ok(())
     }
 }

@@ -227,20 +227,7 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
     for (index, agency) in raw.iter().enumerate() {
         let entry = format!("agency #{} {:?}", index + 1, agency.code);
         check_names(&entry, &agency.name_en, &agency.name_lo, problems);
-        let kind = match agency.kind.as_str() {
-            "ministry" => Some(AgencyKind::Ministry),
-            "ministerial-body" => Some(AgencyKind::MinisterialBody),
-            "front-office" => Some(AgencyKind::FrontOffice),
-            other => {
-                problems.add(
-                    &entry,
-                    format!(
-                        "kind {other:?} is not one of ministry, ministerial-body, front-office"
-                    ),
-                );
-                None
-            }
-        };
+        let kind = agency_kind(&entry, &agency.kind, problems);
         let code = match AgencyCode::parse(&agency.code) {
             Ok(code) => code,
             Err(why) => {
@@ -273,6 +260,41 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
         );
     }
     // Merges are checked once every agency is known: the successor may be listed later.
+    resolve_merges(raw, merges, &mut agencies, problems);
+    if !agencies
+        .values()
+        .any(|a| a.kind == AgencyKind::FrontOffice && a.is_active())
+    {
+        problems.add(
+            "agencies",
+            "no active front office: nobody could open a case",
+        );
+    }
+    agencies
+}
+
+fn agency_kind(entry: &str, kind: &str, problems: &mut Problems) -> Option<AgencyKind> {
+    match kind {
+        "ministry" => Some(AgencyKind::Ministry),
+        "ministerial-body" => Some(AgencyKind::MinisterialBody),
+        "front-office" => Some(AgencyKind::FrontOffice),
+        other => {
+            problems.add(
+                entry,
+                format!("kind {other:?} is not one of ministry, ministerial-body, front-office"),
+            );
+            None
+        }
+    }
+}
+
+/// Records each `merged_into` on its agency, once it names an active agency other than itself.
+fn resolve_merges(
+    raw: &[RawAgency],
+    merges: Vec<(String, AgencyCode, String)>,
+    agencies: &mut BTreeMap<AgencyCode, Agency>,
+    problems: &mut Problems,
+) {
     for (entry, code, target) in merges {
         let target = match AgencyCode::parse(&target) {
             Ok(t) => t,
@@ -295,16 +317,6 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
             agency.merged_into = Some(target);
         }
     }
-    if !agencies
-        .values()
-        .any(|a| a.kind == AgencyKind::FrontOffice && a.is_active())
-    {
-        problems.add(
-            "agencies",
-            "no active front office: nobody could open a case",
-        );
-    }
-    agencies
 }
 
 fn services(
