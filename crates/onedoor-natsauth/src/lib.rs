@@ -1,5 +1,5 @@
 //! NATS authentication and authorization for onedoor, generated from the registry: each agency
-//! can only speak for itself (DESIGN.md §5).
+//! can only speak for itself (`docs/architecture.md`, "Rules every part keeps").
 //!
 //! # Layout
 //!
