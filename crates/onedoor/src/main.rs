@@ -42,14 +42,26 @@ use clap::{Parser, Subcommand};
     about = "Coordination bus for One-Door Service Centers and the ministries behind them"
 )]
 struct Cli {
+    /// How logs are written to stderr: `text` for people, `json` (one object per line) for
+    /// log collectors. The level comes from `ONEDOOR_LOG` (e.g. `debug`, or
+    /// `info,async_nats=debug`); by default warnings, errors and each server's ready line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the whole bus on this machine: a pinned nats-server, the ONEDOOR stream, and
-    /// (as later parts land) every agency's adapter and the tracker. Ctrl-C stops it.
+    /// Start the whole bus on this machine: a pinned nats-server with one NATS user per agency,
+    /// the ONEDOOR stream, every agency's adapter, the tracker and the staff web page, all on
+    /// free loopback ports listed in endpoints.json. Ctrl-C stops it.
     Up(commands::up::UpArgs),
     /// Run one agency's AgencyGateway (gRPC) next to its IT system.
     Adapter(commands::adapter::AdapterArgs),
@@ -97,19 +109,7 @@ enum RegistryCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The bench hosts adapters that log every event at info; by default it keeps stderr for
-    // warnings (ONEDOOR_LOG=info measures with production logging).
-    let default_level = match cli.command {
-        Command::Bench(_) => "warn",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ONEDOOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-
+    init_logging(&cli);
     let outcome = match cli.command {
         Command::Registry {
             command: RegistryCommand::Check { file },
@@ -131,5 +131,26 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr, so a command's stdout carries its result alone. The default shows what an
+/// operator acts on: warnings, errors and each server's one ready line. async-nats reports every
+/// connection at INFO (two lines per connection, dozens under `up`); that is DEBUG detail here.
+fn init_logging(cli: &Cli) {
+    // The bench hosts adapters that log every event at info; by default it keeps stderr for
+    // warnings (ONEDOOR_LOG=info measures with production logging).
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info,async_nats=warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ONEDOOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
