@@ -132,9 +132,6 @@ pub struct TrackerConfig {
     /// is projected, and show a failure as the case's problem. Off for a registry without keys
     /// (every event would fail as unsigned).
     pub verify_signatures: bool,
-    /// Staff accounts for the web page's sign-in; `None`: the page has no sign-in (development
-    /// on loopback).
-    pub staff_accounts: Option<Arc<crate::web::StaffAccounts>>,
     /// The `tracker` NATS identity's nkey seed file (from `onedoor nats-config`); `None`
     /// connects without credentials, for a NATS with no authentication.
     pub nats_seed: Option<std::path::PathBuf>,
@@ -179,7 +176,6 @@ impl TrackerConfig {
             ack_wait: Duration::from_secs(10),
             verify_signatures: false,
             nats_seed: None,
-            staff_accounts: None,
             tls: None,
             grpc_access: None,
         }
@@ -225,7 +221,6 @@ impl fmt::Debug for TrackerConfig {
             .field("watch_poll", &self.watch_poll)
             .field("sla_refresh", &self.sla_refresh)
             .field("ack_wait", &self.ack_wait)
-            .field("staff_accounts", &self.staff_accounts.is_some())
             .field("tls", &self.tls.is_some())
             .field("grpc_access", &self.grpc_access.is_some())
             .finish_non_exhaustive()

@@ -8,7 +8,11 @@
 //! # Layout
 //!
 //! - [`run`]: the one entry point; the CLI's `onedoor tracker` and the tests call it with a
-//!   bound listener and a shutdown future. [`rebuild`] replays the stream into an empty database.
+//!   bound listener and a shutdown future. [`Tracker::start`] is the same in two steps, for a
+//!   caller that also serves the staff web page (crate `onedoor-web`) from its [`TrackerHandle`].
+//!   [`rebuild`] replays the stream into an empty database.
+//! - [`handle`]: [`TrackerHandle`], the narrow read interface the web page uses (case views,
+//!   lists, statistics, stuck deliveries, "case moved", the clock), never the store itself.
 //! - [`config`]: [`TrackerConfig`] (NATS URL, [`DatabaseUrl`], registry, clock, consumer name).
 //! - [`projection`]: the durable consumer loop; acks after commit.
 //! - [`store`]: [`Store`], the one SQL layer (sqlx Any, `$1` placeholders, per-backend
@@ -18,9 +22,7 @@
 //! - [`query`]: `ListCasesRequest` parsing and opaque page tokens.
 //! - [`grpc`]: the `CaseTracker` service (`GetCase`, `ListCases`, `WatchCase`); [`access`]:
 //!   who may call it (agencies by token or client certificate, a supervisor) and what each sees.
-//! - [`tls`]: the web page's listener, plain or TLS.
-//! - [`web`]: the staff web page (Lao and English, live case page), on its own listener; see
-//!   [`run_with_web`].
+//! - [`tls`]: client certificates known by their SHA-256, for [`access`].
 //! - [`stuck`]: stuck deliveries, read from the inbox's KV bucket `ONEDOOR_STUCK`.
 //! - [`clock`]: [`Clock`]; overdue is decided at query time, so tests set the time.
 //! - [`metrics`]: metric names (`metrics` facade), including the overdue-task gauge.
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod handle;
 pub mod metrics;
 pub mod projection;
 pub mod query;
@@ -38,7 +41,6 @@ pub mod store;
 pub mod stuck;
 pub mod tls;
 pub mod view;
-pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,13 +49,15 @@ use std::time::Duration;
 use onedoor_proto::v1::case_tracker_server::CaseTrackerServer;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Router, TcpIncoming};
 
 pub use access::{Caller, GrpcAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Backend, DatabaseUrl, TlsIdentity, TrackerConfig, built_in_registry};
 pub use error::TrackerError;
+pub use handle::{CaseDetail, TrackerHandle};
 pub use projection::{Projection, RebuildReport, rebuild};
 pub use store::{Applied, Store};
 
@@ -67,90 +71,142 @@ const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// the database, so this only bounds memory.
 const MOVED_BUFFER: usize = 1024;
 
-/// Runs the tracker until `shutdown` resolves: connects the database (running migrations),
-/// starts the projection (which connects to NATS in the background and retries, so the API
-/// answers from the database even while NATS is down), and serves `CaseTracker`, gRPC health
-/// and reflection on `listener`.
+/// Runs the tracker until `shutdown` resolves: [`Tracker::start`], then [`Tracker::wait`].
 pub async fn run(
     config: TrackerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TrackerError> {
-    run_with_web(config, listener, None, shutdown).await
+    Tracker::start(config, listener, shutdown)
+        .await?
+        .wait()
+        .await
 }
 
-/// [`run`], and the staff web page on `web` when given. The page has its own listener (HTTP/1.1
-/// for browsers, exposed to an office network separately from the gRPC API) but shares the
-/// tracker's database, clock and "case moved" notifications, so live pages move with the
-/// projection.
-pub async fn run_with_web(
-    config: TrackerConfig,
-    listener: TcpListener,
-    web: Option<TcpListener>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), TrackerError> {
-    config.validate()?;
-    metrics::describe();
-    let mut store = Store::connect(&config.database).await?;
-    if config.verify_signatures {
-        store = store.with_audit(config.registry.clone());
+/// A running tracker. Its [`TrackerHandle`] lets a page served beside it (the staff web page,
+/// on its own listener) read what the tracker projects, sharing its database, clock and "case
+/// moved" notifications, so live pages move with the projection.
+pub struct Tracker {
+    handle: TrackerHandle,
+    served: JoinHandle<Result<(), TrackerError>>,
+    tasks: Vec<JoinHandle<()>>,
+    store: Store,
+}
+
+impl Tracker {
+    /// Starts the tracker, which runs until `shutdown` resolves: connects the database
+    /// (running migrations), starts the projection (which connects to NATS in the background
+    /// and retries, so the API answers from the database even while NATS is down), and serves
+    /// `CaseTracker`, gRPC health and reflection on `listener`.
+    pub async fn start(
+        config: TrackerConfig,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Self, TrackerError> {
+        config.validate()?;
+        metrics::describe();
+        let mut store = Store::connect(&config.database).await?;
+        if config.verify_signatures {
+            store = store.with_audit(config.registry.clone());
+        }
+        let (moved, _) = broadcast::channel(MOVED_BUFFER);
+        let (stop_tx, stop_rx) = watch::channel(false);
+
+        let projection = Projection::new(store.clone(), moved.clone());
+        let mut tasks = vec![
+            tokio::spawn(projection::run_live(
+                projection,
+                config.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(refresh_overdue_gauges(
+                store.clone(),
+                config.clock.clone(),
+                config.sla_refresh,
+                stop_rx.clone(),
+            )),
+        ];
+        let (router, health_task) =
+            grpc_router(&config, &store, moved.clone(), stop_rx.clone()).await?;
+        tasks.push(health_task);
+        let address = listener.local_addr().ok();
+        tracing::info!(?address, database = %config.database, consumer = %config.consumer, tls = config.tls.is_some(), authenticated = config.grpc_access.is_some(), "tracker serving");
+        let handle = TrackerHandle::new(store.clone(), config, moved, stop_rx);
+        let served = tokio::spawn(async move {
+            router
+                // TCP_NODELAY: tonic ignores its own setting for a listener it is handed, and
+                // without it each reply waits for the client's delayed ACK (~40 ms).
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async move {
+                        shutdown.await;
+                        // Ends WatchCase streams (the server waits for open calls), the
+                        // projection and whatever serves from the handle.
+                        let _ = stop_tx.send(true);
+                    },
+                )
+                .await
+                .map_err(|e| TrackerError::Serve(e.to_string()))
+        });
+        Ok(Tracker {
+            handle,
+            served,
+            tasks,
+            store,
+        })
     }
-    let (moved, _) = broadcast::channel(MOVED_BUFFER);
-    let (stop_tx, stop_rx) = watch::channel(false);
 
-    let projection = Projection::new(store.clone(), moved.clone());
-    let projection_task = tokio::spawn(projection::run_live(
-        projection,
-        config.clone(),
-        stop_rx.clone(),
-    ));
-    let sla_task = tokio::spawn(refresh_overdue_gauges(
-        store.clone(),
-        config.clock.clone(),
-        config.sla_refresh,
-        stop_rx.clone(),
-    ));
+    /// What a page beside the tracker may read, until the tracker stops.
+    pub fn handle(&self) -> TrackerHandle {
+        self.handle.clone()
+    }
 
+    /// Waits until the tracker has stopped, then closes its database. Await whatever serves
+    /// from [`Tracker::handle`] first (it stops on the same signal), so its last requests still
+    /// find the database open.
+    pub async fn wait(self) -> Result<(), TrackerError> {
+        let served = self
+            .served
+            .await
+            .map_err(|e| TrackerError::Serve(format!("gRPC task: {e}")))
+            .and_then(|served| served);
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a tracker task ended abnormally");
+            }
+        }
+        self.store.close().await;
+        tracing::info!("tracker stopped");
+        served
+    }
+}
+
+/// The gRPC server: `CaseTracker` (behind its access check), health (following the
+/// database, in the returned task) and reflection, over TLS when configured.
+async fn grpc_router(
+    config: &TrackerConfig,
+    store: &Store,
+    moved: broadcast::Sender<String>,
+    stop: watch::Receiver<bool>,
+) -> Result<(Router, JoinHandle<()>), TrackerError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<CaseTrackerServer<TrackerService>>()
         .await;
     // Every answer comes from the database: health follows it, so a load balancer or operator
     // sees an outage before a clerk's search fails.
-    let health_task = tokio::spawn(watch_database(
-        store.clone(),
-        health_reporter,
-        stop_rx.clone(),
-    ));
+    let health_task = tokio::spawn(watch_database(store.clone(), health_reporter, stop.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| TrackerError::Serve(format!("building reflection: {e}")))?;
-    let web_listener = match (web, &config.tls) {
-        (None, _) => None,
-        (Some(listener), None) => Some(tls::WebListener::plain(listener)?),
-        (Some(listener), Some(identity)) => Some(tls::WebListener::tls(
-            listener,
-            tls::server_config(identity)?,
-        )?),
-    };
-    let web_task = web_listener.map(|web_listener| {
-        let state = web::WebState::new(
-            store.clone(),
-            &config,
-            moved.clone(),
-            stop_rx.clone(),
-            web_listener.is_tls(),
-        );
-        tokio::spawn(web::serve(web_listener, state))
-    });
     let service = TrackerService::new(
         store.clone(),
         config.clock.clone(),
         moved,
         config.watch_poll,
-        stop_rx,
+        stop,
         config.grpc_access.is_none(),
     );
     let service = CaseTrackerServer::new(service)
@@ -162,8 +218,6 @@ pub async fn run_with_web(
         Some(check) => check(request),
         None => Ok(request),
     });
-    let address = listener.local_addr().ok();
-    tracing::info!(?address, database = %config.database, consumer = %config.consumer, tls = config.tls.is_some(), authenticated = config.grpc_access.is_some(), "tracker serving");
     if config.grpc_access.is_none() {
         tracing::warn!(
             "CaseTracker gRPC has no access configuration: anyone who reaches it reads every case"
@@ -176,41 +230,13 @@ pub async fn run_with_web(
             .tls_config(onedoor_adapter::auth::server_tls_config(identity))
             .map_err(|e| TrackerError::Serve(format!("TLS: {e}")))?;
     }
-    let served = builder
+    let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(service)
-        // TCP_NODELAY: tonic ignores its own setting for a listener it is handed, and without
-        // it each reply waits for the client's delayed ACK (~40 ms).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move {
-                shutdown.await;
-                // Ends WatchCase streams (the server waits for open calls) and the projection.
-                let _ = stop_tx.send(true);
-            },
-        )
-        .await
-        .map_err(|e| TrackerError::Serve(e.to_string()));
-
-    for task in [projection_task, sla_task, health_task] {
-        if let Err(error) = task.await {
-            tracing::warn!(%error, "a tracker task ended abnormally");
-        }
-    }
-    // The web server stops on the same signal; its failure is the tracker's failure.
-    let web_served = match web_task {
-        Some(task) => task
-            .await
-            .map_err(|e| TrackerError::Serve(format!("web page task: {e}")))
-            .and_then(|served| served),
-        None => Ok(()),
-    };
-    store.close().await;
-    tracing::info!("tracker stopped");
-    served.and(web_served)
+        .add_service(service);
+    Ok((router, health_task))
 }
 
 /// Overdue changes with time alone, so the breach gauges are recomputed on a timer, not on

@@ -242,9 +242,13 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let mut config = options.config()?;
     security.apply(&mut config, &[listen, web_listen])?;
+    let mut web_config = onedoor_web::WebConfig {
+        tls: config.tls.clone(),
+        ..onedoor_web::WebConfig::default()
+    };
     if let Some(path) = &staff_accounts {
-        let accounts = onedoor_tracker::web::StaffAccounts::load(path, &config.registry)?;
-        config.staff_accounts = Some(std::sync::Arc::new(accounts));
+        let accounts = onedoor_web::StaffAccounts::load(path, &config.registry)?;
+        web_config.staff_accounts = Some(std::sync::Arc::new(accounts));
     }
     if let Some(address) = metrics_listen {
         super::metrics::install(address)?;
@@ -259,6 +263,7 @@ async fn serve(
     let web_address = web_listener
         .local_addr()
         .context("reading the bound address")?;
+    let web_page = onedoor_web::WebPage::new(web_listener, web_config)?;
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -283,8 +288,11 @@ async fn serve(
         }
     };
     let telemetry = super::telemetry::init("onedoor-tracker")?;
-    let outcome =
-        onedoor_tracker::run_with_web(config, listener, Some(web_listener), shutdown).await;
+    let outcome = async {
+        let tracker = onedoor_tracker::Tracker::start(config, listener, shutdown).await?;
+        web_page.serve_beside(tracker).await
+    }
+    .await;
     telemetry.shutdown().await;
     outcome?;
     Ok(ExitCode::SUCCESS)

@@ -287,22 +287,27 @@ async fn serve(
         &client_certs,
     ));
     // Staff sign-in on the web page when the data dir has an accounts file (format in
-    // onedoor_tracker::web::auth); without one the page is open, on loopback only.
+    // onedoor_web::auth); without one the page is open, on loopback only.
+    let mut web_config = onedoor_web::WebConfig {
+        tls: Some(server_tls.clone()),
+        ..onedoor_web::WebConfig::default()
+    };
     let staff = dir.join("staff.toml");
     if staff.exists() {
-        let accounts = onedoor_tracker::web::StaffAccounts::load(&staff, &registry)?;
-        tracker_config.staff_accounts = Some(Arc::new(accounts));
+        let accounts = onedoor_web::StaffAccounts::load(&staff, &registry)?;
+        web_config.staff_accounts = Some(Arc::new(accounts));
     }
+    let web_page = onedoor_web::WebPage::new(web_listener, web_config)?;
     let mut stop = stop_rx.clone();
     servers.spawn(async move {
-        let result = onedoor_tracker::run_with_web(
-            tracker_config,
-            tracker_listener,
-            Some(web_listener),
-            async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            },
-        )
+        let result = async {
+            let tracker =
+                onedoor_tracker::Tracker::start(tracker_config, tracker_listener, async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await?;
+            web_page.serve_beside(tracker).await
+        }
         .await;
         ("tracker".to_owned(), result.map_err(anyhow::Error::from))
     });

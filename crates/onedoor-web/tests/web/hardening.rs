@@ -11,7 +11,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use onedoor_adapter::devpki::DevPki;
 use onedoor_tracker::TlsIdentity;
-use onedoor_tracker::web::auth::{HashCost, hash_password};
+use onedoor_web::auth::{HashCost, hash_password};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;

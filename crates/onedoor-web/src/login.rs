@@ -19,9 +19,8 @@ use super::csrf::{self, set_cookie};
 use super::error::WebError;
 use super::i18n::{self, Lang, Msg};
 use super::layout::{self, Chrome, Section};
+use super::listener::ClientAddr;
 use super::pages::safe_back;
-use crate::error::TrackerError;
-use crate::tls::ClientAddr;
 
 /// Paths anyone may open: the sign-in page itself, the language switch (the sign-in page has
 /// one), the assets it needs, and the health check.
@@ -76,9 +75,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
         // Set by `require_login` on every non-public route; missing means a route was mounted
         // outside it, which must fail closed rather than show everything.
         parts.extensions.get::<Viewer>().cloned().ok_or_else(|| {
-            WebError::Tracker(TrackerError::Serve(
-                "a page was served without the sign-in middleware".into(),
-            ))
+            WebError::Serve("a page was served without the sign-in middleware".into())
         })
     }
 }
@@ -171,7 +168,7 @@ pub async fn sign_in(
     let checked_name = name.clone();
     let role = tokio::task::spawn_blocking(move || accounts.verify(&checked_name, &form.password))
         .await
-        .map_err(|e| TrackerError::Serve(format!("checking a password: {e}")))?;
+        .map_err(|e| WebError::Serve(format!("checking a password: {e}")))?;
     let Some(role) = role else {
         limiter.failed(&name, client.ip(), Instant::now());
         tracing::info!(account = %name, "web sign-in refused");

@@ -2,7 +2,7 @@
 //! everything; without a session every page leads to the sign-in page.
 
 use axum::http::StatusCode;
-use onedoor_tracker::web::auth::{HashCost, hash_password};
+use onedoor_web::auth::{HashCost, hash_password};
 use time::Duration as Span;
 
 use crate::app::{Page, WebApp, the_cases};

@@ -15,15 +15,15 @@ use axum::extract::{Query, State};
 use axum::http::Uri;
 use maud::{Markup, html};
 use onedoor_case::{AgencyCode, ServiceCode};
+use onedoor_tracker::store::{OverdueFilter, OverdueOrder, TaskView};
 use serde::Deserialize;
 
 use super::{Page, agency_filter, chrome, names, offset, query, service_filter, when};
-use crate::store::{OverdueFilter, OverdueOrder, TaskView};
-use crate::web::WebState;
-use crate::web::auth::Viewer;
-use crate::web::error::WebError;
-use crate::web::i18n::{self, Lang, Msg};
-use crate::web::layout::{self, Section};
+use crate::WebState;
+use crate::auth::Viewer;
+use crate::error::WebError;
+use crate::i18n::{self, Lang, Msg};
+use crate::layout::{self, Section};
 
 /// Rows on one page of a list: enough to scan, few enough to render at once on a phone.
 pub const PAGE_ROWS: usize = 100;
@@ -203,7 +203,8 @@ fn filter_options(state: &WebState, lang: Lang) -> (Options, Options) {
     let names = names(state, lang);
     let mut agencies: Options = state
         .inner
-        .registry
+        .tracker
+        .registry()
         .agencies
         .keys()
         .map(|code| (code.to_string(), names.agency(code.as_str())))
@@ -211,7 +212,8 @@ fn filter_options(state: &WebState, lang: Lang) -> (Options, Options) {
     agencies.sort_by(|a, b| a.1.cmp(&b.1));
     let mut services: Options = state
         .inner
-        .registry
+        .tracker
+        .registry()
         .services
         .keys()
         .map(|code| (code.to_string(), names.service(code.as_str())))
@@ -356,9 +358,8 @@ pub async fn overdue(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Page, WebError> {
     let request = ListRequest::parse(&state, &OVERDUE, params)?;
-    let now = state.inner.clock.now();
-    let calendar = &state.inner.registry.calendar;
-    let store = &state.inner.store;
+    let tracker = &state.inner.tracker;
+    let now = tracker.now();
     let filter = OverdueFilter {
         agency: request.agency.clone(),
         service: request.service.clone(),
@@ -367,33 +368,23 @@ pub async fn overdue(
     let names = names(&state, lang);
     let (rows, pager) = match overdue_order(request.sort_key, request.dir) {
         Some((order, descending)) => {
-            let total = store.overdue_count(&filter, now).await?;
+            let total = tracker.overdue_count(&filter, now).await?;
             let pager = Pager::new(usize::try_from(total).unwrap_or(usize::MAX), request.page);
             let shown = pager.rows();
-            let rows = store
+            let rows = tracker
                 .overdue_page(
                     &filter,
-                    order,
-                    descending,
+                    (order, descending),
                     shown.start as u64,
                     shown.len() as u64,
-                    calendar,
                     now,
                 )
                 .await?;
             (rows, pager)
         }
         None => {
-            let mut rows: Vec<TaskView> = store
-                .overdue_page(
-                    &filter,
-                    OverdueOrder::Due,
-                    false,
-                    0,
-                    u64::MAX,
-                    calendar,
-                    now,
-                )
+            let mut rows: Vec<TaskView> = tracker
+                .overdue_page(&filter, (OverdueOrder::Due, false), 0, u64::MAX, now)
                 .await?;
             rows.sort_by(|a, b| {
                 request.order(match request.sort_key {
@@ -469,8 +460,7 @@ pub async fn stuck(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Page, WebError> {
     let request = ListRequest::parse(&state, &STUCK, params)?;
-    let js = state.jetstream().await?;
-    let report = crate::stuck::stuck_deliveries(&js).await?;
+    let report = state.inner.tracker.stuck_deliveries().await?;
     // The bucket knows the case, not its service: read it from the case's row.
     let mut rows = Vec::new();
     for delivery in report.deliveries {
@@ -483,7 +473,7 @@ pub async fn stuck(
         }
         let case = match delivery.case_id.as_str() {
             "" => None,
-            id => state.inner.store.case(id).await?,
+            id => state.inner.tracker.case(id).await?,
         };
         // A front-office account sees deliveries of its own cases only.
         if viewer.office().is_some()

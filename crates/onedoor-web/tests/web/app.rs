@@ -13,8 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use onedoor_case::{Action, CaseId};
-use onedoor_tracker::web::StaffAccounts;
-use onedoor_tracker::{ManualClock, Store, TlsIdentity, TrackerError};
+use onedoor_tracker::{ManualClock, Store, TlsIdentity, Tracker};
+use onedoor_web::{StaffAccounts, WebConfig, WebPage};
 use time::macros::datetime;
 use time::{Duration as Span, OffsetDateTime};
 use tokio::sync::oneshot;
@@ -34,7 +34,7 @@ pub struct WebApp {
     scheme: &'static str,
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), TrackerError>>,
+    task: JoinHandle<anyhow::Result<()>>,
     _db: TestDb,
 }
 
@@ -76,9 +76,13 @@ impl WebApp {
         let clock = Arc::new(ManualClock::new(NOW));
         let mut config = bus.config(&db, clock);
         let scheme = if tls.is_some() { "https" } else { "http" };
-        config.tls = tls;
+        config.tls = tls.clone();
+        let mut web_config = WebConfig {
+            tls,
+            ..WebConfig::default()
+        };
         if let Some(text) = accounts {
-            config.staff_accounts = Some(Arc::new(StaffAccounts::from_toml(
+            web_config.staff_accounts = Some(Arc::new(StaffAccounts::from_toml(
                 text,
                 "test accounts",
                 &bus.registry,
@@ -87,15 +91,16 @@ impl WebApp {
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let web = web_listener.local_addr()?;
+        let page = WebPage::new(web_listener, web_config)?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(onedoor_tracker::run_with_web(
-            config,
-            grpc,
-            Some(web_listener),
-            async move {
+        // As `onedoor tracker` runs them.
+        let task = tokio::spawn(async move {
+            let tracker = Tracker::start(config, grpc, async move {
                 let _ = stopped.await;
-            },
-        ));
+            })
+            .await?;
+            Ok(page.serve_beside(tracker).await?)
+        });
         let store = Store::connect(&db.url()).await?;
         Ok(WebApp {
             bus,

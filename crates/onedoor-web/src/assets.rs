@@ -24,37 +24,37 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../assets/app.css"),
+        bytes: include_bytes!("../assets/app.css"),
     },
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../assets/app.js"),
+        bytes: include_bytes!("../assets/app.js"),
     },
     Asset {
         name: "noto-sans-lao-lao-400.woff2",
         content_type: "font/woff2",
-        bytes: include_bytes!("../../assets/fonts/noto-sans-lao-lao-400-normal.woff2"),
+        bytes: include_bytes!("../assets/fonts/noto-sans-lao-lao-400-normal.woff2"),
     },
     Asset {
         name: "noto-sans-lao-lao-700.woff2",
         content_type: "font/woff2",
-        bytes: include_bytes!("../../assets/fonts/noto-sans-lao-lao-700-normal.woff2"),
+        bytes: include_bytes!("../assets/fonts/noto-sans-lao-lao-700-normal.woff2"),
     },
     Asset {
         name: "noto-sans-lao-latin-400.woff2",
         content_type: "font/woff2",
-        bytes: include_bytes!("../../assets/fonts/noto-sans-lao-latin-400-normal.woff2"),
+        bytes: include_bytes!("../assets/fonts/noto-sans-lao-latin-400-normal.woff2"),
     },
     Asset {
         name: "noto-sans-lao-latin-700.woff2",
         content_type: "font/woff2",
-        bytes: include_bytes!("../../assets/fonts/noto-sans-lao-latin-700-normal.woff2"),
+        bytes: include_bytes!("../assets/fonts/noto-sans-lao-latin-700-normal.woff2"),
     },
     Asset {
         name: "OFL.txt",
         content_type: "text/plain; charset=utf-8",
-        bytes: include_bytes!("../../assets/fonts/OFL.txt"),
+        bytes: include_bytes!("../assets/fonts/OFL.txt"),
     },
 ];
 

@@ -33,7 +33,7 @@ use argon2::{
 use onedoor_case::{AgencyCode, AgencyKind, Registry};
 use serde::Deserialize;
 
-use crate::error::TrackerError;
+use crate::error::WebError;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "onedoor_session";
@@ -82,15 +82,15 @@ struct RawAccount {
     password_hash: String,
 }
 
-fn config_error(why: String) -> TrackerError {
-    TrackerError::Config {
+fn config_error(why: String) -> WebError {
+    WebError::Config {
         key: "staff_accounts",
         why,
     }
 }
 
 impl StaffAccounts {
-    pub fn load(path: &Path, registry: &Registry) -> Result<Self, TrackerError> {
+    pub fn load(path: &Path, registry: &Registry) -> Result<Self, WebError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| config_error(format!("reading {}: {e}", path.display())))?;
         Self::from_toml(&text, &path.display().to_string(), registry)
@@ -98,7 +98,7 @@ impl StaffAccounts {
 
     /// Parses and checks an accounts file: names unique and non-empty, roles known, offices
     /// front offices of the registry, hashes Argon2 PHC strings. Errors name the account.
-    pub fn from_toml(text: &str, origin: &str, registry: &Registry) -> Result<Self, TrackerError> {
+    pub fn from_toml(text: &str, origin: &str, registry: &Registry) -> Result<Self, WebError> {
         let raw: RawFile =
             toml::from_str(text).map_err(|e| config_error(format!("{origin}: {e}")))?;
         let mut accounts = BTreeMap::new();
@@ -183,7 +183,7 @@ pub enum HashCost {
 }
 
 /// An Argon2id PHC string for `password`, with a random salt.
-pub fn hash_password(password: &str, cost: HashCost) -> Result<String, TrackerError> {
+pub fn hash_password(password: &str, cost: HashCost) -> Result<String, WebError> {
     let params = match cost {
         HashCost::Standard => Params::default(),
         HashCost::TestOnly => Params::new(64, 1, 1, None)
@@ -305,7 +305,7 @@ impl Viewer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::built_in_registry;
+    use onedoor_tracker::built_in_registry;
 
     fn file(accounts: &[(&str, &str, Option<&str>, &str)]) -> String {
         let mut text = String::new();

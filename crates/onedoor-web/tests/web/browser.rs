@@ -15,7 +15,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use onedoor_case::CaseId;
-use onedoor_tracker::web::auth::{HashCost, hash_password};
+use onedoor_web::auth::{HashCost, hash_password};
 use serde_json::{Value, json};
 use time::Duration as Span;
 

@@ -8,9 +8,12 @@ use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use onedoor_case::{
-    AgencyCode, AgencyKind, CaseEvent, CaseId, CaseStatus, EventBody, Resolution, ServiceCode,
+    AgencyCode, AgencyKind, CaseId, CaseStatus, EventBody, Resolution, ServiceCode,
 };
-use onedoor_proto::convert::from_wire;
+use onedoor_tracker::CaseDetail;
+use onedoor_tracker::query::TEXT_FILTER_MAX_BYTES;
+use onedoor_tracker::store::CaseFilter;
+use onedoor_tracker::view::{CaseRecord, TaskRecord};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -18,11 +21,7 @@ use super::auth::{Role, Viewer};
 use super::error::WebError;
 use super::i18n::{self, LANG_COOKIE, Lang, Msg};
 use super::layout::{self, Chrome, Section};
-use super::{Names, WebState, queries, timeline};
-use crate::error::TrackerError;
-use crate::query::TEXT_FILTER_MAX_BYTES;
-use crate::store::CaseFilter;
-use crate::view::{CaseRecord, TaskRecord};
+use super::{Names, WebState, timeline};
 
 mod lists;
 
@@ -84,13 +83,13 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, WebError> {
 
 fn names(state: &WebState, lang: Lang) -> Names<'_> {
     Names {
-        registry: &state.inner.registry,
+        registry: state.inner.tracker.registry(),
         lang,
     }
 }
 
 fn offset(state: &WebState) -> time::UtcOffset {
-    state.inner.registry.calendar.utc_offset
+    state.inner.tracker.registry().calendar.utc_offset
 }
 
 /// An optional agency filter: empty is none; anything else must be an agency of the registry.
@@ -99,7 +98,7 @@ fn agency_filter(state: &WebState, text: Option<&str>) -> Result<Option<AgencyCo
         "" => Ok(None),
         text => AgencyCode::parse(text)
             .ok()
-            .filter(|code| state.inner.registry.agency(code).is_some())
+            .filter(|code| state.inner.tracker.registry().agency(code).is_some())
             .map(Some)
             .ok_or(WebError::bad_request(Msg::ErrorBadFilter)),
     }
@@ -110,7 +109,7 @@ fn service_filter(state: &WebState, text: Option<&str>) -> Result<Option<Service
         "" => Ok(None),
         text => ServiceCode::parse(text)
             .ok()
-            .filter(|code| state.inner.registry.service(code).is_some())
+            .filter(|code| state.inner.tracker.registry().service(code).is_some())
             .map(Some)
             .ok_or(WebError::bad_request(Msg::ErrorBadFilter)),
     }
@@ -164,20 +163,21 @@ pub async fn home(
         Some(own) => Some(own.clone()),
         None => agency_filter(&state, params.office.as_deref())?,
     };
-    let now = state.inner.clock.now();
+    let now = state.inner.tracker.now();
     let filter = CaseFilter {
         origin_agency: office.clone(),
         ..CaseFilter::default()
     };
     let cases = state
         .inner
-        .store
-        .list_cases(&filter, None, RECENT_CASES, now)
+        .tracker
+        .list_cases(&filter, RECENT_CASES, now)
         .await?;
     let names = names(&state, lang);
     let mut offices: Vec<(String, String)> = state
         .inner
-        .registry
+        .tracker
+        .registry()
         .agencies
         .values()
         .filter(|a| a.kind == AgencyKind::FrontOffice)
@@ -242,7 +242,7 @@ async fn case_table(
         return Ok(html! { p.empty { (lang.t(Msg::NoCases)) } });
     }
     let ids: Vec<String> = cases.iter().map(|c| c.case_id.clone()).collect();
-    let open = state.inner.store.tasks_of(&ids, true).await?;
+    let open = state.inner.tracker.open_tasks_of(&ids).await?;
     let names = names(state, lang);
     let offset = offset(state);
     Ok(html! {
@@ -308,18 +308,18 @@ pub async fn search(
     if text.len() > TEXT_FILTER_MAX_BYTES {
         return Err(WebError::bad_request(Msg::ErrorSearchTooLong));
     }
-    let store = &state.inner.store;
+    let tracker = &state.inner.tracker;
     // A case another office's account may not see is "not found", exactly like a missing one:
     // the page does not confirm that it exists.
     if let Ok(case_id) = CaseId::parse(&text.to_ascii_uppercase()) {
-        return match store.case(&case_id.to_string()).await? {
+        return match tracker.case(&case_id.to_string()).await? {
             Some(case) if viewer.may_see(&case.origin_agency) => Ok(to_case(&case.case_id)),
             _ => Err(WebError::not_found(Msg::ErrorCaseNotFound)),
         };
     }
     if let Some(trace_id) = as_trace_id(text) {
-        let case = match queries::case_by_trace(store, &trace_id).await? {
-            Some(case_id) => store.case(&case_id).await?,
+        let case = match tracker.case_by_trace(&trace_id).await? {
+            Some(case_id) => tracker.case(&case_id).await?,
             None => None,
         };
         return match case {
@@ -332,8 +332,8 @@ pub async fn search(
         text: Some(text.to_lowercase()),
         ..CaseFilter::default()
     };
-    let now = state.inner.clock.now();
-    let found = store.list_cases(&filter, None, SEARCH_RESULTS, now).await?;
+    let now = state.inner.tracker.now();
+    let found = tracker.list_cases(&filter, SEARCH_RESULTS, now).await?;
     match found.as_slice() {
         [] => Err(WebError::not_found(Msg::ErrorNoMatch)),
         [only] => Ok(to_case(&only.case_id)),
@@ -362,13 +362,6 @@ fn to_case(case_id: &str) -> Response {
 // ---------------------------------------------------------------------------------------------
 // The case page
 
-/// One case as the page shows it, read consistently (row, tasks and events of one version).
-pub(super) struct CaseData {
-    pub case: CaseRecord,
-    pub tasks: Vec<TaskRecord>,
-    pub events: Vec<CaseEvent>,
-}
-
 /// Parses a case id from a URL; a malformed one is the clerk's typo, not a missing case.
 pub(super) fn parse_case_id(path: Result<Path<String>, PathRejection>) -> Result<String, WebError> {
     let Path(text) = path.map_err(|_| WebError::bad_request(Msg::ErrorMalformedCaseId))?;
@@ -377,37 +370,15 @@ pub(super) fn parse_case_id(path: Result<Path<String>, PathRejection>) -> Result
         .map_err(|_| WebError::bad_request(Msg::ErrorMalformedCaseId))
 }
 
-pub(super) async fn load_case(state: &WebState, case_id: &str) -> Result<CaseData, WebError> {
-    let store = &state.inner.store;
-    // The row, its tasks and its events are three reads; if the case moved in between, read
-    // again so they belong to one version (as GetCase does).
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let Some(projected) = store.projected(case_id).await? else {
-            return Err(WebError::not_found(Msg::ErrorCaseNotFound));
-        };
-        let wire = store.events(case_id, 0, projected.case.version).await?;
-        let again = store.case(case_id).await?.map(|c| c.version);
-        if again == Some(projected.case.version) || attempts >= 5 {
-            let events = wire
-                .iter()
-                .map(|event| {
-                    from_wire(event)
-                        .map(|(event, _)| event)
-                        .map_err(|e| TrackerError::Corrupt {
-                            what: format!("event of case {case_id}"),
-                            why: e.to_string(),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(CaseData {
-                case: projected.case,
-                tasks: projected.tasks,
-                events,
-            });
-        }
-    }
+/// The case, read consistently (row, tasks and events of one version); "not found" when the
+/// tracker does not have it.
+pub(super) async fn load_case(state: &WebState, case_id: &str) -> Result<CaseDetail, WebError> {
+    state
+        .inner
+        .tracker
+        .case_detail(case_id)
+        .await?
+        .ok_or(WebError::not_found(Msg::ErrorCaseNotFound))
 }
 
 /// `GET /cases/{case_id}`.
@@ -425,7 +396,7 @@ pub async fn case_page(
     }
     let names = names(&state, lang);
     let service = names.service(&data.case.service);
-    let live = case_live(&state, lang, &data, state.inner.clock.now());
+    let live = case_live(&state, lang, &data, state.inner.tracker.now());
     let body = html! {
         h1 { (service) }
         div #case-live data-version=(data.case.version)
@@ -448,12 +419,12 @@ pub async fn case_page(
 pub(super) fn case_live(
     state: &WebState,
     lang: Lang,
-    data: &CaseData,
+    data: &CaseDetail,
     now: OffsetDateTime,
 ) -> Markup {
     let names = names(state, lang);
     let offset = offset(state);
-    let calendar = &state.inner.registry.calendar;
+    let calendar = &state.inner.tracker.registry().calendar;
     let case = &data.case;
     let open: Vec<&TaskRecord> = data.tasks.iter().filter(|t| t.is_open()).collect();
     html! {
@@ -585,11 +556,11 @@ pub async fn workload(
             what: Msg::ErrorSupervisorsOnly,
         });
     }
-    let store = &state.inner.store;
-    let now = state.inner.clock.now();
-    let open = queries::open_task_counts(store).await?;
-    let overdue = store.overdue_counts(now).await?;
-    let held = store.median_time_held().await?;
+    let tracker = &state.inner.tracker;
+    let now = state.inner.tracker.now();
+    let open = tracker.open_task_counts().await?;
+    let overdue = tracker.overdue_counts(now).await?;
+    let held = tracker.median_time_held().await?;
     let names = names(&state, lang);
     let mut agencies: Vec<String> = open
         .keys()
@@ -701,7 +672,7 @@ pub async fn set_lang(
         lang.code()
     );
     let mut response = Redirect::to(safe_back(form.back.as_deref())).into_response();
-    let value = HeaderValue::from_str(&cookie).map_err(|e| TrackerError::Serve(e.to_string()))?;
+    let value = HeaderValue::from_str(&cookie).map_err(|e| WebError::Serve(e.to_string()))?;
     response.headers_mut().insert(header::SET_COOKIE, value);
     Ok(response)
 }

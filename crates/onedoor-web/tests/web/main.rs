@@ -1,11 +1,11 @@
 //! The staff web page against a running tracker: a real nats-server, events written through the
-//! real write path (`CaseLog::execute`), the real `run_with_web`. Plain HTTP tests check what a
+//! real write path (`CaseLog::execute`), the real `Tracker::start` and `WebPage::serve`. Plain HTTP tests check what a
 //! browser is sent (escaping, language, error pages, server-sent events); browser tests drive
 //! Debian's headless Chromium through chromedriver and save screenshots under
 //! `target/screenshots/`.
 
 // The tracker tests' domain helpers (TestBus, TestDb, eventually…), shared rather than copied.
-#[path = "../tracker/support/mod.rs"]
+#[path = "../../../onedoor-tracker/tests/tracker/support/mod.rs"]
 mod support;
 
 mod app;

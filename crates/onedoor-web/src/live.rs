@@ -19,7 +19,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::WebState;
@@ -27,7 +27,6 @@ use super::auth::Viewer;
 use super::error::WebError;
 use super::i18n::{Lang, Msg};
 use super::pages::{case_live, load_case, parse_case_id};
-use crate::projection::stopped;
 
 /// How often an unchanged case is re-rendered anyway (lateness and "now" move with time).
 const REFRESH: Duration = Duration::from_secs(60);
@@ -47,7 +46,6 @@ struct Live {
     /// The last version sent (or shown by the page).
     last: u64,
     moved: broadcast::Receiver<String>,
-    stop: watch::Receiver<bool>,
     refresh_at: Instant,
 }
 
@@ -63,8 +61,8 @@ pub async fn stream(
     let case_id = parse_case_id(path)?;
     let Query(params) = params.map_err(|_| WebError::bad_request(Msg::ErrorBadFilter))?;
     // Subscribe before the first read, so an event projected in between is not missed.
-    let moved = state.inner.moved.subscribe();
-    match state.inner.store.case(&case_id).await? {
+    let moved = state.inner.tracker.moved();
+    match state.inner.tracker.case(&case_id).await? {
         Some(case) if viewer.may_see(&case.origin_agency) => {}
         // Another office's case is "not found", as on the case page.
         _ => return Err(WebError::not_found(Msg::ErrorCaseNotFound)),
@@ -74,7 +72,6 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let live = Live {
-        stop: state.inner.stop.clone(),
         state,
         case_id,
         lang,
@@ -97,9 +94,10 @@ fn events(live: Live) -> impl Stream<Item = Result<Event, Infallible>> {
             if let Some(event) = live.next_event().await {
                 return Some((Ok(event), live));
             }
-            let poll = live.state.inner.poll;
+            let poll = live.state.inner.tracker.watch_poll();
+            let stopped = live.state.inner.tracker.stopped();
             tokio::select! {
-                _ = stopped(&mut live.stop) => return None,
+                () = stopped => return None,
                 _ = wait_for_case(&mut live.moved, &live.case_id) => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = tokio::time::sleep_until(live.refresh_at) => {}
@@ -111,8 +109,7 @@ fn events(live: Live) -> impl Stream<Item = Result<Event, Infallible>> {
 impl Live {
     /// The next event to send, if the case moved past `last` or a refresh is due.
     async fn next_event(&mut self) -> Option<Event> {
-        let store = &self.state.inner.store;
-        let version = match store.case(&self.case_id).await {
+        let version = match self.state.inner.tracker.case(&self.case_id).await {
             Ok(Some(case)) => case.version,
             Ok(None) => return None,
             Err(error) => {
@@ -133,7 +130,7 @@ impl Live {
         };
         self.last = data.case.version;
         self.refresh_at = Instant::now() + REFRESH;
-        let now = self.state.inner.clock.now();
+        let now = self.state.inner.tracker.now();
         let html = case_live(&self.state, self.lang, &data, now).into_string();
         Some(
             Event::default()

@@ -13,9 +13,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use onedoor_tracker::TrackerError;
+
 use super::i18n::{Lang, Msg};
 use super::layout;
-use crate::error::TrackerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -47,6 +48,14 @@ pub enum WebError {
     /// The tracker's own failure (database, NATS, a bug).
     #[error(transparent)]
     Tracker(#[from] TrackerError),
+
+    /// A configuration the page cannot start with (the staff accounts file, the TLS identity).
+    #[error("configuration {key}: {why}")]
+    Config { key: &'static str, why: String },
+
+    /// The page's own failure outside the tracker (its listener, a password check).
+    #[error("serving the web page: {0}")]
+    Serve(String),
 }
 
 impl WebError {
@@ -66,6 +75,7 @@ impl WebError {
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::Forbidden { .. } | WebError::FormExpired => StatusCode::FORBIDDEN,
             WebError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Config { .. } | WebError::Serve(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Tracker(error) => match error {
                 // Checked before it reaches the store, but the store checks again.
                 TrackerError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
@@ -96,7 +106,9 @@ impl WebError {
             WebError::Tracker(_) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 (Msg::ErrorUnavailableTitle, Msg::ErrorUnavailable)
             }
-            WebError::Tracker(_) => (Msg::ErrorInternalTitle, Msg::ErrorInternal),
+            WebError::Tracker(_) | WebError::Config { .. } | WebError::Serve(_) => {
+                (Msg::ErrorInternalTitle, Msg::ErrorInternal)
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime, Time};
 
 use super::Names;
 use super::i18n::{self, Lang, Msg};
-use crate::view::{CaseRecord, TaskRecord};
+use onedoor_tracker::view::{CaseRecord, TaskRecord};
 
 /// Drawing units; the SVG scales to its box, which CSS keeps at least 720 px wide (narrower
 /// screens scroll it sideways rather than shrinking the text).
@@ -492,7 +492,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::config::built_in_registry;
+    use onedoor_tracker::built_in_registry;
 
     fn case(opened: OffsetDateTime) -> CaseRecord {
         CaseRecord {

@@ -1,0 +1,223 @@
+//! The staff web page: what an ODSC clerk uses to answer "where is my application?", in Lao and
+//! English, served beside a running tracker and read from its database.
+//!
+//! Server-rendered HTML (maud, which escapes every value) with a little vanilla JavaScript for
+//! the live case page; every asset, the Lao font included, is embedded in the binary, because
+//! government networks may be cut off from the internet.
+//!
+//! It listens on its own port, not on the gRPC one: browsers speak HTTP/1.1 and the page is
+//! opened to an office network behind a sign-in, while CaseTracker gRPC stays for systems;
+//! separate listeners let an operator expose one without the other. It reads the tracker only
+//! through [`onedoor_tracker::TrackerHandle`] (case views, lists, statistics, stuck deliveries,
+//! "case moved", the clock), never its store.
+//!
+//! # Layout
+//!
+//! - [`WebPage`]: the page on a bound listener ([`WebPage::new`] checks the TLS identity), then
+//!   [`WebPage::serve`] until the tracker stops, or [`WebPage::serve_beside`] a started
+//!   [`onedoor_tracker::Tracker`] until it has stopped; [`WebConfig`]: staff accounts and TLS.
+//! - `pages`: the handlers (search, case, workload, language switch); `pages::lists`: the
+//!   overdue and stuck lists, their filters, sorting and pager.
+//! - `live`: the case page's server-sent events, woken by the projection.
+//! - `timeline`: the swimlanes (inline SVG).
+//! - [`auth`]: staff accounts (front office or supervisor), sessions, [`auth::Viewer`]; `login`:
+//!   sign-in pages and the middleware that finds the viewer of every request; `throttle`: the
+//!   limit on failed sign-ins; `csrf`: the token every state-changing form carries.
+//! - `layout`: the shared frame and the error page; `error`: [`WebError`], the crate's one
+//!   error type, and its one mapping to HTTP statuses; [`i18n`]: the message catalogue,
+//!   language choice, dates.
+//! - `listener`: the page's listener, plain TCP or TLS (rustls, ring).
+//! - `assets`: CSS, JavaScript and fonts (under `assets/`), embedded.
+
+mod assets;
+pub mod auth;
+mod csrf;
+mod error;
+pub mod i18n;
+mod layout;
+mod listener;
+mod live;
+mod login;
+mod pages;
+mod throttle;
+mod timeline;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+use onedoor_case::{AgencyCode, Registry, ServiceCode};
+use onedoor_tracker::{TlsIdentity, Tracker, TrackerHandle};
+use tokio::net::TcpListener;
+
+pub use auth::StaffAccounts;
+pub use error::WebError;
+pub use i18n::Lang;
+
+use self::auth::Sessions;
+use self::listener::{ClientAddr, WebListener};
+
+/// What the page needs besides the tracker.
+#[derive(Clone, Default)]
+pub struct WebConfig {
+    /// Staff accounts for sign-in; `None`: the page has no sign-in (development on loopback).
+    pub staff_accounts: Option<Arc<StaffAccounts>>,
+    /// Serve over HTTPS with this identity (the tracker's own); `None`: plain HTTP.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// The page on its own listener, ready to serve beside a running tracker.
+pub struct WebPage {
+    listener: WebListener,
+    config: WebConfig,
+}
+
+impl WebPage {
+    /// Checks the TLS identity and takes the listener, so a page that cannot serve is refused
+    /// before the tracker starts.
+    pub fn new(listener: TcpListener, config: WebConfig) -> Result<Self, WebError> {
+        let listener = match &config.tls {
+            None => WebListener::plain(listener)?,
+            Some(identity) => WebListener::tls(listener, listener::server_config(identity)?)?,
+        };
+        Ok(WebPage { listener, config })
+    }
+
+    /// Serves the page beside a started tracker until it stops, then waits for the tracker to
+    /// finish, so its database closes after the page's last request. The tracker's failure is
+    /// reported first.
+    pub async fn serve_beside(self, tracker: Tracker) -> Result<(), WebError> {
+        let page = self.serve(tracker.handle()).await;
+        tracker.wait().await?;
+        page
+    }
+
+    /// Serves the page until the tracker behind `tracker` stops.
+    pub async fn serve(self, tracker: TrackerHandle) -> Result<(), WebError> {
+        let stopped = tracker.stopped();
+        let state = WebState::new(tracker, self.config.staff_accounts, self.listener.is_tls());
+        let address = axum::serve::Listener::local_addr(&self.listener).ok();
+        tracing::info!(?address, tls = self.listener.is_tls(), "web page serving");
+        let app = router(state).into_make_service_with_connect_info::<ClientAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+            .map_err(|e| WebError::Serve(e.to_string()))
+    }
+}
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+struct WebState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The tracker's reads, clock, registry and "case moved" notifications (which wake the
+    /// live case pages).
+    tracker: TrackerHandle,
+    /// Staff accounts; `None`: no sign-in, everyone sees everything (development).
+    accounts: Option<Arc<StaffAccounts>>,
+    sessions: Sessions,
+    signin_limiter: throttle::SignInLimiter,
+    /// Served over HTTPS: cookies get `Secure`.
+    secure: bool,
+}
+
+impl WebState {
+    fn new(tracker: TrackerHandle, accounts: Option<Arc<StaffAccounts>>, secure: bool) -> Self {
+        WebState {
+            inner: Arc::new(Inner {
+                tracker,
+                accounts,
+                sessions: Sessions::default(),
+                signin_limiter: throttle::SignInLimiter::default(),
+                secure,
+            }),
+        }
+    }
+}
+
+/// The page's routes (axum 0.8 path syntax).
+fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/search", get(pages::search))
+        .route("/cases/{case_id}", get(pages::case_page))
+        .route("/cases/{case_id}/live", get(live::stream))
+        .route("/overdue", get(pages::overdue))
+        .route("/stuck", get(pages::stuck))
+        .route("/workload", get(pages::workload))
+        .route("/lang", post(pages::set_lang))
+        .route("/login", get(login::form).post(login::sign_in))
+        .route("/logout", post(login::sign_out))
+        .route("/assets/{name}", get(assets::serve))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(pages::not_found)
+        // Outermost last: errors from the sign-in check are rendered too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            login::require_login,
+        ))
+        .layer(axum::middleware::from_fn(error::render_errors))
+        // Outermost: a forged form is refused before anything else runs, and every page,
+        // error pages included, is rendered with the browser's token.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::protect,
+        ))
+        .with_state(state)
+}
+
+/// The language of a request (cookie, then `Accept-Language`).
+pub(crate) fn request_lang(headers: &HeaderMap) -> Lang {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    i18n::negotiate(text(header::COOKIE), text(header::ACCEPT_LANGUAGE))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(request_lang(&parts.headers))
+    }
+}
+
+/// Agency and service names from the registry, in the page's language; the code itself when
+/// the registry does not know it (a case from an older registry stays readable).
+pub(crate) struct Names<'a> {
+    pub registry: &'a Registry,
+    pub lang: Lang,
+}
+
+impl Names<'_> {
+    pub fn agency(&self, code: &str) -> String {
+        let Some(agency) = AgencyCode::parse(code)
+            .ok()
+            .and_then(|c| self.registry.agency(&c))
+        else {
+            return code.to_owned();
+        };
+        match self.lang {
+            Lang::En => agency.name_en.clone(),
+            Lang::Lo => agency.name_lo.clone(),
+        }
+    }
+
+    pub fn service(&self, code: &str) -> String {
+        let Some(service) = ServiceCode::parse(code)
+            .ok()
+            .and_then(|c| self.registry.service(&c))
+        else {
+            return code.to_owned();
+        };
+        match self.lang {
+            Lang::En => service.name_en.clone(),
+            Lang::Lo => service.name_lo.clone(),
+        }
+    }
+}
