@@ -452,9 +452,9 @@ async fn the_tracker_refuses_case_commands_without_a_valid_token() -> anyhow::Re
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_tracker_serves_case_commands_that_trust_its_ca_and_plaintext_is_told_why()
--> anyhow::Result<()> {
+/// `onedoor tracker` over TLS with a development certificate (names `localhost`, `127.0.0.1`
+/// and `::1`), MOF's client certificate accepted; the directory holds `ca.pem`.
+async fn tls_staff() -> anyhow::Result<(Staff, tempfile::TempDir)> {
     let pki = onedoor_adapter::devpki::DevPki::generate(["MOF"])?;
     let files = tempfile::tempdir()?;
     let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
@@ -478,6 +478,33 @@ async fn a_tls_tracker_serves_case_commands_that_trust_its_ca_and_plaintext_is_t
         mof_flag.as_ref(),
     ])
     .await?;
+    Ok((staff, files))
+}
+
+/// `onedoor case list --json` against `url` with the supervisor token, and these flags.
+fn list_cases(url: &str, flags: &[&std::ffi::OsStr]) -> anyhow::Result<Output> {
+    let empty = tempfile::tempdir()?;
+    Ok(onedoor()
+        .args([
+            "case",
+            "list",
+            "--json",
+            "--tracker",
+            url,
+            "--token",
+            SUPERVISOR,
+        ])
+        .arg("--data-dir")
+        .arg(empty.path())
+        .args(flags)
+        .output()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_tracker_serves_case_commands_that_trust_its_ca_and_plaintext_is_told_why()
+-> anyhow::Result<()> {
+    let (staff, files) = tls_staff().await?;
+    let ca = files.path().join("ca.pem");
     assert!(staff.url.starts_with("https://"), "{}", staff.url);
     let empty = tempfile::tempdir()?;
     let run = |url: &str, ca: Option<&Path>| {
@@ -529,5 +556,40 @@ async fn a_tls_tracker_serves_case_commands_that_trust_its_ca_and_plaintext_is_t
         .output()?;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--tls-cert"), "{}", stderr(&out));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracker_certificate_is_checked_against_the_url_host_or_tls_server_name()
+-> anyhow::Result<()> {
+    let (staff, files) = tls_staff().await?;
+    let ca = files.path().join("ca.pem");
+    let ca_flag = ["--ca-cert".as_ref(), ca.as_os_str()];
+    let by_localhost = staff.url.replacen("127.0.0.1", "localhost", 1);
+    for url in [&staff.url, &by_localhost] {
+        let out = list_cases(url, &ca_flag)?;
+        assert!(out.status.success(), "{url}: {}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)?;
+    }
+
+    // A name the certificate does not carry is refused, whatever address is dialled.
+    let elsewhere = [
+        &ca_flag[..],
+        &["--tls-server-name".as_ref(), "tracker.gov.la".as_ref()],
+    ]
+    .concat();
+    let out = list_cases(&staff.url, &elsewhere)?;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("cannot trust"), "{}", stderr(&out));
+    assert_no_crash(&out);
+
+    // The flag names what the certificate must carry when the URL's host is not it.
+    let named = [
+        &ca_flag[..],
+        &["--tls-server-name".as_ref(), "localhost".as_ref()],
+    ]
+    .concat();
+    let out = list_cases(&staff.url, &named)?;
+    assert!(out.status.success(), "{}", stderr(&out));
     Ok(())
 }

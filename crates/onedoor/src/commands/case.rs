@@ -53,6 +53,10 @@ pub struct TrackerAddress {
     /// endpoints.json.
     #[arg(long, env = "ONEDOOR_CA_CERT")]
     pub ca_cert: Option<String>,
+    /// The name the tracker's TLS certificate must carry, when it differs from the URL's host
+    /// (e.g. dialling an IP address behind a certificate for `tracker.gov.la`).
+    #[arg(long, env = "ONEDOOR_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,10 +171,14 @@ type Client = CaseTrackerClient<InterceptedService<Channel, Bearer>>;
 async fn connect(address: &TrackerAddress) -> anyhow::Result<(Client, String)> {
     let target = tracker_target(address)?;
     let url = target.url;
-    let endpoint = super::grpc::endpoint(&url, target.ca_cert.as_deref())
-        .with_context(|| format!("{url:?} is not a gRPC address"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT);
+    let endpoint = super::grpc::endpoint(
+        &url,
+        target.ca_cert.as_deref(),
+        address.tls_server_name.as_deref(),
+    )
+    .with_context(|| format!("{url:?} is not a gRPC address"))?
+    .connect_timeout(CONNECT_TIMEOUT)
+    .timeout(REQUEST_TIMEOUT);
     let bearer = Bearer::new(target.token.as_deref())?;
     match endpoint.connect().await {
         Ok(channel) => Ok((CaseTrackerClient::with_interceptor(channel, bearer), url)),

@@ -78,7 +78,7 @@ impl System {
             .agencies
             .get(code)
             .with_context(|| format!("{code} has no adapter in endpoints.json"))?;
-        let channel = super::grpc::channel(&entry.grpc, endpoints.tls_ca_cert.as_deref())
+        let channel = super::grpc::channel(&entry.grpc, endpoints.tls_ca_cert.as_deref(), None)
             .await
             .with_context(|| format!("connecting to {code}'s adapter at {}", entry.grpc))?;
         Ok(System {

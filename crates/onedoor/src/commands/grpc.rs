@@ -8,16 +8,21 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-/// The development certificates name `localhost` (and the loopback addresses); clients that
-/// dial `127.0.0.1` verify against this name.
-const DEV_SERVER_NAME: &str = "localhost";
-
-/// An endpoint for `address`, with TLS (trusting `ca_cert` when given) for `https://`.
-pub fn endpoint(address: &str, ca_cert: Option<&str>) -> anyhow::Result<Endpoint> {
+/// An endpoint for `address`, with TLS (trusting `ca_cert` when given) for `https://`. The
+/// server's certificate must name `server_name` when given, else the URL's host (a DNS name or
+/// an IP address: the development certificates carry `localhost` and the loopback addresses).
+pub fn endpoint(
+    address: &str,
+    ca_cert: Option<&str>,
+    server_name: Option<&str>,
+) -> anyhow::Result<Endpoint> {
     let mut endpoint = Channel::from_shared(address.to_owned())
         .with_context(|| format!("{address} is not a URL"))?;
     if address.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new().domain_name(DEV_SERVER_NAME);
+        let host = endpoint.uri().host().unwrap_or_default();
+        // An IPv6 host comes bracketed in the URL; the certificate names the bare address.
+        let name = server_name.unwrap_or(host).trim_matches(['[', ']']);
+        let mut tls = ClientTlsConfig::new().domain_name(name);
         if let Some(ca) = ca_cert {
             let pem = std::fs::read_to_string(Path::new(ca))
                 .with_context(|| format!("reading CA certificate {ca}"))?;
@@ -28,8 +33,12 @@ pub fn endpoint(address: &str, ca_cert: Option<&str>) -> anyhow::Result<Endpoint
     Ok(endpoint)
 }
 
-pub async fn channel(address: &str, ca_cert: Option<&str>) -> anyhow::Result<Channel> {
-    Ok(endpoint(address, ca_cert)?.connect().await?)
+pub async fn channel(
+    address: &str,
+    ca_cert: Option<&str>,
+    server_name: Option<&str>,
+) -> anyhow::Result<Channel> {
+    Ok(endpoint(address, ca_cert, server_name)?.connect().await?)
 }
 
 /// Adds `authorization: Bearer <token>` to every call (nothing without a token).
