@@ -22,7 +22,7 @@ use onedoor_bus::{STREAM_NAME, StoredEvent};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::config::TrackerConfig;
+use crate::config::{DatabaseUrl, TrackerConfig};
 use crate::error::TrackerError;
 use crate::metrics as m;
 use crate::store::{Applied, Checked, Incoming, RebuildFile, Store, Writing};
@@ -571,6 +571,38 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
     let url = rebuild_file
         .as_ref()
         .map_or_else(|| config.database.clone(), RebuildFile::url);
+    let (mut stream, last_sequence) = bind_stream(config).await?;
+    let store = empty_store(config, &url, &mut stream).await?;
+    let projection = Projection::new(store.clone(), broadcast::channel(1).0);
+    let replayed = if last_sequence > 0 {
+        replay(&mut stream, &projection, &store, last_sequence).await?
+    } else {
+        Replayed::default()
+    };
+    store.restore_indexes().await?;
+    let report = RebuildReport {
+        messages: replayed.messages,
+        events: store.event_count().await?,
+        rejected: store.rejected_messages().await?.len() as u64,
+        last_sequence,
+        elapsed: Duration::ZERO,
+    };
+    store.finish_rebuild().await?;
+    if let Some(file) = rebuild_file {
+        file.install().await?;
+    }
+    // Only once everything is stored, indexed and in place.
+    create_durable(&stream, config, replayed.stored_through).await?;
+    Ok(RebuildReport {
+        elapsed: started.elapsed(),
+        ..report
+    })
+}
+
+/// The ONEDOOR stream, and its last sequence now: what the rebuild replays up to.
+async fn bind_stream(
+    config: &TrackerConfig,
+) -> Result<(jetstream::stream::Stream, u64), TrackerError> {
     let client = config
         .nats_options()?
         .name("onedoor-tracker-rebuild")
@@ -588,7 +620,17 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .map_err(|e| nats_error("reading the stream's state", e))?
         .state
         .last_sequence;
-    let mut store = Store::connect_for_rebuild(&url).await?;
+    Ok((stream, last_sequence))
+}
+
+/// The database at `url`, emptied and without its secondary indexes, after the tracker's
+/// durable consumer is gone.
+async fn empty_store(
+    config: &TrackerConfig,
+    url: &DatabaseUrl,
+    stream: &mut jetstream::stream::Stream,
+) -> Result<Store, TrackerError> {
+    let mut store = Store::connect_for_rebuild(url).await?;
     if config.verify_signatures {
         store = store.with_audit(config.registry.clone());
     }
@@ -601,82 +643,101 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         return Err(nats_error("deleting the tracker's consumer", error));
     }
     store.reset().await?;
-    // Created again below, after the replay; if the rebuild fails before that, by the next
+    // Created again after the replay; if the rebuild fails before that, by the next
     // `Store::connect`.
     store.defer_indexes().await?;
-    let projection = Projection::new(store.clone(), broadcast::channel(1).0);
-    let mut report = RebuildReport {
-        messages: 0,
-        events: 0,
-        rejected: 0,
+    Ok(store)
+}
+
+/// What a replay stored.
+#[derive(Debug, Default)]
+struct Replayed {
+    /// Messages read from the stream.
+    messages: u64,
+    /// The last stream sequence stored: the durable consumer starts after it.
+    stored_through: u64,
+}
+
+/// Replays the stream up to `last_sequence` into `store` through a consumer of its own.
+async fn replay(
+    stream: &mut jetstream::stream::Stream,
+    projection: &Projection,
+    store: &Store,
+    last_sequence: u64,
+) -> Result<Replayed, TrackerError> {
+    let replay: PullConsumer = stream
+        .create_consumer(replay_config())
+        .await
+        .map_err(|e| nats_error("creating the replay consumer", e))?;
+    let replay_name = replay.cached_info().name.clone();
+    let messages = messages(&replay, REBUILD_BATCH).await?;
+    // Decoding and signature checks of the next batches run while this one is written:
+    // on two cores, the checks and the database each keep one busy.
+    let (ready, prepared) = mpsc::channel(READ_AHEAD);
+    let mut reader = JoinSet::new();
+    reader.spawn(read_ahead(
+        projection.clone(),
+        messages,
         last_sequence,
-        elapsed: Duration::ZERO,
-    };
-    // The last stream sequence stored: the durable consumer starts after it.
-    let mut stored_through = 0;
-    if last_sequence > 0 {
-        let replay: PullConsumer = stream
-            .create_consumer(replay_config())
-            .await
-            .map_err(|e| nats_error("creating the replay consumer", e))?;
-        let replay_name = replay.cached_info().name.clone();
-        let messages = messages(&replay, REBUILD_BATCH).await?;
-        // Decoding and signature checks of the next batches run while this one is written:
-        // on two cores, the checks and the database each keep one busy.
-        let (ready, mut prepared) = mpsc::channel(READ_AHEAD);
-        let mut reader = JoinSet::new();
-        reader.spawn(read_ahead(
-            projection.clone(),
-            messages,
-            last_sequence,
-            ready,
-        ));
-        let mut writing: Option<Writing> = None;
-        while let Some(batch) = prepared.recv().await {
-            let Prepared {
-                positions,
-                decoded,
-                checked,
-                ..
-            } = batch?;
-            let open = match writing.as_mut() {
-                Some(open) => open,
-                None => writing.insert(store.begin_writing().await?),
-            };
-            open.apply(&prepared_incoming(&positions, &decoded), checked)
-                .await?;
-            report.messages += positions.len() as u64;
-            if let Some((sequence, _)) = positions.last() {
-                stored_through = stored_through.max(*sequence);
-            }
-            if open.len() >= REBUILD_TRANSACTION
-                && let Some(full) = writing.take()
-            {
-                projection.record(&full.commit().await?);
-            }
+        ready,
+    ));
+    let replayed = write_prepared(prepared, projection, store).await?;
+    if let Some(Err(error)) = reader.join_next().await {
+        return Err(TrackerError::Nats {
+            action: "replaying the stream",
+            message: format!("the stream reader failed: {error}"),
+        });
+    }
+    // It would go by itself once idle; no need to leave it until then.
+    if let Err(error) = stream.delete_consumer(&replay_name).await {
+        tracing::debug!(%error, "deleting the replay consumer failed; it expires by itself");
+    }
+    Ok(replayed)
+}
+
+/// Stores the prepared batches as they come, many batches per transaction.
+async fn write_prepared(
+    mut prepared: mpsc::Receiver<Result<Prepared, TrackerError>>,
+    projection: &Projection,
+    store: &Store,
+) -> Result<Replayed, TrackerError> {
+    let mut replayed = Replayed::default();
+    let mut writing: Option<Writing> = None;
+    while let Some(batch) = prepared.recv().await {
+        let Prepared {
+            positions,
+            decoded,
+            checked,
+            ..
+        } = batch?;
+        let open = match writing.as_mut() {
+            Some(open) => open,
+            None => writing.insert(store.begin_writing().await?),
+        };
+        open.apply(&prepared_incoming(&positions, &decoded), checked)
+            .await?;
+        replayed.messages += positions.len() as u64;
+        if let Some((sequence, _)) = positions.last() {
+            replayed.stored_through = replayed.stored_through.max(*sequence);
         }
-        if let Some(last) = writing.take() {
-            projection.record(&last.commit().await?);
-        }
-        if let Some(Err(error)) = reader.join_next().await {
-            return Err(TrackerError::Nats {
-                action: "replaying the stream",
-                message: format!("the stream reader failed: {error}"),
-            });
-        }
-        // It would go by itself once idle; no need to leave it until then.
-        if let Err(error) = stream.delete_consumer(&replay_name).await {
-            tracing::debug!(%error, "deleting the replay consumer failed; it expires by itself");
+        if open.len() >= REBUILD_TRANSACTION
+            && let Some(full) = writing.take()
+        {
+            projection.record(&full.commit().await?);
         }
     }
-    store.restore_indexes().await?;
-    report.events = store.event_count().await?;
-    report.rejected = store.rejected_messages().await?.len() as u64;
-    store.finish_rebuild().await?;
-    if let Some(file) = rebuild_file {
-        file.install().await?;
+    if let Some(last) = writing.take() {
+        projection.record(&last.commit().await?);
     }
-    // Only once everything is stored, indexed and in place.
+    Ok(replayed)
+}
+
+/// The tracker's durable consumer, starting just after the last message stored.
+async fn create_durable(
+    stream: &jetstream::stream::Stream,
+    config: &TrackerConfig,
+    stored_through: u64,
+) -> Result<(), TrackerError> {
     let mut durable = consumer_config(&config.consumer, config.ack_wait);
     if stored_through > 0 {
         durable.deliver_policy = DeliverPolicy::ByStartSequence {
@@ -687,8 +748,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
         .create_consumer(durable)
         .await
         .map_err(|e| nats_error("creating the tracker's durable consumer", e))?;
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(())
 }
 
 /// The rebuild's own consumer: ephemeral, every case subject, nothing to acknowledge. Gone

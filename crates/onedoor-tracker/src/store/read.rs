@@ -66,6 +66,26 @@ enum Member<'a> {
     PartOf(&'a AgencyCode),
 }
 
+/// The condition that holds a listing to `member`.
+fn member_condition(s: &mut Statement, member: Member<'_>) {
+    match member {
+        Member::Anyone => {}
+        Member::Origin(agency) => {
+            s.push(" AND c.origin_agency = ")
+                .bind(Argument::Text(agency.to_string()));
+        }
+        Member::PartOf(agency) => {
+            s.push(" AND (c.origin_agency = ")
+                .bind(Argument::Text(agency.to_string()))
+                .push(
+                    " OR EXISTS (SELECT 1 FROM tasks p WHERE p.case_id = c.case_id AND p.agency = ",
+                )
+                .bind(Argument::Text(agency.to_string()))
+                .push("))");
+        }
+    }
+}
+
 /// Where a page ends in the listing order (newest opened first, then case id descending).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -307,57 +327,82 @@ impl Store {
     ) -> Result<Vec<CaseRecord>, TrackerError> {
         let mut s = Statement::default();
         // The alias the listing order (and so the cursor) is read from: the walked index's.
-        let order = match walk {
-            Walk::Cases => {
-                s.push(&format!("SELECT {CASE_COLUMNS} FROM cases c WHERE 1 = 1"));
-                "c"
-            }
-            Walk::Tasks { agency, open_only } => {
-                let open = if open_only { " AND t.is_open = 1" } else { "" };
-                let open_d = if open_only { " AND d.is_open = 1" } else { "" };
-                // Without statistics SQLite reads open tasks off the index of all tasks
-                // (same order), testing each row: slow for an agency with few open tasks
-                // among many ended ones. PostgreSQL has statistics and weighs the two.
-                let index = match (open_only, self.backend()) {
-                    (true, Backend::Sqlite) => " INDEXED BY tasks_holding_due",
-                    _ => "",
-                };
-                s.push(&format!(
-                    "SELECT {CASE_COLUMNS} FROM tasks t{index} JOIN cases c \
-                     ON c.case_id = t.case_id WHERE t.agency = "
-                ))
-                .bind(Argument::Text(agency.to_string()))
-                .push(open);
-                if open_only && filter.overdue_only {
-                    // The case's earliest due time as copied onto its open tasks (migration
-                    // 0004): tested off the holder index, before the case's row or the check
-                    // below are read, so tasks on cases that are not overdue cost an index
-                    // entry each. The case's own next_due_ns is tested as well, further down.
-                    s.push(" AND t.case_next_due_ns < ")
-                        .bind(Argument::Int(to_ns(now)));
-                }
-                // One row per case: the agency's first such task on it.
-                s.push(&format!(
-                    " AND NOT EXISTS (SELECT 1 FROM tasks d WHERE d.case_id = t.case_id \
-                     AND d.agency = t.agency{open_d} AND d.handoff_event_id < t.handoff_event_id)"
-                ));
-                "t"
-            }
-        };
-        match member {
-            Member::Anyone => {}
-            Member::Origin(agency) => {
-                s.push(" AND c.origin_agency = ")
-                    .bind(Argument::Text(agency.to_string()));
-            }
-            Member::PartOf(agency) => {
-                s.push(" AND (c.origin_agency = ")
-                    .bind(Argument::Text(agency.to_string()))
-                    .push(" OR EXISTS (SELECT 1 FROM tasks p WHERE p.case_id = c.case_id AND p.agency = ")
-                    .bind(Argument::Text(agency.to_string()))
-                    .push("))");
-            }
+        let order = self.walk_from(&mut s, walk, filter, now);
+        member_condition(&mut s, member);
+        self.filter_conditions(&mut s, filter, now).await?;
+        if let Some(cursor) = after {
+            s.push(&format!(" AND ({order}.opened_at_ns < "))
+                .bind(Argument::Int(cursor.opened_at_ns))
+                .push(&format!(" OR ({order}.opened_at_ns = "))
+                .bind(Argument::Int(cursor.opened_at_ns))
+                .push(&format!(" AND {order}.case_id < "))
+                .bind(Argument::Text(cursor.case_id.clone()))
+                .push("))");
         }
+        s.push(&format!(
+            " ORDER BY {order}.opened_at_ns DESC, {order}.case_id DESC LIMIT "
+        ))
+        .bind(Argument::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let rows = s
+            .query()
+            .fetch_all(self.pool())
+            .await
+            .map_err(TrackerError::db("listing cases"))?;
+        rows.iter().map(case_record).collect()
+    }
+
+    /// The start of a listing: the rows it walks in order (all cases, or one agency's tasks
+    /// joined to their cases). Returns the alias the listing order is read from.
+    fn walk_from(
+        &self,
+        s: &mut Statement,
+        walk: Walk<'_>,
+        filter: &CaseFilter,
+        now: OffsetDateTime,
+    ) -> &'static str {
+        let Walk::Tasks { agency, open_only } = walk else {
+            s.push(&format!("SELECT {CASE_COLUMNS} FROM cases c WHERE 1 = 1"));
+            return "c";
+        };
+        let open = if open_only { " AND t.is_open = 1" } else { "" };
+        let open_d = if open_only { " AND d.is_open = 1" } else { "" };
+        // Without statistics SQLite reads open tasks off the index of all tasks (same order),
+        // testing each row: slow for an agency with few open tasks among many ended ones.
+        // PostgreSQL has statistics and weighs the two.
+        let index = match (open_only, self.backend()) {
+            (true, Backend::Sqlite) => " INDEXED BY tasks_holding_due",
+            _ => "",
+        };
+        s.push(&format!(
+            "SELECT {CASE_COLUMNS} FROM tasks t{index} JOIN cases c \
+             ON c.case_id = t.case_id WHERE t.agency = "
+        ))
+        .bind(Argument::Text(agency.to_string()))
+        .push(open);
+        if open_only && filter.overdue_only {
+            // The case's earliest due time as copied onto its open tasks (migration 0004):
+            // tested off the holder index, before the case's row or the check below are read,
+            // so tasks on cases that are not overdue cost an index entry each. The case's own
+            // next_due_ns is tested as well, by `filter_conditions`.
+            s.push(" AND t.case_next_due_ns < ")
+                .bind(Argument::Int(to_ns(now)));
+        }
+        // One row per case: the agency's first such task on it.
+        s.push(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM tasks d WHERE d.case_id = t.case_id \
+             AND d.agency = t.agency{open_d} AND d.handoff_event_id < t.handoff_event_id)"
+        ));
+        "t"
+    }
+
+    /// The conditions of a [`CaseFilter`] on the case row: status, overdue, origin, service,
+    /// text.
+    async fn filter_conditions(
+        &self,
+        s: &mut Statement,
+        filter: &CaseFilter,
+        now: OffsetDateTime,
+    ) -> Result<(), TrackerError> {
         if !filter.statuses.is_empty() {
             s.push(" AND c.status IN (");
             for (i, status) in filter.statuses.iter().enumerate() {
@@ -391,25 +436,7 @@ impl Store {
                     .push(" ESCAPE '\\'");
             }
         }
-        if let Some(cursor) = after {
-            s.push(&format!(" AND ({order}.opened_at_ns < "))
-                .bind(Argument::Int(cursor.opened_at_ns))
-                .push(&format!(" OR ({order}.opened_at_ns = "))
-                .bind(Argument::Int(cursor.opened_at_ns))
-                .push(&format!(" AND {order}.case_id < "))
-                .bind(Argument::Text(cursor.case_id.clone()))
-                .push("))");
-        }
-        s.push(&format!(
-            " ORDER BY {order}.opened_at_ns DESC, {order}.case_id DESC LIMIT "
-        ))
-        .bind(Argument::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let rows = s
-            .query()
-            .fetch_all(self.pool())
-            .await
-            .map_err(TrackerError::db("listing cases"))?;
-        rows.iter().map(case_record).collect()
+        Ok(())
     }
 
     /// Whether the text filter should be answered from SQLite's trigram index (`cases_text`):

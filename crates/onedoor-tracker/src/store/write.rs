@@ -686,6 +686,61 @@ async fn reproject(
     audit: Option<&Registry>,
     hidden: &HashSet<String>,
 ) -> Result<(Applied, Option<CachedCase>), TrackerError> {
+    let (prefix, complete) = gapless_prefix(tx, case_id, hidden).await?;
+    if (prefix.len() as u64) < arrived {
+        let waiting = Applied::Waiting {
+            case_id: case_id.to_owned(),
+            version: arrived,
+        };
+        return Ok((waiting, None));
+    }
+    let (state, problem) = fold_prefix(tx, case_id, &prefix).await?;
+    // A history that folds may still be forged or altered: with keys to check against, the
+    // first bad signature or broken link is the case's problem (shown to staff, counted).
+    let problem = match (problem, audit) {
+        (None, Some(registry)) => audit_problem(&prefix, registry),
+        (problem, _) => problem,
+    };
+    let Some(state) = state else {
+        // Not even the opening folds: there is no case to show.
+        let rejected = Applied::Rejected {
+            reason: problem.unwrap_or_else(|| format!("case {case_id} has no opening event")),
+        };
+        return Ok((rejected, None));
+    };
+    let trace_id = prefix
+        .first()
+        .map(|s| s.envelope.trace_id.clone())
+        .unwrap_or_default();
+    let updated_at = prefix
+        .get(state.version.saturating_sub(1) as usize)
+        .map_or(state.opened_at, |s| s.event.occurred_at);
+    let mut projected = Projected::from_state(&state, &trace_id, updated_at);
+    projected.case.problem = problem.clone();
+    write_rows(tx, &projected).await?;
+    let applied = Applied::Projected {
+        case_id: case_id.to_owned(),
+        version: state.version,
+        problem: problem.clone(),
+    };
+    let entry = match (problem, prefix.last()) {
+        (None, Some(last)) if complete && last.event.version == state.version => Some(CachedCase {
+            last_hash: payload_hash(&last.payload),
+            state,
+            projected,
+        }),
+        _ => None,
+    };
+    Ok((applied, entry))
+}
+
+/// The case's stored events from version 1 up to its first gap, leaving out `hidden` ones;
+/// and whether that is every stored event of the case.
+async fn gapless_prefix(
+    tx: &mut Transaction<'static, Any>,
+    case_id: &str,
+    hidden: &HashSet<String>,
+) -> Result<(Vec<StoredEvent>, bool), TrackerError> {
     let mut rows = sqlx::query(
         "SELECT event_id, version, stream_seq, payload FROM events WHERE case_id = $1 \
          ORDER BY version",
@@ -722,90 +777,57 @@ async fn reproject(
         })?;
         prefix.push(stored);
     }
-    if (prefix.len() as u64) < arrived {
-        let waiting = Applied::Waiting {
-            case_id: case_id.to_owned(),
-            version: arrived,
-        };
-        return Ok((waiting, None));
-    }
     let complete = prefix.len() == rows.len();
+    Ok((prefix, complete))
+}
 
-    // The case rules decide what the case looks like. An event that does not fold stops the
-    // view just before it; it is shown as the case's problem and as a rejected message.
-    let (state, problem) = match CaseState::fold(prefix.iter().map(|s| &s.event)) {
-        Ok(state) => (state, None),
-        Err(error) => {
-            let failing = failing_event(&error);
-            let good = failing
-                .and_then(|id| {
-                    prefix
-                        .iter()
-                        .position(|s| s.event.event_id.to_string() == id)
-                })
-                .unwrap_or(0);
-            let bad = &prefix[good];
-            let reason = error.to_string();
-            record_rejected(
-                tx,
-                to_i64(bad.sequence, "stream sequence")?,
-                &subject_of(bad),
-                &reason,
-            )
-            .await?;
-            let state = CaseState::fold(prefix[..good].iter().map(|s| &s.event)).map_err(|e| {
-                TrackerError::Corrupt {
-                    what: format!("case {case_id}"),
-                    why: format!("its history folds only partly: {e}"),
-                }
-            })?;
-            (state, Some(reason))
+/// The case rules decide what the case looks like. An event that does not fold stops the view
+/// just before it; it is returned as the case's problem and recorded as a rejected message.
+async fn fold_prefix(
+    tx: &mut Transaction<'static, Any>,
+    case_id: &str,
+    prefix: &[StoredEvent],
+) -> Result<(Option<CaseState>, Option<String>), TrackerError> {
+    let error = match CaseState::fold(prefix.iter().map(|s| &s.event)) {
+        Ok(state) => return Ok((state, None)),
+        Err(error) => error,
+    };
+    let failing = failing_event(&error);
+    let good = failing
+        .and_then(|id| {
+            prefix
+                .iter()
+                .position(|s| s.event.event_id.to_string() == id)
+        })
+        .unwrap_or(0);
+    let bad = &prefix[good];
+    let reason = error.to_string();
+    record_rejected(
+        tx,
+        to_i64(bad.sequence, "stream sequence")?,
+        &subject_of(bad),
+        &reason,
+    )
+    .await?;
+    let state = CaseState::fold(prefix[..good].iter().map(|s| &s.event)).map_err(|e| {
+        TrackerError::Corrupt {
+            what: format!("case {case_id}"),
+            why: format!("its history folds only partly: {e}"),
         }
-    };
-    // A history that folds may still be forged or altered: with keys to check against, the
-    // first bad signature or broken link is the case's problem (shown to staff, counted).
-    let problem = match (problem, audit) {
-        (None, Some(registry)) => match onedoor_bus::verify_case(&prefix, registry) {
-            Ok(()) => None,
-            Err(failure) => {
-                metrics::counter!(crate::metrics::AUDIT_FAILURES).increment(1);
-                tracing::error!(%failure, "case history fails verification");
-                Some(format!("audit: {failure}"))
-            }
-        },
-        (problem, _) => problem,
-    };
-    let Some(state) = state else {
-        // Not even the opening folds: there is no case to show.
-        let rejected = Applied::Rejected {
-            reason: problem.unwrap_or_else(|| format!("case {case_id} has no opening event")),
-        };
-        return Ok((rejected, None));
-    };
-    let trace_id = prefix
-        .first()
-        .map(|s| s.envelope.trace_id.clone())
-        .unwrap_or_default();
-    let updated_at = prefix
-        .get(state.version.saturating_sub(1) as usize)
-        .map_or(state.opened_at, |s| s.event.occurred_at);
-    let mut projected = Projected::from_state(&state, &trace_id, updated_at);
-    projected.case.problem = problem.clone();
-    write_rows(tx, &projected).await?;
-    let applied = Applied::Projected {
-        case_id: case_id.to_owned(),
-        version: state.version,
-        problem: problem.clone(),
-    };
-    let entry = match (problem, prefix.last()) {
-        (None, Some(last)) if complete && last.event.version == state.version => Some(CachedCase {
-            last_hash: payload_hash(&last.payload),
-            state,
-            projected,
-        }),
-        _ => None,
-    };
-    Ok((applied, entry))
+    })?;
+    Ok((state, Some(reason)))
+}
+
+/// The first bad signature or broken link of the history, as the case's problem.
+fn audit_problem(prefix: &[StoredEvent], registry: &Registry) -> Option<String> {
+    match onedoor_bus::verify_case(prefix, registry) {
+        Ok(()) => None,
+        Err(failure) => {
+            metrics::counter!(crate::metrics::AUDIT_FAILURES).increment(1);
+            tracing::error!(%failure, "case history fails verification");
+            Some(format!("audit: {failure}"))
+        }
+    }
 }
 
 async fn write_rows(
