@@ -112,7 +112,7 @@ pub async fn ensure_inbox_outcome(
 
     match stream.create_consumer_strict(wanted.clone()).await {
         Ok(consumer) => {
-            tracing::info!(consumer = %name, "created inbox consumer");
+            tracing::debug!(consumer = %name, "created inbox consumer");
             Ok((consumer, InboxEnsured::Created))
         }
         // Another adapter of the same agency created it between our lookup and our create.

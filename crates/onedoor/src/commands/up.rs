@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::common;
+
+mod summary;
 use crate::data_dir::{
     self, AgencyEndpoint, Endpoints, NatsEndpoint, NatsIdentity, TrackerEndpoint,
 };
@@ -65,7 +67,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (mut registry, registry_name) = common::load_registry_mut(args.registry.as_deref())?;
-    tracing::info!(registry = %registry_name, summary = %registry.summary(), "registry loaded");
+    tracing::debug!(registry = %registry_name, summary = %registry.summary(), "registry loaded");
     let signers = super::keys::make_dev_keys(&dir, &mut registry)?;
     let tokens = super::keys::make_dev_tokens(&mut registry)?;
     let (pki, tls_files) = super::keys::make_dev_pki(&dir, &registry)?;
@@ -75,7 +77,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let nats = CredentialSet::load_or_generate(&dir.join("nats-credentials"), &registry)?;
     let credentials = DevCredentials {
         nats,
-        signers,
+        signers: signers.into_iter().collect(),
         tokens,
         pki,
         tls_files,
@@ -86,11 +88,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ServerSpec::new(binary.clone(), dir.join("nats"));
     spec.client_port = args.nats_port.map_or(Port::Random, Port::Fixed);
     spec.server_name = Some("onedoor-dev".to_owned());
-    // NATS with one nkey user per agency, permissions generated from the registry: an agency
-    // can publish only its own events and pull only its own inbox, even outside its adapter.
-    let nats_credentials =
-        CredentialSet::load_or_generate(&dir.join("nats-credentials"), &registry)?;
-    spec.extra_config = onedoor_natsauth::render_config(&registry, &nats_credentials)?;
+    spec.extra_config = onedoor_natsauth::render_config(&registry, &credentials.nats)?;
     let mut server = NatsServer::start(spec)
         .await
         .context("starting nats-server")?;
@@ -130,187 +128,29 @@ async fn serve(
     server: &NatsServer,
     binary: &NatsBinary,
     registry: Arc<Registry>,
-    credentials: DevCredentials,
+    mut credentials: DevCredentials,
     registry_name: &str,
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
-    let DevCredentials {
-        nats: nats_credentials,
-        signers,
-        mut tokens,
-        pki,
-        tls_files,
-    } = credentials;
-    let mut signers: BTreeMap<String, Signer> = signers.into_iter().collect();
-    let server_tls = TlsIdentity {
-        cert_pem: pki.server.cert_pem.clone(),
-        key_pem: pki.server.key_pem.clone(),
-        client_ca_pem: Some(pki.ca_cert_pem.clone()),
-    };
     let url = server.client_url();
-    // The operator identity sets up what agencies may not: the stream, every inbox consumer,
-    // the stuck bucket and the tracker's consumer.
-    let operator = nats_credentials
-        .connect_options(&Identity::Operator)?
-        .connect(&url)
-        .await
-        .with_context(|| format!("connecting to {url} as the operator"))?;
-    let jetstream = async_nats::jetstream::new(operator);
-    let provisioned = onedoor_natsauth::provision(
-        &jetstream,
-        &registry,
-        &onedoor_bus::StreamSettings::default(),
-        &onedoor_bus::InboxSettings::default(),
-    )
-    .await?;
-    tracing::info!(stream = ?provisioned.stream, inboxes = provisioned.inboxes.len(), "stream and inboxes ready");
-
+    let jetstream = provision(&credentials.nats, &url, &registry).await?;
     let metrics_port = free_port()?;
     super::metrics::install(([127, 0, 0, 1], metrics_port).into())?;
 
-    // Every agency in the registry gets its adapter, merged-away ones included: they still hold
-    // tasks on cases in flight and must be able to finish them.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = JoinSet::new();
-    let mut agencies = BTreeMap::new();
-    for agency in registry.agencies.values() {
-        let code = agency.code.to_string();
-        let token = tokens
-            .remove(&code)
-            .context("a development token per agency")?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding an adapter port")?;
-        let address = listener.local_addr()?;
-        let mut config = AdapterConfig::new(
-            agency.code.clone(),
-            Token::new(token.clone())?,
-            registry.clone(),
-            url.clone(),
-        );
-        config.signer = signers.remove(agency.code.as_str());
-        config.tls = Some(server_tls.clone());
-        config.nats_seed = nats_credentials
-            .seed_file(&Identity::Agency(agency.code.clone()))
-            .map(Path::to_path_buf);
-        config.client_certs = pki
-            .clients
-            .get(&code)
-            .map(|c| vec![c.sha256])
-            .unwrap_or_default();
-        let mut stop = stop_rx.clone();
-        let (client_cert, client_key) = tls_files
-            .client_cert
-            .get(&code)
-            .map(|(cert, key)| {
-                (
-                    Some(cert.display().to_string()),
-                    Some(key.display().to_string()),
-                )
-            })
-            .unwrap_or_default();
-        let task_code = code.clone();
-        servers.spawn(async move {
-            let code = task_code;
-            let result = onedoor_adapter::run(config, listener, async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await;
-            (
-                format!("adapter {code}"),
-                result.map_err(anyhow::Error::from),
-            )
-        });
-        agencies.insert(
-            agency.code.to_string(),
-            AgencyEndpoint {
-                grpc: format!("https://{address}"),
-                token,
-                kind: agency.kind.as_str().to_owned(),
-                name_en: agency.name_en.clone(),
-                name_lo: agency.name_lo.clone(),
-                client_cert,
-                client_key,
-            },
-        );
-    }
-
-    // The tracker projects every event into SQLite under the data dir and serves CaseTracker.
-    let tracker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the tracker port")?;
-    let tracker_address = tracker_listener.local_addr()?;
-    // The staff web page gets its own free port (browsers, HTTP/1.1), listed as `tracker.web`.
-    let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the web page port")?;
-    let web_address = web_listener.local_addr()?;
-    let mut tracker_config = onedoor_tracker::TrackerConfig::new(
-        url.clone(),
-        onedoor_tracker::DatabaseUrl::sqlite_file(&dir.join("tracker.db")),
-        registry.clone(),
-    );
-    // `up` made every agency's key: the tracker checks each case's signatures as it projects.
-    tracker_config.verify_signatures = true;
-    tracker_config.nats_seed = nats_credentials
-        .seed_file(&Identity::Tracker)
-        .map(Path::to_path_buf);
-    let tracker_consumer = onedoor_tracker::projection::consumer_config(
-        &tracker_config.consumer,
-        tracker_config.ack_wait,
-    );
-    jetstream
-        .get_stream(onedoor_bus::STREAM_NAME)
-        .await?
-        .get_or_create_consumer(&tracker_config.consumer, tracker_consumer)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the tracker's consumer: {e}"))?;
-    // The tracker serves gRPC and the web page with the adapters' TLS identity; agencies read
-    // it with their own tokens or client certificates (confined to their cases), staff tools
-    // with the supervisor token, whose hash alone the tracker keeps.
-    tracker_config.tls = Some(server_tls.clone());
-    let supervisor_token = common::dev_token();
-    let supervisor_file = dir.join(SUPERVISOR_TOKEN_FILE);
-    common::write_secret(&supervisor_file, &supervisor_token)?;
-    let client_certs: Vec<_> = registry
-        .agencies
-        .values()
-        .filter_map(|agency| {
-            pki.clients
-                .get(agency.code.as_str())
-                .map(|cert| (agency.code.clone(), cert.sha256))
-        })
-        .collect();
-    tracker_config.grpc_access = Some(onedoor_tracker::GrpcAccess::new(
+    let mut servers = Servers::new();
+    let agencies =
+        start_adapters(&mut servers, &stop_rx, &registry, &url, &mut credentials).await?;
+    let tracker = start_tracker(
+        &mut servers,
+        &stop_rx,
+        dir,
+        &jetstream,
         &registry,
-        &[Token::new(supervisor_token.clone())?.sha256()],
-        &client_certs,
-    ));
-    // Staff sign-in on the web page when the data dir has an accounts file (format in
-    // onedoor_web::auth); without one the page is open, on loopback only.
-    let mut web_config = onedoor_web::WebConfig {
-        tls: Some(server_tls.clone()),
-        ..onedoor_web::WebConfig::default()
-    };
-    let staff = dir.join("staff.toml");
-    if staff.exists() {
-        let accounts = onedoor_web::StaffAccounts::load(&staff, &registry)?;
-        web_config.staff_accounts = Some(Arc::new(accounts));
-    }
-    let web_page = onedoor_web::WebPage::new(web_listener, web_config)?;
-    let mut stop = stop_rx.clone();
-    servers.spawn(async move {
-        let result = async {
-            let tracker =
-                onedoor_tracker::Tracker::start(tracker_config, tracker_listener, async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                })
-                .await?;
-            web_page.serve_beside(tracker).await
-        }
-        .await;
-        ("tracker".to_owned(), result.map_err(anyhow::Error::from))
-    });
+        &url,
+        &credentials,
+    )
+    .await?;
 
     let endpoints = Endpoints {
         version: data_dir::ENDPOINTS_VERSION,
@@ -319,67 +159,32 @@ async fn serve(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         registry: registry_name.to_owned(),
-        nats: NatsEndpoint {
-            url: url.clone(),
-            monitor_url: format!("http://{}", server.monitor_addr()),
-            stream: onedoor_bus::STREAM_NAME.to_owned(),
-            server_version: binary.version.to_string(),
-            auditor: nats_credentials
-                .seed_file(&Identity::Auditor)
-                .map(|seed| NatsIdentity {
-                    identity: Identity::Auditor.to_string(),
-                    seed_file: seed.display().to_string(),
-                    public_key: nats_credentials
-                        .public_key(&Identity::Auditor)
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    inbox_prefix: Identity::Auditor.inbox_prefix(),
-                }),
-        },
+        nats: nats_endpoint(server, binary, &credentials.nats),
         agencies,
-        tracker: Some(TrackerEndpoint {
-            grpc: format!("https://{tracker_address}"),
-            web: Some(format!("https://{web_address}/")),
-            supervisor_token: Some(supervisor_token),
-            supervisor_token_file: Some(supervisor_file.display().to_string()),
-        }),
-        tls_ca_cert: Some(tls_files.ca_cert.display().to_string()),
+        tracker: Some(tracker),
+        tls_ca_cert: Some(credentials.tls_files.ca_cert.display().to_string()),
         metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
     };
     let path = endpoints.write(dir)?;
-    println!("onedoor is up");
-    println!(
-        "  NATS       {url}  (nats-server {}, stream {})",
-        binary.version,
-        onedoor_bus::STREAM_NAME
-    );
-    println!(
-        "  adapters   {} agencies, addresses and dev tokens in endpoints.json",
-        endpoints.agencies.len()
-    );
-    if let Some(metrics) = &endpoints.metrics_url {
-        if let Some(tracker) = &endpoints.tracker {
-            println!(
-                "  tracker    {}  (CaseTracker gRPC over TLS; try `onedoor case list`)",
-                tracker.grpc
-            );
-            if let Some(web) = &tracker.web {
-                println!(
-                    "  web page   {web}  (for front-office staff, Lao and English; trust the CA in endpoints.json)"
-                );
-            }
-        }
-        println!("  metrics    {metrics}");
-    }
-    println!("  endpoints  {}", path.display());
-    println!("Ctrl-C stops it.");
+    summary::wait_until_serving(&endpoints).await;
+    summary::print(&endpoints, &path, dir, binary);
     if demo {
         let service = onedoor_case::ServiceCode::parse("construction-permit")?;
         if let Err(err) = super::demo::journey(&endpoints, &registry, &service, None).await {
             eprintln!("demo failed: {err:#}");
         }
     }
+    run_until_stopped(servers, stop_tx).await
+}
 
+/// Every server task `up` runs, each ending with its name and how it ended.
+type Servers = JoinSet<(String, anyhow::Result<()>)>;
+
+/// Waits for Ctrl-C, SIGTERM or the first server to end, then stops them all.
+async fn run_until_stopped(
+    mut servers: Servers,
+    stop_tx: watch::Sender<bool>,
+) -> anyhow::Result<ExitCode> {
     let outcome = tokio::select! {
         signal = common::shutdown_signal() => signal.map(|()| ExitCode::SUCCESS),
         Some(joined) = servers.join_next() => match joined {
@@ -398,6 +203,231 @@ async fn serve(
     outcome
 }
 
+/// The operator identity sets up what agencies may not: the stream, every inbox consumer and
+/// the stuck bucket (the tracker's consumer comes with the tracker).
+async fn provision(
+    nats: &CredentialSet,
+    url: &str,
+    registry: &Registry,
+) -> anyhow::Result<async_nats::jetstream::Context> {
+    let operator = nats
+        .connect_options(&Identity::Operator)?
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to {url} as the operator"))?;
+    let jetstream = async_nats::jetstream::new(operator);
+    let provisioned = onedoor_natsauth::provision(
+        &jetstream,
+        registry,
+        &onedoor_bus::StreamSettings::default(),
+        &onedoor_bus::InboxSettings::default(),
+    )
+    .await?;
+    tracing::debug!(stream = ?provisioned.stream, inboxes = provisioned.inboxes.len(), "stream and inboxes ready");
+    Ok(jetstream)
+}
+
+/// Every agency in the registry gets its adapter, merged-away ones included: they still hold
+/// tasks on cases in flight and must be able to finish them.
+async fn start_adapters(
+    servers: &mut Servers,
+    stop_rx: &watch::Receiver<bool>,
+    registry: &Arc<Registry>,
+    url: &str,
+    credentials: &mut DevCredentials,
+) -> anyhow::Result<BTreeMap<String, AgencyEndpoint>> {
+    let mut agencies = BTreeMap::new();
+    for agency in registry.agencies.values() {
+        let code = agency.code.to_string();
+        let token = credentials
+            .tokens
+            .remove(&code)
+            .context("a development token per agency")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding an adapter port")?;
+        let address = listener.local_addr()?;
+        let mut config = AdapterConfig::new(
+            agency.code.clone(),
+            Token::new(token.clone())?,
+            registry.clone(),
+            url.to_owned(),
+        );
+        config.signer = credentials.signers.remove(agency.code.as_str());
+        config.tls = Some(credentials.server_tls());
+        config.nats_seed = credentials
+            .nats
+            .seed_file(&Identity::Agency(agency.code.clone()))
+            .map(Path::to_path_buf);
+        config.client_certs = credentials
+            .pki
+            .clients
+            .get(&code)
+            .map(|c| vec![c.sha256])
+            .unwrap_or_default();
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            let result = onedoor_adapter::run(config, listener, async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await;
+            (
+                format!("adapter {code}"),
+                result.map_err(anyhow::Error::from),
+            )
+        });
+        let (client_cert, client_key) = credentials
+            .tls_files
+            .client_cert
+            .get(agency.code.as_str())
+            .map(|(cert, key)| {
+                (
+                    Some(cert.display().to_string()),
+                    Some(key.display().to_string()),
+                )
+            })
+            .unwrap_or_default();
+        agencies.insert(
+            agency.code.to_string(),
+            AgencyEndpoint {
+                grpc: format!("https://{address}"),
+                token,
+                kind: agency.kind.as_str().to_owned(),
+                name_en: agency.name_en.clone(),
+                name_lo: agency.name_lo.clone(),
+                client_cert,
+                client_key,
+            },
+        );
+    }
+    Ok(agencies)
+}
+
+/// The tracker projects every event into SQLite under the data dir and serves CaseTracker;
+/// the staff web page gets its own free port (browsers, HTTP/1.1), listed as `tracker.web`.
+async fn start_tracker(
+    servers: &mut Servers,
+    stop_rx: &watch::Receiver<bool>,
+    dir: &Path,
+    jetstream: &async_nats::jetstream::Context,
+    registry: &Arc<Registry>,
+    url: &str,
+    credentials: &DevCredentials,
+) -> anyhow::Result<TrackerEndpoint> {
+    let tracker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the tracker port")?;
+    let tracker_address = tracker_listener.local_addr()?;
+    let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the web page port")?;
+    let web_address = web_listener.local_addr()?;
+    let supervisor_token = common::dev_token();
+    let supervisor_file = dir.join(SUPERVISOR_TOKEN_FILE);
+    common::write_secret(&supervisor_file, &supervisor_token)?;
+    let tracker_config = tracker_config(dir, registry, url, credentials, &supervisor_token)?;
+    let tracker_consumer = onedoor_tracker::projection::consumer_config(
+        &tracker_config.consumer,
+        tracker_config.ack_wait,
+    );
+    jetstream
+        .get_stream(onedoor_bus::STREAM_NAME)
+        .await?
+        .get_or_create_consumer(&tracker_config.consumer, tracker_consumer)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the tracker's consumer: {e}"))?;
+    // Staff sign-in on the web page when the data dir has an accounts file (format in
+    // onedoor_web::auth); without one the page is open, on loopback only.
+    let mut web_config = onedoor_web::WebConfig {
+        tls: Some(credentials.server_tls()),
+        ..onedoor_web::WebConfig::default()
+    };
+    let staff = dir.join("staff.toml");
+    if staff.exists() {
+        let accounts = onedoor_web::StaffAccounts::load(&staff, registry)?;
+        web_config.staff_accounts = Some(Arc::new(accounts));
+    }
+    let web_page = onedoor_web::WebPage::new(web_listener, web_config)?;
+    let mut stop = stop_rx.clone();
+    servers.spawn(async move {
+        let result = async {
+            let tracker =
+                onedoor_tracker::Tracker::start(tracker_config, tracker_listener, async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await?;
+            web_page.serve_beside(tracker).await
+        }
+        .await;
+        ("tracker".to_owned(), result.map_err(anyhow::Error::from))
+    });
+    Ok(TrackerEndpoint {
+        grpc: format!("https://{tracker_address}"),
+        web: Some(format!("https://{web_address}/")),
+        supervisor_token: Some(supervisor_token),
+        supervisor_token_file: Some(supervisor_file.display().to_string()),
+    })
+}
+
+/// The tracker checks each case's signatures as it projects (`up` made every agency's key) and
+/// serves gRPC with the adapters' TLS identity; agencies read it with their own tokens or
+/// client certificates (confined to their cases), staff tools with the supervisor token, whose
+/// hash alone the tracker keeps.
+fn tracker_config(
+    dir: &Path,
+    registry: &Arc<Registry>,
+    url: &str,
+    credentials: &DevCredentials,
+    supervisor_token: &str,
+) -> anyhow::Result<onedoor_tracker::TrackerConfig> {
+    let mut config = onedoor_tracker::TrackerConfig::new(
+        url.to_owned(),
+        onedoor_tracker::DatabaseUrl::sqlite_file(&dir.join("tracker.db")),
+        registry.clone(),
+    );
+    config.verify_signatures = true;
+    config.nats_seed = credentials
+        .nats
+        .seed_file(&Identity::Tracker)
+        .map(Path::to_path_buf);
+    config.tls = Some(credentials.server_tls());
+    let client_certs: Vec<_> = registry
+        .agencies
+        .values()
+        .filter_map(|agency| {
+            credentials
+                .pki
+                .clients
+                .get(agency.code.as_str())
+                .map(|cert| (agency.code.clone(), cert.sha256))
+        })
+        .collect();
+    config.grpc_access = Some(onedoor_tracker::GrpcAccess::new(
+        registry,
+        &[Token::new(supervisor_token.to_owned())?.sha256()],
+        &client_certs,
+    ));
+    Ok(config)
+}
+
+fn nats_endpoint(server: &NatsServer, binary: &NatsBinary, nats: &CredentialSet) -> NatsEndpoint {
+    NatsEndpoint {
+        url: server.client_url(),
+        monitor_url: format!("http://{}", server.monitor_addr()),
+        stream: onedoor_bus::STREAM_NAME.to_owned(),
+        server_version: binary.version.to_string(),
+        auditor: nats.seed_file(&Identity::Auditor).map(|seed| NatsIdentity {
+            identity: Identity::Auditor.to_string(),
+            seed_file: seed.display().to_string(),
+            public_key: nats
+                .public_key(&Identity::Auditor)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            inbox_prefix: Identity::Auditor.inbox_prefix(),
+        }),
+    }
+}
+
 /// The development supervisor token for CaseTracker, under the data dir (mode 0600).
 const SUPERVISOR_TOKEN_FILE: &str = "supervisor.token";
 
@@ -406,8 +436,21 @@ const SUPERVISOR_TOKEN_FILE: &str = "supervisor.token";
 struct DevCredentials {
     /// One nkey identity per agency, plus operator, tracker and auditor.
     nats: CredentialSet,
-    signers: Vec<(String, Signer)>,
+    /// Taken out one by one as each agency's adapter starts.
+    signers: BTreeMap<String, Signer>,
     tokens: BTreeMap<String, String>,
     pki: onedoor_adapter::devpki::DevPki,
     tls_files: super::keys::DevTlsFiles,
+}
+
+impl DevCredentials {
+    /// The development server certificate every server here presents; client certificates
+    /// are checked against the development CA.
+    fn server_tls(&self) -> TlsIdentity {
+        TlsIdentity {
+            cert_pem: self.pki.server.cert_pem.clone(),
+            key_pem: self.pki.server.key_pem.clone(),
+            client_ca_pem: Some(self.pki.ca_cert_pem.clone()),
+        }
+    }
 }

@@ -1,0 +1,110 @@
+//! What `onedoor up` and the CLI print at the default log level: an operator sees each server's
+//! ready line, warnings and errors, then one summary block that stays the last thing on screen;
+//! a command that prints a result prints nothing else on stdout.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{DEADLINE, onedoor, terminate};
+
+/// The summary's first and last lines.
+const SUMMARY_FIRST: &str = "onedoor is up";
+const SUMMARY_LAST: &str = "Ctrl-C stops it.";
+
+/// `onedoor up` at the default level (whatever the test's environment says), stdout and
+/// stderr both written to `log` in the order they were printed.
+fn spawn_up_default_level(data_dir: &Path, log: &Path) -> Child {
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file handle");
+    onedoor()
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("ONEDOOR_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("onedoor up starts")
+}
+
+/// Polls the log until the summary's last line is in it.
+fn wait_for_summary(child: &mut Child, log: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(SUMMARY_LAST) {
+            return text;
+        }
+        if let Some(status) = child.try_wait().expect("poll child") {
+            panic!("onedoor up exited early with {status}:\n{text}");
+        }
+        assert!(
+            start.elapsed() < DEADLINE * 2,
+            "no summary within {:?}:\n{text}",
+            DEADLINE * 2
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn up_prints_under_forty_lines_then_its_summary_last_and_case_list_prints_only_its_result() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("up.log");
+    let data_dir = dir.path().join("bus");
+    let mut child = spawn_up_default_level(&data_dir, &log);
+    let text = wait_for_summary(&mut child, &log);
+
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|line| line.starts_with(SUMMARY_FIRST))
+        .expect("the summary starts with its first line");
+    assert!(
+        first < 40,
+        "{first} lines before the summary at the default level:\n{text}"
+    );
+    assert!(
+        !text.contains("async_nats"),
+        "NATS connection chatter belongs at DEBUG:\n{text}"
+    );
+    let summary = lines[first..].join("\n");
+    for expected in ["tracker", "web page", "endpoints.json", "CA", "supervisor"] {
+        assert!(
+            summary.contains(expected),
+            "summary lacks {expected}:\n{summary}"
+        );
+    }
+
+    // A read against the running bus prints its result alone: stdout parses as JSON, no log
+    // line anywhere; and `up` prints nothing more for it.
+    let out = onedoor()
+        .args(["case", "list", "--json", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("ONEDOOR_LOG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("onedoor case list runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON alone");
+    assert!(json["cases"].is_array(), "{stdout}");
+    assert!(
+        stderr.is_empty(),
+        "a successful command logs nothing: {stderr}"
+    );
+
+    let after = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        after.lines().last(),
+        Some(SUMMARY_LAST),
+        "the summary stays last:\n{after}"
+    );
+    assert!(terminate(&mut child).success());
+}
