@@ -537,6 +537,15 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 fn print_case(case: &CaseJson) {
+    print_header(case);
+    println!();
+    print_open_tasks(case);
+    println!();
+    println!("Timeline");
+    print_timeline(case);
+}
+
+fn print_header(case: &CaseJson) {
     let status = match case.resolution {
         Some(resolution) => format!("{} ({resolution})", case.status),
         None => case.status.to_owned(),
@@ -559,37 +568,44 @@ fn print_case(case: &CaseJson) {
         case.version,
         civil(case.updated_at.as_deref())
     );
-    println!();
+}
+
+fn overdue_mark(overdue: bool) -> String {
+    if overdue {
+        "OVERDUE".into()
+    } else {
+        String::new()
+    }
+}
+
+fn print_open_tasks(case: &CaseJson) {
     if case.open_tasks.is_empty() {
         println!("No open tasks: the case is with {}.", case.origin_agency);
-    } else {
-        println!("Open tasks");
-        let rows: Vec<Vec<String>> = case
-            .open_tasks
-            .iter()
-            .map(|t| {
-                vec![
-                    t.agency.clone(),
-                    t.from_agency.clone(),
-                    t.state.to_owned(),
-                    civil(t.handed_off_at.as_deref()),
-                    civil(t.due_at.as_deref()),
-                    if t.overdue {
-                        "OVERDUE".into()
-                    } else {
-                        String::new()
-                    },
-                    t.open_question.clone(),
-                ]
-            })
-            .collect();
-        table(
-            &["AGENCY", "FROM", "STATE", "SINCE", "DUE", "", "WAITING FOR"],
-            &rows,
-        );
+        return;
     }
-    println!();
-    println!("Timeline");
+    println!("Open tasks");
+    let rows: Vec<Vec<String>> = case
+        .open_tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.agency.clone(),
+                t.from_agency.clone(),
+                t.state.to_owned(),
+                civil(t.handed_off_at.as_deref()),
+                civil(t.due_at.as_deref()),
+                overdue_mark(t.overdue),
+                t.open_question.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["AGENCY", "FROM", "STATE", "SINCE", "DUE", "", "WAITING FOR"],
+        &rows,
+    );
+}
+
+fn print_timeline(case: &CaseJson) {
     let rows: Vec<Vec<String>> = case
         .timeline
         .iter()
@@ -610,11 +626,7 @@ fn print_case(case: &CaseJson) {
                 route,
                 e.kind.to_owned(),
                 held,
-                if e.overdue {
-                    "OVERDUE".into()
-                } else {
-                    String::new()
-                },
+                overdue_mark(e.overdue),
                 e.detail.clone(),
             ]
         })

@@ -138,99 +138,131 @@ pub(crate) async fn journey(
     let service = registry
         .service(service_code)
         .with_context(|| format!("service {service_code} is not in the registry"))?;
-    let front_offices: Vec<String> = registry
-        .active_agencies()
-        .filter(|a| a.kind == AgencyKind::FrontOffice)
-        .map(|a| a.code.to_string())
-        .collect();
-    let front_code = match front_office {
-        Some(code) if front_offices.iter().any(|f| f == code) => code.to_owned(),
-        Some(code) => anyhow::bail!("{code} is not an active front office in the registry"),
-        None => front_offices
-            .iter()
-            .find(|f| f.as_str() == "ODSC-VTE-SAYSETTHA")
-            .or(front_offices.first())
-            .cloned()
-            .context("the registry has no front office")?,
-    };
-    let mut systems: BTreeMap<String, System> = BTreeMap::new();
-    systems.insert(
-        front_code.clone(),
-        System::connect(endpoints, &front_code).await?,
-    );
-    let run = ulid::Ulid::generate().to_string();
-    let key = |what: &str| format!("demo-{run}-{what}");
+    let front_code = pick_front_office(registry, front_office)?;
     let started = Instant::now();
-
-    let front = systems.get_mut(&front_code).context("front office")?;
-    let open = v1::OpenCaseRequest {
-        service: service_code.to_string(),
-        citizen_ref: format!("DEMO-{}", &run[20..]),
-        summary: format!("{} (ສາທິດ / demo)", service.name_lo),
-        idempotency_key: key("open"),
-        actor: "counter-clerk-01".into(),
-        documents: vec![],
-    };
-    let receipt = front
-        .client
-        .open_case(front.request(open)?)
-        .await?
-        .into_inner();
-    let case_id = receipt.case_id.clone();
-    println!(
-        "case {case_id} opened at {front_code} for {} — trace {}",
-        service.name_en, receipt.trace_id
-    );
-
+    let mut journey = Journey::new(endpoints, front_code).await?;
+    let receipt = journey.open(service_code, service).await?;
     for (stage_number, stage) in service.route.iter().enumerate() {
-        // Parallel steps: hand off to every agency of the stage, then let each work.
         let agencies: Vec<String> = stage
             .steps
             .iter()
             .filter_map(|s| s.agency.codes().first())
             .map(ToString::to_string)
             .collect();
-        for agency in &agencies {
-            let front = systems.get_mut(&front_code).context("front office")?;
+        journey.run_stage(stage_number, &agencies).await?;
+    }
+    let version = journey.resolve(&receipt.trace_id).await?;
+    println!(
+        "case {} resolved: approved after {version} events in {:.2} s, one trace {}",
+        receipt.case_id,
+        started.elapsed().as_secs_f64(),
+        receipt.trace_id
+    );
+    Ok(())
+}
+
+/// `--front-office` when it is an active front office; else Saysettha (the first ODSC) when
+/// the registry has it; else the first front office listed.
+fn pick_front_office(registry: &Registry, asked: Option<&str>) -> anyhow::Result<String> {
+    let front_offices: Vec<String> = registry
+        .active_agencies()
+        .filter(|a| a.kind == AgencyKind::FrontOffice)
+        .map(|a| a.code.to_string())
+        .collect();
+    match asked {
+        Some(code) if front_offices.iter().any(|f| f == code) => Ok(code.to_owned()),
+        Some(code) => anyhow::bail!("{code} is not an active front office in the registry"),
+        None => front_offices
+            .iter()
+            .find(|f| f.as_str() == "ODSC-VTE-SAYSETTHA")
+            .or(front_offices.first())
+            .cloned()
+            .context("the registry has no front office"),
+    }
+}
+
+/// One demo case on its way: every agency's system met so far, and the keys of this run.
+struct Journey<'a> {
+    endpoints: &'a Endpoints,
+    front_code: String,
+    systems: BTreeMap<String, System>,
+    run: String,
+    case_id: String,
+}
+
+impl<'a> Journey<'a> {
+    async fn new(endpoints: &'a Endpoints, front_code: String) -> anyhow::Result<Journey<'a>> {
+        let front = System::connect(endpoints, &front_code).await?;
+        Ok(Journey {
+            endpoints,
+            systems: BTreeMap::from([(front_code.clone(), front)]),
+            front_code,
+            run: ulid::Ulid::generate().to_string(),
+            case_id: String::new(),
+        })
+    }
+
+    fn key(&self, what: &str) -> String {
+        format!("demo-{}-{what}", self.run)
+    }
+
+    async fn system(&mut self, code: &str) -> anyhow::Result<&mut System> {
+        if !self.systems.contains_key(code) {
+            let system = System::connect(self.endpoints, code).await?;
+            self.systems.insert(code.to_owned(), system);
+        }
+        self.systems.get_mut(code).context("agency system")
+    }
+
+    async fn open(
+        &mut self,
+        service_code: &ServiceCode,
+        service: &onedoor_case::Service,
+    ) -> anyhow::Result<v1::Receipt> {
+        let open = v1::OpenCaseRequest {
+            service: service_code.to_string(),
+            citizen_ref: format!("DEMO-{}", &self.run[20..]),
+            summary: format!("{} (ສາທິດ / demo)", service.name_lo),
+            idempotency_key: self.key("open"),
+            actor: "counter-clerk-01".into(),
+            documents: vec![],
+        };
+        let front_code = self.front_code.clone();
+        let front = self.system(&front_code).await?;
+        let receipt = front
+            .client
+            .open_case(front.request(open)?)
+            .await?
+            .into_inner();
+        self.case_id.clone_from(&receipt.case_id);
+        println!(
+            "case {} opened at {front_code} for {} — trace {}",
+            receipt.case_id, service.name_en, receipt.trace_id
+        );
+        Ok(receipt)
+    }
+
+    /// Parallel steps: hand off to every agency of the stage, then let each work; the front
+    /// office hears of each acceptance and completion in its own inbox.
+    async fn run_stage(&mut self, stage_number: usize, agencies: &[String]) -> anyhow::Result<()> {
+        let front_code = self.front_code.clone();
+        for agency in agencies {
             let body = v1::HandOffRequest {
-                case_id: case_id.clone(),
+                case_id: self.case_id.clone(),
                 to_agency: agency.clone(),
                 instructions: format!("stage {}: please review", stage_number + 1),
-                idempotency_key: key(&format!("handoff-{agency}")),
+                idempotency_key: self.key(&format!("handoff-{agency}")),
                 ..Default::default()
             };
+            let front = self.system(&front_code).await?;
             front.client.hand_off(front.request(body)?).await?;
             println!("  {front_code} → {agency}  handed off");
         }
-        for agency in &agencies {
-            if !systems.contains_key(agency) {
-                systems.insert(agency.clone(), System::connect(endpoints, agency).await?);
-            }
-            let system = systems.get_mut(agency).context("agency system")?;
-            let event = system.receive(&case_id).await?;
-            println!(
-                "  {agency} inbox: {} (version {})",
-                kind(&event),
-                event.case_version
-            );
-            let accept = v1::AcceptRequest {
-                case_id: case_id.clone(),
-                idempotency_key: key(&format!("accept-{agency}")),
-                actor: "officer".into(),
-            };
-            system.client.accept(system.request(accept)?).await?;
-            let complete = v1::CompleteRequest {
-                case_id: case_id.clone(),
-                outcome: "approved".into(),
-                note: format!("{agency} done"),
-                idempotency_key: key(&format!("complete-{agency}")),
-                ..Default::default()
-            };
-            system.client.complete(system.request(complete)?).await?;
-            println!("  {agency} accepted and completed");
+        for agency in agencies {
+            self.work(agency).await?;
         }
-        let front = systems.get_mut(&front_code).context("front office")?;
-        // The front office hears of each acceptance and completion in its own inbox.
+        let case_id = self.case_id.clone();
+        let front = self.system(&front_code).await?;
         for _ in 0..agencies.len() * 2 {
             let event = front.receive(&case_id).await?;
             println!(
@@ -239,41 +271,68 @@ pub(crate) async fn journey(
                 event.from_agency
             );
         }
+        Ok(())
     }
 
-    let front = systems.get_mut(&front_code).context("front office")?;
-    let resolve = v1::ResolveCaseRequest {
-        case_id: case_id.clone(),
-        resolution: v1::Resolution::Approved.into(),
-        note: "ອະນຸມັດ / approved".into(),
-        idempotency_key: key("resolve"),
-        actor: "counter-clerk-01".into(),
-    };
-    let resolved = front
-        .client
-        .resolve_case(front.request(resolve)?)
-        .await?
-        .into_inner();
-    let view = front
-        .client
-        .get_case(front.request(v1::GetCaseRequest {
+    /// The agency reads its inbox, accepts and completes its task.
+    async fn work(&mut self, agency: &str) -> anyhow::Result<()> {
+        let case_id = self.case_id.clone();
+        let accept = v1::AcceptRequest {
             case_id: case_id.clone(),
-        })?)
-        .await?
-        .into_inner();
-    anyhow::ensure!(
-        view.status == v1::CaseStatus::Resolved as i32,
-        "the case did not end resolved"
-    );
-    anyhow::ensure!(
-        view.events.iter().all(|e| e.trace_id == receipt.trace_id),
-        "an event left the case's trace"
-    );
-    println!(
-        "case {case_id} resolved: approved after {} events in {:.2} s, one trace {}",
-        resolved.case_version,
-        started.elapsed().as_secs_f64(),
-        receipt.trace_id
-    );
-    Ok(())
+            idempotency_key: self.key(&format!("accept-{agency}")),
+            actor: "officer".into(),
+        };
+        let complete = v1::CompleteRequest {
+            case_id: case_id.clone(),
+            outcome: "approved".into(),
+            note: format!("{agency} done"),
+            idempotency_key: self.key(&format!("complete-{agency}")),
+            ..Default::default()
+        };
+        let system = self.system(agency).await?;
+        let event = system.receive(&case_id).await?;
+        println!(
+            "  {agency} inbox: {} (version {})",
+            kind(&event),
+            event.case_version
+        );
+        system.client.accept(system.request(accept)?).await?;
+        system.client.complete(system.request(complete)?).await?;
+        println!("  {agency} accepted and completed");
+        Ok(())
+    }
+
+    /// The front office resolves the case; the view must say resolved, every event in the
+    /// case's one trace. Returns the case's last version.
+    async fn resolve(&mut self, trace_id: &str) -> anyhow::Result<u64> {
+        let case_id = self.case_id.clone();
+        let resolve = v1::ResolveCaseRequest {
+            case_id: case_id.clone(),
+            resolution: v1::Resolution::Approved.into(),
+            note: "ອະນຸມັດ / approved".into(),
+            idempotency_key: self.key("resolve"),
+            actor: "counter-clerk-01".into(),
+        };
+        let front_code = self.front_code.clone();
+        let front = self.system(&front_code).await?;
+        let resolved = front
+            .client
+            .resolve_case(front.request(resolve)?)
+            .await?
+            .into_inner();
+        let view = front
+            .client
+            .get_case(front.request(v1::GetCaseRequest { case_id })?)
+            .await?
+            .into_inner();
+        anyhow::ensure!(
+            view.status == v1::CaseStatus::Resolved as i32,
+            "the case did not end resolved"
+        );
+        anyhow::ensure!(
+            view.events.iter().all(|e| e.trace_id == trace_id),
+            "an event left the case's trace"
+        );
+        Ok(resolved.case_version)
+    }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use onedoor_tracker::store::{DayCount, HeldStat, RejectedMessage, TaskView};
 use onedoor_tracker::stuck::stuck_deliveries;
 use onedoor_tracker::{DatabaseUrl, Store, TrackerConfig};
 use time::OffsetDateTime;
@@ -316,18 +317,61 @@ async fn rebuild(options: TrackerOptions) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `tracker stats` reports, read once from the database.
+struct Stats {
+    overdue: Vec<TaskView>,
+    days: Vec<DayCount>,
+    held: Vec<HeldStat>,
+    rejected: Vec<RejectedMessage>,
+}
+
 async fn stats(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let (registry, _) = common::load_registry(args.options.registry.as_deref())?;
     let calendar = &registry.calendar;
     let store = Store::connect(&args.options.database()?).await?;
     let now = OffsetDateTime::now_utc();
-    let overdue = store.overdue_tasks(None, calendar, now).await?;
-    let days = store.daily_counts(calendar.utc_offset).await?;
-    let held = store.median_time_held().await?;
-    let rejected = store.rejected_messages().await?;
+    let stats = Stats {
+        overdue: store.overdue_tasks(None, calendar, now).await?,
+        days: store.daily_counts(calendar.utc_offset).await?,
+        held: store.median_time_held().await?,
+        rejected: store.rejected_messages().await?,
+    };
     store.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stats_json(&stats))?);
+    } else {
+        print_stats(&stats, calendar.utc_offset);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats_json(stats: &Stats) -> serde_json::Value {
+    serde_json::json!({
+        "overdue_tasks": stats.overdue.iter().map(|t| serde_json::json!({
+            "case_id": t.task.case_id,
+            "agency": t.task.agency,
+            "service": t.task.service,
+            "citizen_ref": t.citizen_ref,
+            "due_at": rfc3339(t.task.due_at),
+            "working_days_late": t.working_days_late,
+        })).collect::<Vec<_>>(),
+        "days": stats.days.iter().map(|d| serde_json::json!({
+            "date": d.date.to_string(), "opened": d.opened, "resolved": d.resolved,
+        })).collect::<Vec<_>>(),
+        "median_time_held": stats.held.iter().map(|h| serde_json::json!({
+            "agency": h.agency, "service": h.service, "tasks": h.tasks,
+            "median_seconds": h.median.whole_seconds(),
+        })).collect::<Vec<_>>(),
+        "rejected_messages": stats.rejected.iter().map(|r| serde_json::json!({
+            "stream_sequence": r.stream_sequence, "subject": r.subject, "reason": r.reason,
+            "recorded_at": rfc3339(r.recorded_at),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_stats(stats: &Stats, offset: time::UtcOffset) {
     let civil = |at: OffsetDateTime| {
-        let at = at.to_offset(calendar.utc_offset);
+        let at = at.to_offset(offset);
         format!(
             "{:04}-{:02}-{:02} {:02}:{:02}",
             at.year(),
@@ -337,33 +381,8 @@ async fn stats(args: ReportArgs) -> anyhow::Result<ExitCode> {
             at.minute()
         )
     };
-    if args.json {
-        let out = serde_json::json!({
-            "overdue_tasks": overdue.iter().map(|t| serde_json::json!({
-                "case_id": t.task.case_id,
-                "agency": t.task.agency,
-                "service": t.task.service,
-                "citizen_ref": t.citizen_ref,
-                "due_at": rfc3339(t.task.due_at),
-                "working_days_late": t.working_days_late,
-            })).collect::<Vec<_>>(),
-            "days": days.iter().map(|d| serde_json::json!({
-                "date": d.date.to_string(), "opened": d.opened, "resolved": d.resolved,
-            })).collect::<Vec<_>>(),
-            "median_time_held": held.iter().map(|h| serde_json::json!({
-                "agency": h.agency, "service": h.service, "tasks": h.tasks,
-                "median_seconds": h.median.whole_seconds(),
-            })).collect::<Vec<_>>(),
-            "rejected_messages": rejected.iter().map(|r| serde_json::json!({
-                "stream_sequence": r.stream_sequence, "subject": r.subject, "reason": r.reason,
-                "recorded_at": rfc3339(r.recorded_at),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("Overdue tasks ({})", overdue.len());
-    for t in &overdue {
+    println!("Overdue tasks ({})", stats.overdue.len());
+    for t in &stats.overdue {
         println!(
             "  {}  {:<8} due {}  {} working day(s) late  {}  {}",
             t.task.case_id,
@@ -376,12 +395,12 @@ async fn stats(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!("Cases per day (opened / resolved)");
-    for d in &days {
+    for d in &stats.days {
         println!("  {}  {:>5}  {:>5}", d.date, d.opened, d.resolved);
     }
     println!();
     println!("Median time held, over finished tasks");
-    for h in &held {
+    for h in &stats.held {
         println!(
             "  {:<8} {:<28} {:>5} task(s)  {:.1} h",
             h.agency,
@@ -390,20 +409,19 @@ async fn stats(args: ReportArgs) -> anyhow::Result<ExitCode> {
             h.median.as_seconds_f64() / 3600.0
         );
     }
-    if !rejected.is_empty() {
+    if !stats.rejected.is_empty() {
         println!();
         println!(
             "Stream messages the tracker could not use ({})",
-            rejected.len()
+            stats.rejected.len()
         );
-        for r in &rejected {
+        for r in &stats.rejected {
             println!(
                 "  error: stream sequence {} ({}): {}",
                 r.stream_sequence, r.subject, r.reason
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn stuck(args: ReportArgs) -> anyhow::Result<ExitCode> {
