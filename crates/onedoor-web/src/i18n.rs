@@ -1,9 +1,10 @@
 //! Lao and English: the message catalogue, the choice of language, and dates, durations and
 //! lateness written the way staff read them.
 //!
-//! The catalogue is an enum of message ids ([`Msg`]) and one exhaustive `match` per language,
-//! so a message missing in either language does not compile; the tests add what the compiler
-//! cannot see (no empty text, Lao text in Lao script, `Msg::ALL` listing every id). Agency and
+//! The catalogue is one list, grouped by page, that declares each message id ([`Msg`]) with its
+//! English and Lao text side by side, so a message missing in either language does not
+//! compile; the tests add what the compiler cannot see (no empty text, Lao text in Lao script,
+//! `Msg::ALL` listing every id). Agency and
 //! service names are not here: they come from the registry, which has both languages.
 //!
 //! Dates are civil time in the registry's offset (UTC+07:00), day first: `27/11/2026 14:05`,
@@ -51,9 +52,11 @@ impl Lang {
     }
 
     pub fn t(self, msg: Msg) -> &'static str {
+        // One entry per id, made from the same list as `Msg`, whose ids count from 0.
+        let (en, lo) = TEXTS[msg as usize];
         match self {
-            Lang::En => en(msg),
-            Lang::Lo => lo(msg),
+            Lang::En => en,
+            Lang::Lo => lo,
         }
     }
 }
@@ -235,9 +238,10 @@ fn grouped(n: usize) -> String {
     out
 }
 
-/// Declares [`Msg`] and `Msg::ALL` from one list, so no id can be missing from `ALL`.
+/// Declares [`Msg`], `Msg::ALL` and each message's English and Lao text from one list, so no
+/// id can be missing from `ALL` and no message can lack either language.
 macro_rules! messages {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident { en: $en:expr, lo: $lo:expr $(,)? })*) => {
         /// Every message id of the web page.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Msg {
@@ -248,422 +252,522 @@ macro_rules! messages {
             /// Every id, in declaration order.
             pub const ALL: &[Msg] = &[$(Msg::$name),*];
         }
+
+        /// English and Lao text of every id, in declaration order: `TEXTS[msg as usize]`.
+        const TEXTS: &[(&str, &str)] = &[$(($en, $lo)),*];
     };
 }
 
 messages! {
-    AppTitle,
-    SkipToContent,
-    NavSearch,
-    NavOverdue,
-    NavStuck,
-    NavWorkload,
-    Language,
-    SearchLabel,
-    SearchHint,
-    SearchButton,
-    RecentCases,
-    FrontOffice,
-    AllFrontOffices,
-    AllAgencies,
-    AllServices,
-    ShowButton,
-    FilterButton,
-    NoCases,
-    CasesFound,
-    CaseId,
-    Service,
-    CitizenRef,
-    Origin,
-    Status,
-    Opened,
-    Resolved,
-    TraceId,
-    Summary,
-    LastChange,
-    NowWith,
-    NobodyHoldsIt,
-    WhoHeldIt,
-    TimelineHelp,
-    LegendHeld,
-    LegendAtFrontOffice,
-    LegendPastDue,
-    Now,
-    TimeHeldByAgency,
-    Events,
-    Number,
-    When,
-    FromTo,
-    What,
-    Detail,
-    Officer,
-    Agency,
-    HandedOff,
-    Due,
-    TimeHeld,
-    Late,
-    PastDue,
-    OverdueTitle,
-    OverdueIntro,
-    NothingOverdue,
-    StuckTitle,
-    StuckIntro,
-    NothingStuck,
-    Pages,
-    PreviousPage,
-    NextPage,
-    Recorded,
-    Inbox,
-    EventId,
-    Attempts,
-    Reason,
-    UnreadableEntries,
-    WorkloadTitle,
-    WorkloadIntro,
-    OpenTasks,
-    OverdueTasks,
-    MedianHeld,
-    FinishedTasks,
-    NoFinishedTasks,
-    LiveOn,
-    LiveLost,
-    LiveUpdated,
-    StatusAtFrontOffice,
-    StatusInProgress,
-    StatusAwaitingInfo,
-    StatusApproved,
-    StatusDenied,
-    StatusWithdrawn,
-    KindOpened,
-    KindHandedOff,
-    KindAccepted,
-    KindCompleted,
-    KindSentBack,
-    KindInfoRequested,
-    KindResolved,
-    EndCompleted,
-    EndSentBack,
-    EndClosedByResolution,
-    StillHeld,
-    Problem,
-    ErrorNotFoundTitle,
-    ErrorBadRequestTitle,
-    ErrorUnavailableTitle,
-    ErrorInternalTitle,
-    ErrorCaseNotFound,
-    ErrorNoMatch,
-    ErrorPageNotFound,
-    ErrorMalformedCaseId,
-    ErrorEmptySearch,
-    ErrorSearchTooLong,
-    ErrorBadFilter,
-    ErrorUnavailable,
-    ErrorInternal,
-    BackToSearch,
-    LoginTitle,
-    LoginIntro,
-    LoginFailed,
-    UserName,
-    Password,
-    SignIn,
-    SignOut,
-    RoleSupervisor,
-    ErrorForbiddenTitle,
-    ErrorSupervisorsOnly,
-    ErrorSignInAgain,
-    ErrorTooManyTitle,
-    ErrorTooManySignIns,
-    ErrorFormExpired,
-}
-
-fn en(msg: Msg) -> &'static str {
-    match msg {
-        Msg::AppTitle => "One-Door Service Center: case tracker",
-        Msg::SkipToContent => "Skip to content",
-        Msg::NavSearch => "Find a case",
-        Msg::NavOverdue => "Overdue",
-        Msg::NavStuck => "Stuck deliveries",
-        Msg::NavWorkload => "Workload",
-        Msg::Language => "Language",
-        Msg::SearchLabel => "Case ID, citizen reference or trace ID",
-        Msg::SearchHint => "The case ID is on the citizen's receipt (26 letters and digits).",
-        Msg::SearchButton => "Search",
-        Msg::RecentCases => "Recent cases",
-        Msg::FrontOffice => "Front office",
-        Msg::AllFrontOffices => "All front offices",
-        Msg::AllAgencies => "All agencies",
-        Msg::AllServices => "All services",
-        Msg::ShowButton => "Show",
-        Msg::FilterButton => "Filter",
-        Msg::NoCases => "No cases yet.",
-        Msg::CasesFound => "Cases found",
-        Msg::CaseId => "Case ID",
-        Msg::Service => "Service",
-        Msg::CitizenRef => "Citizen reference",
-        Msg::Origin => "Front office",
-        Msg::Status => "Status",
-        Msg::Opened => "Opened",
-        Msg::Resolved => "Resolved",
-        Msg::TraceId => "Trace ID",
-        Msg::Summary => "Summary",
-        Msg::LastChange => "Last change",
-        Msg::NowWith => "Now with",
-        Msg::NobodyHoldsIt => "No agency holds the case now.",
-        Msg::WhoHeldIt => "Who held the case",
-        Msg::TimelineHelp => {
-            "One lane per agency. Bars show when the agency held the case; red shows time past \
-             the due date."
-        }
-        Msg::LegendHeld => "Held by the agency",
-        Msg::LegendAtFrontOffice => "At the front office",
-        Msg::LegendPastDue => "Past the due date",
-        Msg::Now => "now",
-        Msg::TimeHeldByAgency => "Time held by each agency",
-        Msg::Events => "Events",
-        Msg::Number => "No.",
-        Msg::When => "When",
-        Msg::FromTo => "From → to",
-        Msg::What => "What",
-        Msg::Detail => "Detail",
-        Msg::Officer => "Officer",
-        Msg::Agency => "Agency",
-        Msg::HandedOff => "Handed over",
-        Msg::Due => "Due",
-        Msg::TimeHeld => "Time held",
-        Msg::Late => "Late",
-        Msg::PastDue => "past due",
-        Msg::OverdueTitle => "Overdue tasks",
-        Msg::OverdueIntro => {
-            "Open tasks past their due date, counted in working days (weekends and public \
-             holidays do not count)."
-        }
-        Msg::NothingOverdue => "Nothing is overdue.",
-        Msg::StuckTitle => "Stuck deliveries",
-        Msg::StuckIntro => {
-            "Events an agency's system did not take in after every delivery attempt. The \
-             agency's IT team must look at them."
-        }
-        Msg::NothingStuck => "No stuck deliveries.",
-        Msg::Pages => "Pages",
-        Msg::PreviousPage => "Previous page",
-        Msg::NextPage => "Next page",
-        Msg::Recorded => "Recorded",
-        Msg::Inbox => "Agency inbox",
-        Msg::EventId => "Event ID",
-        Msg::Attempts => "Attempts",
-        Msg::Reason => "Reason",
-        Msg::UnreadableEntries => "Entries that could not be read (for the operators)",
-        Msg::WorkloadTitle => "Workload by agency",
-        Msg::WorkloadIntro => {
-            "Open tasks and overdue tasks now; median time held over finished tasks, per service."
-        }
-        Msg::OpenTasks => "Open tasks",
-        Msg::OverdueTasks => "Overdue",
-        Msg::MedianHeld => "Median time held",
-        Msg::FinishedTasks => "Finished tasks",
-        Msg::NoFinishedTasks => "No finished tasks yet.",
-        Msg::LiveOn => "This page updates by itself when the case moves.",
-        Msg::LiveLost => "Connection lost; trying again…",
-        Msg::LiveUpdated => "Updated",
-        Msg::StatusAtFrontOffice => "At the front office",
-        Msg::StatusInProgress => "In progress",
-        Msg::StatusAwaitingInfo => "Waiting for the citizen",
-        Msg::StatusApproved => "Closed: approved",
-        Msg::StatusDenied => "Closed: denied",
-        Msg::StatusWithdrawn => "Closed: withdrawn",
-        Msg::KindOpened => "Opened",
-        Msg::KindHandedOff => "Handed over",
-        Msg::KindAccepted => "Accepted",
-        Msg::KindCompleted => "Completed",
-        Msg::KindSentBack => "Sent back",
-        Msg::KindInfoRequested => "More information asked",
-        Msg::KindResolved => "Closed",
-        Msg::EndCompleted => "completed",
-        Msg::EndSentBack => "sent back",
-        Msg::EndClosedByResolution => "closed with the case",
-        Msg::StillHeld => "still held",
-        Msg::Problem => "Part of this case's history could not be read; operators are told.",
-        Msg::ErrorNotFoundTitle => "Not found",
-        Msg::ErrorBadRequestTitle => "Please check what you typed",
-        Msg::ErrorUnavailableTitle => "Not available right now",
-        Msg::ErrorInternalTitle => "Something went wrong",
-        Msg::ErrorCaseNotFound => {
-            "No case with this ID is known. Check the ID on the receipt; a case opened a moment \
-             ago can take a few seconds to appear."
-        }
-        Msg::ErrorNoMatch => "No case matches your search.",
-        Msg::ErrorPageNotFound => "There is no such page.",
-        Msg::ErrorMalformedCaseId => {
-            "This is not a case ID. A case ID has 26 letters and digits, for example \
-             01JD8X3Q6V9K2M4N5P7R8S9T0V."
-        }
-        Msg::ErrorEmptySearch => "Type a case ID, a citizen reference or a trace ID.",
-        Msg::ErrorSearchTooLong => "The search is too long: at most 256 characters.",
-        Msg::ErrorBadFilter => "This filter is not one the page offers; choose from the lists.",
-        Msg::ErrorUnavailable => {
-            "A part of the system cannot be reached just now. Try again in a minute."
-        }
-        Msg::ErrorInternal => {
-            "The page could not be made. Try again; if it happens again, tell the operators."
-        }
-        Msg::BackToSearch => "Back to the search",
-        Msg::LoginTitle => "Sign in",
-        Msg::LoginIntro => "Sign in with your own account; it shows your office's cases.",
-        Msg::LoginFailed => "Wrong name or password.",
-        Msg::UserName => "Name",
-        Msg::Password => "Password",
-        Msg::SignIn => "Sign in",
-        Msg::SignOut => "Sign out",
-        Msg::RoleSupervisor => "Supervisor",
-        Msg::ErrorForbiddenTitle => "Not for this account",
-        Msg::ErrorSupervisorsOnly => "This page is for supervisors.",
-        Msg::ErrorSignInAgain => "Please sign in again.",
-        Msg::ErrorTooManyTitle => "Too many attempts",
-        Msg::ErrorTooManySignIns => {
-            "Too many failed sign-ins for this account or from this computer. Please wait a while (at most 15 minutes), then try again."
-        }
-        Msg::ErrorFormExpired => {
-            "This form has expired or did not come from this site. Go back, reload the page and try again."
-        }
+    // The frame of every page: title, navigation, language switch.
+    AppTitle {
+        en: "One-Door Service Center: case tracker",
+        lo: "ສູນບໍລິການປະຕູດຽວ: ຕິດຕາມຄຳຮ້ອງ",
     }
-}
+    SkipToContent {
+        en: "Skip to content",
+        lo: "ຂ້າມໄປຫາເນື້ອໃນ",
+    }
+    NavSearch {
+        en: "Find a case",
+        lo: "ຊອກຫາຄຳຮ້ອງ",
+    }
+    NavOverdue {
+        en: "Overdue",
+        lo: "ເກີນກຳນົດ",
+    }
+    NavStuck {
+        en: "Stuck deliveries",
+        lo: "ການສົ່ງທີ່ຄ້າງ",
+    }
+    NavWorkload {
+        en: "Workload",
+        lo: "ວຽກຂອງແຕ່ລະພາກສ່ວນ",
+    }
+    Language {
+        en: "Language",
+        lo: "ພາສາ",
+    }
 
-fn lo(msg: Msg) -> &'static str {
-    match msg {
-        Msg::AppTitle => "ສູນບໍລິການປະຕູດຽວ: ຕິດຕາມຄຳຮ້ອງ",
-        Msg::SkipToContent => "ຂ້າມໄປຫາເນື້ອໃນ",
-        Msg::NavSearch => "ຊອກຫາຄຳຮ້ອງ",
-        Msg::NavOverdue => "ເກີນກຳນົດ",
-        Msg::NavStuck => "ການສົ່ງທີ່ຄ້າງ",
-        Msg::NavWorkload => "ວຽກຂອງແຕ່ລະພາກສ່ວນ",
-        Msg::Language => "ພາສາ",
-        Msg::SearchLabel => "ລະຫັດຄຳຮ້ອງ, ເລກອ້າງອີງຂອງພົນລະເມືອງ ຫຼື ລະຫັດຕິດຕາມ",
-        Msg::SearchHint => "ລະຫັດຄຳຮ້ອງຢູ່ໃນໃບຮັບຂອງພົນລະເມືອງ (ຕົວອັກສອນ ແລະ ຕົວເລກ 26 ຕົວ).",
-        Msg::SearchButton => "ຊອກຫາ",
-        Msg::RecentCases => "ຄຳຮ້ອງຫຼ້າສຸດ",
-        Msg::FrontOffice => "ສູນບໍລິການ",
-        Msg::AllFrontOffices => "ທຸກສູນບໍລິການ",
-        Msg::AllAgencies => "ທຸກພາກສ່ວນ",
-        Msg::AllServices => "ທຸກບໍລິການ",
-        Msg::ShowButton => "ສະແດງ",
-        Msg::FilterButton => "ກັ່ນຕອງ",
-        Msg::NoCases => "ຍັງບໍ່ມີຄຳຮ້ອງ.",
-        Msg::CasesFound => "ຄຳຮ້ອງທີ່ພົບ",
-        Msg::CaseId => "ລະຫັດຄຳຮ້ອງ",
-        Msg::Service => "ບໍລິການ",
-        Msg::CitizenRef => "ເລກອ້າງອີງຂອງພົນລະເມືອງ",
-        Msg::Origin => "ສູນບໍລິການ",
-        Msg::Status => "ສະຖານະ",
-        Msg::Opened => "ວັນທີຍື່ນ",
-        Msg::Resolved => "ວັນທີປິດ",
-        Msg::TraceId => "ລະຫັດຕິດຕາມ",
-        Msg::Summary => "ສັງລວມ",
-        Msg::LastChange => "ປ່ຽນແປງຫຼ້າສຸດ",
-        Msg::NowWith => "ຕອນນີ້ຢູ່ກັບ",
-        Msg::NobodyHoldsIt => "ຕອນນີ້ບໍ່ມີພາກສ່ວນໃດຖືຄຳຮ້ອງນີ້.",
-        Msg::WhoHeldIt => "ພາກສ່ວນທີ່ຖືຄຳຮ້ອງ",
-        Msg::TimelineHelp => {
-            "ແຕ່ລະແຖວແມ່ນພາກສ່ວນໜຶ່ງ. ແຖບສະແດງເວລາທີ່ພາກສ່ວນນັ້ນຖືຄຳຮ້ອງ; ສີແດງແມ່ນເວລາທີ່ເກີນກຳນົດ."
-        }
-        Msg::LegendHeld => "ພາກສ່ວນກຳລັງຖື",
-        Msg::LegendAtFrontOffice => "ຢູ່ສູນບໍລິການ",
-        Msg::LegendPastDue => "ເກີນກຳນົດ",
-        Msg::Now => "ຕອນນີ້",
-        Msg::TimeHeldByAgency => "ເວລາທີ່ແຕ່ລະພາກສ່ວນຖື",
-        Msg::Events => "ເຫດການ",
-        Msg::Number => "ລ/ດ",
-        Msg::When => "ເວລາ",
-        Msg::FromTo => "ຈາກ → ເຖິງ",
-        Msg::What => "ລາຍການ",
-        Msg::Detail => "ລາຍລະອຽດ",
-        Msg::Officer => "ພະນັກງານ",
-        Msg::Agency => "ພາກສ່ວນ",
-        Msg::HandedOff => "ສົ່ງໃຫ້ເມື່ອ",
-        Msg::Due => "ກຳນົດ",
-        Msg::TimeHeld => "ເວລາທີ່ຖື",
-        Msg::Late => "ຊ້າ",
-        Msg::PastDue => "ເກີນກຳນົດ",
-        Msg::OverdueTitle => "ວຽກທີ່ເກີນກຳນົດ",
-        Msg::OverdueIntro => {
-            "ວຽກທີ່ຍັງບໍ່ສຳເລັດ ແລະ ເກີນກຳນົດແລ້ວ, ນັບເປັນວັນລັດຖະການ (ບໍ່ນັບວັນເສົາ-ອາທິດ ແລະ ວັນພັກລັດຖະການ)."
-        }
-        Msg::NothingOverdue => "ບໍ່ມີວຽກທີ່ເກີນກຳນົດ.",
-        Msg::StuckTitle => "ການສົ່ງທີ່ຄ້າງ",
-        Msg::StuckIntro => "ເຫດການທີ່ລະບົບຂອງພາກສ່ວນບໍ່ໄດ້ຮັບ ຫຼັງຈາກສົ່ງຄົບທຸກຄັ້ງແລ້ວ. ທີມໄອທີຂອງພາກສ່ວນນັ້ນຕ້ອງກວດເບິ່ງ.",
-        Msg::NothingStuck => "ບໍ່ມີການສົ່ງທີ່ຄ້າງ.",
-        Msg::Pages => "ໜ້າ",
-        Msg::PreviousPage => "ໜ້າກ່ອນ",
-        Msg::NextPage => "ໜ້າຕໍ່ໄປ",
-        Msg::Recorded => "ບັນທຶກເມື່ອ",
-        Msg::Inbox => "ກ່ອງຮັບຂອງພາກສ່ວນ",
-        Msg::EventId => "ລະຫັດເຫດການ",
-        Msg::Attempts => "ຈຳນວນຄັ້ງທີ່ສົ່ງ",
-        Msg::Reason => "ເຫດຜົນ",
-        Msg::UnreadableEntries => "ລາຍການທີ່ອ່ານບໍ່ໄດ້ (ສຳລັບຜູ້ດູແລລະບົບ)",
-        Msg::WorkloadTitle => "ວຽກຂອງແຕ່ລະພາກສ່ວນ",
-        Msg::WorkloadIntro => {
-            "ວຽກທີ່ຍັງຄ້າງ ແລະ ວຽກທີ່ເກີນກຳນົດໃນຕອນນີ້; ເວລາຖືສະເລ່ຍ (ຄ່າກາງ) ຂອງວຽກທີ່ສຳເລັດແລ້ວ, ແຍກຕາມບໍລິການ."
-        }
-        Msg::OpenTasks => "ວຽກທີ່ຍັງຄ້າງ",
-        Msg::OverdueTasks => "ເກີນກຳນົດ",
-        Msg::MedianHeld => "ເວລາຖື (ຄ່າກາງ)",
-        Msg::FinishedTasks => "ວຽກທີ່ສຳເລັດ",
-        Msg::NoFinishedTasks => "ຍັງບໍ່ມີວຽກທີ່ສຳເລັດ.",
-        Msg::LiveOn => "ໜ້ານີ້ຈະອັບເດດເອງເມື່ອຄຳຮ້ອງມີການເຄື່ອນໄຫວ.",
-        Msg::LiveLost => "ຂາດການເຊື່ອມຕໍ່; ກຳລັງລອງໃໝ່…",
-        Msg::LiveUpdated => "ອັບເດດແລ້ວ",
-        Msg::StatusAtFrontOffice => "ຢູ່ສູນບໍລິການ",
-        Msg::StatusInProgress => "ກຳລັງດຳເນີນການ",
-        Msg::StatusAwaitingInfo => "ລໍຖ້າຂໍ້ມູນຈາກພົນລະເມືອງ",
-        Msg::StatusApproved => "ປິດແລ້ວ: ອະນຸມັດ",
-        Msg::StatusDenied => "ປິດແລ້ວ: ບໍ່ອະນຸມັດ",
-        Msg::StatusWithdrawn => "ປິດແລ້ວ: ຖອນຄຳຮ້ອງ",
-        Msg::KindOpened => "ຍື່ນຄຳຮ້ອງ",
-        Msg::KindHandedOff => "ສົ່ງຕໍ່",
-        Msg::KindAccepted => "ຮັບເອົາ",
-        Msg::KindCompleted => "ສຳເລັດ",
-        Msg::KindSentBack => "ສົ່ງຄືນ",
-        Msg::KindInfoRequested => "ຂໍຂໍ້ມູນເພີ່ມ",
-        Msg::KindResolved => "ປິດຄຳຮ້ອງ",
-        Msg::EndCompleted => "ສຳເລັດ",
-        Msg::EndSentBack => "ສົ່ງຄືນ",
-        Msg::EndClosedByResolution => "ປິດພ້ອມຄຳຮ້ອງ",
-        Msg::StillHeld => "ຍັງຖືຢູ່",
-        Msg::Problem => "ປະຫວັດບາງສ່ວນຂອງຄຳຮ້ອງນີ້ອ່ານບໍ່ໄດ້; ໄດ້ແຈ້ງຜູ້ດູແລລະບົບແລ້ວ.",
-        Msg::ErrorNotFoundTitle => "ບໍ່ພົບ",
-        Msg::ErrorBadRequestTitle => "ກະລຸນາກວດເບິ່ງສິ່ງທີ່ພິມ",
-        Msg::ErrorUnavailableTitle => "ຕອນນີ້ໃຊ້ບໍ່ໄດ້",
-        Msg::ErrorInternalTitle => "ມີບາງຢ່າງຜິດພາດ",
-        Msg::ErrorCaseNotFound => {
-            "ບໍ່ພົບຄຳຮ້ອງທີ່ມີລະຫັດນີ້. ກະລຸນາກວດລະຫັດໃນໃບຮັບ; ຄຳຮ້ອງທີ່ຫາກໍຍື່ນອາດຕ້ອງລໍຖ້າສອງສາມວິນາທີຈຶ່ງປາກົດ."
-        }
-        Msg::ErrorNoMatch => "ບໍ່ພົບຄຳຮ້ອງທີ່ກົງກັບການຊອກຫາ.",
-        Msg::ErrorPageNotFound => "ບໍ່ມີໜ້ານີ້.",
-        Msg::ErrorMalformedCaseId => {
-            "ນີ້ບໍ່ແມ່ນລະຫັດຄຳຮ້ອງ. ລະຫັດຄຳຮ້ອງມີຕົວອັກສອນ ແລະ ຕົວເລກ 26 ຕົວ, ເຊັ່ນ 01JD8X3Q6V9K2M4N5P7R8S9T0V."
-        }
-        Msg::ErrorEmptySearch => "ກະລຸນາພິມລະຫັດຄຳຮ້ອງ, ເລກອ້າງອີງຂອງພົນລະເມືອງ ຫຼື ລະຫັດຕິດຕາມ.",
-        Msg::ErrorSearchTooLong => "ຄຳຊອກຫາຍາວເກີນໄປ: ບໍ່ເກີນ 256 ຕົວອັກສອນ.",
-        Msg::ErrorBadFilter => "ຕົວກັ່ນຕອງນີ້ບໍ່ມີໃນໜ້ານີ້; ກະລຸນາເລືອກຈາກລາຍການ.",
-        Msg::ErrorUnavailable => "ຕອນນີ້ບໍ່ສາມາດເຊື່ອມຕໍ່ກັບບາງສ່ວນຂອງລະບົບໄດ້. ກະລຸນາລອງໃໝ່ໃນອີກໜຶ່ງນາທີ.",
-        Msg::ErrorInternal => "ບໍ່ສາມາດສະແດງໜ້ານີ້ໄດ້. ກະລຸນາລອງໃໝ່; ຖ້າຍັງເປັນຢູ່, ກະລຸນາແຈ້ງຜູ້ດູແລລະບົບ.",
-        Msg::BackToSearch => "ກັບໄປໜ້າຊອກຫາ",
-        Msg::LoginTitle => "ເຂົ້າສູ່ລະບົບ",
-        Msg::LoginIntro => "ກະລຸນາເຂົ້າສູ່ລະບົບດ້ວຍບັນຊີຂອງທ່ານ; ມັນຈະສະແດງຄຳຮ້ອງຂອງສູນບໍລິການຂອງທ່ານ.",
-        Msg::LoginFailed => "ຊື່ ຫຼື ລະຫັດຜ່ານບໍ່ຖືກຕ້ອງ.",
-        Msg::UserName => "ຊື່",
-        Msg::Password => "ລະຫັດຜ່ານ",
-        Msg::SignIn => "ເຂົ້າສູ່ລະບົບ",
-        Msg::SignOut => "ອອກຈາກລະບົບ",
-        Msg::RoleSupervisor => "ຫົວໜ້າ",
-        Msg::ErrorForbiddenTitle => "ບັນຊີນີ້ບໍ່ມີສິດ",
-        Msg::ErrorSupervisorsOnly => "ໜ້ານີ້ສຳລັບຫົວໜ້າເທົ່ານັ້ນ.",
-        Msg::ErrorSignInAgain => "ກະລຸນາເຂົ້າສູ່ລະບົບອີກຄັ້ງ.",
-        Msg::ErrorTooManyTitle => "ພະຍາຍາມຫຼາຍເທື່ອເກີນໄປ",
-        Msg::ErrorTooManySignIns => {
-            "ເຂົ້າສູ່ລະບົບບໍ່ສຳເລັດຫຼາຍເທື່ອເກີນໄປ ສຳລັບບັນຊີນີ້ ຫຼື ຄອມພິວເຕີນີ້. ກະລຸນາລໍຖ້າຈັກໜ່ອຍ ແລ້ວລອງໃໝ່."
-        }
-        Msg::ErrorFormExpired => "ແບບຟອມນີ້ໝົດອາຍຸ ຫຼື ບໍ່ໄດ້ມາຈາກເວັບໄຊນີ້. ກະລຸນາກັບຄືນ, ໂຫຼດໜ້າໃໝ່ ແລ້ວລອງອີກຄັ້ງ.",
+    // The search page and its recent cases.
+    SearchLabel {
+        en: "Case ID, citizen reference or trace ID",
+        lo: "ລະຫັດຄຳຮ້ອງ, ເລກອ້າງອີງຂອງພົນລະເມືອງ ຫຼື ລະຫັດຕິດຕາມ",
+    }
+    SearchHint {
+        en: "The case ID is on the citizen's receipt (26 letters and digits).",
+        lo: "ລະຫັດຄຳຮ້ອງຢູ່ໃນໃບຮັບຂອງພົນລະເມືອງ (ຕົວອັກສອນ ແລະ ຕົວເລກ 26 ຕົວ).",
+    }
+    SearchButton {
+        en: "Search",
+        lo: "ຊອກຫາ",
+    }
+    RecentCases {
+        en: "Recent cases",
+        lo: "ຄຳຮ້ອງຫຼ້າສຸດ",
+    }
+    FrontOffice {
+        en: "Front office",
+        lo: "ສູນບໍລິການ",
+    }
+    AllFrontOffices {
+        en: "All front offices",
+        lo: "ທຸກສູນບໍລິການ",
+    }
+    AllAgencies {
+        en: "All agencies",
+        lo: "ທຸກພາກສ່ວນ",
+    }
+    AllServices {
+        en: "All services",
+        lo: "ທຸກບໍລິການ",
+    }
+    ShowButton {
+        en: "Show",
+        lo: "ສະແດງ",
+    }
+    FilterButton {
+        en: "Filter",
+        lo: "ກັ່ນຕອງ",
+    }
+    NoCases {
+        en: "No cases yet.",
+        lo: "ຍັງບໍ່ມີຄຳຮ້ອງ.",
+    }
+    CasesFound {
+        en: "Cases found",
+        lo: "ຄຳຮ້ອງທີ່ພົບ",
+    }
+
+    // The case page: header, who holds it, swimlanes, events.
+    CaseId {
+        en: "Case ID",
+        lo: "ລະຫັດຄຳຮ້ອງ",
+    }
+    Service {
+        en: "Service",
+        lo: "ບໍລິການ",
+    }
+    CitizenRef {
+        en: "Citizen reference",
+        lo: "ເລກອ້າງອີງຂອງພົນລະເມືອງ",
+    }
+    Origin {
+        en: "Front office",
+        lo: "ສູນບໍລິການ",
+    }
+    Status {
+        en: "Status",
+        lo: "ສະຖານະ",
+    }
+    Opened {
+        en: "Opened",
+        lo: "ວັນທີຍື່ນ",
+    }
+    Resolved {
+        en: "Resolved",
+        lo: "ວັນທີປິດ",
+    }
+    TraceId {
+        en: "Trace ID",
+        lo: "ລະຫັດຕິດຕາມ",
+    }
+    Summary {
+        en: "Summary",
+        lo: "ສັງລວມ",
+    }
+    LastChange {
+        en: "Last change",
+        lo: "ປ່ຽນແປງຫຼ້າສຸດ",
+    }
+    NowWith {
+        en: "Now with",
+        lo: "ຕອນນີ້ຢູ່ກັບ",
+    }
+    NobodyHoldsIt {
+        en: "No agency holds the case now.",
+        lo: "ຕອນນີ້ບໍ່ມີພາກສ່ວນໃດຖືຄຳຮ້ອງນີ້.",
+    }
+    WhoHeldIt {
+        en: "Who held the case",
+        lo: "ພາກສ່ວນທີ່ຖືຄຳຮ້ອງ",
+    }
+    TimelineHelp {
+        en: "One lane per agency. Bars show when the agency held the case; red shows time past \
+             the due date.",
+        lo: "ແຕ່ລະແຖວແມ່ນພາກສ່ວນໜຶ່ງ. ແຖບສະແດງເວລາທີ່ພາກສ່ວນນັ້ນຖືຄຳຮ້ອງ; ສີແດງແມ່ນເວລາທີ່ເກີນກຳນົດ.",
+    }
+    LegendHeld {
+        en: "Held by the agency",
+        lo: "ພາກສ່ວນກຳລັງຖື",
+    }
+    LegendAtFrontOffice {
+        en: "At the front office",
+        lo: "ຢູ່ສູນບໍລິການ",
+    }
+    LegendPastDue {
+        en: "Past the due date",
+        lo: "ເກີນກຳນົດ",
+    }
+    Now {
+        en: "now",
+        lo: "ຕອນນີ້",
+    }
+    TimeHeldByAgency {
+        en: "Time held by each agency",
+        lo: "ເວລາທີ່ແຕ່ລະພາກສ່ວນຖື",
+    }
+    Events {
+        en: "Events",
+        lo: "ເຫດການ",
+    }
+    Number {
+        en: "No.",
+        lo: "ລ/ດ",
+    }
+    When {
+        en: "When",
+        lo: "ເວລາ",
+    }
+    FromTo {
+        en: "From → to",
+        lo: "ຈາກ → ເຖິງ",
+    }
+    What {
+        en: "What",
+        lo: "ລາຍການ",
+    }
+    Detail {
+        en: "Detail",
+        lo: "ລາຍລະອຽດ",
+    }
+    Officer {
+        en: "Officer",
+        lo: "ພະນັກງານ",
+    }
+
+    // The overdue and stuck lists and their pager.
+    Agency {
+        en: "Agency",
+        lo: "ພາກສ່ວນ",
+    }
+    HandedOff {
+        en: "Handed over",
+        lo: "ສົ່ງໃຫ້ເມື່ອ",
+    }
+    Due {
+        en: "Due",
+        lo: "ກຳນົດ",
+    }
+    TimeHeld {
+        en: "Time held",
+        lo: "ເວລາທີ່ຖື",
+    }
+    Late {
+        en: "Late",
+        lo: "ຊ້າ",
+    }
+    PastDue {
+        en: "past due",
+        lo: "ເກີນກຳນົດ",
+    }
+    OverdueTitle {
+        en: "Overdue tasks",
+        lo: "ວຽກທີ່ເກີນກຳນົດ",
+    }
+    OverdueIntro {
+        en: "Open tasks past their due date, counted in working days (weekends and public \
+             holidays do not count).",
+        lo: "ວຽກທີ່ຍັງບໍ່ສຳເລັດ ແລະ ເກີນກຳນົດແລ້ວ, ນັບເປັນວັນລັດຖະການ (ບໍ່ນັບວັນເສົາ-ອາທິດ ແລະ ວັນພັກລັດຖະການ).",
+    }
+    NothingOverdue {
+        en: "Nothing is overdue.",
+        lo: "ບໍ່ມີວຽກທີ່ເກີນກຳນົດ.",
+    }
+    StuckTitle {
+        en: "Stuck deliveries",
+        lo: "ການສົ່ງທີ່ຄ້າງ",
+    }
+    StuckIntro {
+        en: "Events an agency's system did not take in after every delivery attempt. The \
+             agency's IT team must look at them.",
+        lo: "ເຫດການທີ່ລະບົບຂອງພາກສ່ວນບໍ່ໄດ້ຮັບ ຫຼັງຈາກສົ່ງຄົບທຸກຄັ້ງແລ້ວ. ທີມໄອທີຂອງພາກສ່ວນນັ້ນຕ້ອງກວດເບິ່ງ.",
+    }
+    NothingStuck {
+        en: "No stuck deliveries.",
+        lo: "ບໍ່ມີການສົ່ງທີ່ຄ້າງ.",
+    }
+    Pages {
+        en: "Pages",
+        lo: "ໜ້າ",
+    }
+    PreviousPage {
+        en: "Previous page",
+        lo: "ໜ້າກ່ອນ",
+    }
+    NextPage {
+        en: "Next page",
+        lo: "ໜ້າຕໍ່ໄປ",
+    }
+    Recorded {
+        en: "Recorded",
+        lo: "ບັນທຶກເມື່ອ",
+    }
+    Inbox {
+        en: "Agency inbox",
+        lo: "ກ່ອງຮັບຂອງພາກສ່ວນ",
+    }
+    EventId {
+        en: "Event ID",
+        lo: "ລະຫັດເຫດການ",
+    }
+    Attempts {
+        en: "Attempts",
+        lo: "ຈຳນວນຄັ້ງທີ່ສົ່ງ",
+    }
+    Reason {
+        en: "Reason",
+        lo: "ເຫດຜົນ",
+    }
+    UnreadableEntries {
+        en: "Entries that could not be read (for the operators)",
+        lo: "ລາຍການທີ່ອ່ານບໍ່ໄດ້ (ສຳລັບຜູ້ດູແລລະບົບ)",
+    }
+
+    // The workload page.
+    WorkloadTitle {
+        en: "Workload by agency",
+        lo: "ວຽກຂອງແຕ່ລະພາກສ່ວນ",
+    }
+    WorkloadIntro {
+        en: "Open tasks and overdue tasks now; median time held over finished tasks, per service.",
+        lo: "ວຽກທີ່ຍັງຄ້າງ ແລະ ວຽກທີ່ເກີນກຳນົດໃນຕອນນີ້; ເວລາຖືສະເລ່ຍ (ຄ່າກາງ) ຂອງວຽກທີ່ສຳເລັດແລ້ວ, ແຍກຕາມບໍລິການ.",
+    }
+    OpenTasks {
+        en: "Open tasks",
+        lo: "ວຽກທີ່ຍັງຄ້າງ",
+    }
+    OverdueTasks {
+        en: "Overdue",
+        lo: "ເກີນກຳນົດ",
+    }
+    MedianHeld {
+        en: "Median time held",
+        lo: "ເວລາຖື (ຄ່າກາງ)",
+    }
+    FinishedTasks {
+        en: "Finished tasks",
+        lo: "ວຽກທີ່ສຳເລັດ",
+    }
+    NoFinishedTasks {
+        en: "No finished tasks yet.",
+        lo: "ຍັງບໍ່ມີວຽກທີ່ສຳເລັດ.",
+    }
+
+    // The case page's live updates.
+    LiveOn {
+        en: "This page updates by itself when the case moves.",
+        lo: "ໜ້ານີ້ຈະອັບເດດເອງເມື່ອຄຳຮ້ອງມີການເຄື່ອນໄຫວ.",
+    }
+    LiveLost {
+        en: "Connection lost; trying again…",
+        lo: "ຂາດການເຊື່ອມຕໍ່; ກຳລັງລອງໃໝ່…",
+    }
+    LiveUpdated {
+        en: "Updated",
+        lo: "ອັບເດດແລ້ວ",
+    }
+
+    // Case statuses, event kinds, how a task ended.
+    StatusAtFrontOffice {
+        en: "At the front office",
+        lo: "ຢູ່ສູນບໍລິການ",
+    }
+    StatusInProgress {
+        en: "In progress",
+        lo: "ກຳລັງດຳເນີນການ",
+    }
+    StatusAwaitingInfo {
+        en: "Waiting for the citizen",
+        lo: "ລໍຖ້າຂໍ້ມູນຈາກພົນລະເມືອງ",
+    }
+    StatusApproved {
+        en: "Closed: approved",
+        lo: "ປິດແລ້ວ: ອະນຸມັດ",
+    }
+    StatusDenied {
+        en: "Closed: denied",
+        lo: "ປິດແລ້ວ: ບໍ່ອະນຸມັດ",
+    }
+    StatusWithdrawn {
+        en: "Closed: withdrawn",
+        lo: "ປິດແລ້ວ: ຖອນຄຳຮ້ອງ",
+    }
+    KindOpened {
+        en: "Opened",
+        lo: "ຍື່ນຄຳຮ້ອງ",
+    }
+    KindHandedOff {
+        en: "Handed over",
+        lo: "ສົ່ງຕໍ່",
+    }
+    KindAccepted {
+        en: "Accepted",
+        lo: "ຮັບເອົາ",
+    }
+    KindCompleted {
+        en: "Completed",
+        lo: "ສຳເລັດ",
+    }
+    KindSentBack {
+        en: "Sent back",
+        lo: "ສົ່ງຄືນ",
+    }
+    KindInfoRequested {
+        en: "More information asked",
+        lo: "ຂໍຂໍ້ມູນເພີ່ມ",
+    }
+    KindResolved {
+        en: "Closed",
+        lo: "ປິດຄຳຮ້ອງ",
+    }
+    EndCompleted {
+        en: "completed",
+        lo: "ສຳເລັດ",
+    }
+    EndSentBack {
+        en: "sent back",
+        lo: "ສົ່ງຄືນ",
+    }
+    EndClosedByResolution {
+        en: "closed with the case",
+        lo: "ປິດພ້ອມຄຳຮ້ອງ",
+    }
+    StillHeld {
+        en: "still held",
+        lo: "ຍັງຖືຢູ່",
+    }
+    Problem {
+        en: "Part of this case's history could not be read; operators are told.",
+        lo: "ປະຫວັດບາງສ່ວນຂອງຄຳຮ້ອງນີ້ອ່ານບໍ່ໄດ້; ໄດ້ແຈ້ງຜູ້ດູແລລະບົບແລ້ວ.",
+    }
+
+    // Error pages.
+    ErrorNotFoundTitle {
+        en: "Not found",
+        lo: "ບໍ່ພົບ",
+    }
+    ErrorBadRequestTitle {
+        en: "Please check what you typed",
+        lo: "ກະລຸນາກວດເບິ່ງສິ່ງທີ່ພິມ",
+    }
+    ErrorUnavailableTitle {
+        en: "Not available right now",
+        lo: "ຕອນນີ້ໃຊ້ບໍ່ໄດ້",
+    }
+    ErrorInternalTitle {
+        en: "Something went wrong",
+        lo: "ມີບາງຢ່າງຜິດພາດ",
+    }
+    ErrorCaseNotFound {
+        en: "No case with this ID is known. Check the ID on the receipt; a case opened a moment \
+             ago can take a few seconds to appear.",
+        lo: "ບໍ່ພົບຄຳຮ້ອງທີ່ມີລະຫັດນີ້. ກະລຸນາກວດລະຫັດໃນໃບຮັບ; ຄຳຮ້ອງທີ່ຫາກໍຍື່ນອາດຕ້ອງລໍຖ້າສອງສາມວິນາທີຈຶ່ງປາກົດ.",
+    }
+    ErrorNoMatch {
+        en: "No case matches your search.",
+        lo: "ບໍ່ພົບຄຳຮ້ອງທີ່ກົງກັບການຊອກຫາ.",
+    }
+    ErrorPageNotFound {
+        en: "There is no such page.",
+        lo: "ບໍ່ມີໜ້ານີ້.",
+    }
+    ErrorMalformedCaseId {
+        en: "This is not a case ID. A case ID has 26 letters and digits, for example \
+             01JD8X3Q6V9K2M4N5P7R8S9T0V.",
+        lo: "ນີ້ບໍ່ແມ່ນລະຫັດຄຳຮ້ອງ. ລະຫັດຄຳຮ້ອງມີຕົວອັກສອນ ແລະ ຕົວເລກ 26 ຕົວ, ເຊັ່ນ 01JD8X3Q6V9K2M4N5P7R8S9T0V.",
+    }
+    ErrorEmptySearch {
+        en: "Type a case ID, a citizen reference or a trace ID.",
+        lo: "ກະລຸນາພິມລະຫັດຄຳຮ້ອງ, ເລກອ້າງອີງຂອງພົນລະເມືອງ ຫຼື ລະຫັດຕິດຕາມ.",
+    }
+    ErrorSearchTooLong {
+        en: "The search is too long: at most 256 characters.",
+        lo: "ຄຳຊອກຫາຍາວເກີນໄປ: ບໍ່ເກີນ 256 ຕົວອັກສອນ.",
+    }
+    ErrorBadFilter {
+        en: "This filter is not one the page offers; choose from the lists.",
+        lo: "ຕົວກັ່ນຕອງນີ້ບໍ່ມີໃນໜ້ານີ້; ກະລຸນາເລືອກຈາກລາຍການ.",
+    }
+    ErrorUnavailable {
+        en: "A part of the system cannot be reached just now. Try again in a minute.",
+        lo: "ຕອນນີ້ບໍ່ສາມາດເຊື່ອມຕໍ່ກັບບາງສ່ວນຂອງລະບົບໄດ້. ກະລຸນາລອງໃໝ່ໃນອີກໜຶ່ງນາທີ.",
+    }
+    ErrorInternal {
+        en: "The page could not be made. Try again; if it happens again, tell the operators.",
+        lo: "ບໍ່ສາມາດສະແດງໜ້ານີ້ໄດ້. ກະລຸນາລອງໃໝ່; ຖ້າຍັງເປັນຢູ່, ກະລຸນາແຈ້ງຜູ້ດູແລລະບົບ.",
+    }
+    BackToSearch {
+        en: "Back to the search",
+        lo: "ກັບໄປໜ້າຊອກຫາ",
+    }
+
+    // Sign-in.
+    LoginTitle {
+        en: "Sign in",
+        lo: "ເຂົ້າສູ່ລະບົບ",
+    }
+    LoginIntro {
+        en: "Sign in with your own account; it shows your office's cases.",
+        lo: "ກະລຸນາເຂົ້າສູ່ລະບົບດ້ວຍບັນຊີຂອງທ່ານ; ມັນຈະສະແດງຄຳຮ້ອງຂອງສູນບໍລິການຂອງທ່ານ.",
+    }
+    LoginFailed {
+        en: "Wrong name or password.",
+        lo: "ຊື່ ຫຼື ລະຫັດຜ່ານບໍ່ຖືກຕ້ອງ.",
+    }
+    UserName {
+        en: "Name",
+        lo: "ຊື່",
+    }
+    Password {
+        en: "Password",
+        lo: "ລະຫັດຜ່ານ",
+    }
+    SignIn {
+        en: "Sign in",
+        lo: "ເຂົ້າສູ່ລະບົບ",
+    }
+    SignOut {
+        en: "Sign out",
+        lo: "ອອກຈາກລະບົບ",
+    }
+    RoleSupervisor {
+        en: "Supervisor",
+        lo: "ຫົວໜ້າ",
+    }
+    ErrorForbiddenTitle {
+        en: "Not for this account",
+        lo: "ບັນຊີນີ້ບໍ່ມີສິດ",
+    }
+    ErrorSupervisorsOnly {
+        en: "This page is for supervisors.",
+        lo: "ໜ້ານີ້ສຳລັບຫົວໜ້າເທົ່ານັ້ນ.",
+    }
+    ErrorSignInAgain {
+        en: "Please sign in again.",
+        lo: "ກະລຸນາເຂົ້າສູ່ລະບົບອີກຄັ້ງ.",
+    }
+    ErrorTooManyTitle {
+        en: "Too many attempts",
+        lo: "ພະຍາຍາມຫຼາຍເທື່ອເກີນໄປ",
+    }
+    ErrorTooManySignIns {
+        en: "Too many failed sign-ins for this account or from this computer. Please wait a while (at most 15 minutes), then try again.",
+        lo: "ເຂົ້າສູ່ລະບົບບໍ່ສຳເລັດຫຼາຍເທື່ອເກີນໄປ ສຳລັບບັນຊີນີ້ ຫຼື ຄອມພິວເຕີນີ້. ກະລຸນາລໍຖ້າຈັກໜ່ອຍ ແລ້ວລອງໃໝ່.",
+    }
+    ErrorFormExpired {
+        en: "This form has expired or did not come from this site. Go back, reload the page and try again.",
+        lo: "ແບບຟອມນີ້ໝົດອາຍຸ ຫຼື ບໍ່ໄດ້ມາຈາກເວັບໄຊນີ້. ກະລຸນາກັບຄືນ, ໂຫຼດໜ້າໃໝ່ ແລ້ວລອງອີກຄັ້ງ.",
     }
 }
 
