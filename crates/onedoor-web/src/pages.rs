@@ -1,6 +1,8 @@
 //! The page handlers. Each parses its input into domain values at the edge (a bad value is a
 //! [`WebError::BadRequest`], never a panic), asks the store, and renders.
 
+use std::collections::BTreeMap;
+
 use axum::Form;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -8,14 +10,15 @@ use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use onedoor_case::{
-    AgencyCode, AgencyKind, CaseId, CaseStatus, EventBody, Resolution, ServiceCode,
+    AgencyCode, AgencyKind, Calendar, CaseEvent, CaseId, CaseStatus, EventBody, Resolution,
+    ServiceCode,
 };
 use onedoor_tracker::CaseDetail;
 use onedoor_tracker::query::TEXT_FILTER_MAX_BYTES;
-use onedoor_tracker::store::CaseFilter;
+use onedoor_tracker::store::{CaseFilter, HeldStat};
 use onedoor_tracker::view::{CaseRecord, TaskRecord};
 use serde::Deserialize;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use super::auth::{Role, Viewer};
 use super::error::WebError;
@@ -426,7 +429,22 @@ pub(super) fn case_live(
     let offset = offset(state);
     let calendar = &state.inner.tracker.registry().calendar;
     let case = &data.case;
-    let open: Vec<&TaskRecord> = data.tasks.iter().filter(|t| t.is_open()).collect();
+    html! {
+        (case_header(lang, &names, case, offset))
+        @if case.problem.is_some() {
+            p.problem role="alert" { (lang.t(Msg::Problem)) }
+        }
+        (holders(lang, &names, &data.tasks, calendar, now, offset))
+        section aria-labelledby="timeline-heading" {
+            h2 #timeline-heading { (lang.t(Msg::WhoHeldIt)) }
+            p.hint { (lang.t(Msg::TimelineHelp)) }
+            (timeline::swimlanes(&names, case, &data.tasks, calendar, now))
+        }
+        (events_table(lang, &names, &data.events, offset))
+    }
+}
+
+fn case_header(lang: Lang, names: &Names<'_>, case: &CaseRecord, offset: UtcOffset) -> Markup {
     html! {
         dl.case-header {
             div.id { dt { (lang.t(Msg::CaseId)) } dd { code #case-id { (case.case_id) } } }
@@ -441,9 +459,20 @@ pub(super) fn case_live(
             div.id { dt { (lang.t(Msg::TraceId)) } dd { code #trace-id { (case.trace_id) } } }
             div.wide { dt { (lang.t(Msg::Summary)) } dd #summary { (case.summary) } }
         }
-        @if case.problem.is_some() {
-            p.problem role="alert" { (lang.t(Msg::Problem)) }
-        }
+    }
+}
+
+/// "Now with": who holds the case, since when, until when, and how late.
+fn holders(
+    lang: Lang,
+    names: &Names<'_>,
+    tasks: &[TaskRecord],
+    calendar: &Calendar,
+    now: OffsetDateTime,
+    offset: UtcOffset,
+) -> Markup {
+    let open: Vec<&TaskRecord> = tasks.iter().filter(|t| t.is_open()).collect();
+    html! {
         section aria-labelledby="now-title" {
             h2 #now-title { (lang.t(Msg::NowWith)) }
             @if open.is_empty() {
@@ -464,11 +493,11 @@ pub(super) fn case_live(
                 }
             }
         }
-        section aria-labelledby="timeline-heading" {
-            h2 #timeline-heading { (lang.t(Msg::WhoHeldIt)) }
-            p.hint { (lang.t(Msg::TimelineHelp)) }
-            (timeline::swimlanes(&names, case, &data.tasks, calendar, now))
-        }
+    }
+}
+
+fn events_table(lang: Lang, names: &Names<'_>, events: &[CaseEvent], offset: UtcOffset) -> Markup {
+    html! {
         section aria-labelledby="events-title" {
             h2 #events-title { (lang.t(Msg::Events)) }
             div.table-scroll {
@@ -484,7 +513,7 @@ pub(super) fn case_live(
                         }
                     }
                     tbody {
-                        @for event in &data.events {
+                        @for event in events {
                             tr data-version=(event.version) {
                                 td data-label=(lang.t(Msg::Number)) { (event.version) }
                                 td data-label=(lang.t(Msg::When)) { (when(event.occurred_at, offset)) }
@@ -557,65 +586,93 @@ pub async fn workload(
         });
     }
     let tracker = &state.inner.tracker;
-    let now = state.inner.tracker.now();
-    let open = tracker.open_task_counts().await?;
-    let overdue = tracker.overdue_counts(now).await?;
-    let held = tracker.median_time_held().await?;
+    let now = tracker.now();
+    let load = Workload {
+        open: tracker.open_task_counts().await?,
+        overdue: tracker.overdue_counts(now).await?,
+        held: tracker.median_time_held().await?,
+    };
     let names = names(&state, lang);
-    let mut agencies: Vec<String> = open
-        .keys()
-        .chain(overdue.keys())
-        .chain(held.iter().map(|h| &h.agency))
-        .cloned()
-        .collect();
-    agencies.sort();
-    agencies.dedup();
-    // Most overdue first, then most open: who needs a call today.
-    agencies.sort_by_key(|a| {
-        (
-            std::cmp::Reverse(overdue.get(a).copied().unwrap_or(0)),
-            std::cmp::Reverse(open.get(a).copied().unwrap_or(0)),
-            names.agency(a),
-        )
-    });
+    let agencies = load.agencies(&names);
     let body = html! {
         h1 { (lang.t(Msg::WorkloadTitle)) }
         p.hint { (lang.t(Msg::WorkloadIntro)) }
         @if agencies.is_empty() {
             p.empty { (lang.t(Msg::NoCases)) }
         } @else {
-            div.table-scroll {
-                table #workload .list.stack {
-                    thead {
-                        tr {
-                            th scope="col" { (lang.t(Msg::Agency)) }
-                            th scope="col" .num { (lang.t(Msg::OpenTasks)) }
-                            th scope="col" .num { (lang.t(Msg::OverdueTasks)) }
-                            th scope="col" { (lang.t(Msg::MedianHeld)) }
+            div.table-scroll { (workload_table(lang, &names, &load, &agencies)) }
+        }
+    };
+    Ok(Page(layout::page(
+        &chrome(&state, lang, &viewer, &uri),
+        lang.t(Msg::WorkloadTitle),
+        Section::Workload,
+        body,
+    )))
+}
+
+/// Open and overdue tasks per agency, median time held per agency and service.
+struct Workload {
+    open: BTreeMap<String, u64>,
+    overdue: BTreeMap<String, u64>,
+    held: Vec<HeldStat>,
+}
+
+impl Workload {
+    /// Every agency with a number to show, most overdue first, then most open: who needs a
+    /// call today.
+    fn agencies(&self, names: &Names<'_>) -> Vec<String> {
+        let mut agencies: Vec<String> = self
+            .open
+            .keys()
+            .chain(self.overdue.keys())
+            .chain(self.held.iter().map(|h| &h.agency))
+            .cloned()
+            .collect();
+        agencies.sort();
+        agencies.dedup();
+        agencies.sort_by_key(|a| {
+            (
+                std::cmp::Reverse(self.overdue.get(a).copied().unwrap_or(0)),
+                std::cmp::Reverse(self.open.get(a).copied().unwrap_or(0)),
+                names.agency(a),
+            )
+        });
+        agencies
+    }
+}
+
+fn workload_table(lang: Lang, names: &Names<'_>, load: &Workload, agencies: &[String]) -> Markup {
+    html! {
+        table #workload .list.stack {
+            thead {
+                tr {
+                    th scope="col" { (lang.t(Msg::Agency)) }
+                    th scope="col" .num { (lang.t(Msg::OpenTasks)) }
+                    th scope="col" .num { (lang.t(Msg::OverdueTasks)) }
+                    th scope="col" { (lang.t(Msg::MedianHeld)) }
+                }
+            }
+            tbody {
+                @for agency in agencies {
+                    @let late = load.overdue.get(agency).copied().unwrap_or(0);
+                    tr data-agency=(agency) {
+                        th scope="row" {
+                            a href={"/overdue?agency=" (agency)} { (names.agency(agency)) }
                         }
-                    }
-                    tbody {
-                        @for agency in &agencies {
-                            @let late = overdue.get(agency).copied().unwrap_or(0);
-                            tr data-agency=(agency) {
-                                th scope="row" {
-                                    a href={"/overdue?agency=" (agency)} { (names.agency(agency)) }
-                                }
-                                td.num data-label=(lang.t(Msg::OpenTasks)) { (open.get(agency).copied().unwrap_or(0)) }
-                                td.num.late-text[late > 0] data-label=(lang.t(Msg::OverdueTasks)) { (late) }
-                                td data-label=(lang.t(Msg::MedianHeld)) {
-                                    @let stats: Vec<_> = held.iter().filter(|h| &h.agency == agency).collect();
-                                    @if stats.is_empty() {
-                                        span.sub { (lang.t(Msg::NoFinishedTasks)) }
-                                    } @else {
-                                        ul.medians {
-                                            @for stat in stats {
-                                                li {
-                                                    (names.service(&stat.service)) ": "
-                                                    strong { (i18n::duration(lang, stat.median)) }
-                                                    " (" (stat.tasks) " " (lang.t(Msg::FinishedTasks)) ")"
-                                                }
-                                            }
+                        td.num data-label=(lang.t(Msg::OpenTasks)) { (load.open.get(agency).copied().unwrap_or(0)) }
+                        td.num.late-text[late > 0] data-label=(lang.t(Msg::OverdueTasks)) { (late) }
+                        td data-label=(lang.t(Msg::MedianHeld)) {
+                            @let stats: Vec<_> = load.held.iter().filter(|h| &h.agency == agency).collect();
+                            @if stats.is_empty() {
+                                span.sub { (lang.t(Msg::NoFinishedTasks)) }
+                            } @else {
+                                ul.medians {
+                                    @for stat in stats {
+                                        li {
+                                            (names.service(&stat.service)) ": "
+                                            strong { (i18n::duration(lang, stat.median)) }
+                                            " (" (stat.tasks) " " (lang.t(Msg::FinishedTasks)) ")"
                                         }
                                     }
                                 }
@@ -625,13 +682,7 @@ pub async fn workload(
                 }
             }
         }
-    };
-    Ok(Page(layout::page(
-        &chrome(&state, lang, &viewer, &uri),
-        lang.t(Msg::WorkloadTitle),
-        Section::Workload,
-        body,
-    )))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

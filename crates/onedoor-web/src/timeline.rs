@@ -79,12 +79,6 @@ fn lanes(
     calendar: &Calendar,
     now: OffsetDateTime,
 ) -> Vec<Lane> {
-    let lang = names.lang;
-    let offset = calendar.utc_offset;
-    let case_end = case
-        .resolved_at
-        .unwrap_or_else(|| open_end(case.opened_at, now));
-
     // Lanes in the order agencies first got the case; the front office first of all.
     let mut ordered: Vec<&TaskRecord> = tasks.iter().collect();
     ordered.sort_by(|a, b| {
@@ -96,52 +90,7 @@ fn lanes(
         stretches: Vec::new(),
     }];
     for task in &ordered {
-        let end = task
-            .ended
-            .map_or_else(|| open_end(task.handed_off_at, now), |(at, _)| at);
-        let late_from = (end > task.due_at).then_some(task.due_at.max(task.handed_off_at));
-        let working_days_late = if late_from.is_some() {
-            calendar.working_days_late(task.due_at, end)
-        } else {
-            0
-        };
-        let ended = match task.ended {
-            Some((at, how)) => format!(
-                "{} {}",
-                lang.t(match how {
-                    TaskEnd::Completed => Msg::EndCompleted,
-                    TaskEnd::SentBack => Msg::EndSentBack,
-                    TaskEnd::ClosedByResolution => Msg::EndClosedByResolution,
-                }),
-                i18n::short_datetime(at, offset)
-            ),
-            None => lang.t(Msg::StillHeld).to_owned(),
-        };
-        let mut title = format!(
-            "{}: {} {} → {} ({}); {} {}",
-            task.agency,
-            lang.t(Msg::HandedOff),
-            i18n::short_datetime(task.handed_off_at, offset),
-            ended,
-            i18n::duration(lang, end - task.handed_off_at),
-            lang.t(Msg::Due),
-            i18n::short_datetime(task.due_at, offset),
-        );
-        if late_from.is_some() {
-            let _ = write!(
-                title,
-                "; {}",
-                i18n::working_days_late(lang, working_days_late)
-            );
-        }
-        let stretch = Stretch {
-            start: task.handed_off_at,
-            end,
-            late_from,
-            working_days_late,
-            title,
-            kind: StretchKind::Task,
-        };
+        let stretch = task_stretch(names.lang, task, calendar, now);
         match lanes.iter_mut().find(|lane| lane.agency == task.agency) {
             Some(lane) => lane.stretches.push(stretch),
             None => lanes.push(Lane {
@@ -151,16 +100,86 @@ fn lanes(
             }),
         }
     }
+    lanes[0].stretches = front_office_stretches(names.lang, case, &ordered, calendar, now);
+    lanes
+}
 
-    // The front office holds the case whenever no agency does.
+/// When a task stopped holding the case; `now` while it still does.
+fn task_end(task: &TaskRecord, now: OffsetDateTime) -> OffsetDateTime {
+    task.ended
+        .map_or_else(|| open_end(task.handed_off_at, now), |(at, _)| at)
+}
+
+/// A task's bar: from its hand-off to its end, red past its due time, titled with its dates.
+fn task_stretch(
+    lang: Lang,
+    task: &TaskRecord,
+    calendar: &Calendar,
+    now: OffsetDateTime,
+) -> Stretch {
+    let offset = calendar.utc_offset;
+    let end = task_end(task, now);
+    let late_from = (end > task.due_at).then_some(task.due_at.max(task.handed_off_at));
+    let working_days_late = if late_from.is_some() {
+        calendar.working_days_late(task.due_at, end)
+    } else {
+        0
+    };
+    let ended = match task.ended {
+        Some((at, how)) => format!(
+            "{} {}",
+            lang.t(match how {
+                TaskEnd::Completed => Msg::EndCompleted,
+                TaskEnd::SentBack => Msg::EndSentBack,
+                TaskEnd::ClosedByResolution => Msg::EndClosedByResolution,
+            }),
+            i18n::short_datetime(at, offset)
+        ),
+        None => lang.t(Msg::StillHeld).to_owned(),
+    };
+    let mut title = format!(
+        "{}: {} {} → {} ({}); {} {}",
+        task.agency,
+        lang.t(Msg::HandedOff),
+        i18n::short_datetime(task.handed_off_at, offset),
+        ended,
+        i18n::duration(lang, end - task.handed_off_at),
+        lang.t(Msg::Due),
+        i18n::short_datetime(task.due_at, offset),
+    );
+    if late_from.is_some() {
+        let _ = write!(
+            title,
+            "; {}",
+            i18n::working_days_late(lang, working_days_late)
+        );
+    }
+    Stretch {
+        start: task.handed_off_at,
+        end,
+        late_from,
+        working_days_late,
+        title,
+        kind: StretchKind::Task,
+    }
+}
+
+/// The front office holds the case whenever no agency does: the gaps between the tasks
+/// (`ordered` by hand-off), from opening to resolution or `now`.
+fn front_office_stretches(
+    lang: Lang,
+    case: &CaseRecord,
+    ordered: &[&TaskRecord],
+    calendar: &Calendar,
+    now: OffsetDateTime,
+) -> Vec<Stretch> {
+    let offset = calendar.utc_offset;
+    let case_end = case
+        .resolved_at
+        .unwrap_or_else(|| open_end(case.opened_at, now));
     let mut busy: Vec<(OffsetDateTime, OffsetDateTime)> = ordered
         .iter()
-        .map(|t| {
-            let end = t
-                .ended
-                .map_or_else(|| open_end(t.handed_off_at, now), |(at, _)| at);
-            (t.handed_off_at, end)
-        })
+        .map(|t| (t.handed_off_at, task_end(t, now)))
         .collect();
     busy.sort();
     let mut free_from = case.opened_at;
@@ -174,8 +193,7 @@ fn lanes(
     if case_end > free_from {
         gaps.push((free_from, case_end));
     }
-    lanes[0].stretches = gaps
-        .into_iter()
+    gaps.into_iter()
         .map(|(start, end)| Stretch {
             start,
             end,
@@ -190,8 +208,7 @@ fn lanes(
             ),
             kind: StretchKind::AtFrontOffice,
         })
-        .collect();
-    lanes
+        .collect()
 }
 
 /// Axis ticks: a step from the list that gives at most eight ticks, aligned to civil time.
@@ -250,126 +267,9 @@ pub fn swimlanes(
 ) -> Markup {
     let lang = names.lang;
     let lanes = lanes(names, case, tasks, calendar, now);
-    let latest = lanes
-        .iter()
-        .flat_map(|lane| lane.stretches.iter().map(|s| s.end))
-        .chain([case.updated_at, case.resolved_at.unwrap_or(case.opened_at)])
-        .max()
-        .unwrap_or(case.opened_at);
-    let mut end = latest.max(if case.resolved_at.is_some() {
-        case.opened_at
-    } else {
-        now
-    });
-    if end - case.opened_at < Duration::hours(1) {
-        end = case.opened_at + Duration::hours(1);
-    }
-    // Room on the right for the last label.
-    end += (end - case.opened_at) * 0.04;
-    let span = Span {
-        start: case.opened_at,
-        end,
-    };
-    // Room under the last lane for the "now" label, clear of the axis labels.
-    let height = AXIS + LANE * lanes.len() as f64 + 22.0;
-    let show_now = case.resolved_at.is_none() && now >= span.start && now <= span.end;
-    let ticks = ticks(&span, calendar);
-
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg id="timeline" class="swimlanes" viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="timeline-title timeline-desc" data-version="{}" data-lanes="{}" preserveAspectRatio="xMinYMin meet">"#,
-        case.version,
-        lanes.len()
-    );
-    let _ = write!(
-        svg,
-        r#"<title id="timeline-title">{}</title><desc id="timeline-desc">{}</desc>"#,
-        esc(lang.t(Msg::WhoHeldIt)),
-        esc(lang.t(Msg::TimelineHelp))
-    );
-    for (index, _) in lanes.iter().enumerate() {
-        if index % 2 == 1 {
-            let y = AXIS + LANE * index as f64;
-            let _ = write!(
-                svg,
-                r#"<rect class="lane-bg" x="0" y="{y}" width="{WIDTH}" height="{LANE}"/>"#
-            );
-        }
-    }
-    for (at, label) in &ticks {
-        let x = span.x(*at);
-        // Labels start at their line; the last ones end at it, so none runs off the right.
-        let (label_x, anchor) = if x + label.chars().count() as f64 * CHAR_WIDTH > WIDTH - SIDE {
-            (x - 3.0, "end")
-        } else {
-            (x + 3.0, "start")
-        };
-        let _ = write!(
-            svg,
-            r#"<line class="grid" x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}"/><text class="tick" x="{label_x:.1}" y="18" text-anchor="{anchor}">{}</text>"#,
-            AXIS - 6.0,
-            height - 18.0,
-            esc(label)
-        );
-    }
-    for (index, lane) in lanes.iter().enumerate() {
-        let y = AXIS + LANE * index as f64;
-        let held: Duration = lane
-            .stretches
-            .iter()
-            .filter(|s| s.kind == StretchKind::Task)
-            .map(|s| s.end - s.start)
-            .sum();
-        let _ = write!(
-            svg,
-            r#"<g class="lane" data-agency="{}"><text class="lane-label" x="{SIDE}" y="{:.1}">{}"#,
-            esc(&lane.agency),
-            y + 18.0,
-            esc(&lane.label)
-        );
-        if held > Duration::ZERO {
-            let _ = write!(
-                svg,
-                r#"<tspan class="lane-held"> · {}</tspan>"#,
-                esc(&i18n::duration(lang, held))
-            );
-        }
-        svg.push_str("</text>");
-        for stretch in &lane.stretches {
-            draw_stretch(&mut svg, &span, y + BAR_TOP, stretch, lang);
-        }
-        svg.push_str("</g>");
-    }
-    if show_now {
-        let x = span.x(now);
-        let _ = write!(
-            svg,
-            r#"<line class="now" x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}"/><text class="now-label" x="{x:.1}" y="{}" text-anchor="{}">{}</text>"#,
-            AXIS - 4.0,
-            height - 16.0,
-            height - 4.0,
-            if x > WIDTH / 2.0 { "end" } else { "start" },
-            esc(lang.t(Msg::Now))
-        );
-    }
-    svg.push_str("</svg>");
-
-    let held_table: Vec<(String, Duration, u32, bool)> = lanes
-        .iter()
-        .skip(1)
-        .map(|lane| {
-            let held = lane.stretches.iter().map(|s| s.end - s.start).sum();
-            let late = lane
-                .stretches
-                .iter()
-                .map(|s| s.working_days_late)
-                .max()
-                .unwrap_or(0);
-            let was_late = lane.stretches.iter().any(|s| s.late_from.is_some());
-            (lane.label.clone(), held, late, was_late)
-        })
-        .collect();
+    let span = span_of(&lanes, case, now);
+    let svg = draw(&lanes, case, &span, calendar, now, lang);
+    let held_table = held_rows(&lanes);
     html! {
         div.timeline-scroll tabindex="0" role="group" aria-label=(lang.t(Msg::WhoHeldIt)) {
             (PreEscaped(svg))
@@ -395,6 +295,152 @@ pub fn swimlanes(
             }
         }
     }
+}
+
+/// The time axis: from the opening to the latest stretch end (or `now` while the case is
+/// open), at least an hour, with room on the right for the last label.
+fn span_of(lanes: &[Lane], case: &CaseRecord, now: OffsetDateTime) -> Span {
+    let latest = lanes
+        .iter()
+        .flat_map(|lane| lane.stretches.iter().map(|s| s.end))
+        .chain([case.updated_at, case.resolved_at.unwrap_or(case.opened_at)])
+        .max()
+        .unwrap_or(case.opened_at);
+    let mut end = latest.max(if case.resolved_at.is_some() {
+        case.opened_at
+    } else {
+        now
+    });
+    if end - case.opened_at < Duration::hours(1) {
+        end = case.opened_at + Duration::hours(1);
+    }
+    end += (end - case.opened_at) * 0.04;
+    Span {
+        start: case.opened_at,
+        end,
+    }
+}
+
+/// The SVG: lane backgrounds, the axis with its grid, each lane, and the "now" line.
+fn draw(
+    lanes: &[Lane],
+    case: &CaseRecord,
+    span: &Span,
+    calendar: &Calendar,
+    now: OffsetDateTime,
+    lang: Lang,
+) -> String {
+    // Room under the last lane for the "now" label, clear of the axis labels.
+    let height = AXIS + LANE * lanes.len() as f64 + 22.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg id="timeline" class="swimlanes" viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="timeline-title timeline-desc" data-version="{}" data-lanes="{}" preserveAspectRatio="xMinYMin meet">"#,
+        case.version,
+        lanes.len()
+    );
+    let _ = write!(
+        svg,
+        r#"<title id="timeline-title">{}</title><desc id="timeline-desc">{}</desc>"#,
+        esc(lang.t(Msg::WhoHeldIt)),
+        esc(lang.t(Msg::TimelineHelp))
+    );
+    for (index, _) in lanes.iter().enumerate() {
+        if index % 2 == 1 {
+            let y = AXIS + LANE * index as f64;
+            let _ = write!(
+                svg,
+                r#"<rect class="lane-bg" x="0" y="{y}" width="{WIDTH}" height="{LANE}"/>"#
+            );
+        }
+    }
+    draw_axis(&mut svg, span, calendar, height);
+    for (index, lane) in lanes.iter().enumerate() {
+        draw_lane(&mut svg, span, AXIS + LANE * index as f64, lane, lang);
+    }
+    if case.resolved_at.is_none() && now >= span.start && now <= span.end {
+        let x = span.x(now);
+        let _ = write!(
+            svg,
+            r#"<line class="now" x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}"/><text class="now-label" x="{x:.1}" y="{}" text-anchor="{}">{}</text>"#,
+            AXIS - 4.0,
+            height - 16.0,
+            height - 4.0,
+            if x > WIDTH / 2.0 { "end" } else { "start" },
+            esc(lang.t(Msg::Now))
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The ticks along the top, each with its grid line down the lanes.
+fn draw_axis(svg: &mut String, span: &Span, calendar: &Calendar, height: f64) {
+    for (at, label) in &ticks(span, calendar) {
+        let x = span.x(*at);
+        // Labels start at their line; the last ones end at it, so none runs off the right.
+        let (label_x, anchor) = if x + label.chars().count() as f64 * CHAR_WIDTH > WIDTH - SIDE {
+            (x - 3.0, "end")
+        } else {
+            (x + 3.0, "start")
+        };
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}"/><text class="tick" x="{label_x:.1}" y="18" text-anchor="{anchor}">{}</text>"#,
+            AXIS - 6.0,
+            height - 18.0,
+            esc(label)
+        );
+    }
+}
+
+/// One lane at height `y`: its label with the time its tasks held the case, and its bars.
+fn draw_lane(svg: &mut String, span: &Span, y: f64, lane: &Lane, lang: Lang) {
+    let held: Duration = lane
+        .stretches
+        .iter()
+        .filter(|s| s.kind == StretchKind::Task)
+        .map(|s| s.end - s.start)
+        .sum();
+    let _ = write!(
+        svg,
+        r#"<g class="lane" data-agency="{}"><text class="lane-label" x="{SIDE}" y="{:.1}">{}"#,
+        esc(&lane.agency),
+        y + 18.0,
+        esc(&lane.label)
+    );
+    if held > Duration::ZERO {
+        let _ = write!(
+            svg,
+            r#"<tspan class="lane-held"> · {}</tspan>"#,
+            esc(&i18n::duration(lang, held))
+        );
+    }
+    svg.push_str("</text>");
+    for stretch in &lane.stretches {
+        draw_stretch(svg, span, y + BAR_TOP, stretch, lang);
+    }
+    svg.push_str("</g>");
+}
+
+/// Per agency lane (the front office's left out): label, time held, most working days late,
+/// and whether any of its stretches ran late.
+fn held_rows(lanes: &[Lane]) -> Vec<(String, Duration, u32, bool)> {
+    lanes
+        .iter()
+        .skip(1)
+        .map(|lane| {
+            let held = lane.stretches.iter().map(|s| s.end - s.start).sum();
+            let late = lane
+                .stretches
+                .iter()
+                .map(|s| s.working_days_late)
+                .max()
+                .unwrap_or(0);
+            let was_late = lane.stretches.iter().any(|s| s.late_from.is_some());
+            (lane.label.clone(), held, late, was_late)
+        })
+        .collect()
 }
 
 fn draw_stretch(svg: &mut String, span: &Span, y: f64, stretch: &Stretch, lang: Lang) {

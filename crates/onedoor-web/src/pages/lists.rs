@@ -16,7 +16,9 @@ use axum::http::Uri;
 use maud::{Markup, html};
 use onedoor_case::{AgencyCode, ServiceCode};
 use onedoor_tracker::store::{OverdueFilter, OverdueOrder, TaskView};
+use onedoor_tracker::stuck::StuckRecord;
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::{Page, agency_filter, chrome, names, offset, query, service_filter, when};
 use crate::WebState;
@@ -358,54 +360,77 @@ pub async fn overdue(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Page, WebError> {
     let request = ListRequest::parse(&state, &OVERDUE, params)?;
-    let tracker = &state.inner.tracker;
-    let now = tracker.now();
+    let now = state.inner.tracker.now();
     let filter = OverdueFilter {
         agency: request.agency.clone(),
         service: request.service.clone(),
         origin: viewer.office().cloned(),
     };
-    let names = names(&state, lang);
-    let (rows, pager) = match overdue_order(request.sort_key, request.dir) {
-        Some((order, descending)) => {
-            let total = tracker.overdue_count(&filter, now).await?;
-            let pager = Pager::new(usize::try_from(total).unwrap_or(usize::MAX), request.page);
-            let shown = pager.rows();
-            let rows = tracker
-                .overdue_page(
-                    &filter,
-                    (order, descending),
-                    shown.start as u64,
-                    shown.len() as u64,
-                    now,
-                )
-                .await?;
-            (rows, pager)
-        }
-        None => {
-            let mut rows: Vec<TaskView> = tracker
-                .overdue_page(&filter, (OverdueOrder::Due, false), 0, u64::MAX, now)
-                .await?;
-            rows.sort_by(|a, b| {
-                request.order(match request.sort_key {
-                    "service" => names
-                        .service(&a.task.service)
-                        .cmp(&names.service(&b.task.service)),
-                    _ => names
-                        .agency(&a.task.agency)
-                        .cmp(&names.agency(&b.task.agency)),
-                })
-            });
-            let pager = Pager::new(rows.len(), request.page);
-            let shown = pager.rows();
-            rows.truncate(shown.end);
-            rows.drain(..shown.start);
-            (rows, pager)
-        }
-    };
-    let offset = offset(&state);
-    let header = |label, key| sort_header(lang, label, key, &request);
-    let table = html! {
+    let (rows, pager) = overdue_rows(&state, lang, &request, &filter, now).await?;
+    let table = overdue_table(&state, lang, &request, &rows, now);
+    Ok(list_page(
+        &state,
+        lang,
+        &viewer,
+        &uri,
+        &request,
+        pager,
+        table,
+        html! {},
+    ))
+}
+
+/// This page of the overdue list, and its pager: paged by the database for sorts it knows,
+/// sorted by names in the reader's language here otherwise.
+async fn overdue_rows(
+    state: &WebState,
+    lang: Lang,
+    request: &ListRequest,
+    filter: &OverdueFilter,
+    now: OffsetDateTime,
+) -> Result<(Vec<TaskView>, Pager), WebError> {
+    let tracker = &state.inner.tracker;
+    if let Some(order) = overdue_order(request.sort_key, request.dir) {
+        let total = tracker.overdue_count(filter, now).await?;
+        let pager = Pager::new(usize::try_from(total).unwrap_or(usize::MAX), request.page);
+        let shown = pager.rows();
+        let rows = tracker
+            .overdue_page(filter, order, shown.start as u64, shown.len() as u64, now)
+            .await?;
+        return Ok((rows, pager));
+    }
+    let mut rows = tracker
+        .overdue_page(filter, (OverdueOrder::Due, false), 0, u64::MAX, now)
+        .await?;
+    let names = names(state, lang);
+    rows.sort_by(|a, b| {
+        request.order(match request.sort_key {
+            "service" => names
+                .service(&a.task.service)
+                .cmp(&names.service(&b.task.service)),
+            _ => names
+                .agency(&a.task.agency)
+                .cmp(&names.agency(&b.task.agency)),
+        })
+    });
+    let pager = Pager::new(rows.len(), request.page);
+    let shown = pager.rows();
+    rows.truncate(shown.end);
+    rows.drain(..shown.start);
+    Ok((rows, pager))
+}
+
+fn overdue_table(
+    state: &WebState,
+    lang: Lang,
+    request: &ListRequest,
+    rows: &[TaskView],
+    now: OffsetDateTime,
+) -> Markup {
+    let names = names(state, lang);
+    let offset = offset(state);
+    let header = |label, key| sort_header(lang, label, key, request);
+    html! {
         table #overdue .list.stack {
             thead {
                 tr {
@@ -419,7 +444,7 @@ pub async fn overdue(
                 }
             }
             tbody {
-                @for row in &rows {
+                @for row in rows {
                     tr {
                         td data-label=(lang.t(Msg::CaseId)) {
                             a.case-link href={"/cases/" (row.task.case_id)} { code { (row.task.case_id) } }
@@ -438,18 +463,11 @@ pub async fn overdue(
                 }
             }
         }
-    };
-    Ok(list_page(
-        &state,
-        lang,
-        &viewer,
-        &uri,
-        &request,
-        pager,
-        table,
-        html! {},
-    ))
+    }
 }
+
+/// A stuck delivery with its case's service (the bucket knows the case, not its service).
+type StuckRow = (StuckRecord, Option<String>);
 
 /// `GET /stuck`: deliveries an agency's inbox gave up on.
 pub async fn stuck(
@@ -461,9 +479,48 @@ pub async fn stuck(
 ) -> Result<Page, WebError> {
     let request = ListRequest::parse(&state, &STUCK, params)?;
     let report = state.inner.tracker.stuck_deliveries().await?;
-    // The bucket knows the case, not its service: read it from the case's row.
+    let mut rows = stuck_rows(&state, &viewer, &request, report.deliveries).await?;
+    let names = names(&state, lang);
+    rows.sort_by(|(a, a_service), (b, b_service)| {
+        request.order(match request.sort_key {
+            "agency" => names.agency(&a.agency).cmp(&names.agency(&b.agency)),
+            "service" => a_service
+                .as_deref()
+                .map(|s| names.service(s))
+                .cmp(&b_service.as_deref().map(|s| names.service(s))),
+            "case" => a.case_id.cmp(&b.case_id),
+            "attempts" => a.deliveries.cmp(&b.deliveries),
+            _ => (a.recorded_at, a.stream_sequence).cmp(&(b.recorded_at, b.stream_sequence)),
+        })
+    });
+    let pager = Pager::new(rows.len(), request.page);
+    let table = stuck_table(&state, lang, &request, &rows[pager.rows()]);
+    let unreadable = html! {
+        @if !report.unreadable.is_empty() {
+            section.unreadable {
+                h2 { (lang.t(Msg::UnreadableEntries)) }
+                ul {
+                    @for entry in &report.unreadable {
+                        li { code { (entry.key) } ": " (entry.why) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(list_page(
+        &state, lang, &viewer, &uri, &request, pager, table, unreadable,
+    ))
+}
+
+/// The deliveries the filters keep and the viewer may see, each with its case's service.
+async fn stuck_rows(
+    state: &WebState,
+    viewer: &Viewer,
+    request: &ListRequest,
+    deliveries: Vec<StuckRecord>,
+) -> Result<Vec<StuckRow>, WebError> {
     let mut rows = Vec::new();
-    for delivery in report.deliveries {
+    for delivery in deliveries {
         if request
             .agency
             .as_ref()
@@ -491,23 +548,14 @@ pub async fn stuck(
         }
         rows.push((delivery, case_service));
     }
-    let names = names(&state, lang);
-    rows.sort_by(|(a, a_service), (b, b_service)| {
-        request.order(match request.sort_key {
-            "agency" => names.agency(&a.agency).cmp(&names.agency(&b.agency)),
-            "service" => a_service
-                .as_deref()
-                .map(|s| names.service(s))
-                .cmp(&b_service.as_deref().map(|s| names.service(s))),
-            "case" => a.case_id.cmp(&b.case_id),
-            "attempts" => a.deliveries.cmp(&b.deliveries),
-            _ => (a.recorded_at, a.stream_sequence).cmp(&(b.recorded_at, b.stream_sequence)),
-        })
-    });
-    let pager = Pager::new(rows.len(), request.page);
-    let offset = offset(&state);
-    let header = |label, key| sort_header(lang, label, key, &request);
-    let table = html! {
+    Ok(rows)
+}
+
+fn stuck_table(state: &WebState, lang: Lang, request: &ListRequest, rows: &[StuckRow]) -> Markup {
+    let names = names(state, lang);
+    let offset = offset(state);
+    let header = |label, key| sort_header(lang, label, key, request);
+    html! {
         table #stuck .list.stack {
             thead {
                 tr {
@@ -521,7 +569,7 @@ pub async fn stuck(
                 }
             }
             tbody {
-                @for (delivery, case_service) in &rows[pager.rows()] {
+                @for (delivery, case_service) in rows {
                     tr {
                         td data-label=(lang.t(Msg::Recorded)) { (when(delivery.recorded_at, offset)) }
                         td data-label=(lang.t(Msg::Inbox)) { (names.agency(&delivery.agency)) }
@@ -538,22 +586,7 @@ pub async fn stuck(
                 }
             }
         }
-    };
-    let unreadable = html! {
-        @if !report.unreadable.is_empty() {
-            section.unreadable {
-                h2 { (lang.t(Msg::UnreadableEntries)) }
-                ul {
-                    @for entry in &report.unreadable {
-                        li { code { (entry.key) } ": " (entry.why) }
-                    }
-                }
-            }
-        }
-    };
-    Ok(list_page(
-        &state, lang, &viewer, &uri, &request, pager, table, unreadable,
-    ))
+    }
 }
 
 #[cfg(test)]
