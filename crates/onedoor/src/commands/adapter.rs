@@ -8,40 +8,63 @@ use anyhow::Context as _;
 use onedoor_adapter::{AdapterConfig, Token};
 use onedoor_case::AgencyCode;
 
-use super::common;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, clap::Args)]
+use super::common;
+use super::settings::{self, Secret};
+
+/// Where the adapter listens when no layer says: loopback, the ministry's own machine.
+const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Every setting may come from `--config FILE` (keys are these flags' names with `_`), from the
+/// environment, or from the flag; a flag wins over a variable, which wins over the file.
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AdapterArgs {
-    /// The agency this adapter speaks for, e.g. MOIC.
+    /// A TOML file with any of these settings; see deploy/config/adapter.toml.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Print the settings the adapter would run with (TOML, secrets hidden), then exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
+    /// The agency this adapter speaks for, e.g. MOIC (required).
     #[arg(long, env = "ONEDOOR_AGENCY")]
-    pub agency: String,
-    /// Address the gRPC server binds (use 0.0.0.0:PORT to serve the agency's network).
-    #[arg(long, env = "ONEDOOR_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
+    pub agency: Option<String>,
+    /// Address the gRPC server binds (use 0.0.0.0:PORT to serve the agency's network);
+    /// default 127.0.0.1:50051.
+    #[arg(long, env = "ONEDOOR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The NATS server (or cluster node) with the ONEDOOR stream (required).
     #[arg(long, env = "ONEDOOR_NATS_URL")]
-    pub nats_url: String,
+    pub nats_url: Option<String>,
     /// A bearer token accepted besides those the registry lists by hash (`[[agency.token]]`);
-    /// prefer the environment over the command line, which other users can see.
+    /// prefer the environment or the config file over the command line, which other users
+    /// can see.
     #[arg(long, env = "ONEDOOR_AGENCY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// The agency's NATS nkey seed file (from `onedoor nats-config`).
     #[arg(long, env = "ONEDOOR_NATS_SEED")]
     pub nats_seed: Option<PathBuf>,
-    /// The agency's Ed25519 event-signing key file (base64 seed) and its key id in the registry.
-    #[arg(long, env = "ONEDOOR_SIGNING_KEY", requires = "key_id")]
+    /// The agency's Ed25519 event-signing key file (base64 seed); needs --key-id, its key id
+    /// in the registry.
+    #[arg(long, env = "ONEDOOR_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
     #[arg(long, env = "ONEDOOR_KEY_ID")]
     pub key_id: Option<String>,
-    /// Serve TLS with this certificate and key (PEM); with --client-ca, agencies' client
-    /// certificates are accepted too (their SHA-256 in --client-cert-sha256).
-    #[arg(long, env = "ONEDOOR_TLS_CERT", requires = "tls_key")]
+    /// Serve TLS with this certificate and key (PEM, both needed); with --client-ca, agencies'
+    /// client certificates are accepted too (their SHA-256 in --client-cert-sha256).
+    #[arg(long, env = "ONEDOOR_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     #[arg(long, env = "ONEDOOR_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     #[arg(long, env = "ONEDOOR_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
     #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub client_cert_sha256: Vec<String>,
+    /// Registry file (agencies, services, calendar); by default the shipped 2025 registry.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
     /// Serve Prometheus metrics on this address (`/metrics`).
@@ -54,7 +77,48 @@ pub struct AdapterArgs {
     pub worker_threads: Option<u16>,
 }
 
+impl AdapterArgs {
+    /// Checks what no single layer can: required settings and the ones that go in pairs.
+    fn validate(&self) -> anyhow::Result<()> {
+        let missing = |name: &str, env: &str| {
+            anyhow::anyhow!(
+                "{name} is required: --{name}, {env}, or `{}` in --config",
+                name.replace('-', "_")
+            )
+        };
+        if self.agency.is_none() {
+            return Err(missing("agency", "ONEDOOR_AGENCY"));
+        }
+        if self.nats_url.is_none() {
+            return Err(missing("nats-url", "ONEDOOR_NATS_URL"));
+        }
+        if self.signing_key.is_some() != self.key_id.is_some() {
+            anyhow::bail!("signing_key and key_id go together: give both or neither");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            anyhow::bail!("tls_cert and tls_key go together: give both or neither");
+        }
+        if self.client_ca.is_some() && self.tls_cert.is_none() {
+            anyhow::bail!("client_ca needs tls_cert and tls_key: client certificates need TLS");
+        }
+        if let Some(threads) = self.worker_threads
+            && threads == 0
+        {
+            anyhow::bail!("worker_threads must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: AdapterArgs) -> anyhow::Result<ExitCode> {
+    let file = args.config.clone();
+    let print_config = args.print_config;
+    let args = settings::layer(file.as_deref(), args)?;
+    args.validate()?;
+    if print_config {
+        settings::print(&args, &["token"])?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.worker_threads {
         builder.worker_threads(usize::from(threads));
@@ -67,8 +131,9 @@ pub fn run(args: AdapterArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
+    let agency_text = args.agency.clone().unwrap_or_default();
     let agency =
-        AgencyCode::parse(&args.agency).with_context(|| format!("--agency {:?}", args.agency))?;
+        AgencyCode::parse(&agency_text).with_context(|| format!("agency {agency_text:?}"))?;
     let (registry, _) = common::load_registry(args.registry.as_deref())?;
     if let Some(address) = args.metrics_listen {
         super::metrics::install(address)?;
@@ -77,9 +142,13 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
         agency,
         Token::new(common::dev_token())?,
         registry,
-        args.nats_url,
+        args.nats_url.clone().unwrap_or_default(),
     );
-    config.token = args.token.map(Token::new).transpose()?;
+    config.token = args
+        .token
+        .as_ref()
+        .map(|token| Token::new(token.expose().to_owned()))
+        .transpose()?;
     config.nats_seed = args.nats_seed;
     if let (Some(path), Some(key_id)) = (&args.signing_key, &args.key_id) {
         config.signer = Some(onedoor_bus::Signer::load(key_id.clone(), path)?);
@@ -107,9 +176,15 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
             .map_err(|_| anyhow::anyhow!("--client-cert-sha256 {hex:?} is not 32 bytes"))?;
         config.client_certs.push(fingerprint);
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listen = match args.listen {
+        Some(address) => address,
+        None => DEFAULT_LISTEN
+            .parse()
+            .context("the default listen address")?,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .with_context(|| format!("binding {listen}"))?;
     let shutdown = async {
         if let Err(err) = common::shutdown_signal().await {
             tracing::error!(error = %err, "signal handling failed; stopping");

@@ -11,6 +11,9 @@ use onedoor_case::Registry;
 const DEFAULT_REGISTRY: &str = include_str!("../../../../deploy/registry/lao-2025.toml");
 const DEFAULT_REGISTRY_NAME: &str = "built-in deploy/registry/lao-2025.toml";
 
+/// Where a bus keeps its state when no `--data-dir` or `ONEDOOR_DATA_DIR` says otherwise.
+pub const DEFAULT_DATA_DIR: &str = ".onedoor";
+
 /// The registry from `path`, or the built-in 2025 one; with a name for messages.
 pub fn load_registry(path: Option<&Path>) -> anyhow::Result<(Arc<Registry>, String)> {
     let (registry, name) = load_registry_mut(path)?;

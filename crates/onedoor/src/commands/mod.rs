@@ -9,6 +9,7 @@ pub mod keys;
 pub mod metrics;
 pub mod nats;
 pub mod registry;
+pub mod settings;
 pub mod telemetry;
 pub mod tracker;
 pub mod tracker_bench;

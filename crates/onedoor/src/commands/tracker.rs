@@ -13,52 +13,78 @@ use onedoor_tracker::stuck::stuck_deliveries;
 use onedoor_tracker::{DatabaseUrl, Store, TrackerConfig};
 use time::OffsetDateTime;
 
+use serde::{Deserialize, Serialize};
+
 use super::common;
+use super::settings::{self, Secret};
 use crate::data_dir::Endpoints;
 
 /// The SQLite file the tracker keeps under the data dir when no `--database-url` is given.
 pub const SQLITE_FILE: &str = "tracker.db";
 
-#[derive(Debug, clap::Args)]
+/// The tracker's settings may come from `--config FILE` (keys are these flags' names with
+/// `_`), from the environment, or from the flags; a flag wins over a variable, which wins over
+/// the file. The subcommands take flags and the environment only.
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
 #[command(args_conflicts_with_subcommands = true)]
+#[serde(default)]
 pub struct TrackerArgs {
     #[command(subcommand)]
+    #[serde(skip)]
     pub command: Option<TrackerCommand>,
+    /// A TOML file with any of these settings; see deploy/config/tracker.toml.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Print the settings the tracker would run with (TOML, secrets hidden), then exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
     #[command(flatten)]
+    #[serde(flatten)]
     pub options: TrackerOptions,
-    /// Address the gRPC server binds; port 0 picks a free one (printed at start).
-    #[arg(long, env = "ONEDOOR_TRACKER_LISTEN", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
+    /// Address the gRPC server binds; port 0 picks a free one (printed at start); default
+    /// 127.0.0.1:0.
+    #[arg(long, env = "ONEDOOR_TRACKER_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// Serve Prometheus metrics on this address (`/metrics`).
     #[arg(long, env = "ONEDOOR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Address the staff web page binds (its own port); port 0 picks a free one.
-    #[arg(long, env = "ONEDOOR_WEB_LISTEN", default_value = "127.0.0.1:0")]
-    pub web_listen: SocketAddr,
+    /// Address the staff web page binds (its own port); port 0 picks a free one; default
+    /// 127.0.0.1:0.
+    #[arg(long, env = "ONEDOOR_WEB_LISTEN")]
+    pub web_listen: Option<SocketAddr>,
     /// Staff accounts for the web page's sign-in (TOML, Argon2 password hashes); without it
     /// the page has no sign-in, so only bind it to loopback.
     #[arg(long, env = "ONEDOOR_STAFF_ACCOUNTS")]
     pub staff_accounts: Option<PathBuf>,
     #[command(flatten)]
+    #[serde(flatten)]
     pub security: TrackerSecurity,
 }
 
+/// Where the tracker listens when no layer says: free loopback ports.
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 /// TLS and who may read CaseTracker. Agencies always authenticate with their registry tokens
 /// (or client certificates) and see only their own cases.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Default, Clone, clap::Args, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrackerSecurity {
     /// Server certificate chain (PEM) for gRPC and the web page; without it both are plaintext,
-    /// for loopback only.
-    #[arg(long, env = "ONEDOOR_TRACKER_TLS_CERT", requires = "tls_key")]
+    /// for loopback only. Needs --tls-key.
+    #[arg(long, env = "ONEDOOR_TRACKER_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// The server certificate's private key (PEM).
-    #[arg(long, env = "ONEDOOR_TRACKER_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "ONEDOOR_TRACKER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// CA (PEM) that signs agencies' client certificates, accepted on gRPC.
-    #[arg(long, env = "ONEDOOR_CLIENT_CA", requires = "tls_cert")]
+    /// CA (PEM) that signs agencies' client certificates, accepted on gRPC (needs TLS).
+    #[arg(long, env = "ONEDOOR_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
     /// An agency's client certificate (PEM), as AGENCY=FILE; repeat for each agency.
     #[arg(long = "client-cert", value_name = "AGENCY=FILE")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub client_certs: Vec<String>,
     /// SHA-256 (64 hex) of a supervisor token, which reads every case; repeat or separate
     /// with commas. Make one with `printf %s "$TOKEN" | sha256sum`.
@@ -67,15 +93,28 @@ pub struct TrackerSecurity {
         env = "ONEDOOR_SUPERVISOR_TOKEN_SHA256",
         value_delimiter = ','
     )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub supervisor_token_sha256: Vec<String>,
     /// Serve plaintext on a non-loopback address anyway (behind a proxy that terminates TLS);
     /// without it, such a start is refused, since tokens and sessions would cross the network
     /// in clear.
     #[arg(long)]
+    #[serde(skip_serializing_if = "settings::is_false")]
     pub allow_plaintext: bool,
 }
 
 impl TrackerSecurity {
+    /// The settings that go in pairs, checked once every layer is in.
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            anyhow::bail!("tls_cert and tls_key go together: give both or neither");
+        }
+        if self.client_ca.is_some() && self.tls_cert.is_none() {
+            anyhow::bail!("client_ca needs tls_cert and tls_key: client certificates need TLS");
+        }
+        Ok(())
+    }
+
     fn apply(&self, config: &mut TrackerConfig, listens: &[SocketAddr]) -> anyhow::Result<()> {
         let exposed = listens.iter().any(|address| !address.ip().is_loopback());
         if self.tls_cert.is_none() && exposed && !self.allow_plaintext {
@@ -153,18 +192,19 @@ pub struct ReportArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Default, Clone, clap::Args, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrackerOptions {
     /// The bus's data dir: its endpoints.json gives the NATS URL, and the default SQLite
-    /// database lives here (tracker.db).
-    #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
-    pub data_dir: PathBuf,
+    /// database lives here (tracker.db); default .onedoor.
+    #[arg(long, env = "ONEDOOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// NATS server with the ONEDOOR stream; by default the one in DATA_DIR/endpoints.json.
     #[arg(long, env = "ONEDOOR_NATS_URL")]
     pub nats_url: Option<String>,
     /// sqlite://FILE or postgres://USER@HOST/DATABASE; by default DATA_DIR/tracker.db.
     #[arg(long, env = "ONEDOOR_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// Registry file (its working calendar counts lateness); by default the built-in one.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
@@ -178,20 +218,27 @@ impl TrackerOptions {
         Ok(config)
     }
 
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(common::DEFAULT_DATA_DIR))
+    }
+
     fn nats_url(&self) -> anyhow::Result<String> {
         match &self.nats_url {
             Some(url) => Ok(url.clone()),
-            None => nats_from_data_dir(&self.data_dir),
+            None => nats_from_data_dir(&self.data_dir()),
         }
     }
 
     fn database(&self) -> anyhow::Result<DatabaseUrl> {
         match &self.database_url {
-            Some(url) => Ok(DatabaseUrl::parse(url)?),
+            Some(url) => Ok(DatabaseUrl::parse(url.expose())?),
             None => {
-                std::fs::create_dir_all(&self.data_dir)
-                    .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
-                Ok(DatabaseUrl::sqlite_file(&self.data_dir.join(SQLITE_FILE)))
+                let dir = self.data_dir();
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating data dir {}", dir.display()))?;
+                Ok(DatabaseUrl::sqlite_file(&dir.join(SQLITE_FILE)))
             }
         }
     }
@@ -207,8 +254,8 @@ fn nats_from_data_dir(dir: &Path) -> anyhow::Result<String> {
     }
 }
 
-pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
-    let command = match args.command {
+pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
+    let command = match args.command.take() {
         // The bench builds its own runtime.
         Some(TrackerCommand::Bench(args)) => return super::tracker_bench::run(args),
         command => command,
@@ -222,14 +269,24 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
         Some(TrackerCommand::Stats(args)) => runtime.block_on(stats(args)),
         Some(TrackerCommand::Stuck(args)) => runtime.block_on(stuck(args)),
         Some(TrackerCommand::Bench(args)) => super::tracker_bench::run(args),
-        None => runtime.block_on(serve(
-            args.options,
-            args.listen,
-            args.web_listen,
-            args.staff_accounts,
-            args.metrics_listen,
-            args.security,
-        )),
+        None => {
+            let file = args.config.clone();
+            let print_config = args.print_config;
+            let args = settings::layer(file.as_deref(), args)?;
+            args.security.validate()?;
+            if print_config {
+                settings::print(&args, &["database_url"])?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            runtime.block_on(serve(
+                args.options,
+                args.listen.unwrap_or(DEFAULT_LISTEN),
+                args.web_listen.unwrap_or(DEFAULT_LISTEN),
+                args.staff_accounts,
+                args.metrics_listen,
+                args.security,
+            ))
+        }
     }
 }
 

@@ -17,7 +17,10 @@ use onedoor_natsd::{NatsBinary, NatsServer, Port, ServerSpec};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::common;
+use super::settings;
 
 mod summary;
 use crate::data_dir::{
@@ -25,11 +28,22 @@ use crate::data_dir::{
 };
 use onedoor_natsauth::{CredentialSet, Identity};
 
-#[derive(Debug, clap::Args)]
+/// Settings may come from `--config FILE` (keys are these flags' names with `_`), from the
+/// environment, or from the flags; a flag wins over a variable, which wins over the file.
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UpArgs {
-    /// Where the bus keeps its state and writes endpoints.json.
-    #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
-    pub data_dir: PathBuf,
+    /// A TOML file with any of these settings; see deploy/config/up.toml.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Print the settings `up` would run with (TOML), then exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
+    /// Where the bus keeps its state and writes endpoints.json; default .onedoor.
+    #[arg(long, env = "ONEDOOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// NATS client port; by default a free port is picked (a machine may already run a NATS on
     /// 4222).
     #[arg(long)]
@@ -40,10 +54,18 @@ pub struct UpArgs {
     /// Once up, send one demo case (a construction permit) through its agencies, as
     /// `onedoor demo` does.
     #[arg(long)]
+    #[serde(skip_serializing_if = "settings::is_false")]
     pub demo: bool,
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let file = args.config.clone();
+    let print_config = args.print_config;
+    let args = settings::layer(file.as_deref(), args)?;
+    if print_config {
+        settings::print(&args, &[])?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,7 +74,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.data_dir;
+    let dir = args
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from(common::DEFAULT_DATA_DIR));
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating data dir {}", dir.display()))?;
     if let Some(existing) = Endpoints::read(&dir)?
