@@ -507,37 +507,22 @@ async fn a_tls_tracker_serves_case_commands_that_trust_its_ca_and_plaintext_is_t
     let ca = files.path().join("ca.pem");
     assert!(staff.url.starts_with("https://"), "{}", staff.url);
     let empty = tempfile::tempdir()?;
-    let run = |url: &str, ca: Option<&Path>| {
-        let mut command = onedoor();
-        command
-            .args([
-                "case",
-                "list",
-                "--json",
-                "--tracker",
-                url,
-                "--token",
-                SUPERVISOR,
-            ])
-            .arg("--data-dir")
-            .arg(empty.path());
-        if let Some(ca) = ca {
-            command.arg("--ca-cert").arg(ca);
-        }
-        command.output().expect("onedoor case runs")
+    let run = |url: &str, ca: Option<&Path>| match ca {
+        Some(ca) => list_cases(url, &["--ca-cert".as_ref(), ca.as_os_str()]),
+        None => list_cases(url, &[]),
     };
-    let out = run(&staff.url, Some(&ca));
+    let out = run(&staff.url, Some(&ca))?;
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert!(json["cases"].is_array());
 
     // Without the CA the server is not trusted; over plaintext it is not spoken to.
-    let out = run(&staff.url, None);
+    let out = run(&staff.url, None)?;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
     assert_no_crash(&out);
     let plain = staff.url.replacen("https://", "http://", 1);
-    let out = run(&plain, None);
+    let out = run(&plain, None)?;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("use https://"), "{}", stderr(&out));
     assert_no_crash(&out);
