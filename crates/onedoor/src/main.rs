@@ -60,9 +60,11 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the whole bus on this machine: a pinned nats-server with one NATS user per agency,
-    /// the ONEDOOR stream, every agency's adapter, the tracker and the staff web page, all on
-    /// free loopback ports listed in endpoints.json. Ctrl-C stops it.
+    /// Start the whole bus on this machine: NATS, every adapter, the tracker and web page.
+    ///
+    /// A pinned nats-server with one NATS user per agency, the ONEDOOR stream, every agency's
+    /// adapter, the tracker and the staff web page, all on free loopback ports listed in
+    /// DATA_DIR/endpoints.json. Ctrl-C stops it.
     Up(commands::up::UpArgs),
     /// Run one agency's AgencyGateway (gRPC) next to its IT system.
     Adapter(commands::adapter::AdapterArgs),
