@@ -11,7 +11,8 @@
 //! - `commands::adapter`: `onedoor adapter --agency X`, one agency's gRPC gateway.
 //! - `commands::tracker`: `onedoor tracker` (projection + CaseTracker) and `tracker rebuild`.
 //! - `commands::case`: `onedoor case show|list`, read from the tracker.
-//! - `commands::bench`: `onedoor bench`, hand-off throughput and latency beside raw JetStream.
+//! - `onedoor bench` and `onedoor tracker bench` are thin: their flags and the runs are in the
+//!   `onedoor-bench` crate.
 //! - `commands::common`, `commands::metrics`: registry loading, dev tokens, signals, the
 //!   Prometheus exporter.
 //! - `data_dir`: where a running bus is found (`--data-dir`, `ONEDOOR_DATA_DIR`, `.onedoor/`)
@@ -82,7 +83,7 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Measure end-to-end hand-offs (HandOff → Inbox → Ack) on a bus of its own, beside raw
     /// JetStream on the same server; ends with one JSON line.
-    Bench(commands::bench::BenchArgs),
+    Bench(onedoor_bench::BenchArgs),
     /// Check case histories: signatures and hash chains.
     Audit {
         #[command(subcommand)]
@@ -120,7 +121,7 @@ fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Demo(args) => commands::demo::run(args),
-        Command::Bench(args) => commands::bench::run(args),
+        Command::Bench(args) => onedoor_bench::handoff::run(args).map_err(Into::into),
         Command::NatsConfig(args) => commands::nats::nats_config(args),
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Case { command } => commands::case::run(command),

@@ -1,6 +1,5 @@
 pub mod adapter;
 pub mod audit;
-pub mod bench;
 pub mod case;
 pub mod common;
 pub mod demo;
@@ -12,5 +11,4 @@ pub mod registry;
 pub mod settings;
 pub mod telemetry;
 pub mod tracker;
-pub mod tracker_bench;
 pub mod up;

@@ -180,7 +180,7 @@ pub enum TrackerCommand {
     Stuck(ReportArgs),
     /// Measure the tracker on generated cases: live projection into SQLite and PostgreSQL,
     /// rebuild time, and `ListCases` latency per filter over gRPC; prints one JSON line.
-    Bench(super::tracker_bench::TrackerBenchArgs),
+    Bench(onedoor_bench::TrackerBenchArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -257,7 +257,7 @@ fn nats_from_data_dir(dir: &Path) -> anyhow::Result<String> {
 pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
     let command = match args.command.take() {
         // The bench builds its own runtime.
-        Some(TrackerCommand::Bench(args)) => return super::tracker_bench::run(args),
+        Some(TrackerCommand::Bench(args)) => return Ok(onedoor_bench::tracker::run(args)?),
         command => command,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -268,7 +268,7 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
         Some(TrackerCommand::Rebuild(options)) => runtime.block_on(rebuild(options)),
         Some(TrackerCommand::Stats(args)) => runtime.block_on(stats(args)),
         Some(TrackerCommand::Stuck(args)) => runtime.block_on(stuck(args)),
-        Some(TrackerCommand::Bench(args)) => super::tracker_bench::run(args),
+        Some(TrackerCommand::Bench(args)) => Ok(onedoor_bench::tracker::run(args)?),
         None => {
             let file = args.config.clone();
             let print_config = args.print_config;

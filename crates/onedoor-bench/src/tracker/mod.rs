@@ -1,45 +1,47 @@
 //! `onedoor tracker bench`: how fast the tracker projects, rebuilds and answers `ListCases`.
 //!
 //! # Phases, in this order
-//! 1. **Listing** ([`listing`]): `--cases` case views are made by the case rules and written
-//!    straight into a fresh SQLite database ([`fill`]: a bulk path without NATS and without
+//! 1. **Listing** (`listing`): `--cases` case views are made by the case rules and written
+//!    straight into a fresh SQLite database (`fill`: a bulk path without NATS and without
 //!    `events` rows, which `ListCases` never reads); then a real tracker serves them and the
 //!    bench calls `ListCases` over loopback gRPC with each filter, HDR histograms per filter.
 //!    It runs first, while the stream is still empty, so that tracker's projection has nothing
 //!    to add. `--listing-db` keeps that database and reuses it in later runs.
-//! 2. **Stream** ([`publish`]): `--events` events of realistic cases, written by the bus's
+//! 2. **Stream** (`publish`): `--events` events of realistic cases, written by the bus's
 //!    write path, signed, and published with JetStream async publish.
-//! 3. **Live projection** ([`project`]): a real tracker (signature checking on) projects the
+//! 3. **Live projection** (`project`): a real tracker (signature checking on) projects the
 //!    whole stream into a fresh SQLite database, then into a fresh PostgreSQL database; the
 //!    rate is events over the time from its start until every event is stored.
-//!    `--skip-live` leaves this phase out.
+//!    `--skip-live` leaves this phase out. Both trackers, and the listing's, run in this
+//!    process (`running`).
 //! 4. **Rebuild**: `onedoor_tracker::rebuild` replays the stream into the SQLite database,
 //!    and with `--rebuild-postgres` then into the PostgreSQL one.
 //!
-//! Progress bars draw on stderr when stdout is a terminal; stdout is one JSON line.
+//! Progress bars draw on stderr when stdout is a terminal; stdout is one JSON line. The
+//! nats-server comes from `crate::nats`, as for `onedoor bench`.
 
 mod fill;
 mod history;
 mod listing;
 mod project;
 mod publish;
+mod running;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use onedoor_tracker::DatabaseUrl;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use self::history::Catalogue;
 use self::listing::Latencies;
-use super::bench::bus::Nats;
-// The same bar and the same nats-server start as `onedoor bench`.
-pub(super) use super::bench::progress_bar;
-use super::common;
+use crate::BenchError;
+use crate::nats::Nats;
+use crate::proc::load_average;
+use crate::progress::bar as progress_bar;
 
 /// The machine's PostgreSQL; the bench makes its own database there.
 const DEFAULT_POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -93,7 +95,7 @@ pub struct TrackerBenchArgs {
 
 /// The one JSON line.
 #[derive(Debug, Serialize)]
-struct Report {
+pub struct Report {
     events: u64,
     stream_cases: u64,
     publish_s: f64,
@@ -125,33 +127,42 @@ struct Report {
     uptime_load_end: Option<String>,
 }
 
-pub fn run(args: TrackerBenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.events > 0, "--events must be at least 1");
-    anyhow::ensure!(args.cases > 0, "--cases must be at least 1");
-    anyhow::ensure!(args.queries > 0, "--queries must be at least 1");
-    anyhow::ensure!(args.pages > 1, "--pages must be at least 2");
-    anyhow::ensure!(
-        (1..=500).contains(&args.page_size),
-        "--page-size must be 1..=500"
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = runtime.block_on(bench(args))?;
-    println!("{}", serde_json::to_string(&report)?);
+impl TrackerBenchArgs {
+    fn validate(&self) -> Result<(), BenchError> {
+        let problem = [
+            (self.events > 0, "--events must be at least 1"),
+            (self.cases > 0, "--cases must be at least 1"),
+            (self.queries > 0, "--queries must be at least 1"),
+            (self.pages > 1, "--pages must be at least 2"),
+            (
+                (1..=500).contains(&self.page_size),
+                "--page-size must be 1..=500",
+            ),
+        ]
+        .into_iter()
+        .find(|(ok, _)| !ok);
+        match problem {
+            Some((_, why)) => Err(BenchError::InvalidArgument(why.to_owned())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `onedoor tracker bench`: measures and prints the JSON line on stdout.
+pub fn run(args: TrackerBenchArgs) -> Result<ExitCode, BenchError> {
+    let report = measure(args)?;
+    crate::print_json_line(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The 1, 5 and 15 minute load averages, as `uptime` prints them.
-fn load_average() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    Some(
-        text.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
+/// Runs the whole bench on a runtime of its own and returns its figures.
+pub fn measure(args: TrackerBenchArgs) -> Result<Report, BenchError> {
+    args.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::io("starting the async runtime"))?;
+    runtime.block_on(bench(args))
 }
 
 /// A PostgreSQL database for the projection phase, dropped at the end when the bench made it.
@@ -161,7 +172,7 @@ struct Postgres {
 }
 
 impl Postgres {
-    async fn open(url: Option<&str>) -> anyhow::Result<Postgres> {
+    async fn open(url: Option<&str>) -> Result<Postgres, BenchError> {
         if let Some(url) = url {
             return Ok(Postgres {
                 url: DatabaseUrl::parse(url)?,
@@ -175,8 +186,11 @@ impl Postgres {
         let url = DatabaseUrl::parse(&format!("{DEFAULT_POSTGRES_SERVER}/{name}"))?;
         onedoor_tracker::Store::create_database(&url)
             .await
-            .with_context(|| {
-                format!("creating a database on {DEFAULT_POSTGRES_SERVER} (or pass --no-postgres)")
+            .map_err(|source| BenchError::Connect {
+                action: format!(
+                    "creating a database on {DEFAULT_POSTGRES_SERVER} (or pass --no-postgres)"
+                ),
+                source: source.into(),
             })?;
         Ok(Postgres { url, made: true })
     }
@@ -190,20 +204,26 @@ impl Postgres {
     }
 }
 
-async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
+async fn bench(args: TrackerBenchArgs) -> Result<Report, BenchError> {
     let uptime_load = load_average();
     let now = OffsetDateTime::now_utc();
-    let (registry, _) = common::load_registry_mut(args.registry.as_deref())?;
+    let registry = crate::load_registry(args.registry.as_deref())?;
     let catalogue = Catalogue::new(Arc::new(registry.clone()))?;
-    let (registry, signers) = publish::registry_with_keys(registry, &catalogue.agencies(), now)?;
+    // Valid since before the oldest generated event.
+    let (registry, signers) = crate::keys::registry_with_keys(
+        registry,
+        &catalogue.agencies(),
+        "tracker-bench",
+        (now - time::Duration::days(365)).date(),
+    )?;
     let catalogue = Arc::new(Catalogue::new(registry.clone())?);
     let temp = tempfile::Builder::new()
         .prefix("onedoor-tracker-bench-")
         .tempdir()
-        .context("making a temporary directory")?;
+        .map_err(BenchError::io("making a temporary directory"))?;
     let work_dir = args.work_dir.clone().unwrap_or_else(|| temp.path().into());
     std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("creating {}", work_dir.display()))?;
+        .map_err(BenchError::io(format!("creating {}", work_dir.display())))?;
 
     let nats = Nats::start(args.nats_url.as_deref()).await?;
     let postgres = if args.no_postgres || (args.skip_live && !args.rebuild_postgres) {
@@ -217,7 +237,7 @@ async fn bench(args: TrackerBenchArgs) -> anyhow::Result<Report> {
         postgres.as_ref().map(|p| &p.url),
         &work_dir,
         catalogue,
-        signers,
+        signers.into_iter().collect(),
         now,
     )
     .await;
@@ -282,27 +302,24 @@ async fn phases(
     catalogue: Arc<Catalogue>,
     signers: std::collections::HashMap<onedoor_case::AgencyCode, onedoor_bus::Signer>,
     now: OffsetDateTime,
-) -> anyhow::Result<Measured> {
-    let client = async_nats::connect(&nats.url)
-        .await
-        .with_context(|| format!("connecting to {}", nats.url))?;
-    let js = async_nats::jetstream::new(client);
-    onedoor_bus::ensure_stream(&js, &onedoor_bus::StreamSettings::default()).await?;
+) -> Result<Measured, BenchError> {
+    let js = nats.jetstream().await?;
     let mut stream = js
         .get_stream(onedoor_bus::STREAM_NAME)
         .await
-        .context("binding to the ONEDOOR stream")?;
+        .map_err(BenchError::nats("binding to the ONEDOOR stream"))?;
     let before = stream
         .info()
         .await
-        .context("reading the stream's state")?
+        .map_err(BenchError::nats("reading the stream's state"))?
         .state
         .messages;
-    anyhow::ensure!(
-        before == 0,
-        "the ONEDOOR stream at {} already holds {before} messages; the bench needs an empty one",
-        nats.url
-    );
+    if before > 0 {
+        return Err(BenchError::Unfit(format!(
+            "the ONEDOOR stream at {} already holds {before} messages; the bench needs an empty one",
+            nats.url
+        )));
+    }
 
     // 1. Listing, while the stream is empty.
     let listing_path = args

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
@@ -36,6 +35,7 @@ use prost::Message as _;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::bus::Client;
+use crate::BenchError;
 
 /// Retries of a call that failed in a way the contract says to retry with the same key
 /// (ABORTED: lost the case to other writers too often; UNAVAILABLE: the bus hiccuped).
@@ -307,8 +307,8 @@ pub async fn open_cases(
     service: &str,
     concurrency: usize,
     progress: &ProgressBar,
-) -> anyhow::Result<Vec<CaseId>> {
-    let opened: Vec<anyhow::Result<CaseId>> = futures::stream::iter(0..plan.cases())
+) -> Result<Vec<CaseId>, BenchError> {
+    let opened: Vec<Result<CaseId, BenchError>> = futures::stream::iter(0..plan.cases())
         .map(|case| {
             let mut client = fronts[plan.front_of_case(case)].clone();
             let request = v1::OpenCaseRequest {
@@ -326,14 +326,17 @@ pub async fn open_cases(
                         Ok(receipt) => {
                             progress.inc(1);
                             return CaseId::parse(&receipt.get_ref().case_id)
-                                .map_err(anyhow::Error::from);
+                                .map_err(BenchError::from);
                         }
                         Err(status) if retryable(status.code()) && attempt < MAX_RETRIES => {
                             attempt += 1;
                             tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
                         }
                         Err(status) => {
-                            return Err(anyhow::anyhow!("opening case {case}: {status}"));
+                            return Err(BenchError::Call {
+                                action: format!("opening case {case}"),
+                                source: status,
+                            });
                         }
                     }
                 }
@@ -523,14 +526,14 @@ pub async fn receiver(
     agency: AgencyCode,
     mut client: Client,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<Histogram<u64>> {
+) -> Result<Histogram<u64>, BenchError> {
     let mut latencies = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_US, 3)?;
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let acker = tokio::spawn(ack_loop(shared.clone(), client.clone(), ack_rx));
     let mut stream = client
         .inbox(v1::InboxRequest { max_in_flight: 0 })
         .await
-        .with_context(|| format!("opening {agency}'s inbox"))?
+        .map_err(BenchError::call(format!("opening {agency}'s inbox")))?
         .into_inner();
     loop {
         let item = tokio::select! {
@@ -539,8 +542,15 @@ pub async fn receiver(
         };
         let item = match item {
             Ok(Some(item)) => item,
-            Ok(None) => anyhow::bail!("{agency}'s inbox stream ended"),
-            Err(status) => anyhow::bail!("{agency}'s inbox stream failed: {status}"),
+            Ok(None) => {
+                return Err(BenchError::Failed(format!("{agency}'s inbox stream ended")));
+            }
+            Err(status) => {
+                return Err(BenchError::Call {
+                    action: format!("{agency}'s inbox stream failed"),
+                    source: status,
+                });
+            }
         };
         let now = shared.now_ns();
         let Some(event) = item.event else {
@@ -569,7 +579,7 @@ pub async fn receiver(
         let _ = ack_tx.send(event.event_id);
     }
     drop(ack_tx);
-    acker.await.context("ack loop")?;
+    acker.await.map_err(BenchError::task("ack loop"))?;
     Ok(latencies)
 }
 

@@ -8,13 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use onedoor_tracker::view::Projected;
 use onedoor_tracker::{DatabaseUrl, Store};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::history::Catalogue;
+use crate::BenchError;
 
 /// Cases per transaction.
 const BATCH: u64 = 5_000;
@@ -39,11 +39,14 @@ pub async fn prepare(
     cases: u64,
     now: OffsetDateTime,
     progress: impl Fn(u64),
-) -> anyhow::Result<Listing> {
+) -> Result<Listing, BenchError> {
     let database = DatabaseUrl::sqlite_file(path);
     let store = Store::connect(&database)
         .await
-        .with_context(|| format!("opening the listing database {}", path.display()))?;
+        .map_err(BenchError::connect(format!(
+            "opening the listing database {}",
+            path.display()
+        )))?;
     let held = store.case_count().await?;
     let overdue_now = store.overdue_case_count(now).await;
     store.close().await;
@@ -60,12 +63,13 @@ pub async fn prepare(
             how,
         });
     }
-    anyhow::ensure!(
-        held == 0,
-        "the listing database {} holds {held} cases, not --cases {cases}: remove it or ask for \
-         {held} cases",
-        path.display()
-    );
+    if held > 0 {
+        return Err(BenchError::Unfit(format!(
+            "the listing database {} holds {held} cases, not --cases {cases}: remove it or ask \
+             for {held} cases",
+            path.display()
+        )));
+    }
     let started = Instant::now();
     let overdue_cases = fill(&database, catalogue, cases, now, progress).await?;
     Ok(Listing {
@@ -83,9 +87,9 @@ async fn fill(
     cases: u64,
     now: OffsetDateTime,
     progress: impl Fn(u64),
-) -> anyhow::Result<u64> {
+) -> Result<u64, BenchError> {
     let store = Store::connect(database).await?;
-    let (tx, mut rx) = mpsc::channel::<anyhow::Result<(Vec<Projected>, u64)>>(2);
+    let (tx, mut rx) = mpsc::channel::<Result<(Vec<Projected>, u64), BenchError>>(2);
     let generator = tokio::task::spawn_blocking(move || {
         let mut start = 0;
         while start < cases {
@@ -107,7 +111,9 @@ async fn fill(
         overdue += late;
         progress(written);
     }
-    generator.await.context("the case generator panicked")?;
+    generator
+        .await
+        .map_err(BenchError::task("the case generator"))?;
     store.close().await;
     Ok(overdue)
 }
@@ -116,7 +122,7 @@ fn views(
     catalogue: &Catalogue,
     indices: std::ops::Range<u64>,
     now: OffsetDateTime,
-) -> anyhow::Result<(Vec<Projected>, u64)> {
+) -> Result<(Vec<Projected>, u64), BenchError> {
     let mut views = Vec::with_capacity(indices.clone().count());
     let mut overdue = 0;
     for index in indices {

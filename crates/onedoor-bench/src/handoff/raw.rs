@@ -6,12 +6,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use indicatif::ProgressBar;
 use tokio::sync::oneshot;
+
+use crate::BenchError;
 
 /// Publish acks outstanding at once.
 const PUBLISH_WINDOW: usize = 1024;
@@ -35,13 +36,13 @@ pub async fn measure(
     warmup: u64,
     count: u64,
     progress: &ProgressBar,
-) -> anyhow::Result<RawReport> {
+) -> Result<RawReport, BenchError> {
     let publisher = async_nats::connect(url)
         .await
-        .with_context(|| format!("connecting to {url}"))?;
+        .map_err(BenchError::nats(format!("connecting to {url}")))?;
     let reader = async_nats::connect(url)
         .await
-        .with_context(|| format!("connecting to {url}"))?;
+        .map_err(BenchError::nats(format!("connecting to {url}")))?;
     let js = jetstream::new(publisher);
     let subject = format!("onedoor-bench.raw.{run}");
     let name = format!("ONEDOOR_BENCH_RAW_{run}");
@@ -53,7 +54,7 @@ pub async fn measure(
             ..Default::default()
         })
         .await
-        .context("creating the raw stream")?;
+        .map_err(BenchError::nats("creating the raw stream"))?;
     stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some("raw".into()),
@@ -61,15 +62,15 @@ pub async fn measure(
             ..Default::default()
         })
         .await
-        .context("creating the raw consumer")?;
+        .map_err(BenchError::nats("creating the raw consumer"))?;
     // The consumer is read over its own connection, as a separate system would.
     let consumer: consumer::PullConsumer = jetstream::new(reader)
         .get_stream(&name)
         .await
-        .context("binding to the raw stream")?
+        .map_err(BenchError::nats("binding to the raw stream"))?
         .get_consumer("raw")
         .await
-        .map_err(|e| anyhow::anyhow!("binding to the raw consumer: {e}"))?;
+        .map_err(BenchError::nats("binding to the raw consumer"))?;
 
     let (warm_tx, warm_rx) = oneshot::channel::<()>();
     let (done_tx, done_rx) = oneshot::channel::<Instant>();
@@ -79,7 +80,8 @@ pub async fn measure(
             .stream()
             .max_messages_per_batch(PULL_BATCH)
             .messages()
-            .await?;
+            .await
+            .map_err(BenchError::nats("reading the raw consumer"))?;
         let mut warm_tx = Some(warm_tx);
         let mut done_tx = Some(done_tx);
         let mut seen = 0u64;
@@ -90,12 +92,13 @@ pub async fn measure(
                     tracing::warn!(error = %err, "raw consumer hiccup");
                     continue;
                 }
-                None => anyhow::bail!("the raw consumer's stream ended"),
+                None => {
+                    return Err(BenchError::Failed(
+                        "the raw consumer's stream ended".to_owned(),
+                    ));
+                }
             };
-            message
-                .ack()
-                .await
-                .map_err(|e| anyhow::anyhow!("acking: {e}"))?;
+            message.ack().await.map_err(BenchError::nats("acking"))?;
             seen += 1;
             if seen == warmup
                 && let Some(tx) = warm_tx.take()
@@ -109,30 +112,42 @@ pub async fn measure(
         if let Some(tx) = done_tx.take() {
             let _ = tx.send(Instant::now());
         }
-        Ok::<(), anyhow::Error>(())
+        Ok::<(), BenchError>(())
     });
 
     let payload = Bytes::from(vec![b'x'; payload_bytes]);
     publish(&js, &subject, &payload, warmup).await?;
     if warmup > 0 {
-        tokio::time::timeout(PHASE_DEADLINE, warm_rx)
-            .await
-            .context("raw warm-up did not finish")?
-            .context("raw consumer failed during warm-up")?;
+        match tokio::time::timeout(PHASE_DEADLINE, warm_rx).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                reading.await.map_err(BenchError::task("raw consumer"))??;
+                return Err(BenchError::Failed(
+                    "the raw consumer stopped during the warm-up".to_owned(),
+                ));
+            }
+            Err(_) => {
+                return Err(BenchError::Failed(
+                    "the raw warm-up did not finish".to_owned(),
+                ));
+            }
+        }
     }
     let started = Instant::now();
     publish(&js, &subject, &payload, count).await?;
     let finished = tokio::time::timeout(PHASE_DEADLINE, done_rx)
         .await
-        .context("raw run did not finish")?;
+        .map_err(|_| BenchError::Failed("the raw run did not finish".to_owned()))?;
     let finished = match finished {
         Ok(at) => at,
         Err(_) => {
-            reading.await.context("raw consumer task")??;
-            anyhow::bail!("the raw consumer stopped early");
+            reading.await.map_err(BenchError::task("raw consumer"))??;
+            return Err(BenchError::Failed(
+                "the raw consumer stopped early".to_owned(),
+            ));
         }
     };
-    reading.await.context("raw consumer task")??;
+    reading.await.map_err(BenchError::task("raw consumer"))??;
     let elapsed_s = finished.duration_since(started).as_secs_f64();
     if let Err(err) = js.delete_stream(&name).await {
         tracing::warn!(error = %err, "could not delete the raw stream");
@@ -148,22 +163,22 @@ async fn publish(
     subject: &str,
     payload: &Bytes,
     count: u64,
-) -> anyhow::Result<()> {
+) -> Result<(), BenchError> {
     let mut acks = VecDeque::with_capacity(PUBLISH_WINDOW);
     for _ in 0..count {
         let ack = js
             .publish(subject.to_owned(), payload.clone())
             .await
-            .map_err(|e| anyhow::anyhow!("publishing: {e}"))?;
+            .map_err(BenchError::nats("publishing"))?;
         acks.push_back(ack);
         if acks.len() >= PUBLISH_WINDOW
             && let Some(ack) = acks.pop_front()
         {
-            ack.await.map_err(|e| anyhow::anyhow!("publish ack: {e}"))?;
+            ack.await.map_err(BenchError::nats("publish ack"))?;
         }
     }
     for ack in acks {
-        ack.await.map_err(|e| anyhow::anyhow!("publish ack: {e}"))?;
+        ack.await.map_err(BenchError::nats("publish ack"))?;
     }
     Ok(())
 }

@@ -8,17 +8,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use async_nats::jetstream;
 use bytes::Bytes;
 use onedoor_bus::case_log::{decode_stored, headers};
 use onedoor_bus::{Signer, StoredEvent, TraceContext, WriteRequest, prepare};
-use onedoor_case::{AgencyCode, AgencyKey, Registry};
+use onedoor_case::AgencyCode;
 use prost::Message as _;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::history::Catalogue;
+use crate::BenchError;
 
 /// Cases generated and published together.
 const CHUNK_CASES: u64 = 2_000;
@@ -29,35 +29,13 @@ struct Ready {
     trace: TraceContext,
 }
 
-/// The registry with a fresh signing key for each agency that acts, valid since before the
-/// oldest event, and those keys.
-pub fn registry_with_keys(
-    mut registry: Registry,
-    agencies: &[AgencyCode],
-    now: OffsetDateTime,
-) -> anyhow::Result<(Arc<Registry>, HashMap<AgencyCode, Signer>)> {
-    let mut signers = HashMap::new();
-    for code in agencies {
-        let signer = Signer::generate(format!("{code}-tracker-bench"));
-        let key = AgencyKey {
-            id: signer.key_id().to_owned(),
-            public_key: signer.public_key(),
-            valid_from: (now - time::Duration::days(365)).date(),
-            valid_until: None,
-        };
-        registry.add_key(code, key).map_err(anyhow::Error::msg)?;
-        signers.insert(code.clone(), signer);
-    }
-    Ok((Arc::new(registry), signers))
-}
-
 /// Case `index`'s events, written through the bus's write path and signed.
 fn case_events(
     catalogue: &Catalogue,
     signers: &HashMap<AgencyCode, Signer>,
     index: u64,
     now: OffsetDateTime,
-) -> anyhow::Result<Vec<Ready>> {
+) -> Result<Vec<Ready>, BenchError> {
     let script = catalogue.script(index, now)?;
     let mut history: Vec<StoredEvent> = Vec::with_capacity(script.commands.len());
     let mut ready = Vec::with_capacity(script.commands.len());
@@ -70,9 +48,9 @@ fn case_events(
             caller_trace: None,
         };
         let mut prepared = prepare(&history, &request, catalogue.registry(), None)?;
-        let signer = signers
-            .get(&request.command.agency)
-            .with_context(|| format!("no signing key for {}", request.command.agency))?;
+        let signer = signers.get(&request.command.agency).ok_or_else(|| {
+            BenchError::Failed(format!("no signing key for {}", request.command.agency))
+        })?;
         signer.sign(&mut prepared.wire);
         // The sequence is not known before publishing and nothing here reads it.
         let stored = decode_stored(0, Bytes::from(prepared.wire.encode_to_vec()))?;
@@ -95,9 +73,9 @@ pub async fn publish(
     events: u64,
     now: OffsetDateTime,
     progress: impl Fn(u64),
-) -> anyhow::Result<u64> {
+) -> Result<u64, BenchError> {
     // Generation (signing, encoding) runs on a blocking thread, one chunk ahead of publishing.
-    let (tx, mut rx) = mpsc::channel::<anyhow::Result<Vec<Vec<Ready>>>>(2);
+    let (tx, mut rx) = mpsc::channel::<Result<Vec<Vec<Ready>>, BenchError>>(2);
     let generator = tokio::task::spawn_blocking(move || {
         let mut index = 0u64;
         let mut remaining = events;
@@ -130,16 +108,19 @@ pub async fn publish(
         published += publish_chunk(js, chunk).await?;
         progress(published);
     }
-    generator.await.context("the history generator panicked")?;
-    anyhow::ensure!(
-        published == events,
-        "published {published} events, wanted {events}"
-    );
+    generator
+        .await
+        .map_err(BenchError::task("the history generator"))?;
+    if published != events {
+        return Err(BenchError::Failed(format!(
+            "published {published} events, wanted {events}"
+        )));
+    }
     Ok(cases)
 }
 
 /// Publishes every case of the chunk version by version.
-async fn publish_chunk(js: &jetstream::Context, chunk: Vec<Vec<Ready>>) -> anyhow::Result<u64> {
+async fn publish_chunk(js: &jetstream::Context, chunk: Vec<Vec<Ready>>) -> Result<u64, BenchError> {
     let mut last_sequence = vec![0u64; chunk.len()];
     let longest = chunk.iter().map(Vec::len).max().unwrap_or(0);
     let mut published = 0u64;
@@ -159,12 +140,14 @@ async fn publish_chunk(js: &jetstream::Context, chunk: Vec<Vec<Ready>>) -> anyho
             let ack = js
                 .publish_with_headers(subject, headers, ready.stored.payload.clone())
                 .await
-                .context("publishing an event")?;
+                .map_err(BenchError::nats("publishing an event"))?;
             acks.push((case, ack));
         }
         for (case, ack) in acks {
-            let ack = ack.await.context("storing an event")?;
-            anyhow::ensure!(!ack.duplicate, "an event was stored twice");
+            let ack = ack.await.map_err(BenchError::nats("storing an event"))?;
+            if ack.duplicate {
+                return Err(BenchError::Failed("an event was stored twice".to_owned()));
+            }
             last_sequence[case] = ack.sequence;
             published += 1;
         }

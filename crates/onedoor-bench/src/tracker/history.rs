@@ -12,6 +12,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use time::{Duration, OffsetDateTime};
 
+use crate::BenchError;
+
 /// Cases are opened over this many days before now.
 const HORIZON_DAYS: i64 = 120;
 /// Share of cases whose history stops part-way (a task left open).
@@ -50,7 +52,7 @@ pub struct Script {
 }
 
 impl Catalogue {
-    pub fn new(registry: std::sync::Arc<Registry>) -> anyhow::Result<Self> {
+    pub fn new(registry: std::sync::Arc<Registry>) -> Result<Self, BenchError> {
         let fronts: Vec<AgencyCode> = registry
             .active_agencies()
             .filter(|a| a.kind == onedoor_case::AgencyKind::FrontOffice)
@@ -62,10 +64,11 @@ impl Catalogue {
             .filter(|s| !s.route.is_empty())
             .map(|s| s.code.clone())
             .collect();
-        anyhow::ensure!(
-            !fronts.is_empty() && !services.is_empty(),
-            "the registry needs an active front office and a service with a route"
-        );
+        if fronts.is_empty() || services.is_empty() {
+            return Err(BenchError::Unfit(
+                "the registry needs an active front office and a service with a route".to_owned(),
+            ));
+        }
         Ok(Catalogue {
             registry,
             fronts,
@@ -104,14 +107,14 @@ impl Catalogue {
     }
 
     /// The commands of case number `index` (deterministic for a given `index` and `now`).
-    pub fn script(&self, index: u64, now: OffsetDateTime) -> anyhow::Result<Script> {
+    pub fn script(&self, index: u64, now: OffsetDateTime) -> Result<Script, BenchError> {
         let mut rng = StdRng::seed_from_u64(index);
         let origin = self.fronts[rng.random_range(0..self.fronts.len())].clone();
         let service_code = &self.services[rng.random_range(0..self.services.len())];
         let service = self
             .registry
             .service(service_code)
-            .ok_or_else(|| anyhow::anyhow!("service {service_code} vanished"))?;
+            .ok_or_else(|| BenchError::Failed(format!("service {service_code} vanished")))?;
         let opened_at = now - Duration::seconds(rng.random_range(60..HORIZON_DAYS * 86_400));
         let case_id = CaseId::from_ulid(ulid::Ulid::from_parts(
             u64::try_from(opened_at.unix_timestamp() * 1000).unwrap_or(0),
@@ -207,7 +210,7 @@ impl Catalogue {
     }
 
     /// The case's events and final state, by the case rules alone (no envelope or signature).
-    pub fn fold(&self, script: &Script) -> anyhow::Result<CaseState> {
+    pub fn fold(&self, script: &Script) -> Result<CaseState, BenchError> {
         let mut state: Option<CaseState> = None;
         for (event_id, command) in &script.commands {
             let event = decide(
@@ -219,6 +222,6 @@ impl Catalogue {
             )?;
             state = Some(CaseState::apply(state, &event)?);
         }
-        state.ok_or_else(|| anyhow::anyhow!("case {} has no events", script.case_id))
+        state.ok_or_else(|| BenchError::Failed(format!("case {} has no events", script.case_id)))
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! # Layout
 //! - this file: arguments, the run's phases, and the one JSON line it ends with.
-//! - [`bus`]: the bus under test (nats-server, stream, adapters with signing keys, clients).
-//! - [`drive`]: the plan of hand-offs, the callers, the receivers' `Inbox`/`Ack` loops.
-//! - [`raw`]: raw JetStream publish → durable pull → ack.
-//! - [`proc`]: CPU seconds per thread and process, peak RSS, load average, from `/proc`.
+//! - `bus`: the bus under test (adapters with signing keys, clients).
+//! - `drive`: the plan of hand-offs, the callers, the receivers' `Inbox`/`Ack` loops.
+//! - `raw`: raw JetStream publish → durable pull → ack.
+//!
+//! The nats-server comes from `crate::nats`, CPU and memory figures from `crate::proc`.
 //!
 //! # One process, two runtimes
 //!
@@ -17,29 +18,27 @@
 //! (`adapter_cpu_s_per_1000`, `client_cpu_s_per_1000`), and the whole process is reported too.
 //! `peak_rss_mb` is the whole process (adapters and generator), so it bounds the adapters' own.
 
-pub(super) mod bus;
+mod bus;
 mod drive;
-mod proc;
 mod raw;
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use onedoor_bus::InboxSettings;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use self::bus::{Adapters, Agencies, Nats};
+use self::bus::{Adapters, Agencies};
 use self::drive::{Mode, Pacer, Plan, Shared};
-use self::proc::CpuSnapshot;
-use super::common;
+use crate::BenchError;
+use crate::nats::Nats;
+use crate::proc::{self, CpuSnapshot};
+use crate::progress::bar as progress_bar;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -107,29 +106,34 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.count > 0, "--count must be at least 1");
-        anyhow::ensure!(self.front_offices > 0, "--front-offices must be at least 1");
-        anyhow::ensure!(self.ministries > 0, "--ministries must be at least 1");
-        anyhow::ensure!(self.concurrency > 0, "--concurrency must be at least 1");
-        anyhow::ensure!(self.connections > 0, "--connections must be at least 1");
-        anyhow::ensure!(
-            self.client_threads > 0,
-            "--client-threads must be at least 1"
-        );
-        anyhow::ensure!(
-            self.instructions_bytes <= onedoor_case::limits::INSTRUCTIONS_MAX_BYTES,
-            "--instructions-bytes: at most {}",
-            onedoor_case::limits::INSTRUCTIONS_MAX_BYTES
-        );
-        if let Some(rate) = self.rate {
-            anyhow::ensure!(
-                rate.is_finite() && rate > 0.0,
-                "--rate must be a positive number"
-            );
+    fn validate(&self) -> Result<(), BenchError> {
+        let at_least_one = [
+            (self.count > 0, "--count"),
+            (self.front_offices > 0, "--front-offices"),
+            (self.ministries > 0, "--ministries"),
+            (self.concurrency > 0, "--concurrency"),
+            (self.connections > 0, "--connections"),
+            (self.client_threads > 0, "--client-threads"),
+            (self.hot_cases != Some(0), "--hot-cases"),
+        ];
+        if let Some((_, flag)) = at_least_one.iter().find(|(ok, _)| !ok) {
+            return Err(BenchError::InvalidArgument(format!(
+                "{flag} must be at least 1"
+            )));
         }
-        if let Some(hot) = self.hot_cases {
-            anyhow::ensure!(hot > 0, "--hot-cases must be at least 1");
+        let max = onedoor_case::limits::INSTRUCTIONS_MAX_BYTES;
+        if self.instructions_bytes > max {
+            return Err(BenchError::InvalidArgument(format!(
+                "--instructions-bytes: at most {max}"
+            )));
+        }
+        if self
+            .rate
+            .is_some_and(|rate| !(rate.is_finite() && rate > 0.0))
+        {
+            return Err(BenchError::InvalidArgument(
+                "--rate must be a positive number".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -143,7 +147,7 @@ impl BenchArgs {
 /// hand-off sent; in hot mode each hand-off also carries its send-back (two writes, two
 /// deliveries). `peak_rss_mb` is the process's `VmHWM` after the hand-off phase.
 #[derive(Debug, Serialize)]
-struct Report {
+pub struct Report {
     handoffs_per_s: f64,
     raw_per_s: f64,
     ratio: f64,
@@ -192,14 +196,28 @@ struct Report {
     first_error: Option<String>,
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// `onedoor bench`: measures, prints a summary on stderr and the JSON line on stdout, and
+/// fails when any hand-off was lost, duplicated, mismatched or refused.
+pub fn run(args: BenchArgs) -> Result<ExitCode, BenchError> {
+    let report = measure(args)?;
+    eprintln!("{}", report.summary());
+    crate::print_json_line(&report)?;
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the whole bench on runtimes of its own and returns its figures.
+pub fn measure(args: BenchArgs) -> Result<Report, BenchError> {
     args.validate()?;
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
         .thread_name(proc::CLIENT_THREAD)
         .enable_all()
         .build()
-        .context("starting the load generator's runtime")?;
+        .map_err(BenchError::io("starting the load generator's runtime"))?;
     let adapter_runtime = if args.shared_runtime {
         None
     } else {
@@ -212,7 +230,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .thread_name(proc::ADAPTER_THREAD)
                 .enable_all()
                 .build()
-                .context("starting the adapters' runtime")?,
+                .map_err(BenchError::io("starting the adapters' runtime"))?,
         )
     };
     let adapters_on = adapter_runtime
@@ -223,41 +241,41 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         runtime.shutdown_timeout(Duration::from_secs(2));
     }
     client_runtime.shutdown_timeout(Duration::from_secs(2));
-    let report = report?;
-    println!("{}", serde_json::to_string(&report)?);
-    let clean =
-        report.lost == 0 && report.duplicated == 0 && report.mismatched == 0 && report.errors == 0;
-    Ok(if clean {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    report
 }
 
-/// Progress bars draw on stderr, and only when stdout is a terminal: a script reading the
-/// JSON line gets nothing else.
-pub(super) fn progress_bar(len: u64, what: &'static str) -> ProgressBar {
-    if !std::io::stdout().is_terminal() {
-        return ProgressBar::hidden();
+impl Report {
+    /// Every hand-off arrived once, as sent, and no call failed for good.
+    pub fn clean(&self) -> bool {
+        self.lost == 0 && self.duplicated == 0 && self.mismatched == 0 && self.errors == 0
     }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style);
+
+    /// The figures a person reads first, on one line.
+    pub fn summary(&self) -> String {
+        format!(
+            "onedoor bench: {:.0} hand-offs/s vs raw JetStream {:.0} msg/s (ratio {:.3}); p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; lost {}, duplicated {}; adapter CPU {:.3} s per 1,000; peak RSS {:.0} MiB",
+            self.handoffs_per_s,
+            self.raw_per_s,
+            self.ratio,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.lost,
+            self.duplicated,
+            self.adapter_cpu_s_per_1000,
+            self.peak_rss_mb
+        )
     }
-    bar.set_prefix(what);
-    bar
 }
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1_000.0
 }
 
-async fn bench(args: BenchArgs, adapters_on: tokio::runtime::Handle) -> anyhow::Result<Report> {
+async fn bench(args: BenchArgs, adapters_on: tokio::runtime::Handle) -> Result<Report, BenchError> {
     let load_1m_start = proc::load_average_1m();
     let run = ulid::Ulid::generate().to_string();
-    let (registry, _) = common::load_registry_mut(args.registry.as_deref())?;
+    let registry = crate::load_registry(args.registry.as_deref())?;
     let agencies = Agencies::pick(&registry, args.front_offices, args.ministries)?;
     let service = match &args.service {
         Some(service) => service.clone(),
@@ -265,10 +283,12 @@ async fn bench(args: BenchArgs, adapters_on: tokio::runtime::Handle) -> anyhow::
             .services
             .keys()
             .next()
-            .context("the registry has no service")?
+            .ok_or_else(|| BenchError::Unfit("the registry has no service".to_owned()))?
             .to_string(),
     };
-    let (registry, signers) = bus::registry_with_keys(registry, &agencies, &run)?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let (registry, signers) =
+        crate::keys::registry_with_keys(registry, agencies.all(), &format!("bench-{run}"), today)?;
     let mut inbox = InboxSettings::default();
     if let Some(window) = args.inbox_window {
         inbox.max_in_flight = window;
@@ -276,20 +296,21 @@ async fn bench(args: BenchArgs, adapters_on: tokio::runtime::Handle) -> anyhow::
     inbox.validate()?;
 
     let nats = Nats::start(args.nats_url.as_deref()).await?;
-    let client = async_nats::connect(&nats.url)
-        .await
-        .with_context(|| format!("connecting to {}", nats.url))?;
-    let js = async_nats::jetstream::new(client);
-    onedoor_bus::ensure_stream(&js, &onedoor_bus::StreamSettings::default()).await?;
+    let js = nats.jetstream().await?;
     if args.nats_url.is_some() {
         refuse_busy_inboxes(&js, &agencies).await?;
     }
     let stored_before = stream_messages(&js).await;
     // The same metrics recorder as `onedoor up`, so the adapters pay for their metrics.
     adapters_on
-        .spawn(async { super::metrics::install(([127, 0, 0, 1], 0).into()) })
+        .spawn(async {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .with_http_listener(([127, 0, 0, 1], 0))
+                .install()
+                .map_err(BenchError::Metrics)
+        })
         .await
-        .context("installing the metrics recorder")??;
+        .map_err(BenchError::task("installing the metrics recorder"))??;
     let adapters = Adapters::start(&adapters_on, &registry, signers, &nats.url, &inbox).await?;
 
     let outcome = drive_and_measure(&args, &run, &agencies, &service, &adapters, &js, &nats).await;
@@ -386,19 +407,6 @@ async fn bench(args: BenchArgs, adapters_on: tokio::runtime::Handle) -> anyhow::
         load_1m_end: proc::load_average_1m(),
         first_error: measured.first_error,
     };
-    eprintln!(
-        "onedoor bench: {:.0} hand-offs/s vs raw JetStream {:.0} msg/s (ratio {:.3}); p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; lost {}, duplicated {}; adapter CPU {:.3} s per 1,000; peak RSS {:.0} MiB",
-        report.handoffs_per_s,
-        report.raw_per_s,
-        report.ratio,
-        report.p50_ms,
-        report.p99_ms,
-        report.max_ms,
-        report.lost,
-        report.duplicated,
-        report.adapter_cpu_s_per_1000,
-        report.peak_rss_mb
-    );
     Ok(report)
 }
 
@@ -442,7 +450,7 @@ async fn drive_and_measure(
     adapters: &Adapters,
     js: &async_nats::jetstream::Context,
     nats: &Nats,
-) -> anyhow::Result<Measured> {
+) -> Result<Measured, BenchError> {
     let ministries_n = agencies.ministries.len() as u64;
     let (mode, warmup, total) = match args.hot_cases {
         None => (Mode::Spread, args.warmup, args.warmup + args.count),
@@ -485,9 +493,8 @@ async fn drive_and_measure(
     };
 
     let open_bar = progress_bar(plan.cases() as u64, "open cases");
-    let case_ids = drive::open_cases(&plan, &callers(0), service, args.concurrency, &open_bar)
-        .await
-        .context("opening the cases")?;
+    let case_ids =
+        drive::open_cases(&plan, &callers(0), service, args.concurrency, &open_bar).await?;
     open_bar.finish_and_clear();
 
     let bar = progress_bar(plan.total, "hand-offs");
@@ -537,7 +544,7 @@ async fn drive_and_measure(
         }
     }
     for sender in senders {
-        sender.await.context("a caller panicked")?;
+        sender.await.map_err(BenchError::task("a caller"))?;
     }
     // Drain: every hand-off with a receipt must arrive (and in hot mode every send-back must
     // be back at its front office); then a short grace for duplicates.
@@ -554,7 +561,7 @@ async fn drive_and_measure(
     let _ = stop.send(true);
     let mut latencies = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     for receiver in receivers {
-        let histogram = receiver.await.context("a receiver panicked")??;
+        let histogram = receiver.await.map_err(BenchError::task("a receiver"))??;
         latencies.add(&histogram)?;
     }
     let unacked = unacked(js, agencies).await;
@@ -615,15 +622,19 @@ async fn unacked(js: &async_nats::jetstream::Context, agencies: &Agencies) -> Op
 async fn refuse_busy_inboxes(
     js: &async_nats::jetstream::Context,
     agencies: &Agencies,
-) -> anyhow::Result<()> {
-    let stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
+) -> Result<(), BenchError> {
+    let stream = js
+        .get_stream(onedoor_bus::STREAM_NAME)
+        .await
+        .map_err(BenchError::nats("binding to the ONEDOOR stream"))?;
     for code in agencies.all() {
         if let Ok(info) = stream.consumer_info(format!("inbox-{code}")).await {
             let held = info.num_pending + info.num_ack_pending as u64;
-            anyhow::ensure!(
-                held == 0,
-                "inbox-{code} on the given server holds {held} events; run the bench on a server no live bus uses (or without --nats-url)"
-            );
+            if held > 0 {
+                return Err(BenchError::Unfit(format!(
+                    "inbox-{code} on the given server holds {held} events; run the bench on a server no live bus uses (or without --nats-url)"
+                )));
+            }
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
-//! CPU time and memory read from `/proc`: per thread, so the adapters' runtime can be told
-//! apart from the load generator's inside one process, and per process (the nats-server).
+//! CPU time, memory and load read from `/proc`: per thread, so the adapters' runtime can be told
+//! apart from the load generator's inside one process, and per process (the bench itself, the
+//! nats-server). Linux only; elsewhere every figure is `None` or zero.
 
 use std::path::Path;
 
@@ -8,13 +9,13 @@ use std::path::Path;
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// Thread-name prefix of the adapters' runtime (a Linux thread name holds 15 bytes).
-pub const ADAPTER_THREAD: &str = "od-adapter";
+pub(crate) const ADAPTER_THREAD: &str = "od-adapter";
 /// Thread-name prefix of the load generator's runtime.
-pub const CLIENT_THREAD: &str = "od-client";
+pub(crate) const CLIENT_THREAD: &str = "od-client";
 
 /// CPU seconds (user + system) at one instant.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CpuSnapshot {
+pub(crate) struct CpuSnapshot {
     /// The whole bench process, threads that already ended included.
     pub process_s: f64,
     /// Live threads of the adapters' runtime.
@@ -28,7 +29,7 @@ pub struct CpuSnapshot {
 impl CpuSnapshot {
     pub fn take(nats_pid: Option<u32>) -> Self {
         let mut snapshot = CpuSnapshot {
-            process_s: stat_cpu_s(Path::new("/proc/self/stat")).unwrap_or(0.0),
+            process_s: process_cpu_s().unwrap_or(0.0),
             nats_s: nats_pid
                 .and_then(|pid| stat_cpu_s(&Path::new("/proc").join(pid.to_string()).join("stat"))),
             ..CpuSnapshot::default()
@@ -76,8 +77,13 @@ fn stat_cpu_s(path: &Path) -> Option<f64> {
     Some((utime + stime) as f64 / TICKS_PER_SECOND)
 }
 
+/// User and system CPU seconds of this process so far.
+pub(crate) fn process_cpu_s() -> Option<f64> {
+    stat_cpu_s(Path::new("/proc/self/stat"))
+}
+
 /// A `kB` line of `/proc/self/status` (`VmHWM`: peak resident set; `VmRSS`: now), in MiB.
-pub fn status_mib(field: &str) -> Option<f64> {
+pub(crate) fn status_mib(field: &str) -> Option<f64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line
@@ -91,13 +97,24 @@ pub fn status_mib(field: &str) -> Option<f64> {
 }
 
 /// The 1-minute load average, to say how busy the machine was during a run.
-pub fn load_average_1m() -> Option<f64> {
+pub(crate) fn load_average_1m() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()
         .next()?
         .parse()
         .ok()
+}
+
+/// The 1, 5 and 15 minute load averages, as `uptime` prints them.
+pub(crate) fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
@@ -19,6 +18,8 @@ use tonic::transport::Channel;
 
 use super::TrackerBenchArgs;
 use super::history::Catalogue;
+use super::running::RunningTracker;
+use crate::BenchError;
 
 /// How long the tracker may take to answer its first call.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -33,7 +34,7 @@ pub async fn measure(
     catalogue: Arc<Catalogue>,
     args: &TrackerBenchArgs,
     cases: u64,
-) -> anyhow::Result<Latencies> {
+) -> Result<Latencies, BenchError> {
     let mut config = TrackerConfig::new(
         nats_url,
         database.clone(),
@@ -41,20 +42,9 @@ pub async fn measure(
     );
     // Its own consumer: the stream is still empty, so this tracker projects nothing.
     config.consumer = "bench-listing".to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the tracker's gRPC port")?;
-    let address = listener.local_addr().context("reading the bound address")?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let tracker = tokio::spawn(onedoor_tracker::run(config, listener, async {
-        let _ = stopped.await;
-    }));
-    let outcome = calls(&format!("http://{address}"), &catalogue, args, cases).await;
-    let _ = stop.send(());
-    tracker
-        .await
-        .context("the tracker panicked")?
-        .context("the tracker failed")?;
+    let tracker = RunningTracker::start(config).await?;
+    let outcome = calls(&tracker.url, &catalogue, args, cases).await;
+    tracker.stop().await?;
     let mut latencies = outcome?;
     latencies.extend(confined(database, &catalogue, args).await?);
     Ok(latencies)
@@ -66,10 +56,10 @@ async fn confined(
     database: &DatabaseUrl,
     catalogue: &Catalogue,
     args: &TrackerBenchArgs,
-) -> anyhow::Result<Latencies> {
+) -> Result<Latencies, BenchError> {
     let store = Store::connect(database)
         .await
-        .context("opening the listing database")?;
+        .map_err(BenchError::connect("opening the listing database"))?;
     let agencies = catalogue.agencies();
     let limit = usize::try_from(args.page_size)
         .unwrap_or(usize::MAX)
@@ -83,10 +73,7 @@ async fn confined(
             ..CaseFilter::default()
         };
         let started = Instant::now();
-        store
-            .list_cases(&filter, None, limit, now)
-            .await
-            .context("ListCases (confined)")?;
+        store.list_cases(&filter, None, limit, now).await?;
         if n >= args.queries / 10 {
             record(&mut histogram, started.elapsed());
         }
@@ -97,7 +84,7 @@ async fn confined(
     Ok(latencies)
 }
 
-async fn connect(url: &str) -> anyhow::Result<CaseTrackerClient<Channel>> {
+async fn connect(url: &str) -> Result<CaseTrackerClient<Channel>, BenchError> {
     let started = Instant::now();
     loop {
         let attempt = async {
@@ -112,12 +99,15 @@ async fn connect(url: &str) -> anyhow::Result<CaseTrackerClient<Channel>> {
                     ..Default::default()
                 })
                 .await?;
-            anyhow::Ok(client)
+            Ok::<_, crate::error::Cause>(client)
         };
         match attempt.await {
             Ok(client) => return Ok(client),
-            Err(error) if started.elapsed() > READY_DEADLINE => {
-                return Err(error.context(format!("the tracker at {url} did not answer")));
+            Err(source) if started.elapsed() > READY_DEADLINE => {
+                return Err(BenchError::Connect {
+                    action: format!("the tracker at {url} did not answer"),
+                    source,
+                });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -132,7 +122,7 @@ async fn calls(
     catalogue: &Catalogue,
     args: &TrackerBenchArgs,
     cases: u64,
-) -> anyhow::Result<Latencies> {
+) -> Result<Latencies, BenchError> {
     let mut client = connect(url).await?;
     let page_size = args.page_size;
     let agencies = catalogue.route_agencies();
@@ -191,7 +181,7 @@ async fn calls(
             client
                 .list_cases(request)
                 .await
-                .with_context(|| format!("ListCases ({name})"))?;
+                .map_err(BenchError::call(format!("ListCases ({name})")))?;
             if n >= args.queries / 10 {
                 record(&mut histogram, started.elapsed());
             }
@@ -212,7 +202,7 @@ async fn calls(
                     ..base.clone()
                 })
                 .await
-                .context("ListCases (paging)")?
+                .map_err(BenchError::call("ListCases (paging)"))?
                 .into_inner();
             if page > 1 && walks > 1 {
                 record(&mut histogram, started.elapsed());
@@ -222,17 +212,18 @@ async fn calls(
                 break;
             }
         }
-        anyhow::ensure!(
-            walks < 10 * args.queries,
-            "deep paging: the listing has too few pages to measure"
-        );
+        if walks >= 10 * args.queries {
+            return Err(BenchError::Unfit(
+                "deep paging: the listing has too few pages to measure".to_owned(),
+            ));
+        }
     }
     insert(&mut latencies, "deep", &histogram);
     Ok(latencies)
 }
 
-fn new_histogram() -> anyhow::Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).context("making a histogram")
+fn new_histogram() -> Result<Histogram<u64>, BenchError> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }
 
 fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
