@@ -96,15 +96,16 @@ pub enum BenchError {
     Report(#[source] serde_json::Error),
 }
 
+// The helpers convert `action` only when there is an error: some sit on measured paths (a
+// publish, an ack, a `ListCases` call), where a string made per call would be measured too.
 impl BenchError {
     /// A NATS error, for `map_err`.
     pub(crate) fn nats<E>(action: impl Into<String>) -> impl FnOnce(E) -> BenchError
     where
         E: Into<Cause>,
     {
-        let action = action.into();
         move |source| BenchError::Nats {
-            action,
+            action: action.into(),
             source: source.into(),
         }
     }
@@ -114,23 +115,26 @@ impl BenchError {
     where
         E: Into<Cause>,
     {
-        let action = action.into();
         move |source| BenchError::Connect {
-            action,
+            action: action.into(),
             source: source.into(),
         }
     }
 
     /// A gRPC call that failed, for `map_err`.
     pub(crate) fn call(action: impl Into<String>) -> impl FnOnce(tonic::Status) -> BenchError {
-        let action = action.into();
-        move |source| BenchError::Call { action, source }
+        move |source| BenchError::Call {
+            action: action.into(),
+            source,
+        }
     }
 
     /// A file or socket error, for `map_err`.
     pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
-        let action = action.into();
-        move |source| BenchError::Io { action, source }
+        move |source| BenchError::Io {
+            action: action.into(),
+            source,
+        }
     }
 
     /// A task that panicked, for `map_err`.

@@ -9,10 +9,12 @@
 //! # Layout
 //! - [`handoff`]: `onedoor bench`, end-to-end hand-offs (HandOff → Inbox → Ack) through real
 //!   adapters beside raw JetStream on the same server; spread and hot-case modes, open-loop
-//!   rates. Its parts: `bus` (adapters and clients), `drive` (plan, callers, receivers), `raw`.
+//!   rates. Its parts: `bus` (adapters and clients), `plan` (which calls), `phase` (the
+//!   hand-off phase), `drive` (callers, receivers, counters), `raw`, `report`.
 //! - [`tracker`]: `onedoor tracker bench`, projection rate into SQLite and PostgreSQL, rebuild
 //!   time and `ListCases` latency per filter. Its parts: `history` (generated cases), `fill`
-//!   (the listing database), `listing`, `publish` (the stream), `project` (live and rebuild).
+//!   (the listing database), `listing`, `publish` (the stream), `project` (live and rebuild),
+//!   `running` (a tracker in this process).
 //! - `nats`: the nats-server both benches run on (started fresh, or given).
 //! - `keys`: a signing key per bench agency, added to the registry.
 //! - `proc`: CPU seconds, peak RSS and load averages from `/proc`.

@@ -1,25 +1,6 @@
 //! The load: front offices call `HandOff`, ministries' systems read `Inbox` and `Ack`, and every
 //! hand-off is timed from the start of its `HandOff` call to its arrival on the receiver's
-//! stream, and counted by event id.
-//!
-//! # Legal event patterns
-//!
-//! The case rules allow one open task per agency per case, and a hand-off needs the sender to
-//! be the case's origin (or an accepted task holder). So:
-//!
-//! - **spread** (default): every case is opened first; then each case receives one hand-off to
-//!   each ministry, from its origin. Job `j` goes to ministry `j mod M`, and cases are offset per
-//!   ministry, so consecutive calls touch different cases and different inboxes, and calls in
-//!   flight at once never share a case (while there are more cases than callers).
-//! - **hot** (`--hot-cases N`): N cases, and for each (case, ministry) pair one worker loops:
-//!   hand off to the ministry, wait until the ministry's system has it, the ministry sends it
-//!   back (ending its task), repeat. The N × M workers of a case race for it: every write loses
-//!   and re-decides when another landed first, and each case's history grows by two events per
-//!   hand-off.
-//!
-//! Job numbers are carried in the idempotency key (`bench-<run>-<j>`), which the event keeps,
-//! so a receiver knows which call it is looking at; the event id it must have is derived from
-//! that key exactly as the adapter derives it.
+//! stream, and counted by event id. Which call is which comes from the [`Plan`].
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +16,7 @@ use prost::Message as _;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::bus::Client;
+use super::plan::{Mode, Plan};
 use crate::BenchError;
 
 /// Retries of a call that failed in a way the contract says to retry with the same key
@@ -42,115 +24,7 @@ use crate::BenchError;
 const MAX_RETRIES: u32 = 20;
 
 /// Latency histogram bounds, microseconds: 1 µs to 10 minutes, 3 significant digits.
-const HISTOGRAM_MAX_US: u64 = 600_000_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Spread,
-    Hot { cases: usize },
-}
-
-/// Which calls the run makes. Pure: job `j` always means the same case, sender and receiver.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub run: String,
-    pub mode: Mode,
-    pub fronts: Vec<AgencyCode>,
-    pub ministries: Vec<AgencyCode>,
-    /// Jobs `0..warmup` are sent but left out of the figures.
-    pub warmup: u64,
-    pub total: u64,
-    pub instructions_bytes: usize,
-}
-
-/// One hand-off: which case, from which front office, to which ministry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Job {
-    pub case: usize,
-    pub front: usize,
-    pub ministry: usize,
-}
-
-impl Plan {
-    /// Cases to open before the hand-offs start.
-    pub fn cases(&self) -> usize {
-        match self.mode {
-            Mode::Spread => usize::try_from(self.total.div_ceil(self.ministries.len() as u64))
-                .unwrap_or(usize::MAX),
-            Mode::Hot { cases } => cases,
-        }
-    }
-
-    /// (case, ministry) pairs: the hot mode's workers.
-    pub fn pairs(&self) -> usize {
-        match self.mode {
-            Mode::Spread => 0,
-            Mode::Hot { cases } => cases * self.ministries.len(),
-        }
-    }
-
-    pub fn front_of_case(&self, case: usize) -> usize {
-        case % self.fronts.len()
-    }
-
-    pub fn job(&self, j: u64) -> Job {
-        let m = self.ministries.len();
-        let (case, ministry) = match self.mode {
-            Mode::Spread => {
-                let cases = self.cases();
-                let ministry = (j % m as u64) as usize;
-                let k = (j / m as u64) as usize;
-                // Offset each ministry's walk over the cases, so that the calls in flight at
-                // once are on different cases.
-                ((k + ministry * (cases / m).max(1)) % cases, ministry)
-            }
-            Mode::Hot { .. } => {
-                let pair = (j % self.pairs() as u64) as usize;
-                (pair / m, pair % m)
-            }
-        };
-        Job {
-            case,
-            front: self.front_of_case(case),
-            ministry,
-        }
-    }
-
-    pub fn is_measured(&self, j: u64) -> bool {
-        j >= self.warmup
-    }
-
-    fn key_prefix(&self) -> String {
-        format!("bench-{}-", self.run)
-    }
-
-    pub fn handoff_key(&self, j: u64) -> String {
-        format!("bench-{}-{j}", self.run)
-    }
-
-    pub fn open_key(&self, case: usize) -> String {
-        format!("bench-{}-open-{case}", self.run)
-    }
-
-    pub fn sendback_key(&self, j: u64) -> String {
-        format!("bench-{}-back-{j}", self.run)
-    }
-
-    /// The job number in a hand-off's idempotency key, if the key is this run's.
-    pub fn parse_handoff_key(&self, key: &str) -> Option<u64> {
-        key.strip_prefix(&self.key_prefix())?.parse().ok()
-    }
-
-    /// Padded to `instructions_bytes`, so events have the payload size asked for.
-    pub fn instructions(&self, j: u64) -> String {
-        let mut text = format!("bench {} hand-off {j}: please review. ", self.run);
-        while text.len() < self.instructions_bytes {
-            text.push_str("documents attached; see the case file. ");
-        }
-        text.truncate(self.instructions_bytes);
-        text
-    }
-}
+pub(super) const HISTOGRAM_MAX_US: u64 = 600_000_000;
 
 const RECEIPT_NONE: u8 = 0;
 const RECEIPT_OK: u8 = 1;
@@ -180,6 +54,39 @@ pub struct Counters {
     pub payload_events: AtomicU64,
     /// Largest delay between a hand-off's scheduled time (at `--rate`) and its call, in µs.
     pub max_send_lag_us: AtomicU64,
+}
+
+/// Plain numbers out of the shared counters, once every task has finished.
+#[derive(Debug, Default)]
+pub struct CounterValues {
+    pub errors: u64,
+    pub retries: u64,
+    pub duplicated: u64,
+    pub redelivered: u64,
+    pub mismatched: u64,
+    pub foreign: u64,
+    pub sendbacks: u64,
+    pub ack_errors: u64,
+    pub ack_unknown: u64,
+    pub max_send_lag_us: u64,
+}
+
+impl Counters {
+    pub fn values(&self) -> CounterValues {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CounterValues {
+            errors: load(&self.errors),
+            retries: load(&self.retries),
+            duplicated: load(&self.duplicated),
+            redelivered: load(&self.redelivered),
+            mismatched: load(&self.mismatched),
+            foreign: load(&self.foreign),
+            sendbacks: load(&self.sendbacks),
+            ack_errors: load(&self.ack_errors),
+            ack_unknown: load(&self.ack_unknown),
+            max_send_lag_us: load(&self.max_send_lag_us),
+        }
+    }
 }
 
 /// What the senders and receivers share.
@@ -235,6 +142,10 @@ impl Shared {
             &self.plan.handoff_key(j),
             self.case_ids[job.case],
         )
+    }
+
+    fn count_retry(&self) {
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     fn error(&self, what: String) {
@@ -300,6 +211,33 @@ fn retryable(code: tonic::Code) -> bool {
     matches!(code, tonic::Code::Aborted | tonic::Code::Unavailable)
 }
 
+/// Makes `call` again (the same request, so the same idempotency key) while it fails with a
+/// status the contract says to retry, up to [`MAX_RETRIES`] times, `step` × attempt apart;
+/// `on_retry` counts each retry. Returns the last outcome.
+///
+/// Each attempt's future owns its client and request (clones: a client is a handle on a shared
+/// connection), so the callers' futures stay `Send` for `tokio::spawn`.
+async fn with_retries<T, F>(
+    step: Duration,
+    mut on_retry: impl FnMut(),
+    mut call: impl FnMut() -> F,
+) -> Result<tonic::Response<T>, tonic::Status>
+where
+    F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(status) if retryable(status.code()) && attempt < MAX_RETRIES => {
+                attempt += 1;
+                on_retry();
+                tokio::time::sleep(step * attempt).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// Opens the plan's cases, `concurrency` calls at a time, each from its origin front office.
 pub async fn open_cases(
     plan: &Plan,
@@ -310,7 +248,7 @@ pub async fn open_cases(
 ) -> Result<Vec<CaseId>, BenchError> {
     let opened: Vec<Result<CaseId, BenchError>> = futures::stream::iter(0..plan.cases())
         .map(|case| {
-            let mut client = fronts[plan.front_of_case(case)].clone();
+            let client = fronts[plan.front_of_case(case)].clone();
             let request = v1::OpenCaseRequest {
                 service: service.to_owned(),
                 citizen_ref: format!("BENCH-{case}"),
@@ -320,26 +258,18 @@ pub async fn open_cases(
                 documents: vec![],
             };
             async move {
-                let mut attempt = 0;
-                loop {
-                    match client.open_case(request.clone()).await {
-                        Ok(receipt) => {
-                            progress.inc(1);
-                            return CaseId::parse(&receipt.get_ref().case_id)
-                                .map_err(BenchError::from);
-                        }
-                        Err(status) if retryable(status.code()) && attempt < MAX_RETRIES => {
-                            attempt += 1;
-                            tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                        }
-                        Err(status) => {
-                            return Err(BenchError::Call {
-                                action: format!("opening case {case}"),
-                                source: status,
-                            });
-                        }
-                    }
-                }
+                let receipt = with_retries(
+                    Duration::from_millis(5),
+                    || {},
+                    || {
+                        let (mut client, request) = (client.clone(), request.clone());
+                        async move { client.open_case(request).await }
+                    },
+                )
+                .await
+                .map_err(BenchError::call(format!("opening case {case}")))?;
+                progress.inc(1);
+                Ok(CaseId::parse(&receipt.get_ref().case_id)?)
             }
         })
         .buffered(concurrency.max(1))
@@ -382,7 +312,7 @@ impl Pacer {
 
 /// One `HandOff` call for job `j` (retried with the same key where the contract says so).
 /// Returns whether it got a receipt.
-async fn hand_off(shared: &Shared, client: &mut Client, j: u64) -> bool {
+async fn hand_off(shared: &Shared, client: &Client, j: u64) -> bool {
     let plan = &shared.plan;
     let job = plan.job(j);
     let request = v1::HandOffRequest {
@@ -400,32 +330,33 @@ async fn hand_off(shared: &Shared, client: &mut Client, j: u64) -> bool {
             .first_measured_start
             .fetch_min(started, Ordering::AcqRel);
     }
-    let mut attempt = 0;
-    loop {
-        match client.hand_off(request.clone()).await {
-            Ok(receipt) => {
-                if receipt.get_ref().event_id != shared.expected_event_id(j).to_string() {
-                    shared.counters.mismatched.fetch_add(1, Ordering::Relaxed);
-                }
-                shared.receipt[shared.slot(j)].store(RECEIPT_OK, Ordering::Release);
-                return true;
+    let outcome = with_retries(
+        Duration::from_millis(1),
+        || shared.count_retry(),
+        || {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move { client.hand_off(request).await }
+        },
+    )
+    .await;
+    match outcome {
+        Ok(receipt) => {
+            if receipt.get_ref().event_id != shared.expected_event_id(j).to_string() {
+                shared.counters.mismatched.fetch_add(1, Ordering::Relaxed);
             }
-            Err(status) if retryable(status.code()) && attempt < MAX_RETRIES => {
-                attempt += 1;
-                shared.counters.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
-            }
-            Err(status) => {
-                shared.receipt[shared.slot(j)].store(RECEIPT_FAILED, Ordering::Release);
-                shared.error(format!("HandOff {j}: {status}"));
-                return false;
-            }
+            shared.receipt[shared.slot(j)].store(RECEIPT_OK, Ordering::Release);
+            true
+        }
+        Err(status) => {
+            shared.receipt[shared.slot(j)].store(RECEIPT_FAILED, Ordering::Release);
+            shared.error(format!("HandOff {j}: {status}"));
+            false
         }
     }
 }
 
 /// A spread-mode caller: takes the next job until none is left.
-pub async fn spread_sender(shared: Arc<Shared>, mut fronts: Vec<Client>, pacer: Pacer) {
+pub async fn spread_sender(shared: Arc<Shared>, fronts: Vec<Client>, pacer: Pacer) {
     loop {
         let j = pacer.take();
         if j >= shared.plan.total {
@@ -434,7 +365,7 @@ pub async fn spread_sender(shared: Arc<Shared>, mut fronts: Vec<Client>, pacer: 
         let lag = pacer.wait(j).await;
         note_lag(&shared, lag);
         let front = shared.plan.job(j).front;
-        hand_off(&shared, &mut fronts[front], j).await;
+        hand_off(&shared, &fronts[front], j).await;
     }
 }
 
@@ -451,8 +382,8 @@ fn note_lag(shared: &Shared, lag: Duration) {
 pub async fn hot_worker(
     shared: Arc<Shared>,
     pair: usize,
-    mut front: Client,
-    mut ministry: Client,
+    front: Client,
+    ministry: Client,
     pacer: Pacer,
     arrival_timeout: Duration,
 ) {
@@ -461,14 +392,14 @@ pub async fn hot_worker(
     while j < shared.plan.total {
         let lag = pacer.wait(pacer.take()).await;
         note_lag(&shared, lag);
-        if hand_off(&shared, &mut front, j).await {
+        if hand_off(&shared, &front, j).await {
             if !wait_for_arrival(&shared, pair, j, arrival_timeout).await {
                 shared.error(format!(
                     "hand-off {j} did not arrive within {arrival_timeout:?}"
                 ));
                 return;
             }
-            if !send_back(&shared, &mut ministry, j).await {
+            if !send_back(&shared, &ministry, j).await {
                 // The ministry still holds the task, so this pair cannot hand off again.
                 return;
             }
@@ -490,7 +421,7 @@ async fn wait_for_arrival(shared: &Shared, pair: usize, j: u64, timeout: Duratio
     }
 }
 
-async fn send_back(shared: &Shared, ministry: &mut Client, j: u64) -> bool {
+async fn send_back(shared: &Shared, ministry: &Client, j: u64) -> bool {
     let job = shared.plan.job(j);
     let request = v1::SendBackRequest {
         case_id: shared.case_ids[job.case].to_string(),
@@ -498,22 +429,23 @@ async fn send_back(shared: &Shared, ministry: &mut Client, j: u64) -> bool {
         idempotency_key: shared.plan.sendback_key(j),
         actor: "bench".into(),
     };
-    let mut attempt = 0;
-    loop {
-        match ministry.send_back(request.clone()).await {
-            Ok(_) => {
-                shared.counters.sendbacks.fetch_add(1, Ordering::Relaxed);
-                return true;
-            }
-            Err(status) if retryable(status.code()) && attempt < MAX_RETRIES => {
-                attempt += 1;
-                shared.counters.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
-            }
-            Err(status) => {
-                shared.error(format!("SendBack {j}: {status}"));
-                return false;
-            }
+    let outcome = with_retries(
+        Duration::from_millis(1),
+        || shared.count_retry(),
+        || {
+            let (mut ministry, request) = (ministry.clone(), request.clone());
+            async move { ministry.send_back(request).await }
+        },
+    )
+    .await;
+    match outcome {
+        Ok(_) => {
+            shared.counters.sendbacks.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(status) => {
+            shared.error(format!("SendBack {j}: {status}"));
+            false
         }
     }
 }
@@ -625,11 +557,7 @@ fn arrived(shared: &Shared, event: &v1::CaseEvent, now: u64, latencies: &mut His
 }
 
 /// Acknowledges in batches: while one `Ack` call is out, ids pile up for the next.
-async fn ack_loop(
-    shared: Arc<Shared>,
-    mut client: Client,
-    mut ids: mpsc::UnboundedReceiver<String>,
-) {
+async fn ack_loop(shared: Arc<Shared>, client: Client, mut ids: mpsc::UnboundedReceiver<String>) {
     let max = onedoor_proto::limits::ACK_EVENT_IDS_MAX;
     while let Some(first) = ids.recv().await {
         let mut batch = vec![first];
@@ -639,94 +567,27 @@ async fn ack_loop(
                 Err(_) => break,
             }
         }
-        let mut attempt = 0;
-        loop {
-            match client
-                .ack(v1::AckRequest {
-                    event_ids: batch.clone(),
-                })
-                .await
-            {
-                Ok(response) => {
-                    shared.counters.ack_unknown.fetch_add(
-                        response.get_ref().unknown_event_ids.len() as u64,
-                        Ordering::Relaxed,
-                    );
-                    break;
-                }
-                Err(status) if retryable(status.code()) && attempt < MAX_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
-                }
-                Err(status) => {
-                    shared.counters.ack_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%status, "Ack failed");
-                    break;
-                }
+        let request = v1::AckRequest { event_ids: batch };
+        let outcome = with_retries(
+            Duration::from_millis(1),
+            || {},
+            || {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move { client.ack(request).await }
+            },
+        )
+        .await;
+        match outcome {
+            Ok(response) => {
+                shared.counters.ack_unknown.fetch_add(
+                    response.get_ref().unknown_event_ids.len() as u64,
+                    Ordering::Relaxed,
+                );
+            }
+            Err(status) => {
+                shared.counters.ack_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%status, "Ack failed");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(mode: Mode, total: u64) -> Plan {
-        Plan {
-            run: "R".into(),
-            mode,
-            fronts: vec![AgencyCode::parse("ODSC-VTE-SAYSETTHA").expect("code")],
-            ministries: ["MOIC", "MOF", "MPWT"]
-                .iter()
-                .map(|c| AgencyCode::parse(c).expect("code"))
-                .collect(),
-            warmup: 0,
-            total,
-            instructions_bytes: 700,
-        }
-    }
-
-    #[test]
-    fn spread_jobs_give_each_case_one_hand_off_per_ministry() {
-        let plan = plan(Mode::Spread, 3_000);
-        let mut seen = std::collections::HashSet::new();
-        for j in 0..plan.total {
-            let job = plan.job(j);
-            assert!(job.case < plan.cases());
-            assert!(
-                seen.insert((job.case, job.ministry)),
-                "job {j} repeats {job:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn spread_calls_in_flight_together_are_on_different_cases() {
-        let plan = plan(Mode::Spread, 30_000);
-        let window = 64;
-        for start in (0..plan.total - window).step_by(997) {
-            let cases: std::collections::HashSet<usize> =
-                (start..start + window).map(|j| plan.job(j).case).collect();
-            assert_eq!(cases.len() as u64, window, "window at {start}");
-        }
-    }
-
-    #[test]
-    fn hot_jobs_cycle_over_every_case_and_ministry_pair() {
-        let plan = plan(Mode::Hot { cases: 2 }, 60);
-        assert_eq!(plan.pairs(), 6);
-        assert_eq!(plan.job(0), plan.job(6));
-        assert_eq!(plan.job(5).case, 1);
-        assert_eq!(plan.job(5).ministry, 2);
-    }
-
-    #[test]
-    fn instructions_have_the_asked_size_and_keys_parse_back() {
-        let plan = plan(Mode::Spread, 10);
-        assert_eq!(plan.instructions(7).len(), 700);
-        assert_eq!(plan.parse_handoff_key(&plan.handoff_key(7)), Some(7));
-        assert_eq!(plan.parse_handoff_key(&plan.open_key(7)), None);
-        assert_eq!(plan.parse_handoff_key("bench-OTHER-7"), None);
     }
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use indicatif::ProgressBar;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::BenchError;
 
@@ -37,125 +38,193 @@ pub async fn measure(
     count: u64,
     progress: &ProgressBar,
 ) -> Result<RawReport, BenchError> {
-    let publisher = async_nats::connect(url)
-        .await
-        .map_err(BenchError::nats(format!("connecting to {url}")))?;
-    let reader = async_nats::connect(url)
-        .await
-        .map_err(BenchError::nats(format!("connecting to {url}")))?;
-    let js = jetstream::new(publisher);
-    let subject = format!("onedoor-bench.raw.{run}");
-    let name = format!("ONEDOOR_BENCH_RAW_{run}");
-    let stream = js
-        .create_stream(stream::Config {
-            name: name.clone(),
-            subjects: vec![subject.clone()],
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(BenchError::nats("creating the raw stream"))?;
-    stream
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("raw".into()),
-            ack_policy: consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .map_err(BenchError::nats("creating the raw consumer"))?;
-    // The consumer is read over its own connection, as a separate system would.
-    let consumer: consumer::PullConsumer = jetstream::new(reader)
-        .get_stream(&name)
-        .await
-        .map_err(BenchError::nats("binding to the raw stream"))?
-        .get_consumer("raw")
-        .await
-        .map_err(BenchError::nats("binding to the raw consumer"))?;
-
-    let (warm_tx, warm_rx) = oneshot::channel::<()>();
-    let (done_tx, done_rx) = oneshot::channel::<Instant>();
-    let progress_reader = progress.clone();
-    let reading = tokio::spawn(async move {
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(PULL_BATCH)
-            .messages()
-            .await
-            .map_err(BenchError::nats("reading the raw consumer"))?;
-        let mut warm_tx = Some(warm_tx);
-        let mut done_tx = Some(done_tx);
-        let mut seen = 0u64;
-        while seen < warmup + count {
-            let message = match messages.next().await {
-                Some(Ok(message)) => message,
-                Some(Err(err)) => {
-                    tracing::warn!(error = %err, "raw consumer hiccup");
-                    continue;
-                }
-                None => {
-                    return Err(BenchError::Failed(
-                        "the raw consumer's stream ended".to_owned(),
-                    ));
-                }
-            };
-            message.ack().await.map_err(BenchError::nats("acking"))?;
-            seen += 1;
-            if seen == warmup
-                && let Some(tx) = warm_tx.take()
-            {
-                let _ = tx.send(());
-            }
-            if seen.is_multiple_of(256) {
-                progress_reader.inc(256);
-            }
-        }
-        if let Some(tx) = done_tx.take() {
-            let _ = tx.send(Instant::now());
-        }
-        Ok::<(), BenchError>(())
-    });
-
-    let payload = Bytes::from(vec![b'x'; payload_bytes]);
-    publish(&js, &subject, &payload, warmup).await?;
-    if warmup > 0 {
-        match tokio::time::timeout(PHASE_DEADLINE, warm_rx).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                reading.await.map_err(BenchError::task("raw consumer"))??;
-                return Err(BenchError::Failed(
-                    "the raw consumer stopped during the warm-up".to_owned(),
-                ));
-            }
-            Err(_) => {
-                return Err(BenchError::Failed(
-                    "the raw warm-up did not finish".to_owned(),
-                ));
-            }
-        }
-    }
-    let started = Instant::now();
-    publish(&js, &subject, &payload, count).await?;
-    let finished = tokio::time::timeout(PHASE_DEADLINE, done_rx)
-        .await
-        .map_err(|_| BenchError::Failed("the raw run did not finish".to_owned()))?;
-    let finished = match finished {
-        Ok(at) => at,
-        Err(_) => {
-            reading.await.map_err(BenchError::task("raw consumer"))??;
-            return Err(BenchError::Failed(
-                "the raw consumer stopped early".to_owned(),
-            ));
-        }
+    let js = jetstream::new(connect(url).await?);
+    let raw = RawStream {
+        subject: format!("onedoor-bench.raw.{run}"),
+        name: format!("ONEDOOR_BENCH_RAW_{run}"),
     };
-    reading.await.map_err(BenchError::task("raw consumer"))??;
-    let elapsed_s = finished.duration_since(started).as_secs_f64();
-    if let Err(err) = js.delete_stream(&name).await {
+    raw.create(&js).await?;
+    // The consumer is read over its own connection, as a separate system would.
+    let consumer = raw.consumer(connect(url).await?).await?;
+    let reader = Reader::spawn(consumer, warmup, count, progress.clone());
+    let payload = Bytes::from(vec![b'x'; payload_bytes]);
+    let elapsed_s = timed(&js, &raw.subject, &payload, warmup, count, reader).await;
+    if let Err(err) = js.delete_stream(&raw.name).await {
         tracing::warn!(error = %err, "could not delete the raw stream");
     }
+    let elapsed_s = elapsed_s?;
     Ok(RawReport {
         per_s: count as f64 / elapsed_s.max(f64::EPSILON),
         elapsed_s,
     })
+}
+
+async fn connect(url: &str) -> Result<async_nats::Client, BenchError> {
+    async_nats::connect(url)
+        .await
+        .map_err(BenchError::nats(format!("connecting to {url}")))
+}
+
+/// The run's own file-stored stream and its durable pull consumer `raw`.
+struct RawStream {
+    subject: String,
+    name: String,
+}
+
+impl RawStream {
+    async fn create(&self, js: &jetstream::Context) -> Result<(), BenchError> {
+        let stream = js
+            .create_stream(stream::Config {
+                name: self.name.clone(),
+                subjects: vec![self.subject.clone()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(BenchError::nats("creating the raw stream"))?;
+        stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("raw".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .map_err(BenchError::nats("creating the raw consumer"))?;
+        Ok(())
+    }
+
+    /// The consumer, bound over `client`.
+    async fn consumer(
+        &self,
+        client: async_nats::Client,
+    ) -> Result<consumer::PullConsumer, BenchError> {
+        jetstream::new(client)
+            .get_stream(&self.name)
+            .await
+            .map_err(BenchError::nats("binding to the raw stream"))?
+            .get_consumer("raw")
+            .await
+            .map_err(BenchError::nats("binding to the raw consumer"))
+    }
+}
+
+/// The consumer's side, on a task of its own: it acknowledges every message and says when the
+/// warm-up's last and the run's last have been acknowledged.
+struct Reader {
+    warmed: oneshot::Receiver<()>,
+    done: oneshot::Receiver<Instant>,
+    task: JoinHandle<Result<(), BenchError>>,
+}
+
+impl Reader {
+    fn spawn(
+        consumer: consumer::PullConsumer,
+        warmup: u64,
+        count: u64,
+        progress: ProgressBar,
+    ) -> Reader {
+        let (warmed_tx, warmed) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        let task = tokio::spawn(read(
+            consumer,
+            warmup,
+            warmup + count,
+            progress,
+            warmed_tx,
+            done_tx,
+        ));
+        Reader { warmed, done, task }
+    }
+}
+
+/// Reads and acknowledges `total` messages; `warmed` fires at the `warmup`th, `done` at the last.
+async fn read(
+    consumer: consumer::PullConsumer,
+    warmup: u64,
+    total: u64,
+    progress: ProgressBar,
+    warmed: oneshot::Sender<()>,
+    done: oneshot::Sender<Instant>,
+) -> Result<(), BenchError> {
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .messages()
+        .await
+        .map_err(BenchError::nats("reading the raw consumer"))?;
+    let mut warmed = Some(warmed);
+    let mut seen = 0u64;
+    while seen < total {
+        let message = match messages.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "raw consumer hiccup");
+                continue;
+            }
+            None => {
+                return Err(BenchError::Failed(
+                    "the raw consumer's stream ended".to_owned(),
+                ));
+            }
+        };
+        message.ack().await.map_err(BenchError::nats("acking"))?;
+        seen += 1;
+        if seen == warmup
+            && let Some(tx) = warmed.take()
+        {
+            let _ = tx.send(());
+        }
+        if seen.is_multiple_of(256) {
+            progress.inc(256);
+        }
+    }
+    let _ = done.send(Instant::now());
+    Ok(())
+}
+
+/// Publishes the warm-up and waits until it has been read; then publishes `count` messages and
+/// returns the seconds from the first of them to the ack of the last.
+async fn timed(
+    js: &jetstream::Context,
+    subject: &str,
+    payload: &Bytes,
+    warmup: u64,
+    count: u64,
+    reader: Reader,
+) -> Result<f64, BenchError> {
+    let Reader {
+        warmed,
+        done,
+        mut task,
+    } = reader;
+    publish(js, subject, payload, warmup).await?;
+    if warmup > 0 {
+        wait_for(warmed, &mut task, "the raw warm-up").await?;
+    }
+    let started = Instant::now();
+    publish(js, subject, payload, count).await?;
+    let finished = wait_for(done, &mut task, "the raw run").await?;
+    task.await.map_err(BenchError::task("raw consumer"))??;
+    Ok(finished.duration_since(started).as_secs_f64())
+}
+
+/// The reader's `signal`, within [`PHASE_DEADLINE`]; a reader that stopped without sending it
+/// fails with its own error when it has one.
+async fn wait_for<T>(
+    signal: oneshot::Receiver<T>,
+    task: &mut JoinHandle<Result<(), BenchError>>,
+    what: &str,
+) -> Result<T, BenchError> {
+    match tokio::time::timeout(PHASE_DEADLINE, signal).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => {
+            task.await.map_err(BenchError::task("raw consumer"))??;
+            Err(BenchError::Failed(format!(
+                "the raw consumer stopped during {what}"
+            )))
+        }
+        Err(_) => Err(BenchError::Failed(format!("{what} did not finish"))),
+    }
 }
 
 async fn publish(

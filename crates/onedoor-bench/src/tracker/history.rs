@@ -6,7 +6,7 @@
 
 use onedoor_case::{
     Action, AgencyCode, CaseId, CaseState, Command, EventId, Registry, Resolution, ServiceCode,
-    decide,
+    Stage, decide,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
@@ -122,22 +122,14 @@ impl Catalogue {
         ));
         let province = PROVINCES[rng.random_range(0..PROVINCES.len())];
         let what = SUMMARY_WORDS[rng.random_range(0..SUMMARY_WORDS.len())];
-        let mut at = opened_at;
-        let mut commands = Vec::new();
-        let mut push = |agency: &AgencyCode, at: OffsetDateTime, action: Action| {
-            commands.push((
-                EventId::generate(),
-                Command {
-                    agency: agency.clone(),
-                    actor: format!("officer-{}", index % 97),
-                    at,
-                    action,
-                },
-            ));
+        let mut writer = Writer {
+            rng,
+            at: opened_at,
+            actor: format!("officer-{}", index % 97),
+            commands: Vec::new(),
         };
-        push(
+        writer.push(
             &origin,
-            at,
             Action::Open {
                 service: service_code.clone(),
                 citizen_ref: format!("LA-{province}-{index:08}"),
@@ -145,68 +137,21 @@ impl Catalogue {
                 documents: Vec::new(),
             },
         );
-        let gap = |rng: &mut StdRng| {
-            if rng.random_bool(SLOW_STEP_SHARE) {
-                Duration::seconds(rng.random_range(86_400..20 * 86_400))
-            } else {
-                Duration::seconds(rng.random_range(600..8 * 3600))
-            }
-        };
         for stage in &service.route {
-            let agencies: Vec<AgencyCode> = stage
-                .steps
-                .iter()
-                .map(|step| {
-                    let codes = step.agency.codes();
-                    codes[rng.random_range(0..codes.len())].clone()
-                })
-                .collect();
-            for agency in &agencies {
-                at += gap(&mut rng);
-                push(
-                    &origin,
-                    at,
-                    Action::HandOff {
-                        to: agency.clone(),
-                        instructions: format!("please review: {what}"),
-                        documents: Vec::new(),
-                        due_working_days: None,
-                    },
-                );
-            }
-            for agency in &agencies {
-                at += gap(&mut rng);
-                push(agency, at, Action::Accept);
-            }
-            for agency in &agencies {
-                at += gap(&mut rng);
-                push(
-                    agency,
-                    at,
-                    Action::Complete {
-                        outcome: "approved".into(),
-                        note: String::new(),
-                        documents: Vec::new(),
-                    },
-                );
-            }
+            writer.stage(&origin, stage, what);
         }
-        at += gap(&mut rng);
-        push(
+        writer.wait();
+        writer.push(
             &origin,
-            at,
             Action::Resolve {
                 resolution: Resolution::Approved,
                 note: String::new(),
             },
         );
-        // Nothing happens in the future; a stalled case stops somewhere after its opening.
-        let mut keep = commands.iter().take_while(|(_, c)| c.at <= now).count();
-        if rng.random_bool(STALL_SHARE) && keep > 1 {
-            keep = rng.random_range(1..keep);
-        }
-        commands.truncate(keep.max(1));
-        Ok(Script { case_id, commands })
+        Ok(Script {
+            case_id,
+            commands: writer.finish(now),
+        })
     }
 
     /// The case's events and final state, by the case rules alone (no envelope or signature).
@@ -223,5 +168,93 @@ impl Catalogue {
             state = Some(CaseState::apply(state, &event)?);
         }
         state.ok_or_else(|| BenchError::Failed(format!("case {} has no events", script.case_id)))
+    }
+}
+
+/// A history being written: its commands so far, the time of the last, and the case's own
+/// random numbers (drawn in a fixed order, so a case index always gives the same history).
+struct Writer {
+    rng: StdRng,
+    at: OffsetDateTime,
+    actor: String,
+    commands: Vec<(EventId, Command)>,
+}
+
+impl Writer {
+    /// A command by `agency` at the current time.
+    fn push(&mut self, agency: &AgencyCode, action: Action) {
+        self.commands.push((
+            EventId::generate(),
+            Command {
+                agency: agency.clone(),
+                actor: self.actor.clone(),
+                at: self.at,
+                action,
+            },
+        ));
+    }
+
+    /// Time passes before the next command: hours for most steps, days for some.
+    fn wait(&mut self) {
+        self.at += if self.rng.random_bool(SLOW_STEP_SHARE) {
+            Duration::seconds(self.rng.random_range(86_400..20 * 86_400))
+        } else {
+            Duration::seconds(self.rng.random_range(600..8 * 3600))
+        };
+    }
+
+    /// One stage of the route: the origin hands off to an agency of each step, then each
+    /// accepts, then each completes.
+    fn stage(&mut self, origin: &AgencyCode, stage: &Stage, what: &str) {
+        let agencies: Vec<AgencyCode> = stage
+            .steps
+            .iter()
+            .map(|step| {
+                let codes = step.agency.codes();
+                codes[self.rng.random_range(0..codes.len())].clone()
+            })
+            .collect();
+        for agency in &agencies {
+            self.wait();
+            self.push(
+                origin,
+                Action::HandOff {
+                    to: agency.clone(),
+                    instructions: format!("please review: {what}"),
+                    documents: Vec::new(),
+                    due_working_days: None,
+                },
+            );
+        }
+        for agency in &agencies {
+            self.wait();
+            self.push(agency, Action::Accept);
+        }
+        for agency in &agencies {
+            self.wait();
+            self.push(
+                agency,
+                Action::Complete {
+                    outcome: "approved".into(),
+                    note: String::new(),
+                    documents: Vec::new(),
+                },
+            );
+        }
+    }
+
+    /// The commands up to `now` (nothing happens in the future); a stalled case stops
+    /// somewhere after its opening.
+    fn finish(mut self, now: OffsetDateTime) -> Vec<(EventId, Command)> {
+        let mut keep = self
+            .commands
+            .iter()
+            .take_while(|(_, c)| c.at <= now)
+            .count();
+        if self.rng.random_bool(STALL_SHARE) && keep > 1 {
+            keep = self.rng.random_range(1..keep);
+        }
+        self.commands.truncate(keep.max(1));
+        self.commands
     }
 }

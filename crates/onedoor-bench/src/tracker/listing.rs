@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use onedoor_case::{AgencyCode, ServiceCode};
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
 use onedoor_tracker::store::CaseFilter;
@@ -66,21 +67,21 @@ async fn confined(
         .saturating_add(1);
     let now = time::OffsetDateTime::now_utc();
     let mut rng = StdRng::seed_from_u64(11);
-    let mut histogram = new_histogram()?;
-    for n in 0..args.queries + args.queries / 10 {
+    let store_ref = &store;
+    let histogram = timed(args.queries, || {
         let filter = CaseFilter {
             part_of: Some(agencies[rng.random_range(0..agencies.len())].clone()),
             ..CaseFilter::default()
         };
-        let started = Instant::now();
-        store.list_cases(&filter, None, limit, now).await?;
-        if n >= args.queries / 10 {
-            record(&mut histogram, started.elapsed());
+        async move {
+            store_ref.list_cases(&filter, None, limit, now).await?;
+            Ok(())
         }
-    }
+    })
+    .await;
     store.close().await;
     let mut latencies = Latencies::new();
-    insert(&mut latencies, "confined", &histogram);
+    insert(&mut latencies, "confined", &histogram?);
     Ok(latencies)
 }
 
@@ -114,81 +115,152 @@ async fn connect(url: &str) -> Result<CaseTrackerClient<Channel>, BenchError> {
     }
 }
 
-/// One filter's requests: the `n`th request of the run.
-type Requests<'a> = Box<dyn FnMut(&mut StdRng) -> v1::ListCasesRequest + 'a>;
+/// The `ListCases` filters measured one after the other, each under its name in the report.
+#[derive(Debug, Clone, Copy)]
+enum Filter {
+    All,
+    Agency,
+    Overdue,
+    OverdueAgency,
+    Service,
+    /// A citizen's reference number: matches one case, wherever it is in the order.
+    Text,
+}
 
+impl Filter {
+    const ALL: [Filter; 6] = [
+        Filter::All,
+        Filter::Agency,
+        Filter::Overdue,
+        Filter::OverdueAgency,
+        Filter::Service,
+        Filter::Text,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Filter::All => "all",
+            Filter::Agency => "agency",
+            Filter::Overdue => "overdue",
+            Filter::OverdueAgency => "overdue_agency",
+            Filter::Service => "service",
+            Filter::Text => "text",
+        }
+    }
+}
+
+/// What the requests are drawn from: one page of the listing, narrowed by a filter to a random
+/// route agency, service or reference number.
+struct Requests {
+    base: v1::ListCasesRequest,
+    agencies: Vec<AgencyCode>,
+    services: Vec<ServiceCode>,
+    cases: u64,
+}
+
+impl Requests {
+    fn new(catalogue: &Catalogue, page_size: u32, cases: u64) -> Self {
+        Requests {
+            base: v1::ListCasesRequest {
+                page_size,
+                ..Default::default()
+            },
+            agencies: catalogue.route_agencies(),
+            services: catalogue.services().to_vec(),
+            cases,
+        }
+    }
+
+    fn next(&self, filter: Filter, rng: &mut StdRng) -> v1::ListCasesRequest {
+        let base = self.base.clone();
+        let mut agency = || self.agencies[rng.random_range(0..self.agencies.len())].to_string();
+        match filter {
+            Filter::All => base,
+            Filter::Agency => v1::ListCasesRequest {
+                holding_agency: agency(),
+                ..base
+            },
+            Filter::Overdue => v1::ListCasesRequest {
+                overdue_only: true,
+                ..base
+            },
+            Filter::OverdueAgency => v1::ListCasesRequest {
+                overdue_only: true,
+                holding_agency: agency(),
+                ..base
+            },
+            Filter::Service => v1::ListCasesRequest {
+                service: self.services[rng.random_range(0..self.services.len())].to_string(),
+                ..base
+            },
+            Filter::Text => v1::ListCasesRequest {
+                text: format!("{:08}", rng.random_range(0..self.cases)),
+                ..base
+            },
+        }
+    }
+}
+
+/// Every filter over gRPC, then deep paging.
 async fn calls(
     url: &str,
     catalogue: &Catalogue,
     args: &TrackerBenchArgs,
     cases: u64,
 ) -> Result<Latencies, BenchError> {
-    let mut client = connect(url).await?;
-    let page_size = args.page_size;
-    let agencies = catalogue.route_agencies();
-    let services = catalogue.services().to_vec();
-    let base = v1::ListCasesRequest {
-        page_size,
-        ..Default::default()
-    };
-    let filters: Vec<(&str, Requests)> = vec![
-        ("all", Box::new(|_| base.clone())),
-        (
-            "agency",
-            Box::new(|rng| v1::ListCasesRequest {
-                holding_agency: agencies[rng.random_range(0..agencies.len())].to_string(),
-                ..base.clone()
-            }),
-        ),
-        (
-            "overdue",
-            Box::new(|_| v1::ListCasesRequest {
-                overdue_only: true,
-                ..base.clone()
-            }),
-        ),
-        (
-            "overdue_agency",
-            Box::new(|rng| v1::ListCasesRequest {
-                overdue_only: true,
-                holding_agency: agencies[rng.random_range(0..agencies.len())].to_string(),
-                ..base.clone()
-            }),
-        ),
-        (
-            "service",
-            Box::new(|rng| v1::ListCasesRequest {
-                service: services[rng.random_range(0..services.len())].to_string(),
-                ..base.clone()
-            }),
-        ),
-        (
-            // A citizen's reference number: matches one case, wherever it is in the order.
-            "text",
-            Box::new(|rng| v1::ListCasesRequest {
-                text: format!("{:08}", rng.random_range(0..cases)),
-                ..base.clone()
-            }),
-        ),
-    ];
+    let client = connect(url).await?;
+    let requests = Requests::new(catalogue, args.page_size, cases);
     let mut latencies = Latencies::new();
     let mut rng = StdRng::seed_from_u64(7);
-    for (name, mut request) in filters {
-        let mut histogram = new_histogram()?;
-        for n in 0..args.queries + args.queries / 10 {
-            let request = request(&mut rng);
-            let started = Instant::now();
-            client
-                .list_cases(request)
-                .await
-                .map_err(BenchError::call(format!("ListCases ({name})")))?;
-            if n >= args.queries / 10 {
-                record(&mut histogram, started.elapsed());
+    for filter in Filter::ALL {
+        let histogram = timed(args.queries, || {
+            let request = requests.next(filter, &mut rng);
+            let mut client = client.clone();
+            async move {
+                client
+                    .list_cases(request)
+                    .await
+                    .map_err(|source| BenchError::Call {
+                        action: format!("ListCases ({})", filter.name()),
+                        source,
+                    })?;
+                Ok(())
             }
-        }
-        insert(&mut latencies, name, &histogram);
+        })
+        .await?;
+        insert(&mut latencies, filter.name(), &histogram);
     }
-    // Deep paging: pages 2..=pages of the unfiltered listing, through the cursor.
+    let histogram = deep_paging(client, &requests.base, args).await?;
+    insert(&mut latencies, "deep", &histogram);
+    Ok(latencies)
+}
+
+/// `queries` calls timed one at a time, after a tenth as many untimed. `call` makes each
+/// request (outside the time) and returns the call.
+async fn timed<F>(queries: u64, mut call: impl FnMut() -> F) -> Result<Histogram<u64>, BenchError>
+where
+    F: Future<Output = Result<(), BenchError>>,
+{
+    let warmup = queries / 10;
+    let mut histogram = new_histogram()?;
+    for n in 0..queries + warmup {
+        let call = call();
+        let started = Instant::now();
+        call.await?;
+        if n >= warmup {
+            record(&mut histogram, started.elapsed());
+        }
+    }
+    Ok(histogram)
+}
+
+/// Pages 2..=pages of the unfiltered listing, through the cursor, walked until `queries` pages
+/// are timed (the first walk warms up).
+async fn deep_paging(
+    mut client: CaseTrackerClient<Channel>,
+    base: &v1::ListCasesRequest,
+    args: &TrackerBenchArgs,
+) -> Result<Histogram<u64>, BenchError> {
     let mut histogram = new_histogram()?;
     let mut walks = 0;
     while histogram.len() < args.queries {
@@ -218,8 +290,7 @@ async fn calls(
             ));
         }
     }
-    insert(&mut latencies, "deep", &histogram);
-    Ok(latencies)
+    Ok(histogram)
 }
 
 fn new_histogram() -> Result<Histogram<u64>, BenchError> {

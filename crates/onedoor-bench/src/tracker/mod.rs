@@ -27,17 +27,22 @@ mod project;
 mod publish;
 mod running;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use onedoor_bus::Signer;
+use onedoor_case::AgencyCode;
 use onedoor_tracker::DatabaseUrl;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use self::fill::Listing;
 use self::history::Catalogue;
 use self::listing::Latencies;
+use self::project::Rebuilt;
 use crate::BenchError;
 use crate::nats::Nats;
 use crate::proc::load_average;
@@ -207,16 +212,7 @@ impl Postgres {
 async fn bench(args: TrackerBenchArgs) -> Result<Report, BenchError> {
     let uptime_load = load_average();
     let now = OffsetDateTime::now_utc();
-    let registry = crate::load_registry(args.registry.as_deref())?;
-    let catalogue = Catalogue::new(Arc::new(registry.clone()))?;
-    // Valid since before the oldest generated event.
-    let (registry, signers) = crate::keys::registry_with_keys(
-        registry,
-        &catalogue.agencies(),
-        "tracker-bench",
-        (now - time::Duration::days(365)).date(),
-    )?;
-    let catalogue = Arc::new(Catalogue::new(registry.clone())?);
+    let (catalogue, signers) = catalogue_with_keys(&args, now)?;
     let temp = tempfile::Builder::new()
         .prefix("onedoor-tracker-bench-")
         .tempdir()
@@ -237,7 +233,7 @@ async fn bench(args: TrackerBenchArgs) -> Result<Report, BenchError> {
         postgres.as_ref().map(|p| &p.url),
         &work_dir,
         catalogue,
-        signers.into_iter().collect(),
+        signers,
         now,
     )
     .await;
@@ -246,93 +242,110 @@ async fn bench(args: TrackerBenchArgs) -> Result<Report, BenchError> {
     }
     let nats_server = nats.version.clone();
     nats.stop().await;
-    let measured = outcome?;
-    Ok(Report {
-        events: args.events,
-        stream_cases: measured.stream_cases,
-        publish_s: measured.publish_s,
-        projection_sqlite_events_per_s: measured
-            .projection_sqlite_s
-            .map(|s| args.events as f64 / s),
-        projection_sqlite_s: measured.projection_sqlite_s,
-        projection_pg_events_per_s: measured.projection_pg_s.map(|s| args.events as f64 / s),
-        projection_pg_s: measured.projection_pg_s,
-        rebuild_events: measured.rebuild_events,
-        rebuild_s: measured.rebuild_s,
-        rebuild_events_per_s: measured.rebuild_events as f64 / measured.rebuild_s,
-        rebuild_cpu_s: measured.rebuild_cpu_s,
-        rebuild_pg_s: measured.rebuild_pg.map(|(_, s, _)| s),
-        rebuild_pg_events_per_s: measured.rebuild_pg.map(|(events, s, _)| events as f64 / s),
-        rebuild_pg_cpu_s: measured.rebuild_pg.and_then(|(_, _, cpu)| cpu),
-        signatures_checked: true,
-        cases: args.cases,
-        overdue_cases: measured.overdue_cases,
-        listing_fill: measured.listing_fill,
-        listing_fill_s: measured.listing_fill_s,
-        queries: args.queries,
-        page_size: args.page_size,
-        list: measured.list,
-        nats_server,
-        uptime_load,
-        uptime_load_end: load_average(),
-    })
+    Ok(Report::new(&args, outcome?, nats_server, uptime_load))
 }
 
+/// The registry's histories, with a signing key for every agency that acts in them, valid
+/// since before the oldest generated event.
+fn catalogue_with_keys(
+    args: &TrackerBenchArgs,
+    now: OffsetDateTime,
+) -> Result<(Arc<Catalogue>, HashMap<AgencyCode, Signer>), BenchError> {
+    let registry = crate::load_registry(args.registry.as_deref())?;
+    let agencies = Catalogue::new(Arc::new(registry.clone()))?.agencies();
+    let (registry, signers) = crate::keys::registry_with_keys(
+        registry,
+        &agencies,
+        "tracker-bench",
+        (now - time::Duration::days(365)).date(),
+    )?;
+    Ok((
+        Arc::new(Catalogue::new(registry)?),
+        signers.into_iter().collect(),
+    ))
+}
+
+impl Report {
+    fn new(
+        args: &TrackerBenchArgs,
+        measured: Measured,
+        nats_server: Option<String>,
+        uptime_load: Option<String>,
+    ) -> Report {
+        let projected = measured.projected;
+        let per_s = |events: u64, s: f64| events as f64 / s;
+        Report {
+            events: args.events,
+            stream_cases: measured.stream_cases,
+            publish_s: measured.publish_s,
+            projection_sqlite_events_per_s: projected.sqlite_s.map(|s| per_s(args.events, s)),
+            projection_sqlite_s: projected.sqlite_s,
+            projection_pg_events_per_s: projected.pg_s.map(|s| per_s(args.events, s)),
+            projection_pg_s: projected.pg_s,
+            rebuild_events: projected.rebuild.events,
+            rebuild_s: projected.rebuild.s,
+            rebuild_events_per_s: per_s(projected.rebuild.events, projected.rebuild.s),
+            rebuild_cpu_s: projected.rebuild.cpu_s,
+            rebuild_pg_s: projected.rebuild_pg.map(|r| r.s),
+            rebuild_pg_events_per_s: projected.rebuild_pg.map(|r| per_s(r.events, r.s)),
+            rebuild_pg_cpu_s: projected.rebuild_pg.and_then(|r| r.cpu_s),
+            signatures_checked: true,
+            cases: args.cases,
+            overdue_cases: measured.listing.overdue_cases,
+            listing_fill: measured.listing.how,
+            listing_fill_s: measured.listing.fill_s,
+            queries: args.queries,
+            page_size: args.page_size,
+            list: measured.list,
+            nats_server,
+            uptime_load,
+            uptime_load_end: load_average(),
+        }
+    }
+}
+
+/// What the phases measured.
 struct Measured {
+    listing: Listing,
+    list: Latencies,
     stream_cases: u64,
     publish_s: f64,
-    projection_sqlite_s: Option<f64>,
-    projection_pg_s: Option<f64>,
-    rebuild_events: u64,
-    rebuild_s: f64,
-    rebuild_cpu_s: Option<f64>,
-    /// Events, seconds and CPU seconds of the PostgreSQL rebuild.
-    rebuild_pg: Option<(u64, f64, Option<f64>)>,
-    overdue_cases: u64,
-    listing_fill: String,
-    listing_fill_s: Option<f64>,
-    list: Latencies,
+    projected: Projected,
+}
+
+/// The projection phases' figures.
+struct Projected {
+    /// Seconds until the live SQLite projection stored every event (`None`: `--skip-live`).
+    sqlite_s: Option<f64>,
+    pg_s: Option<f64>,
+    rebuild: Rebuilt,
+    rebuild_pg: Option<Rebuilt>,
 }
 
 async fn phases(
     args: &TrackerBenchArgs,
     nats: &Nats,
     postgres: Option<&DatabaseUrl>,
-    work_dir: &std::path::Path,
+    work_dir: &Path,
     catalogue: Arc<Catalogue>,
-    signers: std::collections::HashMap<onedoor_case::AgencyCode, onedoor_bus::Signer>,
+    signers: HashMap<AgencyCode, Signer>,
     now: OffsetDateTime,
 ) -> Result<Measured, BenchError> {
     let js = nats.jetstream().await?;
-    let mut stream = js
-        .get_stream(onedoor_bus::STREAM_NAME)
-        .await
-        .map_err(BenchError::nats("binding to the ONEDOOR stream"))?;
-    let before = stream
-        .info()
-        .await
-        .map_err(BenchError::nats("reading the stream's state"))?
-        .state
-        .messages;
-    if before > 0 {
-        return Err(BenchError::Unfit(format!(
-            "the ONEDOOR stream at {} already holds {before} messages; the bench needs an empty one",
-            nats.url
-        )));
-    }
+    refuse_busy_stream(&js, &nats.url).await?;
 
     // 1. Listing, while the stream is empty.
     let listing_path = args
         .listing_db
         .clone()
         .unwrap_or_else(|| work_dir.join("listing.db"));
-    let listing_db = DatabaseUrl::sqlite_file(&listing_path);
     let bar = progress_bar(args.cases, "fill");
     let listing = fill::prepare(&listing_path, catalogue.clone(), args.cases, now, |n| {
         bar.set_position(n)
     })
     .await?;
     bar.finish_and_clear();
+    let listing_db = DatabaseUrl::sqlite_file(&listing_path);
     let list =
         listing::measure(&nats.url, &listing_db, catalogue.clone(), args, args.cases).await?;
 
@@ -352,39 +365,70 @@ async fn phases(
     bar.finish_and_clear();
 
     // 3. Live projection into each database; 4. rebuild.
-    let registry = Arc::new(catalogue.registry().clone());
-    let sqlite = DatabaseUrl::sqlite_file(&work_dir.join("projection.db"));
     let live = project::Live {
         nats_url: &nats.url,
-        registry: registry.clone(),
+        registry: Arc::new(catalogue.registry().clone()),
         events: args.events,
     };
-    let projection_sqlite_s = if args.skip_live {
+    let projected = project(args, &live, work_dir, postgres).await?;
+    Ok(Measured {
+        listing,
+        list,
+        stream_cases,
+        publish_s,
+        projected,
+    })
+}
+
+/// The bench counts every event it finds in the stream as its own.
+async fn refuse_busy_stream(
+    js: &async_nats::jetstream::Context,
+    url: &str,
+) -> Result<(), BenchError> {
+    let mut stream = js
+        .get_stream(onedoor_bus::STREAM_NAME)
+        .await
+        .map_err(BenchError::nats("binding to the ONEDOOR stream"))?;
+    let before = stream
+        .info()
+        .await
+        .map_err(BenchError::nats("reading the stream's state"))?
+        .state
+        .messages;
+    if before > 0 {
+        return Err(BenchError::Unfit(format!(
+            "the ONEDOOR stream at {url} already holds {before} messages; the bench needs an empty one"
+        )));
+    }
+    Ok(())
+}
+
+/// The live projections (unless `--skip-live`), then the rebuilds, SQLite first.
+async fn project(
+    args: &TrackerBenchArgs,
+    live: &project::Live<'_>,
+    work_dir: &Path,
+    postgres: Option<&DatabaseUrl>,
+) -> Result<Projected, BenchError> {
+    let sqlite = DatabaseUrl::sqlite_file(&work_dir.join("projection.db"));
+    let sqlite_s = if args.skip_live {
         None
     } else {
         Some(live.measure(&sqlite, "bench-sqlite").await?)
     };
-    let projection_pg_s = match postgres {
+    let pg_s = match postgres {
         Some(url) if !args.skip_live => Some(live.measure(url, "bench-postgres").await?),
         _ => None,
     };
-    let (rebuild_events, rebuild_s, rebuild_cpu_s) = live.rebuild(&sqlite, "bench-sqlite").await?;
+    let rebuild = live.rebuild(&sqlite, "bench-sqlite").await?;
     let rebuild_pg = match postgres {
         Some(url) if args.rebuild_postgres => Some(live.rebuild(url, "bench-postgres").await?),
         _ => None,
     };
-    Ok(Measured {
-        stream_cases,
-        publish_s,
-        projection_sqlite_s,
-        projection_pg_s,
-        rebuild_events,
-        rebuild_s,
-        rebuild_cpu_s,
+    Ok(Projected {
+        sqlite_s,
+        pg_s,
+        rebuild,
         rebuild_pg,
-        overdue_cases: listing.overdue_cases,
-        listing_fill: listing.how,
-        listing_fill_s: listing.fill_s,
-        list,
     })
 }

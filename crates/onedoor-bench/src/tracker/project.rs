@@ -16,6 +16,18 @@ const POLL: Duration = Duration::from_millis(250);
 /// A projection that stores nothing new for this long has stalled.
 const STALL: Duration = Duration::from_secs(120);
 
+/// What a rebuild took.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilt {
+    /// Events stored.
+    pub events: u64,
+    /// Seconds it took.
+    pub s: f64,
+    /// CPU seconds this process spent meanwhile: what the rebuild costs on a machine busy with
+    /// other work, where its wall time says little.
+    pub cpu_s: Option<f64>,
+}
+
 /// What every measurement shares.
 pub struct Live<'a> {
     pub nats_url: &'a str,
@@ -78,14 +90,12 @@ impl Live<'_> {
         }
     }
 
-    /// `onedoor_tracker::rebuild` into `database`; returns events stored, seconds taken and
-    /// the CPU seconds this process spent meanwhile (what the rebuild costs on a machine busy
-    /// with other work, where its wall time says little).
+    /// `onedoor_tracker::rebuild` into `database`.
     pub async fn rebuild(
         &self,
         database: &DatabaseUrl,
         consumer: &str,
-    ) -> Result<(u64, f64, Option<f64>), BenchError> {
+    ) -> Result<Rebuilt, BenchError> {
         let cpu_before = process_cpu_s();
         let report = onedoor_tracker::rebuild(&self.config(database, consumer)).await?;
         let cpu = cpu_before
@@ -97,6 +107,10 @@ impl Live<'_> {
                 report.events, report.rejected, self.events
             )));
         }
-        Ok((report.events, report.elapsed.as_secs_f64(), cpu))
+        Ok(Rebuilt {
+            events: report.events,
+            s: report.elapsed.as_secs_f64(),
+            cpu_s: cpu,
+        })
     }
 }
