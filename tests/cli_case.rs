@@ -47,7 +47,7 @@ impl Staff {
         )?;
         let data_dir = tempfile::tempdir()?;
         let supervisor_hash =
-            onedoor_adapter::devpki::hex(&onedoor_adapter::Token::new(SUPERVISOR)?.sha256());
+            onedoor_grpc::tls::hex(&onedoor_grpc::Token::new(SUPERVISOR)?.sha256());
         let mut tracker = onedoor()
             .args(["tracker", "--listen", "127.0.0.1:0", "--nats-url"])
             .arg(nats.url())
@@ -455,7 +455,7 @@ async fn the_tracker_refuses_case_commands_without_a_valid_token() -> anyhow::Re
 /// `onedoor tracker` over TLS with a development certificate (names `localhost`, `127.0.0.1`
 /// and `::1`), MOF's client certificate accepted; the directory holds `ca.pem`.
 async fn tls_staff() -> anyhow::Result<(Staff, tempfile::TempDir)> {
-    let pki = onedoor_adapter::devpki::DevPki::generate(["MOF"])?;
+    let pki = onedoor_grpc::devpki::DevPki::generate(["MOF"])?;
     let files = tempfile::tempdir()?;
     let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
         let path = files.path().join(name);

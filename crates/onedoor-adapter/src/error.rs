@@ -1,7 +1,9 @@
-//! The adapter's one error type, and the one place where errors become gRPC statuses.
+//! The adapter's one error type, and where it becomes a gRPC status (by the table in
+//! `onedoor_grpc::status`, shared with the tracker).
 
 use onedoor_bus::BusError;
-use onedoor_case::{Refusal, RefusalClass};
+use onedoor_case::Refusal;
+use onedoor_grpc::status;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,33 +56,20 @@ pub enum AdapterError {
 }
 
 impl AdapterError {
+    /// The status code of each error, from the one table in [`onedoor_grpc::status`].
     pub fn code(&self) -> Code {
         match self {
             AdapterError::InvalidArgument { .. } => Code::InvalidArgument,
             AdapterError::Unauthenticated | AdapterError::RevokedToken { .. } => {
                 Code::Unauthenticated
             }
-            AdapterError::ForeignCertificate { .. } => Code::PermissionDenied,
-            AdapterError::Refused(refusal) => match refusal.class() {
-                RefusalClass::InvalidArgument => Code::InvalidArgument,
-                RefusalClass::NotFound => Code::NotFound,
-                RefusalClass::AlreadyExists => Code::AlreadyExists,
-                RefusalClass::PermissionDenied => Code::PermissionDenied,
-                RefusalClass::FailedPrecondition => Code::FailedPrecondition,
-            },
+            AdapterError::ForeignCertificate { .. } | AdapterError::NotParty { .. } => {
+                Code::PermissionDenied
+            }
+            AdapterError::Refused(refusal) => status::refusal_code(refusal.class()),
             AdapterError::KeyReused { .. } => Code::AlreadyExists,
-            AdapterError::NotParty { .. } => Code::PermissionDenied,
             AdapterError::CaseNotFound { .. } => Code::NotFound,
-            AdapterError::Bus(bus) => match bus {
-                BusError::Refused(_) => Code::FailedPrecondition,
-                BusError::TooManyConflicts { .. } | BusError::Conflict { .. } => Code::Aborted,
-                // A history that does not fold or decode is our fault, not the caller's.
-                BusError::Corrupt { .. } | BusError::Decode { .. } | BusError::Encode { .. } => {
-                    Code::Internal
-                }
-                BusError::InvalidSubjectToken { .. } => Code::InvalidArgument,
-                _ => Code::Unavailable,
-            },
+            AdapterError::Bus(bus) => status::bus_code(bus),
             AdapterError::Config(_) | AdapterError::Serve(_) => Code::Internal,
         }
     }
@@ -88,7 +77,7 @@ impl AdapterError {
 
 impl From<AdapterError> for Status {
     fn from(err: AdapterError) -> Self {
-        // Bus refusals come back wrapped; unwrap them so the code follows the rule broken.
+        // Bus refusals come back wrapped; unwrap them so the message names the rule broken.
         let err = match err {
             AdapterError::Bus(BusError::Refused(refusal)) => AdapterError::Refused(refusal),
             other => other,
@@ -97,14 +86,10 @@ impl From<AdapterError> for Status {
         if matches!(code, Code::Internal | Code::Unavailable) {
             tracing::warn!(error = %err, ?code, "request failed");
         }
-        let message = match code {
-            // Say what to do, not only what failed: a write may or may not have landed.
-            Code::Unavailable => format!(
-                "the bus (NATS JetStream) is unreachable or did not confirm in time ({err}); \
-                 retry with the same idempotency_key: a write that landed is not written twice"
-            ),
-            Code::Aborted => format!("{err}; retry with the same idempotency_key"),
-            _ => err.to_string(),
+        // Say what to do, not only what failed: a write may or may not have landed.
+        let message = match status::advice(code) {
+            Some(advice) => format!("{err}; {advice}"),
+            None => err.to_string(),
         };
         Status::new(code, message)
     }

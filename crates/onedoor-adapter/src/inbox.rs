@@ -171,6 +171,8 @@ impl InboxService {
             // again. Acks that did go through are reported as unknown on that retry.
             return Err(AdapterError::Bus(onedoor_bus::BusError::Nats {
                 action: "acknowledging inbox items",
+                kind: onedoor_bus::NatsErrorKind::TimedOut,
+                code: None,
                 message: format!(
                     "{} of {} acks were not confirmed by the bus; send the same Ack again",
                     outcome.failed.len(),

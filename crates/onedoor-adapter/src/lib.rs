@@ -4,19 +4,19 @@
 //!
 //! # Layout
 //! - [`server`]: [`run`] — the one entry point (config, bound listener, shutdown signal), with
-//!   health (NOT_SERVING while NATS is down) and reflection.
+//!   health (NOT_SERVING while NATS is down) and reflection of AgencyGateway and health only.
 //! - [`gateway`]: the `AgencyGateway` implementation: writes, `GetCase`.
 //! - [`inbox`]: the `Inbox` stream and `Ack` over the durable consumer `inbox-<AGENCY>`.
 //! - [`requests`]: wire requests → domain commands, parsed once at the edge.
 //! - [`idempotency`]: ids derived from idempotency keys, and "is this the same request?".
-//! - [`auth`]: who may call: the agency's client certificates, or bearer tokens known by hash.
-//! - [`devpki`]: a development CA and certificates for `onedoor up` and tests.
-//! - [`error`]: [`AdapterError`] and its one mapping to gRPC status codes.
+//! - [`credentials`]: who may call: the agency's client certificates, or bearer tokens known
+//!   by hash (the keyring, TLS and the development PKI are `onedoor-grpc`'s, shared with the
+//!   tracker).
+//! - [`error`]: [`AdapterError`], mapped to gRPC status codes by `onedoor_grpc::status`.
 //! - [`metrics`]: metric names and descriptions.
 //! - [`telemetry`]: OpenTelemetry spans in the case's one trace (no-ops without a provider).
 
-pub mod auth;
-pub mod devpki;
+pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod idempotency;
@@ -26,6 +26,6 @@ pub mod requests;
 pub mod server;
 pub mod telemetry;
 
-pub use auth::Token;
 pub use error::AdapterError;
+pub use onedoor_grpc::{TlsIdentity, Token};
 pub use server::{AdapterConfig, run};

@@ -12,10 +12,13 @@ use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::Router;
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 
-use crate::auth::{self, Token};
+use onedoor_grpc::{TlsIdentity, Token};
+
+use crate::credentials::{self, Credentials};
 use crate::error::AdapterError;
 use crate::gateway::{Clock, Gateway};
 use crate::inbox::InboxService;
@@ -48,15 +51,6 @@ pub struct AdapterConfig {
     /// The agency's NATS nkey seed file (from `onedoor nats-config`); `None` connects without
     /// credentials, for a NATS with no authentication.
     pub nats_seed: Option<PathBuf>,
-}
-
-/// The adapter's TLS server identity, PEM encoded.
-#[derive(Clone)]
-pub struct TlsIdentity {
-    pub cert_pem: String,
-    pub key_pem: String,
-    /// CA that signs agencies' client certificates; `None` accepts tokens only.
-    pub client_ca_pem: Option<String>,
 }
 
 impl AdapterConfig {
@@ -141,12 +135,10 @@ async fn connect(
                 }
             }
         });
-    options.connect(&config.nats_url).await.map_err(|e| {
-        AdapterError::Bus(onedoor_bus::BusError::Nats {
-            action: "connecting to NATS",
-            message: e.to_string(),
-        })
-    })
+    options
+        .connect(&config.nats_url)
+        .await
+        .map_err(|e| AdapterError::Bus(onedoor_bus::BusError::nats("connecting to NATS", &e)))
 }
 
 /// Serves `AgencyGateway` (plus health and reflection) on `listener` until `shutdown` resolves;
@@ -165,12 +157,7 @@ pub async fn run(
     let client = connect(&config, health.clone()).await?;
     let mut jetstream = async_nats::jetstream::new(client);
     jetstream.set_timeout(config.nats_timeout);
-    let mut log = CaseLog::open(jetstream.clone()).await?;
-    if let Some(signer) = config.signer.clone() {
-        log = log.with_signer(signer);
-    } else {
-        tracing::warn!(agency = %config.agency, "no signing key configured: events are unsigned and fail `onedoor audit verify`");
-    }
+    let log = open_log(&config, &jetstream).await?;
     // The inbox consumer exists before the first Inbox call, and what exhausts its deliveries
     // is recorded for staff while the adapter runs.
     onedoor_bus::ensure_inbox(&jetstream, &config.agency, &config.inbox).await?;
@@ -198,55 +185,58 @@ pub async fn run(
         )?,
         clock: config.clock.clone(),
     };
-    let service = AgencyGatewayServer::new(gateway)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let credentials = auth::Credentials::new(
-        &config.agency,
-        &config.registry,
-        config.token.as_ref(),
-        config.client_certs.clone(),
-    );
-    let service = InterceptedService::new(service, auth::interceptor(credentials));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| AdapterError::Config(format!("reflection: {e}")))?;
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| AdapterError::Config(format!("reflection: {e}")))?;
-
     let address = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let router = router(&config, gateway, health_service)?;
     tracing::info!(agency = %config.agency, %address, "adapter serving");
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = builder
-            .tls_config(auth::server_tls_config(tls))
-            .map_err(|e| AdapterError::Config(format!("TLS: {e}")))?;
-    }
-    let served = builder
-        // Without keepalive a half-open connection would hold an inbox stream for ever.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(reflection_alpha)
-        .add_service(service)
-        // A given listener skips the builder's TCP_NODELAY; without it every reply with a body
-        // waits out the client's delayed ACK (about 40 ms on Linux) before its trailers go out.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
+    let served = router
+        .serve_with_incoming_shutdown(onedoor_grpc::server::incoming(listener), shutdown)
         .await
         .map_err(|e| AdapterError::Serve(e.to_string()));
     stuck.shutdown().await;
     tracing::info!(agency = %config.agency, "adapter stopped");
     served
+}
+
+/// The case log this adapter writes through, signing with the agency's key when it has one.
+async fn open_log(
+    config: &AdapterConfig,
+    jetstream: &async_nats::jetstream::Context,
+) -> Result<CaseLog, AdapterError> {
+    let log = CaseLog::open(jetstream.clone()).await?;
+    Ok(match config.signer.clone() {
+        Some(signer) => log.with_signer(signer),
+        None => {
+            tracing::warn!(agency = %config.agency, "no signing key configured: events are unsigned and fail `onedoor audit verify`");
+            log
+        }
+    })
+}
+
+/// `AgencyGateway` behind the agency's credentials, health, and reflection of exactly those
+/// two (never CaseTracker, which the adapter does not serve).
+fn router(
+    config: &AdapterConfig,
+    gateway: Gateway,
+    health_service: HealthServer<impl Health>,
+) -> Result<Router, AdapterError> {
+    let service = AgencyGatewayServer::new(gateway)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let credentials = Credentials::new(
+        &config.agency,
+        &config.registry,
+        config.token.as_ref(),
+        config.client_certs.clone(),
+    );
+    let service = InterceptedService::new(service, credentials::interceptor(credentials));
+    let grpc = |e: onedoor_grpc::GrpcError| AdapterError::Config(e.to_string());
+    Ok(onedoor_grpc::server::builder(config.tls.as_ref())
+        .map_err(grpc)?
+        .add_service(health_service)
+        .add_service(onedoor_grpc::server::reflection(&[SERVICE_NAME]).map_err(grpc)?)
+        .add_service(onedoor_grpc::server::reflection_v1alpha(&[SERVICE_NAME]).map_err(grpc)?)
+        .add_service(service))
 }

@@ -6,9 +6,9 @@ mod support;
 
 use std::sync::Arc;
 
-use onedoor_adapter::devpki::DevPki;
-use onedoor_adapter::server::TlsIdentity;
 use onedoor_case::{AgencyCode, TokenHash};
+use onedoor_grpc::TlsIdentity;
+use onedoor_grpc::devpki::DevPki;
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
 use sha2::Digest as _;

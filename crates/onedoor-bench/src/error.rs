@@ -45,6 +45,9 @@ pub enum BenchError {
     Adapter(#[from] onedoor_adapter::AdapterError),
 
     #[error(transparent)]
+    Grpc(#[from] onedoor_grpc::GrpcError),
+
+    #[error(transparent)]
     Tracker(#[from] onedoor_tracker::TrackerError),
 
     /// A NATS or JetStream call failed.

@@ -9,7 +9,6 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use prost::Message as _;
 use crate::audit::Signer;
 use crate::cloudevents as ce;
 use crate::error::BusError;
+use crate::nats_error::NatsErrorKind;
 use crate::snapshot::{CaseSnapshot, CaseTip, SNAPSHOT_CACHE_BYTES, SnapshotCache, payload_digest};
 use crate::subjects;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
@@ -99,10 +99,7 @@ impl CaseLog {
         let stream = jetstream
             .get_stream(crate::STREAM_NAME)
             .await
-            .map_err(|e| BusError::Nats {
-                action: "binding to the ONEDOOR stream",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| BusError::nats("binding to the ONEDOOR stream", &e))?;
         Ok(CaseLog {
             client: jetstream.client(),
             jetstream,
@@ -151,9 +148,8 @@ impl CaseLog {
     /// means it was not in the case: the whole case is read again.
     async fn load_since(&self, case_id: CaseId, known_last: u64) -> Result<Read, BusError> {
         let filter = subjects::case_filter(&case_id.to_string())?;
-        let nats = |err: String| BusError::Nats {
-            action: "reading a case's events",
-            message: err,
+        let nats = |err: &(dyn std::error::Error + 'static)| {
+            BusError::nats("reading a case's events", err)
         };
         let mut message = match self
             .stream
@@ -164,7 +160,7 @@ impl CaseLog {
             Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
                 return Ok(Read::After(Vec::new()));
             }
-            Err(err) => return Err(nats(err.to_string())),
+            Err(err) => return Err(nats(&err)),
         };
         let mut newer = Vec::new();
         if message.sequence != known_last {
@@ -187,7 +183,7 @@ impl CaseLog {
                     .stream
                     .direct_get(previous)
                     .await
-                    .map_err(|err| nats(err.to_string()))?;
+                    .map_err(|err| nats(&err))?;
             }
         }
         newer.reverse();
@@ -286,10 +282,7 @@ impl CaseLog {
             .stream
             .direct_get(sequence)
             .await
-            .map_err(|err| BusError::Nats {
-                action: "reading a case's events",
-                message: err.to_string(),
-            })?;
+            .map_err(|err| BusError::nats("reading a case's events", &err))?;
         let stored = decode_stored(message.sequence, message.payload)?;
         if stored.event.case_id != case_id {
             return Err(BusError::Corrupt {
@@ -329,10 +322,7 @@ impl CaseLog {
                     return Ok(events);
                 }
                 Err(err) => {
-                    return Err(BusError::Nats {
-                        action: "reading a case's events",
-                        message: err.to_string(),
-                    });
+                    return Err(BusError::nats("reading a case's events", &err));
                 }
             };
             next = message.sequence + 1;
@@ -371,25 +361,27 @@ impl CaseLog {
             .jetstream
             .publish_with_headers(subject, headers, payload)
             .await
-            .map_err(|e| BusError::Nats {
-                action: "publishing an event",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| BusError::nats("publishing an event", &e))?;
         match ack.await {
             Ok(ack) => Ok(Appended {
                 sequence: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
-                Err(BusError::Conflict {
-                    case_id: event.case_id.to_string(),
-                    expected_last,
-                })
+            Err(err) => {
+                let error = BusError::nats("storing an event", &err);
+                match error.nats_kind() {
+                    // Both say another write reached the case first: 10071 from any stream,
+                    // 10164 from a clustered leader while that write is still replicating.
+                    // The caller re-reads and re-decides either way.
+                    Some(
+                        NatsErrorKind::WrongLastSequence | NatsErrorKind::ClusterWriteConflict,
+                    ) => Err(BusError::Conflict {
+                        case_id: event.case_id.to_string(),
+                        expected_last,
+                    }),
+                    _ => Err(error),
+                }
             }
-            Err(err) => Err(BusError::Nats {
-                action: "storing an event",
-                message: err.to_string(),
-            }),
         }
     }
 

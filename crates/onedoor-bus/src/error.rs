@@ -2,6 +2,7 @@
 
 use async_nats::jetstream::context::{CreateStreamError, GetStreamError};
 
+use crate::nats_error::{NatsErrorKind, classify};
 use crate::subjects::TokenProblem;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +43,13 @@ pub enum BusError {
         problem: TokenProblem,
     },
 
-    /// A NATS or JetStream call failed (server down, timeout, permission).
+    /// A NATS or JetStream call failed; `kind` says how, for callers that act on it (a
+    /// conflict is retried, an outage is reported as one), `code` is JetStream's, if any.
     #[error("{action}: {message}")]
     Nats {
         action: &'static str,
+        kind: NatsErrorKind,
+        code: Option<u64>,
         message: String,
     },
 
@@ -88,4 +92,40 @@ pub enum BusError {
         consumer: String,
         differences: Vec<String>,
     },
+}
+
+impl BusError {
+    /// A failed NATS call, classified by [`classify`].
+    pub fn nats(action: &'static str, error: &(dyn std::error::Error + 'static)) -> BusError {
+        let (kind, code) = classify(error);
+        BusError::Nats {
+            action,
+            kind,
+            code,
+            message: error.to_string(),
+        }
+    }
+
+    /// [`BusError::nats`] about one thing (a consumer, a key) named in the message.
+    pub fn nats_on(
+        action: &'static str,
+        about: &dyn std::fmt::Display,
+        error: &(dyn std::error::Error + 'static),
+    ) -> BusError {
+        let (kind, code) = classify(error);
+        BusError::Nats {
+            action,
+            kind,
+            code,
+            message: format!("{about}: {error}"),
+        }
+    }
+
+    /// The kind of a NATS failure; `None` for every other error.
+    pub fn nats_kind(&self) -> Option<NatsErrorKind> {
+        match self {
+            BusError::Nats { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
 }

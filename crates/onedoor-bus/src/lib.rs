@@ -20,6 +20,8 @@
 //!   [`Inbox`] sessions with a bounded in-flight window, and [`InFlight`], acks by event id.
 //! - [`stuck`]: deliveries given up on, recorded in the `ONEDOOR_STUCK` KV bucket
 //!   ([`StuckRecorder`] listens to the max-deliveries advisory; [`list_stuck`] reads them).
+//! - [`nats_error`]: [`NatsErrorKind`], NATS and JetStream failures by what a caller does
+//!   next (a conflict is retried, an outage reported), classified from async-nats errors.
 //! - [`error`]: [`BusError`], the crate's one error type.
 
 pub mod audit;
@@ -27,6 +29,7 @@ pub mod case_log;
 pub mod cloudevents;
 pub mod error;
 pub mod inbox;
+pub mod nats_error;
 pub mod snapshot;
 pub mod stream;
 pub mod stuck;
@@ -40,6 +43,7 @@ pub use error::BusError;
 pub use inbox::{
     AckOutcome, InFlight, Inbox, InboxDelivery, InboxSettings, InboxStats, ensure_inbox,
 };
+pub use nats_error::NatsErrorKind;
 pub use snapshot::CaseTip;
 pub use stream::{EnsureOutcome, StreamSettings, ensure_stream};
 pub use stuck::{STUCK_BUCKET, StuckRecord, StuckRecorder, list_stuck};

@@ -119,15 +119,10 @@ pub async fn ensure_stuck_bucket(js: &jetstream::Context) -> Result<kv::Store, B
     match js.create_key_value(config).await {
         Ok(store) => Ok(store),
         // Exists with a different configuration (or a create race): use what is there.
-        Err(create_err) => js
-            .get_key_value(STUCK_BUCKET)
-            .await
-            .map_err(|get_err| BusError::Nats {
-                action: "opening the stuck-deliveries bucket",
-                message: format!(
-                    "{STUCK_BUCKET}: creating failed ({create_err}), opening failed ({get_err})"
-                ),
-            }),
+        Err(create_err) => js.get_key_value(STUCK_BUCKET).await.map_err(|get_err| {
+            let about = format!("{STUCK_BUCKET}: creating failed ({create_err}), opening");
+            BusError::nats_on("opening the stuck-deliveries bucket", &about, &get_err)
+        }),
     }
 }
 
@@ -142,9 +137,8 @@ pub enum Recorded {
 /// Writes `record` unless its key exists.
 pub async fn record_stuck(store: &kv::Store, record: &StuckRecord) -> Result<Recorded, BusError> {
     let key = record.key();
-    let value = serde_json::to_vec(record).map_err(|e| BusError::Nats {
-        action: "encoding a stuck record",
-        message: format!("{key}: {e}"),
+    let value = serde_json::to_vec(record).map_err(|e| BusError::Encode {
+        why: format!("stuck record {key}: {e}"),
     })?;
     match store.create(&key, value.into()).await {
         Ok(_) => {
@@ -160,10 +154,11 @@ pub async fn record_stuck(store: &kv::Store, record: &StuckRecord) -> Result<Rec
             Ok(Recorded::New)
         }
         Err(err) if err.kind() == CreateErrorKind::AlreadyExists => Ok(Recorded::AlreadyRecorded),
-        Err(err) => Err(BusError::Nats {
-            action: "recording a stuck delivery",
-            message: format!("{STUCK_BUCKET} {key}: {err}"),
-        }),
+        Err(err) => Err(BusError::nats_on(
+            "recording a stuck delivery",
+            &format!("{STUCK_BUCKET} {key}"),
+            &err,
+        )),
     }
 }
 
@@ -210,16 +205,16 @@ pub async fn list_stuck(js: &jetstream::Context) -> Result<Vec<StuckRecord>, Bus
             // Distinguish "no bucket yet" from a failing server by asking for the stream.
             return match js.get_stream(format!("KV_{STUCK_BUCKET}")).await {
                 Err(e) if is_stream_not_found(&e) => Ok(Vec::new()),
-                _ => Err(BusError::Nats {
-                    action: "opening the stuck-deliveries bucket",
-                    message: format!("{STUCK_BUCKET}: {err}"),
-                }),
+                _ => Err(BusError::nats_on(
+                    "opening the stuck-deliveries bucket",
+                    &STUCK_BUCKET,
+                    &err,
+                )),
             };
         }
     };
-    let nats_err = |e: &dyn std::fmt::Display| BusError::Nats {
-        action: "listing stuck deliveries",
-        message: format!("{STUCK_BUCKET}: {e}"),
+    let nats_err = |e: &(dyn std::error::Error + 'static)| {
+        BusError::nats_on("listing stuck deliveries", &STUCK_BUCKET, e)
     };
     let mut keys = store.keys().await.map_err(|e| nats_err(&e))?;
     let mut records = Vec::new();
@@ -282,17 +277,12 @@ impl StuckRecorder {
                 source,
             })?;
         let client = js.client();
-        let subscription = client
-            .subscribe(subject.clone())
-            .await
-            .map_err(|e| BusError::Nats {
-                action: "subscribing to max-deliveries advisories",
-                message: format!("{subject}: {e}"),
-            })?;
+        let subscription = client.subscribe(subject.clone()).await.map_err(|e| {
+            BusError::nats_on("subscribing to max-deliveries advisories", &subject, &e)
+        })?;
         // The server must know of the interest before we say we are listening.
-        client.flush().await.map_err(|e| BusError::Nats {
-            action: "subscribing to max-deliveries advisories",
-            message: format!("{subject}: {e}"),
+        client.flush().await.map_err(|e| {
+            BusError::nats_on("subscribing to max-deliveries advisories", &subject, &e)
         })?;
         tracing::debug!(subject, "listening for max-deliveries advisories");
         let task = tokio::spawn(async move {

@@ -1,18 +1,16 @@
 //! Who may read the tracker over gRPC, and what each caller sees.
 //!
 //! Callers are agencies, authenticated exactly as at their adapters (the shared
-//! [`onedoor_adapter::auth::Keyring`]: a bearer token checked against the registry's SHA-256
+//! [`onedoor_grpc::Keyring`]: a bearer token checked against the registry's SHA-256
 //! hashes, revoked ones refused, or the agency's own TLS client certificate), plus a
 //! **supervisor** credential for staff tooling, known by the hash of its token in the tracker's
 //! configuration. An agency sees only the cases it is part of: it opened them, or holds or held
 //! one of their tasks. Any other case does not exist for it (NOT_FOUND, never PERMISSION_DENIED,
 //! so a case id says nothing about whether the case exists).
 
-use onedoor_adapter::auth::{AuthError, Keyring};
 use onedoor_case::{AgencyCode, Registry};
+use onedoor_grpc::{AuthError, Keyring};
 use tonic::{Request, Status};
-
-use crate::error::TrackerError;
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,23 +32,6 @@ impl std::fmt::Debug for GrpcAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GrpcAccess(hashes only)")
     }
-}
-
-/// A SHA-256 in 64 hex characters (how a supervisor token's hash is configured).
-pub fn parse_sha256(text: &str) -> Result<[u8; 32], TrackerError> {
-    let bad = || TrackerError::Config {
-        key: "supervisor_token_sha256",
-        why: "must be 64 hex characters (the SHA-256 of the token, never the token)".into(),
-    };
-    let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
-        return Err(bad());
-    }
-    let mut hash = [0u8; 32];
-    for (i, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(hash)
 }
 
 impl GrpcAccess {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use onedoor_bus::subjects::TRACKER_CONSUMER;
 use onedoor_case::Registry;
 
-pub use onedoor_adapter::server::TlsIdentity;
+pub use onedoor_grpc::TlsIdentity;
 
 use crate::access::GrpcAccess;
 use crate::clock::{Clock, SystemClock};

@@ -1,5 +1,6 @@
 //! The one error type of the tracker, and the one place it becomes a gRPC status.
 
+use onedoor_bus::NatsErrorKind;
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +28,11 @@ pub enum TrackerError {
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
-    /// A NATS or JetStream call failed (server down, timeout, permissions).
+    /// A NATS or JetStream call failed; `kind` says how (see [`NatsErrorKind`]).
     #[error("nats, {action}: {message}")]
     Nats {
         action: &'static str,
+        kind: NatsErrorKind,
         message: String,
     },
 
@@ -74,6 +76,16 @@ impl TrackerError {
         move |source| TrackerError::Database { action, source }
     }
 
+    /// A failed NATS call, known by its text (async-nats reports through many error types).
+    pub(crate) fn nats(action: &'static str, error: impl std::fmt::Display) -> TrackerError {
+        let message = error.to_string();
+        TrackerError::Nats {
+            action,
+            kind: NatsErrorKind::from_text(&message),
+            message,
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, why: impl ToString) -> TrackerError {
         TrackerError::InvalidArgument {
             field,
@@ -89,7 +101,7 @@ impl TrackerError {
             // The contract promises UNAVAILABLE ("retry later") when the database cannot be
             // reached; other database errors are our bugs.
             TrackerError::Database { source, .. } if is_unreachable(source) => Code::Unavailable,
-            TrackerError::Nats { .. } => Code::Unavailable,
+            TrackerError::Nats { kind, .. } => onedoor_grpc::status::nats_code(*kind),
             TrackerError::Database { .. }
             | TrackerError::Migrate(_)
             | TrackerError::Corrupt { .. }

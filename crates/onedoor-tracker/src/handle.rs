@@ -214,9 +214,8 @@ impl TrackerHandle {
                     .connect(config.nats_url.as_str());
                 // A page must answer, not hang: a NATS that does not answer in time is
                 // reported as unavailable and tried again on the next request.
-                let nats = |message: String| TrackerError::Nats {
-                    action: "connecting for the stuck-deliveries page",
-                    message,
+                let nats = |message: String| {
+                    TrackerError::nats("connecting for the stuck-deliveries page", message)
                 };
                 match tokio::time::timeout(Duration::from_secs(5), connect).await {
                     Ok(Ok(client)) => Ok(async_nats::jetstream::new(client)),

@@ -22,7 +22,6 @@
 //! - [`query`]: `ListCasesRequest` parsing and opaque page tokens.
 //! - [`grpc`]: the `CaseTracker` service (`GetCase`, `ListCases`, `WatchCase`); [`access`]:
 //!   who may call it (agencies by token or client certificate, a supervisor) and what each sees.
-//! - [`tls`]: client certificates known by their SHA-256, for [`access`].
 //! - [`stuck`]: stuck deliveries, read from the inbox's KV bucket `ONEDOOR_STUCK`.
 //! - [`clock`]: [`Clock`]; overdue is decided at query time, so tests set the time.
 //! - [`metrics`]: metric names (`metrics` facade), including the overdue-task gauge.
@@ -39,7 +38,6 @@ pub mod projection;
 pub mod query;
 pub mod store;
 pub mod stuck;
-pub mod tls;
 pub mod view;
 
 use std::future::Future;
@@ -51,7 +49,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::Router;
 
 pub use access::{Caller, GrpcAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -70,6 +68,8 @@ const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Notifications "case X moved" buffered for `WatchCase` streams; a watcher that lags re-reads
 /// the database, so this only bounds memory.
 const MOVED_BUFFER: usize = 1024;
+/// The service's full name, as health and reflection list it.
+const CASE_TRACKER: &str = "onedoor.v1.CaseTracker";
 
 /// Runs the tracker until `shutdown` resolves: [`Tracker::start`], then [`Tracker::wait`].
 pub async fn run(
@@ -137,7 +137,7 @@ impl Tracker {
                 // TCP_NODELAY: tonic ignores its own setting for a listener it is handed, and
                 // without it each reply waits for the client's delayed ACK (~40 ms).
                 .serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    onedoor_grpc::server::incoming(listener),
                     async move {
                         shutdown.await;
                         // Ends WatchCase streams (the server waits for open calls), the
@@ -196,11 +196,6 @@ async fn grpc_router(
     // Every answer comes from the database: health follows it, so a load balancer or operator
     // sees an outage before a clerk's search fails.
     let health_task = tokio::spawn(watch_database(store.clone(), health_reporter, stop.clone()));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| TrackerError::Serve(format!("building reflection: {e}")))?;
     let service = TrackerService::new(
         store.clone(),
         config.clock.clone(),
@@ -224,17 +219,12 @@ async fn grpc_router(
         );
     }
 
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(identity) = &config.tls {
-        builder = builder
-            .tls_config(onedoor_adapter::auth::server_tls_config(identity))
-            .map_err(|e| TrackerError::Serve(format!("TLS: {e}")))?;
-    }
-    let router = builder
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+    let grpc = |e: onedoor_grpc::GrpcError| TrackerError::Serve(e.to_string());
+    let router = onedoor_grpc::server::builder(config.tls.as_ref())
+        .map_err(grpc)?
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(onedoor_grpc::server::reflection(&[CASE_TRACKER]).map_err(grpc)?)
+        .add_service(onedoor_grpc::server::reflection_v1alpha(&[CASE_TRACKER]).map_err(grpc)?)
         .add_service(service);
     Ok((router, health_task))
 }

@@ -336,10 +336,7 @@ fn is_last(message: &Message, last_sequence: u64) -> bool {
 }
 
 fn nats_error(action: &'static str, error: impl std::fmt::Display) -> TrackerError {
-    TrackerError::Nats {
-        action,
-        message: error.to_string(),
-    }
+    TrackerError::nats(action, error)
 }
 
 async fn open_messages(
@@ -471,6 +468,7 @@ async fn consume(
             None => {
                 return Err(TrackerError::Nats {
                     action: "reading the tracker's consumer",
+                    kind: onedoor_bus::NatsErrorKind::Connection,
                     message: "the message stream ended".into(),
                 });
             }
@@ -683,10 +681,10 @@ async fn replay(
     ));
     let replayed = write_prepared(prepared, projection, store).await?;
     if let Some(Err(error)) = reader.join_next().await {
-        return Err(TrackerError::Nats {
-            action: "replaying the stream",
-            message: format!("the stream reader failed: {error}"),
-        });
+        return Err(TrackerError::nats(
+            "replaying the stream",
+            format!("the stream reader failed: {error}"),
+        ));
     }
     // It would go by itself once idle; no need to leave it until then.
     if let Err(error) = stream.delete_consumer(&replay_name).await {

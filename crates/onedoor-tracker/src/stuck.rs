@@ -30,12 +30,7 @@ pub struct StuckReport {
 /// Reads every stuck delivery. A bucket that does not exist yet (no inbox ever got stuck)
 /// is an empty report.
 pub async fn stuck_deliveries(js: &jetstream::Context) -> Result<StuckReport, TrackerError> {
-    let nats = |action| {
-        move |e: &dyn std::fmt::Display| TrackerError::Nats {
-            action,
-            message: e.to_string(),
-        }
-    };
+    let nats = |action| move |e: &dyn std::fmt::Display| TrackerError::nats(action, e);
     // Look the backing stream up first: it is the only way to tell "no bucket" from "NATS
     // down" with this client.
     match js.get_stream(format!("KV_{STUCK_BUCKET}")).await {

@@ -180,6 +180,7 @@ mod tests {
         );
         let unreachable = TrackerError::Nats {
             action: "x",
+            kind: onedoor_bus::NatsErrorKind::TimedOut,
             message: "down".into(),
         };
         assert_eq!(

@@ -103,10 +103,11 @@ pub async fn ensure_inbox_outcome(
         Ok(info) => return reconcile(&stream, &name, &info.config, wanted).await,
         Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => {}
         Err(err) => {
-            return Err(BusError::Nats {
-                action: "looking up an inbox consumer",
-                message: format!("{name}: {err}"),
-            });
+            return Err(BusError::nats_on(
+                "looking up an inbox consumer",
+                &name,
+                &err,
+            ));
         }
     }
 
@@ -120,16 +121,10 @@ pub async fn ensure_inbox_outcome(
             let info = stream
                 .consumer_info(&name)
                 .await
-                .map_err(|err| BusError::Nats {
-                    action: "looking up an inbox consumer",
-                    message: format!("{name}: {err}"),
-                })?;
+                .map_err(|err| BusError::nats_on("looking up an inbox consumer", &name, &err))?;
             reconcile(&stream, &name, &info.config, wanted).await
         }
-        Err(err) => Err(BusError::Nats {
-            action: "creating an inbox consumer",
-            message: format!("{name}: {err}"),
-        }),
+        Err(err) => Err(BusError::nats_on("creating an inbox consumer", &name, &err)),
     }
 }
 
@@ -155,20 +150,14 @@ async fn reconcile(
         let consumer = stream
             .get_consumer(name)
             .await
-            .map_err(|err| BusError::Nats {
-                action: "binding to an inbox consumer",
-                message: format!("{name}: {err}"),
-            })?;
+            .map_err(|err| BusError::nats_on("binding to an inbox consumer", &name, &*err))?;
         tracing::debug!(consumer = name, "inbox consumer already as wanted");
         return Ok((consumer, InboxEnsured::Unchanged));
     }
     let consumer = stream
         .update_consumer(wanted)
         .await
-        .map_err(|err| BusError::Nats {
-            action: "updating an inbox consumer",
-            message: format!("{name}: {err}"),
-        })?;
+        .map_err(|err| BusError::nats_on("updating an inbox consumer", &name, &err))?;
     tracing::info!(consumer = name, ?changes, "updated inbox consumer");
     Ok((consumer, InboxEnsured::Updated { changes }))
 }

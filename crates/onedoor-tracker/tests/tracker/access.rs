@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use onedoor_adapter::Token;
-use onedoor_adapter::devpki::DevPki;
 use onedoor_case::{AgencyCode, CaseId, TokenHash};
+use onedoor_grpc::Token;
+use onedoor_grpc::devpki::DevPki;
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
 use onedoor_tracker::{GrpcAccess, ManualClock, Store, TlsIdentity};

@@ -472,6 +472,8 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
     for wanted in ["onedoor.v1.CaseTracker", "grpc.health.v1.Health"] {
         assert!(names.contains(wanted), "{wanted} not in {names:?}");
     }
+    // Only what this server answers: AgencyGateway is each adapter's.
+    assert!(!names.contains("onedoor.v1.AgencyGateway"), "{names:?}");
     tracker.stop().await?;
     Ok(())
 }

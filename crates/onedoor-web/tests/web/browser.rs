@@ -513,7 +513,7 @@ async fn sign_in_with_keyboard(browser: &Browser) -> anyhow::Result<()> {
     );
     // Over HTTPS, as `onedoor up` serves it: the session and CSRF cookies are `Secure`, which
     // a browser keeps only for HTTPS pages.
-    let pki = onedoor_adapter::devpki::DevPki::generate([FRONT])?;
+    let pki = onedoor_grpc::devpki::DevPki::generate([FRONT])?;
     let tls = onedoor_tracker::TlsIdentity {
         cert_pem: pki.server.cert_pem.clone(),
         key_pem: pki.server.key_pem.clone(),

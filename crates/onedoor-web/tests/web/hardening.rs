@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use onedoor_adapter::devpki::DevPki;
+use onedoor_grpc::devpki::DevPki;
 use onedoor_tracker::TlsIdentity;
 use onedoor_web::auth::{HashCost, hash_password};
 use rustls_pki_types::pem::PemObject as _;

@@ -157,7 +157,7 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
     };
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls = Some(onedoor_adapter::server::TlsIdentity {
+        config.tls = Some(onedoor_grpc::TlsIdentity {
             cert_pem: read(cert)?,
             key_pem: read(key)?,
             client_ca_pem: args.client_ca.as_ref().map(read).transpose()?,

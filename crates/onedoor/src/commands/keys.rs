@@ -91,9 +91,9 @@ pub struct DevTlsFiles {
 pub fn make_dev_pki(
     data_dir: &Path,
     registry: &Registry,
-) -> anyhow::Result<(onedoor_adapter::devpki::DevPki, DevTlsFiles)> {
+) -> anyhow::Result<(onedoor_grpc::devpki::DevPki, DevTlsFiles)> {
     let codes: Vec<String> = registry.agencies.keys().map(ToString::to_string).collect();
-    let pki = onedoor_adapter::devpki::DevPki::generate(codes.iter().map(String::as_str))?;
+    let pki = onedoor_grpc::devpki::DevPki::generate(codes.iter().map(String::as_str))?;
     let dir = data_dir.join(TLS_DIR);
     std::fs::create_dir_all(dir.join("clients"))
         .with_context(|| format!("creating {}", dir.display()))?;

@@ -140,12 +140,12 @@ impl TrackerSecurity {
                 .with_context(|| format!("--client-cert {item:?} is not AGENCY=FILE"))?;
             let agency = onedoor_case::AgencyCode::parse(agency)?;
             let pem = read(Path::new(file))?;
-            client_certs.push((agency, onedoor_tracker::tls::certificate_sha256(&pem)?));
+            client_certs.push((agency, onedoor_grpc::tls::certificate_sha256(&pem)?));
         }
         let supervisor = self
             .supervisor_token_sha256
             .iter()
-            .map(|hex| onedoor_tracker::access::parse_sha256(hex))
+            .map(|hex| onedoor_grpc::tls::parse_sha256("supervisor_token_sha256", hex))
             .collect::<Result<Vec<_>, _>>()?;
         config.grpc_access = Some(onedoor_tracker::GrpcAccess::new(
             &config.registry,

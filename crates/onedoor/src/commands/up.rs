@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use onedoor_adapter::server::TlsIdentity;
 use onedoor_adapter::{AdapterConfig, Token};
 use onedoor_bus::Signer;
 use onedoor_case::Registry;
+use onedoor_grpc::TlsIdentity;
 use onedoor_natsd::{NatsBinary, NatsServer, Port, ServerSpec};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -463,7 +463,7 @@ struct DevCredentials {
     /// Taken out one by one as each agency's adapter starts.
     signers: BTreeMap<String, Signer>,
     tokens: BTreeMap<String, String>,
-    pki: onedoor_adapter::devpki::DevPki,
+    pki: onedoor_grpc::devpki::DevPki,
     tls_files: super::keys::DevTlsFiles,
 }
 

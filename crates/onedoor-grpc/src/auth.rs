@@ -13,41 +13,24 @@ use std::sync::Arc;
 
 use onedoor_case::{AgencyCode, Registry};
 use sha2::{Digest as _, Sha256};
-use tonic::transport::ServerTlsConfig;
-use tonic::{Request, Status};
+use tonic::Request;
 
-use crate::devpki::hex;
-use crate::error::AdapterError;
-use crate::server::TlsIdentity;
-
-/// The gRPC server's TLS configuration: its identity and, with a client CA, client
-/// certificates accepted but not required (callers with a token but no certificate still
-/// connect; [`Keyring::identify`] decides what a certificate proves).
-pub fn server_tls_config(identity: &TlsIdentity) -> ServerTlsConfig {
-    let config = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
-        &identity.cert_pem,
-        &identity.key_pem,
-    ));
-    match &identity.client_ca_pem {
-        Some(ca) => config
-            .client_ca_root(tonic::transport::Certificate::from_pem(ca))
-            .client_auth_optional(true),
-        None => config,
-    }
-}
+use crate::error::GrpcError;
+use crate::tls::hex;
 
 /// A secret that never prints.
 #[derive(Clone)]
 pub struct Token(String);
 
 impl Token {
-    pub fn new(secret: impl Into<String>) -> Result<Self, AdapterError> {
+    pub fn new(secret: impl Into<String>) -> Result<Self, GrpcError> {
         let secret = secret.into();
         // Short secrets are guessable; dev tokens from `up` are 32 random bytes in hex.
         if secret.len() < 16 {
-            return Err(AdapterError::Config(
-                "agency token must be at least 16 characters".into(),
-            ));
+            return Err(GrpcError::Config {
+                key: "token",
+                why: "a token must be at least 16 characters".into(),
+            });
         }
         Ok(Token(secret))
     }
@@ -80,19 +63,6 @@ pub enum AuthError {
         "the TLS client certificate and the bearer token name different callers: present one identity"
     )]
     Mismatch,
-}
-
-impl From<AuthError> for Status {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::Unauthenticated | AuthError::Revoked { .. } => {
-                Status::unauthenticated(error.to_string())
-            }
-            AuthError::UnknownCertificate { .. } | AuthError::Mismatch => {
-                Status::permission_denied(error.to_string())
-            }
-        }
-    }
 }
 
 /// Credentials in hashed form only, each naming a caller `P`.
@@ -218,66 +188,6 @@ impl<P: Clone + PartialEq> Keyring<P> {
             return Ok(caller.clone());
         }
         self.token_caller(token.ok_or(AuthError::Unauthenticated)?)
-    }
-}
-
-/// What the adapter accepts for its agency, in hashed form only.
-#[derive(Clone)]
-pub struct Credentials {
-    agency: AgencyCode,
-    keyring: Keyring<AgencyCode>,
-}
-
-impl Credentials {
-    /// The registry's token hashes for `agency`, plus `extra` (a configured token, hashed here
-    /// and then forgotten), plus the client certificate fingerprints.
-    pub fn new(
-        agency: &AgencyCode,
-        registry: &Registry,
-        extra: Option<&Token>,
-        client_certs: Vec<[u8; 32]>,
-    ) -> Self {
-        let mut keyring = Keyring::new();
-        keyring.add_registry_tokens(registry, agency, agency.clone());
-        if let Some(token) = extra {
-            keyring.add_token(token.sha256(), "configured", agency.clone());
-        }
-        for fingerprint in client_certs {
-            keyring.add_certificate(fingerprint, agency.clone());
-        }
-        Credentials {
-            agency: agency.clone(),
-            keyring,
-        }
-    }
-
-    fn check<T>(&self, request: &Request<T>) -> Result<(), AdapterError> {
-        match self.keyring.identify(request) {
-            Ok(_) => Ok(()),
-            Err(AuthError::Unauthenticated) => Err(AdapterError::Unauthenticated),
-            Err(AuthError::Revoked { label }) => Err(AdapterError::RevokedToken { label }),
-            // One caller only: a certificate it does not know is another agency's.
-            Err(AuthError::UnknownCertificate { fingerprint }) => {
-                Err(AdapterError::ForeignCertificate {
-                    agency: self.agency.to_string(),
-                    fingerprint,
-                })
-            }
-            Err(AuthError::Mismatch) => Err(AdapterError::ForeignCertificate {
-                agency: self.agency.to_string(),
-                fingerprint: String::new(),
-            }),
-        }
-    }
-}
-
-/// A tonic interceptor enforcing [`Credentials`] on every call.
-pub fn interceptor(
-    credentials: Credentials,
-) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |request: Request<()>| match credentials.check(&request) {
-        Ok(()) => Ok(request),
-        Err(err) => Err(err.into()),
     }
 }
 

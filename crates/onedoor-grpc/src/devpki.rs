@@ -9,7 +9,8 @@ use rcgen::{
 };
 use sha2::{Digest as _, Sha256};
 
-use crate::error::AdapterError;
+use crate::error::GrpcError;
+use crate::tls::hex;
 
 /// A certificate and its private key, PEM encoded.
 #[derive(Clone)]
@@ -35,20 +36,16 @@ pub struct DevPki {
     pub clients: BTreeMap<String, CertifiedKey>,
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn pki_error(what: &str, err: rcgen::Error) -> AdapterError {
-    AdapterError::Config(format!("development PKI: {what}: {err}"))
+fn pki_error(what: &'static str, source: rcgen::Error) -> GrpcError {
+    GrpcError::Pki { what, source }
 }
 
 fn certified(
     params: &CertificateParams,
     key: KeyPair,
     issuer: &Issuer<'_, KeyPair>,
-    what: &str,
-) -> Result<CertifiedKey, AdapterError> {
+    what: &'static str,
+) -> Result<CertifiedKey, GrpcError> {
     let cert = params
         .signed_by(&key, issuer)
         .map_err(|e| pki_error(what, e))?;
@@ -60,7 +57,7 @@ fn certified(
 }
 
 impl DevPki {
-    pub fn generate<'a>(agencies: impl IntoIterator<Item = &'a str>) -> Result<Self, AdapterError> {
+    pub fn generate<'a>(agencies: impl IntoIterator<Item = &'a str>) -> Result<Self, GrpcError> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())
             .map_err(|e| pki_error("CA parameters", e))?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
