@@ -207,90 +207,43 @@ fn check_existing(existing: &Config, wanted: &Config) -> Result<EnsureOutcome, B
     })
 }
 
-/// The compared fields that differ, each as `field: existing X, wanted Y`.
-pub fn differences(existing: &Config, wanted: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut check = |field: &str, existing: String, wanted: String| {
-        if existing != wanted {
-            out.push(format!("{field}: existing {existing}, wanted {wanted}"));
-        }
-    };
-    let subjects = |c: &Config| {
+/// How one compared field of a stream configuration is written in a difference.
+type Describe = fn(&Config) -> String;
+
+/// The fields onedoor sets, with how each is written (as the server and the `nats` CLI name
+/// them, so an operator can match them up).
+const COMPARED: &[(&str, Describe)] = &[
+    ("subjects", |c| {
         let set: BTreeSet<&str> = c.subjects.iter().map(String::as_str).collect();
         format!("[{}]", set.into_iter().collect::<Vec<_>>().join(", "))
-    };
-    check("subjects", subjects(existing), subjects(wanted));
-    check(
-        "storage",
-        storage_name(existing.storage).into(),
-        storage_name(wanted.storage).into(),
-    );
-    check(
-        "replicas",
-        existing.num_replicas.to_string(),
-        wanted.num_replicas.to_string(),
-    );
-    check(
-        "duplicate_window",
-        fmt_duration(existing.duplicate_window),
-        fmt_duration(wanted.duplicate_window),
-    );
-    check(
-        "retention",
-        retention_name(existing.retention).into(),
-        retention_name(wanted.retention).into(),
-    );
-    check(
-        "discard",
-        discard_name(existing.discard).into(),
-        discard_name(wanted.discard).into(),
-    );
-    check(
-        "max_age",
-        fmt_age(existing.max_age),
-        fmt_age(wanted.max_age),
-    );
-    check(
-        "max_msgs",
-        fmt_limit(existing.max_messages),
-        fmt_limit(wanted.max_messages),
-    );
-    check(
-        "max_bytes",
-        fmt_limit(existing.max_bytes),
-        fmt_limit(wanted.max_bytes),
-    );
-    check(
-        "max_msgs_per_subject",
-        fmt_limit(existing.max_messages_per_subject),
-        fmt_limit(wanted.max_messages_per_subject),
-    );
-    check(
-        "deny_delete",
-        existing.deny_delete.to_string(),
-        wanted.deny_delete.to_string(),
-    );
-    check(
-        "deny_purge",
-        existing.deny_purge.to_string(),
-        wanted.deny_purge.to_string(),
-    );
-    check(
-        "allow_rollup_hdrs",
-        existing.allow_rollup.to_string(),
-        wanted.allow_rollup.to_string(),
-    );
-    check(
-        "allow_direct",
-        existing.allow_direct.to_string(),
-        wanted.allow_direct.to_string(),
-    );
-    check(
-        "sealed",
-        existing.sealed.to_string(),
-        wanted.sealed.to_string(),
-    );
-    out
+    }),
+    ("storage", |c| storage_name(c.storage).into()),
+    ("replicas", |c| c.num_replicas.to_string()),
+    ("duplicate_window", |c| fmt_duration(c.duplicate_window)),
+    ("retention", |c| retention_name(c.retention).into()),
+    ("discard", |c| discard_name(c.discard).into()),
+    ("max_age", |c| fmt_age(c.max_age)),
+    ("max_msgs", |c| fmt_limit(c.max_messages)),
+    ("max_bytes", |c| fmt_limit(c.max_bytes)),
+    ("max_msgs_per_subject", |c| {
+        fmt_limit(c.max_messages_per_subject)
+    }),
+    ("deny_delete", |c| c.deny_delete.to_string()),
+    ("deny_purge", |c| c.deny_purge.to_string()),
+    ("allow_rollup_hdrs", |c| c.allow_rollup.to_string()),
+    ("allow_direct", |c| c.allow_direct.to_string()),
+    ("sealed", |c| c.sealed.to_string()),
+];
+
+/// The compared fields that differ, each as `field: existing X, wanted Y`.
+pub fn differences(existing: &Config, wanted: &Config) -> Vec<String> {
+    COMPARED
+        .iter()
+        .filter_map(|(field, describe)| {
+            let (existing, wanted) = (describe(existing), describe(wanted));
+            (existing != wanted).then(|| format!("{field}: existing {existing}, wanted {wanted}"))
+        })
+        .collect()
 }
 
 // Names as the server and the `nats` CLI spell them, so an operator can match them up.

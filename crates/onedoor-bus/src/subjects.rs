@@ -1,4 +1,4 @@
-//! Contract names on NATS (DESIGN.md §4, "NATS — contract subjects and headers"). Every other
+//! Contract names on NATS (`docs/architecture.md`, "The public contract"). Every other
 //! module and crate takes these from here; nothing spells a subject by hand.
 //!
 //! One event is one message on `onedoor.v1.case.<case_id>.<from_agency>.<to_agency>`, with

@@ -58,7 +58,7 @@ pub fn inbox_consumer_config(
         backoff: settings.backoff.clone(),
         max_deliver: i64::from(settings.max_deliver),
         max_ack_pending: i64::try_from(settings.max_in_flight).unwrap_or(i64::MAX),
-        // Zero: never delete the durable for being idle (DEPENDENCIES §6.8).
+        // Zero: never delete the durable for being idle (docs/jetstream.md §8).
         inactive_threshold: std::time::Duration::ZERO,
         headers_only: false,
         ..Default::default()
@@ -167,12 +167,16 @@ pub fn differences(
     existing: &consumer::Config,
     wanted: &consumer::pull::Config,
 ) -> (Vec<String>, Vec<String>) {
-    let mut conflicts = Vec::new();
-    let mut changes = Vec::new();
-    let describe = |field: &str, existing: String, wanted: String| {
-        (existing != wanted).then(|| format!("{field}: existing {existing}, wanted {wanted}"))
-    };
+    (conflicts(existing, wanted), safe_changes(existing, wanted))
+}
 
+fn describe(field: &str, existing: String, wanted: String) -> Option<String> {
+    (existing != wanted).then(|| format!("{field}: existing {existing}, wanted {wanted}"))
+}
+
+/// What cannot change in place: the consumer's kind, filter and policies.
+fn conflicts(existing: &consumer::Config, wanted: &consumer::pull::Config) -> Vec<String> {
+    let mut conflicts = Vec::new();
     if let Some(subject) = existing
         .deliver_subject
         .as_deref()
@@ -193,68 +197,74 @@ pub fn differences(
     }
     filters.sort_unstable();
     filters.dedup();
-    conflicts.extend(describe(
-        "filter",
-        format!("[{}]", filters.join(", ")),
-        format!("[{}]", wanted.filter_subject),
-    ));
-    conflicts.extend(describe(
-        "deliver_policy",
-        format!("{:?}", existing.deliver_policy),
-        format!("{:?}", wanted.deliver_policy),
-    ));
-    conflicts.extend(describe(
-        "ack_policy",
-        format!("{:?}", existing.ack_policy),
-        format!("{:?}", wanted.ack_policy),
-    ));
-    conflicts.extend(describe(
-        "replay_policy",
-        format!("{:?}", existing.replay_policy),
-        format!("{:?}", wanted.replay_policy),
-    ));
+    let policies = [
+        (
+            "filter",
+            format!("[{}]", filters.join(", ")),
+            format!("[{}]", wanted.filter_subject),
+        ),
+        (
+            "deliver_policy",
+            format!("{:?}", existing.deliver_policy),
+            format!("{:?}", wanted.deliver_policy),
+        ),
+        (
+            "ack_policy",
+            format!("{:?}", existing.ack_policy),
+            format!("{:?}", wanted.ack_policy),
+        ),
+        (
+            "replay_policy",
+            format!("{:?}", existing.replay_policy),
+            format!("{:?}", wanted.replay_policy),
+        ),
+    ];
+    conflicts.extend(
+        policies
+            .into_iter()
+            .filter_map(|(field, existing, wanted)| describe(field, existing, wanted)),
+    );
+    conflicts
+}
 
+/// What an update may change on a running consumer: timings and limits.
+fn safe_changes(existing: &consumer::Config, wanted: &consumer::pull::Config) -> Vec<String> {
     let steps = |backoff: &[std::time::Duration]| {
-        format!(
-            "[{}]",
-            backoff
-                .iter()
-                .map(|d| fmt_duration(*d))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        let steps: Vec<String> = backoff.iter().map(|d| fmt_duration(*d)).collect();
+        format!("[{}]", steps.join(", "))
     };
-    changes.extend(describe(
-        "ack_wait",
-        fmt_duration(existing.ack_wait),
-        fmt_duration(wanted.ack_wait),
-    ));
-    changes.extend(describe(
-        "backoff",
-        steps(&existing.backoff),
-        steps(&wanted.backoff),
-    ));
-    changes.extend(describe(
-        "max_deliver",
-        existing.max_deliver.to_string(),
-        wanted.max_deliver.to_string(),
-    ));
-    changes.extend(describe(
-        "max_ack_pending",
-        existing.max_ack_pending.to_string(),
-        wanted.max_ack_pending.to_string(),
-    ));
-    changes.extend(describe(
-        "inactive_threshold",
-        fmt_duration(existing.inactive_threshold),
-        fmt_duration(wanted.inactive_threshold),
-    ));
-    changes.extend(describe(
-        "headers_only",
-        existing.headers_only.to_string(),
-        wanted.headers_only.to_string(),
-    ));
-    (conflicts, changes)
+    let fields = [
+        (
+            "ack_wait",
+            fmt_duration(existing.ack_wait),
+            fmt_duration(wanted.ack_wait),
+        ),
+        ("backoff", steps(&existing.backoff), steps(&wanted.backoff)),
+        (
+            "max_deliver",
+            existing.max_deliver.to_string(),
+            wanted.max_deliver.to_string(),
+        ),
+        (
+            "max_ack_pending",
+            existing.max_ack_pending.to_string(),
+            wanted.max_ack_pending.to_string(),
+        ),
+        (
+            "inactive_threshold",
+            fmt_duration(existing.inactive_threshold),
+            fmt_duration(wanted.inactive_threshold),
+        ),
+        (
+            "headers_only",
+            existing.headers_only.to_string(),
+            wanted.headers_only.to_string(),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(field, existing, wanted)| describe(field, existing, wanted))
+        .collect()
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ impl InFlight {
     }
 
     /// Acknowledges the deliveries of `event_ids`, waiting for the server to confirm each
-    /// (double ack, DEPENDENCIES §6.5: a plain ack may be lost, and then the ministry gets the
+    /// (double ack, docs/jetstream.md §5: a plain ack may be lost, and then the ministry gets the
     /// event again although it was told nothing is pending).
     ///
     /// A delivery whose ack wait has passed is still acknowledged if it is held: the server
@@ -309,7 +309,7 @@ impl InFlight {
     /// NAKed with a delay of what was left of its ack wait, capped by
     /// [`InboxSettings::release_delay_cap`], so the next session gets it promptly without
     /// turning a crashing client into a hot loop (a plain NAK would redeliver at once and burn
-    /// the attempts in seconds; DEPENDENCIES §6.3).
+    /// the attempts in seconds; docs/jetstream.md §3).
     ///
     /// The handles stay registered (marked released) until redelivered or acknowledged: an
     /// `Ack` for them may still arrive on its own call, and the server honours it.

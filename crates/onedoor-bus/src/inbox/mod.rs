@@ -1,5 +1,5 @@
 //! The agency inbox: the events addressed to one agency, delivered at least once until that
-//! agency's system acknowledges them (DESIGN.md §4, "Agency inbox").
+//! agency's system acknowledges them (`docs/architecture.md`, "The public contract").
 //!
 //! # Parts
 //!
@@ -42,7 +42,7 @@
 //!
 //! When a session ends (dropped, or [`Inbox::close`]) its held deliveries are NAKed with a delay
 //! of what was left of their ack wait, capped by [`InboxSettings::release_delay_cap`]. A plain
-//! NAK would redeliver at once and ignore the backoff (DEPENDENCIES §6.3), so a client that
+//! NAK would redeliver at once and ignore the backoff (docs/jetstream.md §3), so a client that
 //! crashes on an event would use up its attempts in seconds; the remaining ack wait keeps the
 //! server's pacing, and the cap means a reconnecting client does not wait out a 30-minute step.
 //! Deliveries on their last attempt are not NAKed (that would end them at once); a late `Ack`

@@ -66,7 +66,7 @@ pub struct Inbox {
     /// Consecutive failed pulls, for the retry pause and for logging.
     failures: u32,
     /// The last pull failed in a way that may mean the consumer is gone: ensure it again before
-    /// the next pull (DEPENDENCIES §6.8).
+    /// the next pull (docs/jetstream.md §8).
     rebind: bool,
     closed: bool,
 }

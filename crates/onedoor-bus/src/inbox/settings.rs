@@ -22,7 +22,7 @@ pub struct InboxSettings {
     pub max_deliver: u32,
     /// Ack wait of each delivery: delivery `n` (1-based) must be acknowledged within
     /// `backoff[n - 1]`, the last step repeating. JetStream uses `backoff[0]` as the consumer's
-    /// `ack_wait` (DEPENDENCIES §6.4), so there is no separate ack wait setting.
+    /// `ack_wait` (docs/jetstream.md §4), so there is no separate ack wait setting.
     ///
     /// Default 30 s, 1 m, 2 m, 5 m, 10 m, 15 m, 30 m: the first step is NATS's usual ack wait
     /// and gives a slow ministry system time to store an event before it is sent again; the
