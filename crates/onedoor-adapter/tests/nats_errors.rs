@@ -57,6 +57,16 @@ fn status_of(error: BusError) -> tonic::Status {
     tonic::Status::from(AdapterError::Bus(error))
 }
 
+fn assert_aborted_with_retry_advice(status: &tonic::Status) {
+    assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("retry with the same idempotency_key"),
+        "{status:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_expected_sequence_is_10071_and_reaches_a_caller_as_aborted() -> anyhow::Result<()>
 {
@@ -79,14 +89,7 @@ async fn a_stale_expected_sequence_is_10071_and_reaches_a_caller_as_aborted() ->
         ),
         "{error:?}"
     );
-    let status = status_of(error);
-    assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
-    assert!(
-        status
-            .message()
-            .contains("retry with the same idempotency_key"),
-        "{status:?}"
-    );
+    assert_aborted_with_retry_advice(&status_of(error));
     Ok(())
 }
 
@@ -127,13 +130,6 @@ async fn a_write_racing_another_on_a_cluster_is_10164_and_reaches_a_caller_as_ab
         ),
         "{conflict:?}"
     );
-    let status = status_of(conflict);
-    assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
-    assert!(
-        status
-            .message()
-            .contains("retry with the same idempotency_key"),
-        "{status:?}"
-    );
+    assert_aborted_with_retry_advice(&status_of(conflict));
     Ok(())
 }

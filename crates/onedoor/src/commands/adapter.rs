@@ -95,12 +95,11 @@ impl AdapterArgs {
         if self.signing_key.is_some() != self.key_id.is_some() {
             anyhow::bail!("signing_key and key_id go together: give both or neither");
         }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            anyhow::bail!("tls_cert and tls_key go together: give both or neither");
-        }
-        if self.client_ca.is_some() && self.tls_cert.is_none() {
-            anyhow::bail!("client_ca needs tls_cert and tls_key: client certificates need TLS");
-        }
+        settings::check_tls(
+            self.tls_cert.is_some(),
+            self.tls_key.is_some(),
+            self.client_ca.is_some(),
+        )?;
         if let Some(threads) = self.worker_threads
             && threads == 0
         {

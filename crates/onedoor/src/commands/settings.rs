@@ -88,6 +88,17 @@ pub fn print<T: Serialize>(settings: &T, secrets: &[&str]) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The TLS settings go together: a certificate with its key, and a client CA only with TLS.
+pub fn check_tls(tls_cert: bool, tls_key: bool, client_ca: bool) -> anyhow::Result<()> {
+    if tls_cert != tls_key {
+        anyhow::bail!("tls_cert and tls_key go together: give both or neither");
+    }
+    if client_ca && !tls_cert {
+        anyhow::bail!("client_ca needs tls_cert and tls_key: client certificates need TLS");
+    }
+    Ok(())
+}
+
 /// For `skip_serializing_if`: an unset switch must not override the file.
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
 pub fn is_false(value: &bool) -> bool {

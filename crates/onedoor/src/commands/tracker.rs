@@ -106,12 +106,11 @@ pub struct TrackerSecurity {
 impl TrackerSecurity {
     /// The settings that go in pairs, checked once every layer is in.
     fn validate(&self) -> anyhow::Result<()> {
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            anyhow::bail!("tls_cert and tls_key go together: give both or neither");
-        }
-        if self.client_ca.is_some() && self.tls_cert.is_none() {
-            anyhow::bail!("client_ca needs tls_cert and tls_key: client certificates need TLS");
-        }
+        settings::check_tls(
+            self.tls_cert.is_some(),
+            self.tls_key.is_some(),
+            self.client_ca.is_some(),
+        )?;
         Ok(())
     }
 
