@@ -1,12 +1,10 @@
 //! Bad input on every `AgencyGateway` rpc gets the documented status, a message a ministry
-//! developer can act on, and changes nothing (DESIGN.md §5, "Bad input gets a clear error and
-//! changes nothing").
+//! developer can act on, and changes nothing (docs/architecture.md (Rules every part keeps),
+//! "Bad input gets a clear error and changes nothing").
 //!
 //! One table: each row is one request with exactly one thing wrong, sent through a real
 //! adapter, then the bus is checked for not having moved (stream messages and last sequence,
 //! every fixture case's version, MOIC's inbox consumer).
-
-mod support;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -14,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use onedoor_proto::limits;
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
-use support::{FRONT, TestBus, key, next_inbox_item, token_for};
+use onedoor_testkit::{FRONT, TestBus, key, next_inbox_item, token_for};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -508,7 +506,7 @@ fn rows(c: &Cases, held: &str) -> Vec<Row> {
 #[tokio::test]
 async fn bad_input_on_every_rpc_gets_the_documented_code_an_actionable_message_and_writes_nothing()
 -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT, "MOIC", "MOF"]).await?;
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC", "MOF"]).await?;
     let (mut front, mut moic) = (bus.agency(FRONT).await?, bus.agency("MOIC").await?);
     let opened = front.open_case("enterprise-registration").await?.case_id;
     let pending = front.open_case("enterprise-registration").await?.case_id;
@@ -540,10 +538,14 @@ async fn bad_input_on_every_rpc_gets_the_documented_code_an_actionable_message_a
         .await?
         .clone();
     let js = bus.nats.jetstream().await?;
-    let mut before = support::poll_until("MOIC's held delivery to be pending", || async {
-        let snapshot = snapshot(&js, &front_reader, &cases).await?;
-        Ok((snapshot.moic_ack_pending == 1).then_some(snapshot))
-    })
+    let mut before = onedoor_testkit::eventually(
+        "MOIC's held delivery to be pending",
+        onedoor_testkit::DEADLINE,
+        || async {
+            let snapshot = snapshot(&js, &front_reader, &cases).await?;
+            Ok((snapshot.moic_ack_pending == 1).then_some(snapshot))
+        },
+    )
     .await?;
     assert_eq!(before.versions, vec![1, 2, 3, 3]);
 
@@ -614,7 +616,7 @@ async fn clients_entry<'a>(
 async fn a_text_at_exactly_its_byte_limit_is_accepted_even_when_it_ends_in_lao()
 -> anyhow::Result<()> {
     // The other side of the table's limit rows: the limits are in bytes and inclusive.
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut front = bus.agency(FRONT).await?;
     let summary = format!("{}{LAO}", "x".repeat(limits::SUMMARY_MAX_BYTES - 3));
     assert_eq!(summary.len(), limits::SUMMARY_MAX_BYTES);
@@ -638,7 +640,7 @@ async fn a_text_at_exactly_its_byte_limit_is_accepted_even_when_it_ends_in_lao()
 #[tokio::test]
 async fn a_message_over_the_decode_limit_is_refused_writes_nothing_and_the_adapter_keeps_serving()
 -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut front = bus.agency(FRONT).await?;
     let case = front.open_case("enterprise-registration").await?.case_id;
     let limit = onedoor_adapter::server::MAX_MESSAGE_BYTES;

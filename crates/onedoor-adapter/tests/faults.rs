@@ -1,9 +1,7 @@
 //! Faults through real adapters and a real nats-server: an adapter that crashes while its
 //! client holds deliveries, a nats-server killed mid-flow, and two writes racing on one task.
-//! Each test checks the promises of DESIGN.md §5: nothing acknowledged is lost, nothing retried
-//! is doubled, and a loser is told why.
-
-mod support;
+//! Each test checks the promises of docs/architecture.md (Rules every part keeps): nothing
+//! acknowledged is lost, nothing retried is doubled, and a loser is told why.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,7 +10,7 @@ use std::time::Duration;
 
 use onedoor_bus::InboxSettings;
 use onedoor_proto::v1;
-use support::{FRONT, TestBus, next_inbox_item, poll_until};
+use onedoor_testkit::{DEADLINE, FRONT, TestBus, eventually, next_inbox_item};
 use tokio::sync::mpsc;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -66,7 +64,7 @@ async fn an_adapter_aborted_while_its_client_holds_unacknowledged_items_redelive
     // pulling and holding MOIC's inbox while nobody serves it.
     bus.wait_for_adapter_nats_connections("MOIC", 0).await?;
     // The client's stream to the dead adapter ends (with an error or an end of stream).
-    let ended = tokio::time::timeout(support::POLL_DEADLINE, async {
+    let ended = tokio::time::timeout(onedoor_testkit::DEADLINE, async {
         while let Ok(Some(_)) = inbox.message().await {}
     })
     .await;
@@ -76,7 +74,7 @@ async fn an_adapter_aborted_while_its_client_holds_unacknowledged_items_redelive
     );
     drop(inbox);
 
-    let mut config = bus.config("MOIC")?;
+    let mut config = bus.adapter_config("MOIC")?;
     config.inbox = quick_inbox();
     bus.start_with("MOIC", config).await?;
     bus.wait_for_health("MOIC", ServingStatus::Serving).await?;
@@ -105,7 +103,7 @@ async fn an_adapter_aborted_while_its_client_holds_unacknowledged_items_redelive
 
     // Nothing is left to deliver or awaiting an ack: the acknowledged item is not waiting to
     // come back, proven from the server's side rather than by waiting for silence.
-    let info = poll_until("inbox-MOIC to hold nothing", || async {
+    let info = eventually("inbox-MOIC to hold nothing", DEADLINE, || async {
         let info = bus.inbox_consumer_info("MOIC").await?;
         Ok((info.num_pending == 0 && info.num_ack_pending == 0).then_some(info))
     })
@@ -132,10 +130,10 @@ async fn a_graceful_stop_ends_open_inbox_streams_instead_of_waiting_for_their_cl
     next_inbox_item(&mut inbox).await; // held, not acknowledged
 
     // A ministry system keeps its inbox stream open for ever; shutdown must not wait for it.
-    tokio::time::timeout(support::POLL_DEADLINE, bus.stop_adapter("MOIC"))
+    tokio::time::timeout(onedoor_testkit::DEADLINE, bus.stop_adapter("MOIC"))
         .await
         .map_err(|_| anyhow::anyhow!("the adapter did not stop while an inbox stream was open"))?;
-    let end = tokio::time::timeout(support::POLL_DEADLINE, inbox.message()).await?;
+    let end = tokio::time::timeout(onedoor_testkit::DEADLINE, inbox.message()).await?;
     assert!(
         matches!(end, Ok(None)),
         "the stream ends cleanly so the client reconnects: {end:?}"
@@ -143,7 +141,7 @@ async fn a_graceful_stop_ends_open_inbox_streams_instead_of_waiting_for_their_cl
     bus.wait_for_adapter_nats_connections("MOIC", 0).await?;
 
     // What the stream held is released, not lost.
-    let mut config = bus.config("MOIC")?;
+    let mut config = bus.adapter_config("MOIC")?;
     config.inbox = quick_inbox();
     bus.start_with("MOIC", config).await?;
     bus.wait_for_health("MOIC", ServingStatus::Serving).await?;
@@ -214,7 +212,7 @@ async fn nats_killed_mid_flow_loses_no_acknowledged_write_and_a_retried_write_la
         stored.recv().await.expect("the writer acknowledged writes");
     }
     bus.nats.kill()?;
-    let flow = tokio::time::timeout(support::POLL_DEADLINE, flow).await??;
+    let flow = tokio::time::timeout(onedoor_testkit::DEADLINE, flow).await??;
     let (unsure, status) = flow.failed.expect("the writer stops at its first failure");
     assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
 
@@ -323,7 +321,7 @@ async fn a_write_racing_another_on_the_same_task_lands_once_and_the_loser_gets_f
 
     let appends_lost = Arc::new(AtomicUsize::new(0));
     let _counting = tracing::subscriber::set_default(LostAppends(appends_lost.clone()));
-    let bus = TestBus::start(&[FRONT, "MOIC"]).await?;
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC"]).await?;
     let (mut front, mut moic) = (bus.agency(FRONT).await?, bus.agency("MOIC").await?);
     // Several rounds, so that some of them really collide at the append (the loser's expected
     // last sequence is stale and it re-decides) and not only at the case rules.
@@ -442,7 +440,7 @@ impl tracing::Subscriber for LostAppends {
 async fn a_reply_with_a_body_is_not_held_back_by_the_clients_delayed_ack() -> anyhow::Result<()> {
     // Without TCP_NODELAY on accepted connections, the trailers after a reply's body wait for
     // the client's delayed ACK: every successful call took 40 ms or more on Linux.
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut front = bus.agency(FRONT).await?;
     let case = front.open_case("enterprise-registration").await?.case_id;
     front.get_case(&case).await?; // warm the connection

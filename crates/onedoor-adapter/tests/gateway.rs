@@ -1,14 +1,12 @@
 //! `AgencyGateway` writes and reads through real adapters, real gRPC and a real nats-server.
 
-mod support;
-
 use onedoor_proto::v1;
-use support::{FRONT, TestBus, key, token_for};
+use onedoor_testkit::{FRONT, TestBus, key, token_for};
 use tonic::Code;
 
 #[tokio::test]
 async fn a_case_travels_through_several_agencies_with_one_trace_id() -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT, "MOIC", "MOF", "MOPS"]).await?;
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC", "MOF", "MOPS"]).await?;
     let (mut front, mut moic, mut mof) = (
         bus.agency(FRONT).await?,
         bus.agency("MOIC").await?,
@@ -51,7 +49,7 @@ async fn a_case_travels_through_several_agencies_with_one_trace_id() -> anyhow::
 
 #[tokio::test]
 async fn open_case_continues_the_callers_traceparent_and_returns_one() -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut front = bus.agency(FRONT).await?;
     let mut request = tonic::Request::new(v1::OpenCaseRequest {
         service: "construction-permit".into(),
@@ -84,8 +82,8 @@ async fn open_case_continues_the_callers_traceparent_and_returns_one() -> anyhow
 #[tokio::test]
 async fn calls_without_the_agencys_token_are_unauthenticated_and_write_nothing()
 -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT, "MOIC"]).await?;
-    let mut wrong = support::TestAgency {
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC"]).await?;
+    let mut wrong = onedoor_testkit::TestAgency {
         code: FRONT.into(),
         client: bus.client_with_token(FRONT, &token_for("MOIC")).await?,
     };
@@ -118,7 +116,7 @@ async fn calls_without_the_agencys_token_are_unauthenticated_and_write_nothing()
 
 #[tokio::test]
 async fn acting_outside_the_agencys_role_is_permission_denied() -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT, "MOIC", "MOF"]).await?;
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC", "MOF"]).await?;
     let (mut front, mut moic, mut mof) = (
         bus.agency(FRONT).await?,
         bus.agency("MOIC").await?,
@@ -162,7 +160,7 @@ async fn acting_outside_the_agencys_role_is_permission_denied() -> anyhow::Resul
 #[tokio::test]
 async fn malformed_and_oversize_requests_are_invalid_argument_and_write_nothing()
 -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut front = bus.agency(FRONT).await?;
     let case = front.open_case("enterprise-registration").await?.case_id;
 
@@ -232,7 +230,7 @@ async fn malformed_and_oversize_requests_are_invalid_argument_and_write_nothing(
 #[tokio::test]
 async fn unknown_cases_are_not_found_and_wrong_states_are_failed_precondition() -> anyhow::Result<()>
 {
-    let bus = TestBus::start(&[FRONT, "MOIC"]).await?;
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC"]).await?;
     let (mut front, mut moic) = (bus.agency(FRONT).await?, bus.agency("MOIC").await?);
     let missing = onedoor_case::CaseId::generate().to_string();
     let status = front.get_case(&missing).await.expect_err("unknown case");
@@ -263,7 +261,7 @@ async fn unknown_cases_are_not_found_and_wrong_states_are_failed_precondition() 
 #[tokio::test]
 async fn a_retried_request_returns_the_first_receipt_even_after_an_adapter_restart()
 -> anyhow::Result<()> {
-    let mut bus = TestBus::start(&[FRONT]).await?;
+    let mut bus = TestBus::with_adapters(&[FRONT]).await?;
     let request = v1::OpenCaseRequest {
         service: "vehicle-registration".into(),
         citizen_ref: "R-9".into(),
@@ -313,7 +311,7 @@ async fn a_retried_request_returns_the_first_receipt_even_after_an_adapter_resta
 #[tokio::test]
 async fn the_same_key_on_a_hand_off_is_recognised_and_a_changed_one_is_already_exists()
 -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut front = bus.agency(FRONT).await?;
     let case = front.open_case("enterprise-registration").await?.case_id;
     let request = v1::HandOffRequest {

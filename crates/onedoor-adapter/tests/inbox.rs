@@ -1,12 +1,10 @@
 //! The `Inbox` stream and `Ack` through a real adapter: at-least-once delivery, ack by event id,
 //! redelivery with back-off, disconnects, the in-flight window, and stuck deliveries.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use onedoor_bus::InboxSettings;
-use support::{FRONT, TestBus, next_inbox_item};
+use onedoor_testkit::{FRONT, TestBus, next_inbox_item};
 use tonic::Code;
 
 /// Redelivery fast enough to observe in a test.
@@ -20,9 +18,9 @@ fn quick_inbox(max_in_flight: usize, max_deliver: u32) -> InboxSettings {
 }
 
 async fn bus_with(agencies: &[&str], inbox: InboxSettings) -> anyhow::Result<TestBus> {
-    let mut bus = TestBus::start(&[]).await?;
+    let mut bus = TestBus::start().await?;
     for agency in agencies {
-        let mut config = bus.config(agency)?;
+        let mut config = bus.adapter_config(agency)?;
         config.inbox = inbox.clone();
         bus.start_with(agency, config).await?;
     }
@@ -32,7 +30,7 @@ async fn bus_with(agencies: &[&str], inbox: InboxSettings) -> anyhow::Result<Tes
 #[tokio::test]
 async fn a_hand_off_arrives_in_the_receivers_inbox_and_the_acceptance_in_the_senders()
 -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT, "MOIC"]).await?;
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC"]).await?;
     let (mut front, mut moic) = (bus.agency(FRONT).await?, bus.agency("MOIC").await?);
     let case = front.open_case("enterprise-registration").await?.case_id;
     let handed = front.hand_off(&case, "MOIC").await?;
@@ -170,7 +168,7 @@ async fn a_stream_holds_no_more_unacknowledged_items_than_it_asked_for() -> anyh
 
 #[tokio::test]
 async fn acks_with_malformed_too_many_or_unknown_ids_are_answered_clearly() -> anyhow::Result<()> {
-    let bus = TestBus::start(&["MOIC"]).await?;
+    let bus = TestBus::with_adapters(&["MOIC"]).await?;
     let mut moic = bus.agency("MOIC").await?;
     let status = moic.ack(&["not-an-id"]).await.expect_err("malformed");
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -1,11 +1,9 @@
 //! What an operator relies on: health that follows the NATS connection, reflection for any gRPC
 //! tool, and a clear UNAVAILABLE while the bus is down.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{FRONT, TestBus};
+use onedoor_testkit::{FRONT, TestBus};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -38,8 +36,8 @@ async fn wait_for_status(bus: &TestBus, wanted: ServingStatus) -> anyhow::Result
 #[tokio::test]
 async fn health_is_not_serving_while_nats_is_down_and_writes_are_unavailable() -> anyhow::Result<()>
 {
-    let mut bus = TestBus::start(&[]).await?;
-    let mut config = bus.config(FRONT)?;
+    let mut bus = TestBus::start().await?;
+    let mut config = bus.adapter_config(FRONT)?;
     config.nats_timeout = Duration::from_millis(500);
     bus.start_with(FRONT, config).await?;
     wait_for_status(&bus, ServingStatus::Serving).await?;
@@ -66,7 +64,7 @@ async fn reflection_lists_the_gateway_without_a_token_or_proto_files() -> anyhow
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut client = ServerReflectionClient::new(bus.channel(FRONT).await?);
     let request = ServerReflectionRequest {
         host: String::new(),

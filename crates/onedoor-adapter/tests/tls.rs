@@ -2,8 +2,6 @@
 //! needed), another agency's certificate (refused even with a good token), bearer tokens known
 //! to the registry only by hash, and revoked tokens.
 
-mod support;
-
 use std::sync::Arc;
 
 use onedoor_case::{AgencyCode, TokenHash};
@@ -11,8 +9,8 @@ use onedoor_grpc::TlsIdentity;
 use onedoor_grpc::devpki::DevPki;
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
+use onedoor_testkit::{BearerToken, FRONT, TestBus, token_for};
 use sha2::Digest as _;
-use support::{BearerToken, FRONT, TestBus, token_for};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -23,7 +21,7 @@ const REVOKED_TOKEN: &str = "revoked-token-for-the-front-office-00002";
 /// FRONT's adapter over TLS, knowing FRONT's client certificate, with one registry token and
 /// one revoked token for FRONT.
 async fn tls_bus() -> anyhow::Result<(TestBus, DevPki)> {
-    let mut bus = TestBus::start(&[]).await?;
+    let mut bus = TestBus::start().await?;
     let pki = DevPki::generate([FRONT, "MOIC"])?;
     let mut registry = (*bus.registry).clone();
     let front = AgencyCode::parse(FRONT)?;
@@ -44,7 +42,7 @@ async fn tls_bus() -> anyhow::Result<(TestBus, DevPki)> {
             .map_err(anyhow::Error::msg)?;
     }
     bus.registry = Arc::new(registry);
-    let mut config = bus.config(FRONT)?;
+    let mut config = bus.adapter_config(FRONT)?;
     config.tls = Some(TlsIdentity {
         cert_pem: pki.server.cert_pem.clone(),
         key_pem: pki.server.key_pem.clone(),
@@ -85,7 +83,7 @@ fn open_request() -> v1::OpenCaseRequest {
     v1::OpenCaseRequest {
         service: "enterprise-registration".into(),
         citizen_ref: "R-TLS".into(),
-        idempotency_key: support::key(),
+        idempotency_key: onedoor_testkit::key(),
         ..Default::default()
     }
 }

@@ -1,4 +1,4 @@
-//! Test support for onedoor: real nats-server processes, never mocks.
+//! Test support for onedoor: real nats-server processes and a real running bus, never mocks.
 //!
 //! Every test gets its own server(s): own temporary store directory, ports the server chose
 //! itself (read back from its log, so no probe-then-bind race), readiness polled with a
@@ -6,21 +6,52 @@
 //!
 //! # Layout
 //!
+//! The nats-server layer:
+//!
 //! - [`single`]: [`TestNats`], one JetStream node (`start`, `client`, `jetstream`, `kill`,
 //!   `restart`).
 //! - [`cluster`]: [`TestCluster`], N JetStream nodes in one cluster; waits until the meta
 //!   leader sees every peer; `kill(i)`, `restart(i)`.
 //! - [`error`]: [`TestkitError`], the crate's one error type.
 //! - [`binary`]: the nats-server binary, located once per test process.
+//!
+//! The one fixture every crate's tests use (`docs/testing.md`):
+//!
+//! - [`eventually`]: [`eventually()`]`(what, deadline, check)`, the one way a test waits for a
+//!   condition; [`DEADLINE`].
+//! - [`bus`]: [`TestBus`], a node with the `ONEDOOR` stream, the shipped registry with a
+//!   signing key per agency, and the case verbs through the real write path (`open`,
+//!   `hand_off`, `accept`, `complete`, `resolve`).
+//! - [`adapter`]: real adapters on the bus (`with_adapters`, `start_adapter`, `abort_adapter`,
+//!   health, NATS connections) and [`TestAgency`], an agency's system speaking gRPC to its
+//!   adapter (`open_case`, `hand_off`, `inbox`, [`next_inbox_item`]).
+//! - [`tracker`]: [`TestDb`] (SQLite or PostgreSQL per test, [`on_both_databases!`]),
+//!   [`RunningTracker`], and the fold the tracker's rows must equal.
+//! - [`registry`]: the shipped registry, agency codes ([`FRONT`], [`OTHER_FRONT`]), tokens,
+//!   idempotency keys.
 
+pub mod adapter;
 pub mod binary;
+pub mod bus;
 pub mod cluster;
 pub mod error;
+pub mod eventually;
+pub mod registry;
 pub mod single;
+pub mod tracker;
 
+pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_item};
+pub use bus::TestBus;
 pub use cluster::TestCluster;
 pub use error::TestkitError;
+pub use eventually::{DEADLINE, Progress, eventually};
+pub use registry::{
+    FRONT, OTHER_FRONT, code, key, registry_with_keys, shipped_registry, token_for,
+};
 pub use single::TestNats;
+pub use tracker::{
+    MONDAY, RunningTracker, TestDb, assert_rows_equal_the_fold, wait_until_projected,
+};
 
 /// Re-exported so tests can build specs or match errors without naming another crate.
 pub use onedoor_natsd as natsd;

@@ -17,8 +17,8 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::on_both_databases;
-use crate::support::{
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{
     FRONT, MONDAY, OTHER_FRONT, RunningTracker, TestBus, TestDb, shipped_registry,
     wait_until_projected,
 };
@@ -113,7 +113,7 @@ async fn fixture(db: TestDb) -> anyhow::Result<Fixture> {
         .map(|agency| (code(agency), pki.clients[*agency].sha256))
         .collect();
     let clock = Arc::new(ManualClock::new(MONDAY + Span::hours(20)));
-    let mut config = bus.config(&db, clock);
+    let mut config = bus.tracker_config(&db, clock);
     config.grpc_access = Some(GrpcAccess::new(
         &registry,
         &[Token::new(SUPERVISOR_TOKEN)?.sha256()],

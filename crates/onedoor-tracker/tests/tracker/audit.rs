@@ -7,7 +7,7 @@ use onedoor_bus::{CaseLog, Signer, WriteRequest};
 use onedoor_case::{Action, AgencyKey, CaseId, Command, EventId, ServiceCode};
 use onedoor_tracker::{ManualClock, Store};
 
-use crate::support::{
+use onedoor_testkit::{
     FRONT, MONDAY, RunningTracker, TestBus, TestDb, code, shipped_registry, wait_until_projected,
 };
 
@@ -84,7 +84,7 @@ async fn a_forged_event_is_flagged_on_its_case_and_a_signed_case_is_not() -> any
         .await?;
 
     let db = TestDb::sqlite();
-    let mut config = bus.config(&db, Arc::new(ManualClock::new(MONDAY)));
+    let mut config = bus.tracker_config(&db, Arc::new(ManualClock::new(MONDAY)));
     config.registry = Arc::new(registry);
     config.verify_signatures = true;
     let tracker = RunningTracker::start(config).await?;

@@ -9,9 +9,9 @@ use onedoor_tracker::store::{Checked, Incoming};
 use onedoor_tracker::view::Projected;
 use onedoor_tracker::{Applied, Projection, Store};
 
-use crate::on_both_databases;
-use crate::support::histories::{seed, write_random_histories};
-use crate::support::{MONDAY, TestBus, TestDb, assert_rows_equal_the_fold};
+use crate::histories::{seed, write_random_histories};
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{MONDAY, TestBus, TestDb, assert_rows_equal_the_fold};
 
 /// A case's events, in version order, of a random history with at least four of them.
 async fn long_case(bus: &TestBus) -> anyhow::Result<(onedoor_case::CaseId, Vec<StoredEvent>)> {

@@ -7,9 +7,9 @@ use onedoor_case::CaseId;
 use onedoor_tracker::store::CaseFilter;
 use onedoor_tracker::{Backend, Store};
 
-use crate::on_both_databases;
-use crate::support::histories::{seed, write_random_histories};
-use crate::support::{FRONT, MONDAY, TestBus, TestDb};
+use crate::histories::{seed, write_random_histories};
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{FRONT, MONDAY, TestBus, TestDb};
 
 /// Stores every event of `cases`.
 async fn project(bus: &TestBus, store: &Store, cases: &[CaseId]) -> anyhow::Result<()> {

@@ -12,8 +12,8 @@ use onedoor_tracker::{ManualClock, Store};
 use time::Duration as Span;
 use tonic::Code;
 
-use crate::on_both_databases;
-use crate::support::{
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{
     DEADLINE, FRONT, MONDAY, OTHER_FRONT, RunningTracker, TestBus, TestDb, eventually,
     wait_until_projected,
 };
@@ -85,7 +85,7 @@ async fn fixture(db: TestDb) -> anyhow::Result<Fixture> {
     let bus = TestBus::start().await?;
     let cases = known_cases(&bus).await?;
     let clock = Arc::new(ManualClock::new(MONDAY + Span::hours(12)));
-    let tracker = RunningTracker::start(bus.config(&db, clock.clone())).await?;
+    let tracker = RunningTracker::start(bus.tracker_config(&db, clock.clone())).await?;
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &[cases.a, cases.b, cases.c, cases.d]).await?;
     Ok(Fixture {
@@ -434,7 +434,7 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
     let db = TestDb::sqlite();
     let bus = TestBus::start().await?;
     let tracker =
-        RunningTracker::start(bus.config(&db, Arc::new(ManualClock::new(MONDAY)))).await?;
+        RunningTracker::start(bus.tracker_config(&db, Arc::new(ManualClock::new(MONDAY)))).await?;
     let channel = tracker.channel().await?;
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
@@ -485,7 +485,7 @@ async fn health_is_not_serving_while_the_database_is_gone() -> anyhow::Result<()
     };
     let bus = TestBus::start().await?;
     let tracker =
-        RunningTracker::start(bus.config(&db, Arc::new(ManualClock::new(MONDAY)))).await?;
+        RunningTracker::start(bus.tracker_config(&db, Arc::new(ManualClock::new(MONDAY)))).await?;
     let health = tonic_health::pb::health_client::HealthClient::new(tracker.channel().await?);
     let status_is = |wanted: tonic_health::pb::health_check_response::ServingStatus| {
         let mut health = health.clone();
@@ -506,7 +506,7 @@ async fn health_is_not_serving_while_the_database_is_gone() -> anyhow::Result<()
         }
     };
     use tonic_health::pb::health_check_response::ServingStatus;
-    eventually("the tracker reports SERVING", || {
+    eventually("the tracker reports SERVING", DEADLINE, || {
         status_is(ServingStatus::Serving)
     })
     .await?;
@@ -515,7 +515,7 @@ async fn health_is_not_serving_while_the_database_is_gone() -> anyhow::Result<()
     sqlx::any::install_default_drivers();
     // The tracker's pool may be opening a connection just as the drop runs, which PostgreSQL
     // refuses ("being accessed by other users"); dropping again wins once the pool has failed.
-    eventually("the database is dropped", || {
+    eventually("the database is dropped", DEADLINE, || {
         let url = url.clone();
         async move {
             Ok(
@@ -528,7 +528,7 @@ async fn health_is_not_serving_while_the_database_is_gone() -> anyhow::Result<()
         }
     })
     .await?;
-    eventually("the tracker reports NOT_SERVING", || {
+    eventually("the tracker reports NOT_SERVING", DEADLINE, || {
         status_is(ServingStatus::NotServing)
     })
     .await?;
@@ -552,7 +552,7 @@ async fn overdue_held_by_an_agency_follows_the_cases_earliest_due_task(
     bus.hand_off(case, FRONT, "MOF", Some(10), t(1)).await?;
     let thursday = MONDAY + Span::days(3);
     let clock = Arc::new(ManualClock::new(thursday));
-    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let tracker = RunningTracker::start(bus.tracker_config(&db, clock)).await?;
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &[case]).await?;
     let mut client = tracker.client().await?;

@@ -1,7 +1,7 @@
 //! The tracker's integration tests, in one binary (one link, shared helpers): a real
 //! nats-server per test, a real SQLite file or PostgreSQL database per test, the real `run`.
 
-mod support;
+mod histories;
 
 mod access;
 mod audit;

@@ -10,8 +10,8 @@ use onedoor_tracker::{Backend, Store};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Connection as _, SqlSafeStr as _};
 
-use crate::on_both_databases;
-use crate::support::{MONDAY, TestDb};
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{MONDAY, TestDb};
 
 async fn a_database_of_the_first_schema_migrates_and_its_cases_are_found(
     db: TestDb,

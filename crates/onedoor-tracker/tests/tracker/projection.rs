@@ -14,11 +14,11 @@ use onedoor_tracker::{
     Applied, DatabaseUrl, ManualClock, Projection, Store, TrackerConfig, TrackerError, rebuild,
 };
 
-use crate::on_both_databases;
-use crate::support::histories::{seed, write_random_histories};
-use crate::support::{
-    FRONT, MONDAY, RunningTracker, TestBus, TestDb, assert_rows_equal_the_fold, eventually,
-    wait_until_projected,
+use crate::histories::{seed, write_random_histories};
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{
+    DEADLINE, FRONT, MONDAY, RunningTracker, TestBus, TestDb, assert_rows_equal_the_fold,
+    eventually, wait_until_projected,
 };
 
 fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
@@ -107,7 +107,7 @@ async fn projected_views_equal_the_pure_fold_of_random_histories(db: TestDb) -> 
     let bus = TestBus::start().await?;
     let (cases, written) = write_random_histories(&bus, 8, seed()).await?;
     let clock = Arc::new(ManualClock::new(MONDAY));
-    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let tracker = RunningTracker::start(bus.tracker_config(&db, clock)).await?;
     let store = Store::connect(&db.url()).await?;
 
     wait_until_projected(&bus, &store, &cases).await?;
@@ -127,7 +127,7 @@ async fn a_rebuild_gives_the_same_views_as_the_live_projection(db: TestDb) -> an
     let bus = TestBus::start().await?;
     let (cases, _) = write_random_histories(&bus, 6, seed()).await?;
     let clock = Arc::new(ManualClock::new(MONDAY));
-    let config = bus.config(&db, clock);
+    let config = bus.tracker_config(&db, clock);
     let tracker = RunningTracker::start(config.clone()).await?;
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &cases).await?;
@@ -236,7 +236,7 @@ async fn a_rebuild_refuses_a_database_another_process_has_open() -> anyhow::Resu
     let bus = TestBus::start().await?;
     let db = TestDb::sqlite();
     let path = db.sqlite_path().expect("a SQLite file").to_path_buf();
-    let config = bus.config(&db, Arc::new(ManualClock::new(MONDAY)));
+    let config = bus.tracker_config(&db, Arc::new(ManualClock::new(MONDAY)));
     project_one_case(&bus, &db, &config).await?;
 
     // Holds the file open on descriptor 3 and says so once it does.
@@ -267,7 +267,7 @@ async fn a_rebuild_refuses_a_database_another_process_has_open() -> anyhow::Resu
 async fn a_rebuild_refuses_an_in_memory_database_and_keeps_the_consumer() -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
     let db = TestDb::sqlite();
-    let mut config = bus.config(&db, Arc::new(ManualClock::new(MONDAY)));
+    let mut config = bus.tracker_config(&db, Arc::new(ManualClock::new(MONDAY)));
     project_one_case(&bus, &db, &config).await?;
     config.database = DatabaseUrl::parse("sqlite::memory:")?;
     match rebuild(&config).await {
@@ -285,12 +285,12 @@ async fn a_restart_mid_stream_resumes_and_counts_every_event_once(
     let seed = seed();
     let (first, _) = write_random_histories(&bus, 5, seed).await?;
     let clock = Arc::new(ManualClock::new(MONDAY));
-    let config = bus.config(&db, clock);
+    let config = bus.tracker_config(&db, clock);
     let store = Store::connect(&db.url()).await?;
 
     // Stop as soon as something is projected: likely in the middle of the backlog.
     let tracker = RunningTracker::start(config.clone()).await?;
-    eventually("some events projected", || async {
+    eventually("some events projected", DEADLINE, || async {
         let n = store.event_count().await?;
         Ok(if n > 0 {
             Ok(())
@@ -322,11 +322,11 @@ async fn a_crash_mid_stream_loses_nothing_and_doubles_nothing(db: TestDb) -> any
     let seed = seed();
     let (first, written) = write_random_histories(&bus, 8, seed).await?;
     let clock = Arc::new(ManualClock::new(MONDAY));
-    let config = bus.config(&db, clock);
+    let config = bus.tracker_config(&db, clock);
     let store = Store::connect(&db.url()).await?;
 
     let tracker = RunningTracker::start(config.clone()).await?;
-    eventually("some events projected", || async {
+    eventually("some events projected", DEADLINE, || async {
         let n = store.event_count().await?;
         Ok(if n > 0 {
             Ok(())
@@ -421,10 +421,10 @@ async fn a_malformed_message_is_recorded_and_does_not_wedge_the_consumer(
         .await?;
 
     let clock = Arc::new(ManualClock::new(MONDAY));
-    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let tracker = RunningTracker::start(bus.tracker_config(&db, clock)).await?;
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &[before, after]).await?;
-    let rejected = eventually("the malformed message recorded", || async {
+    let rejected = eventually("the malformed message recorded", DEADLINE, || async {
         let rejected = store.rejected_messages().await?;
         Ok(if rejected.is_empty() {
             Err("none yet".to_owned())

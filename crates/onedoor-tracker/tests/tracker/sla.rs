@@ -9,8 +9,8 @@ use onedoor_tracker::{ManualClock, Store};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::on_both_databases;
-use crate::support::{FRONT, RunningTracker, TestBus, TestDb, code, wait_until_projected};
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{FRONT, RunningTracker, TestBus, TestDb, code, wait_until_projected};
 
 /// Friday 27 November 2026, mid-morning in Vientiane. Three working days later is Thursday
 /// 3 December: Saturday, Sunday and National Day (Wednesday 2 December) do not count.
@@ -31,7 +31,7 @@ async fn overdue_is_right_across_weekends_and_holidays(db: TestDb) -> anyhow::Re
     assert_eq!(due_at, DUE, "the rules skip the weekend and National Day");
 
     let clock = Arc::new(ManualClock::new(HANDED_OFF));
-    let tracker = RunningTracker::start(bus.config(&db, clock.clone())).await?;
+    let tracker = RunningTracker::start(bus.tracker_config(&db, clock.clone())).await?;
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &[case_id]).await?;
     let mut client = tracker.client().await?;

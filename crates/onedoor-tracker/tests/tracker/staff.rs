@@ -10,8 +10,8 @@ use onedoor_tracker::{ManualClock, Store};
 use time::Duration as Span;
 use time::macros::datetime;
 
-use crate::on_both_databases;
-use crate::support::{
+use onedoor_testkit::on_both_databases;
+use onedoor_testkit::{
     FRONT, MONDAY, OTHER_FRONT, RunningTracker, TestBus, TestDb, code, wait_until_projected,
 };
 
@@ -34,7 +34,7 @@ async fn agency_views_and_statistics_follow_the_cases(db: TestDb) -> anyhow::Res
     bus.hand_off(second, FRONT, "MOF", Some(1), t(32)).await?;
 
     let clock = Arc::new(ManualClock::new(t(40)));
-    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let tracker = RunningTracker::start(bus.tracker_config(&db, clock)).await?;
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &[first, second]).await?;
     let calendar = &bus.registry.calendar;
@@ -119,7 +119,7 @@ async fn the_overdue_list_is_filtered_ordered_and_paged_by_the_database(
     bus.hand_off(not_late, FRONT, "MOF", Some(10), t(4)).await?;
 
     let clock = Arc::new(ManualClock::new(t(0)));
-    let tracker = RunningTracker::start(bus.config(&db, clock)).await?;
+    let tracker = RunningTracker::start(bus.tracker_config(&db, clock)).await?;
     let store = Store::connect(&db.url()).await?;
     wait_until_projected(&bus, &store, &[permit, enterprise, pakse, not_late]).await?;
     let calendar = &bus.registry.calendar;
@@ -244,18 +244,4 @@ async fn stuck_deliveries_are_read_from_the_inbox_bucket() -> anyhow::Result<()>
     assert_eq!(report.unreadable.len(), 1);
     assert_eq!(report.unreadable[0].key, "MOPS.9");
     Ok(())
-}
-
-impl TestBus {
-    async fn complete_after_accept(
-        &self,
-        case_id: onedoor_case::CaseId,
-        agency: &str,
-        accepted: time::OffsetDateTime,
-        completed: time::OffsetDateTime,
-    ) -> anyhow::Result<()> {
-        self.accept(case_id, agency, accepted).await?;
-        self.complete(case_id, agency, completed).await?;
-        Ok(())
-    }
 }

@@ -20,7 +20,7 @@ use time::{Duration as Span, OffsetDateTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::support::{DEADLINE, FRONT, MONDAY, TestBus, TestDb, wait_until_projected};
+use onedoor_testkit::{DEADLINE, FRONT, MONDAY, TestBus, TestDb, wait_until_projected};
 
 /// The moment the tests look at the cases: Monday 30 November 2026, late morning in Vientiane,
 /// a week after [`MONDAY`].
@@ -74,7 +74,7 @@ impl WebApp {
         let bus = TestBus::start().await?;
         let db = TestDb::sqlite();
         let clock = Arc::new(ManualClock::new(NOW));
-        let mut config = bus.config(&db, clock);
+        let mut config = bus.tracker_config(&db, clock);
         let scheme = if tls.is_some() { "https" } else { "http" };
         config.tls = tls.clone();
         let mut web_config = WebConfig {

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use time::Duration as Span;
 
 use crate::app::{NOW, WebApp, the_cases};
-use crate::support::FRONT;
+use onedoor_testkit::FRONT;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::app::WebApp;
-use crate::support::DEADLINE;
+use onedoor_testkit::DEADLINE;
 
 const ENGLISH: (&str, &str) = ("accept-language", "en");
 const LAO: (&str, &str) = ("accept-language", "lo");

@@ -10,7 +10,7 @@ use onedoor_tracker::stuck::STUCK_BUCKET;
 use time::Duration as Span;
 
 use crate::app::{WebApp, next_case_event, the_cases};
-use crate::support::{FRONT, MONDAY};
+use onedoor_testkit::{FRONT, MONDAY};
 
 const ENGLISH: (&str, &str) = ("accept-language", "en-US,en;q=0.9");
 const LAO: (&str, &str) = ("accept-language", "lo-LA,lo;q=0.9,en;q=0.5");

@@ -6,7 +6,7 @@ use onedoor_web::auth::{HashCost, hash_password};
 use time::Duration as Span;
 
 use crate::app::{Page, WebApp, the_cases};
-use crate::support::{MONDAY, OTHER_FRONT};
+use onedoor_testkit::{MONDAY, OTHER_FRONT};
 
 const ENGLISH: (&str, &str) = ("accept-language", "en-US,en;q=0.9");
 

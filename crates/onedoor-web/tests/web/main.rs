@@ -4,10 +4,6 @@
 //! Debian's headless Chromium through chromedriver and save screenshots under
 //! `target/screenshots/`.
 
-// The tracker tests' domain helpers (TestBus, TestDb, eventually…), shared rather than copied.
-#[path = "../../../onedoor-tracker/tests/tracker/support/mod.rs"]
-mod support;
-
 mod app;
 mod browser;
 mod hardening;

@@ -10,7 +10,7 @@ use proptest::strategy::ValueTree as _;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use time::Duration;
 
-use super::{FRONT, MONDAY, OTHER_FRONT, TestBus, code};
+use onedoor_testkit::{FRONT, MONDAY, OTHER_FRONT, TestBus, code};
 
 /// Ministries on and off the routes, a merged-away one, and both front offices.
 const AGENCIES: [&str; 8] = [

@@ -1,25 +1,15 @@
-//! Test support that speaks the domain: a real bus (nats-server + the contract stream) where
-//! agencies act through the real write path (`CaseLog::execute`, the case rules), a real
-//! database per test (SQLite file or a fresh PostgreSQL database), and a running tracker.
+//! A real tracker on a [`TestBus`]: a database per test ([`TestDb`], SQLite file or a fresh
+//! PostgreSQL database), the tracker's `run` on a loopback port ([`RunningTracker`]), and what
+//! the pure fold of the stream says its rows must be.
 
-#![allow(dead_code)] // each test module uses a different part
-
-pub mod histories;
-
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use onedoor_bus::{BusError, CaseLog, StreamSettings, WriteRequest, Written, ensure_stream};
-use onedoor_case::{
-    Action, AgencyCode, CaseId, CaseState, Command, EventId, Registry, Resolution, ServiceCode,
-};
+use onedoor_case::{CaseId, CaseState};
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
-use onedoor_testkit::TestNats;
 use onedoor_tracker::view::{Projected, case_view};
 use onedoor_tracker::{DatabaseUrl, ManualClock, TrackerConfig, TrackerError};
 use sqlx::migrate::MigrateDatabase as _;
@@ -29,43 +19,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-pub const FRONT: &str = "ODSC-VTE-SAYSETTHA";
-pub const OTHER_FRONT: &str = "ODSC-CPS-PAKSE";
-/// How long any "eventually" in these tests may take; generous for a loaded 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+use crate::bus::TestBus;
+use crate::eventually::{DEADLINE, eventually};
+
 /// A Monday morning in Vientiane.
 pub const MONDAY: OffsetDateTime = datetime!(2026-11-23 09:00 +07:00);
-
-pub fn code(text: &str) -> AgencyCode {
-    AgencyCode::parse(text).expect("test agency code is valid")
-}
-
-pub fn shipped_registry() -> Registry {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml");
-    Registry::load(&path).expect("shipped registry is valid")
-}
-
-/// Polls `check` until it yields `Some`, failing after [`DEADLINE`] with what it last saw.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Result<T, String>>>,
-{
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        let last = match check().await? {
-            Ok(value) => return Ok(value),
-            Err(last) => last,
-        };
-        if started.elapsed() > DEADLINE {
-            anyhow::bail!("{what}: not reached within {DEADLINE:?}; last seen: {last}");
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
 
 /// A database for one test: a SQLite file in a temporary directory, or a PostgreSQL database
 /// made for the test on the machine's server and dropped afterwards.
@@ -169,12 +127,12 @@ macro_rules! on_both_databases {
         mod $body {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() -> anyhow::Result<()> {
-                super::$body($crate::support::TestDb::sqlite()).await
+                super::$body($crate::TestDb::sqlite()).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() -> anyhow::Result<()> {
-                match $crate::support::TestDb::postgres().await {
+                match $crate::TestDb::postgres().await {
                     Some(db) => super::$body(db).await,
                     None => Ok(()),
                 }
@@ -183,26 +141,9 @@ macro_rules! on_both_databases {
     };
 }
 
-/// A bus with the contract stream; agencies act through the real write path.
-pub struct TestBus {
-    pub nats: TestNats,
-    pub log: CaseLog,
-    pub registry: Arc<Registry>,
-}
-
 impl TestBus {
-    pub async fn start() -> anyhow::Result<Self> {
-        let nats = TestNats::start().await?;
-        let js = nats.jetstream().await?;
-        ensure_stream(&js, &StreamSettings::development()).await?;
-        Ok(TestBus {
-            log: CaseLog::open(js).await?,
-            nats,
-            registry: Arc::new(shipped_registry()),
-        })
-    }
-
-    pub fn config(&self, db: &TestDb, clock: Arc<ManualClock>) -> TrackerConfig {
+    /// A tracker configuration on this bus and `db`, with a test clock and short timings.
+    pub fn tracker_config(&self, db: &TestDb, clock: Arc<ManualClock>) -> TrackerConfig {
         let mut config = TrackerConfig::new(self.nats.url(), db.url(), self.registry.clone());
         config.clock = clock;
         // Short, so a test that needs the poll path does not wait long; notifications make
@@ -211,108 +152,6 @@ impl TestBus {
         // What a crashed tracker held comes back quickly.
         config.ack_wait = Duration::from_secs(1);
         config
-    }
-
-    /// `agency` does `action` to the case at `at` (the adapter's clock).
-    pub async fn act(
-        &self,
-        case_id: CaseId,
-        agency: &str,
-        action: Action,
-        at: OffsetDateTime,
-    ) -> Result<Written, BusError> {
-        let request = WriteRequest {
-            case_id,
-            event_id: EventId::generate(),
-            command: Command {
-                agency: code(agency),
-                actor: format!("officer@{agency}"),
-                at,
-                action,
-            },
-            idempotency_key: format!("key-{}", EventId::generate()),
-            caller_trace: None,
-        };
-        self.log.execute(&request, &self.registry).await
-    }
-
-    pub async fn open(
-        &self,
-        front: &str,
-        service: &str,
-        citizen_ref: &str,
-        summary: &str,
-        at: OffsetDateTime,
-    ) -> anyhow::Result<CaseId> {
-        let case_id = CaseId::generate();
-        let action = Action::Open {
-            service: ServiceCode::parse(service)?,
-            citizen_ref: citizen_ref.into(),
-            summary: summary.into(),
-            documents: vec![],
-        };
-        self.act(case_id, front, action, at).await?;
-        Ok(case_id)
-    }
-
-    pub async fn hand_off(
-        &self,
-        case_id: CaseId,
-        from: &str,
-        to: &str,
-        due_working_days: Option<u32>,
-        at: OffsetDateTime,
-    ) -> anyhow::Result<Written> {
-        let action = Action::HandOff {
-            to: code(to),
-            instructions: "please review".into(),
-            documents: vec![],
-            due_working_days,
-        };
-        Ok(self.act(case_id, from, action, at).await?)
-    }
-
-    pub async fn accept(
-        &self,
-        case_id: CaseId,
-        agency: &str,
-        at: OffsetDateTime,
-    ) -> anyhow::Result<Written> {
-        Ok(self.act(case_id, agency, Action::Accept, at).await?)
-    }
-
-    pub async fn complete(
-        &self,
-        case_id: CaseId,
-        agency: &str,
-        at: OffsetDateTime,
-    ) -> anyhow::Result<Written> {
-        let action = Action::Complete {
-            outcome: "approved".into(),
-            note: String::new(),
-            documents: vec![],
-        };
-        Ok(self.act(case_id, agency, action, at).await?)
-    }
-
-    pub async fn resolve(
-        &self,
-        case_id: CaseId,
-        front: &str,
-        at: OffsetDateTime,
-    ) -> anyhow::Result<Written> {
-        let action = Action::Resolve {
-            resolution: Resolution::Approved,
-            note: String::new(),
-        };
-        Ok(self.act(case_id, front, action, at).await?)
-    }
-
-    /// Messages in the stream (every event written, plus anything published by hand).
-    pub async fn stream_messages(&self) -> anyhow::Result<u64> {
-        let js = self.nats.jetstream().await?;
-        let mut stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
-        Ok(stream.info().await?.state.messages)
     }
 
     /// What the pure fold of the case's stored events says: the rows, and the wire view at
@@ -386,9 +225,7 @@ impl RunningTracker {
             .context("tracker did not stop in time")???;
         Ok(())
     }
-}
 
-impl RunningTracker {
     /// Kills the tracker as a crash would: no graceful stop, nothing drained, whatever was in
     /// flight is cancelled (an open transaction rolls back; un-acked messages are redelivered).
     pub async fn crash(mut self) {
@@ -438,16 +275,20 @@ pub async fn wait_until_projected(
             .map_or(0, |s| s.event.version);
         wanted.push((case_id.to_string(), version));
     }
-    eventually("every case projected to its last version", || async {
-        for (case_id, version) in &wanted {
-            let have = store.case(case_id).await?.map_or(0, |c| c.version);
-            if have != *version {
-                return Ok(Err(format!(
-                    "case {case_id} at version {have}, want {version}"
-                )));
+    eventually(
+        "every case projected to its last version",
+        DEADLINE,
+        || async {
+            for (case_id, version) in &wanted {
+                let have = store.case(case_id).await?.map_or(0, |c| c.version);
+                if have != *version {
+                    return Ok(Err(format!(
+                        "case {case_id} at version {have}, want {version}"
+                    )));
+                }
             }
-        }
-        Ok(Ok(()))
-    })
+            Ok(Ok(()))
+        },
+    )
     .await
 }
