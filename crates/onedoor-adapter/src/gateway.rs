@@ -2,7 +2,6 @@
 //! come from the case log, so a caller always sees its own acknowledged writes.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use onedoor_bus::{CaseLog, CaseTip, TraceContext, WriteRequest, trace::TRACEPARENT};
 use onedoor_case::{AgencyCode, CaseState, Command, Registry};
@@ -47,18 +46,6 @@ fn caller_trace<T>(request: &Request<T>) -> Option<TraceContext> {
 }
 
 impl Gateway {
-    fn observe(&self, method: &'static str, started: Instant, result: &Result<impl Sized, Status>) {
-        let code = match result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
-        let agency = self.agency.to_string();
-        metrics::counter!(m::RPC_TOTAL, "agency" => agency.clone(), "method" => method, "code" => format!("{code:?}"))
-            .increment(1);
-        metrics::histogram!(m::RPC_SECONDS, "agency" => agency, "method" => method)
-            .record(started.elapsed().as_secs_f64());
-    }
-
     async fn write<R>(
         &self,
         method: &'static str,
@@ -67,14 +54,10 @@ impl Gateway {
     where
         R: TryInto<WriteInput, Error = AdapterError>,
     {
-        let started = Instant::now();
         let caller = caller_trace(&request);
-        let result = self
+        let (receipt, trace) = self
             .write_inner(method, request.into_inner(), caller)
-            .await
-            .map_err(Status::from);
-        self.observe(method, started, &result);
-        let (receipt, trace) = result?;
+            .await?;
         let mut response = Response::new(receipt);
         if let Ok(value) = MetadataValue::try_from(trace.traceparent()) {
             response.metadata_mut().insert(TRACEPARENT, value);
@@ -299,40 +282,24 @@ impl AgencyGateway for Gateway {
         &self,
         request: Request<v1::InboxRequest>,
     ) -> Result<Response<Self::InboxStream>, Status> {
-        let started = Instant::now();
-        let result = self
-            .inbox
-            .open_stream(request.into_inner())
-            .await
-            .map_err(Status::from);
-        self.observe("Inbox", started, &result);
-        Ok(Response::new(result?))
+        Ok(Response::new(
+            self.inbox.open_stream(request.into_inner()).await?,
+        ))
     }
 
     async fn ack(
         &self,
         request: Request<v1::AckRequest>,
     ) -> Result<Response<v1::AckResponse>, Status> {
-        let started = Instant::now();
-        let result = self
-            .inbox
-            .ack(request.into_inner())
-            .await
-            .map_err(Status::from);
-        self.observe("Ack", started, &result);
-        Ok(Response::new(result?))
+        Ok(Response::new(self.inbox.ack(request.into_inner()).await?))
     }
 
     async fn get_case(
         &self,
         request: Request<v1::GetCaseRequest>,
     ) -> Result<Response<v1::CaseView>, Status> {
-        let started = Instant::now();
-        let result = self
-            .get_case_inner(request.into_inner())
-            .await
-            .map_err(Status::from);
-        self.observe("GetCase", started, &result);
-        Ok(Response::new(result?))
+        Ok(Response::new(
+            self.get_case_inner(request.into_inner()).await?,
+        ))
     }
 }

@@ -1,8 +1,8 @@
 //! Metric names and descriptions, in one place. The library only records; the binary decides
-//! whether and where to export (Prometheus `/metrics`).
+//! whether and where to export (Prometheus `/metrics`). Calls (`onedoor_adapter_rpc_total` by
+//! agency, method and code; `onedoor_adapter_rpc_seconds`) are counted by the server builder's
+//! layer in `onedoor_grpc::observe`.
 
-pub const RPC_TOTAL: &str = "onedoor_adapter_rpc_total";
-pub const RPC_SECONDS: &str = "onedoor_adapter_rpc_seconds";
 pub const EVENTS_PUBLISHED: &str = "onedoor_events_published_total";
 pub const INBOX_DELIVERED: &str = "onedoor_inbox_delivered_total";
 pub const INBOX_REDELIVERED: &str = "onedoor_inbox_redelivered_total";
@@ -11,15 +11,6 @@ pub const INBOX_IN_FLIGHT: &str = "onedoor_inbox_in_flight";
 
 /// Registers descriptions with whatever recorder is installed (a no-op without one).
 pub fn describe() {
-    metrics::describe_counter!(
-        RPC_TOTAL,
-        "gRPC calls served, by agency, method and status code"
-    );
-    metrics::describe_histogram!(
-        RPC_SECONDS,
-        metrics::Unit::Seconds,
-        "gRPC call latency, by agency and method"
-    );
     metrics::describe_counter!(
         EVENTS_PUBLISHED,
         "case events stored in JetStream, by agency and kind"

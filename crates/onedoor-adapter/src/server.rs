@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use onedoor_bus::{CaseLog, InboxSettings, Signer, StuckRecorder};
 use onedoor_case::{AgencyCode, Registry};
+use onedoor_grpc::server::Observed;
 use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -221,7 +222,7 @@ fn router(
     config: &AdapterConfig,
     gateway: Gateway,
     health_service: HealthServer<impl Health>,
-) -> Result<Router, AdapterError> {
+) -> Result<Router<Observed>, AdapterError> {
     let service = AgencyGatewayServer::new(gateway)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -233,7 +234,9 @@ fn router(
     );
     let service = InterceptedService::new(service, credentials::interceptor(credentials));
     let grpc = |e: onedoor_grpc::GrpcError| AdapterError::Config(e.to_string());
-    Ok(onedoor_grpc::server::builder(config.tls.as_ref())
+    let calls =
+        onedoor_grpc::CallMetrics::new("adapter", vec![("agency", config.agency.to_string())]);
+    Ok(onedoor_grpc::server::builder(config.tls.as_ref(), calls)
         .map_err(grpc)?
         .add_service(health_service)
         .add_service(onedoor_grpc::server::reflection(&[SERVICE_NAME]).map_err(grpc)?)

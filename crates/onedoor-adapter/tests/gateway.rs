@@ -80,6 +80,31 @@ async fn open_case_continues_the_callers_traceparent_and_returns_one() -> anyhow
 }
 
 #[tokio::test]
+async fn a_refused_call_still_answers_in_the_callers_trace() -> anyhow::Result<()> {
+    let bus = TestBus::start(&[FRONT]).await?;
+    let mut front = bus.agency(FRONT).await?;
+    let mut request = tonic::Request::new(v1::GetCaseRequest {
+        case_id: "not-a-ulid".into(),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse()?,
+    );
+    let status = front.client.get_case(request).await.expect_err("bad id");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let traceparent = status
+        .metadata()
+        .get("traceparent")
+        .expect("traceparent on an error")
+        .to_str()?;
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{traceparent}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn calls_without_the_agencys_token_are_unauthenticated_and_write_nothing()
 -> anyhow::Result<()> {
     let bus = TestBus::with_adapters(&[FRONT, "MOIC"]).await?;

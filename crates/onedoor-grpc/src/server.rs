@@ -1,6 +1,7 @@
 //! One way to build a gRPC server of the bus, so the adapter and the tracker serve alike:
 //! TLS (with optional client certificates), HTTP/2 keepalive, TCP_NODELAY on the given
-//! listener, gRPC health, and reflection listing exactly the services served.
+//! listener, gRPC health, reflection listing exactly the services served, and the
+//! [`crate::observe`] layer (a `traceparent` on every response, call metrics).
 
 use std::time::Duration;
 
@@ -8,9 +9,15 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_reflection::server::v1::{ServerReflection, ServerReflectionServer};
+use tower_layer::{Identity, Stack};
 
 use crate::error::GrpcError;
+use crate::observe::{CallMetrics, ObserveLayer};
 use crate::tls::{TlsIdentity, server_tls_config};
+
+/// The layers every server built here has: what [`builder`] returns, and so the type parameter
+/// of the router a server builds from it (`Router<Observed>`).
+pub type Observed = Stack<ObserveLayer, Identity>;
 
 /// Without keepalive a half-open connection would hold an inbox or watch stream for ever.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -19,8 +26,12 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The gRPC service name of grpc.health.v1, listed beside the server's own services.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
-/// A server builder with the bus's transport settings, over TLS when `tls` is given.
-pub fn builder(tls: Option<&TlsIdentity>) -> Result<Server, GrpcError> {
+/// A server builder with the bus's transport settings, over TLS when `tls` is given, every call
+/// counted by `metrics` and answered with a `traceparent`.
+pub fn builder(
+    tls: Option<&TlsIdentity>,
+    metrics: CallMetrics,
+) -> Result<Server<Observed>, GrpcError> {
     let mut builder = Server::builder();
     if let Some(identity) = tls {
         builder = builder
@@ -32,7 +43,8 @@ pub fn builder(tls: Option<&TlsIdentity>) -> Result<Server, GrpcError> {
     }
     Ok(builder
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT)))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(ObserveLayer::new(metrics)))
 }
 
 /// Connections from an already-bound listener. A given listener skips the builder's

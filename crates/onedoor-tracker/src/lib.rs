@@ -44,6 +44,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use onedoor_grpc::server::Observed;
 use onedoor_proto::v1::case_tracker_server::CaseTrackerServer;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
@@ -182,13 +183,14 @@ impl Tracker {
 }
 
 /// The gRPC server: `CaseTracker` (behind its access check), health (following the
-/// database, in the returned task) and reflection, over TLS when configured.
+/// database, in the returned task) and reflection, over TLS when configured; every call counted
+/// (`onedoor_tracker_rpc_total`) and answered with a `traceparent`.
 async fn grpc_router(
     config: &TrackerConfig,
     store: &Store,
     moved: broadcast::Sender<String>,
     stop: watch::Receiver<bool>,
-) -> Result<(Router, JoinHandle<()>), TrackerError> {
+) -> Result<(Router<Observed>, JoinHandle<()>), TrackerError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<CaseTrackerServer<TrackerService>>()
@@ -220,7 +222,8 @@ async fn grpc_router(
     }
 
     let grpc = |e: onedoor_grpc::GrpcError| TrackerError::Serve(e.to_string());
-    let router = onedoor_grpc::server::builder(config.tls.as_ref())
+    let calls = onedoor_grpc::CallMetrics::new("tracker", Vec::new());
+    let router = onedoor_grpc::server::builder(config.tls.as_ref(), calls)
         .map_err(grpc)?
         .add_service(health_service)
         .add_service(onedoor_grpc::server::reflection(&[CASE_TRACKER]).map_err(grpc)?)

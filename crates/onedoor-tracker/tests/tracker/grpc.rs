@@ -409,6 +409,12 @@ async fn malformed_ids_are_invalid_argument_and_unknown_cases_are_not_found() ->
         .expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains(&unknown), "{}", status.message());
+    // Even a refusal names a trace the caller can quote.
+    assert!(
+        status.metadata().get("traceparent").is_some(),
+        "{:?}",
+        status.metadata()
+    );
     let status = client
         .watch_case(v1::WatchCaseRequest {
             case_id: unknown.clone(),
