@@ -81,7 +81,7 @@ async fn open_case_continues_the_callers_traceparent_and_returns_one() -> anyhow
 
 #[tokio::test]
 async fn a_refused_call_still_answers_in_the_callers_trace() -> anyhow::Result<()> {
-    let bus = TestBus::start(&[FRONT]).await?;
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
     let mut front = bus.agency(FRONT).await?;
     let mut request = tonic::Request::new(v1::GetCaseRequest {
         case_id: "not-a-ulid".into(),
