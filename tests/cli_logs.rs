@@ -5,7 +5,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{DEADLINE, onedoor, terminate};
@@ -65,6 +65,10 @@ fn up_prints_under_forty_lines_then_its_summary_last_and_case_list_prints_only_i
         .iter()
         .position(|line| line.starts_with(SUMMARY_FIRST))
         .expect("the summary starts with its first line");
+    eprintln!(
+        "onedoor up: {first} lines before the summary, {} in it",
+        lines.len() - first
+    );
     assert!(
         first < 40,
         "{first} lines before the summary at the default level:\n{text}"
@@ -100,6 +104,8 @@ fn up_prints_under_forty_lines_then_its_summary_last_and_case_list_prints_only_i
         "a successful command logs nothing: {stderr}"
     );
 
+    levels_and_formats_of_a_command_that_prints_a_result(&data_dir);
+
     let after = std::fs::read_to_string(&log).expect("log");
     assert_eq!(
         after.lines().last(),
@@ -107,4 +113,91 @@ fn up_prints_under_forty_lines_then_its_summary_last_and_case_list_prints_only_i
         "the summary stays last:\n{after}"
     );
     assert!(terminate(&mut child).success());
+}
+
+/// `onedoor ARGS` against the bus in `data_dir`, with `ONEDOOR_LOG` set only as given.
+fn run(args: &[&str], data_dir: &Path, onedoor_log: Option<&str>) -> Output {
+    let mut command = onedoor();
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("ONEDOOR_LOG")
+        .env_remove("RUST_LOG");
+    if let Some(filter) = onedoor_log {
+        command.env("ONEDOOR_LOG", filter);
+    }
+    command.output().expect("onedoor runs")
+}
+
+/// `audit verify` connects to NATS: silent on stderr by default; `--log-level` (over
+/// `ONEDOOR_LOG`) shows async-nats's connection lines, on stderr only, as JSON objects with
+/// `--log-format json`; a level that is no level is refused by name.
+fn levels_and_formats_of_a_command_that_prints_a_result(data_dir: &Path) {
+    let verify = ["audit", "verify", "--all"];
+    let result_only = |out: &Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("ok: "), "{stdout}");
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    };
+
+    let out = run(&verify, data_dir, None);
+    result_only(&out);
+    assert!(
+        out.stderr.is_empty(),
+        "a successful command logs nothing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(
+        &[&verify[..], &["--log-level", "info"]].concat(),
+        data_dir,
+        None,
+    );
+    result_only(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("async_nats"), "INFO shows NATS: {stderr}");
+
+    let out = run(
+        &[
+            &verify[..],
+            &["--log-level", "info", "--log-format", "json"],
+        ]
+        .concat(),
+        data_dir,
+        None,
+    );
+    result_only(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.is_empty());
+    for line in stderr.lines() {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(object["level"].is_string(), "{line}");
+    }
+
+    let out = run(
+        &[&verify[..], &["--log-level", "warn"]].concat(),
+        data_dir,
+        Some("debug"),
+    );
+    result_only(&out);
+    assert!(out.stderr.is_empty(), "the flag wins over ONEDOOR_LOG");
+
+    let out = run(
+        &[&verify[..], &["--log-level", "verbose"]].concat(),
+        data_dir,
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"verbose\" is not a log level"),
+        "{stderr}"
+    );
 }

@@ -385,10 +385,12 @@ pub(crate) async fn run_live(
     };
     let js = jetstream::new(client);
     let mut pause = RETRY_MIN;
+    let mut resumed = false;
     loop {
-        match consume(&projection, &js, &config, &mut stop).await {
+        match consume(&projection, &js, &config, &mut stop, resumed).await {
             Ok(()) => return,
             Err(error) => {
+                resumed = true;
                 tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "projection interrupted; retrying");
             }
         }
@@ -431,12 +433,19 @@ async fn consume(
     js: &jetstream::Context,
     config: &TrackerConfig,
     stop: &mut watch::Receiver<bool>,
+    resumed: bool,
 ) -> Result<(), TrackerError> {
     let mut messages = tokio::select! {
         _ = stopped(stop) => return Ok(()),
         messages = open_messages(js, &config.consumer, config.ack_wait) => messages?,
     };
-    tracing::info!(consumer = %config.consumer, "projection consuming");
+    // The tracker's ready line says it serves; that the projection consumes is detail, except
+    // after an interruption, when the operator who saw the warning wants to see it end.
+    if resumed {
+        tracing::info!(consumer = %config.consumer, "projection consuming again");
+    } else {
+        tracing::debug!(consumer = %config.consumer, "projection consuming");
+    }
     loop {
         let next = tokio::select! {
             biased;

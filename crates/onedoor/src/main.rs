@@ -35,6 +35,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -45,10 +46,15 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// How logs are written to stderr: `text` for people, `json` (one object per line) for
-    /// log collectors. The level comes from `ONEDOOR_LOG` (e.g. `debug`, or
-    /// `info,async_nats=debug`); by default warnings, errors and each server's ready line.
+    /// log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Which logs are written, as a level or a filter: `debug`, `warn`,
+    /// `info,async_nats=debug`. Overrides ONEDOOR_LOG, which takes the same text. By default
+    /// (`info,async_nats=warn`) warnings, errors and each server's ready line; NATS connection
+    /// chatter shows from `async_nats=info` on.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,7 +119,10 @@ enum RegistryCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    if let Err(err) = init_logging(&cli) {
+        eprintln!("error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     let outcome = match cli.command {
         Command::Registry {
             command: RegistryCommand::Check { file },
@@ -141,15 +150,8 @@ fn main() -> ExitCode {
 /// Logs go to stderr, so a command's stdout carries its result alone. The default shows what an
 /// operator acts on: warnings, errors and each server's one ready line. async-nats reports every
 /// connection at INFO (two lines per connection, dozens under `up`); that is DEBUG detail here.
-fn init_logging(cli: &Cli) {
-    // The bench hosts adapters that log every event at info; by default it keeps stderr for
-    // warnings (ONEDOOR_LOG=info measures with production logging).
-    let default_filter = match cli.command {
-        Command::Bench(_) => "warn",
-        _ => "info,async_nats=warn",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ONEDOOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let filter = log_filter(cli)?;
     // Colours only for a person at a terminal, never escape codes in a log file.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -159,4 +161,43 @@ fn init_logging(cli: &Cli) {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
+    Ok(())
 }
+
+/// `--log-level`, else `ONEDOOR_LOG`, else the command's default. A filter that does not parse
+/// is refused rather than quietly replaced, so a typo never hides the logs someone asked for.
+fn log_filter(cli: &Cli) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    let from_env = std::env::var(LOG_ENV)
+        .ok()
+        .filter(|text| !text.trim().is_empty());
+    let (text, source) = match (&cli.log_level, from_env) {
+        (Some(text), _) => (text.clone(), "--log-level"),
+        (None, Some(text)) => (text, LOG_ENV),
+        // The bench hosts adapters that log every event at info; by default it keeps stderr
+        // for warnings (--log-level info measures with production logging).
+        (None, None) => match cli.command {
+            Command::Bench(_) => return Ok(tracing_subscriber::EnvFilter::new("warn")),
+            _ => return Ok(tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
+        },
+    };
+    // A lone word that is no level would parse as a target name and silence everything else.
+    let lone_word = !text.contains(['=', ',', '[', ':']);
+    if lone_word
+        && text
+            .trim()
+            .parse::<tracing_subscriber::filter::LevelFilter>()
+            .is_err()
+    {
+        anyhow::bail!(
+            "{source} {text:?} is not a log level (error, warn, info, debug, trace, off) \
+             or a filter such as `info,async_nats=debug`"
+        );
+    }
+    tracing_subscriber::EnvFilter::try_new(&text)
+        .with_context(|| format!("{source} {text:?} is not a log level or filter"))
+}
+
+/// The environment variable that sets the log filter when `--log-level` does not.
+const LOG_ENV: &str = "ONEDOOR_LOG";
+/// Warnings, errors and ready lines; async-nats's per-connection INFO lines left out.
+const DEFAULT_LOG_FILTER: &str = "info,async_nats=warn";

@@ -51,16 +51,21 @@ pub struct AdapterArgs {
     /// in the registry.
     #[arg(long, env = "ONEDOOR_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// The signing key's id, as the registry lists it under the agency (`[[agency.key]]`).
     #[arg(long, env = "ONEDOOR_KEY_ID")]
     pub key_id: Option<String>,
     /// Serve TLS with this certificate and key (PEM, both needed); with --client-ca, agencies'
     /// client certificates are accepted too (their SHA-256 in --client-cert-sha256).
     #[arg(long, env = "ONEDOOR_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
     #[arg(long, env = "ONEDOOR_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that signs the agency's client certificates (needs TLS).
     #[arg(long, env = "ONEDOOR_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
+    /// SHA-256 (64 hex) of each client certificate (DER) that speaks for the agency; repeat
+    /// or separate with commas.
     #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub client_cert_sha256: Vec<String>,

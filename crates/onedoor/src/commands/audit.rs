@@ -24,6 +24,8 @@ pub struct VerifyArgs {
     /// NATS URL; by default the one in endpoints.json.
     #[arg(long, env = "ONEDOOR_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Registry file with the agencies' public keys; by default the built-in one, plus the
+    /// development keys `onedoor up` wrote to the data dir.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
     /// Public key file; by default DATA/keys/public-keys.toml when it exists.

@@ -18,6 +18,7 @@ use crate::data_dir::Endpoints;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
+    /// The running bus's data dir, where `onedoor up` wrote endpoints.json.
     #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
     pub data_dir: PathBuf,
     /// The catalogue service the demo case is for.

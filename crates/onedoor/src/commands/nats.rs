@@ -45,6 +45,7 @@ pub struct NatsConfigArgs {
     /// credentials directory (nkey seeds, owner-only, plus `credentials.json`).
     #[arg(long, default_value = "nats-auth")]
     pub out: PathBuf,
+    /// Registry file whose agencies get NATS users; by default the built-in 2025 registry.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
 }

@@ -191,13 +191,14 @@ async fn serve(
     };
     let path = endpoints.write(dir)?;
     summary::wait_until_serving(&endpoints).await;
-    summary::print(&endpoints, &path, dir, binary);
+    // The demo's journey comes before the summary, which stays the last thing on screen.
     if demo {
         let service = onedoor_case::ServiceCode::parse("construction-permit")?;
         if let Err(err) = super::demo::journey(&endpoints, &registry, &service, None).await {
             eprintln!("demo failed: {err:#}");
         }
     }
+    summary::print(&endpoints, &path, dir, binary);
     run_until_stopped(servers, stop_tx).await
 }
 
