@@ -250,6 +250,22 @@ async fn up_starts_nats_the_stream_and_every_adapter_and_cleans_up_on_sigterm() 
     );
     assert!(dir.path().join("keys/public-keys.toml").exists());
 
+    // Staff tools read through the tracker's NATS identity that `up` made, not anonymously
+    // (which the secured server refuses).
+    let stuck = onedoor()
+        .args(["tracker", "stuck", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("tracker stuck runs");
+    assert!(
+        stuck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stuck.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&stuck.stdout).expect("tracker stuck --json prints JSON");
+    assert!(report["stuck"].is_array(), "{report}");
+
     // A second `up` on the same data dir refuses rather than fighting over it.
     let second = onedoor()
         .args(["up", "--data-dir"])

@@ -13,6 +13,7 @@ use onedoor_tracker::stuck::stuck_deliveries;
 use onedoor_tracker::{DatabaseUrl, Store, TrackerConfig};
 use time::OffsetDateTime;
 
+use onedoor_natsauth::{CredentialSet, Identity};
 use serde::{Deserialize, Serialize};
 
 use super::common;
@@ -207,14 +208,30 @@ pub struct TrackerOptions {
     /// Registry file (its working calendar counts lateness); by default the built-in one.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
+    /// The tracker's NATS nkey seed file; by default the tracker's seed under
+    /// DATA_DIR/nats-credentials when `onedoor up` made one there.
+    #[arg(long, env = "ONEDOOR_TRACKER_NATS_SEED")]
+    pub nats_seed: Option<PathBuf>,
 }
 
 impl TrackerOptions {
     fn config(&self) -> anyhow::Result<TrackerConfig> {
         let (registry, _) = common::load_registry(self.registry.as_deref())?;
-        let config = TrackerConfig::new(self.nats_url()?, self.database()?, registry);
+        let mut config = TrackerConfig::new(self.nats_url()?, self.database()?, registry);
+        config.nats_seed = self.nats_seed();
         config.validate()?;
         Ok(config)
+    }
+
+    /// `--nats-seed`, else the one `onedoor up` wrote for the tracker, if any.
+    fn nats_seed(&self) -> Option<PathBuf> {
+        self.nats_seed.clone().or_else(|| {
+            let dir = self.data_dir().join("nats-credentials");
+            let credentials = CredentialSet::load(&dir).ok()?;
+            credentials
+                .seed_file(&Identity::Tracker)
+                .map(Path::to_path_buf)
+        })
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -481,8 +498,11 @@ fn print_stats(stats: &Stats, offset: time::UtcOffset) {
 }
 
 async fn stuck(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let url = args.options.nats_url()?;
-    let client = async_nats::connect(url.as_str())
+    let config = args.options.config()?;
+    let url = &config.nats_url;
+    let client = config
+        .nats_options()?
+        .connect(url.as_str())
         .await
         .with_context(|| format!("cannot reach NATS at {url}"))?;
     let report = stuck_deliveries(&async_nats::jetstream::new(client)).await?;
