@@ -175,7 +175,9 @@ impl Gateway {
         tracing::Span::current().record("kind", kind);
         if !written.duplicate {
             metrics::counter!(m::EVENTS_PUBLISHED, "agency" => self.agency.to_string(), "kind" => kind).increment(1);
-            tracing::info!(event_id = %written.event.event_id, version = written.event.version, "event stored");
+            // Every write is in the stream, its metrics and its trace; at INFO it would bury the
+            // operator's lines under one per event.
+            tracing::debug!(event_id = %written.event.event_id, version = written.event.version, "event stored");
         }
         let receipt = v1::Receipt {
             event_id: written.event.event_id.to_string(),

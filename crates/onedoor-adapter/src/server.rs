@@ -131,7 +131,7 @@ async fn connect(
                         Some(violation) => {
                             tracing::error!(?violation, "NATS refused a subject to this agency")
                         }
-                        None => tracing::info!(event = %other, "nats event"),
+                        None => tracing::debug!(event = %other, "nats event"),
                     },
                 }
             }

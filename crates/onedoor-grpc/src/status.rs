@@ -3,6 +3,7 @@
 //! matches name every variant, so a new error cannot slip into a default. `docs/errors.md`
 //! lists the table with its reasons for integrators.
 
+use onedoor_bus::nats_error::classify;
 use onedoor_bus::{BusError, NatsErrorKind};
 use onedoor_case::RefusalClass;
 use tonic::Code;
@@ -34,10 +35,12 @@ pub fn nats_code(kind: NatsErrorKind) -> Code {
         | NatsErrorKind::TimedOut
         | NatsErrorKind::Connection => Code::Unavailable,
         // The stream or consumer is missing, or NATS refuses this server a subject: the
-        // deployment is wrong (provisioning, credentials), which no retry by the caller fixes.
+        // deployment is wrong (provisioning, credentials). Not FAILED_PRECONDITION, which
+        // tells a caller to re-read the case and decide again: it would loop on a fault only
+        // an operator can fix.
         NatsErrorKind::StreamNotFound
         | NatsErrorKind::ConsumerNotFound
-        | NatsErrorKind::PermissionViolation => Code::FailedPrecondition,
+        | NatsErrorKind::PermissionViolation => Code::Internal,
         NatsErrorKind::Other => Code::Unavailable,
     }
 }
@@ -58,7 +61,10 @@ pub fn bus_code(error: &BusError) -> Code {
         | BusError::InvalidInboxSettings { .. }
         | BusError::StreamConflict { .. }
         | BusError::InboxConflict { .. } => Code::Internal,
-        BusError::GetStream { .. } | BusError::CreateStream { .. } => Code::Unavailable,
+        // Looking the stream up or creating it: what the server said decides (missing,
+        // unreachable, refused).
+        BusError::GetStream { source, .. } => nats_code(classify(source).0),
+        BusError::CreateStream { source, .. } => nats_code(classify(source).0),
     }
 }
 
@@ -118,7 +124,7 @@ mod tests {
         );
         assert_eq!(
             bus_code(&nats(NatsErrorKind::StreamNotFound)),
-            Code::FailedPrecondition
+            Code::Internal
         );
     }
 }

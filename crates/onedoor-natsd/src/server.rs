@@ -474,7 +474,7 @@ impl NatsServer {
                         pid = self.pid,
                         client_port = ports.client,
                         http_port = ports.http,
-                        route_port = ?ports.route,
+                        route_port = ports.route.map(u64::from),
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "nats-server ready"
                     );

@@ -69,7 +69,9 @@ impl GrpcAccess {
             }
             Err(error) => {
                 // The reason, never the token; one line per refusal for the operator.
-                tracing::info!(%error, "CaseTracker call refused");
+                // Counted by code in the call metrics; one line per refusal would let anyone
+                // with a wrong token fill the log.
+                tracing::debug!(%error, "CaseTracker call refused");
                 Err(Status::from(error))
             }
         }

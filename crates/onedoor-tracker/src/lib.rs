@@ -130,8 +130,10 @@ impl Tracker {
         let (router, health_task) =
             grpc_router(&config, &store, moved.clone(), stop_rx.clone()).await?;
         tasks.push(health_task);
-        let address = listener.local_addr().ok();
-        tracing::info!(?address, database = %config.database, consumer = %config.consumer, tls = config.tls.is_some(), authenticated = config.grpc_access.is_some(), "tracker serving");
+        let address = listener
+            .local_addr()
+            .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+        tracing::info!(%address, database = %config.database, consumer = %config.consumer, tls = config.tls.is_some(), authenticated = config.grpc_access.is_some(), "tracker serving");
         let handle = TrackerHandle::new(store.clone(), config, moved, stop_rx);
         let served = tokio::spawn(async move {
             router

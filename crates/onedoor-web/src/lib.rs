@@ -100,8 +100,9 @@ impl WebPage {
     pub async fn serve(self, tracker: TrackerHandle) -> Result<(), WebError> {
         let stopped = tracker.stopped();
         let state = WebState::new(tracker, self.config.staff_accounts, self.listener.is_tls());
-        let address = axum::serve::Listener::local_addr(&self.listener).ok();
-        tracing::info!(?address, tls = self.listener.is_tls(), "web page serving");
+        let address = axum::serve::Listener::local_addr(&self.listener)
+            .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+        tracing::info!(%address, tls = self.listener.is_tls(), "web page serving");
         let app = router(state).into_make_service_with_connect_info::<ClientAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(stopped)

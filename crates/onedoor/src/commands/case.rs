@@ -176,7 +176,10 @@ async fn connect(address: &TrackerAddress) -> anyhow::Result<(Client, String)> {
         target.ca_cert.as_deref(),
         address.tls_server_name.as_deref(),
     )
-    .with_context(|| format!("{url:?} is not a gRPC address"))?
+    .with_context(|| match &address.tls_server_name {
+        Some(name) => format!("{url:?} with --tls-server-name {name:?}: not a usable gRPC address"),
+        None => format!("{url:?} is not a gRPC address"),
+    })?
     .connect_timeout(CONNECT_TIMEOUT)
     .timeout(REQUEST_TIMEOUT);
     let bearer = Bearer::new(target.token.as_deref())?;
@@ -184,6 +187,12 @@ async fn connect(address: &TrackerAddress) -> anyhow::Result<(Client, String)> {
         Ok(channel) => Ok((CaseTrackerClient::with_interceptor(channel, bearer), url)),
         Err(error) => {
             let cause = root_cause(&error);
+            if cause.contains("not valid for name") {
+                anyhow::bail!(
+                    "the tracker at {url} has a certificate for other names ({cause}); dial one \
+                     of its names, or pass --tls-server-name with one"
+                )
+            }
             if cause.contains("certificate") {
                 anyhow::bail!(
                     "cannot trust the tracker at {url} ({cause}); pass --ca-cert with the CA that signed its certificate"

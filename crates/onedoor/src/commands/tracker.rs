@@ -401,6 +401,16 @@ struct Stats {
 async fn stats(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let (registry, _) = common::load_registry(args.options.registry.as_deref())?;
     let calendar = &registry.calendar;
+    let default_file = args.options.data_dir().join(SQLITE_FILE);
+    if args.options.database_url.is_none() && !default_file.exists() {
+        // Opening would create an empty database and report "nothing overdue": a wrong data
+        // dir must not read as good news.
+        anyhow::bail!(
+            "no tracker database at {}: pass --data-dir where `onedoor up` or `onedoor tracker` \
+             runs, or --database-url",
+            default_file.display()
+        );
+    }
     let store = Store::connect(&args.options.database()?).await?;
     let now = OffsetDateTime::now_utc();
     let stats = Stats {
