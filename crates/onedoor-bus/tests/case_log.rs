@@ -1,67 +1,21 @@
 //! The per-case event log against a real nats-server: contract headers, ordered loads,
 //! optimistic concurrency with re-decision, retries, and malformed messages.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_nats::HeaderMap;
-use onedoor_bus::{
-    BusError, CaseLog, StreamSettings, TraceContext, WriteRequest, Written, ensure_stream,
-};
-use onedoor_case::{Action, AgencyCode, CaseId, Command, EventId, Refusal, Registry, ServiceCode};
-use onedoor_testkit::TestNats;
+use onedoor_bus::{BusError, CaseLog, TraceContext, Written};
+use onedoor_case::{Action, AgencyCode, CaseId, Refusal, ServiceCode};
+use onedoor_testkit::{FRONT, TestBus};
 
-const FRONT: &str = "ODSC-VTE-SAYSETTHA";
-
-/// A bus with the contract stream, and agencies that act through the real write path.
-struct TestBus {
-    nats: TestNats,
-    log: CaseLog,
-    registry: Arc<Registry>,
+/// What these tests ask of the bus beyond the shared fixture.
+trait CaseLogBus {
+    /// The versions of the case's events as loaded.
+    async fn versions(&self, case_id: CaseId) -> anyhow::Result<Vec<u64>>;
+    async fn open_case(&self) -> anyhow::Result<(CaseId, Written)>;
 }
 
-impl TestBus {
-    async fn start() -> anyhow::Result<Self> {
-        let nats = TestNats::start().await?;
-        let js = nats.jetstream().await?;
-        ensure_stream(&js, &StreamSettings::development()).await?;
-        let registry = Registry::load(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml"),
-        )?;
-        Ok(TestBus {
-            log: CaseLog::open(js).await?,
-            nats,
-            registry: Arc::new(registry),
-        })
-    }
-
-    fn request(&self, case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
-        WriteRequest {
-            case_id,
-            event_id: EventId::generate(),
-            command: Command {
-                agency: AgencyCode::parse(agency).expect("valid code"),
-                actor: "officer-7".into(),
-                at: time::OffsetDateTime::now_utc(),
-                action,
-            },
-            idempotency_key: format!("key-{}", EventId::generate()),
-            caller_trace: None,
-        }
-    }
-
-    async fn act(
-        &self,
-        case_id: CaseId,
-        agency: &str,
-        action: Action,
-    ) -> Result<Written, BusError> {
-        self.log
-            .execute(&self.request(case_id, agency, action), &self.registry)
-            .await
-    }
-
-    /// The versions of the case's events as loaded.
+impl CaseLogBus for TestBus {
     async fn versions(&self, case_id: CaseId) -> anyhow::Result<Vec<u64>> {
         let history = self.log.load(case_id).await?;
         Ok(history.iter().map(|e| e.event.version).collect())
@@ -69,7 +23,7 @@ impl TestBus {
 
     async fn open_case(&self) -> anyhow::Result<(CaseId, Written)> {
         let case_id = CaseId::generate();
-        let written = self.act(case_id, FRONT, open_action()).await?;
+        let written = self.act_now(case_id, FRONT, open_action()).await?;
         Ok((case_id, written))
     }
 }
@@ -111,7 +65,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn appended_events_carry_every_contract_header() -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
     let (case_id, opened) = bus.open_case().await?;
-    let handed = bus.act(case_id, FRONT, hand_off("MOIC")).await?;
+    let handed = bus.act_now(case_id, FRONT, hand_off("MOIC")).await?;
 
     let js = bus.nats.jetstream().await?;
     let stream = js.get_stream("ONEDOOR").await?;
@@ -169,9 +123,9 @@ async fn a_case_loads_in_order_with_gapless_versions_and_a_hash_chain() -> anyho
     let bus = TestBus::start().await?;
     let (case_id, _) = bus.open_case().await?;
     let (other_case, _) = bus.open_case().await?;
-    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
-    bus.act(other_case, FRONT, hand_off("MOF")).await?;
-    bus.act(case_id, "MOIC", Action::Accept).await?;
+    bus.act_now(case_id, FRONT, hand_off("MOIC")).await?;
+    bus.act_now(other_case, FRONT, hand_off("MOF")).await?;
+    bus.act_now(case_id, "MOIC", Action::Accept).await?;
 
     let events = bus.log.load(case_id).await?;
     let versions: Vec<u64> = events.iter().map(|e| e.event.version).collect();
@@ -224,7 +178,7 @@ async fn of_two_stale_appends_only_one_wins() -> anyhow::Result<()> {
 async fn racing_writers_are_re_decided_and_the_rules_pick_one_winner() -> anyhow::Result<()> {
     let bus = Arc::new(TestBus::start().await?);
     let (case_id, _) = bus.open_case().await?;
-    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
+    bus.act_now(case_id, FRONT, hand_off("MOIC")).await?;
 
     // Eight concurrent "accept"s by the holder: exactly one may succeed, the others must be
     // refused by the rules after re-reading, never both written.
@@ -232,7 +186,7 @@ async fn racing_writers_are_re_decided_and_the_rules_pick_one_winner() -> anyhow
     for _ in 0..8 {
         let bus = Arc::clone(&bus);
         tasks.push(tokio::spawn(async move {
-            bus.act(case_id, "MOIC", Action::Accept).await
+            bus.act_now(case_id, "MOIC", Action::Accept).await
         }));
     }
     let mut accepted = 0;
@@ -250,7 +204,7 @@ async fn racing_writers_are_re_decided_and_the_rules_pick_one_winner() -> anyhow
     for to in ["MOF", "MOPS", "MPWT", "MAE"] {
         let bus = Arc::clone(&bus);
         tasks.push(tokio::spawn(async move {
-            bus.act(case_id, FRONT, hand_off(to)).await
+            bus.act_now(case_id, FRONT, hand_off(to)).await
         }));
     }
     for task in tasks {
@@ -305,12 +259,14 @@ async fn a_write_whose_ack_was_lost_is_recognised_when_the_request_is_retried() 
 async fn refused_commands_write_nothing() -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
     let (case_id, _) = bus.open_case().await?;
-    let refused = bus.act(case_id, "MOF", Action::Accept).await;
+    let refused = bus.act_now(case_id, "MOF", Action::Accept).await;
     assert!(
         matches!(refused, Err(BusError::Refused(Refusal::NoTask { .. }))),
         "{refused:?}"
     );
-    let refused = bus.act(CaseId::generate(), FRONT, hand_off("MOIC")).await;
+    let refused = bus
+        .act_now(CaseId::generate(), FRONT, hand_off("MOIC"))
+        .await;
     assert!(
         matches!(
             refused,
@@ -344,7 +300,7 @@ async fn a_malformed_message_is_an_error_naming_its_stream_sequence() -> anyhow:
         other => panic!("expected a decode error, got {other}"),
     }
     // Writing to the case is refused rather than building on a history we cannot read.
-    assert!(bus.act(case_id, FRONT, hand_off("MOIC")).await.is_err());
+    assert!(bus.act_now(case_id, FRONT, hand_off("MOIC")).await.is_err());
     Ok(())
 }
 
@@ -384,8 +340,8 @@ async fn completing_and_sending_back_the_same_task_at_once_lands_exactly_one() -
 {
     let bus = Arc::new(TestBus::start().await?);
     let (case_id, _) = bus.open_case().await?;
-    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
-    bus.act(case_id, "MOIC", Action::Accept).await?;
+    bus.act_now(case_id, FRONT, hand_off("MOIC")).await?;
+    bus.act_now(case_id, "MOIC", Action::Accept).await?;
 
     let complete = {
         let bus = Arc::clone(&bus);
@@ -395,13 +351,13 @@ async fn completing_and_sending_back_the_same_task_at_once_lands_exactly_one() -
                 note: String::new(),
                 documents: vec![],
             };
-            bus.act(case_id, "MOIC", action).await
+            bus.act_now(case_id, "MOIC", action).await
         })
     };
     let send_back = {
         let bus = Arc::clone(&bus);
         tokio::spawn(async move {
-            bus.act(
+            bus.act_now(
                 case_id,
                 "MOIC",
                 Action::SendBack {
@@ -524,14 +480,14 @@ async fn writers_with_cached_histories_see_what_other_writers_appended() -> anyh
     let bus = TestBus::start().await?;
     let other = CaseLog::open(bus.nats.jetstream().await?).await?;
     let (case_id, _) = bus.open_case().await?;
-    bus.act(case_id, FRONT, hand_off("MOIC")).await?; // cached by `bus.log`
+    bus.act_now(case_id, FRONT, hand_off("MOIC")).await?; // cached by `bus.log`
     other
         .execute(&bus.request(case_id, "MOIC", Action::Accept), &bus.registry)
         .await?;
     // `bus.log`'s snapshot holds versions 1–2; the rules must see MOIC's acceptance (v3) to
     // allow MOIC's hand-on, and refuse a second acceptance.
-    bus.act(case_id, "MOIC", hand_off("MOF")).await?;
-    let again = bus.act(case_id, "MOIC", Action::Accept).await;
+    bus.act_now(case_id, "MOIC", hand_off("MOF")).await?;
+    let again = bus.act_now(case_id, "MOIC", Action::Accept).await;
     assert!(
         matches!(
             again,
@@ -589,8 +545,8 @@ async fn a_write_on_a_cached_case_reads_nothing_before_it_appends() -> anyhow::R
     // empties the client's buffer).
     watcher.request("$JS.API.INFO", "".into()).await?;
     let (case_id, _) = bus.open_case().await?;
-    bus.act(case_id, FRONT, hand_off("MOIC")).await?;
-    bus.act(case_id, FRONT, hand_off("MOF")).await?;
+    bus.act_now(case_id, FRONT, hand_off("MOIC")).await?;
+    bus.act_now(case_id, FRONT, hand_off("MOF")).await?;
     // A read of another case marks the end of the writes' reads.
     let marker = CaseId::generate();
     bus.log.load(marker).await?;

@@ -2,93 +2,36 @@
 //! survive restarts, release on disconnect, the in-flight window, malformed messages, and the
 //! consumer's idempotent set-up.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream::consumer;
 use onedoor_bus::inbox::{InboxEnsured, ensure_inbox_outcome};
 use onedoor_bus::{
-    BusError, CaseLog, InFlight, Inbox, InboxDelivery, InboxSettings, StreamSettings, Written,
-    ensure_inbox, ensure_stream, list_stuck,
+    BusError, InFlight, Inbox, InboxDelivery, InboxSettings, ensure_inbox, list_stuck,
 };
-use onedoor_case::{Action, AgencyCode, CaseId, Command, EventId, Registry, ServiceCode};
-use onedoor_testkit::TestNats;
+use onedoor_case::{AgencyCode, CaseId, EventId};
+use onedoor_testkit::{DEADLINE, TestBus, eventually};
 use tokio::time::Instant;
 
-const FRONT: &str = "ODSC-VTE-SAYSETTHA";
-
-/// A bus with the contract stream, one client connection, and the real write path.
-struct TestBus {
-    nats: TestNats,
-    js: jetstream::Context,
-    log: CaseLog,
-    registry: Registry,
+/// What these tests ask of the bus beyond the shared fixture.
+trait InboxBus {
+    async fn consumer_info(&self, agency: &str) -> anyhow::Result<consumer::Info>;
+    /// Waits until the client has reconnected after a restart.
+    async fn wait_connected(&self) -> anyhow::Result<()>;
 }
 
-impl TestBus {
-    async fn start() -> anyhow::Result<Self> {
-        let nats = TestNats::start().await?;
-        let js = nats.jetstream().await?;
-        ensure_stream(&js, &StreamSettings::development()).await?;
-        let registry = Registry::load(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml"),
-        )?;
-        Ok(TestBus {
-            log: CaseLog::open(js.clone()).await?,
-            js,
-            nats,
-            registry,
-        })
-    }
-
-    async fn act(&self, case_id: CaseId, agency: &str, action: Action) -> anyhow::Result<Written> {
-        let request = onedoor_bus::WriteRequest {
-            case_id,
-            event_id: EventId::generate(),
-            command: Command {
-                agency: AgencyCode::parse(agency)?,
-                actor: "officer-7".into(),
-                at: time::OffsetDateTime::now_utc(),
-                action,
-            },
-            idempotency_key: format!("key-{}", EventId::generate()),
-            caller_trace: None,
-        };
-        Ok(self.log.execute(&request, &self.registry).await?)
-    }
-
-    /// Opens a case at the front office and hands it to `to`: one event in `to`'s inbox.
-    async fn hand_off_new_case(&self, to: &str) -> anyhow::Result<Written> {
-        let case_id = CaseId::generate();
-        let open = Action::Open {
-            service: ServiceCode::parse("enterprise-registration")?,
-            citizen_ref: "R-1".into(),
-            summary: "ຮ້ານຄ້າ".into(),
-            documents: vec![],
-        };
-        self.act(case_id, FRONT, open).await?;
-        let hand_off = Action::HandOff {
-            to: AgencyCode::parse(to)?,
-            instructions: "please".into(),
-            documents: vec![],
-            due_working_days: None,
-        };
-        self.act(case_id, FRONT, hand_off).await
-    }
-
+impl InboxBus for TestBus {
     async fn consumer_info(&self, agency: &str) -> anyhow::Result<consumer::Info> {
         let stream = self.js.get_stream("ONEDOOR").await?;
         Ok(stream.consumer_info(format!("inbox-{agency}")).await?)
     }
 
-    /// Waits (with a deadline) until the client has reconnected after a restart.
     async fn wait_connected(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.js.client().connection_state() != async_nats::connection::State::Connected {
-            anyhow::ensure!(Instant::now() < deadline, "client did not reconnect");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+        eventually("the client to reconnect", DEADLINE, || async {
+            let state = self.js.client().connection_state();
+            Ok((state == async_nats::connection::State::Connected).then_some(()))
+        })
+        .await
     }
 }
 
@@ -109,21 +52,17 @@ async fn wait_ack_floor_on_disk(
     let path = bus.nats.store_dir().join(format!(
         "jetstream/$G/streams/ONEDOOR/obs/inbox-{agency}/o.dat"
     ));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Ok(bytes) = std::fs::read(&path)
-            && let Some(floor) = stored_ack_floor(&bytes)
-            && floor >= stream_sequence
-        {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "ack floor {stream_sequence} not in {} in time",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let what = format!("ack floor {stream_sequence} in {}", path.display());
+    eventually(&what, DEADLINE, || async {
+        let floor = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| stored_ack_floor(&bytes));
+        Ok(match floor {
+            Some(floor) if floor >= stream_sequence => Ok(()),
+            _ => Err(format!("ack floor {floor:?}")),
+        })
+    })
+    .await
 }
 
 fn stored_ack_floor(bytes: &[u8]) -> Option<u64> {

@@ -2,94 +2,38 @@
 //! `ONEDOOR_STUCK` with their case and event ids, through the advisory, through the inbox, and
 //! once when both see it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt as _;
 use onedoor_bus::stuck::{STUCK_BUCKET, ensure_stuck_bucket, exhausted_reason};
 use onedoor_bus::{
-    CaseLog, Inbox, InboxSettings, StreamSettings, StuckRecord, StuckRecorder, Written,
-    ensure_inbox, ensure_stream, list_stuck,
+    Inbox, InboxSettings, StuckRecord, StuckRecorder, Written, ensure_inbox, list_stuck,
 };
-use onedoor_case::{Action, AgencyCode, CaseId, Command, EventId, Registry, ServiceCode};
-use onedoor_testkit::TestNats;
+use onedoor_case::AgencyCode;
+use onedoor_testkit::{DEADLINE, TestBus, eventually};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-const FRONT: &str = "ODSC-VTE-SAYSETTHA";
-
-struct TestBus {
-    _nats: TestNats,
-    js: jetstream::Context,
-    log: CaseLog,
-    registry: Registry,
+/// What these tests ask of the bus beyond the shared fixture.
+trait StuckBus {
+    /// Polls the bucket until a record for `stream_sequence` appears.
+    async fn wait_stuck(&self, stream_sequence: u64) -> anyhow::Result<Vec<StuckRecord>>;
 }
 
-impl TestBus {
-    async fn start() -> anyhow::Result<Self> {
-        let nats = TestNats::start().await?;
-        let js = nats.jetstream().await?;
-        ensure_stream(&js, &StreamSettings::development()).await?;
-        let registry = Registry::load(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml"),
-        )?;
-        Ok(TestBus {
-            log: CaseLog::open(js.clone()).await?,
-            js,
-            _nats: nats,
-            registry,
-        })
-    }
-
-    async fn act(&self, case_id: CaseId, action: Action) -> anyhow::Result<Written> {
-        let request = onedoor_bus::WriteRequest {
-            case_id,
-            event_id: EventId::generate(),
-            command: Command {
-                agency: AgencyCode::parse(FRONT)?,
-                actor: "officer-7".into(),
-                at: time::OffsetDateTime::now_utc(),
-                action,
-            },
-            idempotency_key: format!("key-{}", EventId::generate()),
-            caller_trace: None,
-        };
-        Ok(self.log.execute(&request, &self.registry).await?)
-    }
-
-    async fn hand_off_new_case(&self, to: &str) -> anyhow::Result<Written> {
-        let case_id = CaseId::generate();
-        let open = Action::Open {
-            service: ServiceCode::parse("enterprise-registration")?,
-            citizen_ref: "R-1".into(),
-            summary: "ຮ້ານຄ້າ".into(),
-            documents: vec![],
-        };
-        self.act(case_id, open).await?;
-        let hand_off = Action::HandOff {
-            to: AgencyCode::parse(to)?,
-            instructions: "please".into(),
-            documents: vec![],
-            due_working_days: None,
-        };
-        self.act(case_id, hand_off).await
-    }
-
-    /// Polls the bucket until a record for `stream_sequence` appears.
+impl StuckBus for TestBus {
     async fn wait_stuck(&self, stream_sequence: u64) -> anyhow::Result<Vec<StuckRecord>> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let what = format!("a stuck record for sequence {stream_sequence}");
+        eventually(&what, DEADLINE, || async {
             let records = list_stuck(&self.js).await?;
-            if records.iter().any(|r| r.stream_sequence == stream_sequence) {
-                return Ok(records);
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "no stuck record for sequence {stream_sequence}; have {records:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Ok(
+                if records.iter().any(|r| r.stream_sequence == stream_sequence) {
+                    Ok(records)
+                } else {
+                    Err(format!("{records:?}"))
+                },
+            )
+        })
+        .await
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_nats::jetstream;
 use onedoor_bus::{
     BusError, CaseLog, Signer, StreamSettings, WriteRequest, Written, ensure_stream,
 };
@@ -11,7 +12,7 @@ use onedoor_case::{Action, CaseId, Command, EventId, Registry, Resolution, Servi
 use time::OffsetDateTime;
 
 use crate::adapter::RunningAdapter;
-use crate::registry::{code, registry_with_keys};
+use crate::registry::{FRONT, code, registry_with_keys};
 use crate::single::TestNats;
 
 /// A running bus: one nats-server node with the `ONEDOOR` stream, and any adapters started on
@@ -22,6 +23,8 @@ use crate::single::TestNats;
 /// ([`TestBus::agency`] gives its [`crate::TestAgency`]).
 pub struct TestBus {
     pub nats: TestNats,
+    /// JetStream on the one client connection the log writes with.
+    pub js: jetstream::Context,
     /// An unsigned writer on the stream (the write path with the case rules).
     pub log: CaseLog,
     /// The shipped registry with one fresh signing key per agency.
@@ -40,7 +43,8 @@ impl TestBus {
         ensure_stream(&js, &StreamSettings::development()).await?;
         let (registry, signers) = registry_with_keys();
         Ok(TestBus {
-            log: CaseLog::open(js).await?,
+            log: CaseLog::open(js.clone()).await?,
+            js,
             nats,
             registry,
             signers,
@@ -57,15 +61,16 @@ impl TestBus {
         Ok(bus)
     }
 
-    /// `agency` does `action` to the case at `at` (the adapter's clock).
-    pub async fn act(
+    /// The write request for `agency` doing `action` to the case at `at` (the adapter's
+    /// clock), with fresh event id and idempotency key.
+    pub fn request_at(
         &self,
         case_id: CaseId,
         agency: &str,
         action: Action,
         at: OffsetDateTime,
-    ) -> Result<Written, BusError> {
-        let request = WriteRequest {
+    ) -> WriteRequest {
+        WriteRequest {
             case_id,
             event_id: EventId::generate(),
             command: Command {
@@ -76,8 +81,35 @@ impl TestBus {
             },
             idempotency_key: format!("key-{}", EventId::generate()),
             caller_trace: None,
-        };
+        }
+    }
+
+    /// [`TestBus::request_at`] now.
+    pub fn request(&self, case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
+        self.request_at(case_id, agency, action, OffsetDateTime::now_utc())
+    }
+
+    /// `agency` does `action` to the case at `at` (the adapter's clock).
+    pub async fn act(
+        &self,
+        case_id: CaseId,
+        agency: &str,
+        action: Action,
+        at: OffsetDateTime,
+    ) -> Result<Written, BusError> {
+        let request = self.request_at(case_id, agency, action, at);
         self.log.execute(&request, &self.registry).await
+    }
+
+    /// `agency` does `action` to the case now.
+    pub async fn act_now(
+        &self,
+        case_id: CaseId,
+        agency: &str,
+        action: Action,
+    ) -> Result<Written, BusError> {
+        self.act(case_id, agency, action, OffsetDateTime::now_utc())
+            .await
     }
 
     pub async fn open(
@@ -163,6 +195,26 @@ impl TestBus {
             note: String::new(),
         };
         Ok(self.act(case_id, front, action, at).await?)
+    }
+
+    /// Opens an enterprise registration at [`FRONT`] now and hands it to `to`: one event in
+    /// `to`'s inbox. Returns the hand-off.
+    pub async fn hand_off_new_case(&self, to: &str) -> anyhow::Result<Written> {
+        let case_id = CaseId::generate();
+        let open = Action::Open {
+            service: ServiceCode::parse("enterprise-registration")?,
+            citizen_ref: "R-1".into(),
+            summary: "ຮ້ານຄ້າ".into(),
+            documents: vec![],
+        };
+        self.act_now(case_id, FRONT, open).await?;
+        let hand_off = Action::HandOff {
+            to: code(to),
+            instructions: "please".into(),
+            documents: vec![],
+            due_working_days: None,
+        };
+        Ok(self.act_now(case_id, FRONT, hand_off).await?)
     }
 
     /// Messages in the `ONEDOOR` stream: every event ever written, on any case, plus anything
