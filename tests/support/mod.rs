@@ -11,8 +11,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
-
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub use onedoor_testkit::DEADLINE;
+use onedoor_testkit::eventually_blocking;
 
 pub fn onedoor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_onedoor"))
@@ -51,38 +51,28 @@ pub fn spawn_up_logged(data_dir: &Path, log: &Path) -> Child {
 
 /// Polls until `up` has written endpoints.json (or exited, or the deadline passed).
 pub fn wait_for_endpoints(child: &mut Child, data_dir: &Path) -> serde_json::Value {
-    let start = Instant::now();
     let path = data_dir.join("endpoints.json");
-    loop {
+    let text = eventually_blocking("endpoints.json to appear", DEADLINE, || {
         if let Ok(text) = std::fs::read_to_string(&path) {
-            return serde_json::from_str(&text).expect("endpoints.json is JSON");
+            return Ok(Some(text));
         }
-        if let Some(status) = child.try_wait().expect("poll child") {
-            panic!("onedoor up exited early with {status}");
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("onedoor up exited early with {status}");
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "endpoints.json did not appear within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Ok(None)
+    })
+    .unwrap_or_else(|error| panic!("{error:#}"));
+    serde_json::from_str(&text).expect("endpoints.json is JSON")
 }
 
 /// SIGTERM, then wait (with a deadline) for the exit status.
 pub fn terminate(child: &mut Child) -> ExitStatus {
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
     kill(pid, Signal::SIGTERM).expect("send SIGTERM");
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("poll child") {
-            return status;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "onedoor up did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_blocking("onedoor up to stop after SIGTERM", DEADLINE, || {
+        Ok(child.try_wait()?)
+    })
+    .unwrap_or_else(|error| panic!("{error:#}"))
 }
 
 /// One agency's system, talking to its adapter with the development token `up` handed out.

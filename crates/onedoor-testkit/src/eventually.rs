@@ -29,13 +29,44 @@ impl<T> Progress for Result<T, String> {
     }
 }
 
+/// The clock of one wait: when it started, its deadline, the next pause.
+struct Wait<'a> {
+    what: &'a str,
+    deadline: Duration,
+    started: Instant,
+    pause: Duration,
+}
+
+impl<'a> Wait<'a> {
+    fn new(what: &'a str, deadline: Duration) -> Self {
+        Wait {
+            what,
+            deadline,
+            started: Instant::now(),
+            pause: Duration::from_millis(5),
+        }
+    }
+
+    /// After a look that found `last` instead: how long to pause before the next look, or the
+    /// failure once the deadline has passed. Pauses start at 5 ms and double up to 50 ms, so a
+    /// fast condition costs little and a slow one does not spin.
+    fn after(&mut self, last: &str) -> anyhow::Result<Duration> {
+        let (what, deadline) = (self.what, self.deadline);
+        anyhow::ensure!(
+            self.started.elapsed() <= deadline,
+            "{what}: not reached within {deadline:?}; last seen: {last}"
+        );
+        let pause = self.pause;
+        self.pause = (pause * 2).min(Duration::from_millis(50));
+        Ok(pause)
+    }
+}
+
 /// Polls `check` until its answer says the condition holds, and returns the value.
 ///
 /// `check` answers `Ok(Some(v))` / `Ok(Ok(v))` when the condition holds, `Ok(None)` /
 /// `Ok(Err(seen))` when not yet; an `Err` fails at once (something broke, waiting will not
-/// help). Past `deadline` it fails with `what` and the last thing seen. The pause between looks
-/// starts at 5 ms and doubles up to 50 ms, so a fast condition costs little and a slow one does
-/// not spin.
+/// help). Past `deadline` it fails with `what` and the last thing seen.
 pub async fn eventually<P, F, Fut>(
     what: &str,
     deadline: Duration,
@@ -46,17 +77,28 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<P>>,
 {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(5);
+    let mut wait = Wait::new(what, deadline);
     loop {
-        let last = match check().await?.into_progress() {
+        match check().await?.into_progress() {
             Ok(value) => return Ok(value),
+            Err(last) => tokio::time::sleep(wait.after(&last)?).await,
+        }
+    }
+}
+
+/// [`eventually`] for code that drives a child process without awaiting: the same answers,
+/// pauses and failure message, the pauses taken by blocking the calling thread.
+pub fn eventually_blocking<P: Progress>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> anyhow::Result<P>,
+) -> anyhow::Result<P::Value> {
+    let mut wait = Wait::new(what, deadline);
+    loop {
+        let last = match check()?.into_progress() {
+            Ok(value) => break Ok(value),
             Err(last) => last,
         };
-        if started.elapsed() > deadline {
-            anyhow::bail!("{what}: not reached within {deadline:?}; last seen: {last}");
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        std::thread::sleep(wait.after(&last)?);
     }
 }

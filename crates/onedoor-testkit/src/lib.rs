@@ -18,7 +18,7 @@
 //! The one fixture every crate's tests use (`docs/testing.md`):
 //!
 //! - [`eventually`]: [`eventually()`]`(what, deadline, check)`, the one way a test waits for a
-//!   condition; [`DEADLINE`].
+//!   condition ([`eventually_blocking`] without a runtime); [`DEADLINE`].
 //! - [`bus`]: [`TestBus`], a node with the `ONEDOOR` stream, the shipped registry with a
 //!   signing key per agency, and the case verbs through the real write path (`open`,
 //!   `hand_off`, `accept`, `complete`, `resolve`).
@@ -44,7 +44,7 @@ pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_it
 pub use bus::TestBus;
 pub use cluster::TestCluster;
 pub use error::TestkitError;
-pub use eventually::{DEADLINE, Progress, eventually};
+pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking};
 pub use registry::{
     FRONT, OTHER_FRONT, code, key, registry_with_keys, shipped_registry, token_for,
 };
