@@ -3,57 +3,27 @@
 
 use std::sync::Arc;
 
-use onedoor_bus::{CaseLog, Signer, WriteRequest};
-use onedoor_case::{Action, AgencyKey, CaseId, Command, EventId, ServiceCode};
+use onedoor_bus::{CaseLog, Signer};
+use onedoor_case::{Action, CaseId, ServiceCode};
 use onedoor_tracker::{ManualClock, Store};
 
-use onedoor_testkit::{
-    FRONT, MONDAY, RunningTracker, TestBus, TestDb, code, shipped_registry, wait_until_projected,
-};
-
-fn request(case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
-    WriteRequest {
-        case_id,
-        event_id: EventId::generate(),
-        command: Command {
-            agency: code(agency),
-            actor: "u".into(),
-            at: MONDAY,
-            action,
-        },
-        idempotency_key: EventId::generate().to_string(),
-        caller_trace: None,
-    }
-}
+use onedoor_testkit::{FRONT, MONDAY, RunningTracker, TestBus, TestDb, code, wait_until_projected};
 
 #[tokio::test]
 async fn a_forged_event_is_flagged_on_its_case_and_a_signed_case_is_not() -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
-    let mut registry = shipped_registry();
-    let mut signers = Vec::new();
-    for agency in [FRONT, "MOIC"] {
-        let signer = Signer::generate(format!("{agency}-k1"));
-        let key = AgencyKey {
-            id: signer.key_id().into(),
-            public_key: signer.public_key(),
-            valid_from: time::macros::date!(2020 - 01 - 01),
-            valid_until: None,
-        };
-        registry
-            .add_key(&code(agency), key)
-            .map_err(anyhow::Error::msg)?;
-        signers.push(signer);
-    }
+    // The bus's registry holds a key for every agency; each agency signs with its own.
+    let registry = &bus.registry;
     let js = bus.nats.jetstream().await?;
     let front = CaseLog::open(js.clone())
         .await?
-        .with_signer(signers[0].clone());
+        .with_signer(bus.signers[FRONT].clone());
     let moic = CaseLog::open(js.clone())
         .await?
-        .with_signer(signers[1].clone());
+        .with_signer(bus.signers["MOIC"].clone());
     let forger = CaseLog::open(js)
         .await?
-        .with_signer(Signer::generate("MOIC-k1"));
+        .with_signer(Signer::generate("MOIC-test"));
 
     let open = || Action::Open {
         service: ServiceCode::parse("enterprise-registration").expect("valid"),
@@ -70,22 +40,30 @@ async fn a_forged_event_is_flagged_on_its_case_and_a_signed_case_is_not() -> any
     let (good, bad) = (CaseId::generate(), CaseId::generate());
     for case_id in [good, bad] {
         front
-            .execute(&request(case_id, FRONT, open()), &registry)
+            .execute(&bus.request_at(case_id, FRONT, open(), MONDAY), registry)
             .await?;
         front
-            .execute(&request(case_id, FRONT, hand_off()), &registry)
+            .execute(
+                &bus.request_at(case_id, FRONT, hand_off(), MONDAY),
+                registry,
+            )
             .await?;
     }
-    moic.execute(&request(good, "MOIC", Action::Accept), &registry)
-        .await?;
+    moic.execute(
+        &bus.request_at(good, "MOIC", Action::Accept, MONDAY),
+        registry,
+    )
+    .await?;
     // Same key id as MOIC's real key, different key: a forgery that looks right.
     let forged = forger
-        .execute(&request(bad, "MOIC", Action::Accept), &registry)
+        .execute(
+            &bus.request_at(bad, "MOIC", Action::Accept, MONDAY),
+            registry,
+        )
         .await?;
 
     let db = TestDb::sqlite();
     let mut config = bus.tracker_config(&db, Arc::new(ManualClock::new(MONDAY)));
-    config.registry = Arc::new(registry);
     config.verify_signatures = true;
     let tracker = RunningTracker::start(config).await?;
     let store = Store::connect(&db.url()).await?;
