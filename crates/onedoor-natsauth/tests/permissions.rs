@@ -7,31 +7,20 @@
 //! (it times out). So each refusal is checked twice: the operation fails (a short timeout), and
 //! the server's violation for exactly that subject arrives in the client's events.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream::DirectGetErrorKind};
+use async_nats::jetstream::{consumer, stream::DirectGetErrorKind};
 use futures::StreamExt as _;
 use onedoor_bus::inbox::{InboxEnsured, ensure_inbox_outcome};
-use onedoor_bus::stuck::{Recorded, StuckRecord, ensure_stuck_bucket, record_stuck};
+use onedoor_bus::stuck::{Recorded, StuckRecord, record_stuck};
 use onedoor_bus::{
     CaseLog, Inbox, InboxSettings, STREAM_NAME, STUCK_BUCKET, StreamSettings, StuckRecorder,
-    WriteRequest, ensure_inbox, ensure_stream, list_stuck,
+    ensure_inbox, list_stuck,
 };
-use onedoor_case::{Action, AgencyCode, CaseId, Command, EventId, Registry, ServiceCode};
-use onedoor_natsauth::{
-    CredentialSet, Denied, Identity, PermissionViolation, connect_options, render_config,
-};
-use onedoor_testkit::TestNats;
-use tempfile::TempDir;
+use onedoor_case::{Action, AgencyCode, CaseId};
+use onedoor_natsauth::{Denied, Identity, PermissionViolation, connect_options};
+use onedoor_testkit::{SecuredBus, Session};
 use tokio::sync::mpsc;
-
-const FRONT: &str = "ODSC-VTE-SAYSETTHA";
-
-/// Short enough that the refusal tests stay fast, long enough for a loaded two-core machine to
-/// answer every allowed request on loopback.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long to wait for the server's violation notice once the operation was sent.
 const VIOLATION_DEADLINE: Duration = Duration::from_secs(10);
@@ -44,124 +33,14 @@ fn agency(text: &str) -> Identity {
     Identity::Agency(code(text))
 }
 
-/// A nats-server running the configuration generated from the 2025 registry, with fresh
-/// credentials for every identity.
-struct TestBus {
-    nats: TestNats,
-    credentials: CredentialSet,
-    registry: Arc<Registry>,
-    _credentials_dir: TempDir,
-}
-
-/// One identity's connection, with the permission violations the server reported to it.
-struct Session {
-    client: async_nats::Client,
-    js: jetstream::Context,
-    violations: mpsc::UnboundedReceiver<PermissionViolation>,
-}
-
-impl TestBus {
-    async fn start() -> anyhow::Result<Self> {
-        let registry = Registry::load(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml"),
-        )?;
-        let dir = tempfile::tempdir()?;
-        let credentials = CredentialSet::generate(dir.path(), &registry)?;
-        let nats = TestNats::start_with_config(&render_config(&registry, &credentials)?).await?;
-        Ok(TestBus {
-            nats,
-            credentials,
-            registry: Arc::new(registry),
-            _credentials_dir: dir,
-        })
-    }
-
-    /// [`TestBus::start`], then what the operator creates before adapters connect: the stream,
-    /// the inboxes of MOF, MOIC and the front office, the stuck bucket.
-    async fn provisioned() -> anyhow::Result<Self> {
-        let bus = Self::start().await?;
-        let operator = bus.connect(&Identity::Operator).await?;
-        ensure_stream(&operator.js, &StreamSettings::development()).await?;
-        for agency in ["MOF", "MOIC", FRONT] {
-            ensure_inbox(&operator.js, &code(agency), &InboxSettings::default()).await?;
-        }
-        ensure_stuck_bucket(&operator.js).await?;
-        Ok(bus)
-    }
-
-    async fn connect(&self, identity: &Identity) -> anyhow::Result<Session> {
-        let (tx, violations) = mpsc::unbounded_channel();
-        let seed = self.credentials.seed(identity)?;
-        let client = connect_options(identity, &seed)
-            .request_timeout(Some(REQUEST_TIMEOUT))
-            .event_callback(move |event| {
-                let tx = tx.clone();
-                async move {
-                    if let Some(violation) = PermissionViolation::from_event(&event) {
-                        let _ = tx.send(violation);
-                    }
-                }
-            })
-            .connect(self.nats.url())
-            .await?;
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(REQUEST_TIMEOUT);
-        Ok(Session {
-            client,
-            js,
-            violations,
-        })
-    }
-
-    fn request(&self, case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
-        WriteRequest {
-            case_id,
-            event_id: EventId::generate(),
-            command: Command {
-                agency: code(agency),
-                actor: "officer-7".into(),
-                at: time::OffsetDateTime::now_utc(),
-                action,
-            },
-            idempotency_key: format!("key-{}", EventId::generate()),
-            caller_trace: None,
-        }
-    }
-
-    /// The front office opens a case and hands it to `to`, through the real write path and
-    /// with the front office's own credentials.
-    async fn case_handed_to(&self, to: &str) -> anyhow::Result<CaseId> {
-        let front = self.connect(&agency(FRONT)).await?;
-        let log = CaseLog::open(front.js.clone()).await?;
-        let case_id = CaseId::generate();
-        let open = Action::Open {
-            service: ServiceCode::parse("enterprise-registration")?,
-            citizen_ref: "R-1".into(),
-            summary: "ຮ້ານຄ້າ".into(),
-            documents: vec![],
-        };
-        log.execute(&self.request(case_id, FRONT, open), &self.registry)
-            .await?;
-        let hand_off = Action::HandOff {
-            to: code(to),
-            instructions: "please".into(),
-            documents: vec![],
-            due_working_days: None,
-        };
-        log.execute(&self.request(case_id, FRONT, hand_off), &self.registry)
-            .await?;
-        Ok(case_id)
-    }
-
-    /// Stream and consumer state as the operator sees it.
-    async fn operator_js(&self) -> anyhow::Result<jetstream::Context> {
-        Ok(self.connect(&Identity::Operator).await?.js)
-    }
-}
-
-impl Session {
+/// What these tests ask of a session beyond the shared fixture.
+trait Refusals {
     /// Asserts the server refused nothing so far (after a round trip, so any refusal of what
     /// was sent before has been reported).
+    async fn nothing_refused(&mut self) -> anyhow::Result<()>;
+}
+
+impl Refusals for Session {
     async fn nothing_refused(&mut self) -> anyhow::Result<()> {
         self.client.flush().await?;
         // The flush's PONG is read after any -ERR the server sent before it; the event task
@@ -200,7 +79,7 @@ async fn refused(
 
 #[tokio::test]
 async fn the_operator_creates_the_stream_every_inbox_and_the_stuck_bucket() -> anyhow::Result<()> {
-    let bus = TestBus::start().await?;
+    let bus = SecuredBus::start().await?;
     let operator = bus.connect(&Identity::Operator).await?;
 
     let provisioned = onedoor_natsauth::provision(
@@ -245,7 +124,7 @@ async fn the_operator_creates_the_stream_every_inbox_and_the_stuck_bucket() -> a
 
 #[tokio::test]
 async fn mof_cannot_publish_an_event_as_moic_but_its_own_events_are_stored() -> anyhow::Result<()> {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     let mut mof = bus.connect(&agency("MOF")).await?;
     let case_id = CaseId::generate();
 
@@ -285,7 +164,7 @@ async fn mof_cannot_publish_an_event_as_moic_but_its_own_events_are_stored() -> 
 
 #[tokio::test]
 async fn mof_s_normal_flow_works_with_its_own_credentials() -> anyhow::Result<()> {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     let case_id = bus.case_handed_to("MOF").await?;
     let mut mof = bus.connect(&agency("MOF")).await?;
     let settings = InboxSettings::default();
@@ -328,7 +207,7 @@ async fn mof_s_normal_flow_works_with_its_own_credentials() -> anyhow::Result<()
 
 #[tokio::test]
 async fn mof_cannot_pull_peek_at_or_ack_moic_s_inbox() -> anyhow::Result<()> {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     let mut mof = bus.connect(&agency("MOF")).await?;
     // One event waiting in MOIC's inbox.
     let case_id = CaseId::generate();
@@ -389,7 +268,7 @@ async fn mof_cannot_pull_peek_at_or_ack_moic_s_inbox() -> anyhow::Result<()> {
 #[tokio::test]
 async fn mof_cannot_purge_or_delete_the_stream_nor_create_change_or_delete_consumers()
 -> anyhow::Result<()> {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     let case_id = bus.case_handed_to("MOF").await?;
     let mut mof = bus.connect(&agency("MOF")).await?;
     let stream = mof.js.get_stream(STREAM_NAME).await?;
@@ -482,7 +361,7 @@ fn stuck_record(agency: &str, stream_sequence: u64) -> StuckRecord {
 
 #[tokio::test]
 async fn an_agency_records_stuck_deliveries_under_its_own_keys_only() -> anyhow::Result<()> {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     let mut mof = bus.connect(&agency("MOF")).await?;
     let store = mof.js.get_key_value(STUCK_BUCKET).await?;
 
@@ -515,7 +394,7 @@ async fn an_agency_records_stuck_deliveries_under_its_own_keys_only() -> anyhow:
 
 #[tokio::test]
 async fn the_auditor_reads_every_event_and_writes_nothing() -> anyhow::Result<()> {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     let case_id = bus.case_handed_to("MOF").await?;
     let other_case = bus.case_handed_to("MOIC").await?;
     let mut auditor = bus.connect(&Identity::Auditor).await?;
@@ -592,7 +471,7 @@ async fn the_auditor_reads_every_event_and_writes_nothing() -> anyhow::Result<()
 #[tokio::test]
 async fn the_tracker_consumes_only_its_own_consumer_and_reads_stuck_records() -> anyhow::Result<()>
 {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     bus.case_handed_to("MOF").await?;
     // The operator makes the tracker's durable consumer (the tracker crate owns its config).
     let operator = bus.operator_js().await?;
@@ -663,7 +542,7 @@ async fn the_tracker_consumes_only_its_own_consumer_and_reads_stuck_records() ->
 #[tokio::test]
 async fn the_operator_manages_consumers_but_cannot_erase_history_or_speak_for_an_agency()
 -> anyhow::Result<()> {
-    let bus = TestBus::provisioned().await?;
+    let bus = SecuredBus::provisioned().await?;
     bus.case_handed_to("MOF").await?;
     let mut operator = bus.connect(&Identity::Operator).await?;
     let stream = operator.js.get_stream(STREAM_NAME).await?;
@@ -713,7 +592,7 @@ async fn the_operator_manages_consumers_but_cannot_erase_history_or_speak_for_an
 #[tokio::test]
 async fn a_connection_without_credentials_or_with_an_unknown_nkey_is_refused() -> anyhow::Result<()>
 {
-    let bus = TestBus::start().await?;
+    let bus = SecuredBus::start().await?;
 
     let anonymous = async_nats::ConnectOptions::new()
         .connect(bus.nats.url())

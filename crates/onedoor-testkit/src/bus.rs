@@ -70,18 +70,7 @@ impl TestBus {
         action: Action,
         at: OffsetDateTime,
     ) -> WriteRequest {
-        WriteRequest {
-            case_id,
-            event_id: EventId::generate(),
-            command: Command {
-                agency: code(agency),
-                actor: format!("officer@{agency}"),
-                at,
-                action,
-            },
-            idempotency_key: format!("key-{}", EventId::generate()),
-            caller_trace: None,
-        }
+        write_request(case_id, agency, action, at)
     }
 
     /// [`TestBus::request_at`] now.
@@ -200,21 +189,7 @@ impl TestBus {
     /// Opens an enterprise registration at [`FRONT`] now and hands it to `to`: one event in
     /// `to`'s inbox. Returns the hand-off.
     pub async fn hand_off_new_case(&self, to: &str) -> anyhow::Result<Written> {
-        let case_id = CaseId::generate();
-        let open = Action::Open {
-            service: ServiceCode::parse("enterprise-registration")?,
-            citizen_ref: "R-1".into(),
-            summary: "ຮ້ານຄ້າ".into(),
-            documents: vec![],
-        };
-        self.act_now(case_id, FRONT, open).await?;
-        let hand_off = Action::HandOff {
-            to: code(to),
-            instructions: "please".into(),
-            documents: vec![],
-            due_working_days: None,
-        };
-        Ok(self.act_now(case_id, FRONT, hand_off).await?)
+        open_and_hand_off(&self.log, &self.registry, to).await
     }
 
     /// Messages in the `ONEDOOR` stream: every event ever written, on any case, plus anything
@@ -224,4 +199,53 @@ impl TestBus {
         let mut stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
         Ok(stream.info().await?.state.messages)
     }
+}
+
+/// The write request for `agency` doing `action` to the case at `at`, with fresh event id and
+/// idempotency key.
+pub fn write_request(
+    case_id: CaseId,
+    agency: &str,
+    action: Action,
+    at: OffsetDateTime,
+) -> WriteRequest {
+    WriteRequest {
+        case_id,
+        event_id: EventId::generate(),
+        command: Command {
+            agency: code(agency),
+            actor: format!("officer@{agency}"),
+            at,
+            action,
+        },
+        idempotency_key: format!("key-{}", EventId::generate()),
+        caller_trace: None,
+    }
+}
+
+/// Through `log`, [`FRONT`] opens an enterprise registration now and hands it to `to`: one
+/// event in `to`'s inbox. Returns the hand-off.
+pub async fn open_and_hand_off(
+    log: &CaseLog,
+    registry: &Registry,
+    to: &str,
+) -> anyhow::Result<Written> {
+    let case_id = CaseId::generate();
+    let now = OffsetDateTime::now_utc();
+    let open = Action::Open {
+        service: ServiceCode::parse("enterprise-registration")?,
+        citizen_ref: "R-1".into(),
+        summary: "ຮ້ານຄ້າ".into(),
+        documents: vec![],
+    };
+    log.execute(&write_request(case_id, FRONT, open, now), registry)
+        .await?;
+    let hand_off = Action::HandOff {
+        to: code(to),
+        instructions: "please".into(),
+        documents: vec![],
+        due_working_days: None,
+    };
+    let request = write_request(case_id, FRONT, hand_off, OffsetDateTime::now_utc());
+    Ok(log.execute(&request, registry).await?)
 }

@@ -27,6 +27,9 @@
 //!   adapter (`open_case`, `hand_off`, `inbox`, [`next_inbox_item`]).
 //! - [`tracker`]: [`TestDb`] (SQLite or PostgreSQL per test, [`on_both_databases!`]),
 //!   [`RunningTracker`], and the fold the tracker's rows must equal.
+//! - [`secured`]: [`SecuredBus`], a node running the NATS users and permissions
+//!   `onedoor-natsauth` generates from the registry, and a [`Session`] per identity that
+//!   collects the server's refusals.
 //! - [`registry`]: the shipped registry, agency codes ([`FRONT`], [`OTHER_FRONT`]), tokens,
 //!   idempotency keys.
 
@@ -37,6 +40,7 @@ pub mod cluster;
 pub mod error;
 pub mod eventually;
 pub mod registry;
+pub mod secured;
 pub mod single;
 pub mod tracker;
 
@@ -48,6 +52,7 @@ pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking};
 pub use registry::{
     FRONT, OTHER_FRONT, code, key, registry_with_keys, shipped_registry, token_for,
 };
+pub use secured::{SecuredBus, Session};
 pub use single::TestNats;
 pub use tracker::{
     MONDAY, RunningTracker, TestDb, assert_rows_equal_the_fold, wait_until_projected,
