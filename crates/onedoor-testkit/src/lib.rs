@@ -30,6 +30,8 @@
 //! - [`secured`]: [`SecuredBus`], a node running the NATS users and permissions
 //!   `onedoor-natsauth` generates from the registry, and a [`Session`] per identity that
 //!   collects the server's refusals.
+//! - [`task`]: [`ServerTask`], a spawned server with its stop signal (stop, crash, abort on
+//!   drop), under the running tracker and any fixture that runs a server of its own.
 //! - [`registry`]: the shipped registry, agency codes ([`FRONT`], [`OTHER_FRONT`]), tokens,
 //!   idempotency keys.
 
@@ -42,6 +44,7 @@ pub mod eventually;
 pub mod registry;
 pub mod secured;
 pub mod single;
+pub mod task;
 pub mod tracker;
 
 pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_item};
@@ -54,6 +57,7 @@ pub use registry::{
 };
 pub use secured::{SecuredBus, Session};
 pub use single::TestNats;
+pub use task::ServerTask;
 pub use tracker::{
     MONDAY, RunningTracker, TestDb, assert_rows_equal_the_fold, wait_until_projected,
 };

@@ -15,12 +15,11 @@ use onedoor_tracker::{DatabaseUrl, ManualClock, TrackerConfig, TrackerError};
 use sqlx::migrate::MigrateDatabase as _;
 use time::OffsetDateTime;
 use time::macros::datetime;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::bus::TestBus;
 use crate::eventually::{DEADLINE, eventually};
+use crate::task::ServerTask;
 
 /// A Monday morning in Vientiane.
 pub const MONDAY: OffsetDateTime = datetime!(2026-11-23 09:00 +07:00);
@@ -183,23 +182,19 @@ impl TestBus {
 /// The tracker's `run` on a local port, with a test clock.
 pub struct RunningTracker {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), TrackerError>>,
+    server: ServerTask<TrackerError>,
 }
 
 impl RunningTracker {
     pub async fn start(config: TrackerConfig) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(onedoor_tracker::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        Ok(RunningTracker {
-            addr,
-            stop: Some(stop),
-            task,
-        })
+        let server = ServerTask::spawn(|stopped| {
+            onedoor_tracker::run(config, listener, async move {
+                let _ = stopped.await;
+            })
+        });
+        Ok(RunningTracker { addr, server })
     }
 
     pub fn url(&self) -> String {
@@ -216,27 +211,14 @@ impl RunningTracker {
     }
 
     /// Stops the tracker and waits until it has (projection stopped, database closed).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(DEADLINE, &mut self.task)
-            .await
-            .context("tracker did not stop in time")???;
-        Ok(())
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop("tracker").await
     }
 
     /// Kills the tracker as a crash would: no graceful stop, nothing drained, whatever was in
     /// flight is cancelled (an open transaction rolls back; un-acked messages are redelivered).
-    pub async fn crash(mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for RunningTracker {
-    fn drop(&mut self) {
-        self.task.abort();
+    pub async fn crash(self) {
+        self.server.crash().await;
     }
 }
 

@@ -17,10 +17,8 @@ use onedoor_tracker::{ManualClock, Store, TlsIdentity, Tracker};
 use onedoor_web::{StaffAccounts, WebConfig, WebPage};
 use time::macros::datetime;
 use time::{Duration as Span, OffsetDateTime};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-use onedoor_testkit::{DEADLINE, FRONT, MONDAY, TestBus, TestDb, wait_until_projected};
+use onedoor_testkit::{DEADLINE, FRONT, MONDAY, ServerTask, TestBus, TestDb, wait_until_projected};
 
 /// The moment the tests look at the cases: Monday 30 November 2026, late morning in Vientiane,
 /// a week after [`MONDAY`].
@@ -33,8 +31,7 @@ pub struct WebApp {
     /// `https` when started with a TLS identity.
     scheme: &'static str,
     client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    server: ServerTask<anyhow::Error>,
     _db: TestDb,
 }
 
@@ -92,9 +89,8 @@ impl WebApp {
         let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let web = web_listener.local_addr()?;
         let page = WebPage::new(web_listener, web_config)?;
-        let (stop, stopped) = oneshot::channel::<()>();
         // As `onedoor tracker` runs them.
-        let task = tokio::spawn(async move {
+        let server = ServerTask::<anyhow::Error>::spawn(|stopped| async move {
             let tracker = Tracker::start(config, grpc, async move {
                 let _ = stopped.await;
             })
@@ -108,8 +104,7 @@ impl WebApp {
             web,
             scheme,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            stop: Some(stop),
-            task,
+            server,
             _db: db,
         })
     }
@@ -250,20 +245,8 @@ impl WebApp {
         Ok((parts.status, parts.headers, body))
     }
 
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(DEADLINE, &mut self.task)
-            .await
-            .context("tracker did not stop in time")???;
-        Ok(())
-    }
-}
-
-impl Drop for WebApp {
-    fn drop(&mut self) {
-        self.task.abort();
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop("tracker").await
     }
 }
 
