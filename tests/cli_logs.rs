@@ -6,8 +6,8 @@ mod support;
 
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
 
+use onedoor_testkit::eventually_blocking;
 use support::{DEADLINE, onedoor, terminate};
 
 /// The summary's first and last lines.
@@ -34,22 +34,17 @@ fn spawn_up_default_level(data_dir: &Path, log: &Path) -> Child {
 
 /// Polls the log until the summary's last line is in it.
 fn wait_for_summary(child: &mut Child, log: &Path) -> String {
-    let start = Instant::now();
-    loop {
+    eventually_blocking("the summary of onedoor up", DEADLINE * 2, || {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if text.contains(SUMMARY_LAST) {
-            return text;
+            return Ok(Some(text));
         }
-        if let Some(status) = child.try_wait().expect("poll child") {
-            panic!("onedoor up exited early with {status}:\n{text}");
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("onedoor up exited early with {status}:\n{text}");
         }
-        assert!(
-            start.elapsed() < DEADLINE * 2,
-            "no summary within {:?}:\n{text}",
-            DEADLINE * 2
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Ok(None)
+    })
+    .unwrap_or_else(|error| panic!("{error:#}"))
 }
 
 #[test]
