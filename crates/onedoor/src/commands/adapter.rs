@@ -11,7 +11,7 @@ use onedoor_case::AgencyCode;
 use serde::{Deserialize, Serialize};
 
 use super::common;
-use super::settings::{self, Secret};
+use super::settings::{self, Resolved, Secret};
 
 /// Where the adapter listens when no layer says: loopback, the ministry's own machine.
 const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -21,14 +21,9 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 #[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AdapterArgs {
-    /// A TOML file with any of these settings; see deploy/config/adapter.toml.
-    #[arg(long, value_name = "FILE")]
+    #[command(flatten)]
     #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Print the settings the adapter would run with (TOML, secrets hidden), then exit.
-    #[arg(long)]
-    #[serde(skip)]
-    pub print_config: bool,
+    pub file: settings::FileFlags,
     /// The agency this adapter speaks for, e.g. MOIC (required).
     #[arg(long, env = "ONEDOOR_AGENCY")]
     pub agency: Option<String>,
@@ -115,14 +110,11 @@ impl AdapterArgs {
 }
 
 pub fn run(args: AdapterArgs) -> anyhow::Result<ExitCode> {
-    let file = args.config.clone();
-    let print_config = args.print_config;
-    let args = settings::layer(file.as_deref(), args)?;
-    args.validate()?;
-    if print_config {
-        settings::print(&args, &["token"])?;
+    let flags = args.file.clone();
+    let Resolved::Run(args) = settings::resolve(&flags, args, AdapterArgs::validate, &["token"])?
+    else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.worker_threads {
         builder.worker_threads(usize::from(threads));

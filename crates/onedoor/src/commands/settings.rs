@@ -9,17 +9,57 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::Context as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// `--config` and `--print-config`, the same on every long-running command.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct FileFlags {
+    /// A TOML file with any of these settings (see docs/configuration.md and the examples in
+    /// deploy/config/).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the settings the command would run with (TOML, secrets hidden), then exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// What a long-running command does with its settings.
+pub enum Resolved<T> {
+    /// Run with these.
+    Run(T),
+    /// `--print-config` printed them: exit.
+    Printed,
+}
+
+/// Layers `args` under `flags.config`, checks them with `validate` once every layer is in, and
+/// prints them (hiding `secrets`, by key) when asked.
+pub fn resolve<T>(
+    flags: &FileFlags,
+    args: T,
+    validate: impl FnOnce(&T) -> anyhow::Result<()>,
+    secrets: &[&str],
+) -> anyhow::Result<Resolved<T>>
+where
+    T: clap::Args + Serialize + DeserializeOwned,
+{
+    let args = layer(flags.config.as_deref(), args)?;
+    validate(&args)?;
+    if flags.print_config {
+        print(&args, secrets)?;
+        return Ok(Resolved::Printed);
+    }
+    Ok(Resolved::Run(args))
+}
+
 /// `args` with every setting it leaves unset taken from the TOML file at `file`, if any.
 /// A key the command does not have, or a value of the wrong type, is refused with the file's
 /// name and the key.
-pub fn layer<T>(file: Option<&Path>, args: T) -> anyhow::Result<T>
+fn layer<T>(file: Option<&Path>, args: T) -> anyhow::Result<T>
 where
     T: clap::Args + Serialize + DeserializeOwned,
 {
@@ -70,13 +110,13 @@ fn known_keys<T: clap::Args>() -> BTreeSet<String> {
     T::augment_args(clap::Command::new("settings"))
         .get_arguments()
         .map(|arg| arg.get_id().as_str().to_owned())
-        .filter(|id| id != "config" && id != "print_config" && id != "help")
+        .filter(|id| !matches!(id.as_str(), "config" | "print_config" | "help"))
         .collect()
 }
 
 /// Prints the settings a command would run with, as TOML, the values of `secrets` (keys)
 /// replaced by a placeholder.
-pub fn print<T: Serialize>(settings: &T, secrets: &[&str]) -> anyhow::Result<()> {
+fn print<T: Serialize>(settings: &T, secrets: &[&str]) -> anyhow::Result<()> {
     let mut table = toml::Table::try_from(settings).context("reading the settings")?;
     for key in secrets {
         if let Some(value) = table.get_mut(*key) {

@@ -17,7 +17,7 @@ use onedoor_natsauth::{CredentialSet, Identity};
 use serde::{Deserialize, Serialize};
 
 use super::common;
-use super::settings::{self, Secret};
+use super::settings::{self, Resolved, Secret};
 use crate::data_dir::Endpoints;
 
 /// The SQLite file the tracker keeps under the data dir when no `--database-url` is given.
@@ -33,14 +33,9 @@ pub struct TrackerArgs {
     #[command(subcommand)]
     #[serde(skip)]
     pub command: Option<TrackerCommand>,
-    /// A TOML file with any of these settings; see deploy/config/tracker.toml.
-    #[arg(long, value_name = "FILE")]
+    #[command(flatten)]
     #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Print the settings the tracker would run with (TOML, secrets hidden), then exit.
-    #[arg(long)]
-    #[serde(skip)]
-    pub print_config: bool,
+    pub file: settings::FileFlags,
     #[command(flatten)]
     #[serde(flatten)]
     pub options: TrackerOptions,
@@ -286,14 +281,12 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
         Some(TrackerCommand::Stuck(args)) => runtime.block_on(stuck(args)),
         Some(TrackerCommand::Bench(args)) => Ok(onedoor_bench::tracker::run(args)?),
         None => {
-            let file = args.config.clone();
-            let print_config = args.print_config;
-            let args = settings::layer(file.as_deref(), args)?;
-            args.security.validate()?;
-            if print_config {
-                settings::print(&args, &["database_url"])?;
+            let flags = args.file.clone();
+            let validate = |args: &TrackerArgs| args.security.validate();
+            let Resolved::Run(args) = settings::resolve(&flags, args, validate, &["database_url"])?
+            else {
                 return Ok(ExitCode::SUCCESS);
-            }
+            };
             runtime.block_on(serve(
                 args.options,
                 args.listen.unwrap_or(DEFAULT_LISTEN),

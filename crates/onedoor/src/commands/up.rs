@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use serde::{Deserialize, Serialize};
 
 use super::common;
-use super::settings;
+use super::settings::{self, Resolved};
 
 mod summary;
 use crate::data_dir::{
@@ -33,14 +33,9 @@ use onedoor_natsauth::{CredentialSet, Identity};
 #[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UpArgs {
-    /// A TOML file with any of these settings; see deploy/config/up.toml.
-    #[arg(long, value_name = "FILE")]
+    #[command(flatten)]
     #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Print the settings `up` would run with (TOML), then exit.
-    #[arg(long)]
-    #[serde(skip)]
-    pub print_config: bool,
+    pub file: settings::FileFlags,
     /// Where the bus keeps its state and writes endpoints.json; default .onedoor.
     #[arg(long, env = "ONEDOOR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -59,13 +54,10 @@ pub struct UpArgs {
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let file = args.config.clone();
-    let print_config = args.print_config;
-    let args = settings::layer(file.as_deref(), args)?;
-    if print_config {
-        settings::print(&args, &[])?;
+    let flags = args.file.clone();
+    let Resolved::Run(args) = settings::resolve(&flags, args, |_| Ok(()), &[])? else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
