@@ -5,7 +5,7 @@
 use std::pin::Pin;
 
 use futures::Stream;
-use onedoor_bus::{InFlight, Inbox, InboxDelivery, InboxSettings, TraceContext};
+use onedoor_bus::{CaseLog, InFlight, Inbox, InboxDelivery, InboxSettings, TraceContext};
 use onedoor_case::{AgencyCode, EventId};
 use onedoor_proto::v1;
 use opentelemetry::global;
@@ -39,6 +39,9 @@ pub struct InboxService {
     /// itself, so without this a graceful shutdown would wait for every client to hang up, and
     /// an aborted adapter would leave sessions pulling on its NATS connection.
     stopping: watch::Receiver<bool>,
+    /// Told of every delivery, so that a `GetCase` or a step after it reads a replica that
+    /// holds the delivered event (or asks the leader).
+    log: CaseLog,
 }
 
 impl InboxService {
@@ -47,12 +50,14 @@ impl InboxService {
         agency: AgencyCode,
         settings: InboxSettings,
         stopping: watch::Receiver<bool>,
+        log: CaseLog,
     ) -> Result<Self, AdapterError> {
         let in_flight = InFlight::new(jetstream, agency.clone(), settings)?;
         Ok(InboxService {
             agency,
             in_flight,
             stopping,
+            log,
         })
     }
 
@@ -117,6 +122,8 @@ impl InboxService {
             metrics::counter!(m::INBOX_REDELIVERED, "agency" => agency.clone()).increment(1);
         }
         self.record_gauges();
+        self.log
+            .saw(delivery.stored.event.case_id, delivery.stream_sequence);
         let wire = delivery.stored.wire;
         let parent =
             TraceContext::parse(&format!("00-{}-{}-01", wire.trace_id, wire.span_id), None).ok();

@@ -177,13 +177,14 @@ pub async fn run(
     let gateway = Gateway {
         agency: config.agency.clone(),
         registry: config.registry.clone(),
-        log,
         inbox: InboxService::new(
             jetstream.clone(),
             config.agency.clone(),
             config.inbox.clone(),
             stopping_rx,
+            log.clone(),
         )?,
+        log,
         clock: config.clock.clone(),
     };
     let address = listener

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use onedoor_case::{CaseEvent, CaseId, Registry};
@@ -21,6 +21,7 @@ use crate::audit::Signer;
 use crate::cloudevents as ce;
 use crate::error::BusError;
 use crate::nats_error::NatsErrorKind;
+use crate::replica_read::{Freshness, ReplicaReader};
 use crate::snapshot::{CaseSnapshot, CaseTip, SNAPSHOT_CACHE_BYTES, SnapshotCache, payload_digest};
 use crate::subjects;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
@@ -67,7 +68,8 @@ pub struct CaseLog {
     jetstream: async_nats::jetstream::Context,
     /// The connection under `jetstream`, whose state decides whether a snapshot may be used.
     client: async_nats::Client,
-    stream: Stream,
+    /// Reads that see this process's own writes and deliveries on a replicated stream.
+    reader: ReplicaReader,
     /// Signs every event this log writes (the writing agency's key).
     signer: Option<Arc<Signer>>,
     /// Compact snapshots of recently written cases, so that a write usually reads nothing
@@ -103,7 +105,7 @@ impl CaseLog {
         Ok(CaseLog {
             client: jetstream.client(),
             jetstream,
-            stream,
+            reader: ReplicaReader::new(stream),
             signer: None,
             cache: Arc::new(Mutex::new(SnapshotCache::new(SNAPSHOT_CACHE_BYTES))),
         })
@@ -122,6 +124,18 @@ impl CaseLog {
         self
     }
 
+    /// Tells the log that `case_id` holds at least stream sequence `sequence` (an inbox
+    /// delivery), so that the next read of the case on a replicated stream includes it.
+    pub fn saw(&self, case_id: CaseId, sequence: u64) {
+        self.reader.saw(case_id, sequence);
+    }
+
+    /// How many reads a lagging replica sent to the stream leader since start (0 on one
+    /// replica).
+    pub fn leader_reads(&self) -> u64 {
+        self.reader.leader_reads()
+    }
+
     fn cache(&self) -> MutexGuard<'_, SnapshotCache> {
         // A panic while holding the lock leaves at worst a stale snapshot, which the append's
         // expected sequence catches.
@@ -137,8 +151,12 @@ impl CaseLog {
     /// capped hand-offs at ~700/s; this walk reached ~8,000/s. A message without that header
     /// (written by something other than this log) falls back to the forward walk, which also
     /// names any malformed message. Empty when the case does not exist.
+    ///
+    /// On a replicated stream the read includes every event this log wrote or was told of
+    /// ([`CaseLog::saw`]), and "no such case" is the leader's answer, not a lagging replica's.
     pub async fn load(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
-        match self.load_since(case_id, 0).await? {
+        let freshness = Freshness::Present(self.reader.known(&case_id));
+        match self.load_since(case_id, 0, freshness).await? {
             Read::After(history) | Read::Whole(history) => Ok(history),
         }
     }
@@ -146,21 +164,15 @@ impl CaseLog {
     /// The events after stream sequence `known_last` (a sequence in the case's chain, or 0),
     /// by walking back from the case's last event to it. A chain that passes `known_last` by
     /// means it was not in the case: the whole case is read again.
-    async fn load_since(&self, case_id: CaseId, known_last: u64) -> Result<Read, BusError> {
+    async fn load_since(
+        &self,
+        case_id: CaseId,
+        known_last: u64,
+        freshness: Freshness,
+    ) -> Result<Read, BusError> {
         let filter = subjects::case_filter(&case_id.to_string())?;
-        let nats = |err: &(dyn std::error::Error + 'static)| {
-            BusError::nats("reading a case's events", err)
-        };
-        let mut message = match self
-            .stream
-            .direct_get_last_for_subject(filter.clone())
-            .await
-        {
-            Ok(message) => message,
-            Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
-                return Ok(Read::After(Vec::new()));
-            }
-            Err(err) => return Err(nats(&err)),
+        let Some(mut message) = self.reader.last(&filter, freshness).await? else {
+            return Ok(Read::After(Vec::new()));
         };
         let mut newer = Vec::new();
         if message.sequence != known_last {
@@ -177,13 +189,13 @@ impl CaseLog {
                     break;
                 }
                 if previous < known_last {
-                    return Box::pin(self.load(case_id)).await.map(Read::Whole);
+                    return Box::pin(self.load_since(case_id, 0, freshness))
+                        .await
+                        .map(|read| match read {
+                            Read::After(history) | Read::Whole(history) => Read::Whole(history),
+                        });
                 }
-                message = self
-                    .stream
-                    .direct_get(previous)
-                    .await
-                    .map_err(|err| nats(&err))?;
+                message = self.reader.at(previous, freshness).await?;
             }
         }
         newer.reverse();
@@ -204,10 +216,13 @@ impl CaseLog {
         &self,
         request: &WriteRequest,
         registry: &Registry,
+        freshness: Freshness,
     ) -> Result<Option<Step>, BusError> {
         let case_id = request.case_id;
         let known = self.cache().get(&case_id).map(|s| s.tip.last_sequence);
-        let read = self.load_since(case_id, known.unwrap_or(0)).await?;
+        let read = self
+            .load_since(case_id, known.unwrap_or(0), freshness)
+            .await?;
         let corrupt = |e: onedoor_case::FoldError| BusError::Corrupt {
             case_id: case_id.to_string(),
             why: e.to_string(),
@@ -279,10 +294,9 @@ impl CaseLog {
     /// A request already in the case's log, answered from the stored event.
     async fn written_earlier(&self, case_id: CaseId, sequence: u64) -> Result<Written, BusError> {
         let message = self
-            .stream
-            .direct_get(sequence)
-            .await
-            .map_err(|err| BusError::nats("reading a case's events", &err))?;
+            .reader
+            .at(sequence, Freshness::Replica(sequence))
+            .await?;
         let stored = decode_stored(message.sequence, message.payload)?;
         if stored.event.case_id != case_id {
             return Err(BusError::Corrupt {
@@ -313,7 +327,8 @@ impl CaseLog {
         let mut next = 1;
         loop {
             let message = match self
-                .stream
+                .reader
+                .stream()
                 .direct_get_next_for_subject(filter.to_owned(), Some(next))
                 .await
             {
@@ -403,7 +418,10 @@ impl CaseLog {
     ///
     /// A cached snapshot is used as it is: the append expects its last sequence, so a stale one
     /// is refused by the server and costs a read of the events after it, and no wait (it lost
-    /// no race). A refusal by the rules is only given on a snapshot read in this call.
+    /// no race). A refusal by the rules is only given on a snapshot read in this call, and on a
+    /// replicated stream only on one read from the leader: a follower that is behind must not
+    /// make a valid step fail. After a lost race the next read asks the leader too, since a
+    /// replica that is behind would give the same stale tip again.
     pub async fn execute_traced(
         &self,
         request: &WriteRequest,
@@ -416,15 +434,17 @@ impl CaseLog {
         let mut next = connected
             .then(|| self.cached_step(request, registry))
             .flatten();
-        // Whether the step was decided on a snapshot read during this call.
-        let mut fresh = false;
+        // How the next read must be answered, and how the current step's snapshot was read
+        // during this call (`None`: it is the cached snapshot).
+        let mut next_read = Freshness::Replica(self.reader.known(&request.case_id));
+        let mut read_as: Option<Freshness> = None;
         let mut races = 0;
         loop {
             let current = match next.take() {
                 Some(step) => step,
                 None => {
-                    fresh = true;
-                    match self.refreshed_step(request, registry).await? {
+                    read_as = Some(next_read);
+                    match self.refreshed_step(request, registry, next_read).await? {
                         Some(step) => step,
                         None => continue,
                     }
@@ -434,8 +454,15 @@ impl CaseLog {
                 Step::Duplicate(sequence) => {
                     return self.written_earlier(request.case_id, sequence).await;
                 }
-                Step::Refused(_) if !fresh => continue,
-                Step::Refused(err) => return Err(err),
+                Step::Refused(err) => match read_as {
+                    None => continue,
+                    Some(Freshness::Leader) => return Err(err),
+                    Some(_) if !self.reader.replicated() => return Err(err),
+                    Some(_) => {
+                        next_read = Freshness::Leader;
+                        continue;
+                    }
+                },
                 Step::Decided { event, tip } => (*event, tip),
             };
             let span = own_span(&tip);
@@ -455,6 +482,7 @@ impl CaseLog {
                     } else {
                         self.remember(&tip, appended.sequence, &payload, &prepared, &event);
                     }
+                    self.reader.saw(request.case_id, appended.sequence);
                     return Ok(Written {
                         sequence: appended.sequence,
                         duplicate: appended.duplicate,
@@ -462,11 +490,13 @@ impl CaseLog {
                         prepared,
                     });
                 }
-                Err(BusError::Conflict { .. }) if !fresh => {
+                Err(BusError::Conflict { .. }) if read_as.is_none() => {
+                    next_read = self.reader.after_conflict();
                     // Another write got to the case first, maybe long before: no wait.
                     tracing::debug!(case_id = %request.case_id, "lost a race on the case to a write after the snapshot; reading what changed");
                 }
                 Err(BusError::Conflict { .. }) => {
+                    next_read = self.reader.after_conflict();
                     races += 1;
                     if races >= MAX_APPEND_ATTEMPTS {
                         return Err(BusError::TooManyConflicts {

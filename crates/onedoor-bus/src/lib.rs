@@ -8,6 +8,8 @@
 //!   how an existing one differs, never overwriting it.
 //! - [`case_log`]: [`CaseLog`]: load one case's events in order (direct get on the per-subject
 //!   index) and append with per-case optimistic concurrency, re-deciding on a lost race.
+//! - `replica_read` (private): reads that include what this process wrote or was delivered,
+//!   asking the stream leader when a replica answers from behind.
 //! - [`audit`]: Ed25519 signatures and the per-case hash chain; `verify_case`.
 //! - [`cloudevents`]: CloudEvents binary-mode `ce-*` headers, percent-encoded as the NATS
 //!   binding says.
@@ -30,6 +32,7 @@ pub mod cloudevents;
 pub mod error;
 pub mod inbox;
 pub mod nats_error;
+mod replica_read;
 pub mod snapshot;
 pub mod stream;
 pub mod stuck;

@@ -10,6 +10,7 @@
 //! | `$JS.API.STREAM.INFO.ONEDOOR` | `get_stream` (`CaseLog::open`, `ensure_inbox`, the stuck recorder) |
 //! | `$JS.API.DIRECT.GET.ONEDOOR` | `CaseLog::load` (next message for a case's subjects; the filter travels in the body) and `direct_get(seq)` |
 //! | `$JS.API.DIRECT.GET.ONEDOOR.>` | last message for a subject (the subject travels in the request subject) |
+//! | `$JS.API.STREAM.MSG.GET.ONEDOOR` | `CaseLog` on a replicated stream: the leader's answer when a replica is behind |
 //! | `$JS.API.CONSUMER.INFO.ONEDOOR.inbox-<SELF>` | `ensure_inbox` checks the consumer the operator made |
 //! | `$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-<SELF>` | pulling the inbox |
 //! | `$JS.ACK.ONEDOOR.inbox-<SELF>.>` | ack, double ack, NAK with delay, term of inbox deliveries |
@@ -73,6 +74,7 @@ fn stream_reads() -> Vec<String> {
         format!("{API}.STREAM.INFO.{STREAM_NAME}"),
         format!("{API}.DIRECT.GET.{STREAM_NAME}"),
         format!("{API}.DIRECT.GET.{STREAM_NAME}.>"),
+        format!("{API}.STREAM.MSG.GET.{STREAM_NAME}"),
     ]
 }
 
@@ -208,6 +210,7 @@ mod tests {
                 "$JS.API.STREAM.INFO.ONEDOOR",
                 "$JS.API.DIRECT.GET.ONEDOOR",
                 "$JS.API.DIRECT.GET.ONEDOOR.>",
+                "$JS.API.STREAM.MSG.GET.ONEDOOR",
                 "$JS.API.CONSUMER.INFO.ONEDOOR.inbox-MOF",
                 "$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-MOF",
                 "$JS.ACK.ONEDOOR.inbox-MOF.>",
@@ -273,6 +276,7 @@ mod tests {
                 "$JS.API.STREAM.INFO.ONEDOOR",
                 "$JS.API.DIRECT.GET.ONEDOOR",
                 "$JS.API.DIRECT.GET.ONEDOOR.>",
+                "$JS.API.STREAM.MSG.GET.ONEDOOR",
             ]
         );
         assert_eq!(permissions.subscribe_allow, ["_INBOX_auditor.>"]);
