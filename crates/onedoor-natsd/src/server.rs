@@ -84,6 +84,13 @@ pub struct ServerSpec {
     /// Must not set `listen`, `http`, `jetstream`, `cluster` or `log_file`: those are ours.
     pub extra_config: String,
     pub ready_timeout: Duration,
+    /// Launch from this file (e.g. one of `deploy/nats/`) instead of writing [`CONFIG_FILE`]
+    /// from the fields above, which then only tell readiness where to look (`host`, whether a
+    /// route listener must open). Ports come back from the log as usual but are not pinned
+    /// for a restart: the file decides them.
+    pub config_file: Option<PathBuf>,
+    /// Added to the process's environment: what a file's `$NAME` references resolve to.
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerSpec {
@@ -100,6 +107,8 @@ impl ServerSpec {
             cluster: None,
             extra_config: String::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            config_file: None,
+            env: Vec::new(),
         }
     }
 
@@ -167,7 +176,9 @@ impl ServerSpec {
     }
 
     fn config_path(&self) -> PathBuf {
-        self.dir.join(CONFIG_FILE)
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| self.dir.join(CONFIG_FILE))
     }
 
     fn log_path(&self) -> PathBuf {
@@ -393,7 +404,10 @@ impl NatsServer {
         };
         fs::create_dir_all(&spec.dir).map_err(io_err("creating", &spec.dir))?;
         let config_path = spec.config_path();
-        fs::write(&config_path, spec.render_config()?).map_err(io_err("writing", &config_path))?;
+        if spec.config_file.is_none() {
+            fs::write(&config_path, spec.render_config()?)
+                .map_err(io_err("writing", &config_path))?;
+        }
 
         let log_path = spec.log_path();
         let log = OpenOptions::new()
@@ -410,6 +424,7 @@ impl NatsServer {
         let child = Command::new(&spec.binary.path)
             .arg("-c")
             .arg(&config_path)
+            .envs(spec.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_for_stderr)
