@@ -11,7 +11,7 @@
 //! current), and the meta leader's `/jsz` lists every other running node as a current peer.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -50,19 +50,7 @@ impl TestCluster {
             .tempdir()
             .map_err(TestkitError::TempDir)?;
         let binary = binary::nats_server()?;
-        let mut attempt = 1;
-        let nodes = loop {
-            match launch_nodes(&binary, root.path(), size).await {
-                Ok(nodes) => break nodes,
-                Err(TestkitError::Natsd(NatsdError::AddressInUse { log_tail, .. }))
-                    if attempt < LAUNCH_ATTEMPTS =>
-                {
-                    tracing::warn!(attempt, %log_tail, "a reserved route port was taken; starting the cluster again on fresh ports");
-                    attempt += 1;
-                }
-                Err(err) => return Err(err),
-            }
-        };
+        let nodes = with_fresh_route_ports(|| launch_nodes(&binary, root.path(), size)).await?;
         let mut cluster = Self { nodes, root };
         cluster.wait_until_healthy().await?;
         Ok(cluster)
@@ -146,76 +134,111 @@ impl TestCluster {
     /// Waits (up to [`HEALTHY_TIMEOUT`]) until every running node is healthy and the meta
     /// leader sees each of them as a current peer. Killed nodes are left out.
     pub async fn wait_until_healthy(&mut self) -> Result<(), TestkitError> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        loop {
-            let last_check = match self.check_healthy().await {
-                Ok(()) => {
-                    tracing::debug!(
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "cluster healthy"
-                    );
-                    return Ok(());
-                }
-                Err(why) => why,
-            };
-            if started.elapsed() >= HEALTHY_TIMEOUT {
-                return Err(TestkitError::ClusterNotHealthy {
-                    waited: started.elapsed(),
-                    last_check,
-                });
+        let names: Vec<String> = (0..self.nodes.len()).map(Self::server_name).collect();
+        wait_formed(&mut self.nodes, &names, &[]).await
+    }
+}
+
+/// Waits (up to [`HEALTHY_TIMEOUT`]) until every running node not in `left_out` is healthy and
+/// the meta leader sees each of them as a current peer. `names[i]` is node `i`'s `server_name`.
+pub(crate) async fn wait_formed(
+    nodes: &mut [NatsServer],
+    names: &[String],
+    left_out: &[usize],
+) -> Result<(), TestkitError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let last_check = match check_formed(nodes, names, left_out).await {
+            Ok(()) => {
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "cluster healthy"
+                );
+                return Ok(());
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            Err(why) => why,
+        };
+        if started.elapsed() >= HEALTHY_TIMEOUT {
+            return Err(TestkitError::ClusterNotHealthy {
+                waited: started.elapsed(),
+                last_check,
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// One health check; `Err` says what is still missing.
+async fn check_formed(
+    nodes: &mut [NatsServer],
+    names: &[String],
+    left_out: &[usize],
+) -> Result<(), String> {
+    let mut running = Vec::new();
+    for (index, node) in nodes.iter_mut().enumerate() {
+        if node.is_running() && !left_out.contains(&index) {
+            running.push(index);
         }
     }
+    let Some(&first) = running.first() else {
+        return Err("no node is running".to_owned());
+    };
+    for &index in &running {
+        let health = nodes[index].healthz("").await.map_err(|e| e.to_string())?;
+        if !health.is_ok() {
+            return Err(format!(
+                "{} /healthz answered {}: {}",
+                names[index],
+                health.status,
+                health.body.trim()
+            ));
+        }
+    }
+    let leader = meta_cluster(&nodes[first]).await?["leader"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or("no meta leader elected yet")?;
+    let leader_index = names
+        .iter()
+        .position(|name| *name == leader)
+        .filter(|i| running.contains(i))
+        .ok_or(format!("meta leader {leader} is not a running node"))?;
+    let meta = meta_cluster(&nodes[leader_index]).await?;
+    let peers = meta["replicas"].as_array().cloned().unwrap_or_default();
+    for &index in running.iter().filter(|&&i| i != leader_index) {
+        let name = names[index].as_str();
+        let current = peers
+            .iter()
+            .any(|peer| peer["name"] == name && peer["current"] == true && peer["offline"] != true);
+        if !current {
+            return Err(format!(
+                "meta leader {leader} does not yet see {name} as a current peer"
+            ));
+        }
+    }
+    Ok(())
+}
 
-    /// One health check; `Err` says what is still missing.
-    async fn check_healthy(&mut self) -> Result<(), String> {
-        let mut running = Vec::new();
-        for (index, node) in self.nodes.iter_mut().enumerate() {
-            if node.is_running() {
-                running.push(index);
+/// Runs `launch` again (up to [`LAUNCH_ATTEMPTS`] times in all) while it fails because a
+/// route port it reserved was taken before its server bound it.
+pub(crate) async fn with_fresh_route_ports<T, F, Fut>(mut launch: F) -> Result<T, TestkitError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TestkitError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match launch().await {
+            Err(TestkitError::Natsd(NatsdError::AddressInUse { log_tail, .. }))
+                if attempt < LAUNCH_ATTEMPTS =>
+            {
+                tracing::warn!(attempt, %log_tail, "a reserved route port was taken; starting the cluster again on fresh ports");
+                attempt += 1;
             }
+            result => return result,
         }
-        let Some(&first) = running.first() else {
-            return Err("no node is running".to_owned());
-        };
-        for &index in &running {
-            let health = self.nodes[index]
-                .healthz("")
-                .await
-                .map_err(|e| e.to_string())?;
-            if !health.is_ok() {
-                return Err(format!(
-                    "n{index} /healthz answered {}: {}",
-                    health.status,
-                    health.body.trim()
-                ));
-            }
-        }
-        let leader = meta_cluster(&self.nodes[first]).await?["leader"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or("no meta leader elected yet")?;
-        let leader_index = self
-            .index_of(&leader)
-            .filter(|i| running.contains(i))
-            .ok_or(format!("meta leader {leader} is not a running node"))?;
-        let meta = meta_cluster(&self.nodes[leader_index]).await?;
-        let peers = meta["replicas"].as_array().cloned().unwrap_or_default();
-        for &index in running.iter().filter(|&&i| i != leader_index) {
-            let name = Self::server_name(index);
-            let current = peers.iter().any(|peer| {
-                peer["name"] == name.as_str() && peer["current"] == true && peer["offline"] != true
-            });
-            if !current {
-                return Err(format!(
-                    "meta leader {leader} does not yet see {name} as a current peer"
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -232,7 +255,7 @@ async fn meta_cluster(node: &NatsServer) -> Result<serde_json::Value, String> {
 
 /// Reserves `count` distinct free ports on 127.0.0.1 by binding them all at once, then
 /// releases them for the servers to bind.
-fn reserve_ports(count: usize) -> std::io::Result<Vec<u16>> {
+pub(crate) fn reserve_ports(count: usize) -> std::io::Result<Vec<u16>> {
     let listeners = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()?;
@@ -240,6 +263,19 @@ fn reserve_ports(count: usize) -> std::io::Result<Vec<u16>> {
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect()
+}
+
+/// `root/<name>`, emptied: a previous launch attempt may have left a half-initialised store.
+pub(crate) fn fresh_node_dir(root: &Path, name: &str) -> Result<PathBuf, TestkitError> {
+    let dir = root.join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|source| NatsdError::Io {
+            action: "removing",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(dir)
 }
 
 async fn launch_nodes(
@@ -254,15 +290,7 @@ async fn launch_nodes(
         .collect();
     let mut nodes = Vec::with_capacity(size);
     for (index, &port) in route_ports.iter().enumerate() {
-        let dir = root.join(TestCluster::server_name(index));
-        // A previous attempt may have left a half-initialised store behind.
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|source| NatsdError::Io {
-                action: "removing",
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        let dir = fresh_node_dir(root, &TestCluster::server_name(index))?;
         let mut spec = ServerSpec::new(binary.clone(), dir);
         spec.server_name = Some(TestCluster::server_name(index));
         spec.cluster = Some(ClusterSpec {

@@ -25,6 +25,27 @@ pub enum TestkitError {
     #[error("no node {index} in a cluster of {size}")]
     NoSuchNode { index: usize, size: usize },
 
+    /// Boxed: the credential errors are large and every testkit result would carry them.
+    #[error(transparent)]
+    NatsAuth(Box<onedoor_natsauth::NatsAuthError>),
+
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("generating test certificates: {0}")]
+    Pki(String),
+
+    #[error("nats-server -t refuses {config}: {output}")]
+    InvalidConfig {
+        config: std::path::PathBuf,
+        output: String,
+    },
+
     #[error("a cluster needs at least one node")]
     EmptyCluster,
 
@@ -34,4 +55,10 @@ pub enum TestkitError {
         waited: Duration,
         last_check: String,
     },
+}
+
+impl From<onedoor_natsauth::NatsAuthError> for TestkitError {
+    fn from(err: onedoor_natsauth::NatsAuthError) -> Self {
+        Self::NatsAuth(Box::new(err))
+    }
 }

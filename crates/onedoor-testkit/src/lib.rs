@@ -12,6 +12,9 @@
 //!   `restart`).
 //! - [`cluster`]: [`TestCluster`], N JetStream nodes in one cluster; waits until the meta
 //!   leader sees every peer; `kill(i)`, `restart(i)`.
+//! - [`deploy_cluster`]: [`DeployCluster`], the three production nodes run from
+//!   `deploy/nats/`'s files (TLS, route mTLS, generated nkey users) on loopback; `kill`,
+//!   `restart`, `freeze`, `thaw`, `check_configs`.
 //! - [`error`]: [`TestkitError`], the crate's one error type.
 //! - [`binary`]: the nats-server binary, located once per test process.
 //!
@@ -39,6 +42,7 @@ pub mod adapter;
 pub mod binary;
 pub mod bus;
 pub mod cluster;
+pub mod deploy_cluster;
 pub mod error;
 pub mod eventually;
 pub mod registry;
@@ -50,6 +54,7 @@ pub mod tracker;
 pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_item};
 pub use bus::TestBus;
 pub use cluster::TestCluster;
+pub use deploy_cluster::DeployCluster;
 pub use error::TestkitError;
 pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking};
 pub use registry::{
