@@ -64,4 +64,29 @@ pub enum NatsAuthError {
         #[source]
         source: onedoor_bus::BusError,
     },
+
+    /// NATS settings no server could make work (no URL, a malformed one, half a TLS pair).
+    #[error("NATS settings: {why}")]
+    NatsSettings { why: String },
+
+    /// A server answered and refused: waiting would not help.
+    #[error("NATS at {urls}: {kind}: {why}")]
+    NatsRefused {
+        urls: String,
+        kind: &'static str,
+        why: String,
+    },
+
+    /// No listed server answered before the start-up deadline.
+    #[error(
+        "no NATS server at {urls} answered in {:.0} s ({attempts} attempts; last: {last}); \
+         raise --nats-connect-timeout (0 waits for ever) or check the addresses",
+        waited.as_secs_f64()
+    )]
+    NatsUnreachable {
+        urls: String,
+        attempts: u32,
+        waited: std::time::Duration,
+        last: String,
+    },
 }

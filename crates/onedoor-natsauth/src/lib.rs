@@ -13,6 +13,10 @@
 //! - [`secret`]: [`Seed`] (never printed) and [`PublicKey`].
 //! - [`credentials`]: [`CredentialSet`], seed files (0600) plus `credentials.json` under a
 //!   directory: generate, load, load-or-generate, rotate, read a seed.
+//! - [`client`]: [`ConnectSettings`], how every process reaches NATS (several URLs, an nkey
+//!   seed or a `.creds` file, TLS) and connects with back-off until a start-up deadline.
+//! - [`liveness`]: [`Liveness`], whether NATS still answers (a frozen server included), for
+//!   gRPC health.
 //! - [`connect`]: [`connect_options`], a client configured as an identity, and
 //!   [`PermissionViolation`], the server's refusal as seen in the client's events.
 //! - [`provision`](mod@provision): [`provision()`], what the operator creates before adapters
@@ -29,20 +33,26 @@
 //! let adapter = creds.connect_options(&Identity::Agency(code))?.connect(url).await?;
 //! ```
 
+pub mod client;
 pub mod config;
 pub mod connect;
 pub mod credentials;
 pub mod error;
 pub mod identity;
+pub mod liveness;
 pub mod permissions;
 pub mod provision;
 pub mod secret;
 
+pub use client::{
+    ConnectSettings, DEFAULT_STARTUP_TIMEOUT, NatsCredentials, NatsTls, PING_INTERVAL,
+};
 pub use config::render_config;
 pub use connect::{Denied, PermissionViolation, connect_options, connect_options_from_file};
 pub use credentials::{CredentialSet, Entry, MANIFEST_FILE, read_seed_file};
 pub use error::NatsAuthError;
 pub use identity::{APP_ACCOUNT, Identity, SYSTEM_ACCOUNT};
+pub use liveness::{Liveness, LivenessSettings};
 pub use permissions::Permissions;
 pub use provision::{Provisioned, provision};
 pub use secret::{PublicKey, Seed};
