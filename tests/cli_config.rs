@@ -35,6 +35,16 @@ fn settings(output: &Output) -> toml::Table {
     toml::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not TOML ({e}):\n{stdout}"))
 }
 
+/// `nats_url` as printed: always a list.
+fn urls(settings: &toml::Table) -> Vec<&str> {
+    settings["nats_url"]
+        .as_array()
+        .unwrap_or_else(|| panic!("nats_url is a list: {settings:?}"))
+        .iter()
+        .filter_map(toml::Value::as_str)
+        .collect()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -74,6 +84,9 @@ fn every_example_in_deploy_config_loads_and_says_what_it_sets() {
     // The database URL may carry a password: it is never printed.
     assert_eq!(tracker["database_url"].as_str(), Some("(secret)"));
 
+    assert_eq!(urls(&adapter).len(), 3, "every node of the cluster");
+    assert_eq!(urls(&tracker).len(), 3, "every node of the cluster");
+
     let up = settings(&print_config(&["up", "--config", &example("up")], &[]));
     assert_eq!(up["data_dir"].as_str(), Some(".onedoor"));
 }
@@ -110,11 +123,7 @@ fn a_flag_beats_the_environment_which_beats_the_file() {
         Some("127.0.0.1:2222"),
         "env over file"
     );
-    assert_eq!(
-        settings["nats_url"].as_str(),
-        Some("nats://flag:4222"),
-        "flag over env"
-    );
+    assert_eq!(urls(&settings), ["nats://flag:4222"], "flag over env");
     assert_eq!(settings["token"].as_str(), Some("(secret)"));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("token-from-the-environment"));
 }
@@ -172,4 +181,51 @@ fn settings_that_go_together_are_checked_once_every_layer_is_in() {
     let out = print_config(&["adapter", "--nats-url", "nats://127.0.0.1:4222"], &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("ONEDOOR_AGENCY"), "{}", stderr(&out));
+}
+
+#[test]
+fn nats_urls_come_as_a_list_a_comma_separated_string_or_repeated_flags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let one = "nats://127.0.0.1:4222";
+    let three = ["nats://a:4222", "nats://b:4222", "tls://c:4222"];
+    for (name, text) in [
+        ("list.toml", format!("nats_url = {three:?}\n")),
+        (
+            "commas.toml",
+            format!("nats_url = \"{}\"\n", three.join(",")),
+        ),
+    ] {
+        let file = write(dir.path(), name, &format!("agency = \"MOF\"\n{text}"));
+        let out = print_config(&["adapter", "--config", file.to_str().expect("utf-8")], &[]);
+        assert_eq!(urls(&settings(&out)), three, "{name}");
+    }
+    let mut args = vec!["tracker"];
+    for url in three {
+        args.extend(["--nats-url", url]);
+    }
+    assert_eq!(urls(&settings(&print_config(&args, &[]))), three);
+    let out = print_config(&["tracker"], &[("ONEDOOR_NATS_URL", &three.join(","))]);
+    assert_eq!(urls(&settings(&out)), three, "the environment splits too");
+
+    // --nats-nkey is --nats-seed by another name; a seed and a creds file do not mix.
+    let adapter = |nats: &[&str]| {
+        let mut args = vec!["adapter", "--agency", "MOF"];
+        args.extend(nats);
+        print_config(&args, &[])
+    };
+    let out = adapter(&["--nats-url", one, "--nats-nkey", "/s.nk"]);
+    assert_eq!(settings(&out)["nats_seed"].as_str(), Some("/s.nk"));
+    let out = adapter(&[
+        "--nats-url",
+        one,
+        "--nats-seed",
+        "/s.nk",
+        "--nats-creds",
+        "/u.creds",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nats_creds"), "{}", stderr(&out));
+    let out = adapter(&["--nats-url", "127.0.0.1:4222"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nats://"), "{}", stderr(&out));
 }

@@ -51,6 +51,11 @@ pub enum AdapterError {
     #[error("adapter configuration: {0}")]
     Config(String),
 
+    /// NATS refused the agency's identity or TLS, or did not answer before the start-up
+    /// deadline.
+    #[error("connecting to NATS: {0}")]
+    Connect(#[source] Box<onedoor_natsauth::NatsAuthError>),
+
     #[error("serving gRPC: {0}")]
     Serve(String),
 }
@@ -71,6 +76,8 @@ impl AdapterError {
             AdapterError::CaseNotFound { .. } => Code::NotFound,
             AdapterError::Bus(bus) => status::bus_code(bus),
             AdapterError::Config(_) | AdapterError::Serve(_) => Code::Internal,
+            // Only at start, before any call is served.
+            AdapterError::Connect(_) => Code::Unavailable,
         }
     }
 }

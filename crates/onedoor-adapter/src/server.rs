@@ -2,7 +2,6 @@
 //! binary (`onedoor adapter`, `onedoor up`) and by the tests alike.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 
 use onedoor_grpc::{TlsIdentity, Token};
+use onedoor_natsauth::{ConnectSettings, Identity, Liveness, LivenessSettings};
 
 use crate::credentials::{self, Credentials};
 use crate::error::AdapterError;
@@ -35,7 +35,12 @@ pub struct AdapterConfig {
     /// `None` in production, where the registry lists the agency's tokens by hash.
     pub token: Option<Token>,
     pub registry: Arc<Registry>,
-    pub nats_url: String,
+    /// How to reach NATS: the servers (every node of a cluster), the agency's NATS identity
+    /// (`None` credentials for a NATS with no authentication), TLS, and how long to wait at
+    /// start for a server to answer.
+    pub nats: ConnectSettings,
+    /// How quickly health notices that NATS stopped answering (`docs/jetstream.md` §13).
+    pub liveness: LivenessSettings,
     /// How long a NATS request (a direct get, a publish ack) may take before the call fails
     /// with UNAVAILABLE, so a caller is told promptly that the bus is unreachable.
     pub nats_timeout: Duration,
@@ -49,9 +54,6 @@ pub struct AdapterConfig {
     pub tls: Option<TlsIdentity>,
     /// SHA-256 of the agency's client certificates (DER) that authenticate without a token.
     pub client_certs: Vec<[u8; 32]>,
-    /// The agency's NATS nkey seed file (from `onedoor nats-config`); `None` connects without
-    /// credentials, for a NATS with no authentication.
-    pub nats_seed: Option<PathBuf>,
 }
 
 impl AdapterConfig {
@@ -65,14 +67,14 @@ impl AdapterConfig {
             agency,
             token: Some(token),
             registry,
-            nats_url: nats_url.into(),
+            nats: ConnectSettings::new([nats_url.into()]),
+            liveness: LivenessSettings::default(),
             nats_timeout: Duration::from_secs(5),
             clock: Arc::new(time::OffsetDateTime::now_utc),
             signer: None,
             inbox: InboxSettings::default(),
             tls: None,
             client_certs: Vec::new(),
-            nats_seed: None,
         }
     }
 
@@ -91,55 +93,55 @@ impl AdapterConfig {
 
 const SERVICE_NAME: &str = "onedoor.v1.AgencyGateway";
 
-/// Health follows the NATS connection: NOT_SERVING while the bus is unreachable, so a load
-/// balancer or an operator sees it without making a write fail first.
-async fn connect(
-    config: &AdapterConfig,
-    health: HealthReporter,
-) -> Result<async_nats::Client, AdapterError> {
-    let base = match &config.nats_seed {
-        Some(seed) => onedoor_natsauth::connect_options_from_file(
-            &onedoor_natsauth::Identity::Agency(config.agency.clone()),
-            seed,
-        )
-        .map_err(|e| AdapterError::Config(format!("NATS credentials: {e}")))?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    let options = base
-        .name(format!("onedoor-adapter-{}", config.agency))
-        .request_timeout(Some(config.nats_timeout))
-        .event_callback(move |event| {
-            let health = health.clone();
-            async move {
-                match event {
-                    async_nats::Event::Connected => {
-                        health
-                            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
-                            .await
-                    }
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("lost the NATS connection; reporting NOT_SERVING");
-                        health
-                            .set_service_status(
-                                SERVICE_NAME,
-                                tonic_health::ServingStatus::NotServing,
-                            )
-                            .await;
-                    }
-                    other => match onedoor_natsauth::PermissionViolation::from_event(&other) {
-                        // A refused request only times out on the client: say why, loudly.
-                        Some(violation) => {
-                            tracing::error!(?violation, "NATS refused a subject to this agency")
-                        }
-                        None => tracing::debug!(event = %other, "nats event"),
-                    },
-                }
-            }
-        });
-    options
-        .connect(&config.nats_url)
+/// Connects as the agency, waiting for NATS at start as `config.nats` allows.
+async fn connect(config: &AdapterConfig) -> Result<async_nats::Client, AdapterError> {
+    let identity = Identity::Agency(config.agency.clone());
+    let name = format!("onedoor-adapter-{}", config.agency);
+    let timeout = config.nats_timeout;
+    config
+        .nats
+        .connect(&identity, |options| {
+            options
+                .name(name.clone())
+                .request_timeout(Some(timeout))
+                .event_callback(|event| async move { log_event(event) })
+        })
         .await
-        .map_err(|e| AdapterError::Bus(onedoor_bus::BusError::nats("connecting to NATS", &e)))
+        .map_err(|e| AdapterError::Connect(Box::new(e)))
+}
+
+fn log_event(event: async_nats::Event) {
+    match event {
+        async_nats::Event::Disconnected => tracing::warn!("lost the NATS connection"),
+        async_nats::Event::Connected => tracing::info!("connected to NATS"),
+        other => match onedoor_natsauth::PermissionViolation::from_event(&other) {
+            // A refused request only times out on the client: say why, loudly.
+            Some(violation) => {
+                tracing::error!(?violation, "NATS refused a subject to this agency")
+            }
+            None => tracing::debug!(event = %other, "nats event"),
+        },
+    }
+}
+
+/// Health follows whether NATS answers (not merely whether the socket is open): NOT_SERVING
+/// within seconds of a frozen or lost server, so a load balancer or an operator sees it
+/// without a write failing first. Both the service's name and the server as a whole (`""`,
+/// what a probe without a service name asks) follow it.
+async fn follow_nats(health: HealthReporter, mut answering: watch::Receiver<bool>) {
+    loop {
+        let status = if *answering.borrow_and_update() {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        for service in [SERVICE_NAME, ""] {
+            health.set_service_status(service, status).await;
+        }
+        if answering.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Serves `AgencyGateway` (plus health and reflection) on `listener` until `shutdown` resolves;
@@ -155,17 +157,16 @@ pub async fn run(
     health
         .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
         .await;
-    let client = connect(&config, health.clone()).await?;
-    let mut jetstream = async_nats::jetstream::new(client);
+    let client = connect(&config).await?;
+    let mut jetstream = async_nats::jetstream::new(client.clone());
     jetstream.set_timeout(config.nats_timeout);
     let log = open_log(&config, &jetstream).await?;
     // The inbox consumer exists before the first Inbox call, and what exhausts its deliveries
     // is recorded for staff while the adapter runs.
     onedoor_bus::ensure_inbox(&jetstream, &config.agency, &config.inbox).await?;
     let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency).await?;
-    health
-        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
-        .await;
+    let liveness = Liveness::watch(client, config.liveness, "adapter");
+    let follower = tokio::spawn(follow_nats(health, liveness.answering()));
 
     // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
     // sender goes with it), so neither a graceful stop nor an abort waits on connected clients.
@@ -198,6 +199,8 @@ pub async fn run(
         .await
         .map_err(|e| AdapterError::Serve(e.to_string()));
     stuck.shutdown().await;
+    follower.abort();
+    drop(liveness);
     tracing::info!(agency = %config.agency, "adapter stopped");
     served
 }

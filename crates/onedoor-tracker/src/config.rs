@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use onedoor_bus::subjects::TRACKER_CONSUMER;
 use onedoor_case::Registry;
+use onedoor_natsauth::{ConnectSettings, Identity, LivenessSettings};
 
 pub use onedoor_grpc::TlsIdentity;
 
@@ -109,8 +110,11 @@ impl fmt::Debug for DatabaseUrl {
 
 #[derive(Clone)]
 pub struct TrackerConfig {
-    /// Where the ONEDOOR stream is (`nats://host:port`).
-    pub nats_url: String,
+    /// Where the ONEDOOR stream is (every node of a cluster), as the `tracker` NATS identity
+    /// (no credentials for a NATS without authentication), with TLS when configured.
+    pub nats: ConnectSettings,
+    /// How quickly health notices that NATS stopped answering.
+    pub liveness: LivenessSettings,
     pub database: DatabaseUrl,
     /// The working calendar (due times are fixed by the events; lateness in working days is
     /// counted with this calendar) and agency names.
@@ -132,9 +136,6 @@ pub struct TrackerConfig {
     /// is projected, and show a failure as the case's problem. Off for a registry without keys
     /// (every event would fail as unsigned).
     pub verify_signatures: bool,
-    /// The `tracker` NATS identity's nkey seed file (from `onedoor nats-config`); `None`
-    /// connects without credentials, for a NATS with no authentication.
-    pub nats_seed: Option<std::path::PathBuf>,
     /// Serve gRPC (and the web page) over TLS with this identity; with a client CA, agencies'
     /// client certificates are accepted on gRPC. `None`: plaintext, for loopback and tests.
     pub tls: Option<TlsIdentity>,
@@ -144,19 +145,34 @@ pub struct TrackerConfig {
 }
 
 impl TrackerConfig {
-    /// Client options for this tracker's NATS identity: nkey and inbox prefix when a seed is
-    /// configured, plain otherwise.
-    pub fn nats_options(&self) -> Result<async_nats::ConnectOptions, crate::TrackerError> {
-        match &self.nats_seed {
-            Some(seed) => onedoor_natsauth::connect_options_from_file(
-                &onedoor_natsauth::Identity::Tracker,
-                seed,
-            )
-            .map_err(|e| crate::TrackerError::Config {
-                key: "nats_seed",
-                why: e.to_string(),
-            }),
-            None => Ok(async_nats::ConnectOptions::new()),
+    /// Connects as the `tracker` identity, waiting at start as `self.nats` allows; `name`
+    /// tells this connection apart in the server's `/connz`.
+    pub async fn connect_nats(&self, name: &str) -> Result<async_nats::Client, TrackerError> {
+        self.nats
+            .connect(&Identity::Tracker, |options| options.name(name))
+            .await
+            .map_err(|e| TrackerError::Connect(Box::new(e)))
+    }
+
+    /// One attempt at each server, at start: a refusal (identity, TLS, address) is an error,
+    /// for the tracker to stop on at once rather than serve a view that never fills; a NATS
+    /// that does not answer yet is `None`, for the projection to wait for while the API
+    /// answers from the database.
+    pub async fn first_connection(
+        &self,
+        name: &str,
+    ) -> Result<Option<async_nats::Client>, TrackerError> {
+        let once = self.nats.clone().with_startup_timeout(Some(Duration::ZERO));
+        match once
+            .connect(&Identity::Tracker, |options| options.name(name))
+            .await
+        {
+            Ok(client) => Ok(Some(client)),
+            Err(onedoor_natsauth::NatsAuthError::NatsUnreachable { last, .. }) => {
+                tracing::warn!(urls = %self.nats.urls_text(), error = %last, "no NATS server answers yet; serving from the database and waiting for one");
+                Ok(None)
+            }
+            Err(error) => Err(TrackerError::Connect(Box::new(error))),
         }
     }
 
@@ -166,7 +182,8 @@ impl TrackerConfig {
         registry: Arc<Registry>,
     ) -> Self {
         TrackerConfig {
-            nats_url: nats_url.into(),
+            nats: ConnectSettings::new([nats_url.into()]),
+            liveness: LivenessSettings::default(),
             database,
             registry,
             consumer: TRACKER_CONSUMER.to_owned(),
@@ -175,7 +192,6 @@ impl TrackerConfig {
             sla_refresh: Duration::from_secs(30),
             ack_wait: Duration::from_secs(10),
             verify_signatures: false,
-            nats_seed: None,
             tls: None,
             grpc_access: None,
         }
@@ -183,10 +199,10 @@ impl TrackerConfig {
 
     pub fn validate(&self) -> Result<(), TrackerError> {
         self.database.backend()?;
-        if !(self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://")) {
+        if let Err(error) = self.nats.validate() {
             return Err(TrackerError::Config {
                 key: "nats_url",
-                why: format!("{:?} is not a nats:// or tls:// URL", self.nats_url),
+                why: error.to_string(),
             });
         }
         if onedoor_bus::subjects::check_token(&self.consumer).is_err() {
@@ -214,7 +230,7 @@ impl TrackerConfig {
 impl fmt::Debug for TrackerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrackerConfig")
-            .field("nats_url", &self.nats_url)
+            .field("nats", &self.nats)
             .field("database", &self.database)
             .field("registry", &self.registry.name)
             .field("consumer", &self.consumer)

@@ -45,6 +45,11 @@ pub enum TrackerError {
     #[error("configuration {key}: {why}")]
     Config { key: &'static str, why: String },
 
+    /// NATS refused the tracker's identity or TLS, or did not answer before the start-up
+    /// deadline.
+    #[error("connecting to NATS: {0}")]
+    Connect(#[source] Box<onedoor_natsauth::NatsAuthError>),
+
     /// A file beside the database could not be written, moved or removed (a SQLite rebuild's
     /// new file, the old one's log).
     #[error("{action} {}: {source}", path.display())]
@@ -102,6 +107,7 @@ impl TrackerError {
             // reached; other database errors are our bugs.
             TrackerError::Database { source, .. } if is_unreachable(source) => Code::Unavailable,
             TrackerError::Nats { kind, .. } => onedoor_grpc::status::nats_code(*kind),
+            TrackerError::Connect(_) => Code::Unavailable,
             TrackerError::Database { .. }
             | TrackerError::Migrate(_)
             | TrackerError::Corrupt { .. }

@@ -207,11 +207,15 @@ impl TrackerHandle {
         self.inner
             .nats
             .get_or_try_init(|| async move {
-                let connect = config
-                    .nats_options()?
-                    .name("onedoor-tracker-web")
-                    .connection_timeout(Duration::from_secs(3))
-                    .connect(config.nats_url.as_str());
+                let once = config
+                    .nats
+                    .clone()
+                    .with_startup_timeout(Some(Duration::ZERO));
+                let connect = once.connect(&onedoor_natsauth::Identity::Tracker, |options| {
+                    options
+                        .name("onedoor-tracker-web")
+                        .connection_timeout(Duration::from_secs(3))
+                });
                 // A page must answer, not hang: a NATS that does not answer in time is
                 // reported as unavailable and tried again on the next request.
                 let nats = |message: String| {

@@ -110,14 +110,18 @@ impl Tracker {
         if config.verify_signatures {
             store = store.with_audit(config.registry.clone());
         }
+        let client = config.first_connection("onedoor-tracker").await?;
         let (moved, _) = broadcast::channel(MOVED_BUFFER);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (nats_up, nats_answering) = watch::channel(client.is_some());
 
         let projection = Projection::new(store.clone(), moved.clone());
         let mut tasks = vec![
             tokio::spawn(projection::run_live(
                 projection,
                 config.clone(),
+                client,
+                nats_up,
                 stop_rx.clone(),
             )),
             tokio::spawn(refresh_overdue_gauges(
@@ -127,8 +131,14 @@ impl Tracker {
                 stop_rx.clone(),
             )),
         ];
-        let (router, health_task) =
-            grpc_router(&config, &store, moved.clone(), stop_rx.clone()).await?;
+        let (router, health_task) = grpc_router(
+            &config,
+            &store,
+            moved.clone(),
+            nats_answering,
+            stop_rx.clone(),
+        )
+        .await?;
         tasks.push(health_task);
         let address = listener
             .local_addr()
@@ -185,21 +195,28 @@ impl Tracker {
 }
 
 /// The gRPC server: `CaseTracker` (behind its access check), health (following the
-/// database, in the returned task) and reflection, over TLS when configured; every call counted
+/// database and NATS, in the returned task) and reflection, over TLS when configured; every call counted
 /// (`onedoor_tracker_rpc_total`) and answered with a `traceparent`.
 async fn grpc_router(
     config: &TrackerConfig,
     store: &Store,
     moved: broadcast::Sender<String>,
+    nats_answering: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
 ) -> Result<(Router<Observed>, JoinHandle<()>), TrackerError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<CaseTrackerServer<TrackerService>>()
         .await;
-    // Every answer comes from the database: health follows it, so a load balancer or operator
-    // sees an outage before a clerk's search fails.
-    let health_task = tokio::spawn(watch_database(store.clone(), health_reporter, stop.clone()));
+    // Every answer comes from the database, and is only as fresh as NATS lets the projection
+    // keep it: health follows both, so a load balancer or operator sees an outage before a
+    // clerk's search fails or reads a view that stopped moving.
+    let health_task = tokio::spawn(watch_health(
+        store.clone(),
+        health_reporter,
+        nats_answering,
+        stop.clone(),
+    ));
     let service = TrackerService::new(
         store.clone(),
         config.clock.clone(),
@@ -262,34 +279,42 @@ const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// pool's whole acquire timeout.
 const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn watch_database(
+async fn watch_health(
     store: Store,
     health: tonic_health::server::HealthReporter,
+    mut nats_answering: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut serving = true;
+    let mut nats_gone = false;
     loop {
-        let healthy = matches!(
+        let database = matches!(
             tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping()).await,
             Ok(Ok(()))
         );
+        let nats = *nats_answering.borrow_and_update();
+        let healthy = database && nats;
         if healthy != serving {
             serving = healthy;
             if healthy {
-                tracing::info!("database reachable again; reporting SERVING");
-                health
-                    .set_serving::<CaseTrackerServer<TrackerService>>()
-                    .await;
+                tracing::info!("database and NATS answer again; reporting SERVING");
             } else {
-                tracing::warn!("database unreachable; reporting NOT_SERVING");
-                health
-                    .set_not_serving::<CaseTrackerServer<TrackerService>>()
-                    .await;
+                tracing::warn!(database, nats, "reporting NOT_SERVING");
+            }
+            let status = if healthy {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            // The server as a whole too: what a probe without a service name asks.
+            for service in [CASE_TRACKER, ""] {
+                health.set_service_status(service, status).await;
             }
         }
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => return,
             () = tokio::time::sleep(HEALTH_CHECK_EVERY) => {}
+            changed = nats_answering.changed(), if !nats_gone => nats_gone = changed.is_err(),
         }
     }
 }

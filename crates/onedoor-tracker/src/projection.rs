@@ -372,17 +372,26 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Runs the live projection until `stop`: connects (retrying), binds the durable consumer, and
-/// stores every message. NATS and database outages are retried with back-off, never fatal.
+/// Runs the live projection until `stop`: connects (waiting as long as it takes, unless
+/// `client` is already connected), binds the durable consumer, and stores every message. NATS
+/// and database outages are retried with back-off, never fatal. `nats_up` follows whether
+/// NATS answers, for health.
 pub(crate) async fn run_live(
     projection: Projection,
     config: TrackerConfig,
+    client: Option<async_nats::Client>,
+    nats_up: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = tokio::select! {
-        _ = stopped(&mut stop) => return,
-        client = connect_retrying(&config) => client,
+    let client = match client {
+        Some(client) => client,
+        None => tokio::select! {
+            _ = stopped(&mut stop) => return,
+            client = connect_retrying(&config) => client,
+        },
     };
+    let _liveness =
+        onedoor_natsauth::Liveness::watch_into(client.clone(), config.liveness, "tracker", nats_up);
     let js = jetstream::new(client);
     let mut pause = RETRY_MIN;
     let mut resumed = false;
@@ -402,28 +411,29 @@ pub(crate) async fn run_live(
     }
 }
 
+/// Waits for NATS without a deadline: the tracker serves from its database meanwhile. A
+/// refusal (the server came up and rejects the identity) is logged as the error it is and
+/// tried again slowly, since only an operator can fix it.
 async fn connect_retrying(config: &TrackerConfig) -> async_nats::Client {
-    let url = config.nats_url.as_str();
-    let mut pause = RETRY_MIN;
+    let patient = config.nats.clone().with_startup_timeout(None);
     loop {
-        let connected = match config.nats_options() {
-            Ok(options) => options
-                .name("onedoor-tracker")
-                .connect(url)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        match connected {
+        match patient
+            .connect(&onedoor_natsauth::Identity::Tracker, |options| {
+                options.name("onedoor-tracker")
+            })
+            .await
+        {
             Ok(client) => return client,
             Err(error) => {
-                tracing::warn!(%error, url, "cannot reach NATS yet; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(RETRY_MAX);
+                tracing::error!(%error, retry_in_s = REFUSED_RETRY.as_secs(), "the projection cannot connect to NATS");
+                tokio::time::sleep(REFUSED_RETRY).await;
             }
         }
     }
 }
+
+/// How long to wait after NATS refused the tracker before asking again.
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
 /// Consumes until `stop` (then `Ok`) or an error that needs a fresh consumer binding. A message
 /// being stored is never cancelled half-way; on stop, the messages the client already holds are
@@ -610,12 +620,7 @@ pub async fn rebuild(config: &TrackerConfig) -> Result<RebuildReport, TrackerErr
 async fn bind_stream(
     config: &TrackerConfig,
 ) -> Result<(jetstream::stream::Stream, u64), TrackerError> {
-    let client = config
-        .nats_options()?
-        .name("onedoor-tracker-rebuild")
-        .connect(config.nats_url.as_str())
-        .await
-        .map_err(|e| nats_error("connecting", e))?;
+    let client = config.connect_nats("onedoor-tracker-rebuild").await?;
     let js = jetstream::new(client);
     let mut stream = js
         .get_stream(STREAM_NAME)

@@ -66,6 +66,7 @@ enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing would buy nothing
 enum Command {
     /// Start the whole bus on this machine: NATS, every adapter, the tracker and web page.
     ///

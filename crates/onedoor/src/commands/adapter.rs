@@ -31,17 +31,15 @@ pub struct AdapterArgs {
     /// default 127.0.0.1:50051.
     #[arg(long, env = "ONEDOOR_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// The NATS server (or cluster node) with the ONEDOOR stream (required).
-    #[arg(long, env = "ONEDOOR_NATS_URL")]
-    pub nats_url: Option<String>,
+    /// NATS with the ONEDOOR stream (a URL is required), as the agency's NATS identity.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub nats: super::nats::NatsArgs,
     /// A bearer token accepted besides those the registry lists by hash (`[[agency.token]]`);
     /// prefer the environment or the config file over the command line, which other users
     /// can see.
     #[arg(long, env = "ONEDOOR_AGENCY_TOKEN", hide_env_values = true)]
     pub token: Option<Secret>,
-    /// The agency's NATS nkey seed file (from `onedoor nats-config`).
-    #[arg(long, env = "ONEDOOR_NATS_SEED")]
-    pub nats_seed: Option<PathBuf>,
     /// The agency's Ed25519 event-signing key file (base64 seed); needs --key-id, its key id
     /// in the registry.
     #[arg(long, env = "ONEDOOR_SIGNING_KEY")]
@@ -89,9 +87,7 @@ impl AdapterArgs {
         if self.agency.is_none() {
             return Err(missing("agency", "ONEDOOR_AGENCY"));
         }
-        if self.nats_url.is_none() {
-            return Err(missing("nats-url", "ONEDOOR_NATS_URL"));
-        }
+        self.nats.validate(true)?;
         if self.signing_key.is_some() != self.key_id.is_some() {
             anyhow::bail!("signing_key and key_id go together: give both or neither");
         }
@@ -138,14 +134,14 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
         agency,
         Token::new(common::dev_token())?,
         registry,
-        args.nats_url.clone().unwrap_or_default(),
+        String::new(),
     );
+    config.nats = args.nats.settings()?;
     config.token = args
         .token
         .as_ref()
         .map(|token| Token::new(token.expose().to_owned()))
         .transpose()?;
-    config.nats_seed = args.nats_seed;
     if let (Some(path), Some(key_id)) = (&args.signing_key, &args.key_id) {
         config.signer = Some(onedoor_bus::Signer::load(key_id.clone(), path)?);
     }

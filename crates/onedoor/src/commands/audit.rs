@@ -21,9 +21,6 @@ pub struct VerifyArgs {
     /// Find the bus here (endpoints.json, development keys).
     #[arg(long, env = "ONEDOOR_DATA_DIR", default_value = ".onedoor")]
     pub data_dir: PathBuf,
-    /// NATS URL; by default the one in endpoints.json.
-    #[arg(long, env = "ONEDOOR_NATS_URL")]
-    pub nats_url: Option<String>,
     /// Registry file with the agencies' public keys; by default the built-in one, plus the
     /// development keys `onedoor up` wrote to the data dir.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
@@ -31,9 +28,9 @@ pub struct VerifyArgs {
     /// Public key file; by default DATA/keys/public-keys.toml when it exists.
     #[arg(long)]
     pub keys: Option<PathBuf>,
-    /// nkey seed file of the auditor identity; by default the one in endpoints.json.
-    #[arg(long, env = "ONEDOOR_NATS_SEED")]
-    pub nats_seed: Option<PathBuf>,
+    /// NATS as the auditor identity; by default the URL and seed in endpoints.json.
+    #[command(flatten)]
+    pub nats: super::nats::NatsArgs,
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -53,12 +50,7 @@ async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| Some(keys::public_keys_path(&args.data_dir)).filter(|p| p.exists()));
     let (registry, _) = common::load_registry_with_keys(args.registry.as_deref(), keys.as_deref())?;
-    let client = super::nats::connect(
-        &args.data_dir,
-        args.nats_url.as_deref(),
-        args.nats_seed.as_deref(),
-    )
-    .await?;
+    let client = super::nats::connect_auditor(&args.data_dir, &args.nats).await?;
     let jetstream = async_nats::jetstream::new(client);
     let log = CaseLog::open(jetstream.clone()).await?;
 

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use super::common;
 use super::settings::{self, Resolved, Secret};
-use crate::data_dir::Endpoints;
 
 /// The SQLite file the tracker keeps under the data dir when no `--database-url` is given.
 pub const SQLITE_FILE: &str = "tracker.db";
@@ -194,52 +193,37 @@ pub struct TrackerOptions {
     /// database lives here (tracker.db); default .onedoor.
     #[arg(long, env = "ONEDOOR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// NATS server with the ONEDOOR stream; by default the one in DATA_DIR/endpoints.json.
-    #[arg(long, env = "ONEDOOR_NATS_URL")]
-    pub nats_url: Option<String>,
+    /// NATS with the ONEDOOR stream, as the `tracker` identity; by default the URL in
+    /// DATA_DIR/endpoints.json and the tracker's seed under DATA_DIR/nats-credentials when
+    /// `onedoor up` made one there.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub nats: super::nats::NatsArgs,
     /// sqlite://FILE or postgres://USER@HOST/DATABASE; by default DATA_DIR/tracker.db.
     #[arg(long, env = "ONEDOOR_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
     /// Registry file (its working calendar counts lateness); by default the built-in one.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
-    /// The tracker's NATS nkey seed file; by default the tracker's seed under
-    /// DATA_DIR/nats-credentials when `onedoor up` made one there.
-    #[arg(long, env = "ONEDOOR_TRACKER_NATS_SEED")]
-    pub nats_seed: Option<PathBuf>,
 }
 
 impl TrackerOptions {
     fn config(&self) -> anyhow::Result<TrackerConfig> {
         let (registry, _) = common::load_registry(self.registry.as_deref())?;
-        let mut config = TrackerConfig::new(self.nats_url()?, self.database()?, registry);
-        config.nats_seed = self.nats_seed();
+        let mut config = TrackerConfig::new(String::new(), self.database()?, registry);
+        let data_dir = self.data_dir();
+        config.nats = self.nats.settings_or(super::nats::Fallback {
+            data_dir: &data_dir,
+            seed: up_seed(&data_dir),
+        })?;
         config.validate()?;
         Ok(config)
-    }
-
-    /// `--nats-seed`, else the one `onedoor up` wrote for the tracker, if any.
-    fn nats_seed(&self) -> Option<PathBuf> {
-        self.nats_seed.clone().or_else(|| {
-            let dir = self.data_dir().join("nats-credentials");
-            let credentials = CredentialSet::load(&dir).ok()?;
-            credentials
-                .seed_file(&Identity::Tracker)
-                .map(Path::to_path_buf)
-        })
     }
 
     fn data_dir(&self) -> PathBuf {
         self.data_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(common::DEFAULT_DATA_DIR))
-    }
-
-    fn nats_url(&self) -> anyhow::Result<String> {
-        match &self.nats_url {
-            Some(url) => Ok(url.clone()),
-            None => nats_from_data_dir(&self.data_dir()),
-        }
     }
 
     fn database(&self) -> anyhow::Result<DatabaseUrl> {
@@ -255,14 +239,12 @@ impl TrackerOptions {
     }
 }
 
-fn nats_from_data_dir(dir: &Path) -> anyhow::Result<String> {
-    match Endpoints::read(dir)? {
-        Some(endpoints) => Ok(endpoints.nats.url),
-        None => anyhow::bail!(
-            "no NATS to read from: pass --nats-url, or start the bus with `onedoor up --data-dir {}`",
-            dir.display()
-        ),
-    }
+/// The tracker's seed file `onedoor up` wrote under `data_dir`, if any.
+fn up_seed(data_dir: &Path) -> Option<PathBuf> {
+    let credentials = CredentialSet::load(&data_dir.join("nats-credentials")).ok()?;
+    credentials
+        .seed_file(&Identity::Tracker)
+        .map(Path::to_path_buf)
 }
 
 pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
@@ -282,7 +264,10 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
         Some(TrackerCommand::Bench(args)) => Ok(onedoor_bench::tracker::run(args)?),
         None => {
             let flags = args.file.clone();
-            let validate = |args: &TrackerArgs| args.security.validate();
+            let validate = |args: &TrackerArgs| {
+                args.options.nats.validate(false)?;
+                args.security.validate()
+            };
             let Resolved::Run(args) = settings::resolve(&flags, args, validate, &["database_url"])?
             else {
                 return Ok(ExitCode::SUCCESS);
@@ -346,7 +331,7 @@ async fn serve(
             "no sign-in"
         }
     );
-    println!("  NATS       {}", config.nats_url);
+    println!("  NATS       {}", config.nats.urls_text());
     println!("  database   {}", config.database);
     println!("Ctrl-C stops it.");
     let shutdown = async {
@@ -369,7 +354,8 @@ async fn rebuild(options: TrackerOptions) -> anyhow::Result<ExitCode> {
     let config = options.config()?;
     println!(
         "rebuilding {} from the stream at {} …",
-        config.database, config.nats_url
+        config.database,
+        config.nats.urls_text()
     );
     let report = onedoor_tracker::rebuild(&config).await?;
     println!(
@@ -502,12 +488,7 @@ fn print_stats(stats: &Stats, offset: time::UtcOffset) {
 
 async fn stuck(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let config = args.options.config()?;
-    let url = &config.nats_url;
-    let client = config
-        .nats_options()?
-        .connect(url.as_str())
-        .await
-        .with_context(|| format!("cannot reach NATS at {url}"))?;
+    let client = config.connect_nats("onedoor-tracker-stuck").await?;
     let report = stuck_deliveries(&async_nats::jetstream::new(client)).await?;
     if args.json {
         let out = serde_json::json!({

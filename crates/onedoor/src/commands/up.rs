@@ -272,10 +272,8 @@ async fn start_adapters(
         );
         config.signer = credentials.signers.remove(agency.code.as_str());
         config.tls = Some(credentials.server_tls());
-        config.nats_seed = credentials
-            .nats
-            .seed_file(&Identity::Agency(agency.code.clone()))
-            .map(Path::to_path_buf);
+        config.nats.credentials =
+            seed_credentials(&credentials.nats, &Identity::Agency(agency.code.clone()));
         config.client_certs = credentials
             .pki
             .clients
@@ -403,10 +401,7 @@ fn tracker_config(
         registry.clone(),
     );
     config.verify_signatures = true;
-    config.nats_seed = credentials
-        .nats
-        .seed_file(&Identity::Tracker)
-        .map(Path::to_path_buf);
+    config.nats.credentials = seed_credentials(&credentials.nats, &Identity::Tracker);
     config.tls = Some(credentials.server_tls());
     let client_certs: Vec<_> = registry
         .agencies
@@ -470,4 +465,16 @@ impl DevCredentials {
             client_ca_pem: Some(self.pki.ca_cert_pem.clone()),
         }
     }
+}
+
+/// The seed file `up` made for `identity`, as NATS credentials.
+fn seed_credentials(
+    credentials: &onedoor_natsauth::CredentialSet,
+    identity: &Identity,
+) -> onedoor_natsauth::NatsCredentials {
+    credentials
+        .seed_file(identity)
+        .map_or(onedoor_natsauth::NatsCredentials::None, |path| {
+            onedoor_natsauth::NatsCredentials::Seed(path.to_path_buf())
+        })
 }
