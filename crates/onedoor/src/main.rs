@@ -101,6 +101,9 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Ask a running adapter or tracker its gRPC health; exits 0 only when SERVING (for
+    /// container health checks and Kubernetes exec probes).
+    Health(commands::health::HealthArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
         Command::NatsConfig(args) => commands::nats::nats_config(args),
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Case { command } => commands::case::run(command),
+        Command::Health(args) => commands::health::run(args),
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => commands::audit::verify(args),

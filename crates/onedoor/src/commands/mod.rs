@@ -4,6 +4,7 @@ pub mod case;
 pub mod common;
 pub mod demo;
 pub mod grpc;
+pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod nats;
