@@ -9,10 +9,12 @@
 //! - `staff`: per-agency task lists, the overdue list and statistics.
 //! - `access`: which cases an agency is part of (the tracker's per-agency confinement).
 //! - `lookup`: small reads for the web page (case by trace id, open tasks per agency, origins).
+//! - `connections`: the pool's guard against connections in an unknown transaction state.
 
 mod access;
 mod bulk;
 mod cache;
+mod connections;
 mod deferred;
 mod lookup;
 mod read;
@@ -140,6 +142,7 @@ pub struct Store {
     /// (signatures and hash chain); a failure becomes the case's problem.
     audit: Option<Arc<Registry>>,
     cache: Arc<cache::CaseCache>,
+    resets: Arc<connections::Resets>,
 }
 
 impl Store {
@@ -235,6 +238,8 @@ impl Store {
                     Ok(())
                 })
             });
+        let resets = Arc::default();
+        let options = connections::guarded(options, backend, &resets);
         let options = match (backend, purpose) {
             // A rebuild is one writer. With more connections its transactions would take turns
             // on them, and each SQLite connection throws its page cache (and its prepared
@@ -254,6 +259,7 @@ impl Store {
             backend,
             audit: None,
             cache: Arc::default(),
+            resets,
         };
         store.migrate().await?;
         store.restore_indexes().await?;

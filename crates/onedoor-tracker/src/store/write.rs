@@ -22,7 +22,7 @@ use onedoor_bus::case_log::decode_stored;
 use onedoor_bus::write::payload_hash;
 use onedoor_case::Registry;
 use onedoor_case::{CaseState, FoldError};
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Connection as _, Transaction};
 use time::OffsetDateTime;
 
 use super::bulk::TaskRow;
@@ -131,9 +131,22 @@ impl Store {
 
     /// Starts a transaction that stores several batches of messages (see [`Writing`]).
     pub async fn begin_writing(&self) -> Result<Writing, TrackerError> {
-        let tx = self
+        let mut conn = self
             .pool()
-            .begin()
+            .acquire()
+            .await
+            .map_err(TrackerError::db("beginning a transaction"))?;
+        // There, the transaction would be a savepoint whose release commits nothing, and what
+        // it stored would be acknowledged and lost (see `connections`). The pool's release
+        // check keeps such connections out; this is the last line.
+        if conn.is_in_transaction() {
+            conn.close_on_drop();
+            return Err(TrackerError::Database {
+                action: "beginning a transaction",
+                source: sqlx::Error::BeginFailed,
+            });
+        }
+        let tx = Transaction::begin(conn, None)
             .await
             .map_err(TrackerError::db("beginning a transaction"))?;
         Ok(Writing {
