@@ -202,15 +202,7 @@ impl TestBus {
 
     /// `agency`'s adapter's health for `onedoor.v1.AgencyGateway`.
     pub async fn health(&self, agency: &str) -> anyhow::Result<ServingStatus> {
-        let mut health =
-            tonic_health::pb::health_client::HealthClient::new(self.channel(agency).await?);
-        let response = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: "onedoor.v1.AgencyGateway".into(),
-            })
-            .await?
-            .into_inner();
-        Ok(response.status())
+        serving_status(self.channel(agency).await?, "onedoor.v1.AgencyGateway").await
     }
 
     /// Waits until `agency`'s adapter reports `wanted` health.
@@ -225,6 +217,21 @@ impl TestBus {
         })
         .await
     }
+}
+
+/// What a server's gRPC health says of `service`.
+pub(crate) async fn serving_status(
+    channel: Channel,
+    service: &str,
+) -> anyhow::Result<ServingStatus> {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let response = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await?
+        .into_inner();
+    Ok(response.status())
 }
 
 /// An agency's IT system talking to its adapter.

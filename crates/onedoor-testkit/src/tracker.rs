@@ -16,7 +16,9 @@ use sqlx::migrate::MigrateDatabase as _;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
 
+use crate::adapter::serving_status;
 use crate::bus::TestBus;
 use crate::eventually::{DEADLINE, eventually};
 use crate::task::ServerTask;
@@ -208,6 +210,25 @@ impl RunningTracker {
 
     pub async fn channel(&self) -> anyhow::Result<Channel> {
         Ok(Channel::from_shared(self.url())?.connect().await?)
+    }
+
+    /// The tracker's health for `onedoor.v1.CaseTracker`.
+    pub async fn health(&self) -> anyhow::Result<ServingStatus> {
+        serving_status(self.channel().await?, "onedoor.v1.CaseTracker").await
+    }
+
+    /// Waits until the tracker reports `wanted` health.
+    pub async fn wait_for_health(&self, wanted: ServingStatus) -> anyhow::Result<()> {
+        let what = format!("the tracker's health to become {wanted:?}");
+        eventually(&what, DEADLINE, || async move {
+            // A refused connection while the tracker starts counts as "not yet".
+            Ok(match self.health().await {
+                Ok(status) if status == wanted => Ok(()),
+                Ok(status) => Err(format!("{status:?}")),
+                Err(error) => Err(error.to_string()),
+            })
+        })
+        .await
     }
 
     /// Stops the tracker and waits until it has (projection stopped, database closed).

@@ -17,6 +17,7 @@ use crate::config::TrackerConfig;
 use crate::error::TrackerError;
 use crate::projection::stopped;
 use crate::store::{CaseFilter, HeldStat, OverdueFilter, OverdueOrder, Store, TaskView};
+use crate::store_health::StoreHealth;
 use crate::stuck::{StuckReport, stuck_deliveries};
 use crate::view::{CaseRecord, TaskRecord};
 
@@ -43,6 +44,7 @@ struct Inner {
     config: TrackerConfig,
     moved: broadcast::Sender<String>,
     stop: watch::Receiver<bool>,
+    store_health: StoreHealth,
     /// Connected on first use by [`TrackerHandle::stuck_deliveries`], so the rest works while
     /// NATS is down, and a NATS that comes back is picked up.
     nats: OnceCell<async_nats::jetstream::Context>,
@@ -54,6 +56,7 @@ impl TrackerHandle {
         config: TrackerConfig,
         moved: broadcast::Sender<String>,
         stop: watch::Receiver<bool>,
+        store_health: StoreHealth,
     ) -> Self {
         TrackerHandle {
             inner: Arc::new(Inner {
@@ -61,6 +64,7 @@ impl TrackerHandle {
                 config,
                 moved,
                 stop,
+                store_health,
                 nats: OnceCell::new(),
             }),
         }
@@ -86,6 +90,13 @@ impl TrackerHandle {
     /// case that moves in between is not missed.
     pub fn moved(&self) -> broadcast::Receiver<String> {
         self.inner.moved.subscribe()
+    }
+
+    /// Whether the tracker's writes commit. While they fail its views fall behind the stream
+    /// (nothing is lost: the stream keeps what is not stored), so a readiness check should
+    /// fail too.
+    pub fn store_health(&self) -> &StoreHealth {
+        &self.inner.store_health
     }
 
     /// Resolves when the tracker stops (at once if it has): what a page serves until.

@@ -14,7 +14,9 @@
 //! - [`handle`]: [`TrackerHandle`], the narrow read interface the web page uses (case views,
 //!   lists, statistics, stuck deliveries, "case moved", the clock), never the store itself.
 //! - [`config`]: [`TrackerConfig`] (NATS URL, [`DatabaseUrl`], registry, clock, consumer name).
-//! - [`projection`]: the durable consumer loop; acks after commit.
+//! - [`projection`]: the durable consumer loop; acks after commit, and while commits fail
+//!   acks nothing and retries. [`store_health`]: [`StoreHealth`], what it reports (gRPC
+//!   health, the web page's readiness, metrics).
 //! - [`store`]: [`Store`], the one SQL layer (sqlx Any, `$1` placeholders, per-backend
 //!   migrations under `migrations/`): storing events, case views, staff queries, statistics.
 //! - [`view`]: the rows made from a fold, the wire `CaseView` made from rows at a given moment,
@@ -37,6 +39,7 @@ pub mod metrics;
 pub mod projection;
 pub mod query;
 pub mod store;
+pub mod store_health;
 pub mod stuck;
 pub mod view;
 
@@ -59,6 +62,7 @@ pub use error::TrackerError;
 pub use handle::{CaseDetail, TrackerHandle};
 pub use projection::{Projection, RebuildReport, rebuild};
 pub use store::{Applied, Store};
+pub use store_health::{StoreHealth, StoreState};
 
 use crate::grpc::TrackerService;
 use crate::metrics::OverdueGauges;
@@ -116,6 +120,7 @@ impl Tracker {
         let (nats_up, nats_answering) = watch::channel(client.is_some());
 
         let projection = Projection::new(store.clone(), moved.clone());
+        let store_health = projection.health();
         let mut tasks = vec![
             tokio::spawn(projection::run_live(
                 projection,
@@ -134,6 +139,7 @@ impl Tracker {
         let (router, health_task) = grpc_router(
             &config,
             &store,
+            &store_health,
             moved.clone(),
             nats_answering,
             stop_rx.clone(),
@@ -144,7 +150,7 @@ impl Tracker {
             .local_addr()
             .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
         tracing::info!(%address, database = %config.database, consumer = %config.consumer, tls = config.tls.is_some(), authenticated = config.grpc_access.is_some(), "tracker serving");
-        let handle = TrackerHandle::new(store.clone(), config, moved, stop_rx);
+        let handle = TrackerHandle::new(store.clone(), config, moved, stop_rx, store_health);
         let served = tokio::spawn(async move {
             router
                 // TCP_NODELAY: tonic ignores its own setting for a listener it is handed, and
@@ -200,6 +206,7 @@ impl Tracker {
 async fn grpc_router(
     config: &TrackerConfig,
     store: &Store,
+    store_health: &StoreHealth,
     moved: broadcast::Sender<String>,
     nats_answering: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
@@ -208,11 +215,12 @@ async fn grpc_router(
     health_reporter
         .set_serving::<CaseTrackerServer<TrackerService>>()
         .await;
-    // Every answer comes from the database, and is only as fresh as NATS lets the projection
-    // keep it: health follows both, so a load balancer or operator sees an outage before a
-    // clerk's search fails or reads a view that stopped moving.
+    // Every answer comes from the database, and is only as fresh as NATS and the projection's
+    // writes let it be: health follows all three, so a load balancer or operator sees an
+    // outage before a clerk's search fails or reads a view that stopped moving.
     let health_task = tokio::spawn(watch_health(
         store.clone(),
+        store_health.clone(),
         health_reporter,
         nats_answering,
         stop.clone(),
@@ -279,12 +287,16 @@ const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// pool's whole acquire timeout.
 const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A failing write leaves reads answering, but further behind every minute: an outage for
+/// the clerk asking where a case is, so it counts like a database that does not answer.
 async fn watch_health(
     store: Store,
+    store_health: StoreHealth,
     health: tonic_health::server::HealthReporter,
     mut nats_answering: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut writes = store_health.subscribe();
     let mut serving = true;
     let mut nats_gone = false;
     loop {
@@ -293,13 +305,14 @@ async fn watch_health(
             Ok(Ok(()))
         );
         let nats = *nats_answering.borrow_and_update();
-        let healthy = database && nats;
+        let writes_commit = store_health.is_healthy();
+        let healthy = database && nats && writes_commit;
         if healthy != serving {
             serving = healthy;
             if healthy {
-                tracing::info!("database and NATS answer again; reporting SERVING");
+                tracing::info!("database, its writes and NATS answer again; reporting SERVING");
             } else {
-                tracing::warn!(database, nats, "reporting NOT_SERVING");
+                tracing::warn!(database, writes_commit, nats, "reporting NOT_SERVING");
             }
             let status = if healthy {
                 tonic_health::ServingStatus::Serving
@@ -313,6 +326,8 @@ async fn watch_health(
         }
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => return,
+            // A failing write is reported at once, not at the next ping.
+            _ = writes.changed() => {}
             () = tokio::time::sleep(HEALTH_CHECK_EVERY) => {}
             changed = nats_answering.changed(), if !nats_gone => nats_gone = changed.is_err(),
         }

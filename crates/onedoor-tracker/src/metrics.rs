@@ -14,6 +14,11 @@ pub const MESSAGES_REJECTED: &str = "onedoor_tracker_messages_rejected_total";
 pub const AUDIT_FAILURES: &str = "onedoor_tracker_audit_failures_total";
 /// Gauge, label `agency`: open tasks past their due time (SLA breaches happening now).
 pub const OVERDUE_TASKS: &str = "onedoor_tracker_overdue_tasks";
+/// Counter: attempts to store a batch of events that failed (each retry counts).
+pub const STORE_FAILURES: &str = "onedoor_tracker_store_failures_total";
+/// Gauge: 1 while the projection's last write committed, 0 while its writes fail (nothing is
+/// acknowledged then, and the stream holds what is not stored).
+pub const STORE_HEALTHY: &str = "onedoor_tracker_store_healthy";
 
 pub fn describe() {
     metrics::describe_counter!(
@@ -35,6 +40,14 @@ pub fn describe() {
     metrics::describe_gauge!(
         OVERDUE_TASKS,
         "open tasks past their due time, by holding agency"
+    );
+    metrics::describe_counter!(
+        STORE_FAILURES,
+        "attempts to store a batch of case events that failed (disk full, read-only, database gone)"
+    );
+    metrics::describe_gauge!(
+        STORE_HEALTHY,
+        "1 while the tracker's writes commit, 0 while they fail and nothing is acknowledged"
     );
 }
 

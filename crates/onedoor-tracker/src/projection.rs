@@ -4,8 +4,10 @@
 //! that commit. Since applying is idempotent (see `store::write`), a crash between commit and
 //! ack only means a harmless redelivery, and a restart resumes from the consumer's ack floor.
 //! A message that is not a case event is recorded and acknowledged, so it never wedges the
-//! consumer. Only a database failure leaves a message un-acked (negatively acknowledged with a
-//! delay), and the loop backs off until the database answers again.
+//! consumer. Only a database failure leaves a message un-acked: the batch is held, kept in
+//! progress with the server (so it is not redelivered meanwhile) and written again with
+//! back-off until a commit succeeds; the store is reported failing ([`StoreHealth`]) until
+//! then, and nothing after the batch is read, let alone acknowledged.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ use crate::config::{DatabaseUrl, TrackerConfig};
 use crate::error::TrackerError;
 use crate::metrics as m;
 use crate::store::{Applied, Checked, Incoming, RebuildFile, Store, Writing};
+use crate::store_health::StoreHealth;
 
 /// Messages per pull request, and at most per transaction: large enough for a fast replay
 /// (one commit, one fsync, for many events), small enough that a crash leaves few messages
@@ -49,8 +52,6 @@ const EXPIRES: Duration = Duration::from_secs(30);
 /// Back-off between attempts when NATS or the database is down.
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(10);
-/// Delay before a message whose store failed is offered again.
-const NAK_DELAY: Duration = Duration::from_secs(1);
 
 /// The contract consumer: durable, every case subject, explicit ack, from the stream's start.
 /// No delivery limit: the tracker must see every event eventually, and poison messages are
@@ -74,11 +75,29 @@ pub struct Projection {
     store: Store,
     /// Case ids whose view moved; `WatchCase` streams listen here.
     moved: broadcast::Sender<String>,
+    health: StoreHealth,
+}
+
+/// How [`Projection::process`] ended.
+enum Processed {
+    /// Stored and acknowledged.
+    Stored,
+    /// Asked to stop while the store was failing: nothing acknowledged.
+    Stopped,
 }
 
 impl Projection {
     pub fn new(store: Store, moved: broadcast::Sender<String>) -> Self {
-        Projection { store, moved }
+        Projection {
+            store,
+            moved,
+            health: StoreHealth::default(),
+        }
+    }
+
+    /// Whether its writes commit.
+    pub fn health(&self) -> StoreHealth {
+        self.health.clone()
     }
 
     /// Stores one message from stream sequence `sequence`. A message that is not a valid case
@@ -189,47 +208,73 @@ impl Projection {
         }
     }
 
-    /// Stores a prepared batch in one transaction and acknowledges its messages after the
-    /// commit. Returns the last message's stream sequence and how many messages the server
-    /// still had for the consumer then.
-    async fn store_prepared(&self, prepared: Prepared) -> Result<(u64, u64), TrackerError> {
-        let Prepared {
-            messages,
-            positions,
-            decoded,
-            checked,
-            position,
-        } = prepared;
-        let incoming = prepared_incoming(&positions, &decoded);
-        match self.store.apply_checked(&incoming, checked).await {
-            Ok(outcomes) => {
-                self.record(&outcomes);
-                for ((message, (sequence, _)), applied) in
-                    messages.iter().zip(&positions).zip(&outcomes)
-                {
-                    tracing::debug!(stream_sequence = sequence, ?applied, "message applied");
-                    if let Err(error) = message.ack().await {
-                        // The commit stands; the redelivery this causes changes nothing.
-                        tracing::warn!(%error, stream_sequence = sequence, "ack failed");
-                    }
-                }
-                Ok(position)
-            }
-            Err(error) => {
-                for (message, (sequence, _)) in messages.iter().zip(&positions) {
-                    if let Err(nak) = message.ack_with(AckKind::Nak(Some(NAK_DELAY))).await {
-                        tracing::warn!(error = %nak, stream_sequence = sequence, "nak failed");
-                    }
-                }
-                Err(error)
+    /// Stores a prepared batch in one transaction, then acknowledges its messages: only after
+    /// the commit, since an ack tells the server it may forget them for us.
+    async fn store_prepared(&self, prepared: &Prepared) -> Result<(), TrackerError> {
+        let incoming = prepared_incoming(&prepared.positions, &prepared.decoded);
+        let outcomes = self
+            .store
+            .apply_checked(&incoming, prepared.checked.clone())
+            .await?;
+        self.record(&outcomes);
+        for ((message, (sequence, _)), applied) in prepared
+            .messages
+            .iter()
+            .zip(&prepared.positions)
+            .zip(&outcomes)
+        {
+            tracing::debug!(stream_sequence = sequence, ?applied, "message applied");
+            if let Err(error) = message.ack().await {
+                // The commit stands; the redelivery this causes changes nothing.
+                tracing::warn!(%error, stream_sequence = sequence, "ack failed");
             }
         }
+        Ok(())
     }
 
-    /// Prepares and stores JetStream messages; see [`Projection::store_prepared`].
-    async fn process(&self, batch: Vec<Message>) -> Result<(u64, u64), TrackerError> {
+    /// Prepares and stores JetStream messages, retrying until they are stored or `stop`.
+    ///
+    /// A failed write (disk full, read-only file, database gone) acknowledges nothing: the
+    /// store is reported failing, its connections dropped, and the same batch written again
+    /// with back-off. Meanwhile the batch is kept "in progress" with the server more often
+    /// than `ack_wait`, so the server does not redeliver it to us while we hold it.
+    async fn process(
+        &self,
+        batch: Vec<Message>,
+        stop: &mut watch::Receiver<bool>,
+        ack_wait: Duration,
+    ) -> Result<Processed, TrackerError> {
         let prepared = self.prepare(batch, true).await;
-        self.store_prepared(prepared).await
+        let longest = RETRY_MAX.min(ack_wait / 2).max(RETRY_MIN);
+        let mut pause = RETRY_MIN;
+        loop {
+            match self.store_prepared(&prepared).await {
+                Ok(()) => {
+                    self.health.stored();
+                    return Ok(Processed::Stored);
+                }
+                Err(error) => {
+                    self.health.failed(&error);
+                    self.store.reset_connections();
+                    keep_in_progress(&prepared.messages).await;
+                }
+            }
+            tokio::select! {
+                _ = stopped(stop) => return Ok(Processed::Stopped),
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(longest);
+        }
+    }
+}
+
+/// Tells the server we still work on `messages`, which restarts their `ack_wait`.
+async fn keep_in_progress(messages: &[Message]) {
+    for message in messages {
+        if let Err(error) = message.ack_with(AckKind::Progress).await {
+            // At worst the server redelivers it; applying twice changes nothing.
+            tracing::debug!(%error, "in-progress ack failed");
+        }
     }
 }
 
@@ -466,7 +511,12 @@ async fn consume(
                 }
                 while !held.is_empty() {
                     let rest = held.split_off(held.len().min(BATCH));
-                    projection.process(std::mem::replace(&mut held, rest)).await?;
+                    let batch = std::mem::replace(&mut held, rest);
+                    // Stopping, a failing store gets one attempt; the rest waits for the
+                    // next start, un-acked.
+                    if let Processed::Stopped = projection.process(batch, stop, config.ack_wait).await? {
+                        return Ok(());
+                    }
                 }
                 return Ok(());
             }
@@ -475,7 +525,10 @@ async fn consume(
         let next = match next {
             Some(Ok(message)) => {
                 let (batch, error) = with_ready(message, &mut messages, BATCH);
-                projection.process(batch).await?;
+                if let Processed::Stopped = projection.process(batch, stop, config.ack_wait).await?
+                {
+                    return Ok(());
+                }
                 match error {
                     Some(error) => Some(Err(error)),
                     None => continue,

@@ -7,8 +7,10 @@ mod access;
 mod audit;
 mod cache;
 mod deferred;
+
 mod grpc;
 mod migrate;
 mod projection;
 mod sla;
 mod staff;
+mod store_failure;
