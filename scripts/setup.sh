@@ -21,6 +21,24 @@ else
     "$nats" --version
 fi
 
+# Validators for the deploy files (tests/deploy_manifests.rs): Kubernetes schemas (bundled,
+# works offline) from PyPI, the compose specification linter from npm.
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+DCLINT_VERSION="3.1.0"
+if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx "$KUBERNETES_VALIDATE_VERSION"; then
+    echo "setup: installing kubernetes-validate ${KUBERNETES_VALIDATE_VERSION} into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}"
+fi
+dclint="$tools/npm/node_modules/.bin/dclint"
+if ! { [[ -x "$dclint" ]] && "$dclint" --version 2>/dev/null | grep -q "$DCLINT_VERSION"; }; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "setup: installing dclint ${DCLINT_VERSION} (npm) into $tools/npm"
+        npm install --silent --no-audit --no-fund --prefix "$tools/npm" "dclint@${DCLINT_VERSION}" >/dev/null
+    else
+        echo "setup: npm is missing; the compose file cannot be validated" >&2
+    fi
+fi
+
 # PostgreSQL: the tracker's at-scale store; its tests run against a local server on 5432.
 # Machines of this project's kind run one already; a bare machine gets Debian's package.
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then

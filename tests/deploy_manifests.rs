@@ -1,0 +1,119 @@
+//! The Kubernetes manifests (`deploy/k8s/`) and the compose file (`deploy/compose/`) stay valid:
+//! every manifest against the Kubernetes 1.37 schemas with `kubernetes-validate --strict` (an
+//! unknown field fails, not only a wrong type), the kustomization renders with `kubectl
+//! kustomize` and lists every manifest, and the compose file against the compose
+//! specification with `dclint`. `scripts/setup.sh` installs both validators into `.tools/`; a
+//! missing one skips its test loudly, and fails it under CI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The validator at `.tools/<relative>`, or `None` (and why) when a local run lacks it.
+fn tool(relative: &str) -> Option<PathBuf> {
+    let path = repo().join(".tools").join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: scripts/setup.sh installs it",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing (bash scripts/setup.sh installs it)",
+        path.display()
+    );
+    None
+}
+
+/// Runs `command`; its output, and whether it succeeded.
+fn run(command: &mut Command) -> anyhow::Result<(bool, String)> {
+    let output = command.output()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    Ok((output.status.success(), text))
+}
+
+fn k8s_manifests() -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(repo().join("deploy/k8s"))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".yaml") && name != "kustomization.yaml" {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[test]
+fn kubernetes_manifests_match_the_schemas() -> anyhow::Result<()> {
+    let Some(validate) = tool("venv/bin/kubernetes-validate") else {
+        return Ok(());
+    };
+    let files = k8s_manifests()?;
+    assert!(files.len() >= 5, "manifests: {files:?}");
+    let (ok, text) = run(Command::new(validate)
+        .args(["--strict", "--quiet", "--kubernetes-version", "1.37.0"])
+        .args(&files))?;
+    assert!(ok, "kubernetes-validate:\n{text}");
+    Ok(())
+}
+
+#[test]
+fn the_kustomization_renders_every_manifest() -> anyhow::Result<()> {
+    let kubectl = Path::new("/usr/bin/kubectl");
+    if !kubectl.exists() {
+        eprintln!("SKIPPED: {} is not installed", kubectl.display());
+        return Ok(());
+    }
+    let kustomization = std::fs::read_to_string(repo().join("deploy/k8s/kustomization.yaml"))?;
+    for file in k8s_manifests()? {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert!(
+            kustomization.contains(&format!("- {name}")),
+            "kustomization.yaml does not list {name}"
+        );
+    }
+    let (ok, text) = run(Command::new(kubectl)
+        .arg("kustomize")
+        .arg(repo().join("deploy/k8s")))?;
+    assert!(ok, "kubectl kustomize:\n{text}");
+    for kind in [
+        "StatefulSet",
+        "Deployment",
+        "Job",
+        "NetworkPolicy",
+        "Service",
+    ] {
+        assert!(
+            text.contains(&format!("kind: {kind}\n")),
+            "no {kind} rendered"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn the_compose_file_matches_the_compose_specification() -> anyhow::Result<()> {
+    let Some(dclint) = tool("npm/node_modules/.bin/dclint") else {
+        return Ok(());
+    };
+    // --quiet reports errors only: schema violations, not dclint's ordering preferences.
+    let (ok, text) = run(Command::new(dclint)
+        .arg("--quiet")
+        .arg(repo().join("deploy/compose/compose.yaml")))?;
+    assert!(ok && !text.contains("error"), "dclint:\n{text}");
+    Ok(())
+}
