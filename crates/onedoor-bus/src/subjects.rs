@@ -20,6 +20,10 @@ pub const NO_AGENCY: &str = "_";
 /// Durable consumer of the tracker (all case events).
 pub const TRACKER_CONSUMER: &str = "tracker";
 
+/// The consumer `onedoor tracker rebuild` replays the stream through: named, so the tracker's
+/// NATS identity can be allowed exactly this one.
+pub const TRACKER_REBUILD_CONSUMER: &str = "tracker-rebuild";
+
 /// Why a value cannot be a subject token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenProblem {

@@ -19,6 +19,8 @@
 //! | `$JS.API.DIRECT.GET.KV_ONEDOOR_STUCK.$KV.ONEDOOR_STUCK.<SELF>.>` | KV `create` reads its own key back when the key is taken |
 //! | subscribe `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ONEDOOR.inbox-<SELF>` | the stuck recorder |
 //! | subscribe `_INBOX_<SELF>.>` | every reply: publish acks, API answers, pulled messages |
+//! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE}.ONEDOOR.tracker[.>]` | making its durable consumer again when found deleted; `tracker rebuild` deletes and remakes it |
+//! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE,INFO,MSG.NEXT}.ONEDOOR.tracker-rebuild[.>]` | `tracker rebuild`'s replay consumer |
 //!
 //! Reads are not confined: an agency may direct-get any event of the stream, because the case
 //! rules need a case's whole history (other agencies' events included) to decide a write.
@@ -29,7 +31,9 @@
 //! and every reply an identity does send (acks, flow control) is to a subject listed here, so
 //! granting "answer whatever you received" would only widen what a stolen credential can do.
 
-use onedoor_bus::subjects::{CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER};
+use onedoor_bus::subjects::{
+    CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER, TRACKER_REBUILD_CONSUMER,
+};
 use onedoor_bus::{STREAM_NAME, STUCK_BUCKET};
 use onedoor_case::AgencyCode;
 
@@ -155,6 +159,21 @@ fn tracker() -> Permissions {
         format!("{API}.CONSUMER.INFO.{STREAM_NAME}.{TRACKER_CONSUMER}"),
         format!("{API}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{TRACKER_CONSUMER}"),
         format!("$JS.ACK.{STREAM_NAME}.{TRACKER_CONSUMER}.>"),
+    ]);
+    // Its own consumers, by name only: the durable one (made again when found deleted, and by
+    // `tracker rebuild`, which deletes it first) and the rebuild's replay. The subject names
+    // the consumer and the server refuses a body naming another, so these cannot touch an
+    // agency's inbox (the bare, unnamed create could).
+    for consumer in [TRACKER_CONSUMER, TRACKER_REBUILD_CONSUMER] {
+        publish_allow.extend([
+            format!("{API}.CONSUMER.CREATE.{STREAM_NAME}.{consumer}"),
+            format!("{API}.CONSUMER.CREATE.{STREAM_NAME}.{consumer}.>"),
+            format!("{API}.CONSUMER.DELETE.{STREAM_NAME}.{consumer}"),
+        ]);
+    }
+    publish_allow.extend([
+        format!("{API}.CONSUMER.INFO.{STREAM_NAME}.{TRACKER_REBUILD_CONSUMER}"),
+        format!("{API}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{TRACKER_REBUILD_CONSUMER}"),
         // The stuck bucket, read-only: bucket info, values by direct get, and the key listing,
         // which async-nats does with an ordered (ephemeral, flow-controlled) consumer on the
         // bucket's stream: created without a name, so on the bare `CONSUMER.CREATE.<stream>`

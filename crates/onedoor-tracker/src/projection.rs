@@ -19,7 +19,7 @@ use async_nats::jetstream::{self, AckKind, ErrorCode, Message};
 use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _};
 use onedoor_bus::case_log::decode_stored;
-use onedoor_bus::subjects::STREAM_SUBJECTS;
+use onedoor_bus::subjects::{STREAM_SUBJECTS, TRACKER_REBUILD_CONSUMER};
 use onedoor_bus::{STREAM_NAME, StoredEvent};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
@@ -730,6 +730,12 @@ async fn replay(
     store: &Store,
     last_sequence: u64,
 ) -> Result<Replayed, TrackerError> {
+    // One left by a rebuild cut short would resume where that one stopped: start afresh.
+    if let Err(error) = stream.delete_consumer(TRACKER_REBUILD_CONSUMER).await
+        && !is_consumer_not_found(&error)
+    {
+        return Err(nats_error("deleting an earlier replay consumer", error));
+    }
     let replay: PullConsumer = stream
         .create_consumer(replay_config())
         .await
@@ -816,10 +822,13 @@ async fn create_durable(
     Ok(())
 }
 
-/// The rebuild's own consumer: ephemeral, every case subject, nothing to acknowledge. Gone
-/// by itself a minute after its reader stops (a rebuild cut short).
+/// The rebuild's own consumer: not durable, every case subject, nothing to acknowledge. Gone
+/// by itself a minute after its reader stops (a rebuild cut short). Named, because the
+/// tracker's NATS identity may create only consumers it names (`onedoor-natsauth`'s
+/// permissions): an unnamed create could rewrite any consumer of the stream.
 fn replay_config() -> pull::Config {
     pull::Config {
+        name: Some(TRACKER_REBUILD_CONSUMER.to_owned()),
         description: Some("onedoor tracker rebuild: replays the stream".into()),
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::None,

@@ -162,9 +162,8 @@ pub enum TrackerCommand {
     /// past the replay. If the rebuild is cut short, a SQLite database is left as it was (the
     /// next rebuild throws the half-written file away); a tracker started then replays the
     /// stream from its start (storing an event twice changes nothing) and makes any index
-    /// still set aside. With NATS authorization on, it needs rights to delete, create and pull
-    /// from consumers of the stream, which no identity made by `onedoor` has yet (the
-    /// tracker's cannot create, the operator's cannot pull).
+    /// still set aside. With NATS authorization on, it runs as the tracker's identity, which
+    /// may delete and make again its own consumer and the rebuild's (`tracker-rebuild`).
     Rebuild(TrackerOptions),
     /// Overdue tasks now (with working days late), cases opened and resolved per day, the
     /// median time each agency holds each service's tasks, and stream messages the tracker
