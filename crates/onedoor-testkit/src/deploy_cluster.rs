@@ -224,7 +224,10 @@ impl DeployCluster {
     }
 }
 
-fn signal(node: &NatsServer, signal: nix::sys::signal::Signal) -> Result<(), TestkitError> {
+pub(crate) fn signal(
+    node: &NatsServer,
+    signal: nix::sys::signal::Signal,
+) -> Result<(), TestkitError> {
     let pid = node.pid().ok_or(NatsdError::NotRunning)?;
     let raw = i32::try_from(pid)
         .map_err(|_| NatsdError::InvalidSpec(format!("pid {pid} does not fit a platform pid")))?;

@@ -17,6 +17,7 @@ pub struct TestNats {
     // Field order is drop order: the process must be gone before its directory is removed.
     server: NatsServer,
     dir: TempDir,
+    frozen: bool,
 }
 
 impl TestNats {
@@ -35,7 +36,11 @@ impl TestNats {
         let mut spec = ServerSpec::new(binary::nats_server()?, dir.path());
         spec.extra_config = extra_config.to_owned();
         let server = NatsServer::start(spec).await?;
-        Ok(Self { server, dir })
+        Ok(Self {
+            server,
+            dir,
+            frozen: false,
+        })
     }
 
     /// `nats://127.0.0.1:<port>`; stays the same across [`TestNats::restart`].
@@ -60,13 +65,32 @@ impl TestNats {
 
     /// Kills the server (SIGKILL: a crash, as far as JetStream can tell). The store stays.
     pub fn kill(&mut self) -> Result<(), TestkitError> {
+        self.thaw()?;
         Ok(self.server.kill()?)
     }
 
     /// Starts the server again on the same port and store directory (stopping it gracefully
     /// first if it still runs) and waits until it is ready.
     pub async fn restart(&mut self) -> Result<(), TestkitError> {
+        self.thaw()?;
         Ok(self.server.restart().await?)
+    }
+
+    /// Freezes the server (SIGSTOP): its sockets stay open and it answers nothing, as a hung
+    /// host does; clients see no disconnect.
+    pub fn freeze(&mut self) -> Result<(), TestkitError> {
+        crate::deploy_cluster::signal(&self.server, nix::sys::signal::Signal::SIGSTOP)?;
+        self.frozen = true;
+        Ok(())
+    }
+
+    /// Lets a frozen server run again (SIGCONT); nothing happens to one that is not frozen.
+    pub fn thaw(&mut self) -> Result<(), TestkitError> {
+        if self.frozen {
+            crate::deploy_cluster::signal(&self.server, nix::sys::signal::Signal::SIGCONT)?;
+            self.frozen = false;
+        }
+        Ok(())
     }
 
     /// The directory holding the configuration, the log and the `jetstream/` store.
