@@ -10,6 +10,7 @@ mod deferred;
 
 mod grpc;
 mod migrate;
+mod nats_health;
 mod projection;
 mod sla;
 mod staff;
