@@ -134,6 +134,15 @@ async fn an_r3_stream_on_the_deploy_cluster_stays_writable_with_its_leader_kille
 -> anyhow::Result<()> {
     let registry = shipped_registry();
     let mut cluster = DeployCluster::start(&registry).await?;
+    // `sync_interval: always` took effect: every write is on disk before its ack.
+    for index in 0..3 {
+        let varz: serde_json::Value =
+            serde_json::from_str(&cluster.node(index)?.monitor("/varz").await?.body)?;
+        assert_eq!(
+            varz["jetstream"]["config"]["sync_always"], true,
+            "node {index}"
+        );
+    }
     let operator = jetstream::new(cluster.connect(&Identity::Operator).await?);
     ensure_stream(&operator, &StreamSettings::production()).await?;
     let stream_info = || async {
