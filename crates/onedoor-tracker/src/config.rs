@@ -2,7 +2,6 @@
 //! test, then checked once by [`TrackerConfig::validate`].
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ pub use onedoor_grpc::TlsIdentity;
 
 use crate::access::GrpcAccess;
 use crate::clock::{Clock, SystemClock};
+pub use crate::database_url::{Backend, DatabaseUrl};
 use crate::error::TrackerError;
 
 /// The registry shipped with onedoor, so a tracker started without `--registry` uses the same
@@ -28,84 +28,6 @@ pub fn built_in_registry() -> Result<Registry, TrackerError> {
             why: e.to_string(),
         }
     })
-}
-
-/// Which SQL database a URL names; the few statements that differ (column types in the
-/// migrations) are chosen by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-}
-
-/// A database URL. It may hold a password, so `Debug` and `Display` show it with the password
-/// replaced; [`DatabaseUrl::expose`] gives the real text to the driver only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    pub fn parse(text: &str) -> Result<Self, TrackerError> {
-        let url = DatabaseUrl(text.to_owned());
-        url.backend()?;
-        Ok(url)
-    }
-
-    /// A SQLite file, created when missing.
-    pub fn sqlite_file(path: &Path) -> Self {
-        DatabaseUrl(format!("sqlite://{}?mode=rwc", path.display()))
-    }
-
-    pub fn backend(&self) -> Result<Backend, TrackerError> {
-        let scheme = self.0.split(':').next().unwrap_or_default();
-        match scheme {
-            "sqlite" => Ok(Backend::Sqlite),
-            "postgres" | "postgresql" => Ok(Backend::Postgres),
-            _ => Err(TrackerError::Config {
-                key: "database_url",
-                why: format!("{self} is neither sqlite://FILE nor postgres://USER@HOST/DATABASE"),
-            }),
-        }
-    }
-
-    /// The URL with its password, for the database driver.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    fn redacted(&self) -> String {
-        // scheme://user:password@host… → scheme://user:***@host…
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return self.0.clone();
-        };
-        let Some((userinfo, host)) = rest.split_once('@') else {
-            return self.0.clone();
-        };
-        match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => self.0.clone(),
-        }
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({})", self.redacted())
-    }
 }
 
 #[derive(Clone)]

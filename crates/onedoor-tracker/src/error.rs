@@ -60,6 +60,15 @@ pub enum TrackerError {
         source: std::io::Error,
     },
 
+    /// The SQLite database's directory, the file or one of its logs cannot be written: found
+    /// at start, rather than at the first event to store.
+    #[error("{} {problem}: {fix}", path.display())]
+    StoreNotWritable {
+        path: std::path::PathBuf,
+        problem: String,
+        fix: &'static str,
+    },
+
     /// Another process has the SQLite database open while a rebuild would replace it.
     #[error(
         "{} is open in process {pids:?}: stop the tracker (or `onedoor up`) before rebuilding; \
@@ -113,6 +122,7 @@ impl TrackerError {
             | TrackerError::Corrupt { .. }
             | TrackerError::Config { .. }
             | TrackerError::File { .. }
+            | TrackerError::StoreNotWritable { .. }
             | TrackerError::DatabaseInUse { .. }
             | TrackerError::Serve(_) => Code::Internal,
         }

@@ -13,7 +13,8 @@
 //!   [`rebuild`] replays the stream into an empty database.
 //! - [`handle`]: [`TrackerHandle`], the narrow read interface the web page uses (case views,
 //!   lists, statistics, stuck deliveries, "case moved", the clock), never the store itself.
-//! - [`config`]: [`TrackerConfig`] (NATS URL, [`DatabaseUrl`], registry, clock, consumer name).
+//! - [`config`]: [`TrackerConfig`] (NATS URL, [`DatabaseUrl`], registry, clock, consumer name);
+//!   [`database_url`]: the database URL forms accepted, checked before connecting.
 //! - [`projection`]: the durable consumer loop; acks after commit, and while commits fail
 //!   acks nothing and retries. [`store_health`]: [`StoreHealth`], what it reports (gRPC
 //!   health, the web page's readiness, metrics).
@@ -32,6 +33,7 @@
 pub mod access;
 pub mod clock;
 pub mod config;
+pub mod database_url;
 pub mod error;
 pub mod grpc;
 pub mod handle;

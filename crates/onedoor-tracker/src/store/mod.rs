@@ -10,6 +10,7 @@
 //! - `access`: which cases an agency is part of (the tracker's per-agency confinement).
 //! - `lookup`: small reads for the web page (case by trace id, open tasks per agency, origins).
 //! - `connections`: the pool's guard against connections in an unknown transaction state.
+//! - `writable`: a SQLite file or directory the tracker cannot write is refused at start.
 
 mod access;
 mod bulk;
@@ -20,6 +21,7 @@ mod lookup;
 mod read;
 mod rebuild_file;
 mod staff;
+mod writable;
 mod write;
 
 use std::borrow::Cow;
@@ -192,6 +194,9 @@ impl Store {
 
     async fn open(url: &DatabaseUrl, purpose: Use) -> Result<Self, TrackerError> {
         let backend = url.backend()?;
+        if backend == Backend::Sqlite {
+            writable::check(url)?;
+        }
         sqlx::any::install_default_drivers();
         let options = AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(10))

@@ -6,8 +6,8 @@ mod histories;
 mod access;
 mod audit;
 mod cache;
+mod database_url;
 mod deferred;
-
 mod grpc;
 mod migrate;
 mod nats_health;
@@ -15,3 +15,4 @@ mod projection;
 mod sla;
 mod staff;
 mod store_failure;
+mod tmpfs;

@@ -198,7 +198,8 @@ pub struct TrackerOptions {
     #[command(flatten)]
     #[serde(flatten)]
     pub nats: super::nats::NatsArgs,
-    /// sqlite://FILE or postgres://USER@HOST/DATABASE; by default DATA_DIR/tracker.db.
+    /// sqlite:///PATH/tracker.db (or just the path; created if missing) or
+    /// postgres://USER@HOST/DATABASE; by default DATA_DIR/tracker.db.
     #[arg(long, env = "ONEDOOR_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
     /// Registry file (its working calendar counts lateness); by default the built-in one.
