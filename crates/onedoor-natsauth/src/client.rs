@@ -182,7 +182,7 @@ impl ConnectSettings {
                 }
                 Err(error) => error,
             };
-            let failure = classify(error.kind());
+            let failure = classify(&error);
             if failure != Failure::Transient {
                 return Err(NatsAuthError::NatsRefused {
                     urls: self.urls_text(),
@@ -246,7 +246,30 @@ impl Failure {
     }
 }
 
-fn classify(kind: ConnectErrorKind) -> Failure {
+fn classify(error: &async_nats::ConnectError) -> Failure {
+    if error.kind() == ConnectErrorKind::Io && tls_handshake_failed(error) {
+        return Failure::Tls;
+    }
+    classify_kind(error.kind())
+}
+
+/// async-nats 0.51 reports a failed TLS handshake (a certificate that does not chain to the
+/// CA, a client certificate the server refuses) as an I/O error: rustls's error travels inside
+/// an `io::Error` of kind `InvalidData`, which a plain TCP connection does not produce.
+fn tls_handshake_failed(error: &async_nats::ConnectError) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidData
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+fn classify_kind(kind: ConnectErrorKind) -> Failure {
     match kind {
         ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
             Failure::Credentials
@@ -304,12 +327,25 @@ mod tests {
     #[test]
     fn refusals_fail_fast_and_silence_is_retried() {
         assert_eq!(
-            classify(ConnectErrorKind::AuthorizationViolation),
+            classify_kind(ConnectErrorKind::AuthorizationViolation),
             Failure::Credentials
         );
-        assert_eq!(classify(ConnectErrorKind::Tls), Failure::Tls);
-        assert_eq!(classify(ConnectErrorKind::Io), Failure::Transient);
-        assert_eq!(classify(ConnectErrorKind::TimedOut), Failure::Transient);
+        assert_eq!(classify_kind(ConnectErrorKind::Tls), Failure::Tls);
+        assert_eq!(classify_kind(ConnectErrorKind::Io), Failure::Transient);
+        assert_eq!(
+            classify_kind(ConnectErrorKind::TimedOut),
+            Failure::Transient
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let handshake = std::io::Error::new(std::io::ErrorKind::InvalidData, "unknown issuer");
+        assert_eq!(
+            classify(&async_nats::ConnectError::from(refused)),
+            Failure::Transient
+        );
+        assert_eq!(
+            classify(&async_nats::ConnectError::from(handshake)),
+            Failure::Tls
+        );
     }
 
     #[test]
