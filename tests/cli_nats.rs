@@ -142,39 +142,70 @@ async fn an_adapter_started_before_its_nats_says_why_it_waits_and_serves_once_na
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_adapter_with_a_seed_the_server_does_not_know_stops_at_once_saying_so()
+async fn an_adapter_or_tracker_with_a_seed_the_server_does_not_know_stops_at_once_saying_so()
 -> anyhow::Result<()> {
     let bus = SecuredBus::provisioned().await?;
     let other = tempfile::tempdir()?;
     let strangers = CredentialSet::generate(&other.path().join("creds"), &bus.registry)?;
-    let moic = Identity::Agency(onedoor_case::AgencyCode::parse("MOIC")?);
-    let seed = strangers.seed_file(&moic).expect("a seed for MOIC");
+    let seed = |identity: &Identity| {
+        let path = strangers.seed_file(identity).expect("a seed");
+        path.to_str().expect("utf-8 path").to_owned()
+    };
+    let moic = seed(&Identity::Agency(onedoor_case::AgencyCode::parse("MOIC")?));
+    let tracker = seed(&Identity::Tracker);
     let url = bus.nats.url();
     let listen = free_address();
-    let seed_text = seed.to_str().expect("utf-8 path");
-    let args = [
-        "adapter",
-        "--agency",
-        "MOIC",
-        "--nats-url",
-        &url,
-        "--nats-seed",
-        seed_text,
-        "--listen",
-        &listen,
+    let data = other.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let runs: [(&str, Vec<&str>); 2] = [
+        (
+            "adapter",
+            vec![
+                "adapter",
+                "--agency",
+                "MOIC",
+                "--listen",
+                &listen,
+                "--nats-seed",
+                &moic,
+            ],
+        ),
+        (
+            "tracker",
+            vec![
+                "tracker",
+                "--data-dir",
+                data,
+                "--listen",
+                "127.0.0.1:0",
+                "--web-listen",
+                "127.0.0.1:0",
+                "--nats-seed",
+                &tracker,
+            ],
+        ),
     ];
-    let started = Instant::now();
-    let mut adapter = Logged::spawn(&args, other.path().join("adapter.log"));
-    let status = eventually_blocking("the adapter to stop", DEADLINE, || {
-        Ok(adapter.child.try_wait()?)
-    })?;
-    let took = started.elapsed();
-    let log = adapter.text();
-    assert!(!status.success(), "{log}");
-    assert!(took < FAIL_FAST, "stopped only after {took:?}:\n{log}");
-    assert!(log.contains("authorization violation"), "{log}");
-    assert!(log.contains("refused this identity"), "{log}");
-    assert!(!log.contains("waiting"), "a refusal is not retried:\n{log}");
+    for (what, mut args) in runs {
+        args.extend(["--nats-url", &url]);
+        let started = Instant::now();
+        let mut process = Logged::spawn(&args, other.path().join(format!("{what}.log")));
+        let status = eventually_blocking(&format!("the {what} to stop"), DEADLINE, || {
+            Ok(process.child.try_wait()?)
+        })?;
+        let took = started.elapsed();
+        let log = process.text();
+        assert!(!status.success(), "{what}: {log}");
+        assert!(
+            took < FAIL_FAST,
+            "{what} stopped only after {took:?}:\n{log}"
+        );
+        assert!(log.contains("authorization violation"), "{what}: {log}");
+        assert!(log.contains("refused this identity"), "{what}: {log}");
+        assert!(
+            !log.contains("waiting"),
+            "{what}: a refusal is not retried:\n{log}"
+        );
+    }
     Ok(())
 }
 
