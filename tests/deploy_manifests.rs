@@ -1,4 +1,5 @@
-//! The Kubernetes manifests (`deploy/k8s/`) and the compose file (`deploy/compose/`) stay valid:
+//! The Kubernetes manifests (`deploy/k8s/`) and the compose file (`deploy/compose/`) stay valid
+//! and give nats-server every variable `deploy/nats/cluster-common.conf` reads:
 //! every manifest against the Kubernetes 1.37 schemas with `kubernetes-validate --strict` (an
 //! unknown field fails, not only a wrong type), the kustomization renders with `kubectl
 //! kustomize` and lists every manifest, and the compose file against the compose
@@ -115,5 +116,43 @@ fn the_compose_file_matches_the_compose_specification() -> anyhow::Result<()> {
         .arg("--quiet")
         .arg(repo().join("deploy/compose/compose.yaml")))?;
     assert!(ok && !text.contains("error"), "dclint:\n{text}");
+    Ok(())
+}
+
+/// The `$ONEDOOR_NATSD_*` variables `cluster-common.conf` reads.
+fn nats_server_variables() -> anyhow::Result<Vec<String>> {
+    let config = std::fs::read_to_string(repo().join("deploy/nats/cluster-common.conf"))?;
+    let mut names: Vec<String> = config
+        .split('$')
+        .skip(1)
+        .filter(|rest| rest.starts_with("ONEDOOR_NATSD_"))
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+#[test]
+fn every_way_to_run_nats_sets_every_variable_the_config_reads() -> anyhow::Result<()> {
+    let names = nats_server_variables()?;
+    assert!(names.len() >= 10, "variables found: {names:?}");
+    for file in [
+        "deploy/nats/nats.env.example",
+        "deploy/k8s/nats.yaml",
+        "deploy/compose/compose.yaml",
+    ] {
+        let text = std::fs::read_to_string(repo().join(file))?;
+        for name in &names {
+            let set = text.matches(&format!("{name}:")).count()
+                + text.matches(&format!("{name}=")).count()
+                + text.matches(&format!("name: {name},")).count();
+            assert!(set > 0, "{file} does not set {name}");
+        }
+    }
     Ok(())
 }

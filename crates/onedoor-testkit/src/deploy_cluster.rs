@@ -4,7 +4,7 @@
 //! credentials. Tests of the production layout start it; a change to the deploy files that
 //! breaks the cluster breaks them.
 //!
-//! The files take every host value from the environment (`$ONEDOOR_NATS_*`); here client and
+//! The files take every host value from the environment (`$ONEDOOR_NATSD_*`); here client and
 //! monitoring listeners start on `127.0.0.1:-1` and are pinned to the ports the servers chose,
 //! so a restarted node comes back where clients expect it. Route ports are reserved up front,
 //! as [`crate::TestCluster`] does, and the start is retried if one was taken meanwhile.
@@ -322,13 +322,13 @@ fn node_env(
         ));
     }
     env.into_iter()
-        .map(|(name, value)| (format!("ONEDOOR_NATS_{name}"), value))
+        .map(|(name, value)| (format!("ONEDOOR_NATSD_{name}"), value))
         .collect()
 }
 
-/// Sets `ONEDOOR_NATS_<name>` in a spec's environment.
+/// Sets `ONEDOOR_NATSD_<name>` in a spec's environment.
 pub fn set_env(spec: &mut ServerSpec, name: &str, value: String) {
-    let name = format!("ONEDOOR_NATS_{name}");
+    let name = format!("ONEDOOR_NATSD_{name}");
     spec.env.retain(|(existing, _)| *existing != name);
     spec.env.push((name, value));
 }
