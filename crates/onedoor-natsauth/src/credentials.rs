@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Seed files are named relative to the manifest, so the directory can be moved or mounted
-//! elsewhere (a container secret) without editing it.
+//! elsewhere (a container secret) without editing it. An identity whose seed its owner keeps
+//! (a ministry that made its own with `onedoor keys new`) is listed with its public key and no
+//! `seed_file`: the server configuration needs only the public half.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -33,8 +35,9 @@ pub const MANIFEST_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub public_key: PublicKey,
-    /// Absolute (the manifest's directory joined with the file name it lists).
-    pub seed_file: PathBuf,
+    /// Absolute (the manifest's directory joined with the file name it lists); `None` when
+    /// the identity's owner holds the seed ([`CredentialSet::import_public_key`]).
+    pub seed_file: Option<PathBuf>,
 }
 
 /// Every identity's public key and seed file, as listed by a manifest. Holds no seed: seeds
@@ -58,7 +61,8 @@ struct ManifestEntry {
     kind: String,
     account: String,
     public_key: String,
-    seed_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seed_file: Option<String>,
     /// For clients in other languages: the prefix their NATS library must use for replies.
     inbox_prefix: String,
 }
@@ -103,19 +107,24 @@ impl CredentialSet {
             let identity = Identity::parse(&name).map_err(|e| bad(e.to_string()))?;
             let public_key =
                 PublicKey::parse(&entry.public_key).map_err(|e| bad(format!("{name}: {e}")))?;
-            // A bare file name: the manifest must not point outside its own directory.
-            let file = Path::new(&entry.seed_file);
-            if file.components().count() != 1 || file.file_name().is_none() {
-                return Err(bad(format!(
-                    "{name}: seed_file {:?} must be a file name in the same directory",
-                    entry.seed_file
-                )));
-            }
+            let seed_file = match &entry.seed_file {
+                // A bare file name: the manifest must not point outside its own directory.
+                Some(name) => {
+                    let file = Path::new(name);
+                    if file.components().count() != 1 || file.file_name().is_none() {
+                        return Err(bad(format!(
+                            "{name}: seed_file {name:?} must be a file name in the same directory"
+                        )));
+                    }
+                    Some(dir.join(file))
+                }
+                None => None,
+            };
             entries.insert(
                 identity,
                 Entry {
                     public_key,
-                    seed_file: dir.join(file),
+                    seed_file,
                 },
             );
         }
@@ -162,11 +171,31 @@ impl CredentialSet {
         self.write_manifest()
     }
 
+    /// Lists `public_key` as `identity`'s, its seed held by its owner (not in this directory);
+    /// a seed file this set had for it stays on disk but is no longer listed. The old key keeps
+    /// working until the server configuration is regenerated and reloaded.
+    pub fn import_public_key(
+        &mut self,
+        identity: Identity,
+        public_key: PublicKey,
+    ) -> Result<(), NatsAuthError> {
+        self.entries.insert(
+            identity,
+            Entry {
+                public_key,
+                seed_file: None,
+            },
+        );
+        self.write_manifest()
+    }
+
     /// Reads every seed file and checks it belongs to the public key the manifest lists (and
-    /// is readable by its owner only).
+    /// is readable by its owner only). Imported public keys have no seed here to check.
     pub fn verify(&self) -> Result<(), NatsAuthError> {
-        for identity in self.entries.keys() {
-            self.seed(identity)?;
+        for (identity, entry) in &self.entries {
+            if entry.seed_file.is_some() {
+                self.seed(identity)?;
+            }
         }
         Ok(())
     }
@@ -189,7 +218,9 @@ impl CredentialSet {
     }
 
     pub fn seed_file(&self, identity: &Identity) -> Option<&Path> {
-        self.entries.get(identity).map(|e| e.seed_file.as_path())
+        self.entries
+            .get(identity)
+            .and_then(|e| e.seed_file.as_deref())
     }
 
     /// Reads `identity`'s seed from its file, refusing a file others can read and a seed that
@@ -202,11 +233,18 @@ impl CredentialSet {
                 identity: identity.to_string(),
                 dir: self.dir.clone(),
             })?;
-        let seed = read_seed_file(&entry.seed_file, identity)?;
+        let path = entry
+            .seed_file
+            .as_ref()
+            .ok_or_else(|| NatsAuthError::SeedHeldElsewhere {
+                identity: identity.to_string(),
+                dir: self.dir.clone(),
+            })?;
+        let seed = read_seed_file(path, identity)?;
         if seed.public_key() != &entry.public_key {
             return Err(NatsAuthError::SeedMismatch {
                 identity: identity.to_string(),
-                path: entry.seed_file.clone(),
+                path: path.clone(),
                 expected: entry.public_key.to_string(),
                 found: seed.public_key().to_string(),
             });
@@ -238,7 +276,7 @@ impl CredentialSet {
             identity,
             Entry {
                 public_key: seed.public_key().clone(),
-                seed_file,
+                seed_file: Some(seed_file),
             },
         );
         Ok(())
@@ -251,9 +289,9 @@ impl CredentialSet {
             .map(|(identity, entry)| {
                 let file = entry
                     .seed_file
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                    .as_ref()
+                    .and_then(|path| path.file_name())
+                    .map(|name| name.to_string_lossy().into_owned());
                 (
                     identity.name().to_owned(),
                     ManifestEntry {

@@ -49,6 +49,13 @@ pub enum NatsAuthError {
     #[error("no credentials for {identity} in {}", dir.display())]
     MissingIdentity { identity: String, dir: PathBuf },
 
+    /// The manifest lists only the public key: the identity's owner keeps the seed.
+    #[error(
+        "{} lists only the public key of {identity}; its seed is with its owner (imported with `onedoor keys nats-import`)",
+        dir.display()
+    )]
+    SeedHeldElsewhere { identity: String, dir: PathBuf },
+
     #[error(
         "unknown identity {name:?}: expected an agency code or one of operator, tracker, auditor, system"
     )]

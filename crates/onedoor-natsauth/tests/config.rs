@@ -243,3 +243,27 @@ fn rotating_replaces_one_key_and_keeps_the_others() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn an_imported_public_key_is_rendered_and_its_seed_stays_with_its_owner() -> anyhow::Result<()> {
+    let registry = registry("lao-2025.toml");
+    let dir = tempfile::tempdir()?;
+    let mut credentials = CredentialSet::generate(dir.path(), &registry)?;
+    let mof = Identity::Agency(AgencyCode::parse("MOF")?);
+    let held_by_mof = onedoor_natsauth::Seed::generate()?;
+    credentials.import_public_key(mof.clone(), held_by_mof.public_key().clone())?;
+
+    // A restart (load_or_generate verifies every seed it lists) keeps the imported key.
+    let reloaded = CredentialSet::load_or_generate(dir.path(), &registry)?;
+    assert_eq!(reloaded.public_key(&mof), Some(held_by_mof.public_key()));
+    assert_eq!(reloaded.seed_file(&mof), None);
+    let err = reloaded.seed(&mof).expect_err("the seed is not here");
+    assert!(
+        matches!(err, NatsAuthError::SeedHeldElsewhere { .. }),
+        "{err}"
+    );
+    let config = render_config(&registry, &reloaded)?;
+    assert!(config.contains(held_by_mof.public_key().as_str()));
+    assert!(!config.contains(held_by_mof.expose_secret()));
+    Ok(())
+}
