@@ -7,7 +7,9 @@
 //! - `commands::up`: `onedoor up`, the single-machine bus.
 //! - `commands::demo`: `onedoor demo`, one case through every agency of a route.
 //! - `commands::audit`: `onedoor audit verify`, signatures and hash chains.
-//! - `commands::keys`: development signing keys made by `up`.
+//! - `commands::keys`: `onedoor keys new|rotate|nats-import`, an agency's credentials, and the
+//!   development keys made by `up`.
+//! - `commands::certs`: `onedoor certs ca|server|client`, the gRPC TLS certificates.
 //! - `commands::adapter`: `onedoor adapter --agency X`, one agency's gRPC gateway.
 //! - `commands::tracker`: `onedoor tracker` (projection + CaseTracker) and `tracker rebuild`.
 //! - `commands::case`: `onedoor case show|list`, read from the tracker.
@@ -101,6 +103,16 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Make an agency's credentials: signing key, NATS nkey, bearer token; rotate them.
+    Keys {
+        #[command(subcommand)]
+        command: commands::keys::KeysCommand,
+    },
+    /// Make TLS certificates for the adapters' gRPC: a CA, server and client certificates.
+    Certs {
+        #[command(subcommand)]
+        command: commands::certs::CertsCommand,
+    },
     /// Ask a running adapter or tracker its gRPC health; exits 0 only when SERVING (for
     /// container health checks and Kubernetes exec probes).
     Health(commands::health::HealthArgs),
@@ -139,6 +151,8 @@ fn main() -> ExitCode {
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Case { command } => commands::case::run(command),
         Command::Health(args) => commands::health::run(args),
+        Command::Keys { command } => commands::keys::run(command),
+        Command::Certs { command } => commands::certs::run(command),
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => commands::audit::verify(args),

@@ -46,23 +46,90 @@ pub fn load_registry_with_keys(
     Ok((Arc::new(registry), name))
 }
 
-/// Writes a secret file readable by its owner only.
-pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+/// What [`write_secret`] does when the file already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it (development keys `up` remakes on every start).
+    Replace,
+    /// Refuse: a key someone may still use must never be silently lost.
+    Refuse,
+}
+
+/// What [`private_dir`] does with an existing directory that group or others can enter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LooseDir {
+    /// Refuse, naming the `chmod` that fixes it: the directory may be shared on purpose.
+    Refuse,
+    /// `chmod 700` it and log that it did (a directory onedoor made itself).
+    Tighten,
+}
+
+/// Makes `dir` (and missing parents) mode 0700, or checks an existing one: a secret written
+/// into a directory others can list and traverse is one a mode change away from being theirs.
+pub fn private_dir(dir: &Path, loose: LooseDir) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    if !dir.exists() {
+        return std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()));
+    }
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    match loose {
+        LooseDir::Refuse => anyhow::bail!(
+            "{} is open to other users (mode {mode:03o}); secrets go only into an owner-only \
+             directory: run `chmod 700 {}` or choose another",
+            dir.display(),
+            dir.display()
+        ),
+        LooseDir::Tighten => {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making {} owner-only", dir.display()))?;
+            tracing::warn!(dir = %dir.display(), was = format!("{mode:03o}"), "made the secrets directory owner-only (700)");
+            Ok(())
+        }
+    }
+}
+
+/// Writes a secret file readable by its owner only (0600), into a directory that is owner-only
+/// too (created 0700 when missing, refused when others can enter it).
+pub fn write_secret(path: &Path, text: &str, existing: Existing) -> anyhow::Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        private_dir(dir, LooseDir::Refuse)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    match existing {
+        Existing::Replace => options.create(true).truncate(true),
+        Existing::Refuse => options.create_new(true),
+    };
+    let mut file = options.open(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!("{} exists; refusing to overwrite a key", path.display())
+        } else {
+            anyhow::Error::new(err).context(format!("writing {}", path.display()))
+        }
+    })?;
+    // `mode` applies only to a file it creates; a replaced file may have been looser.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} owner-only", path.display()))?;
     file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// A development token: 32 random bytes in hex. Only `onedoor up` makes these; production
-/// tokens come from the operator.
+/// A bearer token: 32 random bytes in hex. `onedoor up` makes development ones; `onedoor keys`
+/// the ones an agency's systems use in production.
 pub fn dev_token() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);

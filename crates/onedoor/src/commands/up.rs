@@ -69,8 +69,8 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = args
         .data_dir
         .unwrap_or_else(|| PathBuf::from(common::DEFAULT_DATA_DIR));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating data dir {}", dir.display()))?;
+    // The data dir holds the supervisor token and the development keys.
+    common::private_dir(&dir, common::LooseDir::Tighten)?;
     if let Some(existing) = Endpoints::read(&dir)?
         && data_dir::process_alive(existing.pid)
         && existing.pid != std::process::id()
@@ -339,7 +339,11 @@ async fn start_tracker(
     let web_address = web_listener.local_addr()?;
     let supervisor_token = common::dev_token();
     let supervisor_file = dir.join(SUPERVISOR_TOKEN_FILE);
-    common::write_secret(&supervisor_file, &supervisor_token)?;
+    common::write_secret(
+        &supervisor_file,
+        &supervisor_token,
+        common::Existing::Replace,
+    )?;
     let tracker_config = tracker_config(dir, registry, url, credentials, &supervisor_token)?;
     let tracker_consumer = onedoor_tracker::projection::consumer_config(
         &tracker_config.consumer,

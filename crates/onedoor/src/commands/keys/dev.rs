@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use onedoor_bus::Signer;
 use onedoor_case::{AgencyKey, Registry};
 
-use super::common;
+use crate::commands::common::{self, Existing, LooseDir};
 
 pub const KEYS_DIR: &str = "keys";
 pub const PUBLIC_KEYS_FILE: &str = "public-keys.toml";
@@ -24,7 +24,7 @@ pub fn make_dev_keys(
     registry: &mut Registry,
 ) -> anyhow::Result<Vec<(String, Signer)>> {
     let dir = data_dir.join(KEYS_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    common::private_dir(&dir, LooseDir::Tighten)?;
     let today = time::OffsetDateTime::now_utc().date();
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut public =
@@ -33,7 +33,11 @@ pub fn make_dev_keys(
     let codes: Vec<_> = registry.agencies.keys().cloned().collect();
     for code in codes {
         let signer = Signer::generate(format!("{code}-dev-{stamp}"));
-        common::write_secret(&dir.join(format!("{code}.seed")), &signer.seed_file_text())?;
+        common::write_secret(
+            &dir.join(format!("{code}.seed")),
+            &signer.seed_file_text(),
+            Existing::Replace,
+        )?;
         let key = AgencyKey {
             id: signer.key_id().to_owned(),
             public_key: signer.public_key(),
@@ -95,8 +99,7 @@ pub fn make_dev_pki(
     let codes: Vec<String> = registry.agencies.keys().map(ToString::to_string).collect();
     let pki = onedoor_grpc::devpki::DevPki::generate(codes.iter().map(String::as_str))?;
     let dir = data_dir.join(TLS_DIR);
-    std::fs::create_dir_all(dir.join("clients"))
-        .with_context(|| format!("creating {}", dir.display()))?;
+    common::private_dir(&dir.join("clients"), LooseDir::Tighten)?;
     let ca_cert = dir.join("ca.pem");
     std::fs::write(&ca_cert, &pki.ca_cert_pem)
         .with_context(|| format!("writing {}", ca_cert.display()))?;
@@ -106,7 +109,7 @@ pub fn make_dev_pki(
         let key = dir.join("clients").join(format!("{code}-key.pem"));
         std::fs::write(&cert, &certified.cert_pem)
             .with_context(|| format!("writing {}", cert.display()))?;
-        common::write_secret(&key, &certified.key_pem)?;
+        common::write_secret(&key, &certified.key_pem, Existing::Replace)?;
         client_cert.insert(code.clone(), (cert, key));
     }
     Ok((
