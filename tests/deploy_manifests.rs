@@ -1,5 +1,6 @@
 //! The Kubernetes manifests (`deploy/k8s/`) and the compose file (`deploy/compose/`) stay valid
-//! and give nats-server every variable `deploy/nats/cluster-common.conf` reads:
+//! and set only variables something reads: nats-server every one `cluster-common.conf` reads,
+//! onedoor only ones its commands list in their help. Validity:
 //! every manifest against the Kubernetes 1.37 schemas with `kubernetes-validate --strict` (an
 //! unknown field fails, not only a wrong type), the kustomization renders with `kubectl
 //! kustomize` and lists every manifest, and the compose file against the compose
@@ -152,6 +153,52 @@ fn every_way_to_run_nats_sets_every_variable_the_config_reads() -> anyhow::Resul
                 + text.matches(&format!("{name}=")).count()
                 + text.matches(&format!("name: {name},")).count();
             assert!(set > 0, "{file} does not set {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Every `ONEDOOR_*` variable in `text`, but nats-server's own and compose's user ids.
+fn onedoor_variables(text: &str) -> Vec<String> {
+    text.split("ONEDOOR_")
+        .skip(1)
+        .map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            format!("ONEDOOR_{name}")
+        })
+        .filter(|name| {
+            !name.starts_with("ONEDOOR_NATSD_")
+                && !["ONEDOOR_UID", "ONEDOOR_GID"].contains(&&**name)
+        })
+        .collect()
+}
+
+#[test]
+fn deploy_files_set_only_variables_onedoor_reads() -> anyhow::Result<()> {
+    // What the commands the deploy files run say they read (`[env: NAME=]` in their help).
+    let mut help = String::new();
+    for command in ["adapter", "tracker", "health", "provision"] {
+        let (_, text) = run(Command::new(env!("CARGO_BIN_EXE_onedoor")).args([command, "--help"]))?;
+        help.push_str(&text);
+    }
+    let mut files = k8s_manifests()?;
+    for file in ["deploy/compose/compose.yaml", "Dockerfile"] {
+        files.push(repo().join(file));
+    }
+    for entry in std::fs::read_dir(repo().join("deploy/systemd"))? {
+        files.push(entry?.path());
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        for name in onedoor_variables(&text) {
+            assert!(
+                help.contains(&name),
+                "{} sets {name}, which no onedoor command reads",
+                file.display()
+            );
         }
     }
     Ok(())
