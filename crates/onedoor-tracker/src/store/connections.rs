@@ -5,9 +5,10 @@
 //! disk SQLite rolls a failed `COMMIT` back by itself; the `ROLLBACK` sqlx then sends fails
 //! ("no transaction is active") and its count stays one too high. The next write on that
 //! connection ran inside a savepoint that never committed, reported success, was acknowledged,
-//! and vanished with the connection: events acked and never stored. So a connection sqlx still
-//! counts a transaction on is closed when it comes back, and after a failed write the store
-//! can drop every connection opened before it ([`Store::reset_connections`]).
+//! and vanished with the connection: events acked and never stored. So a connection sqlx
+//! still counts a transaction on is closed instead of handed out again, and after a failed
+//! write the store can drop every connection opened before it
+//! ([`Store::reset_connections`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +17,6 @@ use sqlx::Connection as _;
 use sqlx::any::AnyPoolOptions;
 
 use super::Store;
-use crate::config::Backend;
 
 /// When the store last dropped its connections.
 #[derive(Debug, Default)]
@@ -35,33 +35,22 @@ impl Resets {
 }
 
 /// The pool's checks: a connection opened before the last reset is closed instead of handed
-/// out or taken back, and so is one sqlx still counts a transaction on when it is released.
-pub(crate) fn guarded(
-    options: AnyPoolOptions,
-    backend: Backend,
-    resets: &Arc<Resets>,
-) -> AnyPoolOptions {
+/// out or taken back, and so is one sqlx still counts a transaction on when it is handed out.
+pub(crate) fn guarded(options: AnyPoolOptions, resets: &Arc<Resets>) -> AnyPoolOptions {
     let on_acquire = Arc::clone(resets);
     let on_release = Arc::clone(resets);
     options
-        .before_acquire(move |_, meta| {
-            let fresh = !on_acquire.predates_reset(meta.age);
-            Box::pin(async move { Ok(fresh) })
+        // The pool pings an idle connection before this check (`test_before_acquire`, on by
+        // default), and SQLite's worker thread runs commands in order: a ROLLBACK queued when
+        // a transaction was dropped has run, and the count read here is the one it left.
+        .test_before_acquire(true)
+        .before_acquire(move |conn, meta| {
+            let keep = !on_acquire.predates_reset(meta.age) && !conn.is_in_transaction();
+            Box::pin(async move { Ok(keep) })
         })
-        .after_release(move |conn, meta| {
-            let stale = on_release.predates_reset(meta.age);
-            Box::pin(async move {
-                if stale {
-                    return Ok(false);
-                }
-                // A dropped transaction's ROLLBACK is queued to SQLite's worker thread, which
-                // runs commands in order: the ping returns after it, so the count read next
-                // is the one that ROLLBACK left. PostgreSQL updates the count at once.
-                if backend == Backend::Sqlite {
-                    conn.ping().await?;
-                }
-                Ok(!conn.is_in_transaction())
-            })
+        .after_release(move |_, meta| {
+            let keep = !on_release.predates_reset(meta.age);
+            Box::pin(async move { Ok(keep) })
         })
 }
 

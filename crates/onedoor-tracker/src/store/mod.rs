@@ -244,7 +244,7 @@ impl Store {
                 })
             });
         let resets = Arc::default();
-        let options = connections::guarded(options, backend, &resets);
+        let options = connections::guarded(options, &resets);
         let options = match (backend, purpose) {
             // A rebuild is one writer. With more connections its transactions would take turns
             // on them, and each SQLite connection throws its page cache (and its prepared
