@@ -9,6 +9,7 @@
 use std::fmt;
 
 use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
 /// What went wrong talking to NATS, as far as a caller's next step is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +88,15 @@ impl fmt::Display for NatsErrorKind {
 pub fn classify(error: &(dyn std::error::Error + 'static)) -> (NatsErrorKind, Option<u64>) {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
+        if let Some(publish) = current.downcast_ref::<PublishError>()
+            && publish.kind() == PublishErrorKind::StreamNotFound
+        {
+            // async-nats names a publish nobody answered (503 no responders) "no stream found
+            // for given subject". Only a stream's leader listens on its subjects, so on a
+            // cluster this is a leader election, over in seconds: an outage, not a missing
+            // stream (which the case log would have found when it opened).
+            return (NatsErrorKind::NoResponders, None);
+        }
         if let Some(api) = current.downcast_ref::<async_nats::jetstream::Error>() {
             let code = api.error_code().0;
             return (NatsErrorKind::from_code(code), Some(code));
@@ -169,6 +179,14 @@ mod tests {
             NatsErrorKind::ConsumerNotFound
         );
         assert_eq!(NatsErrorKind::from_code(10999), NatsErrorKind::Other);
+    }
+
+    #[test]
+    fn a_publish_nobody_answered_is_an_outage_not_a_missing_stream() {
+        let unanswered = PublishError::new(PublishErrorKind::StreamNotFound);
+        assert_eq!(classify(&unanswered).0, NatsErrorKind::NoResponders);
+        let late = PublishError::new(PublishErrorKind::TimedOut);
+        assert_eq!(classify(&late).0, NatsErrorKind::TimedOut);
     }
 
     #[test]
