@@ -348,6 +348,31 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_creds_file_is_read_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let seed = crate::Seed::generate().expect("seed");
+        // The layout `nsc` writes; the JWT is passed to the server as it is.
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.e30.c2ln\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            seed.expose_secret()
+        );
+        let path = dir.path().join("moic.creds");
+        std::fs::write(&path, creds).expect("write creds");
+        let mut settings = ConnectSettings::new(["nats://127.0.0.1:4222"]);
+        settings.credentials = NatsCredentials::CredsFile(path);
+        let identity = Identity::Tracker;
+        assert!(settings.options(&identity).await.is_ok());
+
+        let missing = dir.path().join("absent.creds");
+        settings.credentials = NatsCredentials::CredsFile(missing.clone());
+        match settings.options(&identity).await {
+            Err(NatsAuthError::Io { path, .. }) => assert_eq!(path, missing),
+            other => panic!("expected an I/O error naming the file, got {other:?}"),
+        }
+    }
+
     #[test]
     fn jitter_stays_within_half_to_whole_pause() {
         for _ in 0..100 {
