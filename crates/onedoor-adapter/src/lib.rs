@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! - [`server`]: [`run`] — the one entry point (config, bound listener, shutdown signal), with
-//!   health (NOT_SERVING while NATS is down) and reflection of AgencyGateway and health only.
+//!   reflection of AgencyGateway and health only.
+//! - `health`: gRPC health: NOT_SERVING while NATS does not answer, a frozen server
+//!   included.
 //! - [`gateway`]: the `AgencyGateway` implementation: writes, `GetCase`.
 //! - [`inbox`]: the `Inbox` stream and `Ack` over the durable consumer `inbox-<AGENCY>`.
 //! - [`requests`]: wire requests → domain commands, parsed once at the edge.
@@ -19,6 +21,7 @@
 pub mod credentials;
 pub mod error;
 pub mod gateway;
+mod health;
 pub mod idempotency;
 pub mod inbox;
 pub mod metrics;

@@ -14,7 +14,6 @@ use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Router;
 use tonic_health::pb::health_server::{Health, HealthServer};
-use tonic_health::server::HealthReporter;
 
 use onedoor_grpc::{TlsIdentity, Token};
 use onedoor_natsauth::{ConnectSettings, Identity, Liveness, LivenessSettings};
@@ -22,6 +21,7 @@ use onedoor_natsauth::{ConnectSettings, Identity, Liveness, LivenessSettings};
 use crate::credentials::{self, Credentials};
 use crate::error::AdapterError;
 use crate::gateway::{Clock, Gateway};
+use crate::health;
 use crate::inbox::InboxService;
 
 /// Largest request the adapter decodes. Events carry documents by reference only, so the
@@ -91,7 +91,7 @@ impl AdapterConfig {
     }
 }
 
-const SERVICE_NAME: &str = "onedoor.v1.AgencyGateway";
+pub(crate) const SERVICE_NAME: &str = "onedoor.v1.AgencyGateway";
 
 /// Connects as the agency, waiting for NATS at start as `config.nats` allows.
 async fn connect(config: &AdapterConfig) -> Result<async_nats::Client, AdapterError> {
@@ -124,26 +124,6 @@ fn log_event(event: async_nats::Event) {
     }
 }
 
-/// Health follows whether NATS answers (not merely whether the socket is open): NOT_SERVING
-/// within seconds of a frozen or lost server, so a load balancer or an operator sees it
-/// without a write failing first. Both the service's name and the server as a whole (`""`,
-/// what a probe without a service name asks) follow it.
-async fn follow_nats(health: HealthReporter, mut answering: watch::Receiver<bool>) {
-    loop {
-        let status = if *answering.borrow_and_update() {
-            tonic_health::ServingStatus::Serving
-        } else {
-            tonic_health::ServingStatus::NotServing
-        };
-        for service in [SERVICE_NAME, ""] {
-            health.set_service_status(service, status).await;
-        }
-        if answering.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Serves `AgencyGateway` (plus health and reflection) on `listener` until `shutdown` resolves;
 /// then stops taking calls and lets in-flight ones finish.
 pub async fn run(
@@ -154,10 +134,20 @@ pub async fn run(
     config.validate()?;
     crate::metrics::describe();
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
-        .await;
-    let client = connect(&config).await?;
+    health::report(&health, tonic_health::ServingStatus::NotServing).await;
+    // The port accepts connections but serves nothing until NATS answers: a call made
+    // meanwhile waits for it (or for its own deadline), a probe times out. Asked to stop while
+    // still waiting, there is nothing to drain.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let connected = tokio::select! {
+        () = &mut shutdown => None,
+        client = connect(&config) => Some(client),
+    };
+    let Some(client) = connected else {
+        tracing::info!(agency = %config.agency, "adapter stopped before NATS answered");
+        return Ok(());
+    };
+    let client = client?;
     let mut jetstream = async_nats::jetstream::new(client.clone());
     jetstream.set_timeout(config.nats_timeout);
     let log = open_log(&config, &jetstream).await?;
@@ -166,7 +156,7 @@ pub async fn run(
     onedoor_bus::ensure_inbox(&jetstream, &config.agency, &config.inbox).await?;
     let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency).await?;
     let liveness = Liveness::watch(client, config.liveness, "adapter");
-    let follower = tokio::spawn(follow_nats(health, liveness.answering()));
+    let follower = tokio::spawn(health::follow_nats(health, liveness.answering()));
 
     // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
     // sender goes with it), so neither a graceful stop nor an abort waits on connected clients.

@@ -60,3 +60,15 @@ async fn an_adapter_given_three_urls_of_which_two_are_dead_connects_to_the_live_
     front.open_case("enterprise-registration").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn an_adapter_waiting_for_nats_stops_when_asked() -> anyhow::Result<()> {
+    let mut bus = TestBus::start().await?;
+    bus.nats.kill()?;
+    bus.start_adapter(FRONT).await?;
+    // Well inside the 60 s start-up deadline: the stop, not the deadline, ends it.
+    tokio::time::timeout(Duration::from_secs(10), bus.stop_adapter(FRONT))
+        .await
+        .map_err(|_| anyhow::anyhow!("the adapter kept waiting for NATS after a stop"))?;
+    Ok(())
+}
