@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -176,12 +177,29 @@ async fn postgres_sessions_ended_mid_stream_lose_nothing() -> anyhow::Result<()>
     tracker.wait_for_health(ServingStatus::Serving).await?;
     let mut admin = sqlx::AnyConnection::connect(db.url().expose()).await?;
 
-    let mut cases = Vec::new();
-    let mut ended = 0;
-    for _ in 0..10 {
-        cases.extend(open_cases(&bus, 20).await?);
-        ended += end_tracker_sessions(&mut admin).await?;
-    }
+    // The tracker's sessions are ended every 20 ms while events arrive, so some end in the
+    // middle of its transactions.
+    let written_all = AtomicBool::new(false);
+    let writer = async {
+        let cases = open_cases(&bus, 300).await;
+        written_all.store(true, Ordering::Release);
+        cases
+    };
+    let killer = async {
+        let mut ended = 0;
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
+        while !written_all.load(Ordering::Acquire) {
+            pace.tick().await;
+            ended += end_tracker_sessions(&mut admin).await?;
+        }
+        anyhow::Ok(ended)
+    };
+    let (cases, ended) = tokio::join!(writer, killer);
+    let (cases, ended) = (cases?, ended?);
+    eprintln!(
+        "ended {ended} tracker sessions while {} events arrived",
+        cases.len()
+    );
     anyhow::ensure!(
         ended > 0,
         "no tracker session was ended: the test proved nothing"
