@@ -113,7 +113,8 @@ async fn connect(config: &AdapterConfig) -> Result<async_nats::Client, AdapterEr
 fn log_event(event: async_nats::Event) {
     match event {
         async_nats::Event::Disconnected => tracing::warn!("lost the NATS connection"),
-        async_nats::Event::Connected => tracing::info!("connected to NATS"),
+        // At start that is the default; after a loss, the liveness watcher says it at INFO.
+        async_nats::Event::Connected => tracing::debug!("connected to NATS"),
         other => match onedoor_natsauth::PermissionViolation::from_event(&other) {
             // A refused request only times out on the client: say why, loudly.
             Some(violation) => {
