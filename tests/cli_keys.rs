@@ -76,24 +76,20 @@ impl Printed {
                 .position(|l| l.starts_with(prefix))
                 .map(|i| lines[i + 1].trim().to_owned())
         };
-        let start = lines.iter().position(|l| l.starts_with("[[agency."));
-        let end = lines
-            .iter()
-            .position(|l| l.starts_with("NATS:") || l.starts_with("Adapter settings"));
-        let registry_lines = match (start, end) {
-            (Some(start), Some(end)) => lines[start..end].join("\n"),
-            _ => String::new(),
+        let section = |from: usize, prefixes: &[&str]| {
+            (from..lines.len())
+                .find(|&i| prefixes.iter().any(|p| lines[i].starts_with(p)))
+                .unwrap_or(lines.len())
         };
-        let settings_at = lines
-            .iter()
-            .position(|l| l.starts_with("Adapter settings"))
-            .expect("adapter settings printed");
-        let settings_end = lines
-            .iter()
-            .position(|l| l.starts_with("Retiring"))
-            .unwrap_or(lines.len());
+        let start = section(0, &["[[agency."]);
+        let end = section(start, &["NATS:", "Adapter settings", "Retiring"]);
+        let registry_lines = lines[start..end].join("\n").trim().to_owned();
+        // Settings are printed when a key file was made; a token rotation makes none.
+        let settings_at = section(0, &["Adapter settings"]);
+        let settings_end = section(settings_at, &["Retiring"]);
         let settings =
-            toml::from_str(&lines[settings_at + 1..settings_end].join("\n")).expect("TOML");
+            toml::from_str(&lines[(settings_at + 1).min(settings_end)..settings_end].join("\n"))
+                .expect("TOML");
         Printed {
             token: after("Bearer token"),
             registry_lines,
@@ -225,6 +221,47 @@ fn keys_new_refuses_unknown_agencies_loose_directories_and_existing_keys() {
     for (file, content) in before {
         assert_eq!(std::fs::read_to_string(&file).expect("kept"), content);
     }
+}
+
+#[test]
+fn rotating_a_token_or_an_nkey_keeps_every_old_file() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let out = temp.path().join("mof");
+    let rotate = [
+        "keys",
+        "rotate",
+        "--agency",
+        "MOF",
+        "--out",
+        text(&out),
+        "--what",
+    ];
+    let err = fails(&[&rotate[..], &["token"]].concat());
+    assert!(err.contains("keys new"), "{err}");
+    assert!(!out.exists(), "a failed rotation creates nothing");
+    let first = Printed::parse(succeeds(&keys_new("MOF", &out, &[])));
+
+    let token = Printed::parse(succeeds(&[&rotate[..], &["token"]].concat()));
+    let secret = token.token.clone().expect("new token printed");
+    assert_ne!(Some(&secret), first.token.as_ref());
+    assert_eq!(token.stdout.matches(&secret).count(), 1);
+    assert!(
+        token.registry_lines.starts_with("[[agency.token]]"),
+        "{}",
+        token.registry_lines
+    );
+    assert!(token.stdout.contains("revoked = true"), "{}", token.stdout);
+    assert_eq!(files(&out).len(), 2, "a token rotation writes no file");
+
+    let nats = Printed::parse(succeeds(&[&rotate[..], &["nats"]].concat()));
+    assert_ne!(nats.nats_public_key, first.nats_public_key);
+    assert!(nats.stdout.contains("nats-import"), "{}", nats.stdout);
+    assert!(
+        Path::new(&first.setting("nats_seed")).exists(),
+        "the old nkey is kept"
+    );
+    assert_eq!(mode(Path::new(&nats.setting("nats_seed"))), 0o600);
+    assert_eq!(files(&out).len(), 3);
 }
 
 #[test]

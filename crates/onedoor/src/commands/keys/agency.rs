@@ -37,13 +37,14 @@ pub(super) fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn rotate(args: &RotateArgs) -> anyhow::Result<ExitCode> {
-    let (code, registry_name) = checked(&args.dir)?;
+    // Before `checked`, which would create it.
     if !args.dir.out.is_dir() {
         anyhow::bail!(
             "{} does not exist; make the agency's keys first with `onedoor keys new`",
             args.dir.out.display()
         );
     }
+    let (code, registry_name) = checked(&args.dir)?;
     let older = older_stems(&args.dir.out, &code, args.what)?;
     let mut made = Made::new(code, &absolute(&args.dir.out)?, registry_name);
     match args.what {
