@@ -6,6 +6,8 @@
 //!   inbox filters and consumer names), defined once.
 //! - [`stream`]: [`StreamSettings`] and [`ensure_stream`], which creates the stream or reports
 //!   how an existing one differs, never overwriting it.
+//! - [`drift`]: desired against actual JetStream objects ([`drift::Drift`], field by field,
+//!   each with how it can be fixed), for `onedoor provision` and its `--check`.
 //! - [`case_log`]: [`CaseLog`]: load one case's events in order (direct get on the per-subject
 //!   index) and append with per-case optimistic concurrency, re-deciding on a lost race.
 //! - `replica_read` (private): reads that include what this process wrote or was delivered,
@@ -29,6 +31,7 @@
 pub mod audit;
 pub mod case_log;
 pub mod cloudevents;
+pub mod drift;
 pub mod error;
 pub mod inbox;
 pub mod nats_error;

@@ -32,6 +32,7 @@ use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, ErrorCode};
 
+use crate::drift::{FieldDrift, Fix, field, replicas_fix};
 use crate::error::BusError;
 use crate::subjects::{STREAM_NAME, STREAM_SUBJECTS};
 
@@ -209,41 +210,166 @@ fn check_existing(existing: &Config, wanted: &Config) -> Result<EnsureOutcome, B
 
 /// How one compared field of a stream configuration is written in a difference.
 type Describe = fn(&Config) -> String;
+/// Copies the wanted value of one field into the configuration an update sends.
+type SetWanted = fn(&mut Config, &Config);
 
-/// The fields onedoor sets, with how each is written (as the server and the `nats` CLI name
-/// them, so an operator can match them up).
-const COMPARED: &[(&str, Describe)] = &[
-    ("subjects", |c| {
-        let set: BTreeSet<&str> = c.subjects.iter().map(String::as_str).collect();
-        format!("[{}]", set.into_iter().collect::<Vec<_>>().join(", "))
-    }),
-    ("storage", |c| storage_name(c.storage).into()),
-    ("replicas", |c| c.num_replicas.to_string()),
-    ("duplicate_window", |c| fmt_duration(c.duplicate_window)),
-    ("retention", |c| retention_name(c.retention).into()),
-    ("discard", |c| discard_name(c.discard).into()),
-    ("max_age", |c| fmt_age(c.max_age)),
-    ("max_msgs", |c| fmt_limit(c.max_messages)),
-    ("max_bytes", |c| fmt_limit(c.max_bytes)),
-    ("max_msgs_per_subject", |c| {
-        fmt_limit(c.max_messages_per_subject)
-    }),
-    ("deny_delete", |c| c.deny_delete.to_string()),
-    ("deny_purge", |c| c.deny_purge.to_string()),
-    ("allow_rollup_hdrs", |c| c.allow_rollup.to_string()),
-    ("allow_direct", |c| c.allow_direct.to_string()),
-    ("sealed", |c| c.sealed.to_string()),
+/// How a difference in one field can be closed (see [`Fix`]).
+#[derive(Clone, Copy)]
+enum Rule {
+    InPlace,
+    /// The server refuses to change it: storage, retention, and unsealing.
+    NotInPlace,
+    /// In place, but fewer replicas of a stream with messages lose copies.
+    Replicas,
+}
+
+/// The fields onedoor sets: how each is written (as the server and the `nats` CLI name them,
+/// so an operator can match them up), how a difference is closed, and how an update sets it.
+/// Moving a limit to "unlimited" or a deny flag to true loses nothing, so they change in place.
+const COMPARED: &[(&str, Describe, Rule, SetWanted)] = &[
+    (
+        "subjects",
+        |c| {
+            let set: BTreeSet<&str> = c.subjects.iter().map(String::as_str).collect();
+            format!("[{}]", set.into_iter().collect::<Vec<_>>().join(", "))
+        },
+        Rule::InPlace,
+        |u, w| u.subjects.clone_from(&w.subjects),
+    ),
+    (
+        "storage",
+        |c| storage_name(c.storage).into(),
+        Rule::NotInPlace,
+        |u, w| u.storage = w.storage,
+    ),
+    (
+        "replicas",
+        |c| c.num_replicas.to_string(),
+        Rule::Replicas,
+        |u, w| {
+            u.num_replicas = w.num_replicas;
+        },
+    ),
+    (
+        "duplicate_window",
+        |c| fmt_duration(c.duplicate_window),
+        Rule::InPlace,
+        |u, w| {
+            u.duplicate_window = w.duplicate_window;
+        },
+    ),
+    (
+        "retention",
+        |c| retention_name(c.retention).into(),
+        Rule::NotInPlace,
+        |u, w| {
+            u.retention = w.retention;
+        },
+    ),
+    (
+        "discard",
+        |c| discard_name(c.discard).into(),
+        Rule::InPlace,
+        |u, w| u.discard = w.discard,
+    ),
+    (
+        "max_age",
+        |c| fmt_age(c.max_age),
+        Rule::InPlace,
+        |u, w| u.max_age = w.max_age,
+    ),
+    (
+        "max_msgs",
+        |c| fmt_limit(c.max_messages),
+        Rule::InPlace,
+        |u, w| {
+            u.max_messages = w.max_messages;
+        },
+    ),
+    (
+        "max_bytes",
+        |c| fmt_limit(c.max_bytes),
+        Rule::InPlace,
+        |u, w| u.max_bytes = w.max_bytes,
+    ),
+    (
+        "max_msgs_per_subject",
+        |c| fmt_limit(c.max_messages_per_subject),
+        Rule::InPlace,
+        |u, w| {
+            u.max_messages_per_subject = w.max_messages_per_subject;
+        },
+    ),
+    (
+        "deny_delete",
+        |c| c.deny_delete.to_string(),
+        Rule::InPlace,
+        |u, w| {
+            u.deny_delete = w.deny_delete;
+        },
+    ),
+    (
+        "deny_purge",
+        |c| c.deny_purge.to_string(),
+        Rule::InPlace,
+        |u, w| u.deny_purge = w.deny_purge,
+    ),
+    (
+        "allow_rollup_hdrs",
+        |c| c.allow_rollup.to_string(),
+        Rule::InPlace,
+        |u, w| {
+            u.allow_rollup = w.allow_rollup;
+        },
+    ),
+    (
+        "allow_direct",
+        |c| c.allow_direct.to_string(),
+        Rule::InPlace,
+        |u, w| {
+            u.allow_direct = w.allow_direct;
+        },
+    ),
+    (
+        "sealed",
+        |c| c.sealed.to_string(),
+        Rule::NotInPlace,
+        |u, w| u.sealed = w.sealed,
+    ),
 ];
 
 /// The compared fields that differ, each as `field: existing X, wanted Y`.
 pub fn differences(existing: &Config, wanted: &Config) -> Vec<String> {
+    stream_drift(existing, wanted, 0)
+        .iter()
+        .map(FieldDrift::existing_wanted)
+        .collect()
+}
+
+/// The compared fields of `actual` (a stream holding `messages`) that differ from `wanted`,
+/// each with how it can be closed.
+pub fn stream_drift(actual: &Config, wanted: &Config, messages: u64) -> Vec<FieldDrift> {
     COMPARED
         .iter()
-        .filter_map(|(field, describe)| {
-            let (existing, wanted) = (describe(existing), describe(wanted));
-            (existing != wanted).then(|| format!("{field}: existing {existing}, wanted {wanted}"))
+        .filter_map(|(name, describe, rule, _)| {
+            let fix = match rule {
+                Rule::InPlace => Fix::InPlace,
+                Rule::NotInPlace => Fix::NotInPlace,
+                Rule::Replicas => replicas_fix(actual.num_replicas, wanted.num_replicas, messages),
+            };
+            field(name, describe(actual), describe(wanted), fix)
         })
         .collect()
+}
+
+/// `actual` with every compared field set as wanted: what an update sends, so the fields
+/// operators may tune (description, compression, placement…) stay as they are.
+pub fn stream_update(actual: &Config, wanted: &Config) -> Config {
+    let mut update = actual.clone();
+    for (_, _, _, copy) in COMPARED {
+        copy(&mut update, wanted);
+    }
+    update
 }
 
 // Names as the server and the `nats` CLI spell them, so an operator can match them up.
@@ -382,5 +508,39 @@ mod tests {
                 "deny_purge: existing false, wanted true",
             ]
         );
+    }
+
+    #[test]
+    fn storage_and_retention_cannot_change_and_fewer_replicas_with_data_lose_copies() {
+        let wanted = StreamSettings::development().stream_config();
+        let mut actual = StreamSettings::production().stream_config();
+        actual.storage = StorageType::Memory;
+        actual.retention = RetentionPolicy::Interest;
+        let fixes = |messages| {
+            stream_drift(&actual, &wanted, messages)
+                .into_iter()
+                .map(|drift| (drift.field, matches!(drift.fix, Fix::InPlace)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            fixes(0),
+            [("storage", false), ("replicas", true), ("retention", false)]
+        );
+        let with_data = stream_drift(&actual, &wanted, 5);
+        assert!(
+            matches!(with_data[1].fix, Fix::LosesData { .. }),
+            "{with_data:?}"
+        );
+    }
+
+    #[test]
+    fn an_update_sets_the_compared_fields_and_keeps_the_rest() {
+        let wanted = StreamSettings::production().stream_config();
+        let mut actual = StreamSettings::development().stream_config();
+        actual.description = Some("tuned by the operator".into());
+        actual.max_age = Duration::from_secs(3600);
+        let update = stream_update(&actual, &wanted);
+        assert!(stream_drift(&update, &wanted, 1).is_empty());
+        assert_eq!(update.description, actual.description);
     }
 }

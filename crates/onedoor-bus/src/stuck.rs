@@ -94,6 +94,20 @@ struct MaxDeliveriesAdvisory {
     deliveries: u64,
 }
 
+/// The [`STUCK_BUCKET`] as onedoor makes it: file storage, history 1, no TTL, `replicas`
+/// copies.
+pub fn stuck_bucket_config(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: STUCK_BUCKET.to_owned(),
+        description: "onedoor: inbox deliveries given up on, for staff to act on".to_owned(),
+        history: 1,
+        max_age: Duration::ZERO,
+        storage: StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
 /// Opens the [`STUCK_BUCKET`], creating it if missing: file storage, history 1, no TTL, and as
 /// many replicas as the ONEDOOR stream (a stuck record is as precious as the event it names).
 /// A bucket someone else created with other settings is used as it is.
@@ -107,16 +121,7 @@ pub async fn ensure_stuck_bucket(js: &jetstream::Context) -> Result<kv::Store, B
         Ok(stream) => stream.cached_info().config.num_replicas.max(1),
         Err(_) => 1,
     };
-    let config = kv::Config {
-        bucket: STUCK_BUCKET.to_owned(),
-        description: "onedoor: inbox deliveries given up on, for staff to act on".to_owned(),
-        history: 1,
-        max_age: Duration::ZERO,
-        storage: StorageType::File,
-        num_replicas: replicas,
-        ..Default::default()
-    };
-    match js.create_key_value(config).await {
+    match js.create_key_value(stuck_bucket_config(replicas)).await {
         Ok(store) => Ok(store),
         // Exists with a different configuration (or a create race): use what is there.
         Err(create_err) => js.get_key_value(STUCK_BUCKET).await.map_err(|get_err| {

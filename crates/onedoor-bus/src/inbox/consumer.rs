@@ -22,8 +22,8 @@ use async_nats::jetstream::stream::{ConsumerCreateStrictErrorKind, Stream};
 use onedoor_case::AgencyCode;
 
 use super::settings::InboxSettings;
+use crate::drift::{FieldDrift, Fix, Start, consumer_drift};
 use crate::error::BusError;
-use crate::stream::fmt_duration;
 use crate::subjects::{self, STREAM_NAME};
 
 /// What [`ensure_inbox_outcome`] did.
@@ -167,104 +167,11 @@ pub fn differences(
     existing: &consumer::Config,
     wanted: &consumer::pull::Config,
 ) -> (Vec<String>, Vec<String>) {
-    (conflicts(existing, wanted), safe_changes(existing, wanted))
-}
-
-fn describe(field: &str, existing: String, wanted: String) -> Option<String> {
-    (existing != wanted).then(|| format!("{field}: existing {existing}, wanted {wanted}"))
-}
-
-/// What cannot change in place: the consumer's kind, filter and policies.
-fn conflicts(existing: &consumer::Config, wanted: &consumer::pull::Config) -> Vec<String> {
-    let mut conflicts = Vec::new();
-    if let Some(subject) = existing
-        .deliver_subject
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
-        conflicts.push(format!(
-            "kind: existing push (deliver subject {subject}), wanted pull"
-        ));
-    }
-    // The server may report the one filter as `filter_subjects`; what counts is the set.
-    let mut filters: Vec<&str> = existing
-        .filter_subjects
-        .iter()
-        .map(String::as_str)
-        .collect();
-    if !existing.filter_subject.is_empty() {
-        filters.push(&existing.filter_subject);
-    }
-    filters.sort_unstable();
-    filters.dedup();
-    let policies = [
-        (
-            "filter",
-            format!("[{}]", filters.join(", ")),
-            format!("[{}]", wanted.filter_subject),
-        ),
-        (
-            "deliver_policy",
-            format!("{:?}", existing.deliver_policy),
-            format!("{:?}", wanted.deliver_policy),
-        ),
-        (
-            "ack_policy",
-            format!("{:?}", existing.ack_policy),
-            format!("{:?}", wanted.ack_policy),
-        ),
-        (
-            "replay_policy",
-            format!("{:?}", existing.replay_policy),
-            format!("{:?}", wanted.replay_policy),
-        ),
-    ];
-    conflicts.extend(
-        policies
-            .into_iter()
-            .filter_map(|(field, existing, wanted)| describe(field, existing, wanted)),
-    );
-    conflicts
-}
-
-/// What an update may change on a running consumer: timings and limits.
-fn safe_changes(existing: &consumer::Config, wanted: &consumer::pull::Config) -> Vec<String> {
-    let steps = |backoff: &[std::time::Duration]| {
-        let steps: Vec<String> = backoff.iter().map(|d| fmt_duration(*d)).collect();
-        format!("[{}]", steps.join(", "))
-    };
-    let fields = [
-        (
-            "ack_wait",
-            fmt_duration(existing.ack_wait),
-            fmt_duration(wanted.ack_wait),
-        ),
-        ("backoff", steps(&existing.backoff), steps(&wanted.backoff)),
-        (
-            "max_deliver",
-            existing.max_deliver.to_string(),
-            wanted.max_deliver.to_string(),
-        ),
-        (
-            "max_ack_pending",
-            existing.max_ack_pending.to_string(),
-            wanted.max_ack_pending.to_string(),
-        ),
-        (
-            "inactive_threshold",
-            fmt_duration(existing.inactive_threshold),
-            fmt_duration(wanted.inactive_threshold),
-        ),
-        (
-            "headers_only",
-            existing.headers_only.to_string(),
-            wanted.headers_only.to_string(),
-        ),
-    ];
-    fields
+    let (changes, conflicts): (Vec<_>, Vec<_>) = consumer_drift(existing, wanted, Start::Checked)
         .into_iter()
-        .filter_map(|(field, existing, wanted)| describe(field, existing, wanted))
-        .collect()
+        .partition(|drift| drift.fix == Fix::InPlace);
+    let words = |drift: Vec<FieldDrift>| drift.iter().map(FieldDrift::existing_wanted).collect();
+    (words(conflicts), words(changes))
 }
 
 #[cfg(test)]
