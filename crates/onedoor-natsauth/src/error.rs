@@ -72,6 +72,22 @@ pub enum NatsAuthError {
         source: onedoor_bus::BusError,
     },
 
+    /// Provisioning found differences JetStream cannot close on an existing object; nothing
+    /// was changed.
+    #[error(
+        "cannot change in place (JetStream refuses; nothing was changed): {}; make the object \
+         again by hand (back up its data first) or keep its current value",
+        changes.join("; ")
+    )]
+    NotInPlace { changes: Vec<String> },
+
+    /// Provisioning would lose data or fault tolerance and was not forced; nothing was changed.
+    #[error(
+        "refusing a change that loses data (nothing was changed; --force to accept): {}",
+        changes.join("; ")
+    )]
+    WouldLoseData { changes: Vec<String> },
+
     /// NATS settings no server could make work (no URL, a malformed one, half a TLS pair).
     #[error("NATS settings: {why}")]
     NatsSettings { why: String },

@@ -20,7 +20,8 @@
 //! - [`connect`]: [`connect_options`], a client configured as an identity, and
 //!   [`PermissionViolation`], the server's refusal as seen in the client's events.
 //! - [`provision`](mod@provision): [`provision()`], what the operator creates before adapters
-//!   connect (stream, every inbox consumer, the stuck bucket).
+//!   connect (stream, every inbox consumer, the tracker's consumer, the stuck bucket):
+//!   [`survey`] against [`Desired`], refusals, [`apply`].
 //! - [`error`]: [`NatsAuthError`], the crate's one error type.
 //!
 //! # Use
@@ -29,7 +30,9 @@
 //! let creds = CredentialSet::load_or_generate(&data_dir.join("nats-credentials"), &registry)?;
 //! spec.extra_config = render_config(&registry, &creds)?;          // then start nats-server
 //! let operator = creds.connect_options(&Identity::Operator)?.connect(url).await?;
-//! provision(&jetstream::new(operator), &registry, &stream_settings, &inbox_settings).await?;
+//! let desired = Desired::new(&registry, stream_settings, &inbox_settings)?
+//!     .with_consumer(tracker_consumer, Start::SetByOwner);
+//! provision(&jetstream::new(operator), &desired, false).await?;
 //! let adapter = creds.connect_options(&Identity::Agency(code))?.connect(url).await?;
 //! ```
 
@@ -54,5 +57,5 @@ pub use error::NatsAuthError;
 pub use identity::{APP_ACCOUNT, Identity, SYSTEM_ACCOUNT};
 pub use liveness::{Liveness, LivenessSettings};
 pub use permissions::Permissions;
-pub use provision::{Provisioned, provision};
+pub use provision::{Desired, Survey, WantedConsumer, apply, provision, survey};
 pub use secret::{PublicKey, Seed};

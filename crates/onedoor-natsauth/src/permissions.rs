@@ -130,13 +130,15 @@ fn operator() -> Permissions {
             no_events(),
             vec![
                 // The stream is the legal record: nobody erases it through the API, the
-                // operator included. Changing it (e.g. R1 to R3, or a max age that would expire
-                // history) is done by someone who can edit the server configuration: lift
-                // these lines, regenerate, reload, change, put them back.
+                // operator included. Updating it stays allowed, because `onedoor provision`
+                // changes its replicas (R1 to R3 when a cluster grows): the server itself
+                // refuses an update that lifts `deny_delete` or `deny_purge` (checked by
+                // `tests/permissions.rs`), and provision only ever removes limits. What an
+                // update could still do, set a limit that expires history, is the residual
+                // risk of a stolen operator seed; keep it offline, as docs/operations.md says.
                 format!("{API}.STREAM.DELETE.{STREAM_NAME}"),
                 format!("{API}.STREAM.PURGE.{STREAM_NAME}"),
                 format!("{API}.STREAM.MSG.DELETE.{STREAM_NAME}"),
-                format!("{API}.STREAM.UPDATE.{STREAM_NAME}"),
                 // Pulling from an agency's inbox (or the tracker's consumer) would use up
                 // deliveries meant for them; the operator creates consumers, never reads them.
                 format!("{API}.CONSUMER.MSG.NEXT.{STREAM_NAME}.>"),

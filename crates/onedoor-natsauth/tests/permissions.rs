@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{consumer, stream::DirectGetErrorKind};
 use futures::StreamExt as _;
+use onedoor_bus::drift::Change;
 use onedoor_bus::inbox::{InboxEnsured, ensure_inbox_outcome};
 use onedoor_bus::stuck::{Recorded, StuckRecord, record_stuck};
 use onedoor_bus::{
@@ -18,7 +19,7 @@ use onedoor_bus::{
     ensure_inbox, list_stuck,
 };
 use onedoor_case::{Action, AgencyCode, CaseId};
-use onedoor_natsauth::{Denied, Identity, PermissionViolation, connect_options};
+use onedoor_natsauth::{Denied, Desired, Identity, PermissionViolation, connect_options};
 use onedoor_testkit::{SecuredBus, Session};
 use tokio::sync::mpsc;
 
@@ -81,23 +82,17 @@ async fn refused(
 async fn the_operator_creates_the_stream_every_inbox_and_the_stuck_bucket() -> anyhow::Result<()> {
     let bus = SecuredBus::start().await?;
     let operator = bus.connect(&Identity::Operator).await?;
-
-    let provisioned = onedoor_natsauth::provision(
-        &operator.js,
+    let desired = Desired::new(
         &bus.registry,
-        &StreamSettings::development(),
+        StreamSettings::development(),
         &InboxSettings::default(),
-    )
-    .await?;
+    )?;
 
-    assert_eq!(provisioned.stream, onedoor_bus::EnsureOutcome::Created);
-    assert_eq!(provisioned.inboxes.len(), bus.registry.agencies.len());
-    assert!(
-        provisioned
-            .inboxes
-            .iter()
-            .all(|(_, outcome)| *outcome == InboxEnsured::Created)
-    );
+    let changes = onedoor_natsauth::provision(&operator.js, &desired, false).await?;
+
+    // The stream, one inbox per agency, the bucket.
+    assert_eq!(changes.len(), bus.registry.agencies.len() + 2);
+    assert!(changes.iter().all(|(_, change)| *change == Change::Created));
     let stream = operator.js.get_stream(STREAM_NAME).await?;
     for agency in ["MOF", "MOIC", "MPI"] {
         stream.consumer_info(format!("inbox-{agency}")).await?;
@@ -105,20 +100,8 @@ async fn the_operator_creates_the_stream_every_inbox_and_the_stuck_bucket() -> a
     operator.js.get_key_value(STUCK_BUCKET).await?;
 
     // Again: nothing changes (what `onedoor up` does on every start).
-    let again = onedoor_natsauth::provision(
-        &operator.js,
-        &bus.registry,
-        &StreamSettings::development(),
-        &InboxSettings::default(),
-    )
-    .await?;
-    assert_eq!(again.stream, onedoor_bus::EnsureOutcome::Unchanged);
-    assert!(
-        again
-            .inboxes
-            .iter()
-            .all(|(_, outcome)| *outcome == InboxEnsured::Unchanged)
-    );
+    let again = onedoor_natsauth::provision(&operator.js, &desired, false).await?;
+    assert!(again.iter().all(|(_, change)| *change == Change::Unchanged));
     Ok(())
 }
 
@@ -586,6 +569,23 @@ async fn the_operator_manages_consumers_but_cannot_erase_history_or_speak_for_an
     assert!(delete.is_err());
     assert!(publish.is_err());
     assert!(pull.is_err());
+
+    // The operator may update the stream (provision changes its replicas), but the server
+    // refuses to lift the protections against erasing it.
+    let mut unprotected = StreamSettings::development().stream_config();
+    unprotected.deny_purge = false;
+    let lifted = operator.js.update_stream(unprotected).await;
+    assert!(lifted.is_err(), "deny_purge was lifted: {lifted:?}");
+    assert!(
+        operator
+            .js
+            .get_stream(STREAM_NAME)
+            .await?
+            .cached_info()
+            .config
+            .deny_purge,
+        "the stream still denies purges"
+    );
     Ok(())
 }
 

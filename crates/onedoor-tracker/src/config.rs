@@ -9,6 +9,10 @@ use onedoor_bus::subjects::TRACKER_CONSUMER;
 use onedoor_case::Registry;
 use onedoor_natsauth::{ConnectSettings, Identity, LivenessSettings};
 
+/// How long JetStream waits for the tracker's ack before redelivering, unless a
+/// [`TrackerConfig`] says otherwise; `onedoor provision` makes the consumer with it.
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(10);
+
 pub use onedoor_grpc::TlsIdentity;
 
 use crate::access::GrpcAccess;
@@ -112,7 +116,7 @@ impl TrackerConfig {
             clock: Arc::new(SystemClock),
             watch_poll: Duration::from_secs(2),
             sla_refresh: Duration::from_secs(30),
-            ack_wait: Duration::from_secs(10),
+            ack_wait: DEFAULT_ACK_WAIT,
             verify_signatures: false,
             tls: None,
             grpc_access: None,

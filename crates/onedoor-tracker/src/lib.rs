@@ -59,7 +59,9 @@ use tonic::transport::server::Router;
 
 pub use access::{Caller, GrpcAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Backend, DatabaseUrl, TlsIdentity, TrackerConfig, built_in_registry};
+pub use config::{
+    Backend, DEFAULT_ACK_WAIT, DatabaseUrl, TlsIdentity, TrackerConfig, built_in_registry,
+};
 pub use error::TrackerError;
 pub use handle::{CaseDetail, TrackerHandle};
 pub use projection::{Projection, RebuildReport, rebuild};

@@ -12,6 +12,8 @@
 //! - `commands::certs`: `onedoor certs ca|server|client`, the gRPC TLS certificates.
 //! - `commands::adapter`: `onedoor adapter --agency X`, one agency's gRPC gateway.
 //! - `commands::tracker`: `onedoor tracker` (projection + CaseTracker) and `tracker rebuild`.
+//! - `commands::provision`: `onedoor provision [--check]`, the stream, consumers and bucket
+//!   as the operator makes them.
 //! - `commands::case`: `onedoor case show|list`, read from the tracker.
 //! - `onedoor bench` and `onedoor tracker bench` are thin: their flags and the runs are in the
 //!   `onedoor-bench` crate.
@@ -88,6 +90,13 @@ enum Command {
     /// Write a secured nats-server configuration (accounts, one nkey user per agency with its
     /// permissions, operator/tracker/auditor identities) from a registry.
     NatsConfig(commands::nats::NatsConfigArgs),
+    /// Create or update, as the NATS operator, what adapters and the tracker need: the
+    /// ONEDOOR stream, every agency's inbox consumer, the tracker's consumer, the stuck bucket.
+    ///
+    /// Prints one line per object (created, updated with each field's old → new value, or
+    /// unchanged). Refuses what JetStream cannot change in place, and fewer replicas of data
+    /// without --force. With --check it changes nothing and exits 1 on drift; errors exit 2.
+    Provision(commands::provision::ProvisionArgs),
     /// Send one demo case through every agency on a service's route (needs `onedoor up`).
     Demo(commands::demo::DemoArgs),
     /// Measure end-to-end hand-offs (HandOff → Inbox → Ack) on a bus of its own, beside raw
@@ -148,6 +157,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => onedoor_bench::handoff::run(args).map_err(Into::into),
         Command::NatsConfig(args) => commands::nats::nats_config(args),
+        Command::Provision(args) => commands::provision::run(args),
         Command::Tracker(args) => commands::tracker::run(args),
         Command::Case { command } => commands::case::run(command),
         Command::Health(args) => commands::health::run(args),

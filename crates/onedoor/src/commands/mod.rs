@@ -9,6 +9,7 @@ pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod nats;
+pub mod provision;
 pub mod registry;
 pub mod settings;
 pub mod telemetry;

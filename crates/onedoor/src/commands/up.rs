@@ -149,7 +149,7 @@ async fn serve(
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
     let url = server.client_url();
-    let jetstream = provision(&credentials.nats, &url, &registry).await?;
+    provision(&credentials.nats, &url, &registry).await?;
     let metrics_port = free_port()?;
     super::metrics::install(([127, 0, 0, 1], metrics_port).into())?;
 
@@ -157,16 +157,7 @@ async fn serve(
     let mut servers = Servers::new();
     let agencies =
         start_adapters(&mut servers, &stop_rx, &registry, &url, &mut credentials).await?;
-    let tracker = start_tracker(
-        &mut servers,
-        &stop_rx,
-        dir,
-        &jetstream,
-        &registry,
-        &url,
-        &credentials,
-    )
-    .await?;
+    let tracker = start_tracker(&mut servers, &stop_rx, dir, &registry, &url, &credentials).await?;
 
     let endpoints = Endpoints {
         version: data_dir::ENDPOINTS_VERSION,
@@ -220,28 +211,22 @@ async fn run_until_stopped(
     outcome
 }
 
-/// The operator identity sets up what agencies may not: the stream, every inbox consumer and
-/// the stuck bucket (the tracker's consumer comes with the tracker).
-async fn provision(
-    nats: &CredentialSet,
-    url: &str,
-    registry: &Registry,
-) -> anyhow::Result<async_nats::jetstream::Context> {
+/// The operator identity sets up what agencies may not: the stream, every inbox consumer, the
+/// tracker's consumer and the stuck bucket, by the same code as `onedoor provision`.
+async fn provision(nats: &CredentialSet, url: &str, registry: &Registry) -> anyhow::Result<()> {
     let operator = nats
         .connect_options(&Identity::Operator)?
         .connect(url)
         .await
         .with_context(|| format!("connecting to {url} as the operator"))?;
+    let desired = super::provision::desired(registry, onedoor_bus::StreamSettings::default())?;
     let jetstream = async_nats::jetstream::new(operator);
-    let provisioned = onedoor_natsauth::provision(
-        &jetstream,
-        registry,
-        &onedoor_bus::StreamSettings::default(),
-        &onedoor_bus::InboxSettings::default(),
-    )
-    .await?;
-    tracing::debug!(stream = ?provisioned.stream, inboxes = provisioned.inboxes.len(), "stream and inboxes ready");
-    Ok(jetstream)
+    let changes = onedoor_natsauth::provision(&jetstream, &desired, false).await?;
+    tracing::debug!(
+        objects = changes.len(),
+        "stream, consumers and stuck bucket ready"
+    );
+    Ok(())
 }
 
 /// Every agency in the registry gets its adapter, merged-away ones included: they still hold
@@ -324,7 +309,6 @@ async fn start_tracker(
     servers: &mut Servers,
     stop_rx: &watch::Receiver<bool>,
     dir: &Path,
-    jetstream: &async_nats::jetstream::Context,
     registry: &Arc<Registry>,
     url: &str,
     credentials: &DevCredentials,
@@ -345,16 +329,6 @@ async fn start_tracker(
         common::Existing::Replace,
     )?;
     let tracker_config = tracker_config(dir, registry, url, credentials, &supervisor_token)?;
-    let tracker_consumer = onedoor_tracker::projection::consumer_config(
-        &tracker_config.consumer,
-        tracker_config.ack_wait,
-    );
-    jetstream
-        .get_stream(onedoor_bus::STREAM_NAME)
-        .await?
-        .get_or_create_consumer(&tracker_config.consumer, tracker_consumer)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the tracker's consumer: {e}"))?;
     // Staff sign-in on the web page when the data dir has an accounts file (format in
     // onedoor_web::auth); without one the page is open, on loopback only.
     let mut web_config = onedoor_web::WebConfig {
