@@ -9,6 +9,7 @@
 //! back-off until a commit succeeds; the store is reported failing ([`StoreHealth`]) until
 //! then, and nothing after the batch is read, let alone acknowledged.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_nats::Subject;
@@ -248,7 +249,8 @@ impl Projection {
         let longest = RETRY_MAX.min(ack_wait / 2).max(RETRY_MIN);
         let mut pause = RETRY_MIN;
         loop {
-            match self.store_prepared(&prepared).await {
+            let attempt = self.store_prepared(&prepared);
+            match in_progress_while(&prepared.messages, longest, attempt).await {
                 Ok(()) => {
                     self.health.stored();
                     return Ok(Processed::Stored);
@@ -264,6 +266,24 @@ impl Projection {
                 () = tokio::time::sleep(pause) => {}
             }
             pause = (pause * 2).min(longest);
+        }
+    }
+}
+
+/// Runs `work`, telling the server every `every` that `messages` are still in progress: an
+/// attempt can outlast `ack_wait` (a database that does not answer holds it for the pool's
+/// acquire timeout), and the server would redeliver the batch meanwhile.
+async fn in_progress_while<T>(
+    messages: &[Message],
+    every: Duration,
+    work: impl Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => keep_in_progress(messages).await,
         }
     }
 }

@@ -213,3 +213,47 @@ async fn postgres_sessions_ended_mid_stream_lose_nothing() -> anyhow::Result<()>
     tracker.stop().await.context("stopping the tracker")?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_held_longer_than_ack_wait_is_not_redelivered() -> anyhow::Result<()> {
+    let Some(db) = TestDb::postgres().await else {
+        return Ok(());
+    };
+    let bus = TestBus::start().await?;
+    let config = bus.tracker_config(&db, Arc::new(ManualClock::new(MONDAY)));
+    let ack_wait = config.ack_wait;
+    let tracker = RunningTracker::start(config).await?;
+    let store = Store::connect(&db.url()).await?;
+    let mut cases = open_cases(&bus, 1).await?;
+    wait_until_projected(&bus, &store, &cases).await?;
+
+    // Another session holds the events table, so the tracker's next write waits on it.
+    let mut admin = sqlx::AnyConnection::connect(db.url().expose()).await?;
+    let mut lock = admin.begin().await?;
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await?;
+    cases.extend(open_cases(&bus, 1).await?);
+    eventually("the tracker to hold the new event", DEADLINE, || async {
+        let info = consumer(&bus).await?;
+        Ok((info.num_ack_pending == 1)
+            .then_some(())
+            .ok_or(format!("{} pending", info.num_ack_pending)))
+    })
+    .await?;
+    // Over three ack_waits (a stated window), the held message is never redelivered.
+    let watch_until = Instant::now() + 3 * ack_wait;
+    while Instant::now() < watch_until {
+        let info = consumer(&bus).await?;
+        assert_eq!(info.num_redelivered, 0, "redelivered while held");
+        assert_eq!(info.num_ack_pending, 1, "acked while held");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    lock.commit().await?;
+    admin.close().await?;
+    assert_every_event_projected_once(&bus, &store, &cases, "after the lock was released").await?;
+    store.close().await;
+    tracker.stop().await?;
+    Ok(())
+}
