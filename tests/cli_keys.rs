@@ -293,6 +293,26 @@ fn certs_make_a_ca_server_and_client_certificates_with_the_printed_fingerprint()
     };
     let err = fails(&client_args("NOPE"));
     assert!(err.contains("not in the registry"), "{err}");
+    // Another CA's key beside this CA's certificate is refused before anything is issued.
+    let other = temp.path().join("other-ca");
+    succeeds(&["certs", "ca", "--out", text(&other)]);
+    let mixed = temp.path().join("mixed-ca");
+    std::fs::create_dir(&mixed).expect("mkdir");
+    std::fs::copy(ca.join("ca.pem"), mixed.join("ca.pem")).expect("copy");
+    std::fs::copy(other.join("ca-key.pem"), mixed.join("ca-key.pem")).expect("copy");
+    let mixed_args = [
+        "certs",
+        "client",
+        "--ca",
+        text(&mixed),
+        "--out",
+        text(&client),
+    ];
+    let err = fails(&[&mixed_args[..], &["--agency", "MOF"]].concat());
+    assert!(
+        err.contains("does not belong to the CA certificate"),
+        "{err}"
+    );
     let stdout = succeeds(&client_args("MOF"));
     let printed = stdout
         .lines()

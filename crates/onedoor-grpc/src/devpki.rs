@@ -149,6 +149,32 @@ fn new_key(what: &'static str) -> Result<KeyPair, GrpcError> {
     KeyPair::generate().map_err(|e| pki_error(what, e))
 }
 
+/// Refuses a CA key that is not the certificate's: what it signed would name this CA as issuer
+/// and fail every verification, far from here. A certificate embeds its subject's public key
+/// info as is, so the key's encoding must occur in the certificate.
+fn check_pair(cert_pem: &str, key: &KeyPair) -> Result<(), GrpcError> {
+    use rcgen::PublicKeyData as _;
+    use rustls_pki_types::pem::PemObject as _;
+    let der =
+        rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
+            GrpcError::Config {
+                key: "ca",
+                why: format!("CA certificate: {e}"),
+            }
+        })?;
+    let spki = key.subject_public_key_info();
+    if der
+        .windows(spki.len())
+        .any(|window| window == spki.as_slice())
+    {
+        return Ok(());
+    }
+    Err(GrpcError::Config {
+        key: "ca",
+        why: "the CA private key does not belong to the CA certificate".to_owned(),
+    })
+}
+
 impl Ca {
     /// A new CA named `common_name`.
     pub fn generate(common_name: &str, validity: Validity) -> Result<Self, GrpcError> {
@@ -167,6 +193,7 @@ impl Ca {
     /// A CA from its certificate and private key (PEM), e.g. files `onedoor certs ca` wrote.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, GrpcError> {
         let key = KeyPair::from_pem(key_pem).map_err(|e| pki_error("CA private key", e))?;
+        check_pair(cert_pem, &key)?;
         let issuer =
             Issuer::from_ca_cert_pem(cert_pem, key).map_err(|e| pki_error("CA certificate", e))?;
         Ok(Ca {

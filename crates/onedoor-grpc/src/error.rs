@@ -6,8 +6,8 @@ pub enum GrpcError {
     #[error("{key}: {why}")]
     Config { key: &'static str, why: String },
 
-    /// The development PKI could not make a key or certificate.
-    #[error("development PKI, {what}: {source}")]
+    /// A key or certificate could not be made or read (`devpki`: `onedoor up`, `onedoor certs`).
+    #[error("certificates, {what}: {source}")]
     Pki {
         what: &'static str,
         #[source]
