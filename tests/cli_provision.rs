@@ -272,6 +272,30 @@ async fn fewer_replicas_of_a_stream_with_events_need_force_on_the_cluster() -> a
     .await?;
     let settled = target.provision(&["--replicas", "1", "--check"]).await?;
     assert_eq!(settled.code, Some(0), "{settled:?}");
+
+    // Growing back needs no force: more copies lose nothing.
+    let grown = target.provision(&["--replicas", "3"]).await?;
+    assert_eq!(grown.code, Some(0), "{grown:?}");
+    for line in [
+        "stream ONEDOOR: updated (replicas: 1 → 3)",
+        "bucket ONEDOOR_STUCK: updated (replicas: 1 → 3)",
+    ] {
+        assert!(grown.lines().contains(&line), "{line:?} missing: {grown:?}");
+    }
+    let operator = jetstream::new(cluster.connect(&Identity::Operator).await?);
+    let stream = operator.get_stream(onedoor_bus::STREAM_NAME).await?;
+    eventually(
+        "inbox-MOIC to be replicated on three nodes",
+        DEADLINE,
+        || async {
+            let info = stream.consumer_info("inbox-MOIC").await?;
+            let copies = info.cluster.map_or(0, |c| c.replicas.len() + 1);
+            Ok((copies == 3)
+                .then_some(())
+                .ok_or(format!("{copies} copies")))
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ pub const SYSTEM_ACCOUNT: &str = "SYS";
 pub enum Identity {
     /// An agency's adapter: speaks only for that agency and reads only its own inbox.
     Agency(AgencyCode),
-    /// Deploy tooling (`onedoor up`, `onedoor nats provision`): creates the stream, the inbox
+    /// Deploy tooling (`onedoor up`, `onedoor provision`): creates the stream, the inbox
     /// consumers, the tracker's consumer and the stuck bucket before anyone else connects.
     Operator,
     /// The tracker: reads the stream, pulls and acks only its own durable consumer `tracker`,
