@@ -16,6 +16,8 @@
 //! - [`WebPage`]: the page on a bound listener ([`WebPage::new`] checks the TLS identity), then
 //!   [`WebPage::serve`] until the tracker stops, or [`WebPage::serve_beside`] a started
 //!   [`onedoor_tracker::Tracker`] until it has stopped; [`WebConfig`]: staff accounts and TLS.
+//! - `/healthz` answers while the process lives; `/readyz` is 503 while the tracker cannot
+//!   store events (its views fall behind).
 //! - `pages`: the handlers (search, case, workload, language switch); `pages::lists`: the
 //!   overdue and stuck lists, their filters, sorting and pager.
 //! - `live`: the case page's server-sent events, woken by the projection.
@@ -46,9 +48,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use onedoor_case::{AgencyCode, Registry, ServiceCode};
 use onedoor_tracker::{TlsIdentity, Tracker, TrackerHandle};
@@ -143,6 +145,20 @@ impl WebState {
     }
 }
 
+/// Readiness for a load balancer: `/healthz` says the process lives (a restart would not
+/// help a full disk), this says whether its views keep up. While the tracker's writes fail
+/// they fall further behind the stream every minute (nothing is lost: the stream keeps it).
+async fn ready(State(state): State<WebState>) -> (StatusCode, &'static str) {
+    if state.inner.tracker.store_health().is_healthy() {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the tracker cannot store events",
+        )
+    }
+}
+
 /// The page's routes (axum 0.8 path syntax).
 fn router(state: WebState) -> Router {
     Router::new()
@@ -158,6 +174,7 @@ fn router(state: WebState) -> Router {
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .fallback(pages::not_found)
         // Outermost last: errors from the sign-in check are rendered too.
         .layer(axum::middleware::from_fn_with_state(

@@ -25,7 +25,7 @@ use super::pages::safe_back;
 /// Paths anyone may open: the sign-in page itself, the language switch (the sign-in page has
 /// one), the assets it needs, and the health check.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/lang" | "/healthz") || path.starts_with("/assets/")
+    matches!(path, "/login" | "/lang" | "/healthz" | "/readyz") || path.starts_with("/assets/")
 }
 
 fn session_token(headers: &HeaderMap) -> Option<&str> {

@@ -74,6 +74,7 @@ async fn without_a_session_every_page_leads_to_the_sign_in_page() -> anyhow::Res
 
     // What the sign-in page itself needs stays open.
     assert_eq!(app.get("/healthz", &[]).await?.status, StatusCode::OK);
+    assert_eq!(app.get("/readyz", &[]).await?.status, StatusCode::OK);
     assert_eq!(
         app.get("/assets/OFL.txt", &[]).await?.status,
         StatusCode::OK
