@@ -135,7 +135,8 @@ fn operator() -> Permissions {
                 // refuses an update that lifts `deny_delete` or `deny_purge` (checked by
                 // `tests/permissions.rs`), and provision only ever removes limits. What an
                 // update could still do, set a limit that expires history, is the residual
-                // risk of a stolen operator seed; keep it offline, as docs/operations.md says.
+                // risk of a stolen operator seed; keep it off the hosts that run
+                // adapters (docs/configuration.md, "Provision").
                 format!("{API}.STREAM.DELETE.{STREAM_NAME}"),
                 format!("{API}.STREAM.PURGE.{STREAM_NAME}"),
                 format!("{API}.STREAM.MSG.DELETE.{STREAM_NAME}"),

@@ -288,7 +288,7 @@ pub async fn apply(
             }
         };
         if change != Change::Unchanged {
-            tracing::info!(object = %surveyed.object, %change, "provisioned");
+            tracing::debug!(object = %surveyed.object, %change, "provisioned");
         }
         changes.push((surveyed.object, change));
     }

@@ -28,7 +28,7 @@ pub struct ProvisionArgs {
     #[command(flatten)]
     #[serde(skip)]
     pub file: settings::FileFlags,
-    /// NATS as the operator identity (its seed is `credentials/operator.seed` under
+    /// NATS as the operator identity (its seed is `credentials/operator.nk` under
     /// `onedoor nats-config --out DIR`).
     #[command(flatten)]
     #[serde(flatten)]
