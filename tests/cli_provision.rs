@@ -191,6 +191,44 @@ async fn check_names_what_was_changed_by_hand_and_provision_puts_it_back() -> an
 }
 
 #[tokio::test]
+async fn a_change_jetstream_cannot_make_in_place_is_refused_naming_the_field() -> anyhow::Result<()>
+{
+    let bus = SecuredBus::start().await?;
+    // Made by hand in memory: a restart would lose every event.
+    let mut in_memory = onedoor_bus::StreamSettings::development().stream_config();
+    in_memory.storage = jetstream::stream::StorageType::Memory;
+    let operator = bus.operator_js().await?;
+    operator.create_stream(in_memory).await?;
+    let target = Target::secured(&bus);
+
+    let refused = target.provision(&[]).await?;
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    for words in [
+        "cannot change in place",
+        "stream ONEDOOR storage: memory → file",
+    ] {
+        assert!(
+            refused.stderr.contains(words),
+            "{words:?} missing: {refused:?}"
+        );
+    }
+    // Refused before anything was made: the inboxes are still missing.
+    let check = target.provision(&["--check"]).await?;
+    assert_eq!(check.code, Some(1), "{check:?}");
+    assert!(
+        check
+            .lines()
+            .contains(&"stream ONEDOOR: differs (storage: memory → file [cannot change in place])"),
+        "{check:?}"
+    );
+    assert!(
+        check.lines().contains(&"consumer inbox-MOIC: missing"),
+        "{check:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn errors_exit_2_apart_from_drift() -> anyhow::Result<()> {
     let bus = SecuredBus::start().await?;
     // Not the operator's seed: the server refuses the connection.
