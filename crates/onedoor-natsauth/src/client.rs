@@ -22,6 +22,12 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// within about three intervals; the library's default of 60 s would take minutes.
 pub const PING_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How long one server may take to open a connection (TCP, TLS, its INFO). A frozen node
+/// accepts the TCP connection and never sends INFO; each time the client picks it (servers
+/// are tried in random order) costs this long. async-nats's default is 5 s; a live server on
+/// a government WAN answers in well under a second.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// First pause between start-up attempts; it doubles up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -123,7 +129,7 @@ impl ConnectSettings {
 
     /// Client options for `identity`: credentials, TLS, its reply-subject prefix (a secured
     /// server lets an identity subscribe only under `_INBOX_<name>`), the connection name
-    /// `onedoor-<name>` (shown in `/connz`) and [`PING_INTERVAL`]. Chain a more specific
+    /// `onedoor-<name>` (shown in `/connz`), [`PING_INTERVAL`] and [`CONNECTION_TIMEOUT`]. Chain a more specific
     /// name, timeouts and callbacks on top; keep the inbox prefix.
     pub async fn options(&self, identity: &Identity) -> Result<ConnectOptions, NatsAuthError> {
         let options = match &self.credentials {
@@ -144,6 +150,7 @@ impl ConnectSettings {
             .custom_inbox_prefix(identity.inbox_prefix())
             .name(format!("onedoor-{identity}"))
             .ping_interval(PING_INTERVAL)
+            .connection_timeout(CONNECTION_TIMEOUT)
             .require_tls(self.requires_tls());
         if let Some(ca) = &self.tls.ca {
             options = options.add_root_certificates(ca.clone());

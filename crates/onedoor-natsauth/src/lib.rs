@@ -48,7 +48,8 @@ pub mod provision;
 pub mod secret;
 
 pub use client::{
-    ConnectSettings, DEFAULT_STARTUP_TIMEOUT, NatsCredentials, NatsTls, PING_INTERVAL,
+    CONNECTION_TIMEOUT, ConnectSettings, DEFAULT_STARTUP_TIMEOUT, NatsCredentials, NatsTls,
+    PING_INTERVAL,
 };
 pub use config::render_config;
 pub use connect::{Denied, PermissionViolation, connect_options, connect_options_from_file};
