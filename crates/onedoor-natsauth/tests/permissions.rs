@@ -500,14 +500,15 @@ async fn the_tracker_consumes_only_its_own_consumer_and_reads_stuck_records() ->
         "$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-MOF",
         r#"{"batch":1}"#.into(),
     );
-    let delete = stream.delete_consumer("tracker");
+    // Its own consumers it may remake (rebuild); an agency's inbox it may not touch.
+    let delete = stream.delete_consumer("inbox-MOF");
     let expected = [
         (Denied::Publish, forged),
         (
             Denied::Publish,
             "$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-MOF",
         ),
-        (Denied::Publish, "$JS.API.CONSUMER.DELETE.ONEDOOR.tracker"),
+        (Denied::Publish, "$JS.API.CONSUMER.DELETE.ONEDOOR.inbox-MOF"),
     ];
     let (publish, pull, delete, reported) = tokio::join!(
         publish,
