@@ -48,6 +48,12 @@ fn keys_new<'a>(agency: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a st
     [&args[..], extra].concat()
 }
 
+/// `certs client --ca CA --out OUT --agency AGENCY`.
+fn certs_client<'a>(ca: &'a Path, out: &'a Path, agency: &'a str) -> Vec<&'a str> {
+    let args = ["certs", "client", "--ca", text(ca), "--out", text(out)];
+    [&args[..], &["--agency", agency]].concat()
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
         .expect("metadata")
@@ -208,6 +214,10 @@ fn keys_new_refuses_unknown_agencies_loose_directories_and_existing_keys() {
     let err = fails(&keys_new("MOF", &loose, &[]));
     assert!(err.contains("chmod 700"), "{err}");
     assert!(files(&loose).is_empty());
+    let file = loose.join("a-file");
+    std::fs::write(&file, "").expect("write");
+    let err = fails(&keys_new("MOF", &file, &[]));
+    assert!(err.contains("is not a directory"), "{err}");
 
     succeeds(&keys_new("MOF", &out, &[]));
     let before: Vec<(PathBuf, String)> = files(&out)
@@ -287,11 +297,7 @@ fn certs_make_a_ca_server_and_client_certificates_with_the_printed_fingerprint()
     assert_eq!(mode(&server.join("server-key.pem")), 0o600);
     assert_eq!(mode(&server), 0o700);
 
-    let client_args = |agency| {
-        let args = ["certs", "client", "--ca", text(&ca), "--out", text(&client)];
-        [&args[..], &["--agency", agency]].concat()
-    };
-    let err = fails(&client_args("NOPE"));
+    let err = fails(&certs_client(&ca, &client, "NOPE"));
     assert!(err.contains("not in the registry"), "{err}");
     // Another CA's key beside this CA's certificate is refused before anything is issued.
     let other = temp.path().join("other-ca");
@@ -300,20 +306,18 @@ fn certs_make_a_ca_server_and_client_certificates_with_the_printed_fingerprint()
     std::fs::create_dir(&mixed).expect("mkdir");
     std::fs::copy(ca.join("ca.pem"), mixed.join("ca.pem")).expect("copy");
     std::fs::copy(other.join("ca-key.pem"), mixed.join("ca-key.pem")).expect("copy");
-    let mixed_args = [
-        "certs",
-        "client",
-        "--ca",
-        text(&mixed),
-        "--out",
-        text(&client),
-    ];
-    let err = fails(&[&mixed_args[..], &["--agency", "MOF"]].concat());
+    let loose = std::fs::Permissions::from_mode(0o644);
+    std::fs::set_permissions(mixed.join("ca-key.pem"), loose).expect("chmod");
+    let err = fails(&certs_client(&mixed, &client, "MOF"));
+    assert!(err.contains("chmod 600"), "{err}");
+    let private = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(mixed.join("ca-key.pem"), private).expect("chmod");
+    let err = fails(&certs_client(&mixed, &client, "MOF"));
     assert!(
         err.contains("does not belong to the CA certificate"),
         "{err}"
     );
-    let stdout = succeeds(&client_args("MOF"));
+    let stdout = succeeds(&certs_client(&ca, &client, "MOF"));
     let printed = stdout
         .lines()
         .find_map(|l| l.strip_prefix("sha256: "))

@@ -19,7 +19,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::{Printed, keys_new, registry_with, succeeds, text};
+use super::{Printed, certs_client, keys_new, registry_with, succeeds, text};
 
 /// The operator's side: a nats-server on the configuration written by `nats-config` and
 /// `keys nats-import`, and the stream, the front office's inbox and the stuck bucket.
@@ -250,15 +250,7 @@ async fn the_adapter_serves_the_certs_server_certificate_and_knows_the_client_on
 -> anyhow::Result<()> {
     let bus = Onboarded::new().await?;
     let (ca, clients) = (bus.dir("ca"), bus.dir("clients"));
-    let client = [
-        "certs",
-        "client",
-        "--ca",
-        text(&ca),
-        "--out",
-        text(&clients),
-    ];
-    let printed = succeeds(&[&client[..], &["--agency", FRONT]].concat());
+    let printed = succeeds(&certs_client(&ca, &clients, FRONT));
     let sha256 = printed
         .lines()
         .find_map(|l| l.strip_prefix("sha256: "))

@@ -163,6 +163,18 @@ fn load_ca(dir: &Path) -> anyhow::Result<Ca> {
             )
         })
     };
+    let key = dir.join(CA_KEY);
+    let mode = std::fs::metadata(&key)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap_or(0);
+    // As ssh does with private keys: one others can read is one others may have copied.
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{} can be read by other users (mode {mode:03o}); run `chmod 600 {}`",
+            key.display(),
+            key.display()
+        );
+    }
     Ca::from_pem(&read(CA_CERT)?, &read(CA_KEY)?)
         .with_context(|| format!("the CA in {}", dir.display()))
 }

@@ -75,11 +75,11 @@ pub fn private_dir(dir: &Path, loose: LooseDir) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()));
     }
-    let mode = std::fs::metadata(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .permissions()
-        .mode()
-        & 0o777;
+    let metadata = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !metadata.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 == 0 {
         return Ok(());
     }
