@@ -1,12 +1,14 @@
 //! The case state machine: commands are decided against the state folded from the events
 //! before them. No I/O and no async.
 
+mod authorize;
 mod command;
 mod decide;
 mod document;
 mod event;
 mod state;
 
+pub use authorize::{MAX_CLOCK_SKEW, authorize, authorize_open};
 pub use command::{Action, Command};
 pub use decide::{Refusal, RefusalClass, check_input, decide};
 pub use document::DocumentRef;

@@ -20,8 +20,9 @@ pub mod registry;
 
 pub use calendar::{Calendar, Holiday};
 pub use case::{
-    Action, CaseEvent, CaseState, CaseStatus, Command, DocumentRef, EventBody, FoldError, Refusal,
-    RefusalClass, Resolution, TaskState, decide,
+    Action, CaseEvent, CaseState, CaseStatus, Command, DocumentRef, EventBody, FoldError,
+    MAX_CLOCK_SKEW, Refusal, RefusalClass, Resolution, TaskState, authorize, authorize_open,
+    decide,
 };
 pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};

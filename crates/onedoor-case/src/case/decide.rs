@@ -1,6 +1,7 @@
 //! The case rules: may this agency do this to this case now? Pure: the same state, command and
 //! registry always give the same answer, so the adapter (before writing) and any test agree.
 
+use super::authorize::{authorize, authorize_open};
 use super::command::{Action, Command};
 use super::document::{DocumentRef, check_documents};
 use super::event::{CaseEvent, EventBody, Resolution};
@@ -108,6 +109,22 @@ pub enum Refusal {
     },
     #[error("due_working_days must be 1..={max}, found {found}")]
     BadDueDays { max: u32, found: u32 },
+    #[error("a hand-off on case {case_id} names no receiver")]
+    NoReceiver { case_id: CaseId },
+    #[error("{kind} on case {case_id} must go to {expected:?}, not {found:?}")]
+    WrongReceiver {
+        case_id: CaseId,
+        kind: &'static str,
+        expected: Option<AgencyCode>,
+        found: Option<AgencyCode>,
+    },
+    #[error(
+        "time runs backwards: {at} is more than the allowed skew before the previous event at {previous}"
+    )]
+    TimeRunsBackwards {
+        previous: time::OffsetDateTime,
+        at: time::OffsetDateTime,
+    },
 }
 
 impl Refusal {
@@ -123,20 +140,23 @@ impl Refusal {
             | Empty { .. }
             | TooMany { .. }
             | BadDocument { .. }
-            | BadDueDays { .. } => RefusalClass::InvalidArgument,
+            | BadDueDays { .. }
+            | NoReceiver { .. } => RefusalClass::InvalidArgument,
             CaseNotFound { .. } => RefusalClass::NotFound,
             CaseExists { .. } => RefusalClass::AlreadyExists,
             UnknownActingAgency { .. }
             | NotAFrontOffice { .. }
             | ActingAgencyMerged { .. }
             | NotOrigin { .. }
-            | NoTask { .. } => RefusalClass::PermissionDenied,
+            | NoTask { .. }
+            | WrongReceiver { .. } => RefusalClass::PermissionDenied,
             CaseResolved { .. }
             | TaskNotAccepted { .. }
             | TaskEnded { .. }
             | TaskAlreadyAccepted { .. }
             | TaskAlreadyOpen { .. }
-            | OpenTasksRemain { .. } => RefusalClass::FailedPrecondition,
+            | OpenTasksRemain { .. }
+            | TimeRunsBackwards { .. } => RefusalClass::FailedPrecondition,
         }
     }
 }
@@ -268,7 +288,7 @@ pub fn decide(
         (_, Some(case)) if case.is_resolved() => return Err(Refusal::CaseResolved { case_id }),
         (action, Some(case)) => decide_on_open_case(case, action, command, registry)?,
     };
-    Ok(CaseEvent {
+    let event = CaseEvent {
         event_id,
         case_id,
         version: state.map_or(1, |s| s.version + 1),
@@ -278,7 +298,14 @@ pub fn decide(
         actor: command.actor.clone(),
         causation: decision.causation,
         body: decision.body,
-    })
+    };
+    // The checks above give the command-specific refusals; this one is what every reader
+    // applies to the stored event, so nothing is written that a reader would quarantine.
+    match state {
+        Some(case) => authorize(case, &event)?,
+        None => authorize_open(&event, registry)?,
+    }
+    Ok(event)
 }
 
 struct Decision {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
+use super::authorize::authorize;
+use super::decide::Refusal;
 use super::event::{CaseEvent, EventBody, Resolution};
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
@@ -66,6 +68,8 @@ pub struct CaseState {
     /// Version of the last event folded in.
     pub version: u64,
     pub last_event_id: EventId,
+    /// Time of the last event folded in: the next may not fall further behind than the skew.
+    pub last_event_at: OffsetDateTime,
     /// The `opened` event: cause of hand-offs by the origin and of the resolution.
     pub opened_event: EventId,
     pub service: ServiceCode,
@@ -97,6 +101,13 @@ pub enum FoldError {
     },
     #[error("the first event of case {case_id} is {kind}, not opened")]
     NotOpenedFirst { case_id: CaseId, kind: &'static str },
+    #[error("event {event_id} ({kind}) on case {case_id} is not allowed: {refusal}")]
+    Unauthorized {
+        event_id: EventId,
+        case_id: CaseId,
+        kind: &'static str,
+        refusal: Box<Refusal>,
+    },
     #[error("event {event_id} ({kind}) does not fit case {case_id}: {why}")]
     Inconsistent {
         event_id: EventId,
@@ -171,6 +182,7 @@ impl CaseState {
             case_id: event.case_id,
             version: 1,
             last_event_id: event.event_id,
+            last_event_at: event.occurred_at,
             opened_event: event.event_id,
             service: service.clone(),
             origin: event.from.clone(),
@@ -185,6 +197,14 @@ impl CaseState {
 
     fn apply_next(&mut self, event: &CaseEvent) -> Result<(), FoldError> {
         self.check_follows(event)?;
+        if !self.is_resolved() {
+            authorize(self, event).map_err(|refusal| FoldError::Unauthorized {
+                event_id: event.event_id,
+                case_id: event.case_id,
+                kind: event.body.kind(),
+                refusal: Box::new(refusal),
+            })?;
+        }
         let applied = if self.is_resolved() {
             Err("the case is already resolved".to_owned())
         } else {
@@ -198,6 +218,7 @@ impl CaseState {
         })?;
         self.version = event.version;
         self.last_event_id = event.event_id;
+        self.last_event_at = event.occurred_at;
         Ok(())
     }
 

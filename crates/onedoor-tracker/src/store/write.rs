@@ -684,7 +684,8 @@ fn failing_event(error: &FoldError) -> Option<String> {
     match error {
         FoldError::WrongCase { event_id, .. }
         | FoldError::VersionGap { event_id, .. }
-        | FoldError::Inconsistent { event_id, .. } => Some(event_id.to_string()),
+        | FoldError::Inconsistent { event_id, .. }
+        | FoldError::Unauthorized { event_id, .. } => Some(event_id.to_string()),
         FoldError::NotOpenedFirst { .. } => None,
     }
 }
