@@ -20,7 +20,7 @@
 //! Sessions are random 256-bit tokens held in memory (a tracker restart signs everyone out) in
 //! an `HttpOnly`, `SameSite=Strict` cookie (`Secure` when the page is served over HTTPS), so
 //! another site cannot post with a clerk's session; every form also carries a CSRF token
-//! (`csrf`), and failed sign-ins are rate limited (`throttle`). Not yet: a CLI to add accounts.
+//! (`csrf`), and failed sign-ins are delayed (`throttle`). Not yet: a CLI to add accounts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -37,6 +37,10 @@ use crate::error::WebError;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "onedoor_session";
+/// The cookie of a computer that has signed in to an account before (see `throttle`).
+pub const DEVICE_COOKIE: &str = "onedoor_device";
+/// A clerk's computer stays known for a season of working days.
+pub const DEVICE_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 /// A working day and then some: a clerk signs in once a day.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most; expired ones are dropped first, then the oldest.
@@ -155,6 +159,11 @@ impl StaffAccounts {
             .map(|a| a.password_hash.clone())
             .ok_or_else(|| config_error(format!("{origin}: no [[account]] in the file")))?;
         Ok(StaffAccounts { accounts, decoy })
+    }
+
+    /// Whether `name` is an account of the file.
+    pub fn knows(&self, name: &str) -> bool {
+        self.accounts.contains_key(name.trim())
     }
 
     /// The account's role when `password` is its password.

@@ -27,6 +27,9 @@ pub const CSRF_COOKIE: &str = "onedoor_csrf";
 pub const CSRF_FIELD: &str = "csrf";
 /// Largest form body read for the check; the page's forms are a few hundred bytes.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// A form body not sent whole by then is refused: a client trickling its body byte by byte
+/// must not hold the request (the header timeout has stopped counting by then).
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 tokio::task_local! {
     static TOKEN: String;
@@ -104,9 +107,10 @@ pub async fn protect(State(state): State<WebState>, request: Request, next: Next
         request
     } else {
         let (parts, body) = request.into_parts();
-        let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
-            Ok(bytes) => bytes,
-            Err(_) => return TOKEN.scope(token, refuse(lang)).await,
+        let read = tokio::time::timeout(BODY_WAIT, axum::body::to_bytes(body, MAX_FORM_BYTES));
+        let bytes = match read.await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) | Err(_) => return TOKEN.scope(token, refuse(lang)).await,
         };
         let sent = form_urlencoded::parse(&bytes)
             .find(|(name, _)| name == CSRF_FIELD)

@@ -41,6 +41,10 @@ pub enum WebError {
     #[error("too many failed sign-ins; retry after {} s", retry_after.as_secs())]
     TooManySignIns { retry_after: std::time::Duration },
 
+    /// Too many sign-ins being checked at once (the cap on password hashing).
+    #[error("too many sign-ins at once; retry after {} s", retry_after.as_secs())]
+    SignInBusy { retry_after: std::time::Duration },
+
     /// A state-changing form without the browser's CSRF token (or with another one).
     #[error("form without a valid CSRF token")]
     FormExpired,
@@ -74,7 +78,9 @@ impl WebError {
             WebError::NotFound { .. } => StatusCode::NOT_FOUND,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::Forbidden { .. } | WebError::FormExpired => StatusCode::FORBIDDEN,
-            WebError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::TooManySignIns { .. } | WebError::SignInBusy { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             WebError::Config { .. } | WebError::Serve(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Tracker(error) => match error {
                 // Checked before it reaches the store, but the store checks again.
@@ -96,6 +102,7 @@ impl WebError {
             WebError::Unauthorized => (Msg::LoginTitle, Msg::ErrorSignInAgain),
             WebError::Forbidden { what } => (Msg::ErrorForbiddenTitle, *what),
             WebError::TooManySignIns { .. } => (Msg::ErrorTooManyTitle, Msg::ErrorTooManySignIns),
+            WebError::SignInBusy { .. } => (Msg::ErrorTooManyTitle, Msg::ErrorSignInBusy),
             WebError::FormExpired => (Msg::ErrorForbiddenTitle, Msg::ErrorFormExpired),
             WebError::Tracker(TrackerError::InvalidArgument { .. }) => {
                 (Msg::ErrorBadRequestTitle, Msg::ErrorBadFilter)
@@ -154,7 +161,7 @@ pub fn render(lang: Lang, error: &WebError) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let WebError::TooManySignIns { retry_after } = error {
+    if let WebError::TooManySignIns { retry_after } | WebError::SignInBusy { retry_after } = error {
         // Whole seconds, rounded up, never 0 (that would invite an immediate retry).
         let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
         response

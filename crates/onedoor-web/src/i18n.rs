@@ -762,8 +762,40 @@ messages! {
         lo: "ພະຍາຍາມຫຼາຍເທື່ອເກີນໄປ",
     }
     ErrorTooManySignIns {
-        en: "Too many failed sign-ins for this account or from this computer. Please wait a while (at most 15 minutes), then try again.",
-        lo: "ເຂົ້າສູ່ລະບົບບໍ່ສຳເລັດຫຼາຍເທື່ອເກີນໄປ ສຳລັບບັນຊີນີ້ ຫຼື ຄອມພິວເຕີນີ້. ກະລຸນາລໍຖ້າຈັກໜ່ອຍ ແລ້ວລອງໃໝ່.",
+        en: "Too many failed sign-ins for this account or from this computer. Please wait the few seconds or minutes shown by your browser, then try again; a supervisor can clear the wait.",
+        lo: "ເຂົ້າສູ່ລະບົບບໍ່ສຳເລັດຫຼາຍເທື່ອເກີນໄປ ສຳລັບບັນຊີນີ້ ຫຼື ຄອມພິວເຕີນີ້. ກະລຸນາລໍຖ້າຈັກໜ່ອຍ ແລ້ວລອງໃໝ່; ຫົວໜ້າສາມາດຍົກເລີກການລໍຖ້າໄດ້.",
+    }
+    NavSignIns {
+        en: "Sign-ins",
+        lo: "ການເຂົ້າລະບົບ",
+    }
+    SignInsTitle {
+        en: "Delayed sign-ins",
+        lo: "ການເຂົ້າລະບົບທີ່ຖືກໃຫ້ລໍຖ້າ",
+    }
+    SignInsIntro {
+        en: "Accounts with recent wrong passwords wait longer before each new try. Clear the wait when a clerk cannot sign in because of someone else's attempts.",
+        lo: "ບັນຊີທີ່ມີການໃສ່ລະຫັດຜ່ານຜິດເມື່ອບໍ່ດົນມານີ້ ຕ້ອງລໍຖ້າດົນຂຶ້ນກ່ອນລອງໃໝ່ແຕ່ລະເທື່ອ. ຍົກເລີກການລໍຖ້າເມື່ອພະນັກງານເຂົ້າລະບົບບໍ່ໄດ້ຍ້ອນການພະຍາຍາມຂອງຄົນອື່ນ.",
+    }
+    SignInsNone {
+        en: "No account is waiting.",
+        lo: "ບໍ່ມີບັນຊີໃດທີ່ຕ້ອງລໍຖ້າ.",
+    }
+    SignInsFailures {
+        en: "Wrong passwords",
+        lo: "ລະຫັດຜ່ານຜິດ",
+    }
+    SignInsWait {
+        en: "Wait left",
+        lo: "ເວລາລໍຖ້າທີ່ເຫຼືອ",
+    }
+    SignInsUnlock {
+        en: "Clear the wait",
+        lo: "ຍົກເລີກການລໍຖ້າ",
+    }
+    ErrorSignInBusy {
+        en: "Many people are signing in right now. Please try again in a moment.",
+        lo: "ມີຫຼາຍຄົນກຳລັງເຂົ້າສູ່ລະບົບໃນຕອນນີ້. ກະລຸນາລອງໃໝ່ໃນອີກບໍ່ດົນ.",
     }
     ErrorFormExpired {
         en: "This form has expired or did not come from this site. Go back, reload the page and try again.",

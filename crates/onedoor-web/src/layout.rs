@@ -15,6 +15,7 @@ pub enum Section {
     Overdue,
     Stuck,
     Workload,
+    SignIns,
     None,
 }
 
@@ -44,6 +45,10 @@ pub fn page(chrome: &Chrome, title: &str, section: Section, body: Markup) -> Mar
     ];
     if chrome.supervisor_pages {
         nav.push((Section::Workload, "/workload", Msg::NavWorkload));
+        if chrome.user.is_some() {
+            // Only with accounts is there a sign-in to delay.
+            nav.push((Section::SignIns, "/sign-ins", Msg::NavSignIns));
+        }
     }
     let other = match lang {
         Lang::En => Lang::Lo,

@@ -24,28 +24,39 @@
 //! - `timeline`: the swimlanes (inline SVG).
 //! - [`auth`]: staff accounts (front office or supervisor), sessions, [`auth::Viewer`]; `login`:
 //!   sign-in pages and the middleware that finds the viewer of every request; `throttle`: the
-//!   limit on failed sign-ins; `csrf`: the token every state-changing form carries.
+//!   delays on failed sign-ins; `hashing`: the cap on password checks at once; `unlock`: the
+//!   supervisor's page that clears an account's delay; `csrf`: the token every
+//!   state-changing form carries; `headers`: the security headers on every response.
+//! - `client`: who a request comes from (loopback as one, IPv6 by /64, trusted proxies).
 //! - `layout`: the shared frame and the error page; `error`: [`WebError`], the crate's one
 //!   error type, and its one mapping to HTTP statuses; [`i18n`]: the message catalogue,
 //!   language choice, dates.
-//! - `listener`: the page's listener, plain TCP or TLS (rustls, ring).
+//! - `listener`: the page's listener, plain TCP or TLS (rustls, ring), with the TLS handshake
+//!   deadline and the cap on connections per client; `serve`: HTTP/1.1 on each connection,
+//!   with the header-read (and idle) timeout.
 //! - `assets`: CSS, JavaScript and fonts (under `assets/`), embedded.
 
 mod assets;
 pub mod auth;
+mod client;
 mod csrf;
 mod error;
+mod hashing;
+mod headers;
 pub mod i18n;
 mod layout;
 mod listener;
 mod live;
 mod login;
 mod pages;
+mod serve;
 mod throttle;
 mod timeline;
+mod unlock;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
@@ -57,11 +68,14 @@ use onedoor_tracker::{TlsIdentity, Tracker, TrackerHandle};
 use tokio::net::TcpListener;
 
 pub use auth::StaffAccounts;
+pub use client::{BadCidr, Cidr, TrustedProxies};
 pub use error::WebError;
+pub use hashing::HashGauge;
 pub use i18n::Lang;
 
 use self::auth::Sessions;
-use self::listener::{ClientAddr, WebListener};
+use self::hashing::HashGate;
+use self::listener::{ConnectionCap, WebListener};
 
 /// What the page needs besides the tracker.
 #[derive(Clone, Default)]
@@ -70,23 +84,69 @@ pub struct WebConfig {
     pub staff_accounts: Option<Arc<StaffAccounts>>,
     /// Serve over HTTPS with this identity (the tracker's own); `None`: plain HTTP.
     pub tls: Option<TlsIdentity>,
+    /// Proxies whose `X-Forwarded-For` names the client; empty: the header is ignored.
+    pub trusted_proxies: TrustedProxies,
+    pub limits: Limits,
+}
+
+/// How long and how much one client may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A request's whole head must arrive within this, and an idle connection closes after it.
+    pub header_read: Duration,
+    pub tls_handshake: Duration,
+    /// Password checks at once (each Argon2 check takes 19 MiB and a core).
+    pub password_checks: usize,
+    /// Connections open at once per client (loopback is one client).
+    pub connections_per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read: Duration::from_secs(10),
+            tls_handshake: Duration::from_secs(10),
+            password_checks: hashing::default_concurrency(),
+            // An office behind one address: a few dozen clerks, a few connections each.
+            connections_per_client: 256,
+        }
+    }
 }
 
 /// The page on its own listener, ready to serve beside a running tracker.
 pub struct WebPage {
     listener: WebListener,
     config: WebConfig,
+    hashing: HashGate,
 }
 
 impl WebPage {
     /// Checks the TLS identity and takes the listener, so a page that cannot serve is refused
     /// before the tracker starts.
     pub fn new(listener: TcpListener, config: WebConfig) -> Result<Self, WebError> {
+        let limits = config.limits;
+        let cap = ConnectionCap::new(
+            limits.connections_per_client,
+            config.trusted_proxies.clone(),
+        );
         let listener = match &config.tls {
-            None => WebListener::plain(listener)?,
-            Some(identity) => WebListener::tls(listener, listener::server_config(identity)?)?,
+            None => WebListener::plain(listener, cap)?,
+            Some(identity) => {
+                let tls = listener::server_config(identity)?;
+                WebListener::tls(listener, tls, cap, limits.tls_handshake)?
+            }
         };
-        Ok(WebPage { listener, config })
+        let hashing = HashGate::new(limits.password_checks);
+        Ok(WebPage {
+            listener,
+            config,
+            hashing,
+        })
+    }
+
+    /// Password checks running now and at most so far.
+    pub fn password_checks(&self) -> Arc<HashGauge> {
+        self.hashing.gauge()
     }
 
     /// Serves the page beside a started tracker until it stops, then waits for the tracker to
@@ -101,15 +161,23 @@ impl WebPage {
     /// Serves the page until the tracker behind `tracker` stops.
     pub async fn serve(self, tracker: TrackerHandle) -> Result<(), WebError> {
         let stopped = tracker.stopped();
-        let state = WebState::new(tracker, self.config.staff_accounts, self.listener.is_tls());
-        let address = axum::serve::Listener::local_addr(&self.listener)
-            .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
-        tracing::info!(%address, tls = self.listener.is_tls(), "web page serving");
-        let app = router(state).into_make_service_with_connect_info::<ClientAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-            .map_err(|e| WebError::Serve(e.to_string()))
+        let secure = self.listener.is_tls();
+        let header_read = self.config.limits.header_read;
+        let state = WebState {
+            inner: Arc::new(Inner {
+                tracker,
+                accounts: self.config.staff_accounts,
+                sessions: Sessions::default(),
+                signin_limiter: throttle::SignInLimiter::default(),
+                hashing: self.hashing,
+                proxies: self.config.trusted_proxies,
+                secure,
+            }),
+        };
+        let address = self.listener.local_addr();
+        tracing::info!(%address, tls = secure, "web page serving");
+        serve::run(self.listener, router(state), header_read, stopped).await;
+        Ok(())
     }
 }
 
@@ -127,22 +195,10 @@ struct Inner {
     accounts: Option<Arc<StaffAccounts>>,
     sessions: Sessions,
     signin_limiter: throttle::SignInLimiter,
-    /// Served over HTTPS: cookies get `Secure`.
+    hashing: HashGate,
+    proxies: TrustedProxies,
+    /// Served over HTTPS: cookies get `Secure`, responses HSTS.
     secure: bool,
-}
-
-impl WebState {
-    fn new(tracker: TrackerHandle, accounts: Option<Arc<StaffAccounts>>, secure: bool) -> Self {
-        WebState {
-            inner: Arc::new(Inner {
-                tracker,
-                accounts,
-                sessions: Sessions::default(),
-                signin_limiter: throttle::SignInLimiter::default(),
-                secure,
-            }),
-        }
-    }
 }
 
 /// Readiness for a load balancer: `/healthz` says the process lives (a restart would not
@@ -172,6 +228,8 @@ fn router(state: WebState) -> Router {
         .route("/lang", post(pages::set_lang))
         .route("/login", get(login::form).post(login::sign_in))
         .route("/logout", post(login::sign_out))
+        .route("/sign-ins", get(unlock::page))
+        .route("/sign-ins/unlock", post(unlock::unlock))
         .route("/assets/{name}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -187,6 +245,11 @@ fn router(state: WebState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf::protect,
+        ))
+        // Around everything: every response, the CSRF refusal included, carries them.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::secure,
         ))
         .with_state(state)
 }

@@ -1,13 +1,17 @@
 //! The web page's listener: plain TCP, or TLS (rustls, ring) when given a server
-//! certificate. TLS handshakes run in their own tasks, so a client that opens a connection and
-//! never finishes its handshake holds up nobody else.
+//! certificate. TLS handshakes run in their own tasks under a deadline, so a client that opens
+//! a connection and never finishes its handshake holds up nobody else and is closed. Every
+//! connection takes a slot of its client's (see `client`) from the moment it is accepted, so
+//! one client cannot hold more than a set number of connections, handshaking ones included.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
 use onedoor_tracker::TlsIdentity;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -17,10 +21,9 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 
+use crate::client::{TrustedProxies, client_key};
 use crate::error::WebError;
 
-/// A client that has not finished its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the server to take them.
 const READY_BACKLOG: usize = 64;
 
@@ -56,16 +59,81 @@ pub fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, WebErr
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-/// The web page's listener (an [`axum::serve`] listener).
+/// An accepted connection: the stream, its peer, and the slot it holds.
+pub type Accepted = (Box<dyn Io>, SocketAddr, Slot);
+
+/// Connections open per client. A trusted proxy carries many clients: it is not capped.
+#[derive(Debug)]
+pub struct ConnectionCap {
+    limit: usize,
+    proxies: TrustedProxies,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection of a client, given back when dropped.
+pub struct Slot {
+    cap: Option<(Arc<ConnectionCap>, IpAddr)>,
+}
+
+impl ConnectionCap {
+    pub fn new(limit: usize, proxies: TrustedProxies) -> Arc<Self> {
+        Arc::new(ConnectionCap {
+            limit,
+            proxies,
+            open: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Counts only; a panic elsewhere leaves them valid.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a connection from `peer`, or `None` when its client has all of its own.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Slot> {
+        if self.proxies.trusts(peer) {
+            return Some(Slot { cap: None });
+        }
+        let client = client_key(peer);
+        let mut open = self.lock();
+        let count = open.entry(client).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            cap: Some((self.clone(), client)),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some((cap, client)) = self.cap.take() {
+            let mut open = cap.lock();
+            if let Some(count) = open.get_mut(&client) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(&client);
+                }
+            }
+        }
+    }
+}
+
+/// The web page's listener.
 pub struct WebListener {
     local: SocketAddr,
     inner: Inner,
 }
 
 enum Inner {
-    Plain(TcpListener),
+    Plain {
+        listener: TcpListener,
+        cap: Arc<ConnectionCap>,
+    },
     Tls {
-        ready: mpsc::Receiver<(Box<dyn Io>, SocketAddr)>,
+        ready: mpsc::Receiver<Accepted>,
         acceptor: tokio::task::JoinHandle<()>,
     },
 }
@@ -78,24 +146,55 @@ impl Drop for WebListener {
     }
 }
 
+/// Accepts one TCP connection that its client has a slot for, waiting out failures such as
+/// running out of file descriptors instead of spinning.
+async fn accept_tcp(
+    listener: &TcpListener,
+    cap: &Arc<ConnectionCap>,
+) -> (tokio::net::TcpStream, SocketAddr, Slot) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let Some(slot) = cap.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "web page: too many connections from this client");
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                return (stream, peer, slot);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "web page: accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 impl WebListener {
-    pub fn plain(listener: TcpListener) -> Result<Self, WebError> {
+    pub fn plain(listener: TcpListener, cap: Arc<ConnectionCap>) -> Result<Self, WebError> {
         let local = listener
             .local_addr()
             .map_err(|e| WebError::Serve(format!("web listener: {e}")))?;
         Ok(WebListener {
             local,
-            inner: Inner::Plain(listener),
+            inner: Inner::Plain { listener, cap },
         })
     }
 
-    /// Accepts TCP connections on `listener` and serves those whose TLS handshake succeeds.
-    pub fn tls(listener: TcpListener, config: Arc<ServerConfig>) -> Result<Self, WebError> {
+    /// Accepts TCP connections on `listener` and serves those whose TLS handshake succeeds
+    /// within `handshake`.
+    pub fn tls(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        cap: Arc<ConnectionCap>,
+        handshake: Duration,
+    ) -> Result<Self, WebError> {
         let local = listener
             .local_addr()
             .map_err(|e| WebError::Serve(format!("web listener: {e}")))?;
         let (tx, ready) = mpsc::channel(READY_BACKLOG);
-        let acceptor = tokio::spawn(accept_tls(listener, TlsAcceptor::from(config), tx));
+        let acceptor = TlsAcceptor::from(config);
+        let acceptor = tokio::spawn(accept_tls(listener, acceptor, cap, handshake, tx));
         Ok(WebListener {
             local,
             inner: Inner::Tls { ready, acceptor },
@@ -105,33 +204,45 @@ impl WebListener {
     pub fn is_tls(&self) -> bool {
         matches!(self.inner, Inner::Tls { .. })
     }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub async fn accept(&mut self) -> Accepted {
+        match &mut self.inner {
+            Inner::Plain { listener, cap } => {
+                let (stream, peer, slot) = accept_tcp(listener, cap).await;
+                (Box::new(stream), peer, slot)
+            }
+            Inner::Tls { ready, .. } => match ready.recv().await {
+                Some(connection) => connection,
+                // The acceptor task is gone (it only ends when this listener is dropped): no
+                // connection will ever come.
+                None => std::future::pending().await,
+            },
+        }
+    }
 }
 
 async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(Box<dyn Io>, SocketAddr)>,
+    cap: Arc<ConnectionCap>,
+    handshake: Duration,
+    ready: mpsc::Sender<Accepted>,
 ) {
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, slot) = tokio::select! {
             () = ready.closed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(%error, "web page: accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            accepted = accept_tcp(&listener, &cap) => accepted,
         };
-        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
-                    let _ = ready.send((Box::new(tls), peer)).await;
+                    let _ = ready.send((Box::new(tls), peer, slot)).await;
                 }
                 Ok(Err(error)) => {
                     tracing::debug!(%peer, %error, "web page: TLS handshake failed")
@@ -142,44 +253,6 @@ async fn accept_tls(
     }
 }
 
-impl Listener for WebListener {
-    type Io = Box<dyn Io>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match &mut self.inner {
-            Inner::Plain(listener) => loop {
-                match TcpListener::accept(listener).await {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        return (Box::new(stream), peer);
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "web page: accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            },
-            Inner::Tls { ready, .. } => match ready.recv().await {
-                Some(connection) => connection,
-                // The acceptor task is gone (it only ends when this listener is dropped): no
-                // connection will ever come.
-                None => std::future::pending().await,
-            },
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// The client's address, for the sign-in rate limit.
+/// The connection's peer, for the per-client limits (see `client` for who that is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, WebListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, WebListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}

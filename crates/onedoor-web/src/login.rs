@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::time::Instant;
 
 use super::WebState;
-use super::auth::{SESSION_COOKIE, SESSION_TTL, Viewer};
+use super::auth::{DEVICE_COOKIE, DEVICE_TTL, SESSION_COOKIE, SESSION_TTL, Viewer};
 use super::csrf::{self, set_cookie};
 use super::error::WebError;
 use super::i18n::{self, Lang, Msg};
@@ -28,11 +28,15 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/lang" | "/healthz" | "/readyz") || path.starts_with("/assets/")
 }
 
-fn session_token(headers: &HeaderMap) -> Option<&str> {
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(header::COOKIE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|cookies| i18n::cookie(cookies, SESSION_COOKIE))
+        .and_then(|cookies| i18n::cookie(cookies, name))
+}
+
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
 }
 
 /// Middleware: finds the viewer (everyone is [`Viewer::Open`] when the tracker has no
@@ -145,12 +149,14 @@ pub async fn form(
     Ok(login_page(lang, &next, false).into_response())
 }
 
-/// `POST /login`: checks the password (off the async threads: Argon2 is deliberately slow),
-/// starts a session and returns to the page the clerk wanted. While the account or the client
-/// address is limited (see `throttle`), the password is not even checked.
+/// `POST /login`: reserves the attempt (see `throttle`: while the account, the address or
+/// the device is delayed the password is not even checked), checks the password under the cap
+/// on password checks, starts a session and returns to the page the clerk wanted. A computer
+/// that signs in gets a device cookie, so strangers' failures do not delay it next time.
 pub async fn sign_in(
     State(state): State<WebState>,
-    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
     lang: Lang,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, WebError> {
@@ -160,31 +166,51 @@ pub async fn sign_in(
         return Ok(Redirect::to(&next).into_response());
     };
     let name = form.name.trim().to_owned();
+    let client = state.inner.proxies.client(peer.ip(), &headers);
     let limiter = &state.inner.signin_limiter;
-    if let Err(retry_after) = limiter.check(&name, client.ip(), Instant::now()) {
-        tracing::info!(account = %name, client = %client.ip(), "web sign-in refused: too many failures");
-        return Err(WebError::TooManySignIns { retry_after });
-    }
+    let device = cookie(&headers, DEVICE_COOKIE);
+    let known = accounts.knows(&name);
+    let attempt = limiter
+        .reserve(&name, known, client, device, Instant::now())
+        .map_err(|retry_after| {
+            tracing::info!(account = %name, %client, "web sign-in refused: delayed");
+            WebError::TooManySignIns { retry_after }
+        })?;
     let checked_name = name.clone();
-    let role = tokio::task::spawn_blocking(move || accounts.verify(&checked_name, &form.password))
-        .await
-        .map_err(|e| WebError::Serve(format!("checking a password: {e}")))?;
+    // Refused by the cap, the attempt is dropped unsettled: it counts as never made.
+    let role = state
+        .inner
+        .hashing
+        .run(move || accounts.verify(&checked_name, &form.password))
+        .await?;
     let Some(role) = role else {
-        limiter.failed(&name, client.ip(), Instant::now());
-        tracing::info!(account = %name, "web sign-in refused");
+        attempt.failed(Instant::now());
+        tracing::info!(account = %name, %client, "web sign-in refused");
         return Ok((StatusCode::UNAUTHORIZED, login_page(lang, &next, true)).into_response());
     };
-    limiter.succeeded(&name);
+    let known_device = attempt.known_device();
+    attempt.succeeded(Instant::now());
     tracing::info!(account = %name, ?role, "web sign-in");
     let token = state.inner.sessions.start(&name, role);
     let mut response = Redirect::to(&next).into_response();
+    let secure = state.inner.secure;
     set_cookie(
         &mut response,
         SESSION_COOKIE,
         &token,
         Some(SESSION_TTL.as_secs()),
-        state.inner.secure,
+        secure,
     );
+    if !known_device {
+        let device = limiter.new_device(&name, Instant::now());
+        set_cookie(
+            &mut response,
+            DEVICE_COOKIE,
+            &device,
+            Some(DEVICE_TTL.as_secs()),
+            secure,
+        );
+    }
     Ok(response)
 }
 

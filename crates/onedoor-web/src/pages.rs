@@ -35,20 +35,30 @@ const RECENT_CASES: usize = 25;
 /// Search results listed before asking for a narrower search.
 const SEARCH_RESULTS: usize = 50;
 
-/// An HTML page response: never cached by the browser without asking (it is about now), and
-/// different per language.
-pub struct Page(Markup);
+/// An HTML page response: never stored by the browser or a proxy (it shows case data, and is
+/// about now), and different per language.
+pub struct Page(pub Markup);
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
         let mut response = self.0.into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(
             header::VARY,
             HeaderValue::from_static("Cookie, Accept-Language"),
         );
         response
+    }
+}
+
+/// Refuses a front-office account (supervisors, and everyone without accounts, may pass).
+pub(crate) fn supervisors_only(viewer: &Viewer) -> Result<(), WebError> {
+    match viewer.office() {
+        Some(_) => Err(WebError::Forbidden {
+            what: Msg::ErrorSupervisorsOnly,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -59,7 +69,7 @@ fn back(uri: &Uri) -> String {
 }
 
 /// The frame of a page for this viewer: who is signed in, and which pages to offer.
-fn chrome(state: &WebState, lang: Lang, viewer: &Viewer, uri: &Uri) -> Chrome {
+pub(crate) fn chrome(state: &WebState, lang: Lang, viewer: &Viewer, uri: &Uri) -> Chrome {
     let user = match viewer {
         Viewer::Open => None,
         Viewer::Staff { name, role } => Some(match role {
@@ -580,11 +590,7 @@ pub async fn workload(
     uri: Uri,
 ) -> Result<Page, WebError> {
     // Every agency's load across every office: a supervisor's view.
-    if viewer.office().is_some() {
-        return Err(WebError::Forbidden {
-            what: Msg::ErrorSupervisorsOnly,
-        });
-    }
+    supervisors_only(&viewer)?;
     let tracker = &state.inner.tracker;
     let now = tracker.now();
     let load = Workload {
