@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use onedoor_case::{Action, CaseId};
 use onedoor_tracker::{ManualClock, Store, TlsIdentity, Tracker};
-use onedoor_web::{StaffAccounts, WebConfig, WebPage};
+use onedoor_web::{HashGauge, StaffAccounts, WebConfig, WebPage};
 use time::macros::datetime;
 use time::{Duration as Span, OffsetDateTime};
 
@@ -32,6 +32,8 @@ pub struct WebApp {
     scheme: &'static str,
     client: Client<HttpConnector, Full<Bytes>>,
     server: ServerTask<anyhow::Error>,
+    /// Password checks running now and at most so far.
+    pub password_checks: Arc<HashGauge>,
     _db: TestDb,
 }
 
@@ -68,6 +70,15 @@ impl WebApp {
         accounts: Option<&str>,
         tls: Option<TlsIdentity>,
     ) -> anyhow::Result<Self> {
+        Self::start_configured(accounts, tls, |_| {}).await
+    }
+
+    /// [`WebApp::start_with`], changing the page's configuration (limits, proxies) first.
+    pub async fn start_configured(
+        accounts: Option<&str>,
+        tls: Option<TlsIdentity>,
+        configure: impl FnOnce(&mut WebConfig),
+    ) -> anyhow::Result<Self> {
         let bus = TestBus::start().await?;
         let db = TestDb::sqlite();
         let clock = Arc::new(ManualClock::new(NOW));
@@ -85,10 +96,12 @@ impl WebApp {
                 &bus.registry,
             )?));
         }
+        configure(&mut web_config);
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let web = web_listener.local_addr()?;
         let page = WebPage::new(web_listener, web_config)?;
+        let password_checks = page.password_checks();
         // As `onedoor tracker` runs them.
         let server = ServerTask::<anyhow::Error>::spawn(|stopped| async move {
             let tracker = Tracker::start(config, grpc, async move {
@@ -105,6 +118,7 @@ impl WebApp {
             scheme,
             client: Client::builder(TokioExecutor::new()).build_http(),
             server,
+            password_checks,
             _db: db,
         })
     }

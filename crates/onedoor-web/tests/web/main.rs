@@ -9,3 +9,5 @@ mod browser;
 mod hardening;
 mod http;
 mod login;
+mod signin;
+mod slow;
