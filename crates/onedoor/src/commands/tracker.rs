@@ -53,6 +53,11 @@ pub struct TrackerArgs {
     /// the page has no sign-in, so only bind it to loopback.
     #[arg(long, env = "ONEDOOR_STAFF_ACCOUNTS")]
     pub staff_accounts: Option<PathBuf>,
+    /// Address blocks of proxies in front of the web page (e.g. 10.0.0.5/32); only their
+    /// X-Forwarded-For names the client for the sign-in limits. Repeat or separate with commas.
+    #[arg(long, env = "ONEDOOR_WEB_TRUSTED_PROXY", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxy: Vec<String>,
     #[command(flatten)]
     #[serde(flatten)]
     pub security: TrackerSecurity,
@@ -277,6 +282,7 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
                 args.listen.unwrap_or(DEFAULT_LISTEN),
                 args.web_listen.unwrap_or(DEFAULT_LISTEN),
                 args.staff_accounts,
+                args.trusted_proxy,
                 args.metrics_listen,
                 args.security,
             ))
@@ -289,13 +295,20 @@ async fn serve(
     listen: SocketAddr,
     web_listen: SocketAddr,
     staff_accounts: Option<PathBuf>,
+    trusted_proxy: Vec<String>,
     metrics_listen: Option<SocketAddr>,
     security: TrackerSecurity,
 ) -> anyhow::Result<ExitCode> {
     let mut config = options.config()?;
     security.apply(&mut config, &[listen, web_listen])?;
+    let proxies = trusted_proxy
+        .iter()
+        .map(|block| block.parse::<onedoor_web::Cidr>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--trusted-proxy")?;
     let mut web_config = onedoor_web::WebConfig {
         tls: config.tls.clone(),
+        trusted_proxies: onedoor_web::TrustedProxies(proxies),
         ..onedoor_web::WebConfig::default()
     };
     if let Some(path) = &staff_accounts {
