@@ -185,3 +185,41 @@ async fn every_response_carries_the_security_headers() -> anyhow::Result<()> {
     assert_eq!(forged.header("cache-control"), "no-store");
     app.stop().await
 }
+
+/// One request on a fresh connection; `None` if the server closed it without an answer.
+async fn raw_get(address: std::net::SocketAddr) -> anyhow::Result<Option<String>> {
+    let mut stream = TcpStream::connect(address).await?;
+    let _ = stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    Ok(match read {
+        Ok(_) if !answer.is_empty() => Some(answer),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holds_at_most_its_share_of_connections() -> anyhow::Result<()> {
+    let app = WebApp::start_configured(None, None, |config| {
+        config.limits.connections_per_client = 2;
+    })
+    .await?;
+    // Two silent connections from loopback addresses (one client) take its share.
+    let first = TcpStream::connect(app.web).await?;
+    let second = TcpStream::connect(app.web).await?;
+    let started = Instant::now();
+    assert_eq!(
+        raw_get(app.web).await?,
+        None,
+        "a third connection is closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "closed at once");
+    drop((first, second));
+    let served =
+        onedoor_testkit::eventually("a slot comes back", DEADLINE, || raw_get(app.web)).await?;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    app.stop().await
+}
