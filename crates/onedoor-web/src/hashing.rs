@@ -31,6 +31,11 @@ impl HashGauge {
     }
 }
 
+/// Password checks running now (gauge).
+pub const METRIC_CHECKS: &str = "onedoor_web_password_checks";
+/// Sign-ins answered 429, by `reason`: `delayed` (the throttle) or `busy` (this cap).
+pub const METRIC_REFUSED: &str = "onedoor_web_signins_refused_total";
+
 /// Counts one running hash for as long as it lives.
 struct Running(Arc<HashGauge>);
 
@@ -38,6 +43,7 @@ impl Running {
     fn start(gauge: Arc<HashGauge>) -> Self {
         let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
         gauge.peak.fetch_max(now, Ordering::SeqCst);
+        metrics::gauge!(METRIC_CHECKS).increment(1.0);
         Running(gauge)
     }
 }
@@ -45,6 +51,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.now.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!(METRIC_CHECKS).decrement(1.0);
     }
 }
 
@@ -79,8 +86,11 @@ impl HashGate {
     ) -> Result<T, WebError> {
         let permit = tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| WebError::SignInBusy {
-                retry_after: Duration::from_secs(1),
+            .map_err(|_| {
+                metrics::counter!(METRIC_REFUSED, "reason" => "busy").increment(1);
+                WebError::SignInBusy {
+                    retry_after: Duration::from_secs(1),
+                }
             })?
             .map_err(|e| WebError::Serve(format!("password check gate: {e}")))?;
         let gauge = self.gauge.clone();

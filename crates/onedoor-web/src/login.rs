@@ -17,6 +17,7 @@ use super::WebState;
 use super::auth::{DEVICE_COOKIE, DEVICE_TTL, SESSION_COOKIE, SESSION_TTL, Viewer};
 use super::csrf::{self, set_cookie};
 use super::error::WebError;
+use super::hashing;
 use super::i18n::{self, Lang, Msg};
 use super::layout::{self, Chrome, Section};
 use super::listener::ClientAddr;
@@ -174,6 +175,7 @@ pub async fn sign_in(
         .reserve(&name, known, client, device, Instant::now())
         .map_err(|retry_after| {
             tracing::info!(account = %name, %client, "web sign-in refused: delayed");
+            metrics::counter!(hashing::METRIC_REFUSED, "reason" => "delayed").increment(1);
             WebError::TooManySignIns { retry_after }
         })?;
     let checked_name = name.clone();
