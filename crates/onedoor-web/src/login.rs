@@ -171,10 +171,11 @@ pub async fn sign_in(
     let limiter = &state.inner.signin_limiter;
     let device = cookie(&headers, DEVICE_COOKIE);
     let known = accounts.knows(&name);
+    // Names are logged with Debug (`?`): whatever a stranger types stays on one log line.
     let attempt = limiter
         .reserve(&name, known, client, device, Instant::now())
         .map_err(|retry_after| {
-            tracing::info!(account = %name, %client, "web sign-in refused: delayed");
+            tracing::info!(account = ?name, %client, "web sign-in refused: delayed");
             metrics::counter!(hashing::METRIC_REFUSED, "reason" => "delayed").increment(1);
             WebError::TooManySignIns { retry_after }
         })?;
@@ -187,12 +188,12 @@ pub async fn sign_in(
         .await?;
     let Some(role) = role else {
         attempt.failed(Instant::now());
-        tracing::info!(account = %name, %client, "web sign-in refused");
+        tracing::info!(account = ?name, %client, "web sign-in refused");
         return Ok((StatusCode::UNAUTHORIZED, login_page(lang, &next, true)).into_response());
     };
     let known_device = attempt.known_device();
     attempt.succeeded(Instant::now());
-    tracing::info!(account = %name, ?role, "web sign-in");
+    tracing::info!(account = ?name, ?role, "web sign-in");
     let token = state.inner.sessions.start(&name, role);
     let mut response = Redirect::to(&next).into_response();
     let secure = state.inner.secure;

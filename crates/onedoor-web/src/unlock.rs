@@ -103,7 +103,7 @@ pub async fn unlock(
         .signin_limiter
         .unlock(&form.name, Instant::now());
     if let Viewer::Staff { name, .. } = &viewer {
-        tracing::info!(account = %form.name, supervisor = %name, cleared, "web sign-in delay cleared");
+        tracing::info!(account = ?form.name, supervisor = %name, cleared, "web sign-in delay cleared");
     }
     Ok(Redirect::to("/sign-ins").into_response())
 }
