@@ -77,18 +77,7 @@ impl Staff {
         action: Action,
         at: OffsetDateTime,
     ) -> anyhow::Result<u64> {
-        let request = WriteRequest {
-            case_id,
-            event_id: EventId::generate(),
-            command: Command {
-                agency: AgencyCode::parse(agency)?,
-                actor: "clerk-1".into(),
-                at,
-                action,
-            },
-            idempotency_key: format!("k-{}", EventId::generate()),
-            caller_trace: None,
-        };
+        let request = write_request(case_id, agency, action, at)?;
         Ok(self
             .log
             .execute(&request, &self.registry)
@@ -169,6 +158,27 @@ impl Drop for Staff {
             let _ = self.tracker.wait();
         }
     }
+}
+
+/// `agency` doing `action` to `case_id` at `at`, as clerk-1, under a fresh key.
+fn write_request(
+    case_id: CaseId,
+    agency: &str,
+    action: Action,
+    at: OffsetDateTime,
+) -> anyhow::Result<WriteRequest> {
+    Ok(WriteRequest {
+        case_id,
+        event_id: EventId::generate(),
+        command: Command {
+            agency: AgencyCode::parse(agency)?,
+            actor: "clerk-1".into(),
+            at,
+            action,
+        },
+        idempotency_key: format!("k-{}", EventId::generate()),
+        caller_trace: None,
+    })
 }
 
 /// Reads the tracker's start-up lines until it prints its gRPC address.
@@ -594,5 +604,57 @@ async fn the_tracker_certificate_is_checked_against_the_url_host_or_tls_server_n
     .concat();
     let out = list_cases(&staff.url, &named)?;
     assert!(out.status.success(), "{}", stderr(&out));
+    Ok(())
+}
+
+/// Text that would recolour the terminal (ANSI) and reverse what follows (U+202E), stored the way
+/// an event written before the input rules holds it.
+const HOSTILE_SUMMARY: &str = "red \x1b[31mALERT\x1b[0m \u{202e}fdp.exe\nFAKE LINE";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_show_and_list_escape_control_and_bidi_characters_already_stored() -> anyhow::Result<()>
+{
+    let staff = Staff::start().await?;
+    let case_id = CaseId::generate();
+    let open = Action::Open {
+        service: ServiceCode::parse("construction-permit")?,
+        citizen_ref: "placeholder".into(),
+        summary: "placeholder".into(),
+        documents: vec![],
+    };
+    let request = write_request(case_id, FRONT, open, OffsetDateTime::now_utc())?;
+    // The rules now refuse this text, so it is put into a prepared event after they ran and
+    // appended directly, as the bus held it before the rules existed.
+    let mut prepared = onedoor_bus::prepare(&[], &request, &staff.registry, None)?;
+    let Some(v1::case_event::Body::Opened(opened)) = prepared.wire.body.as_mut() else {
+        anyhow::bail!("not an opening");
+    };
+    opened.summary = HOSTILE_SUMMARY.into();
+    opened.citizen_ref = "REF\u{2067}-7\x07".into();
+    staff.log.append(&prepared, 0).await?;
+    staff.wait_for(case_id, 1).await?;
+    let id = case_id.to_string();
+
+    let out = case(&["show", &id, "--tracker", &staff.url], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = case(&["list", "--tracker", &staff.url], None);
+    assert!(list.status.success(), "{}", stderr(&list));
+    for (command, output) in [("show", &out), ("list", &list)] {
+        let text = stdout(output);
+        let raw = text
+            .chars()
+            .find(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{2069}').contains(c));
+        assert_eq!(raw, None, "case {command} printed a raw control:\n{text:?}");
+        assert!(
+            text.contains("REF\\u{2067}-7\\x07"),
+            "case {command} escapes the citizen ref:\n{text}"
+        );
+    }
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("red \\x1b[31mALERT\\x1b[0m \\u{202e}fdp.exe\\nFAKE LINE"),
+        "the summary is shown escaped, on one line:\n{shown}"
+    );
+    assert!(!shown.lines().any(|l| l.starts_with("FAKE LINE")));
     Ok(())
 }

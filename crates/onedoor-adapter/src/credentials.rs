@@ -42,7 +42,9 @@ impl Credentials {
     fn check<T>(&self, request: &Request<T>) -> Result<(), AdapterError> {
         match self.keyring.identify(request) {
             Ok(_) => Ok(()),
-            Err(AuthError::Unauthenticated) => Err(AdapterError::Unauthenticated),
+            Err(AuthError::Unauthenticated) => Err(AdapterError::Unauthenticated {
+                agency: self.agency.to_string(),
+            }),
             Err(AuthError::Revoked { label }) => Err(AdapterError::RevokedToken { label }),
             // One caller only: a certificate it does not know is another agency's.
             Err(AuthError::UnknownCertificate { fingerprint }) => {

@@ -12,10 +12,11 @@ pub enum AdapterError {
     #[error("{field}: {why}")]
     InvalidArgument { field: &'static str, why: String },
 
+    /// Names the agency served, never whether the token is valid at another adapter.
     #[error(
-        "missing or invalid credential: send metadata `authorization: Bearer <your agency's token>` or your agency's TLS client certificate"
+        "this adapter serves {agency}; the token is missing or not one of {agency}'s: send metadata `authorization: Bearer <{agency}'s token>` or {agency}'s TLS client certificate"
     )]
-    Unauthenticated,
+    Unauthenticated { agency: String },
 
     #[error("token {label:?} has been revoked; ask the operator for a new one")]
     RevokedToken { label: String },
@@ -65,7 +66,7 @@ impl AdapterError {
     pub fn code(&self) -> Code {
         match self {
             AdapterError::InvalidArgument { .. } => Code::InvalidArgument,
-            AdapterError::Unauthenticated | AdapterError::RevokedToken { .. } => {
+            AdapterError::Unauthenticated { .. } | AdapterError::RevokedToken { .. } => {
                 Code::Unauthenticated
             }
             AdapterError::ForeignCertificate { .. } | AdapterError::NotParty { .. } => {

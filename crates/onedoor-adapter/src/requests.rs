@@ -42,6 +42,7 @@ fn key(text: &str) -> Result<String, AdapterError> {
             "is required: send a unique key (e.g. a UUID) so a retry is recognised",
         ));
     }
+    onedoor_case::text::check_identifier(text).map_err(|e| invalid("idempotency_key", e))?;
     if text.len() > limits::IDEMPOTENCY_KEY_MAX_BYTES {
         return Err(invalid(
             "idempotency_key",

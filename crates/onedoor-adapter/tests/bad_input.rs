@@ -272,8 +272,60 @@ fn unauthenticated(what: &str, by: &'static str, credential: Credential, call: C
         credential,
         call,
         code: Code::Unauthenticated,
-        says: "authorization: Bearer <your agency's token>".into(),
+        // Names the agency served, the same whether or not the token is valid elsewhere.
+        says: format!("this adapter serves {by}; the token is missing or not one of {by}'s"),
     }
+}
+
+/// Characters that rewrite a terminal or reorder text: NUL, ESC (ANSI), CR, a C1 control, the
+/// right-to-left override and a right-to-left isolate.
+const HOSTILE: [char; 6] = ['\0', '\x1b', '\r', '\u{9b}', '\u{202e}', '\u{2067}'];
+
+/// Shown as in the refusal message.
+fn shown(c: char) -> String {
+    match c {
+        '\r' => "\\r".into(),
+        '\0'..='\u{7f}' => format!("\\x{:02x}", u32::from(c)),
+        _ => format!("\\u{{{:x}}}", u32::from(c)),
+    }
+}
+
+/// Every identifier and free-text field of every write rpc, once per hostile character, each
+/// answered INVALID_ARGUMENT naming the field and the character.
+#[rustfmt::skip] // one row a line reads as a table
+fn hostile_rows(c: &Cases) -> Vec<Row> {
+    let (opened, pending, accepted) = (&c.opened[..], &c.pending[..], &c.accepted[..]);
+    let mut rows = Vec::new();
+    for bad in HOSTILE {
+        let text = format!("abc{bad}def");
+        let says = |field: &str| format!("{field} holds the control character {} at character 3", shown(bad));
+        let mut add = |what: &str, by: &'static str, call: Call, field: &str| rows.push(row(format!("{what} holding {bad:?}"), by, call, Code::InvalidArgument, &says(field)));
+        let t = text.clone();
+        add("citizen_ref", FRONT, open_case(|r| r.citizen_ref = t.clone()), "citizen_ref");
+        add("summary", FRONT, open_case(|r| r.summary = t.clone()), "summary");
+        add("idempotency_key", FRONT, open_case(|r| r.idempotency_key = t.clone()), "idempotency_key:");
+        add("actor", FRONT, open_case(|r| r.actor = t.clone()), "actor");
+        add("document name", FRONT, open_case(|r| { r.documents = documents(1); r.documents[0].name = t.clone(); }), "name");
+        add("document uri", FRONT, open_case(|r| { r.documents = documents(1); r.documents[0].uri = t.clone(); }), "uri");
+        add("document media_type", FRONT, open_case(|r| { r.documents = documents(1); r.documents[0].media_type = t.clone(); }), "media_type");
+        add("instructions", FRONT, hand_off(opened, |r| r.instructions = t.clone()), "instructions");
+        add("actor", FRONT, hand_off(opened, |r| r.actor = t.clone()), "actor");
+        add("idempotency_key", FRONT, hand_off(opened, |r| r.idempotency_key = t.clone()), "idempotency_key:");
+        add("actor", "MOIC", accept(pending, |r| r.actor = t.clone()), "actor");
+        add("idempotency_key", "MOIC", accept(pending, |r| r.idempotency_key = t.clone()), "idempotency_key:");
+        add("outcome", "MOIC", complete(accepted, |r| r.outcome = t.clone()), "outcome");
+        add("note", "MOIC", complete(accepted, |r| r.note = t.clone()), "note");
+        add("actor", "MOIC", complete(accepted, |r| r.actor = t.clone()), "actor");
+        add("document name", "MOIC", complete(accepted, |r| { r.documents = documents(1); r.documents[0].name = t.clone(); }), "name");
+        add("reason", "MOIC", send_back(pending, |r| r.reason = t.clone()), "reason");
+        add("actor", "MOIC", send_back(pending, |r| r.actor = t.clone()), "actor");
+        add("question", "MOIC", request_info(accepted, |r| r.question = t.clone()), "question");
+        add("actor", "MOIC", request_info(accepted, |r| r.actor = t.clone()), "actor");
+        add("note", FRONT, resolve(opened, |r| r.note = t.clone()), "note");
+        add("actor", FRONT, resolve(opened, |r| r.actor = t.clone()), "actor");
+        add("idempotency_key", FRONT, resolve(opened, |r| r.idempotency_key = t.clone()), "idempotency_key:");
+    }
+    rows
 }
 
 /// Cases in the states the rows need, all opened by the front office.
@@ -549,7 +601,8 @@ async fn bad_input_on_every_rpc_gets_the_documented_code_an_actionable_message_a
     .await?;
     assert_eq!(before.versions, vec![1, 2, 3, 3]);
 
-    let rows = rows(&cases, &held);
+    let mut rows = rows(&cases, &held);
+    rows.extend(hostile_rows(&cases));
     let covered: BTreeSet<&str> = rows.iter().map(|r| r.call.rpc()).collect();
     assert_eq!(
         covered,
@@ -610,6 +663,29 @@ async fn clients_entry<'a>(
             Authorization(credential.header(agency)),
         )),
     })
+}
+
+#[tokio::test]
+async fn free_text_keeps_its_newlines_and_tabs() -> anyhow::Result<()> {
+    // The other side of the hostile rows: layout characters in free text are not controls.
+    let bus = TestBus::with_adapters(&[FRONT]).await?;
+    let mut front = bus.agency(FRONT).await?;
+    let summary = "ຈົດທະບຽນ\n\tline two".to_owned();
+    let request = v1::OpenCaseRequest {
+        service: "enterprise-registration".into(),
+        citizen_ref: "R-2026-0002".into(),
+        summary: summary.clone(),
+        idempotency_key: key(),
+        actor: "clerk-1".into(),
+        documents: vec![],
+    };
+    let receipt = front.client.open_case(request).await?.into_inner();
+    let view = front.get_case(&receipt.case_id).await?;
+    let Some(v1::case_event::Body::Opened(opened)) = view.events[0].body.as_ref() else {
+        anyhow::bail!("not an opening: {:?}", view.events[0]);
+    };
+    assert_eq!(opened.summary, summary);
+    Ok(())
 }
 
 #[tokio::test]

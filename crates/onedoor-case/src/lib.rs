@@ -10,6 +10,7 @@
 //! - [`calendar`]: working days, public holidays and due times.
 //! - [`case`]: the state machine: `CaseState::fold(events)` and `decide(state, command)`.
 //! - [`limits`]: size limits on caller text, part of the public contract.
+//! - [`text`]: which characters caller text may hold, and escaping for terminals.
 
 pub mod calendar;
 pub mod case;
@@ -17,6 +18,7 @@ pub mod codes;
 pub mod ids;
 pub mod limits;
 pub mod registry;
+pub mod text;
 
 pub use calendar::{Calendar, Holiday};
 pub use case::{

@@ -10,6 +10,7 @@ use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
 use crate::limits;
 use crate::registry::{AgencyKind, Registry};
+use crate::text;
 
 /// The broad class of a refusal, so the gRPC layer maps it to a status code in one table
 /// without this crate knowing about gRPC.
@@ -93,6 +94,11 @@ pub enum Refusal {
         max: usize,
         found: usize,
     },
+    #[error("{field} {why}; newline and tab are allowed only in free text")]
+    ControlCharacter {
+        field: &'static str,
+        why: crate::text::ForbiddenChar,
+    },
     #[error("{field} must not be empty")]
     Empty { field: &'static str },
     #[error("{field} has {found} entries; the limit is {max}")]
@@ -137,6 +143,7 @@ impl Refusal {
             | ReceiverMerged { .. }
             | ReceiverIsFrontOffice { .. }
             | TooLong { .. }
+            | ControlCharacter { .. }
             | Empty { .. }
             | TooMany { .. }
             | BadDocument { .. }
@@ -161,7 +168,19 @@ impl Refusal {
     }
 }
 
+/// Free text: within `max` bytes, no control character but newline and tab.
 fn limit(field: &'static str, text: &str, max: usize) -> Result<(), Refusal> {
+    text::check_free_text(text).map_err(|why| Refusal::ControlCharacter { field, why })?;
+    length(field, text, max)
+}
+
+/// An identifier: within `max` bytes, no control character at all.
+fn identifier(field: &'static str, text: &str, max: usize) -> Result<(), Refusal> {
+    text::check_identifier(text).map_err(|why| Refusal::ControlCharacter { field, why })?;
+    length(field, text, max)
+}
+
+fn length(field: &'static str, text: &str, max: usize) -> Result<(), Refusal> {
     if text.len() > max {
         return Err(Refusal::TooLong {
             field,
@@ -182,7 +201,7 @@ fn required(field: &'static str, text: &str, max: usize) -> Result<(), Refusal> 
 /// Size and presence checks that need no state: done first, so a malformed request is
 /// `INVALID_ARGUMENT` whatever the case's state.
 pub fn check_input(command: &Command) -> Result<(), Refusal> {
-    limit("actor", &command.actor, limits::ACTOR_MAX_BYTES)?;
+    identifier("actor", &command.actor, limits::ACTOR_MAX_BYTES)?;
     match &command.action {
         Action::Open {
             citizen_ref,
@@ -191,6 +210,7 @@ pub fn check_input(command: &Command) -> Result<(), Refusal> {
             ..
         } => {
             required("citizen_ref", citizen_ref, limits::CITIZEN_REF_MAX_BYTES)?;
+            identifier("citizen_ref", citizen_ref, limits::CITIZEN_REF_MAX_BYTES)?;
             limit("summary", summary, limits::SUMMARY_MAX_BYTES)?;
             check_documents("documents", documents)
         }

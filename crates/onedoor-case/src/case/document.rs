@@ -2,7 +2,7 @@
 //! events stay small and each agency keeps its papers in its own store.
 
 use super::decide::Refusal;
-use crate::limits;
+use crate::{limits, text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentRef {
@@ -21,6 +21,15 @@ impl DocumentRef {
             name: self.name.clone(),
             why,
         };
+        for (part, text) in [
+            ("name", &self.name),
+            ("uri", &self.uri),
+            ("media_type", &self.media_type),
+        ] {
+            if let Err(why) = text::check_identifier(text) {
+                return Err(bad(format!("{part} {why}")));
+            }
+        }
         if self.name.is_empty() || self.name.len() > limits::DOCUMENT_NAME_MAX_BYTES {
             return Err(bad(format!(
                 "name must be 1 to {} bytes",

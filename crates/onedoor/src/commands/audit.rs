@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use onedoor_bus::{CaseLog, StoredEvent, verify_case};
 use onedoor_case::CaseId;
 
+use super::common::say;
 use super::{common, keys};
 
 #[derive(Debug, clap::Args)]
@@ -67,21 +68,21 @@ async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     for events in cases.values() {
         if let Err(failure) = verify_case(events, &registry) {
-            println!("BAD {failure}");
+            say(&format!("BAD {failure}"));
             failures += 1;
         }
     }
     if failures > 0 {
-        println!(
+        say(&format!(
             "{failures} of {} case(s) failed verification ({events} events read)",
             cases.len()
-        );
+        ));
         return Ok(ExitCode::FAILURE);
     }
-    println!(
+    say(&format!(
         "ok: {} case(s), {events} event(s): every signature and hash chain verified",
         cases.len()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

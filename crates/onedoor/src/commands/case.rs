@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use onedoor_case::text::escape;
 use onedoor_case::{CaseId, CaseState};
 use onedoor_proto::convert::{from_timestamp, from_wire};
 use onedoor_proto::v1;
@@ -18,6 +19,7 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use super::common::say;
 use super::grpc::Bearer;
 use crate::data_dir::Endpoints;
 
@@ -523,6 +525,11 @@ fn span(seconds: i64) -> String {
 }
 
 fn table(headers: &[&str], rows: &[Vec<String>]) {
+    // Escaped before measuring, so the columns line up with what is printed.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
     let width = |i: usize| {
         rows.iter()
             .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
@@ -537,20 +544,20 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        println!("  {}", text.join("  ").trim_end());
+        say(&format!("  {}", text.join("  ").trim_end()));
     };
     line(headers.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
 }
 
 fn print_case(case: &CaseJson) {
     print_header(case);
-    println!();
+    say("");
     print_open_tasks(case);
-    println!();
-    println!("Timeline");
+    say("");
+    say("Timeline");
     print_timeline(case);
 }
 
@@ -560,18 +567,24 @@ fn print_header(case: &CaseJson) {
         None => case.status.to_owned(),
     };
     let flag = if case.overdue { "   OVERDUE" } else { "" };
-    println!("Case {}   {}   {status}{flag}", case.case_id, case.service);
-    println!("  citizen ref  {}", case.citizen_ref);
-    println!("  summary      {}", case.summary);
-    println!(
+    say(&format!(
+        "Case {}   {}   {status}{flag}",
+        case.case_id, case.service
+    ));
+    say(&format!("  citizen ref  {}", case.citizen_ref));
+    say(&format!("  summary      {}", case.summary));
+    say(&format!(
         "  opened       {} by {}",
         civil(case.opened_at.as_deref()),
         case.origin_agency
-    );
+    ));
     if case.resolved_at.is_some() {
-        println!("  resolved     {}", civil(case.resolved_at.as_deref()));
+        say(&format!(
+            "  resolved     {}",
+            civil(case.resolved_at.as_deref())
+        ));
     }
-    println!("  trace id     {}", case.trace_id);
+    say(&format!("  trace id     {}", case.trace_id));
     println!(
         "  version      {} (last change {}; times are UTC+07:00)",
         case.version,
@@ -589,10 +602,13 @@ fn overdue_mark(overdue: bool) -> String {
 
 fn print_open_tasks(case: &CaseJson) {
     if case.open_tasks.is_empty() {
-        println!("No open tasks: the case is with {}.", case.origin_agency);
+        say(&format!(
+            "No open tasks: the case is with {}.",
+            case.origin_agency
+        ));
         return;
     }
-    println!("Open tasks");
+    say("Open tasks");
     let rows: Vec<Vec<String>> = case
         .open_tasks
         .iter()
@@ -648,7 +664,7 @@ fn print_timeline(case: &CaseJson) {
 
 fn print_list(cases: &[CaseJson], truncated: bool, limit: usize) {
     if cases.is_empty() {
-        println!("No cases match.");
+        say("No cases match.");
         return;
     }
     let rows: Vec<Vec<String>> = cases
@@ -698,6 +714,6 @@ fn print_list(cases: &[CaseJson], truncated: bool, limit: usize) {
     if truncated {
         println!("(first {limit} shown; use --limit or narrower filters for more)");
     } else {
-        println!("{} case(s)", cases.len());
+        say(&format!("{} case(s)", cases.len()));
     }
 }

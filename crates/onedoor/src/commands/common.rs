@@ -136,6 +136,13 @@ pub fn dev_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Prints one line of human output with every control and bidi character shown as an escape:
+/// case text comes from other ministries, and events stored before the input rules may still
+/// hold ANSI sequences or bidi overrides that would otherwise rewrite the terminal.
+pub fn say(line: &str) {
+    println!("{}", onedoor_case::text::escape(line));
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use onedoor_natsauth::{CredentialSet, Identity};
 use serde::{Deserialize, Serialize};
 
-use super::common;
+use super::common::{self, say};
 use super::settings::{self, Resolved, Secret};
 
 /// The SQLite file the tracker keeps under the data dir when no `--database-url` is given.
@@ -456,9 +456,9 @@ fn print_stats(stats: &Stats, offset: time::UtcOffset) {
             at.minute()
         )
     };
-    println!("Overdue tasks ({})", stats.overdue.len());
+    say(&format!("Overdue tasks ({})", stats.overdue.len()));
     for t in &stats.overdue {
-        println!(
+        say(&format!(
             "  {}  {:<8} due {}  {} working day(s) late  {}  {}",
             t.task.case_id,
             t.task.agency,
@@ -466,35 +466,35 @@ fn print_stats(stats: &Stats, offset: time::UtcOffset) {
             t.working_days_late,
             t.task.service,
             t.citizen_ref
-        );
+        ));
     }
-    println!();
-    println!("Cases per day (opened / resolved)");
+    say("");
+    say("Cases per day (opened / resolved)");
     for d in &stats.days {
-        println!("  {}  {:>5}  {:>5}", d.date, d.opened, d.resolved);
+        say(&format!("  {}  {:>5}  {:>5}", d.date, d.opened, d.resolved));
     }
-    println!();
-    println!("Median time held, over finished tasks");
+    say("");
+    say("Median time held, over finished tasks");
     for h in &stats.held {
-        println!(
+        say(&format!(
             "  {:<8} {:<28} {:>5} task(s)  {:.1} h",
             h.agency,
             h.service,
             h.tasks,
             h.median.as_seconds_f64() / 3600.0
-        );
+        ));
     }
     if !stats.rejected.is_empty() {
-        println!();
-        println!(
+        say("");
+        say(&format!(
             "Stream messages the tracker could not use ({})",
             stats.rejected.len()
-        );
+        ));
         for r in &stats.rejected {
-            println!(
+            say(&format!(
                 "  error: stream sequence {} ({}): {}",
                 r.stream_sequence, r.subject, r.reason
-            );
+            ));
         }
     }
 }
@@ -514,10 +514,10 @@ async fn stuck(args: ReportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if report.deliveries.is_empty() && report.unreadable.is_empty() {
-        println!("No stuck deliveries.");
+        say("No stuck deliveries.");
     }
     for d in &report.deliveries {
-        println!(
+        say(&format!(
             "  {}  {:<8} case {}  event {}  seq {}  {} deliveries  {}",
             rfc3339(d.recorded_at),
             d.agency,
@@ -526,13 +526,13 @@ async fn stuck(args: ReportArgs) -> anyhow::Result<ExitCode> {
             d.stream_sequence,
             d.deliveries,
             d.reason
-        );
+        ));
     }
     for u in &report.unreadable {
-        println!(
+        say(&format!(
             "  error: entry {} is not a stuck-delivery record: {}",
             u.key, u.why
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
