@@ -5,9 +5,9 @@
 //! hash's outcome then settles them. A lane is an account name, a client address (see
 //! `client`), or a known device (a cookie handed out by a successful sign-in):
 //!
-//! - a lane lets `free` attempts run before it counts failures against anyone, and after that
-//!   one attempt at a time, each only once the delay of the last failure has passed: 1 s, 2 s,
-//!   4 s … up to [`Policy::cap`]. Two requests racing on one lane cannot both pass: the first
+//! - a lane lets `free` attempts run (even at once) with no delay, and after that one attempt
+//!   at a time, each only once the delay of the last failure has passed: 1 s, 2 s, 4 s … up
+//!   to [`Policy::cap`]. Two requests racing on one lane cannot both pass: the first
 //!   reservation is seen by the second.
 //! - a stranger (no device cookie for the account) takes the account's lane and the address's;
 //!   a clerk with a device cookie for the account takes only that device's lane, so a
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 /// How a kind of lane slows down.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// Attempts that may run (even at once) before failures delay anything.
+    /// Attempts that may run (even at once) with no delay; the failure that uses up the last
+    /// of them delays the next attempt by `base`, and each failure after it doubles that.
     pub free: u32,
     pub base: Duration,
     pub cap: Duration,
@@ -44,7 +45,7 @@ impl Policy {
 /// An account name (known or not: both behave the same, so the limit tells nobody which names
 /// exist).
 pub const ACCOUNT: Policy = Policy {
-    free: 0,
+    free: 1,
     base: Duration::from_secs(1),
     cap: Duration::from_secs(5 * 60),
 };
@@ -110,8 +111,8 @@ impl Lane {
         self.release();
         self.failures = self.failures.saturating_add(1);
         self.last_failure = now;
-        if self.failures > policy.free {
-            self.not_before = now + policy.delay(self.failures - policy.free);
+        if self.failures >= policy.free {
+            self.not_before = now + policy.delay(self.failures + 1 - policy.free);
         }
     }
 

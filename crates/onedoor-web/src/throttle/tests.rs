@@ -68,18 +68,25 @@ fn an_address_gets_its_free_attempts_then_one_at_a_time() {
     for attempt in running {
         attempt.failed(now);
     }
-    // Past its free attempts, one at a time, each failure delaying the next.
-    let next = limiter
-        .reserve("again", false, HOME, None, now)
-        .expect("one");
-    let racing = limiter.reserve("racing", false, HOME, None, now);
-    assert_eq!(racing.err(), Some(BUSY));
-    next.failed(now);
+    // The free attempts used up, the next waits, then runs alone, and its failure doubles
+    // the wait.
     let wait = limiter
-        .reserve("later", false, HOME, None, now)
+        .reserve("again", false, HOME, None, now)
         .err()
         .expect("the address is delayed");
     assert_eq!(wait, ADDRESS.delay(1));
+    let later = now + wait;
+    let next = limiter
+        .reserve("again", false, HOME, None, later)
+        .expect("one");
+    let racing = limiter.reserve("racing", false, HOME, None, later);
+    assert_eq!(racing.err(), Some(BUSY));
+    next.failed(later);
+    let wait = limiter
+        .reserve("later", false, HOME, None, later)
+        .err()
+        .expect("the address is delayed");
+    assert_eq!(wait, ADDRESS.delay(2));
 }
 
 #[test]

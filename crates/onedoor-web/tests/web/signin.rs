@@ -28,6 +28,11 @@ fn peak_rss_kib() -> anyhow::Result<u64> {
         .parse()?)
 }
 
+/// How many delays (1 s, 2 s, 4 s …) can have run out within `elapsed`.
+fn delays_passed(elapsed: Duration) -> usize {
+    (elapsed.as_secs_f64() + 1.0).log2().floor() as usize
+}
+
 /// An accounts file with real (standard-cost) hashes: a clerk and a supervisor.
 fn real_accounts() -> anyhow::Result<String> {
     Ok(format!(
@@ -96,6 +101,7 @@ async fn fifty_concurrent_wrong_sign_ins_stay_under_the_delays_and_the_hash_cap(
                 .map(|page| (name, page))
         }
     });
+    let started = Instant::now();
     let answers = tokio::time::timeout(DEADLINE, futures::future::try_join_all(attempts))
         .await
         .context("every sign-in answered")??;
@@ -120,8 +126,14 @@ async fn fifty_concurrent_wrong_sign_ins_stay_under_the_delays_and_the_hash_cap(
             assert!((1..=300).contains(&retry), "Retry-After {retry}");
         }
     }
-    // The loopback client gets its 10 free attempts, the account one at a time.
-    assert!(!checked.is_empty() && checked.len() <= 10, "{checked:?}");
+    // The loopback client gets its 10 free attempts, the account one at a time; on a slow
+    // machine a delay or two may pass during the burst.
+    let allowed = 10 + delays_passed(started.elapsed());
+    assert!(
+        !checked.is_empty() && checked.len() <= allowed,
+        "{} checked, {allowed} allowed: {checked:?}",
+        checked.len()
+    );
     assert!(checked.iter().filter(|n| n.as_str() == "somchai").count() <= 1);
     println!(
         "50 concurrent wrong sign-ins: {} checked, peak RSS grew {grown_mib} MiB",
@@ -189,18 +201,20 @@ async fn a_strangers_wrong_passwords_do_not_stop_the_clerk() -> anyhow::Result<(
     let device = cookie_pair(&first, "onedoor_device").context("a device cookie")?;
 
     // The stranger guesses as fast as they can: one check, then delays.
-    let mut refused = 0;
+    let (mut checked, mut refused) = (0, 0);
+    let started = Instant::now();
     for _ in 0..8 {
         let page = proxied(&app, "somchai", "guess", &[stranger]).await?;
         match page.status {
-            StatusCode::UNAUTHORIZED => {}
+            StatusCode::UNAUTHORIZED => checked += 1,
             StatusCode::TOO_MANY_REQUESTS => refused += 1,
             other => anyhow::bail!("stranger got {other}"),
         }
     }
+    let allowed = 1 + delays_passed(started.elapsed());
     assert!(
-        refused >= 6,
-        "the stranger was delayed: {refused} of 8 refused"
+        checked <= allowed && refused > 0,
+        "the stranger was delayed: {checked} checked ({allowed} allowed), {refused} refused"
     );
 
     // The clerk's own computer is let through at once, from anywhere.
