@@ -32,6 +32,8 @@ pub struct Gateway {
     pub(crate) log: CaseLog,
     pub(crate) inbox: InboxService,
     pub(crate) clock: Clock,
+    /// Keys the ids this agency's writes get (see [`idempotency`]).
+    pub(crate) ids: idempotency::IdKey,
 }
 
 /// The caller's W3C trace context, if it sent a valid one. An invalid header is ignored, as the
@@ -119,9 +121,10 @@ impl Gateway {
         R: TryInto<WriteInput, Error = AdapterError>,
     {
         let input: WriteInput = request.try_into()?;
-        let case_id = input
-            .case_id
-            .unwrap_or_else(|| idempotency::case_id_for_open(&self.agency, &input.idempotency_key));
+        let case_id = input.case_id.unwrap_or_else(|| {
+            self.ids
+                .case_id_for_open(&self.agency, &input.idempotency_key)
+        });
         tracing::Span::current().record("case_id", tracing::field::display(case_id));
         let command = Command {
             agency: self.agency.clone(),
@@ -131,7 +134,9 @@ impl Gateway {
         };
         let write = WriteRequest {
             case_id,
-            event_id: idempotency::event_id(&self.agency, &input.idempotency_key, case_id),
+            event_id: self
+                .ids
+                .event_id(&self.agency, &input.idempotency_key, case_id),
             command,
             idempotency_key: input.idempotency_key,
             caller_trace: caller.clone(),

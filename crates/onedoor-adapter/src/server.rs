@@ -22,6 +22,7 @@ use crate::credentials::{self, Credentials};
 use crate::error::AdapterError;
 use crate::gateway::{Clock, Gateway};
 use crate::health;
+use crate::idempotency::IdKey;
 use crate::inbox::InboxService;
 
 /// Largest request the adapter decodes. Events carry documents by reference only, so the
@@ -178,6 +179,10 @@ pub async fn run(
         )?,
         log,
         clock: config.clock.clone(),
+        ids: config
+            .signer
+            .as_ref()
+            .map_or_else(|| IdKey::unkeyed(&config.agency), IdKey::from_signer),
     };
     let address = listener
         .local_addr()

@@ -91,6 +91,30 @@ impl Signer {
         base64::engine::general_purpose::STANDARD.encode(self.public_key())
     }
 
+    /// A secret derived from the signing seed for one `purpose` (e.g. keying event ids), so
+    /// that everything holding this agency's key agrees on it and nobody else can compute it;
+    /// the seed itself never leaves the signer.
+    pub fn derived_secret(&self, purpose: &str) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"onedoor-derived-secret-v1");
+        hasher.update((purpose.len() as u64).to_be_bytes());
+        hasher.update(purpose.as_bytes());
+        hasher.update(self.key.to_bytes());
+        hasher.finalize().into()
+    }
+
+    /// Did this key sign `event` as it stands (the same key id and a valid signature)?
+    pub fn signed(&self, event: &v1::CaseEvent) -> bool {
+        event.key_id == self.key_id
+            && Signature::from_slice(&event.signature).is_ok_and(|signature| {
+                self.key
+                    .verifying_key()
+                    .verify(&event.signing_bytes(), &signature)
+                    .is_ok()
+            })
+    }
+
     /// Sets `key_id` and `signature` on a wire event; everything else must already be final.
     pub fn sign(&self, event: &mut v1::CaseEvent) {
         event.key_id = self.key_id.clone();

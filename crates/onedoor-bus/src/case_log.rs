@@ -291,22 +291,26 @@ impl CaseLog {
         });
     }
 
-    /// A request already in the case's log, answered from the stored event.
-    async fn written_earlier(&self, case_id: CaseId, sequence: u64) -> Result<Written, BusError> {
+    /// A request whose event id is already stored (in the case's snapshot, or JetStream's
+    /// duplicate window, which spans the whole stream), answered from the stored event, but
+    /// only if that event is this writer's on this case: anyone who knew the id could have
+    /// stored something under it first. The caller still compares the request itself.
+    async fn written_earlier(
+        &self,
+        request: &WriteRequest,
+        sequence: u64,
+    ) -> Result<Written, BusError> {
         let message = self
             .reader
             .at(sequence, Freshness::Replica(sequence))
             .await?;
-        let stored = decode_stored(message.sequence, message.payload)?;
-        if stored.event.case_id != case_id {
-            return Err(BusError::Corrupt {
-                case_id: case_id.to_string(),
-                why: format!(
-                    "stream message {sequence} belongs to case {}",
-                    stored.event.case_id
-                ),
-            });
+        let subject = message.subject.to_string();
+        let stored = decode_stored(message.sequence, message.payload)
+            .map_err(|e| id_taken(request, sequence, format!("the stored message: {e}")))?;
+        if let Some(why) = self.not_ours(request, &stored, &subject) {
+            return Err(id_taken(request, sequence, why));
         }
+        self.reader.saw(request.case_id, sequence);
         let prepared = Prepared {
             trace: stored_trace(&stored),
             wire: stored.wire,
@@ -317,6 +321,39 @@ impl CaseLog {
             event: stored.event,
             prepared,
         })
+    }
+
+    /// Why `stored` (on `subject`) is not the event this log would have written for
+    /// `request`, if it is not.
+    fn not_ours(
+        &self,
+        request: &WriteRequest,
+        stored: &StoredEvent,
+        subject: &str,
+    ) -> Option<String> {
+        let event = &stored.event;
+        let writer = &request.command.agency;
+        let expected_subject = subjects::case_subject(
+            &request.case_id.to_string(),
+            writer.as_str(),
+            event.to.as_ref().map(|a| a.as_str()),
+        )
+        .ok();
+        if event.case_id != request.case_id {
+            Some(format!("an event of case {}", event.case_id))
+        } else if event.event_id != request.event_id {
+            Some(format!("event {} under that message id", event.event_id))
+        } else if &event.from != writer || expected_subject.as_deref() != Some(subject) {
+            Some(format!("an event published on {subject} as {}", event.from))
+        } else if self
+            .signer
+            .as_ref()
+            .is_some_and(|s| !s.signed(&stored.wire))
+        {
+            Some(format!("an event not signed with {writer}'s key"))
+        } else {
+            None
+        }
     }
 
     /// The forward walk: "next message on the case's subjects from sequence n", one get per
@@ -452,7 +489,7 @@ impl CaseLog {
             };
             let (event, tip) = match current {
                 Step::Duplicate(sequence) => {
-                    return self.written_earlier(request.case_id, sequence).await;
+                    return self.written_earlier(request, sequence).await;
                 }
                 Step::Refused(err) => match read_as {
                     None => continue,
@@ -475,17 +512,18 @@ impl CaseLog {
                 .publish(&event, &prepared, payload.clone(), tip.last_sequence)
                 .await
             {
+                Ok(appended) if appended.duplicate => {
+                    // JetStream kept an earlier message with this id, maybe not this writer's,
+                    // maybe on another case: what the case holds is not known here.
+                    self.cache().remove(&request.case_id);
+                    return self.written_earlier(request, appended.sequence).await;
+                }
                 Ok(appended) => {
-                    if appended.duplicate {
-                        // JetStream kept an earlier copy: what the case holds is not known here.
-                        self.cache().remove(&request.case_id);
-                    } else {
-                        self.remember(&tip, appended.sequence, &payload, &prepared, &event);
-                    }
+                    self.remember(&tip, appended.sequence, &payload, &prepared, &event);
                     self.reader.saw(request.case_id, appended.sequence);
                     return Ok(Written {
                         sequence: appended.sequence,
-                        duplicate: appended.duplicate,
+                        duplicate: false,
                         event,
                         prepared,
                     });
@@ -526,6 +564,15 @@ fn step(snapshot: &CaseSnapshot, request: &WriteRequest, registry: &Registry) ->
             tip: snapshot.tip.clone(),
         },
         Err(err) => Step::Refused(err),
+    }
+}
+
+fn id_taken(request: &WriteRequest, sequence: u64, why: String) -> BusError {
+    BusError::IdTaken {
+        key: request.idempotency_key.clone(),
+        event_id: request.event_id.to_string(),
+        sequence,
+        why,
     }
 }
 

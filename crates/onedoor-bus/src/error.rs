@@ -73,6 +73,19 @@ pub enum BusError {
     #[error(transparent)]
     Refused(#[from] onedoor_case::Refusal),
 
+    /// The event id a write would use is already stored, but not as this writer's event for
+    /// this request (another writer took the id, or the key was used for something else).
+    /// Nothing was written and no receipt is due.
+    #[error(
+        "idempotency_key {key:?} maps to event {event_id}, already stored at stream sequence {sequence} as something this request did not write ({why}); use a new idempotency_key"
+    )]
+    IdTaken {
+        key: String,
+        event_id: String,
+        sequence: u64,
+        why: String,
+    },
+
     /// A case's stored history does not fold: written by something else, or tampered with.
     #[error("case {case_id}'s history is inconsistent: {why}")]
     Corrupt { case_id: String, why: String },

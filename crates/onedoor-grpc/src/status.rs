@@ -52,6 +52,8 @@ pub fn bus_code(error: &BusError) -> Code {
         BusError::Conflict { .. } | BusError::TooManyConflicts { .. } => Code::Aborted,
         BusError::Nats { kind, .. } => nats_code(*kind),
         BusError::InvalidSubjectToken { .. } => Code::InvalidArgument,
+        // Not ABORTED: a retry with the same key would meet the same stored event for ever.
+        BusError::IdTaken { .. } => Code::AlreadyExists,
         // A history that does not fold or decode, or a configuration the bus refuses to
         // change, is the operator's or our fault, not the caller's.
         BusError::Corrupt { .. }

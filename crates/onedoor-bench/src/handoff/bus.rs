@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use onedoor_adapter::idempotency::IdKey;
 use onedoor_adapter::{AdapterConfig, Token};
 use onedoor_bus::InboxSettings;
 use onedoor_case::{AgencyCode, AgencyKind, Registry};
@@ -91,6 +92,8 @@ pub type Client = AgencyGatewayClient<InterceptedService<Channel, Bearer>>;
 pub struct RunningAdapter {
     pub code: AgencyCode,
     pub address: String,
+    /// Keys this agency's event ids, so the bench can tell which id a hand-off must get.
+    pub ids: IdKey,
     token: String,
     task: JoinHandle<Result<(), BenchError>>,
 }
@@ -139,6 +142,7 @@ impl Adapters {
                 registry.clone(),
                 nats_url.to_owned(),
             );
+            let ids = IdKey::from_signer(&signer);
             config.signer = Some(signer);
             config.inbox = inbox.clone();
             let mut stop = stop_rx.clone();
@@ -174,6 +178,7 @@ impl Adapters {
             running.push(RunningAdapter {
                 code,
                 address: format!("http://{address}"),
+                ids,
                 token,
                 task,
             });

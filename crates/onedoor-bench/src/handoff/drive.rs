@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
+use onedoor_adapter::idempotency::IdKey;
 use onedoor_case::{AgencyCode, CaseId, EventId};
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_event::Body;
@@ -93,6 +94,8 @@ impl Counters {
 pub struct Shared {
     pub plan: Plan,
     pub case_ids: Vec<CaseId>,
+    /// Per front office in the plan: the key of its event ids.
+    front_ids: Vec<IdKey>,
     epoch: Instant,
     /// Per job: call start in ns since `epoch`, plus one (0: not started).
     started: Vec<AtomicU64>,
@@ -108,11 +111,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(plan: Plan, case_ids: Vec<CaseId>, progress: ProgressBar) -> Self {
+    pub fn new(
+        plan: Plan,
+        case_ids: Vec<CaseId>,
+        front_ids: Vec<IdKey>,
+        progress: ProgressBar,
+    ) -> Self {
         let n = usize::try_from(plan.total).unwrap_or(usize::MAX);
         let pairs = plan.pairs();
         Shared {
             case_ids,
+            front_ids,
             epoch: Instant::now(),
             started: (0..n).map(|_| AtomicU64::new(0)).collect(),
             receipt: (0..n).map(|_| AtomicU8::new(RECEIPT_NONE)).collect(),
@@ -137,7 +146,7 @@ impl Shared {
 
     pub fn expected_event_id(&self, j: u64) -> EventId {
         let job = self.plan.job(j);
-        onedoor_adapter::idempotency::event_id(
+        self.front_ids[job.front].event_id(
             &self.plan.fronts[job.front],
             &self.plan.handoff_key(j),
             self.case_ids[job.case],

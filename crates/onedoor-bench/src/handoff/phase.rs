@@ -64,7 +64,12 @@ pub(super) async fn drive_and_measure(
     open_bar.finish_and_clear();
 
     let bar = progress_bar(plan.total, "hand-offs");
-    let shared = Arc::new(Shared::new(plan.clone(), case_ids, bar.clone()));
+    let front_ids = plan
+        .fronts
+        .iter()
+        .map(|front| adapters.get(front).map(|a| a.ids.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shared = Arc::new(Shared::new(plan.clone(), case_ids, front_ids, bar.clone()));
     let (stop, stop_rx) = watch::channel(false);
     let receivers = start_receivers(&shared, &setup.agencies, adapters, &stop_rx).await?;
 
