@@ -19,6 +19,7 @@
 //! - [`error`]: [`GrpcError`], the crate's one error type.
 
 pub mod auth;
+pub mod decode;
 pub mod devpki;
 pub mod error;
 pub mod observe;

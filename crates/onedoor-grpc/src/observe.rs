@@ -151,6 +151,7 @@ where
         Box::pin(async move {
             let Ok(response) = inner.call(request).await;
             let (mut parts, body) = response.into_parts();
+            crate::decode::name_bad_field(&mut parts.headers);
             if !parts.headers.contains_key(TRACEPARENT)
                 && let Ok(value) = http::HeaderValue::try_from(trace.traceparent())
             {
