@@ -50,8 +50,9 @@ async fn histories_written_through_up_verify_and_a_forged_event_is_named() {
     // MOIC's own NATS credential used outside its adapter: allowed to write as MOIC, but it
     // cannot sign with MOIC's key.
     let _ = &url;
-    let js = async_nats::jetstream::new(support::nats_as(&endpoints, dir.path(), "MOIC").await);
-    let log = onedoor_bus::CaseLog::open(js)
+    let moic_js =
+        async_nats::jetstream::new(support::nats_as(&endpoints, dir.path(), "MOIC").await);
+    let log = onedoor_bus::CaseLog::open(moic_js.clone())
         .await
         .expect("log")
         .with_signer(onedoor_bus::Signer::generate("MOF-forged"));
@@ -84,19 +85,37 @@ async fn histories_written_through_up_verify_and_a_forged_event_is_named() {
     let bad = verify(dir.path(), &[&case_id]);
     let out = String::from_utf8_lossy(&bad.stdout);
     assert!(!bad.status.success(), "{out}");
+    let forged_line = format!(
+        "BAD case {case_id}: stream sequence {} (onedoor.v1.case.{case_id}.MOIC.ODSC-VTE-SAYSETTHA): signature:",
+        forged.sequence
+    );
     assert!(
-        out.contains(&forged.event.event_id.to_string()) && out.contains("MOF-forged"),
+        out.contains(&forged_line) && out.contains("MOF-forged"),
         "{out}"
     );
+    // An undecodable message on the other case does not stop the audit of every case: both
+    // bad messages are named, and it ends with the count.
+    let garbage = moic_js
+        .publish(
+            format!("onedoor.v1.case.{other}.MOIC._"),
+            "not protobuf".into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
     let all = verify(dir.path(), &["--all"]);
     let out = String::from_utf8_lossy(&all.stdout);
-    assert!(
-        !all.status.success() && out.contains("1 of 2 case(s) failed"),
-        "{out}"
+    let garbage_line = format!(
+        "BAD case {other}: stream sequence {} (onedoor.v1.case.{other}.MOIC._): undecodable",
+        garbage.sequence
     );
     assert!(
-        verify(dir.path(), &[&other]).status.success(),
-        "the other case is untouched"
+        !all.status.success()
+            && out.contains(&forged_line)
+            && out.contains(&garbage_line)
+            && out.contains("2 bad message(s) in 2 case(s)"),
+        "{out}"
     );
 
     let missing = verify(dir.path(), &[&onedoor_case::CaseId::generate().to_string()]);

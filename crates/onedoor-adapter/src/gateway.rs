@@ -200,7 +200,8 @@ impl Gateway {
         request: v1::GetCaseRequest,
     ) -> Result<v1::CaseView, AdapterError> {
         let case_id = requests::case_id(&request.case_id)?;
-        let stored = self.log.load(case_id).await?;
+        let verified = self.log.load_verified(case_id).await?;
+        let stored = verified.accepted;
         if stored.is_empty() {
             return Err(AdapterError::CaseNotFound {
                 case_id: case_id.to_string(),
@@ -224,11 +225,17 @@ impl Gateway {
                 case_id: case_id.to_string(),
             })?;
         let events = stored.into_iter().map(|s| s.wire).collect();
-        Ok(onedoor_proto::view::case_view(
-            &state,
-            events,
-            (self.clock)(),
-        ))
+        let mut view = onedoor_proto::view::case_view(&state, events, (self.clock)());
+        view.quarantined = verified
+            .quarantined
+            .iter()
+            .map(|q| v1::QuarantinedMessage {
+                stream_sequence: q.sequence,
+                reason: q.reason.label().to_owned(),
+                detail: q.reason.to_string(),
+            })
+            .collect();
+        Ok(view)
     }
 }
 

@@ -97,7 +97,11 @@ impl InboxService {
                     () = &mut stopping => break,
                 };
                 let item = match delivery {
-                    Ok(delivery) => Ok(service.item(delivery)),
+                    Ok(delivery) => match service.believed(delivery).await {
+                        Ok(Some(delivery)) => Ok(service.item(delivery)),
+                        Ok(None) => continue,
+                        Err(err) => Err(Status::from(err)),
+                    },
                     Err(err) => Err(Status::from(AdapterError::from(err))),
                 };
                 let fatal = item.is_err();
@@ -111,6 +115,25 @@ impl InboxService {
             service.record_gauges();
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    /// The delivery if its event verifies in its case (see `onedoor_bus::verify`); a
+    /// quarantined one is acknowledged so it never comes back as a task, and is recorded.
+    async fn believed(
+        &self,
+        delivery: InboxDelivery,
+    ) -> Result<Option<InboxDelivery>, AdapterError> {
+        let case_id = delivery.stored.event.case_id;
+        let sequence = delivery.stream_sequence;
+        let Some(quarantined) = self.log.check_delivery(case_id, sequence).await? else {
+            return Ok(Some(delivery));
+        };
+        let reason = quarantined.reason.label();
+        metrics::counter!(m::QUARANTINED, "agency" => self.agency.to_string(), "reason" => reason)
+            .increment(1);
+        tracing::warn!(agency = %self.agency, %case_id, sequence, reason = %quarantined.reason, "inbox message quarantined, not delivered");
+        self.in_flight.ack(&[delivery.stored.event.event_id]).await;
+        Ok(None)
     }
 
     /// Turns a delivery into the wire item, with a span in the case's trace (a child of the

@@ -8,6 +8,7 @@ pub const INBOX_DELIVERED: &str = "onedoor_inbox_delivered_total";
 pub const INBOX_REDELIVERED: &str = "onedoor_inbox_redelivered_total";
 pub const INBOX_ACKED: &str = "onedoor_inbox_acked_total";
 pub const INBOX_IN_FLIGHT: &str = "onedoor_inbox_in_flight";
+pub const QUARANTINED: &str = "onedoor_quarantined_events_total";
 
 /// Registers descriptions with whatever recorder is installed (a no-op without one).
 pub fn describe() {
@@ -26,6 +27,10 @@ pub fn describe() {
     metrics::describe_counter!(
         INBOX_ACKED,
         "inbox items acknowledged by the agency's system, by agency"
+    );
+    metrics::describe_counter!(
+        QUARANTINED,
+        "case messages not believed (bad signature, forged sender, broken chain, rules…), by reason"
     );
     metrics::describe_gauge!(
         INBOX_IN_FLIGHT,

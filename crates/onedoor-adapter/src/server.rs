@@ -208,7 +208,11 @@ async fn open_log(
 ) -> Result<CaseLog, AdapterError> {
     let log = CaseLog::open(jetstream.clone()).await?;
     Ok(match config.signer.clone() {
-        Some(signer) => log.with_signer(signer),
+        // An adapter that signs checks every signature it reads; one without a key (a
+        // development set-up) could not tell its own unsigned events from forged ones.
+        Some(signer) => log
+            .with_signer(signer)
+            .with_registry(config.registry.clone()),
         None => {
             tracing::warn!(agency = %config.agency, "no signing key configured: events are unsigned and fail `onedoor audit verify`");
             log

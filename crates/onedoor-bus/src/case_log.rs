@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
@@ -25,6 +26,7 @@ use crate::replica_read::{Freshness, ReplicaReader};
 use crate::snapshot::{CaseSnapshot, CaseTip, SNAPSHOT_CACHE_BYTES, SnapshotCache, payload_digest};
 use crate::subjects;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
+use crate::verify::{Quarantined, RawMessage, Verified, verify_history};
 use crate::write::{WriteRequest, Written, build, decide_on};
 
 /// How often an append is re-decided after losing a race before giving up. Races on one case
@@ -72,17 +74,19 @@ pub struct CaseLog {
     reader: ReplicaReader,
     /// Signs every event this log writes (the writing agency's key).
     signer: Option<Arc<Signer>>,
+    /// The keys events are verified under on read; `None` checks everything but signatures.
+    registry: Option<Arc<Registry>>,
     /// Compact snapshots of recently written cases, so that a write usually reads nothing
     /// before it appends (see [`crate::snapshot`]).
     cache: Arc<Mutex<SnapshotCache>>,
 }
 
-/// What a read of a case found.
+/// What a read of a case found, nothing of it verified yet.
 enum Read {
-    /// The events after the known sequence the read started from (all of them from 0).
-    After(Vec<StoredEvent>),
+    /// The messages after the known sequence the read started from (all of them from 0).
+    After(Vec<RawMessage>),
     /// The whole history: the known sequence was not in the case's chain.
-    Whole(Vec<StoredEvent>),
+    Whole(Vec<RawMessage>),
 }
 
 /// The next step of a write, decided on a snapshot.
@@ -107,6 +111,7 @@ impl CaseLog {
             jetstream,
             reader: ReplicaReader::new(stream),
             signer: None,
+            registry: None,
             cache: Arc::new(Mutex::new(SnapshotCache::new(SNAPSHOT_CACHE_BYTES))),
         })
     }
@@ -114,6 +119,13 @@ impl CaseLog {
     /// Every event written through this log is signed with `signer`.
     pub fn with_signer(mut self, signer: Signer) -> Self {
         self.signer = Some(Arc::new(signer));
+        self
+    }
+
+    /// Every event read through this log must verify under `registry`'s keys (see
+    /// [`crate::verify`]).
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = Some(registry);
         self
     }
 
@@ -154,11 +166,20 @@ impl CaseLog {
     ///
     /// On a replicated stream the read includes every event this log wrote or was told of
     /// ([`CaseLog::saw`]), and "no such case" is the leader's answer, not a lagging replica's.
+    ///
+    /// Only the events that verify (see [`crate::verify`]); [`CaseLog::load_verified`] also
+    /// says which messages were quarantined and why.
     pub async fn load(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
+        Ok(self.load_verified(case_id).await?.accepted)
+    }
+
+    /// [`CaseLog::load`], with the quarantined messages.
+    pub async fn load_verified(&self, case_id: CaseId) -> Result<Verified, BusError> {
         let freshness = Freshness::Present(self.reader.known(&case_id));
-        match self.load_since(case_id, 0, freshness).await? {
-            Read::After(history) | Read::Whole(history) => Ok(history),
-        }
+        let raw = match self.load_since(case_id, 0, freshness).await? {
+            Read::After(history) | Read::Whole(history) => history,
+        };
+        Ok(verify_history(case_id, raw, self.registry.as_deref()))
     }
 
     /// The events after stream sequence `known_last` (a sequence in the case's chain, or 0),
@@ -177,14 +198,21 @@ impl CaseLog {
         let mut newer = Vec::new();
         if message.sequence != known_last {
             loop {
+                // The back-pointer is exact only when the server checked it against the whole
+                // case; a message published by hand could point past events it wants hidden.
+                let whole_case = message
+                    .headers
+                    .get(EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT)
+                    .is_some_and(|value| value.as_str() == filter);
                 let previous: Option<u64> = message
                     .headers
                     .get(EXPECTED_LAST_SUBJECT_SEQUENCE)
-                    .and_then(|value| value.as_str().parse().ok());
+                    .and_then(|value| value.as_str().parse().ok())
+                    .filter(|_| whole_case);
                 let Some(previous) = previous.filter(|p| *p < message.sequence) else {
                     return Ok(Read::Whole(self.load_forward(&filter).await?));
                 };
-                newer.push(decode_stored(message.sequence, message.payload)?);
+                newer.push(raw(message));
                 if previous == known_last {
                     break;
                 }
@@ -218,44 +246,80 @@ impl CaseLog {
         registry: &Registry,
         freshness: Freshness,
     ) -> Result<Option<Step>, BusError> {
-        let case_id = request.case_id;
+        if !self.refresh(request.case_id, freshness).await? {
+            return Ok(None);
+        }
+        Ok(self
+            .cache()
+            .get(&request.case_id)
+            .map(|snapshot| step(snapshot, request, registry)))
+    }
+
+    /// Whether the inbox delivery at stream `sequence` of `case_id` may be handed to the
+    /// agency: `Some` with the reason when it was quarantined. Verifies, through the case's
+    /// snapshot, only the messages new since the snapshot.
+    pub async fn check_delivery(
+        &self,
+        case_id: CaseId,
+        sequence: u64,
+    ) -> Result<Option<Quarantined>, BusError> {
+        self.saw(case_id, sequence);
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let cached = |cache: &mut SnapshotCache| {
+                cache
+                    .get(&case_id)
+                    .filter(|s| s.tip.last_sequence >= sequence)
+                    .map(|s| s.quarantined_at(sequence).cloned())
+            };
+            if let Some(verdict) = cached(&mut self.cache()) {
+                return Ok(verdict);
+            }
+            if self.refresh(case_id, Freshness::Replica(sequence)).await?
+                && let Some(verdict) = cached(&mut self.cache())
+            {
+                return Ok(verdict);
+            }
+        }
+        Err(BusError::Corrupt {
+            case_id: case_id.to_string(),
+            why: format!("stream message {sequence} was not found in the case"),
+        })
+    }
+
+    /// Brings the case's snapshot up to date with a read (of what is new since the cached
+    /// snapshot, or of the whole case). `false`: the snapshot changed under the read in a way
+    /// it cannot be merged with; read again.
+    async fn refresh(&self, case_id: CaseId, freshness: Freshness) -> Result<bool, BusError> {
+        let registry = self.registry.as_deref();
         let known = self.cache().get(&case_id).map(|s| s.tip.last_sequence);
         let read = self
             .load_since(case_id, known.unwrap_or(0), freshness)
             .await?;
-        let corrupt = |e: onedoor_case::FoldError| BusError::Corrupt {
-            case_id: case_id.to_string(),
-            why: e.to_string(),
-        };
         let mut cache = self.cache();
         match read {
             Read::After(newer) if known.is_some_and(|k| k > 0) => {
                 let known = known.unwrap_or_default();
-                let head = newer.last().map_or(known, |e| e.sequence);
+                let head = newer.last().map_or(known, |m| m.sequence);
                 let merged = cache.update(&case_id, |snapshot| {
                     let last = snapshot.tip.last_sequence;
                     if last == known {
-                        newer
-                            .iter()
-                            .try_for_each(|e| snapshot.push_stored(e).map_err(corrupt))
+                        for message in newer {
+                            snapshot.push_raw(case_id, message, registry);
+                        }
+                        Ok(())
                     } else if last >= head {
                         // Another write of this log got further meanwhile.
                         Ok(())
                     } else {
-                        Err(BusError::Conflict {
-                            case_id: case_id.to_string(),
-                            expected_last: last,
-                        })
+                        Err(())
                     }
                 });
-                match merged {
-                    Some(Ok(())) => {}
-                    Some(Err(BusError::Conflict { .. })) | None => return Ok(None),
-                    Some(Err(err)) => return Err(err),
+                if !matches!(merged, Some(Ok(()))) {
+                    return Ok(false);
                 }
             }
             Read::After(history) | Read::Whole(history) => {
-                let fresh = CaseSnapshot::from_history(&history).map_err(corrupt)?;
+                let fresh = CaseSnapshot::from_messages(case_id, history, registry);
                 let newer_cached = cache
                     .get(&case_id)
                     .is_some_and(|s| s.tip.last_sequence > fresh.tip.last_sequence);
@@ -264,9 +328,7 @@ impl CaseLog {
                 }
             }
         }
-        Ok(cache
-            .get(&case_id)
-            .map(|snapshot| step(snapshot, request, registry)))
+        Ok(true)
     }
 
     /// Folds an event this log just appended into the case's snapshot, if the snapshot is
@@ -359,7 +421,7 @@ impl CaseLog {
     /// The forward walk: "next message on the case's subjects from sequence n", one get per
     /// event and a final not-found. Slow on large streams (see [`CaseLog::load`]), but it reads
     /// whatever is on the case's subjects, headers or not.
-    async fn load_forward(&self, filter: &str) -> Result<Vec<StoredEvent>, BusError> {
+    async fn load_forward(&self, filter: &str) -> Result<Vec<RawMessage>, BusError> {
         let mut events = Vec::new();
         let mut next = 1;
         loop {
@@ -378,7 +440,7 @@ impl CaseLog {
                 }
             };
             next = message.sequence + 1;
-            events.push(decode_stored(message.sequence, message.payload)?);
+            events.push(raw(message));
         }
     }
 
@@ -587,6 +649,14 @@ fn stored_trace(stored: &StoredEvent) -> TraceContext {
 
 fn rand_jitter_ms() -> u64 {
     rand::random_range(1..=10)
+}
+
+fn raw(message: StreamMessage) -> RawMessage {
+    RawMessage {
+        sequence: message.sequence,
+        subject: message.subject.to_string(),
+        payload: message.payload,
+    }
 }
 
 /// Decodes a stored message; a malformed one is an error naming its stream sequence.

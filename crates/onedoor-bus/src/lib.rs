@@ -41,6 +41,7 @@ pub mod stream;
 pub mod stuck;
 pub mod subjects;
 pub mod trace;
+pub mod verify;
 pub mod write;
 
 pub use audit::{AuditFailure, AuditProblem, Signer, verify_case};
@@ -55,4 +56,7 @@ pub use stream::{EnsureOutcome, StreamSettings, ensure_stream};
 pub use stuck::{STUCK_BUCKET, StuckRecord, StuckRecorder, list_stuck};
 pub use subjects::STREAM_NAME;
 pub use trace::TraceContext;
+pub use verify::{
+    QuarantineReason, Quarantined, RawMessage, Verified, subject_case_id, verify_history,
+};
 pub use write::{WriteRequest, Written, prepare};

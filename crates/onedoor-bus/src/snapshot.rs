@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 
 use hashlink::LinkedHashMap;
-use onedoor_case::{CaseEvent, CaseId, CaseState, EventId, FoldError};
+use onedoor_case::{CaseEvent, CaseId, CaseState, EventId, FoldError, Registry};
 use sha2::{Digest as _, Sha256};
 
 use crate::case_log::StoredEvent;
 use crate::trace::TraceContext;
+use crate::verify::{CaseVerifier, Quarantined, RawMessage};
 
 /// Default bound on the memory the snapshots of one log may hold (see [`SnapshotCache`]).
 pub const SNAPSHOT_CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -77,25 +78,62 @@ pub(crate) struct CaseSnapshot {
     pub state: Option<CaseState>,
     /// Every event id in the case, with its stream sequence: how a retried request is found.
     events: HashMap<EventId, u64>,
+    /// Messages of the case that did not verify, skipped by the fold.
+    pub quarantined: Vec<Quarantined>,
 }
 
 impl CaseSnapshot {
-    pub fn from_history(history: &[StoredEvent]) -> Result<Self, FoldError> {
+    /// A case's whole history, verified (see [`crate::verify`]).
+    pub fn from_messages(
+        case_id: CaseId,
+        messages: Vec<RawMessage>,
+        registry: Option<&Registry>,
+    ) -> Self {
         let mut snapshot = CaseSnapshot::default();
-        for stored in history {
-            snapshot.push_stored(stored)?;
+        for message in messages {
+            snapshot.push_raw(case_id, message, registry);
         }
-        Ok(snapshot)
+        snapshot
     }
 
-    pub fn push_stored(&mut self, stored: &StoredEvent) -> Result<(), FoldError> {
-        self.push(
-            stored.sequence,
-            payload_digest(&stored.payload),
-            &stored.event,
-            &stored.envelope.trace_id,
-            &stored.envelope.span_id,
-        )
+    /// Verifies the case's next stored message and folds it in, or records it as quarantined.
+    /// Either way the tip moves past it: the next append must expect the case's true last
+    /// sequence, while its `prev_hash` chains to the last accepted event.
+    pub fn push_raw(&mut self, case_id: CaseId, message: RawMessage, registry: Option<&Registry>) {
+        let sequence = message.sequence;
+        let mut verifier = CaseVerifier {
+            state: self.state.take(),
+            last_hash: self.tip.last_hash,
+        };
+        let checked = verifier.check(case_id, message, registry);
+        self.state = verifier.state;
+        match checked {
+            Ok(stored) => {
+                self.accepted(&stored);
+                if let Some(state) = &mut self.state {
+                    forget_free_text(state);
+                }
+            }
+            Err(quarantined) => {
+                tracing::warn!(%case_id, sequence, reason = %quarantined.reason, "quarantined a case message");
+                self.quarantined.push(quarantined);
+            }
+        }
+        self.tip.last_sequence = sequence;
+    }
+
+    fn accepted(&mut self, stored: &StoredEvent) {
+        self.events.insert(stored.event.event_id, stored.sequence);
+        self.tip.last_hash = Some(payload_digest(&stored.payload));
+        if self.tip.trace_id.is_none() {
+            self.tip.trace_id = Some(stored.envelope.trace_id.clone());
+        }
+        self.tip.last_span_id = Some(stored.envelope.span_id.clone());
+    }
+
+    /// The quarantine record of the message at `sequence`, if it was quarantined.
+    pub fn quarantined_at(&self, sequence: u64) -> Option<&Quarantined> {
+        self.quarantined.iter().find(|q| q.sequence == sequence)
     }
 
     /// Folds in the event stored at `sequence` right after the current tip.

@@ -279,7 +279,7 @@ async fn refused_commands_write_nothing() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_malformed_message_is_an_error_naming_its_stream_sequence() -> anyhow::Result<()> {
+async fn a_malformed_message_is_quarantined_and_the_case_goes_on() -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
     let (case_id, _) = bus.open_case().await?;
     let js = bus.nats.jetstream().await?;
@@ -290,17 +290,19 @@ async fn a_malformed_message_is_an_error_naming_its_stream_sequence() -> anyhow:
         )
         .await?
         .await?;
-    let err = bus
-        .log
-        .load(case_id)
-        .await
-        .expect_err("garbage must not load");
-    match err {
-        BusError::Decode { sequence, .. } => assert_eq!(sequence, ack.sequence),
-        other => panic!("expected a decode error, got {other}"),
-    }
-    // Writing to the case is refused rather than building on a history we cannot read.
-    assert!(bus.act_now(case_id, FRONT, hand_off("MOIC")).await.is_err());
+    let verified = bus.log.load_verified(case_id).await?;
+    assert_eq!(verified.accepted.len(), 1);
+    let bad: Vec<(u64, &str)> = verified
+        .quarantined
+        .iter()
+        .map(|q| (q.sequence, q.reason.label()))
+        .collect();
+    assert_eq!(bad, vec![(ack.sequence, "undecodable")]);
+    // The next step builds on the last good event, expecting the garbage's sequence as the
+    // case's last.
+    let written = bus.act_now(case_id, FRONT, hand_off("MOIC")).await?;
+    assert_eq!(written.event.version, 2);
+    assert_eq!(bus.log.load(case_id).await?.len(), 2);
     Ok(())
 }
 

@@ -68,5 +68,7 @@ pub fn case_view(
             .into(),
         version: state.version,
         updated_at,
+        // The reader that verified the history fills it in.
+        quarantined: Vec::new(),
     }
 }

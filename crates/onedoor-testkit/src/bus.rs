@@ -87,7 +87,12 @@ impl TestBus {
         at: OffsetDateTime,
     ) -> Result<Written, BusError> {
         let request = self.request_at(case_id, agency, action, at);
-        self.log.execute(&request, &self.registry).await
+        // Signed as the agency's adapter would, so that readers checking signatures believe it.
+        let log = match self.signers.get(agency) {
+            Some(signer) => self.log.clone().with_signer(signer.clone()),
+            None => self.log.clone(),
+        };
+        log.execute(&request, &self.registry).await
     }
 
     /// `agency` does `action` to the case now.

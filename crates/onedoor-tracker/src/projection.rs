@@ -124,7 +124,7 @@ impl Projection {
         let decoded = decode_all(
             messages
                 .iter()
-                .map(|(sequence, _, payload)| (*sequence, payload)),
+                .map(|(sequence, subject, payload)| (*sequence, *subject, payload)),
         );
         let incoming = incoming(
             messages
@@ -194,7 +194,7 @@ impl Projection {
             positions
                 .iter()
                 .zip(&payloads)
-                .map(|((sequence, _), payload)| (*sequence, payload)),
+                .map(|((sequence, subject), payload)| (*sequence, subject.as_str(), payload)),
         );
         let checked = self
             .store
@@ -324,14 +324,38 @@ fn prepared_incoming<'a>(
     )
 }
 
+/// Decodes each message (stream sequence, subject, payload); one whose payload does not
+/// belong on its subject is not an event of the case either.
 fn decode_all<'a>(
-    messages: impl Iterator<Item = (u64, &'a Bytes)>,
+    messages: impl Iterator<Item = (u64, &'a str, &'a Bytes)>,
 ) -> Vec<Result<StoredEvent, String>> {
     messages
-        .map(|(sequence, payload)| {
-            decode_stored(sequence, payload.clone()).map_err(|e| e.to_string())
+        .map(|(sequence, subject, payload)| {
+            let stored = decode_stored(sequence, payload.clone()).map_err(|e| e.to_string())?;
+            match subject_mismatch(subject, &stored) {
+                None => Ok(stored),
+                Some(reason) => Err(reason),
+            }
         })
         .collect()
+}
+
+/// Why the payload does not belong on `subject`: the broker lets an agency publish only as
+/// itself, so the subject, not the payload, says which case and which writer this is.
+fn subject_mismatch(subject: &str, stored: &StoredEvent) -> Option<String> {
+    let event = &stored.event;
+    let expected = onedoor_bus::subjects::case_subject(
+        &event.case_id.to_string(),
+        event.from.as_str(),
+        event.to.as_ref().map(|a| a.as_str()),
+    );
+    match expected {
+        Ok(expected) if expected == subject => None,
+        Ok(expected) => Some(format!(
+            "subject_mismatch: published on {subject}, the payload belongs on {expected}"
+        )),
+        Err(e) => Some(format!("subject_mismatch: {e}")),
+    }
 }
 
 /// The store's view of decoded messages (`messages` gives each one's sequence and subject).

@@ -273,6 +273,7 @@ pub fn case_view(
         resolved_at: case.resolved_at.map(timestamp),
         resolution: resolution.into(),
         version: case.version,
+        quarantined: Vec::new(),
         updated_at: Some(timestamp(case.updated_at)),
     }
 }

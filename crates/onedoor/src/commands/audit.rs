@@ -1,13 +1,14 @@
-//! `onedoor audit verify`: checks signatures and hash chains, case by case, and names the first
-//! bad event.
+//! `onedoor audit verify`: checks every message of a case as every reader does (decodes,
+//! subject matches payload, signature, hash chain, case rules) and names each one that fails,
+//! going on to the end.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use onedoor_bus::{CaseLog, StoredEvent, verify_case};
-use onedoor_case::CaseId;
+use onedoor_bus::{CaseLog, RawMessage, subject_case_id, verify_history};
+use onedoor_case::{CaseId, Registry};
 
 use super::common::say;
 use super::{common, keys};
@@ -42,6 +43,14 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(run(args))
 }
 
+/// What the audit found, counted as it goes.
+#[derive(Default)]
+struct Tally {
+    cases: usize,
+    messages: usize,
+    bad: usize,
+}
+
 async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if args.case_id.is_none() && !args.all {
         anyhow::bail!("name a case id, or pass --all");
@@ -53,47 +62,65 @@ async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let (registry, _) = common::load_registry_with_keys(args.registry.as_deref(), keys.as_deref())?;
     let client = super::nats::connect_auditor(&args.data_dir, &args.nats).await?;
     let jetstream = async_nats::jetstream::new(client);
-    let log = CaseLog::open(jetstream.clone()).await?;
-
-    let cases: BTreeMap<CaseId, Vec<StoredEvent>> = match &args.case_id {
+    let mut tally = Tally::default();
+    match &args.case_id {
         Some(text) => {
             let case_id = CaseId::parse(text)?;
-            let events = log.load(case_id).await?;
-            anyhow::ensure!(!events.is_empty(), "case {case_id} does not exist");
-            BTreeMap::from([(case_id, events)])
+            let log = CaseLog::open(jetstream.clone())
+                .await?
+                .with_registry(registry.clone());
+            let verified = log.load_verified(case_id).await?;
+            anyhow::ensure!(
+                !verified.accepted.is_empty() || !verified.quarantined.is_empty(),
+                "case {case_id} does not exist"
+            );
+            tally.cases = 1;
+            tally.messages = verified.accepted.len() + verified.quarantined.len();
+            for bad in &verified.quarantined {
+                say(&format!("BAD case {case_id}: {bad}"));
+                tally.bad += 1;
+            }
         }
-        None => read_all(&jetstream).await?,
-    };
-    let events: usize = cases.values().map(Vec::len).sum();
-    let mut failures = 0;
-    for events in cases.values() {
-        if let Err(failure) = verify_case(events, &registry) {
-            say(&format!("BAD {failure}"));
-            failures += 1;
+        None => {
+            let cases = read_all(&jetstream, &mut tally).await?;
+            check_cases(cases, &registry, &mut tally);
         }
     }
-    if failures > 0 {
+    if tally.bad > 0 {
         say(&format!(
-            "{failures} of {} case(s) failed verification ({events} events read)",
-            cases.len()
+            "{} bad message(s) in {} case(s) ({} messages read)",
+            tally.bad, tally.cases, tally.messages
         ));
         return Ok(ExitCode::FAILURE);
     }
     say(&format!(
-        "ok: {} case(s), {events} event(s): every signature and hash chain verified",
-        cases.len()
+        "ok: {} case(s), {} event(s): every signature, hash chain and step verified",
+        tally.cases, tally.messages
     ));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every case event in the stream, grouped by case. Pages through the stream with direct gets
-/// (next message on `onedoor.v1.case.>` from a sequence), which the read-only auditor identity
-/// may do; it may not create consumers.
+fn check_cases(cases: BTreeMap<CaseId, Vec<RawMessage>>, registry: &Registry, tally: &mut Tally) {
+    tally.cases = cases.len();
+    for (case_id, messages) in cases {
+        let verified = verify_history(case_id, messages, Some(registry));
+        for bad in &verified.quarantined {
+            say(&format!("BAD case {case_id}: {bad}"));
+            tally.bad += 1;
+        }
+    }
+}
+
+/// Every message in the stream, grouped by the case its subject names. Pages through the
+/// stream with direct gets (next message on `onedoor.v1.case.>` from a sequence), which the
+/// read-only auditor identity may do; it may not create consumers. A message whose subject
+/// names no case is reported here and counted bad.
 async fn read_all(
     jetstream: &async_nats::jetstream::Context,
-) -> anyhow::Result<BTreeMap<CaseId, Vec<StoredEvent>>> {
+    tally: &mut Tally,
+) -> anyhow::Result<BTreeMap<CaseId, Vec<RawMessage>>> {
     let stream = jetstream.get_stream(onedoor_bus::STREAM_NAME).await?;
-    let mut cases: BTreeMap<CaseId, Vec<StoredEvent>> = BTreeMap::new();
+    let mut cases: BTreeMap<CaseId, Vec<RawMessage>> = BTreeMap::new();
     let mut next = 1;
     loop {
         let message = match stream
@@ -112,9 +139,21 @@ async fn read_all(
             Err(err) => return Err(anyhow::anyhow!("reading stream message {next}: {err}")),
         };
         next = message.sequence + 1;
-        // An undecodable message cannot be grouped by case; it is itself an audit failure.
-        let stored = onedoor_bus::case_log::decode_stored(message.sequence, message.payload)?;
-        cases.entry(stored.event.case_id).or_default().push(stored);
+        tally.messages += 1;
+        let subject = message.subject.to_string();
+        let Some(case_id) = subject_case_id(&subject) else {
+            say(&format!(
+                "BAD stream sequence {} ({subject}): the subject names no case",
+                message.sequence
+            ));
+            tally.bad += 1;
+            continue;
+        };
+        cases.entry(case_id).or_default().push(RawMessage {
+            sequence: message.sequence,
+            subject,
+            payload: message.payload,
+        });
     }
     Ok(cases)
 }
