@@ -465,11 +465,7 @@ impl CaseLog {
         payload: Bytes,
         expected_last: u64,
     ) -> Result<Appended, BusError> {
-        let subject = subjects::case_subject(
-            &event.case_id.to_string(),
-            event.from.as_str(),
-            event.to.as_ref().map(|a| a.as_str()),
-        )?;
+        let subject = subjects::event_subject(event)?;
         let headers = headers(event, &prepared.wire, &prepared.trace, expected_last)?;
         let ack = self
             .jetstream

@@ -56,6 +56,15 @@ pub fn check_token(value: &str) -> Result<(), TokenProblem> {
     }
 }
 
+/// The subject `event`'s writer publishes it on (see [`case_subject`]).
+pub fn event_subject(event: &onedoor_case::CaseEvent) -> Result<String, crate::BusError> {
+    case_subject(
+        &event.case_id.to_string(),
+        event.from.as_str(),
+        event.to.as_ref().map(|a| a.as_str()),
+    )
+}
+
 /// `onedoor.v1.case.<case_id>.<from>.<to>`; no `to` agency becomes [`NO_AGENCY`]. The sending
 /// agency is always known (it is the one acting), so `from` is not optional.
 ///

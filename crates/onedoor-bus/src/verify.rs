@@ -134,14 +134,9 @@ fn check_subject(
     subject: &str,
     stored: &StoredEvent,
 ) -> Result<(), QuarantineReason> {
-    let event = &stored.event;
-    let expected = subjects::case_subject(
-        &event.case_id.to_string(),
-        event.from.as_str(),
-        event.to.as_ref().map(|a| a.as_str()),
-    )
-    .map_err(|e| QuarantineReason::Undecodable(e.to_string()))?;
-    if event.case_id != case_id || subject != expected {
+    let expected = subjects::event_subject(&stored.event)
+        .map_err(|e| QuarantineReason::Undecodable(e.to_string()))?;
+    if stored.event.case_id != case_id || subject != expected {
         return Err(QuarantineReason::SubjectMismatch {
             subject: subject.to_owned(),
             expected,

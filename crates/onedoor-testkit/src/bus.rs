@@ -254,3 +254,9 @@ pub async fn open_and_hand_off(
     let request = write_request(case_id, FRONT, hand_off, OffsetDateTime::now_utc());
     Ok(log.execute(&request, registry).await?)
 }
+
+/// The subject `stored` was published on by its writer, for feeding a projection by hand (it
+/// refuses a payload that does not belong on its subject).
+pub fn subject_of(stored: &onedoor_bus::StoredEvent) -> String {
+    onedoor_bus::subjects::event_subject(&stored.event).unwrap_or_default()
+}

@@ -52,7 +52,7 @@ pub mod task;
 pub mod tracker;
 
 pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_item};
-pub use bus::TestBus;
+pub use bus::{TestBus, subject_of};
 pub use cluster::TestCluster;
 pub use deploy_cluster::DeployCluster;
 pub use error::TestkitError;

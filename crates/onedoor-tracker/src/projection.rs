@@ -343,13 +343,7 @@ fn decode_all<'a>(
 /// Why the payload does not belong on `subject`: the broker lets an agency publish only as
 /// itself, so the subject, not the payload, says which case and which writer this is.
 fn subject_mismatch(subject: &str, stored: &StoredEvent) -> Option<String> {
-    let event = &stored.event;
-    let expected = onedoor_bus::subjects::case_subject(
-        &event.case_id.to_string(),
-        event.from.as_str(),
-        event.to.as_ref().map(|a| a.as_str()),
-    );
-    match expected {
+    match onedoor_bus::subjects::event_subject(&stored.event) {
         Ok(expected) if expected == subject => None,
         Ok(expected) => Some(format!(
             "subject_mismatch: published on {subject}, the payload belongs on {expected}"

@@ -644,13 +644,7 @@ async fn commit(tx: Transaction<'static, Any>) -> Result<(), TrackerError> {
 }
 
 fn subject_of(stored: &StoredEvent) -> String {
-    let event = &stored.event;
-    onedoor_bus::subjects::case_subject(
-        &event.case_id.to_string(),
-        event.from.as_str(),
-        event.to.as_ref().map(|a| a.as_str()),
-    )
-    .unwrap_or_default()
+    onedoor_bus::subjects::event_subject(&stored.event).unwrap_or_default()
 }
 
 async fn record_rejected(

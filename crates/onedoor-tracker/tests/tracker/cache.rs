@@ -11,7 +11,15 @@ use onedoor_tracker::{Applied, Projection, Store};
 
 use crate::histories::{seed, write_random_histories};
 use onedoor_testkit::on_both_databases;
-use onedoor_testkit::{MONDAY, TestBus, TestDb, assert_rows_equal_the_fold};
+use onedoor_testkit::{MONDAY, TestBus, TestDb, assert_rows_equal_the_fold, subject_of};
+
+/// A batch as `Projection::handle_batch` takes it.
+fn borrowed(batch: &[(u64, String, bytes::Bytes)]) -> Vec<(u64, &str, bytes::Bytes)> {
+    batch
+        .iter()
+        .map(|(sequence, subject, payload)| (*sequence, subject.as_str(), payload.clone()))
+        .collect()
+}
 
 /// A case's events, in version order, of a random history with at least four of them.
 async fn long_case(bus: &TestBus) -> anyhow::Result<(onedoor_case::CaseId, Vec<StoredEvent>)> {
@@ -84,10 +92,10 @@ async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
     let cached = Store::connect(&db.url()).await?;
     let other = Store::connect(&db.url()).await?;
     let projection = Projection::new(cached.clone(), tokio::sync::broadcast::channel(1).0);
-    let batch = |picked: &[&StoredEvent]| -> Vec<(u64, &'static str, bytes::Bytes)> {
+    let batch = |picked: &[&StoredEvent]| -> Vec<(u64, String, bytes::Bytes)> {
         picked
             .iter()
-            .map(|s| (s.sequence, "onedoor.v1.case.test", s.payload.clone()))
+            .map(|s| (s.sequence, subject_of(s), s.payload.clone()))
             .collect()
     };
     for stored in &events[..2] {
@@ -99,7 +107,7 @@ async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
     // cache; the copy of it and of version 1 in the same batch are duplicates.
     let first = batch(&[&events[2], &events[2], &events[0]]);
     assert_eq!(
-        kinds(&projection.handle_batch(&first).await?),
+        kinds(&projection.handle_batch(&borrowed(&first)).await?),
         ["projected 4", "duplicate", "duplicate"]
     );
 
@@ -118,7 +126,7 @@ async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
     }
     expected.push("duplicate".to_owned());
     assert_eq!(
-        kinds(&projection.handle_batch(&batch(&rest)).await?),
+        kinds(&projection.handle_batch(&borrowed(&batch(&rest))).await?),
         expected
     );
 

@@ -18,7 +18,7 @@ use crate::histories::{seed, write_random_histories};
 use onedoor_testkit::on_both_databases;
 use onedoor_testkit::{
     DEADLINE, FRONT, MONDAY, RunningTracker, TestBus, TestDb, assert_rows_equal_the_fold,
-    eventually, wait_until_projected,
+    eventually, subject_of, wait_until_projected,
 };
 
 fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
@@ -368,7 +368,7 @@ async fn redelivered_duplicate_and_out_of_order_events_change_nothing(
     // redelivery overtaking newer messages look like.
     for stored in events.iter().rev() {
         let applied = projection
-            .handle(stored.sequence, "onedoor.v1.case.x", stored.payload.clone())
+            .handle(stored.sequence, &subject_of(stored), stored.payload.clone())
             .await?;
         if stored.event.version > 1 {
             assert!(
@@ -381,7 +381,7 @@ async fn redelivered_duplicate_and_out_of_order_events_change_nothing(
     let once = snapshot(&store).await?;
     for stored in events.iter().chain(events.iter().take(5)) {
         let applied = projection
-            .handle(stored.sequence, "onedoor.v1.case.x", stored.payload.clone())
+            .handle(stored.sequence, &subject_of(stored), stored.payload.clone())
             .await?;
         assert_eq!(applied, Applied::Duplicate);
     }
