@@ -10,6 +10,9 @@ pub const EVENTS_PROJECTED: &str = "onedoor_tracker_events_projected_total";
 pub const EVENTS_DUPLICATE: &str = "onedoor_tracker_events_duplicate_total";
 /// Counter: messages recorded as unusable (not a case event, or contradicting the case's log).
 pub const MESSAGES_REJECTED: &str = "onedoor_tracker_messages_rejected_total";
+/// Counter, label `reason`: messages not believed, with the adapter's reason labels
+/// (`undecodable`, `subject_mismatch`, `bad_signature`, `broken_chain`, `rules`).
+pub const QUARANTINED: &str = "onedoor_quarantined_events_total";
 /// Counter: projected cases whose history failed signature or hash-chain verification.
 pub const AUDIT_FAILURES: &str = "onedoor_tracker_audit_failures_total";
 /// Gauge, label `agency`: open tasks past their due time (SLA breaches happening now).
@@ -24,6 +27,10 @@ pub fn describe() {
     metrics::describe_counter!(
         EVENTS_PROJECTED,
         "case events stored and folded into the tracker's views"
+    );
+    metrics::describe_counter!(
+        QUARANTINED,
+        "case messages not believed, by reason (the same labels as the adapters')"
     );
     metrics::describe_counter!(
         EVENTS_DUPLICATE,

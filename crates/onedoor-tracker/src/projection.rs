@@ -153,7 +153,11 @@ impl Projection {
                 }
                 Applied::Waiting { .. } => projected += 1,
                 Applied::Duplicate => duplicate += 1,
-                Applied::Rejected { .. } => rejected += 1,
+                Applied::Rejected { reason } => {
+                    rejected += 1;
+                    metrics::counter!(m::QUARANTINED, "reason" => quarantine_label(reason))
+                        .increment(1);
+                }
             }
         }
         metrics::counter!(m::EVENTS_PROJECTED).increment(projected);
@@ -322,6 +326,23 @@ fn prepared_incoming<'a>(
             .map(|(sequence, subject)| (*sequence, subject.as_str())),
         decoded,
     )
+}
+
+/// The adapters' reason label (`onedoor_bus::QuarantineReason::label`) for a rejection,
+/// read from the reason the store recorded.
+fn quarantine_label(reason: &str) -> &'static str {
+    let has = |word: &str| reason.contains(word);
+    if reason.starts_with("subject_mismatch") {
+        "subject_mismatch"
+    } else if has("not a CaseEvent") || has("decode") {
+        "undecodable"
+    } else if has("signature") || has("signed") || has("key") {
+        "bad_signature"
+    } else if has("prev_hash") || has("chain") {
+        "broken_chain"
+    } else {
+        "rules"
+    }
 }
 
 /// Decodes each message (stream sequence, subject, payload); one whose payload does not

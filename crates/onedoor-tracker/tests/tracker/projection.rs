@@ -445,3 +445,33 @@ async fn a_malformed_message_is_recorded_and_does_not_wedge_the_consumer(
     Ok(())
 }
 on_both_databases!(a_malformed_message_is_recorded_and_does_not_wedge_the_consumer);
+
+/// The subject, which the broker checks against the writer's credentials, says which case a
+/// message is about: a payload naming another case (or writer) is rejected, not projected.
+async fn a_payload_for_another_case_than_its_subject_is_rejected(db: TestDb) -> anyhow::Result<()> {
+    let bus = TestBus::start().await?;
+    let case = bus
+        .open(FRONT, "construction-permit", "R-1", "one case", MONDAY)
+        .await?;
+    let stored = bus.log.load(case).await?.remove(0);
+    let store = Store::connect(&db.url()).await?;
+    let projection = Projection::new(store.clone(), tokio::sync::broadcast::channel(1).0);
+    let elsewhere = format!("onedoor.v1.case.{}.{FRONT}._", CaseId::generate());
+    let applied = projection
+        .handle(stored.sequence, &elsewhere, stored.payload.clone())
+        .await?;
+    assert!(
+        matches!(&applied, Applied::Rejected { reason } if reason.starts_with("subject_mismatch")),
+        "{applied:?}"
+    );
+    let applied = projection
+        .handle(
+            stored.sequence,
+            &subject_of(&stored),
+            stored.payload.clone(),
+        )
+        .await?;
+    assert!(matches!(applied, Applied::Projected { .. }), "{applied:?}");
+    Ok(())
+}
+on_both_databases!(a_payload_for_another_case_than_its_subject_is_rejected);
