@@ -24,6 +24,7 @@
 
 mod commands;
 mod data_dir;
+mod file_modes;
 
 /// jemalloc for the whole process. Built with unprefixed symbols, it also serves the C code
 /// linked in (SQLite), which calls `malloc` for every value bound and every record built. Under

@@ -111,6 +111,14 @@ pub fn run(args: AdapterArgs) -> anyhow::Result<ExitCode> {
     else {
         return Ok(ExitCode::SUCCESS);
     };
+    crate::file_modes::owner_only_umask();
+    crate::file_modes::check_secrets(&[
+        ("signing key", args.signing_key.as_deref()),
+        ("TLS key", args.tls_key.as_deref()),
+        ("NATS seed", args.nats.nats_seed.as_deref()),
+        ("NATS credentials", args.nats.nats_creds.as_deref()),
+        ("NATS TLS key", args.nats.nats_tls_key.as_deref()),
+    ])?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.worker_threads {
         builder.worker_threads(usize::from(threads));

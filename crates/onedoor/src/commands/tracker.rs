@@ -277,6 +277,7 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
             else {
                 return Ok(ExitCode::SUCCESS);
             };
+            check_files(&args)?;
             runtime.block_on(serve(
                 args.options,
                 args.listen.unwrap_or(DEFAULT_LISTEN),
@@ -288,6 +289,22 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
             ))
         }
     }
+}
+
+/// Owner-only files from here on, and no start from a secret or store others can read.
+fn check_files(args: &TrackerArgs) -> anyhow::Result<()> {
+    crate::file_modes::owner_only_umask();
+    let database = args.options.data_dir().join(SQLITE_FILE);
+    let default_database =
+        (args.options.database_url.is_none() && database.exists()).then_some(database.as_path());
+    crate::file_modes::check_secrets(&[
+        ("TLS key", args.security.tls_key.as_deref()),
+        ("NATS seed", args.options.nats.nats_seed.as_deref()),
+        ("NATS credentials", args.options.nats.nats_creds.as_deref()),
+        ("NATS TLS key", args.options.nats.nats_tls_key.as_deref()),
+        ("staff accounts file", args.staff_accounts.as_deref()),
+        ("tracker database", default_database),
+    ])
 }
 
 async fn serve(

@@ -26,6 +26,7 @@ mod summary;
 use crate::data_dir::{
     self, AgencyEndpoint, Endpoints, NatsEndpoint, NatsIdentity, TrackerEndpoint,
 };
+use crate::file_modes;
 use onedoor_natsauth::{CredentialSet, Identity};
 
 /// Settings may come from `--config FILE` (keys are these flags' names with `_`), from the
@@ -70,7 +71,9 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .data_dir
         .unwrap_or_else(|| PathBuf::from(common::DEFAULT_DATA_DIR));
     // The data dir holds the supervisor token and the development keys.
+    file_modes::owner_only_umask();
     common::private_dir(&dir, common::LooseDir::Tighten)?;
+    file_modes::tighten_tree(&dir)?;
     if let Some(existing) = Endpoints::read(&dir)?
         && data_dir::process_alive(existing.pid)
         && existing.pid != std::process::id()
