@@ -4,7 +4,15 @@
 use onedoor_bus::snapshot::payload_digest;
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_event::Body;
-use onedoor_testkit::{FRONT, TestBus, next_inbox_item};
+use std::collections::HashMap;
+
+use async_nats::jetstream;
+use onedoor_bus::{CaseLog, Signer};
+use onedoor_natsauth::Identity;
+use onedoor_testkit::adapter::RunningAdapter;
+use onedoor_testkit::{
+    FRONT, SecuredBus, TestAgency, TestBus, code, next_inbox_item, registry_with_keys,
+};
 use prost::Message as _;
 use prost::bytes::Bytes;
 
@@ -18,7 +26,12 @@ struct Hostile {
 
 /// The next event MOIC could write after `last`: a copy of MOIC's own acceptance with a new
 /// id and version, chained to `last` and signed with MOIC's key.
-fn next_after(bus: &TestBus, template: &v1::CaseEvent, last: &[u8], version: u64) -> v1::CaseEvent {
+fn next_after(
+    signers: &Signers,
+    template: &v1::CaseEvent,
+    last: &[u8],
+    version: u64,
+) -> v1::CaseEvent {
     let mut wire = template.clone();
     wire.event_id = onedoor_case::EventId::generate().to_string();
     wire.case_version = version;
@@ -27,39 +40,39 @@ fn next_after(bus: &TestBus, template: &v1::CaseEvent, last: &[u8], version: u64
     wire.body = Some(Body::InfoRequested(v1::InfoRequested {
         question: "copy of the lease?".into(),
     }));
-    sign(bus, "MOIC", &mut wire);
+    sign(signers, "MOIC", &mut wire);
     wire
 }
 
-fn sign(bus: &TestBus, agency: &str, wire: &mut v1::CaseEvent) {
-    bus.signers
+fn sign(signers: &Signers, agency: &str, wire: &mut v1::CaseEvent) {
+    signers
         .get(agency)
         .expect("a signer for the agency")
         .sign(wire);
 }
 
 fn hostile_messages(
-    bus: &TestBus,
+    signers: &Signers,
     template: &v1::CaseEvent,
     last: &[u8],
     version: u64,
 ) -> Vec<Hostile> {
-    let honest = next_after(bus, template, last, version);
+    let honest = next_after(signers, template, last, version);
     let mut forged = honest.clone();
     forged.from_agency = "MOF".into();
-    sign(bus, "MOIC", &mut forged);
+    sign(signers, "MOIC", &mut forged);
     let mut bad_signature = honest.clone();
     bad_signature.signature[0] ^= 0xff;
     let mut broken_chain = honest.clone();
     broken_chain.prev_hash = vec![0; 32];
-    sign(bus, "MOIC", &mut broken_chain);
+    sign(signers, "MOIC", &mut broken_chain);
     let mut resolves = honest.clone();
     resolves.to_agency = String::new();
     resolves.body = Some(Body::Resolved(v1::CaseResolved {
         resolution: v1::Resolution::Denied.into(),
         note: "not mine to resolve".into(),
     }));
-    sign(bus, "MOIC", &mut resolves);
+    sign(signers, "MOIC", &mut resolves);
     let encode = |w: &v1::CaseEvent| Bytes::from(w.encode_to_vec());
     let to_front = "MOIC.ODSC-VTE-SAYSETTHA";
     [
@@ -82,14 +95,68 @@ fn hostile_messages(
     .collect()
 }
 
+type Signers = HashMap<String, Signer>;
+
+/// The parties' systems, what MOIC's credentials publish with, a reader of the stream, and
+/// the agencies' signing keys.
+struct World {
+    front: TestAgency,
+    mof: TestAgency,
+    moic: TestAgency,
+    moic_js: jetstream::Context,
+    reader: CaseLog,
+    signers: Signers,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_messages_are_quarantined_and_the_case_goes_on() -> anyhow::Result<()> {
+async fn with_moics_own_nats_credentials_hostile_messages_are_quarantined() -> anyhow::Result<()> {
+    let bus = SecuredBus::provisioned().await?;
+    let (registry, signers) = registry_with_keys();
+    let mut adapters = Vec::new();
+    for agency in [FRONT, "MOF", "MOIC"] {
+        let signer = signers.get(agency).cloned();
+        let config = bus.adapter_config(agency, registry.clone(), signer)?;
+        adapters.push(RunningAdapter::start(config).await?);
+    }
+    let moic_session = bus.connect(&Identity::Agency(code("MOIC"))).await?;
+    let world = World {
+        front: adapters[0].agency(FRONT).await?,
+        mof: adapters[1].agency("MOF").await?,
+        moic: adapters[2].agency("MOIC").await?,
+        moic_js: moic_session.js.clone(),
+        reader: CaseLog::open(bus.operator_js().await?).await?,
+        signers,
+    };
+    hostile_messages_are_quarantined_and_the_case_goes_on(world).await?;
+    for adapter in adapters {
+        adapter.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_an_open_bus_hostile_messages_are_quarantined() -> anyhow::Result<()> {
     let bus = TestBus::with_adapters(&[FRONT, "MOF", "MOIC"]).await?;
-    let (mut front, mut mof, mut moic) = (
-        bus.agency(FRONT).await?,
-        bus.agency("MOF").await?,
-        bus.agency("MOIC").await?,
-    );
+    let world = World {
+        front: bus.agency(FRONT).await?,
+        mof: bus.agency("MOF").await?,
+        moic: bus.agency("MOIC").await?,
+        moic_js: bus.js.clone(),
+        reader: bus.log.clone(),
+        signers: bus.signers.clone(),
+    };
+    hostile_messages_are_quarantined_and_the_case_goes_on(world).await
+}
+
+async fn hostile_messages_are_quarantined_and_the_case_goes_on(world: World) -> anyhow::Result<()> {
+    let World {
+        mut front,
+        mut mof,
+        mut moic,
+        moic_js,
+        reader,
+        signers,
+    } = world;
     let case = front.open_case("enterprise-registration").await?.case_id;
     front.hand_off(&case, "MOF").await?;
     front.hand_off(&case, "MOIC").await?;
@@ -99,19 +166,17 @@ async fn hostile_messages_are_quarantined_and_the_case_goes_on() -> anyhow::Resu
     assert_eq!(template.event_id, accepted.event_id);
 
     let case_id = onedoor_case::CaseId::parse(&case)?;
-    let last = bus
-        .log
+    let last = reader
         .load(case_id)
         .await?
         .last()
         .map(|s| s.payload.clone())
         .expect("events");
-    let hostile = hostile_messages(&bus, &template, &last, before.version + 1);
+    let hostile = hostile_messages(&signers, &template, &last, before.version + 1);
     let mut sequences = Vec::new();
     for message in &hostile {
         let subject = format!("onedoor.v1.case.{case}.{}", message.subject_tail);
-        let ack = bus
-            .js
+        let ack = moic_js
             .publish(subject, message.payload.clone())
             .await?
             .await?;

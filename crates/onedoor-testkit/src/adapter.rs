@@ -42,6 +42,33 @@ pub struct RunningAdapter {
 }
 
 impl RunningAdapter {
+    /// Starts an adapter with `config` on a fresh loopback port. The listener is bound before
+    /// the server runs, so a client connecting right away never races the bind.
+    pub async fn start(config: AdapterConfig) -> anyhow::Result<RunningAdapter> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(onedoor_adapter::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(RunningAdapter {
+            address,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// `agency`'s IT system, connected to this adapter with the agency's development token.
+    pub async fn agency(&self, agency: &str) -> anyhow::Result<TestAgency> {
+        let channel = Channel::from_shared(self.address.clone())?
+            .connect()
+            .await?;
+        Ok(TestAgency {
+            code: agency.to_owned(),
+            client: AgencyGatewayClient::with_interceptor(channel, BearerToken(token_for(agency))),
+        })
+    }
+
     /// Stops the adapter gracefully and waits until it has.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -85,23 +112,10 @@ impl TestBus {
         self.start_with(agency, config).await
     }
 
-    /// Starts `agency`'s adapter with `config` on a fresh loopback port. The listener is bound
-    /// before the server runs, so a client connecting right away never races the bind.
+    /// Starts `agency`'s adapter with `config` (see [`RunningAdapter::start`]).
     pub async fn start_with(&mut self, agency: &str, config: AdapterConfig) -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(onedoor_adapter::run(config, listener, async {
-            let _ = stopped.await;
-        }));
-        self.adapters.insert(
-            agency.to_owned(),
-            RunningAdapter {
-                address,
-                stop: Some(stop),
-                task,
-            },
-        );
+        let adapter = RunningAdapter::start(config).await?;
+        self.adapters.insert(agency.to_owned(), adapter);
         Ok(())
     }
 

@@ -6,19 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use onedoor_adapter::{AdapterConfig, Token};
+use onedoor_bus::Signer;
 use onedoor_bus::stuck::ensure_stuck_bucket;
 use onedoor_bus::{
     CaseLog, InboxSettings, StreamSettings, WriteRequest, ensure_inbox, ensure_stream,
 };
 use onedoor_case::{Action, CaseId, Registry};
 use onedoor_natsauth::{
-    CredentialSet, Identity, PermissionViolation, connect_options, render_config,
+    ConnectSettings, CredentialSet, Identity, PermissionViolation, connect_options, render_config,
 };
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 
 use crate::bus::{open_and_hand_off, write_request};
-use crate::registry::{FRONT, code, shipped_registry};
+use crate::registry::{FRONT, code, shipped_registry, token_for};
 use crate::single::TestNats;
 
 /// Short enough that refusal tests stay fast (a refused request gets no answer and times
@@ -105,6 +107,30 @@ impl SecuredBus {
     /// The write request for `agency` doing `action` to the case now.
     pub fn request(&self, case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
         write_request(case_id, agency, action, time::OffsetDateTime::now_utc())
+    }
+
+    /// `agency`'s adapter on this bus: connected as the agency's own NATS user, with its
+    /// development token, `registry` (e.g. one with signing keys) and `signer`.
+    pub fn adapter_config(
+        &self,
+        agency: &str,
+        registry: Arc<Registry>,
+        signer: Option<Signer>,
+    ) -> anyhow::Result<AdapterConfig> {
+        let code = code(agency);
+        let seed = self
+            .credentials
+            .seed_file(&Identity::Agency(code.clone()))
+            .ok_or_else(|| anyhow::anyhow!("no NATS seed for {agency}"))?;
+        let mut config = AdapterConfig::new(
+            code,
+            Token::new(token_for(agency))?,
+            registry,
+            self.nats.url(),
+        );
+        config.nats = ConnectSettings::new([self.nats.url()]).with_seed(seed);
+        config.signer = signer;
+        Ok(config)
     }
 
     /// Stream and consumer state as the operator sees it.
