@@ -57,9 +57,9 @@ async fn after_up_every_file_is_0600_and_every_directory_0700() {
         .filter(|(_, is_dir, mode)| *mode != if *is_dir { 0o700 } else { 0o600 })
         .map(|(path, _, mode)| format!("{mode:03o} {}", path.display()))
         .collect();
-    // Not asserted: `up` writes endpoints.json before it installs its SIGTERM handler, so a
-    // signal this early may end it by the default action (cli_up checks the clean stop).
-    terminate(&mut child);
+    // Early, just after endpoints.json appeared: up catches SIGTERM from before it wrote it.
+    let status = terminate(&mut child);
+    assert!(status.success(), "up stops cleanly: {status}");
     assert_eq!(top, 0o700, "the data dir itself");
     assert!(loose.is_empty(), "not owner-only:\n{}", loose.join("\n"));
 }

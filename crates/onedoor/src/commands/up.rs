@@ -151,6 +151,8 @@ async fn serve(
     registry_name: &str,
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
+    // Caught from before endpoints.json exists: a script that reads it may stop `up` at once.
+    let signals = common::ShutdownSignals::install()?;
     let url = server.client_url();
     provision(&credentials.nats, &url, &registry).await?;
     let metrics_port = free_port()?;
@@ -185,7 +187,7 @@ async fn serve(
         }
     }
     summary::print(&endpoints, &path, dir, binary);
-    run_until_stopped(servers, stop_tx).await
+    run_until_stopped(servers, stop_tx, signals).await
 }
 
 /// Every server task `up` runs, each ending with its name and how it ended.
@@ -195,9 +197,10 @@ type Servers = JoinSet<(String, anyhow::Result<()>)>;
 async fn run_until_stopped(
     mut servers: Servers,
     stop_tx: watch::Sender<bool>,
+    signals: common::ShutdownSignals,
 ) -> anyhow::Result<ExitCode> {
     let outcome = tokio::select! {
-        signal = common::shutdown_signal() => signal.map(|()| ExitCode::SUCCESS),
+        () = signals.recv() => Ok(ExitCode::SUCCESS),
         Some(joined) = servers.join_next() => match joined {
             Ok((name, Err(err))) => Err(anyhow::anyhow!("{name} failed: {err:#}")),
             Ok((name, Ok(()))) => Err(anyhow::anyhow!("{name} stopped unexpectedly")),
