@@ -275,7 +275,7 @@ async fn case_table(
                     @for case in cases {
                         tr {
                             td data-label=(lang.t(Msg::CaseId)) { a.case-link href={"/cases/" (case.case_id)} { code { (case.case_id) } } }
-                            td data-label=(lang.t(Msg::CitizenRef)) { (case.citizen_ref) }
+                            td data-label=(lang.t(Msg::CitizenRef)) { bdi { (case.citizen_ref) } }
                             td data-label=(lang.t(Msg::Service)) { (names.service(&case.service)) }
                             td data-label=(lang.t(Msg::Status)) { (status_badge(lang, case.status)) }
                             td data-label=(lang.t(Msg::Opened)) { (when(case.opened_at, offset)) }
@@ -458,7 +458,7 @@ fn case_header(lang: Lang, names: &Names<'_>, case: &CaseRecord, offset: UtcOffs
     html! {
         dl.case-header {
             div.id { dt { (lang.t(Msg::CaseId)) } dd { code #case-id { (case.case_id) } } }
-            div { dt { (lang.t(Msg::CitizenRef)) } dd #citizen-ref { (case.citizen_ref) } }
+            div { dt { (lang.t(Msg::CitizenRef)) } dd #citizen-ref { bdi { (case.citizen_ref) } } }
             div { dt { (lang.t(Msg::Origin)) } dd { (names.agency(&case.origin_agency)) } }
             div { dt { (lang.t(Msg::Status)) } dd #case-status { (status_badge(lang, case.status)) } }
             div { dt { (lang.t(Msg::Opened)) } dd { (i18n::long_datetime(lang, case.opened_at, offset)) } }
@@ -467,7 +467,7 @@ fn case_header(lang: Lang, names: &Names<'_>, case: &CaseRecord, offset: UtcOffs
             }
             div { dt { (lang.t(Msg::LastChange)) } dd { (i18n::long_datetime(lang, case.updated_at, offset)) } }
             div.id { dt { (lang.t(Msg::TraceId)) } dd { code #trace-id { (case.trace_id) } } }
-            div.wide { dt { (lang.t(Msg::Summary)) } dd #summary { (case.summary) } }
+            div.wide { dt { (lang.t(Msg::Summary)) } dd #summary { bdi { (case.summary) } } }
         }
     }
 }
@@ -535,7 +535,7 @@ fn events_table(lang: Lang, names: &Names<'_>, events: &[CaseEvent], offset: Utc
                                 }
                                 td.kind data-label=(lang.t(Msg::What)) { (event_kind(lang, &event.body)) }
                                 td.detail data-label=(lang.t(Msg::Detail)) { (event_detail(lang, &event.body, offset)) }
-                                td data-label=(lang.t(Msg::Officer)) { (event.actor) }
+                                td data-label=(lang.t(Msg::Officer)) { bdi { (event.actor) } }
                             }
                         }
                     }
@@ -557,27 +557,28 @@ fn event_kind(lang: Lang, body: &EventBody) -> &'static str {
     })
 }
 
-/// The event's own words (typed by officers: escaped by maud like all text).
+/// The event's own words (typed by officers: escaped by maud like all text, and isolated in
+/// `<bdi>` so a right-to-left override in them cannot reorder the text around them).
 fn event_detail(lang: Lang, body: &EventBody, offset: time::UtcOffset) -> Markup {
     match body {
-        EventBody::Opened { summary, .. } => html! { (summary) },
+        EventBody::Opened { summary, .. } => html! { bdi { (summary) } },
         EventBody::HandedOff {
             instructions,
             due_at,
             ..
         } => html! {
-            (instructions)
+            bdi { (instructions) }
             " " span.due { "(" (lang.t(Msg::Due)) " " (when(*due_at, offset)) ")" }
         },
         EventBody::Accepted => html! {},
         EventBody::Completed { outcome, note, .. } => html! {
-            (outcome) @if !note.is_empty() { " — " (note) }
+            bdi { (outcome) } @if !note.is_empty() { " — " bdi { (note) } }
         },
-        EventBody::SentBack { reason } => html! { (reason) },
-        EventBody::InfoRequested { question } => html! { (question) },
+        EventBody::SentBack { reason } => html! { bdi { (reason) } },
+        EventBody::InfoRequested { question } => html! { bdi { (question) } },
         EventBody::Resolved { resolution, note } => {
             let (text, _) = status_text(lang, CaseStatus::Resolved(*resolution));
-            html! { (text) @if !note.is_empty() { " — " (note) } }
+            html! { (text) @if !note.is_empty() { " — " bdi { (note) } } }
         }
     }
 }

@@ -449,7 +449,7 @@ fn overdue_table(
                         td data-label=(lang.t(Msg::CaseId)) {
                             a.case-link href={"/cases/" (row.task.case_id)} { code { (row.task.case_id) } }
                             br;
-                            span.sub { (row.citizen_ref) }
+                            span.sub { bdi { (row.citizen_ref) } }
                         }
                         td data-label=(lang.t(Msg::Service)) { (names.service(&row.task.service)) }
                         td data-label=(lang.t(Msg::Agency)) { (names.agency(&row.task.agency)) }

@@ -37,6 +37,18 @@ async fn text_typed_by_people_is_shown_as_text_never_as_markup() -> anyhow::Resu
         page.body
             .contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;")
     );
+    // Isolated too: a right-to-left override stored before the input rules (or written past
+    // them) cannot reorder the page around the text.
+    assert!(
+        page.body.contains("<bdi>&lt;script&gt;alert"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<bdi>&quot;&gt;&lt;img"),
+        "{}",
+        page.body
+    );
 
     // The same text in the search results list and in the live stream's fragment.
     let listed = app.get("/", &[ENGLISH]).await?;
