@@ -340,18 +340,25 @@ pub fn bucket_drift(
             age(wanted.max_age),
             Fix::InPlace,
         ),
+        field(
+            "allow_rollup",
+            actual.allow_rollup.to_string(),
+            crate::stuck::STUCK_ALLOW_ROLLUP.to_string(),
+            Fix::InPlace,
+        ),
     ]
     .into_iter()
     .flatten()
     .collect()
 }
 
-/// `actual` with the bucket's wanted replicas, history and age.
+/// `actual` with the bucket's wanted replicas, history, age and rollup refusal.
 pub fn bucket_update(actual: &stream::Config, wanted: &kv::Config) -> stream::Config {
     let mut update = actual.clone();
     update.num_replicas = wanted.num_replicas;
     update.max_messages_per_subject = wanted.history;
     update.max_age = wanted.max_age;
+    update.allow_rollup = crate::stuck::STUCK_ALLOW_ROLLUP;
     update
 }
 

@@ -62,6 +62,14 @@ impl StuckRecord {
     pub fn key(&self) -> String {
         stuck_key(&self.agency, self.stream_sequence)
     }
+
+    /// Why this record, read under `key`, is not the alarm it claims to be. The broker lets an
+    /// agency write only keys that start with its own code, so the key is what vouches for the
+    /// agency; a record naming another agency (or sequence) than its key is refused, not shown.
+    pub fn key_mismatch(&self, key: &str) -> Option<String> {
+        let claimed = self.key();
+        (claimed != key).then(|| format!("stored under key {key} but claims to be {claimed}"))
+    }
 }
 
 /// `<AGENCY>.<stream_seq>`.
@@ -108,6 +116,45 @@ pub fn stuck_bucket_config(replicas: usize) -> kv::Config {
     }
 }
 
+/// Whether the bucket's stream takes `Nats-Rollup` headers. KV buckets are made with rollups
+/// allowed, and an agency allowed to write its own keys could then send `Nats-Rollup: all` on
+/// one of them and purge every agency's records: the header is not something subject
+/// permissions can filter. Nothing in onedoor purges a record (staff delete them, which needs no
+/// rollup), so the bucket refuses rollups outright.
+pub const STUCK_ALLOW_ROLLUP: bool = false;
+
+/// Creates the [`STUCK_BUCKET`] with `config`, then turns rollups off (see
+/// [`STUCK_ALLOW_ROLLUP`]); the client creates KV buckets with them on.
+pub async fn create_stuck_bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, BusError> {
+    let store = js.create_key_value(config).await.map_err(|e| {
+        BusError::nats_on("creating the stuck-deliveries bucket", &STUCK_BUCKET, &e)
+    })?;
+    refuse_rollups(js).await?;
+    Ok(store)
+}
+
+/// Turns rollups off on the bucket's stream, if they are on.
+pub async fn refuse_rollups(js: &jetstream::Context) -> Result<(), BusError> {
+    let stream_name = format!("KV_{STUCK_BUCKET}");
+    let nats = |e: &(dyn std::error::Error + 'static)| {
+        BusError::nats_on(
+            "refusing rollups on the stuck-deliveries bucket",
+            &stream_name,
+            e,
+        )
+    };
+    let mut stream = js.get_stream(&stream_name).await.map_err(|e| nats(&e))?;
+    let mut config = stream.info().await.map_err(|e| nats(&e))?.config.clone();
+    if config.allow_rollup != STUCK_ALLOW_ROLLUP {
+        config.allow_rollup = STUCK_ALLOW_ROLLUP;
+        js.update_stream(&config).await.map_err(|e| nats(&e))?;
+    }
+    Ok(())
+}
+
 /// Opens the [`STUCK_BUCKET`], creating it if missing: file storage, history 1, no TTL, and as
 /// many replicas as the ONEDOOR stream (a stuck record is as precious as the event it names).
 /// A bucket someone else created with other settings is used as it is.
@@ -121,7 +168,7 @@ pub async fn ensure_stuck_bucket(js: &jetstream::Context) -> Result<kv::Store, B
         Ok(stream) => stream.cached_info().config.num_replicas.max(1),
         Err(_) => 1,
     };
-    match js.create_key_value(stuck_bucket_config(replicas)).await {
+    match create_stuck_bucket(js, stuck_bucket_config(replicas)).await {
         Ok(store) => Ok(store),
         // Exists with a different configuration (or a create race): use what is there.
         Err(create_err) => js.get_key_value(STUCK_BUCKET).await.map_err(|get_err| {
@@ -229,7 +276,10 @@ pub async fn list_stuck(js: &jetstream::Context) -> Result<Vec<StuckRecord>, Bus
             continue; // deleted between listing and reading
         };
         match serde_json::from_slice::<StuckRecord>(&value) {
-            Ok(record) => records.push(record),
+            Ok(record) => match record.key_mismatch(&key) {
+                None => records.push(record),
+                Some(why) => tracing::warn!(key, why, "skipping a stuck record under a wrong key"),
+            },
             Err(e) => {
                 tracing::warn!(key, error = %e, "skipping a stuck entry that is not a record")
             }

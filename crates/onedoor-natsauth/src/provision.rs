@@ -276,10 +276,13 @@ pub async fn apply(
             Object::Bucket(_) => {
                 let wanted = desired.bucket();
                 let create = async {
-                    js.create_key_value(wanted.clone())
+                    onedoor_bus::stuck::create_stuck_bucket(js, wanted.clone())
                         .await
                         .map(drop)
-                        .map_err(|err| nats("creating", &surveyed.object, &err))
+                        .map_err(|source| NatsAuthError::Bus {
+                            action: "provisioning".to_owned(),
+                            source,
+                        })
                 };
                 apply_stream_backed(js, &surveyed, create, |actual| {
                     bucket_update(actual, &wanted)

@@ -64,7 +64,10 @@ pub async fn stuck_deliveries(js: &jetstream::Context) -> Result<StuckReport, Tr
             continue; // removed since it was listed: resolved
         };
         match serde_json::from_slice::<StuckRecord>(&value) {
-            Ok(delivery) => report.deliveries.push(delivery),
+            Ok(delivery) => match delivery.key_mismatch(&key) {
+                None => report.deliveries.push(delivery),
+                Some(why) => report.unreadable.push(UnreadableEntry { key, why }),
+            },
             Err(error) => report.unreadable.push(UnreadableEntry {
                 key,
                 why: error.to_string(),
