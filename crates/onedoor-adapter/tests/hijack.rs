@@ -10,7 +10,8 @@ use onedoor_bus::{BusError, CaseLog, Signer, WriteRequest};
 use onedoor_case::{Action, AgencyCode, CaseId, EventId};
 use onedoor_grpc::status::bus_code;
 use onedoor_natsauth::Identity;
-use onedoor_testkit::SecuredBus;
+use onedoor_proto::v1;
+use onedoor_testkit::{FRONT, SecuredBus, TestBus};
 use sha2_hmac::{Digest as _, Sha256};
 use tonic::Code;
 
@@ -112,5 +113,51 @@ async fn another_agency_storing_under_mofs_event_id_gets_mof_no_receipt() -> any
     assert_eq!(retried.event.event_id, written.event.event_id);
     // A writer holding another key (not MOF's) is not answered with MOF's event either.
     assert_taken(fresh_log.execute(&request, &bus.registry).await, "accept-3");
+    Ok(())
+}
+
+/// What an integrator sees through a real adapter: the taken id answers ALREADY_EXISTS naming
+/// the key, on the first try and on a retry; a fresh key is served, and its retry gets the
+/// same receipt.
+#[tokio::test]
+async fn the_adapter_answers_already_exists_for_a_taken_id() -> anyhow::Result<()> {
+    let bus = TestBus::with_adapters(&[FRONT, "MOF"]).await?;
+    let (mut front, mut mof) = (bus.agency(FRONT).await?, bus.agency("MOF").await?);
+    let case = front.open_case("enterprise-registration").await?.case_id;
+    front.hand_off(&case, "MOF").await?;
+    let case_id: CaseId = case.parse()?;
+
+    let ids = IdKey::from_signer(&bus.signers["MOF"]);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        NATS_MSG_ID,
+        ids.event_id(&code("MOF"), "taken", case_id).to_string(),
+    );
+    let js = bus.nats.jetstream().await?;
+    js.publish_with_headers(
+        format!("onedoor.v1.case.{}.MOIC.NONE", CaseId::generate()),
+        headers,
+        "not an event".into(),
+    )
+    .await?
+    .await?;
+
+    let accept = |key: &str| v1::AcceptRequest {
+        case_id: case.clone(),
+        idempotency_key: key.into(),
+        actor: "officer".into(),
+    };
+    for _ in 0..2 {
+        let refused = mof
+            .client
+            .accept(accept("taken"))
+            .await
+            .expect_err("no receipt for a taken id");
+        assert_eq!(refused.code(), Code::AlreadyExists, "{refused:?}");
+        assert!(refused.message().contains("\"taken\""), "{refused:?}");
+    }
+    let first = mof.client.accept(accept("fresh")).await?.into_inner();
+    let again = mof.client.accept(accept("fresh")).await?.into_inner();
+    assert_eq!(again, first);
     Ok(())
 }
