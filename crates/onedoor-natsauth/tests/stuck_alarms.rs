@@ -8,7 +8,7 @@ use async_nats::HeaderMap;
 use onedoor_bus::stuck::{Recorded, StuckRecord, exhausted_reason, record_stuck};
 use onedoor_bus::{STUCK_BUCKET, list_stuck};
 use onedoor_case::AgencyCode;
-use onedoor_natsauth::Identity;
+use onedoor_natsauth::{Denied, Identity};
 use onedoor_testkit::SecuredBus;
 
 fn agency(text: &str) -> Identity {
@@ -31,7 +31,7 @@ fn record(agency: &str, stream_sequence: u64, reason: String) -> StuckRecord {
 async fn moic_cannot_write_or_wipe_alarms_for_mof() -> anyhow::Result<()> {
     let bus = SecuredBus::provisioned().await?;
     let mof = bus.connect(&agency("MOF")).await?;
-    let moic = bus.connect(&agency("MOIC")).await?;
+    let mut moic = bus.connect(&agency("MOIC")).await?;
     let mof_store = mof.js.get_key_value(STUCK_BUCKET).await?;
     let moic_store = moic.js.get_key_value(STUCK_BUCKET).await?;
 
@@ -41,13 +41,13 @@ async fn moic_cannot_write_or_wipe_alarms_for_mof() -> anyhow::Result<()> {
     let malformed = record("MOIC", 9, "payload is not a CaseEvent".into());
     assert_eq!(record_stuck(&moic_store, &malformed).await?, Recorded::New);
 
-    // Under MOF's key: the broker drops the publish, so the write never completes.
-    let theirs = tokio::time::timeout(
-        Duration::from_secs(3),
-        record_stuck(&moic_store, &record("MOF", 8, exhausted_reason(8))),
-    )
-    .await;
-    assert!(!matches!(theirs, Ok(Ok(_))), "{theirs:?}");
+    // Under MOF's key: the broker drops the publish and says so; the write gets no answer.
+    let theirs = record_stuck(&moic_store, &record("MOF", 8, exhausted_reason(8))).await;
+    assert!(theirs.is_err(), "{theirs:?}");
+    let violation = tokio::time::timeout(Duration::from_secs(10), moic.violations.recv()).await?;
+    let violation = violation.ok_or_else(|| anyhow::anyhow!("event channel closed"))?;
+    assert_eq!(violation.denied, Denied::Publish);
+    assert_eq!(violation.subject, format!("$KV.{STUCK_BUCKET}.MOF.8"));
 
     // Under MOIC's own key but naming MOF: stored, and never listed as MOF's.
     let claims_mof = record("MOF", 10, exhausted_reason(8));
