@@ -485,4 +485,24 @@ mod tests {
             "storage is never sent as changed"
         );
     }
+
+    #[test]
+    fn a_bucket_that_takes_rollups_is_drift_fixed_in_place() {
+        let wanted = kv::Config {
+            bucket: "B".into(),
+            history: 1,
+            ..Default::default()
+        };
+        // As a NATS client creates a KV bucket: rollups on.
+        let actual = stream::Config {
+            name: "KV_B".into(),
+            max_messages_per_subject: 1,
+            allow_rollup: true,
+            ..Default::default()
+        };
+        let drift = bucket_drift(&actual, &wanted, 0);
+        let fields: Vec<_> = drift.iter().map(|d| (d.field, d.fix.clone())).collect();
+        assert_eq!(fields, [("allow_rollup", Fix::InPlace)]);
+        assert!(!bucket_update(&actual, &wanted).allow_rollup);
+    }
 }
