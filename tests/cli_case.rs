@@ -488,6 +488,8 @@ async fn tls_staff() -> anyhow::Result<(Staff, tempfile::TempDir)> {
     };
     let cert = write("server.pem", &pki.server.cert_pem)?;
     let key = write("server-key.pem", &pki.server.key_pem)?;
+    // As an operator keeps it: the tracker refuses a private key others can read.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let ca = write("ca.pem", &pki.ca_cert_pem)?;
     let mof = write("mof.pem", &pki.clients["MOF"].cert_pem)?;
     let mof_flag = format!("MOF={}", mof.display());

@@ -307,7 +307,7 @@ async fn the_tracker_its_subcommands_and_audit_verify_work_with_only_their_own_s
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("(2 events read)"), "{stdout}{stderr}");
+    assert!(stdout.contains("(2 messages read)"), "{stdout}{stderr}");
     assert!(!stderr.contains("authorization"), "{stderr}");
     Ok(())
 }

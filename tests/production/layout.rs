@@ -107,7 +107,47 @@ pub struct Layout {
     pub grpc_ca: PathBuf,
     pub adapters: BTreeMap<String, Process>,
     tokens: BTreeMap<String, String>,
+    /// Each agency's signing key; the registry file lists their public halves.
+    signers: BTreeMap<String, Signer>,
     pub tracker: Option<Process>,
+}
+
+/// The registry at `shipped` with each signer's public key under its agency, as
+/// `[[agency.key]]` entries.
+fn registry_with_keys(
+    shipped: &Path,
+    signers: &BTreeMap<String, Signer>,
+) -> anyhow::Result<String> {
+    let mut registry: toml::Table = std::fs::read_to_string(shipped)?.parse()?;
+    let agencies = registry
+        .get_mut("agency")
+        .and_then(toml::Value::as_array_mut)
+        .ok_or_else(|| anyhow::anyhow!("no [[agency]] in {}", shipped.display()))?;
+    for agency in agencies.iter_mut().filter_map(toml::Value::as_table_mut) {
+        let code = agency
+            .get("code")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        let Some(signer) = signers.get(code) else {
+            continue;
+        };
+        let mut key = toml::Table::new();
+        key.insert("id".into(), signer.key_id().into());
+        key.insert("public_key".into(), signer.public_key_base64().into());
+        key.insert(
+            "valid_from".into(),
+            toml::Value::Datetime("2020-01-01".parse()?),
+        );
+        agency.insert("key".into(), toml::Value::Array(vec![key.into()]));
+    }
+    Ok(toml::to_string(&registry)?)
+}
+
+/// A secret file as an operator keeps it: the adapters refuse one others can read.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
 }
 
 /// A port free now on loopback, for a process that must come back on the same one.
@@ -118,19 +158,32 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Layout {
-    /// The cluster up and its configs checked by `nats-server -t`; nothing provisioned yet.
-    pub async fn start() -> anyhow::Result<Self> {
-        let registry_path =
+    /// The cluster up and its configs checked by `nats-server -t`, and a registry that lists
+    /// a signing key for each of `agencies` (as the registry keeper pastes them from
+    /// `onedoor keys new`); nothing provisioned yet.
+    pub async fn start(agencies: &[&str]) -> anyhow::Result<Self> {
+        let shipped =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml");
+        let dir = tempfile::tempdir()?;
+        let signers: BTreeMap<String, Signer> = agencies
+            .iter()
+            .map(|code| {
+                (
+                    (*code).to_owned(),
+                    Signer::generate(format!("{code}-prod-test")),
+                )
+            })
+            .collect();
+        let registry_path = dir.path().join("registry.toml");
+        std::fs::write(&registry_path, registry_with_keys(&shipped, &signers)?)?;
         let registry = Registry::load(&registry_path)?;
         let cluster = DeployCluster::start(&registry).await?;
         cluster.check_configs()?;
-        let dir = tempfile::tempdir()?;
         let pki = DevPki::generate(std::iter::empty())?;
         let grpc_ca = dir.path().join("grpc-ca.pem");
         std::fs::write(&grpc_ca, &pki.ca_cert_pem)?;
         std::fs::write(dir.path().join("grpc-server.pem"), &pki.server.cert_pem)?;
-        std::fs::write(dir.path().join("grpc-server.key"), &pki.server.key_pem)?;
+        write_private(&dir.path().join("grpc-server.key"), &pki.server.key_pem)?;
         Ok(Layout {
             cluster,
             keys_file: dir.path().join("public-keys.toml"),
@@ -139,6 +192,7 @@ impl Layout {
             grpc_ca,
             adapters: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            signers,
             tracker: None,
         })
     }
@@ -175,9 +229,12 @@ impl Layout {
 
     /// `onedoor adapter` for `agency` with its own signing key, token, NATS seed and TLS.
     pub fn start_adapter(&mut self, agency: &str) -> anyhow::Result<()> {
-        let signer = Signer::generate(format!("{agency}-prod-test"));
+        let signer = self
+            .signers
+            .get(agency)
+            .ok_or_else(|| anyhow::anyhow!("{agency} was not given a key at start"))?;
         let key_file = self.dir.path().join(format!("{agency}.signing.seed"));
-        std::fs::write(&key_file, signer.seed_file_text())?;
+        write_private(&key_file, &signer.seed_file_text())?;
         let mut keys = std::fs::read_to_string(&self.keys_file).unwrap_or_default();
         keys.push_str(&format!(
             "\n[[key]]\nagency = \"{agency}\"\nid = \"{}\"\npublic_key = \"{}\"\nvalid_from = 2020-01-01\n",

@@ -122,7 +122,8 @@ async fn stream_leader(layout: &Layout) -> anyhow::Result<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_production_layout_carries_cases_through_separate_processes_and_survives_faults()
 -> anyhow::Result<()> {
-    let mut layout = Layout::start().await?;
+    let codes: Vec<&str> = [FRONT].into_iter().chain(MINISTRIES).collect();
+    let mut layout = Layout::start(&codes).await?;
 
     let first = layout.provision(&[])?;
     anyhow::ensure!(
