@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
-use onedoor_testkit::BearerToken;
+use onedoor_testkit::{BearerToken, eventually};
 use tokio::sync::Mutex;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -77,34 +77,44 @@ pub struct Agencies {
     pub ministries: Vec<(String, Client)>,
 }
 
-/// One step of a flow, retried with the same idempotency key until it lands or is refused.
+/// One step of a flow, retried with the same idempotency key until it lands or is refused
+/// (the testkit's `eventually` paces the retries and holds the deadline).
 async fn step<F, Fut>(tally: &Mutex<Tally>, name: String, mut call: F) -> Option<v1::Receipt>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<v1::Receipt, tonic::Status>>,
 {
     let started = Instant::now();
-    loop {
-        match call().await {
-            Ok(receipt) => {
-                let mut tally = tally.lock().await;
-                *tally.receipts.entry(receipt.event_id.clone()).or_default() += 1;
-                tally.longest_stall = tally.longest_stall.max(started.elapsed());
-                return Some(receipt);
+    let landed = eventually(&name, STEP_DEADLINE, || {
+        let attempt = call();
+        async move {
+            match attempt.await {
+                Ok(receipt) => Ok(Ok(receipt)),
+                Err(status) if retryable(status.code()) => {
+                    tally.lock().await.retries += 1;
+                    Ok(Err(status.to_string()))
+                }
+                Err(status) => Err(anyhow::Error::new(status)),
             }
-            Err(status) if retryable(status.code()) && started.elapsed() < STEP_DEADLINE => {
-                tally.lock().await.retries += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let mut tally = tally.lock().await;
+    match landed {
+        Ok(receipt) => {
+            *tally.receipts.entry(receipt.event_id.clone()).or_default() += 1;
+            tally.longest_stall = tally.longest_stall.max(started.elapsed());
+            Some(receipt)
+        }
+        Err(error) => {
+            match error.downcast_ref::<tonic::Status>() {
+                Some(status) => {
+                    let refusal = (name, status.code(), status.message().to_owned());
+                    tally.refused.push(refusal);
+                }
+                None => tally.gave_up.push(format!("{error:#}")),
             }
-            Err(status) if retryable(status.code()) => {
-                tally.lock().await.gave_up.push(format!("{name}: {status}"));
-                return None;
-            }
-            Err(status) => {
-                let refusal = (name, status.code(), status.message().to_owned());
-                tally.lock().await.refused.push(refusal);
-                return None;
-            }
+            None
         }
     }
 }

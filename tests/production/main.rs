@@ -19,7 +19,7 @@ use layout::{Layout, SUPERVISOR};
 use onedoor_natsauth::Identity;
 use onedoor_proto::v1;
 use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
-use onedoor_testkit::{BearerToken, DEADLINE, FRONT, eventually};
+use onedoor_testkit::{BearerToken, DEADLINE, FRONT, eventually, stream_leader};
 use tokio::sync::Mutex;
 
 const MINISTRIES: [&str; 3] = ["MOIC", "MOF", "MOPS"];
@@ -104,15 +104,9 @@ async fn resolved_at_least(tally: &Mutex<Tally>, count: usize) -> anyhow::Result
 }
 
 /// The node leading the ONEDOOR stream now.
-async fn stream_leader(layout: &Layout) -> anyhow::Result<usize> {
+async fn leader_node(layout: &Layout) -> anyhow::Result<usize> {
     let js = jetstream::new(layout.cluster.connect(&Identity::Operator).await?);
-    let mut stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
-    let info = stream.info().await?;
-    let name = info
-        .cluster
-        .clone()
-        .and_then(|c| c.leader)
-        .ok_or_else(|| anyhow::anyhow!("the stream has no leader"))?;
+    let name = stream_leader(&js, onedoor_bus::STREAM_NAME).await?;
     layout
         .cluster
         .index_of(&name)
@@ -190,7 +184,7 @@ async fn the_production_layout_carries_cases_through_separate_processes_and_surv
     ));
     let mut outages = Vec::new();
     resolved_at_least(&tally, 1 + CASES / 5).await?;
-    let leader = stream_leader(&layout).await?;
+    let leader = leader_node(&layout).await?;
     let started = Instant::now();
     layout.cluster.kill(leader)?;
     resolved_at_least(&tally, 1 + CASES / 3).await?;

@@ -10,7 +10,7 @@ use async_nats::jetstream;
 use onedoor_bus::{CaseLog, StreamSettings, ensure_stream};
 use onedoor_case::{Action, CaseId};
 use onedoor_testkit::bus::{open_and_hand_off, write_request};
-use onedoor_testkit::{TestCluster, registry_with_keys};
+use onedoor_testkit::{TestCluster, registry_with_keys, stream_leader};
 use time::OffsetDateTime;
 
 async fn log_on(cluster: &TestCluster, node: usize) -> anyhow::Result<CaseLog> {
@@ -23,32 +23,12 @@ async fn log_on(cluster: &TestCluster, node: usize) -> anyhow::Result<CaseLog> {
 
 /// The index of the node leading the ONEDOOR stream, and the two others.
 async fn leader_and_followers(cluster: &TestCluster) -> anyhow::Result<(usize, Vec<usize>)> {
-    let js = cluster.jetstream().await?;
-    let mut stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
-    let info = stream.info().await?;
-    let leader_name = info
-        .cluster
-        .clone()
-        .and_then(|c| c.leader)
-        .ok_or_else(|| anyhow::anyhow!("the stream has no leader"))?;
+    let leader_name = stream_leader(&cluster.jetstream().await?, onedoor_bus::STREAM_NAME).await?;
     let leader = cluster
         .index_of(&leader_name)
         .ok_or_else(|| anyhow::anyhow!("unknown leader {leader_name}"))?;
     let followers = (0..cluster.size()).filter(|i| *i != leader).collect();
     Ok((leader, followers))
-}
-
-/// Sends `signal` (`-STOP`, `-CONT`) to a cluster node's process.
-fn signal(cluster: &TestCluster, node: usize, signal: &str) -> anyhow::Result<()> {
-    let pid = cluster
-        .node(node)?
-        .pid()
-        .ok_or_else(|| anyhow::anyhow!("node {node} is not running"))?;
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
-    Ok(())
 }
 
 /// Cases opened and handed over while a follower is frozen: enough that, thawed, it takes a
@@ -74,7 +54,7 @@ async fn steps_through_a_follower_that_is_catching_up_are_never_refused() -> any
     let ministry = log_on(&cluster, lagging).await?;
     let raw = cluster_stream_on(&cluster, lagging).await?;
 
-    signal(&cluster, lagging, "-STOP")?;
+    cluster.freeze(lagging)?;
     let written = async {
         let mut handed = Vec::with_capacity(CASES_WHILE_FROZEN);
         for _ in 0..CASES_WHILE_FROZEN {
@@ -84,7 +64,7 @@ async fn steps_through_a_follower_that_is_catching_up_are_never_refused() -> any
     }
     .await;
     // Thaw whatever happened: a frozen node would outlive the test's assertions.
-    signal(&cluster, lagging, "-CONT")?;
+    cluster.thaw(lagging)?;
     let handed = written?;
 
     let mut behind = 0;

@@ -131,12 +131,34 @@ impl TestCluster {
         self.wait_until_healthy().await
     }
 
+    /// Freezes node `index` (SIGSTOP): it answers nothing and applies nothing, so its stream
+    /// replicas fall behind. Thaw it before [`TestCluster::wait_until_healthy`].
+    pub fn freeze(&self, index: usize) -> Result<(), TestkitError> {
+        crate::deploy_cluster::signal(self.node(index)?, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// Lets a frozen node run again (SIGCONT).
+    pub fn thaw(&self, index: usize) -> Result<(), TestkitError> {
+        crate::deploy_cluster::signal(self.node(index)?, nix::sys::signal::Signal::SIGCONT)
+    }
+
     /// Waits (up to [`HEALTHY_TIMEOUT`]) until every running node is healthy and the meta
     /// leader sees each of them as a current peer. Killed nodes are left out.
     pub async fn wait_until_healthy(&mut self) -> Result<(), TestkitError> {
         let names: Vec<String> = (0..self.nodes.len()).map(Self::server_name).collect();
         wait_formed(&mut self.nodes, &names, &[]).await
     }
+}
+
+/// The `server_name` of the node leading `stream` now (map it to a node with the cluster's
+/// `index_of`).
+pub async fn stream_leader(js: &jetstream::Context, stream: &str) -> anyhow::Result<String> {
+    let mut stream = js.get_stream(stream).await?;
+    let info = stream.info().await?;
+    info.cluster
+        .clone()
+        .and_then(|c| c.leader)
+        .ok_or_else(|| anyhow::anyhow!("stream {} has no leader", info.config.name))
 }
 
 /// Waits (up to [`HEALTHY_TIMEOUT`]) until every running node not in `left_out` is healthy and

@@ -102,3 +102,24 @@ pub fn eventually_blocking<P: Progress>(
         std::thread::sleep(wait.after(&last)?);
     }
 }
+
+/// How often [`throughout`] looks.
+const THROUGHOUT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Checks that something stays true for a stated `window`: runs `check` every 100 ms until the
+/// window has passed and fails at the first look that fails. For promises of the form "nothing
+/// happens while…", where no event could prove it sooner. Returns the last look's value.
+pub async fn throughout<T, F, Fut>(window: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let until = Instant::now() + window;
+    loop {
+        let value = check().await?;
+        if Instant::now() >= until {
+            return Ok(value);
+        }
+        tokio::time::sleep(THROUGHOUT_PAUSE).await;
+    }
+}

@@ -21,7 +21,8 @@
 //! The one fixture every crate's tests use (`docs/testing.md`):
 //!
 //! - [`eventually`]: [`eventually()`]`(what, deadline, check)`, the one way a test waits for a
-//!   condition ([`eventually_blocking`] without a runtime); [`DEADLINE`].
+//!   condition ([`eventually_blocking`] without a runtime); [`DEADLINE`]; [`throughout`], the
+//!   way a test checks that something stays true over a stated window.
 //! - [`bus`]: [`TestBus`], a node with the `ONEDOOR` stream, the shipped registry with a
 //!   signing key per agency, and the case verbs through the real write path (`open`,
 //!   `hand_off`, `accept`, `complete`, `resolve`).
@@ -53,10 +54,10 @@ pub mod tracker;
 
 pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_item};
 pub use bus::{TestBus, subject_of};
-pub use cluster::TestCluster;
+pub use cluster::{TestCluster, stream_leader};
 pub use deploy_cluster::DeployCluster;
 pub use error::TestkitError;
-pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking};
+pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking, throughout};
 pub use registry::{
     FRONT, OTHER_FRONT, code, key, registry_with_keys, shipped_registry, token_for,
 };

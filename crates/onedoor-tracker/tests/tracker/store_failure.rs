@@ -11,14 +11,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::consumer::Info;
 use onedoor_case::CaseId;
 use onedoor_testkit::{
     DEADLINE, FRONT, MONDAY, RunningTracker, TestBus, TestDb, assert_rows_equal_the_fold,
-    eventually, wait_until_projected,
+    eventually, throughout, wait_until_projected,
 };
 use onedoor_tracker::{DatabaseUrl, ManualClock, Store, TrackerConfig};
 
@@ -126,14 +126,9 @@ async fn a_full_disk_stops_acks_until_space_returns_and_loses_nothing() -> anyho
     tmpfs.fill()?;
     cases.extend(open_cases(&bus, 200).await?);
     tracker.wait_for_health(ServingStatus::NotServing).await?;
-    let watch_until = Instant::now() + FAILING_WATCH;
-    let mut floor = 0;
-    // Checked over a stated window (FAILING_WATCH), every 200 ms: there is no later event
-    // that would prove "no ack happened" sooner.
-    while Instant::now() < watch_until {
-        floor = assert_acked_were_stored(&bus, &path).await?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Checked over a stated window (FAILING_WATCH): there is no later event that would prove
+    // "no ack happened" sooner.
+    let floor = throughout(FAILING_WATCH, || assert_acked_were_stored(&bus, &path)).await?;
     let written = bus.stream_messages().await?;
     assert!(floor < written, "acked everything ({floor}) while failing");
     assert_eq!(tracker.health().await?, ServingStatus::NotServing);
@@ -242,13 +237,13 @@ async fn a_write_held_longer_than_ack_wait_is_not_redelivered() -> anyhow::Resul
     })
     .await?;
     // Over three ack_waits (a stated window), the held message is never redelivered.
-    let watch_until = Instant::now() + 3 * ack_wait;
-    while Instant::now() < watch_until {
+    throughout(3 * ack_wait, || async {
         let info = consumer(&bus).await?;
         assert_eq!(info.num_redelivered, 0, "redelivered while held");
         assert_eq!(info.num_ack_pending, 1, "acked while held");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(())
+    })
+    .await?;
 
     lock.commit().await?;
     admin.close().await?;

@@ -12,7 +12,7 @@ use onedoor_web::{Cidr, TrustedProxies};
 
 use crate::app::{Page, WebApp};
 use crate::hardening::{ENGLISH, FORM, set_cookies};
-use onedoor_testkit::DEADLINE;
+use onedoor_testkit::{DEADLINE, eventually};
 
 /// The process's peak resident memory (`VmHWM`), in KiB.
 fn peak_rss_kib() -> anyhow::Result<u64> {
@@ -157,7 +157,7 @@ async fn proxied(
     sign_in(app, IpAddr::V4(Ipv4Addr::LOCALHOST), name, password, extra).await
 }
 
-/// Signs in until the delay has passed (each refusal names its wait), within the deadline.
+/// Signs in until the delay has passed (a refusal is 429 with its wait), within the deadline.
 async fn sign_in_when_allowed(
     app: &WebApp,
     name: &str,
@@ -165,18 +165,17 @@ async fn sign_in_when_allowed(
     extra: &[(&str, &str)],
 ) -> anyhow::Result<(Page, Duration)> {
     let start = Instant::now();
-    loop {
+    let what = format!("{name} to be let in");
+    let page = eventually(&what, DEADLINE, || async {
         let page = proxied(app, name, password, extra).await?;
-        if page.status != StatusCode::TOO_MANY_REQUESTS {
-            return Ok((page, start.elapsed()));
-        }
-        let retry: u64 = page.header("retry-after").parse()?;
-        anyhow::ensure!(
-            start.elapsed() < DEADLINE,
-            "still delayed after {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_secs(retry)).await;
-    }
+        Ok(if page.status == StatusCode::TOO_MANY_REQUESTS {
+            Err(format!("429, retry after {}", page.header("retry-after")))
+        } else {
+            Ok(page)
+        })
+    })
+    .await?;
+    Ok((page, start.elapsed()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
