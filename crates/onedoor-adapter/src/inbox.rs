@@ -65,6 +65,20 @@ impl InboxService {
         self.in_flight.settings()
     }
 
+    /// Turns true when the adapter stops (see `stopping` above).
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.clone()
+    }
+
+    pub(crate) fn agency(&self) -> &AgencyCode {
+        &self.agency
+    }
+
+    /// The registry acks go through, shared with the webhook (`crate::webhook`).
+    pub(crate) fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+
     fn record_gauges(&self) {
         let stats = self.in_flight.stats();
         metrics::gauge!(m::INBOX_IN_FLIGHT, "agency" => self.agency.to_string())
@@ -119,7 +133,7 @@ impl InboxService {
 
     /// The delivery if its event verifies in its case (see `onedoor_bus::verify`); a
     /// quarantined one is acknowledged so it never comes back as a task, and is recorded.
-    async fn believed(
+    pub(crate) async fn believed(
         &self,
         delivery: InboxDelivery,
     ) -> Result<Option<InboxDelivery>, AdapterError> {
@@ -138,7 +152,7 @@ impl InboxService {
 
     /// Turns a delivery into the wire item, with a span in the case's trace (a child of the
     /// event's own span), so the journey shows each agency receiving the hand-off.
-    fn item(&self, delivery: InboxDelivery) -> v1::InboxItem {
+    pub(crate) fn item(&self, delivery: InboxDelivery) -> v1::InboxItem {
         let agency = self.agency.to_string();
         metrics::counter!(m::INBOX_DELIVERED, "agency" => agency.clone()).increment(1);
         if delivery.delivery_attempt > 1 {

@@ -9,6 +9,8 @@
 //!   included.
 //! - [`gateway`]: the `AgencyGateway` implementation: writes, `GetCase`.
 //! - [`inbox`]: the `Inbox` stream and `Ack` over the durable consumer `inbox-<AGENCY>`.
+//! - [`webhook`]: the inbox pushed to one URL per agency instead of pulled: signed POSTs,
+//!   retries with back-off and jitter, stuck after the last attempt.
 //! - [`requests`]: wire requests → domain commands, parsed once at the edge.
 //! - [`idempotency`]: ids derived from idempotency keys, and "is this the same request?".
 //! - [`credentials`]: who may call: the agency's client certificates, or bearer tokens known
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod requests;
 pub mod server;
 pub mod telemetry;
+pub mod webhook;
 
 pub use error::AdapterError;
 pub use onedoor_grpc::{TlsIdentity, Token};

@@ -9,6 +9,7 @@ pub const INBOX_REDELIVERED: &str = "onedoor_inbox_redelivered_total";
 pub const INBOX_ACKED: &str = "onedoor_inbox_acked_total";
 pub const INBOX_IN_FLIGHT: &str = "onedoor_inbox_in_flight";
 pub const QUARANTINED: &str = "onedoor_quarantined_events_total";
+pub const WEBHOOK_POSTS: &str = "onedoor_webhook_posts_total";
 
 /// Registers descriptions with whatever recorder is installed (a no-op without one).
 pub fn describe() {
@@ -31,6 +32,10 @@ pub fn describe() {
     metrics::describe_counter!(
         QUARANTINED,
         "case messages not believed (bad signature, forged sender, broken chain, rules…), by reason"
+    );
+    metrics::describe_counter!(
+        WEBHOOK_POSTS,
+        "inbox items POSTed to the agency's webhook, by agency and outcome (delivered, failed, stuck)"
     );
     metrics::describe_gauge!(
         INBOX_IN_FLIGHT,

@@ -55,6 +55,8 @@ pub struct AdapterConfig {
     pub tls: Option<TlsIdentity>,
     /// SHA-256 of the agency's client certificates (DER) that authenticate without a token.
     pub client_certs: Vec<[u8; 32]>,
+    /// Push the inbox to this receiver instead of waiting to be pulled (`docs/webhooks.md`).
+    pub webhook: Option<crate::webhook::WebhookConfig>,
 }
 
 impl AdapterConfig {
@@ -76,6 +78,7 @@ impl AdapterConfig {
             inbox: InboxSettings::default(),
             tls: None,
             client_certs: Vec::new(),
+            webhook: None,
         }
     }
 
@@ -184,6 +187,15 @@ pub async fn run(
             .as_ref()
             .map_or_else(|| IdKey::unkeyed(&config.agency), IdKey::from_signer),
     };
+    let webhook = match &config.webhook {
+        Some(webhook) => Some(crate::webhook::spawn(
+            webhook,
+            gateway.inbox.clone(),
+            jetstream.clone(),
+            gateway.inbox.stopping(),
+        )?),
+        None => None,
+    };
     let address = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -194,6 +206,9 @@ pub async fn run(
         .serve_with_incoming_shutdown(onedoor_grpc::server::incoming(listener), shutdown)
         .await
         .map_err(|e| AdapterError::Serve(e.to_string()));
+    if let Some(webhook) = webhook {
+        webhook.abort();
+    }
     stuck.shutdown().await;
     follower.abort();
     drop(liveness);

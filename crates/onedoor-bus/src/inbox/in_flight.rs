@@ -257,6 +257,20 @@ impl InFlight {
         outcome
     }
 
+    /// Hands `event_id`'s delivery back to the server to be sent again after `delay` (a NAK
+    /// with that delay; zero is a plain NAK, which on the last attempt ends it and fires the
+    /// max-deliveries advisory), and forgets it here. For a pusher that paces its own retries
+    /// (the adapter's webhook). False when nothing is held under `event_id`.
+    pub async fn retry_after(&self, event_id: &EventId, delay: Duration) -> bool {
+        let Some(handles) = self.lock().remove(event_id) else {
+            return false;
+        };
+        self.notify();
+        let naks = handles.into_iter().map(|h| (h.message, delay)).collect();
+        send_naks(naks).await;
+        true
+    }
+
     pub(crate) fn new_session(&self) -> u64 {
         self.shared.next_session.fetch_add(1, Ordering::Relaxed)
     }
