@@ -29,6 +29,6 @@ pub use case::{
 pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};
 pub use registry::{
-    Agency, AgencyKey, AgencyKind, Problem, Registry, RegistryError, Service, Stage, Step,
-    StepAgency, TokenHash,
+    Agency, AgencyKey, AgencyKind, Ending, FormerName, Problem, Registry, RegistryError,
+    RegistryVersion, Service, Stage, Step, StepAgency, TokenHash,
 };

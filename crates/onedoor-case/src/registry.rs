@@ -4,6 +4,7 @@
 
 mod raw;
 mod validate;
+mod version;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +14,7 @@ use time::Date;
 pub use crate::calendar::{Calendar, Holiday};
 use crate::codes::{AgencyCode, ServiceCode};
 pub use validate::{Problem, RegistryError};
+pub use version::RegistryVersion;
 
 /// What kind of organisation an agency is; it decides what the agency may do (only a front
 /// office opens and resolves cases).
@@ -43,9 +45,15 @@ pub struct Agency {
     pub name_lo: String,
     /// Province or capital the agency sits in; mostly for front offices.
     pub province: Option<String>,
-    /// Set when the agency was merged away. It stays in the registry so the cases it still holds
+    /// The agency that took over this one's work: set when it was merged away or renamed to a
+    /// new code (see [`Agency::ending`]). It stays in the registry so the cases it still holds
     /// can be finished and read, but no route may go through it any more.
     pub merged_into: Option<AgencyCode>,
+    /// How the agency stopped acting on its own; `None` while it is current.
+    pub ending: Option<Ending>,
+    /// Names it had before `name_en`/`name_lo`, oldest first, so a step taken years ago shows
+    /// the name the agency bore on that day.
+    pub former_names: Vec<FormerName>,
     /// Public keys that verify the agency's event signatures. Old keys stay listed after a
     /// rotation so old events still verify.
     pub keys: Vec<AgencyKey>,
@@ -80,9 +88,49 @@ impl AgencyKey {
     }
 }
 
+/// How an agency left the current shape of government.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ending {
+    /// Absorbed by [`Agency::merged_into`], which takes its open tasks.
+    Merged,
+    /// The same organisation continues under the code [`Agency::merged_into`].
+    Renamed,
+    /// Dissolved with no successor: it may hold no open task when the registry takes effect.
+    Retired,
+}
+
+impl Ending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Merged => "merged",
+            Ending::Renamed => "renamed",
+            Ending::Retired => "retired",
+        }
+    }
+}
+
+/// A name an agency bore up to and including `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormerName {
+    pub name_en: String,
+    pub name_lo: String,
+    pub until: Date,
+}
+
 impl Agency {
     pub fn is_active(&self) -> bool {
-        self.merged_into.is_none()
+        self.ending.is_none()
+    }
+
+    /// The agency's (English, Lao) name on `date`: the first former name still in use that
+    /// day, else the current one.
+    pub fn name_on(&self, date: Date) -> (&str, &str) {
+        self.former_names
+            .iter()
+            .find(|former| date <= former.until)
+            .map_or((&self.name_en, &self.name_lo), |former| {
+                (&former.name_en, &former.name_lo)
+            })
     }
 }
 
@@ -152,6 +200,7 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
     pub name: String,
+    pub version: RegistryVersion,
     /// When this shape of government took effect.
     pub effective_from: Date,
     /// Time limit for a task outside a service's planned route.
@@ -320,8 +369,9 @@ impl Registry {
         let count = |kind| self.active_agencies().filter(|a| a.kind == kind).count();
         let merged = self.agencies.values().filter(|a| !a.is_active()).count();
         format!(
-            "{}: {} ministries, {} ministerial bodies, {} front offices, {} merged away; {} services; {} holidays (effective {})",
+            "{} (version {}): {} ministries, {} ministerial bodies, {} front offices, {} merged, renamed or retired; {} services; {} holidays (effective {})",
             self.name,
+            self.version,
             count(AgencyKind::Ministry),
             count(AgencyKind::MinisterialBody),
             count(AgencyKind::FrontOffice),

@@ -1,6 +1,8 @@
 //! The shipped registries load, and each kind of broken registry is refused with a message that
 //! names the file, the entry and the problem.
 
+mod registry_edits;
+
 use std::path::PathBuf;
 
 use onedoor_case::{AgencyCode, AgencyKind, Registry, ServiceCode, StepAgency};
@@ -134,6 +136,7 @@ fn lao_new_year_is_not_a_working_day_but_the_monday_after_is() {
 const VALID: &str = r#"
 [registry]
 name = "test"
+version = "2025-03"
 effective_from = 2025-05-01
 default_step_working_days = 5
 
@@ -186,19 +189,7 @@ working_days = 3
 
 /// Loads `VALID` with `from` replaced by `to` and returns the error text.
 fn refused(from: &str, to: &str) -> String {
-    assert!(VALID.contains(from), "test edit {from:?} does not apply");
-    let text = VALID.replacen(from, to, 1);
-    match Registry::from_toml(&text, "broken.toml") {
-        Ok(_) => panic!("registry with {to:?} for {from:?} was accepted"),
-        Err(err) => {
-            let message = err.to_string();
-            assert!(
-                message.contains("broken.toml"),
-                "error does not name the file: {message}"
-            );
-            message
-        }
-    }
+    registry_edits::refused(VALID, from, to)
 }
 
 #[test]

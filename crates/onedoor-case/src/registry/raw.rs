@@ -18,6 +18,8 @@ pub(super) struct RawRegistry {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHeader {
     pub name: String,
+    /// `YYYY-MM` or `YYYY-MM.N`: the month the shape was decided, and a revision within it.
+    pub version: String,
     pub effective_from: toml::value::Datetime,
     pub default_step_working_days: u32,
 }
@@ -49,10 +51,28 @@ pub(super) struct RawAgency {
     pub name_lo: String,
     pub province: Option<String>,
     pub merged_into: Option<String>,
+    /// Same organisation under a new code: its open tasks and history carry on there.
+    pub renamed_to: Option<String>,
+    /// Dissolved with no successor.
+    #[serde(default)]
+    pub retired: bool,
+    /// Names the agency had before its current one, oldest first.
+    #[serde(default, rename = "former_name")]
+    pub former_names: Vec<RawFormerName>,
     #[serde(default, rename = "key")]
     pub keys: Vec<RawKey>,
     #[serde(default, rename = "token")]
     pub tokens: Vec<RawToken>,
+}
+
+/// A name an agency had up to and including `until`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFormerName {
+    pub name_en: String,
+    #[serde(default)]
+    pub name_lo: String,
+    pub until: toml::value::Datetime,
 }
 
 /// The hash of one of an agency's bearer tokens; the token itself is never stored.

@@ -8,10 +8,10 @@ use time::{Date, Month, UtcOffset, Weekday};
 
 use base64::Engine as _;
 
-use super::raw::{RawAgency, RawKey, RawRegistry, RawService, RawStep, RawToken};
+use super::raw::{RawAgency, RawFormerName, RawKey, RawRegistry, RawService, RawStep, RawToken};
 use super::{
-    Agency, AgencyKey, AgencyKind, Calendar, Holiday, Registry, Service, Stage, Step, StepAgency,
-    TokenHash,
+    Agency, AgencyKey, AgencyKind, Calendar, Ending, FormerName, Holiday, Registry,
+    RegistryVersion, Service, Stage, Step, StepAgency, TokenHash,
 };
 use crate::codes::{AgencyCode, ServiceCode};
 
@@ -90,6 +90,18 @@ pub(super) fn validate(raw: RawRegistry, file: &str) -> Result<Registry, Registr
     let effective_from = toml_date(&raw.registry.effective_from)
         .map_err(|why| problems.add(header, format!("effective_from: {why}")))
         .ok();
+    let version = RegistryVersion::parse(&raw.registry.version)
+        .map_err(|why| problems.add(header, why))
+        .ok();
+    if let (Some(version), Some(effective)) = (version, effective_from)
+        && (i32::from(version.year()), version.month())
+            > (effective.year(), effective.month() as u8)
+    {
+        problems.add(
+            header,
+            format!("version {version} is later than effective_from {effective}: a version names the month the shape was decided, which cannot follow the day it takes effect"),
+        );
+    }
     if raw.registry.default_step_working_days == 0
         || raw.registry.default_step_working_days > MAX_STEP_WORKING_DAYS
     {
@@ -103,12 +115,13 @@ pub(super) fn validate(raw: RawRegistry, file: &str) -> Result<Registry, Registr
     }
 
     let calendar = calendar(&raw, &mut problems);
-    let agencies = agencies(&raw.agencies, &mut problems);
+    let agencies = agencies(&raw.agencies, effective_from, &mut problems);
     let services = services(&raw.services, &agencies, &mut problems);
 
-    match (problems.0.is_empty(), effective_from, calendar) {
-        (true, Some(effective_from), Some(calendar)) => Ok(Registry {
+    match (problems.0.is_empty(), effective_from, version, calendar) {
+        (true, Some(effective_from), Some(version), Some(calendar)) => Ok(Registry {
             name: raw.registry.name,
+            version,
             effective_from,
             default_step_working_days: raw.registry.default_step_working_days,
             agencies,
@@ -220,9 +233,13 @@ fn is_lao(c: char) -> bool {
     ('\u{0E80}'..='\u{0EFF}').contains(&c)
 }
 
-fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, Agency> {
+fn agencies(
+    raw: &[RawAgency],
+    effective: Option<Date>,
+    problems: &mut Problems,
+) -> BTreeMap<AgencyCode, Agency> {
     let mut agencies = BTreeMap::new();
-    let mut merges = Vec::new();
+    let mut successions = Vec::new();
     let mut seen_key_ids = BTreeSet::new();
     for (index, agency) in raw.iter().enumerate() {
         let entry = format!("agency #{} {:?}", index + 1, agency.code);
@@ -239,9 +256,16 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
             problems.add(&entry, format!("duplicate agency code {code}"));
             continue;
         }
-        if let Some(target) = &agency.merged_into {
-            merges.push((entry.clone(), code.clone(), target.clone()));
+        let ending = ending(&entry, agency, problems);
+        if let Some((ending, Some(target))) = &ending {
+            successions.push(Succession {
+                entry: entry.clone(),
+                code: code.clone(),
+                ending: *ending,
+                target: target.clone(),
+            });
         }
+        let former_names = former_names(&entry, &agency.former_names, effective, problems);
         let keys = keys(&entry, &agency.keys, &mut seen_key_ids, problems);
         let tokens = tokens(&entry, &agency.tokens, problems);
         let Some(kind) = kind else { continue };
@@ -254,13 +278,15 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
                 name_lo: agency.name_lo.clone(),
                 province: agency.province.clone(),
                 merged_into: None,
+                ending: ending.map(|(ending, _)| ending),
+                former_names,
                 keys,
                 tokens,
             },
         );
     }
-    // Merges are checked once every agency is known: the successor may be listed later.
-    resolve_merges(raw, merges, &mut agencies, problems);
+    // Successors are checked once every agency is known: the successor may be listed later.
+    resolve_successors(successions, &mut agencies, problems);
     if !agencies
         .values()
         .any(|a| a.kind == AgencyKind::FrontOffice && a.is_active())
@@ -271,6 +297,75 @@ fn agencies(raw: &[RawAgency], problems: &mut Problems) -> BTreeMap<AgencyCode, 
         );
     }
     agencies
+}
+
+/// An agency's `merged_into`, `renamed_to` or `retired`, of which it may give one.
+fn ending(
+    entry: &str,
+    agency: &RawAgency,
+    problems: &mut Problems,
+) -> Option<(Ending, Option<String>)> {
+    match (&agency.merged_into, &agency.renamed_to, agency.retired) {
+        (None, None, false) => None,
+        (Some(target), None, false) => Some((Ending::Merged, Some(target.clone()))),
+        (None, Some(target), false) => Some((Ending::Renamed, Some(target.clone()))),
+        (None, None, true) => Some((Ending::Retired, None)),
+        _ => {
+            problems.add(
+                entry,
+                "give at most one of merged_into, renamed_to and retired = true: an agency ends one way",
+            );
+            None
+        }
+    }
+}
+
+/// Former names, oldest first, each ended before the registry takes effect.
+fn former_names(
+    entry: &str,
+    raw: &[RawFormerName],
+    effective: Option<Date>,
+    problems: &mut Problems,
+) -> Vec<FormerName> {
+    let mut names: Vec<FormerName> = Vec::new();
+    for (index, former) in raw.iter().enumerate() {
+        let entry = format!("{entry}, former name #{}", index + 1);
+        check_names(&entry, &former.name_en, &former.name_lo, problems);
+        let until = match toml_date(&former.until) {
+            Ok(until) => until,
+            Err(why) => {
+                problems.add(&entry, format!("until: {why}"));
+                continue;
+            }
+        };
+        if let Some(previous) = names.last()
+            && until <= previous.until
+        {
+            problems.add(
+                &entry,
+                format!(
+                    "until {until} is not after the previous former name's {}; list former names oldest first",
+                    previous.until
+                ),
+            );
+            continue;
+        }
+        if let Some(effective) = effective
+            && until >= effective
+        {
+            problems.add(
+                &entry,
+                format!("until {until} is not before effective_from {effective}: a name still in use is the current name_en/name_lo"),
+            );
+            continue;
+        }
+        names.push(FormerName {
+            name_en: former.name_en.clone(),
+            name_lo: former.name_lo.clone(),
+            until,
+        });
+    }
+    names
 }
 
 fn agency_kind(entry: &str, kind: &str, problems: &mut Problems) -> Option<AgencyKind> {
@@ -288,35 +383,88 @@ fn agency_kind(entry: &str, kind: &str, problems: &mut Problems) -> Option<Agenc
     }
 }
 
-/// Records each `merged_into` on its agency, once it names an active agency other than itself.
-fn resolve_merges(
-    raw: &[RawAgency],
-    merges: Vec<(String, AgencyCode, String)>,
+/// One `merged_into` or `renamed_to`, as written.
+struct Succession {
+    entry: String,
+    code: AgencyCode,
+    ending: Ending,
+    target: String,
+}
+
+impl Succession {
+    fn field(&self) -> &'static str {
+        match self.ending {
+            Ending::Renamed => "renamed_to",
+            _ => "merged_into",
+        }
+    }
+}
+
+/// Records each successor on its agency, once it names a current agency other than itself; a
+/// successor that has itself ended is refused (naming the cycle when the chain loops), so
+/// [`Registry::successor_of`] is one step long.
+fn resolve_successors(
+    successions: Vec<Succession>,
     agencies: &mut BTreeMap<AgencyCode, Agency>,
     problems: &mut Problems,
 ) {
-    for (entry, code, target) in merges {
-        let target = match AgencyCode::parse(&target) {
-            Ok(t) => t,
+    let parsed: BTreeMap<AgencyCode, AgencyCode> = successions
+        .iter()
+        .filter_map(|s| Some((s.code.clone(), AgencyCode::parse(&s.target).ok()?)))
+        .collect();
+    let mut renamed_into: BTreeMap<AgencyCode, AgencyCode> = BTreeMap::new();
+    for succession in &successions {
+        let (entry, field) = (&succession.entry, succession.field());
+        let target = match AgencyCode::parse(&succession.target) {
+            Ok(target) => target,
             Err(why) => {
-                problems.add(&entry, format!("merged_into: {why}"));
+                problems.add(entry, format!("{field}: {why}"));
                 continue;
             }
         };
-        let successor_active = raw
-            .iter()
-            .any(|a| a.code == target.as_str() && a.merged_into.is_none());
-        if target == code {
-            problems.add(&entry, "merged_into names the agency itself");
-        } else if !agencies.contains_key(&target) {
-            problems.add(&entry, format!("merged_into names unknown agency {target}"));
-        } else if !successor_active {
-            problems.add(&entry, format!("merged_into names {target}, which is itself merged away; name the final successor"));
+        match agencies.get(&target).map(|a| a.ending) {
+            _ if target == succession.code => {
+                problems.add(entry, format!("{field} names the agency itself"))
+            }
+            None => problems.add(entry, format!("{field} names unknown agency {target}")),
+            Some(Some(_)) => match cycle(&parsed, &succession.code) {
+                Some(cycle) => problems.add(entry, format!("successors form a cycle: {cycle}")),
+                None => problems.add(
+                    entry,
+                    format!("{field} names {target}, which has itself been merged, renamed or retired; name the final successor"),
+                ),
+            },
+            Some(None) => {}
         }
-        if let Some(agency) = agencies.get_mut(&code) {
+        if succession.ending == Ending::Renamed
+            && let Some(first) = renamed_into.insert(target.clone(), succession.code.clone())
+        {
+            problems.add(
+                entry,
+                format!("{first} is already renamed to {target}; a rename has one predecessor (use merged_into for the others)"),
+            );
+        }
+        if let Some(agency) = agencies.get_mut(&succession.code) {
             agency.merged_into = Some(target);
         }
     }
+}
+
+/// `A → B → A` when following successors from `start` comes back to it.
+fn cycle(successors: &BTreeMap<AgencyCode, AgencyCode>, start: &AgencyCode) -> Option<String> {
+    let mut path = vec![start.as_str()];
+    let mut current = start;
+    while let Some(next) = successors.get(current) {
+        path.push(next.as_str());
+        if next == start {
+            return Some(path.join(" → "));
+        }
+        if path.len() > successors.len() + 1 {
+            return None;
+        }
+        current = next;
+    }
+    None
 }
 
 fn services(
@@ -437,13 +585,7 @@ fn step(
         };
         match agencies.get(&code) {
             None => problems.add(entry, format!("route goes through unknown agency {code}")),
-            Some(a) if !a.is_active() => problems.add(
-                entry,
-                format!(
-                    "route goes through {code}, which was merged into {}; route through the successor",
-                    a.merged_into.as_ref().map_or("another agency", |c| c.as_str())
-                ),
-            ),
+            Some(a) if !a.is_active() => problems.add(entry, route_through_ended(a)),
             Some(a) if a.kind == AgencyKind::FrontOffice => {
                 problems.add(entry, format!("route goes through front office {code}; routes name the agencies after the front office"))
             }
@@ -464,6 +606,24 @@ fn step(
         purpose_lo: raw.purpose_lo.clone(),
         working_days: raw.working_days,
     })
+}
+
+/// Why a route may not go through `agency`, which has ended, and where to route instead.
+fn route_through_ended(agency: &Agency) -> String {
+    let code = &agency.code;
+    match &agency.merged_into {
+        Some(successor) => format!(
+            "route goes through {code}, which was {} {successor}; route through the successor",
+            if agency.ending == Some(Ending::Renamed) {
+                "renamed to"
+            } else {
+                "merged into"
+            }
+        ),
+        None => format!(
+            "route goes through {code}, which was retired; route through an agency that does its work now"
+        ),
+    }
 }
 
 pub(super) fn keys(
