@@ -85,6 +85,9 @@ impl AdapterConfig {
     /// Refuses an agency the registry does not know, or one merged away (it may still finish
     /// its cases through its successor's adapter, not run its own).
     pub fn validate(&self) -> Result<(), AdapterError> {
+        if let Some(webhook) = &self.webhook {
+            webhook.validate(&self.inbox)?;
+        }
         match self.registry.agency(&self.agency) {
             None => Err(AdapterError::Config(format!(
                 "agency {} is not in the registry",

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use onedoor_adapter::webhook::{WebhookConfig, WebhookSecrets};
 use onedoor_adapter::{AdapterConfig, Token};
 use onedoor_case::AgencyCode;
 
@@ -62,6 +63,21 @@ pub struct AdapterArgs {
     #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub client_cert_sha256: Vec<String>,
+    /// Push the inbox to this URL as signed POSTs instead of waiting to be pulled (one per
+    /// agency; docs/webhooks.md); needs --webhook-secrets.
+    #[arg(long, env = "ONEDOOR_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Owner-only file of webhook signing secrets (`whsec_…`), one a line, newest first; two
+    /// only while rotating.
+    #[arg(long, env = "ONEDOOR_WEBHOOK_SECRETS")]
+    pub webhook_secrets: Option<PathBuf>,
+    /// CA (PEM) to trust for an https webhook URL instead of the system's roots.
+    #[arg(long, env = "ONEDOOR_WEBHOOK_CA")]
+    pub webhook_ca: Option<PathBuf>,
+    /// Seconds one webhook POST may take, answer included (default 10; below the inbox's
+    /// shortest backoff step).
+    #[arg(long, env = "ONEDOOR_WEBHOOK_TIMEOUT")]
+    pub webhook_timeout: Option<u64>,
     /// Registry file (agencies, services, calendar); by default the shipped 2025 registry.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
@@ -96,6 +112,14 @@ impl AdapterArgs {
             self.tls_key.is_some(),
             self.client_ca.is_some(),
         )?;
+        if self.webhook_url.is_some() != self.webhook_secrets.is_some() {
+            anyhow::bail!("webhook_url and webhook_secrets go together: give both or neither");
+        }
+        if self.webhook_url.is_none()
+            && (self.webhook_ca.is_some() || self.webhook_timeout.is_some())
+        {
+            anyhow::bail!("webhook_ca and webhook_timeout need webhook_url");
+        }
         if let Some(threads) = self.worker_threads
             && threads == 0
         {
@@ -118,6 +142,7 @@ pub fn run(args: AdapterArgs) -> anyhow::Result<ExitCode> {
         ("NATS seed", args.nats.nats_seed.as_deref()),
         ("NATS credentials", args.nats.nats_creds.as_deref()),
         ("NATS TLS key", args.nats.nats_tls_key.as_deref()),
+        ("webhook secrets", args.webhook_secrets.as_deref()),
     ])?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.worker_threads {
@@ -176,6 +201,7 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
             .map_err(|_| anyhow::anyhow!("--client-cert-sha256 {hex:?} is not 32 bytes"))?;
         config.client_certs.push(fingerprint);
     }
+    config.webhook = webhook(&args)?;
     let listen = match args.listen {
         Some(address) => address,
         None => DEFAULT_LISTEN
@@ -195,4 +221,23 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
     telemetry.shutdown().await;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The webhook settings, when a URL is given (`validate` made sure its secrets are too).
+fn webhook(args: &AdapterArgs) -> anyhow::Result<Option<WebhookConfig>> {
+    let (Some(url), Some(secrets)) = (&args.webhook_url, &args.webhook_secrets) else {
+        return Ok(None);
+    };
+    let mut config = WebhookConfig::new(url.clone(), WebhookSecrets::load(secrets)?);
+    config.ca_pem = args
+        .webhook_ca
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        })
+        .transpose()?;
+    if let Some(seconds) = args.webhook_timeout {
+        config.timeout = std::time::Duration::from_secs(seconds);
+    }
+    Ok(Some(config))
 }
