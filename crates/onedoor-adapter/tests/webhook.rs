@@ -10,10 +10,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use onedoor_adapter::webhook::{RetrySchedule, WebhookConfig, WebhookSecret, WebhookSecrets};
-use onedoor_bus::InboxSettings;
-use onedoor_testkit::{DEADLINE, FRONT, TestBus, eventually};
+use onedoor_adapter::webhook::WebhookSecret;
+use onedoor_testkit::{DEADLINE, eventually};
 use standardwebhooks::Webhook;
+
+mod webhook_common;
+use webhook_common::{
+    bus_pushing_moic, hand_off_to_moic, inbox, wait_stuck, wait_until_acked, webhook,
+};
 
 /// One POST as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -85,8 +89,66 @@ async fn hook(State(state): State<ReceiverState>, headers: HeaderMap, body: Byte
     (status, body).into_response()
 }
 
+/// TLS on a loopback listener, for an `https` receiver; failed handshakes are skipped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, address)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+fn tls_acceptor(
+    server: &onedoor_grpc::devpki::CertifiedKey,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(server.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 impl TestReceiver {
     async fn start(answers: &[u16], then: u16) -> anyhow::Result<Self> {
+        Self::start_on(answers, then, None).await
+    }
+
+    /// [`TestReceiver::start`] over TLS with `server`'s certificate.
+    async fn start_https(
+        then: u16,
+        server: &onedoor_grpc::devpki::CertifiedKey,
+    ) -> anyhow::Result<Self> {
+        Self::start_on(&[], then, Some(tls_acceptor(server)?)).await
+    }
+
+    async fn start_on(
+        answers: &[u16],
+        then: u16,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
         let state = ReceiverState {
             answers: Arc::new(Mutex::new(answers.iter().copied().collect())),
             then,
@@ -95,14 +157,23 @@ impl TestReceiver {
         let app = axum::Router::new()
             .route("/inbox", axum::routing::post(hook))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!(
-            "http://{}/inbox?token=receivers-own",
-            listener.local_addr()?
-        );
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = tcp.local_addr()?;
+        let (scheme, task) = match tls {
+            None => (
+                "http",
+                tokio::spawn(async move {
+                    let _ = axum::serve(tcp, app).await;
+                }),
+            ),
+            Some(acceptor) => (
+                "https",
+                tokio::spawn(async move {
+                    let _ = axum::serve(TlsListener { tcp, acceptor }, app).await;
+                }),
+            ),
+        };
+        let url = format!("{scheme}://{address}/inbox?token=receivers-own");
         Ok(TestReceiver {
             url,
             state,
@@ -129,74 +200,6 @@ impl TestReceiver {
         )
         .await
     }
-}
-
-/// Inbox redelivery slow enough never to overlap a POST; webhook retries fast enough to watch.
-fn inbox(max_deliver: u32) -> InboxSettings {
-    InboxSettings {
-        max_deliver,
-        backoff: vec![Duration::from_secs(5); max_deliver as usize - 1],
-        ..InboxSettings::default()
-    }
-}
-
-fn webhook(url: &str, secrets: &[&WebhookSecret]) -> anyhow::Result<WebhookConfig> {
-    let secrets = WebhookSecrets::new(secrets.iter().map(|s| (*s).clone()).collect())?;
-    let mut config = WebhookConfig::new(url, secrets);
-    config.timeout = Duration::from_secs(2);
-    config.retry = RetrySchedule {
-        first: Duration::from_millis(200),
-        max: Duration::from_secs(5),
-    };
-    Ok(config)
-}
-
-/// The front office's adapter, and MOIC's pushing to `webhook`.
-async fn bus_pushing_moic(webhook: WebhookConfig, max_deliver: u32) -> anyhow::Result<TestBus> {
-    let mut bus = TestBus::start().await?;
-    bus.start_adapter(FRONT).await?;
-    let mut config = bus.adapter_config("MOIC")?;
-    config.inbox = inbox(max_deliver);
-    config.webhook = Some(webhook);
-    bus.start_with("MOIC", config).await?;
-    Ok(bus)
-}
-
-/// A case opened by the front office and handed to MOIC through the adapters; the hand-off's
-/// receipt.
-async fn hand_off_to_moic(bus: &TestBus) -> anyhow::Result<onedoor_proto::v1::Receipt> {
-    let mut front = bus.agency(FRONT).await?;
-    let case = front.open_case("enterprise-registration").await?.case_id;
-    Ok(front.hand_off(&case, "MOIC").await?)
-}
-
-/// Waits until MOIC's inbox consumer holds nothing: every delivery acknowledged.
-async fn wait_until_acked(bus: &TestBus) -> anyhow::Result<()> {
-    eventually("inbox-MOIC to hold nothing", DEADLINE, || async {
-        let info = bus.inbox_consumer_info("MOIC").await?;
-        Ok(if info.num_ack_pending == 0 && info.num_pending == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} pending, {} awaiting ack",
-                info.num_pending, info.num_ack_pending
-            ))
-        })
-    })
-    .await
-}
-
-/// Waits for the stuck record of `event_id`.
-async fn wait_stuck(bus: &TestBus, event_id: &str) -> anyhow::Result<onedoor_bus::StuckRecord> {
-    eventually(
-        &format!("a stuck record for {event_id}"),
-        DEADLINE,
-        || async {
-            let stuck = onedoor_bus::list_stuck(&bus.js).await?;
-            Ok(stuck.into_iter().find(|r| r.event_id == event_id))
-        },
-    )
-    .await
 }
 
 #[tokio::test]
@@ -380,6 +383,36 @@ async fn an_item_that_failed_before_an_adapter_restart_is_delivered_after_it() -
         2,
         "the bus counted the first attempt"
     );
+    wait_until_acked(&bus).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_https_receiver_is_trusted_through_the_configured_ca_and_refused_without_it()
+-> anyhow::Result<()> {
+    let pki = onedoor_grpc::devpki::DevPki::generate(["MOIC"])?;
+    let receiver = TestReceiver::start_https(200, &pki.server).await?;
+    let secret = WebhookSecret::generate();
+
+    // Without the ministry's CA the receiver's certificate is not trusted: nothing is sent.
+    let bus = bus_pushing_moic(webhook(&receiver.url, &[&secret])?, 2).await?;
+    let refused = hand_off_to_moic(&bus).await?;
+    let record = wait_stuck(&bus, &refused.event_id).await?;
+    assert!(
+        record.reason.contains("could not be reached"),
+        "{}",
+        record.reason
+    );
+    assert!(receiver.received().is_empty());
+    drop(bus);
+
+    let mut trusting = webhook(&receiver.url, &[&secret])?;
+    trusting.ca_pem = Some(pki.ca_cert_pem.clone());
+    let bus = bus_pushing_moic(trusting, 2).await?;
+    let handed = hand_off_to_moic(&bus).await?;
+    let post = receiver.wait_for(1).await?.remove(0);
+    assert_eq!(post.id(), handed.event_id);
+    Webhook::new(&secret.expose())?.verify(&post.body, &post.headers)?;
     wait_until_acked(&bus).await?;
     Ok(())
 }
