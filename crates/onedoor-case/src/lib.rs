@@ -6,7 +6,8 @@
 //! - [`codes`]: `AgencyCode` and `ServiceCode`, parsed once and safe in NATS subjects.
 //! - [`ids`]: `CaseId` and `EventId` (ULIDs).
 //! - [`registry`]: agencies, the service catalogue, loaded from TOML and validated with errors
-//!   that name the file, the entry and the problem.
+//!   that name the file, the entry and the problem; [`registry::diff`] says in words what
+//!   changes from one registry to the next.
 //! - [`calendar`]: working days, public holidays and due times.
 //! - [`case`]: the state machine: `CaseState::fold(events)` and `decide(state, command)`.
 //! - [`limits`]: size limits on caller text, part of the public contract.
@@ -28,6 +29,7 @@ pub use case::{
 };
 pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};
+pub use registry::diff::{AgencyChange, DiffError, RegistryDiff, ServiceChange};
 pub use registry::{
     Agency, AgencyKey, AgencyKind, Ending, FormerName, Problem, Registry, RegistryError,
     RegistryVersion, Service, Stage, Step, StepAgency, TokenHash,

@@ -2,6 +2,7 @@
 //! calendar. It is data (a TOML file under `deploy/registry/`), never code: merging two
 //! ministries is an edit to that file.
 
+pub mod diff;
 mod raw;
 mod validate;
 mod version;

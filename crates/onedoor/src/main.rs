@@ -3,7 +3,7 @@
 //! built binary.
 //!
 //! # Layout
-//! - `commands::registry`: `onedoor registry check FILE`.
+//! - `commands::registry`: `onedoor registry check FILE`, `registry diff OLD NEW`.
 //! - `commands::up`: `onedoor up`, the single-machine bus.
 //! - `commands::demo`: `onedoor demo`, one case through every agency of a route.
 //! - `commands::audit`: `onedoor audit verify`, signatures and hash chains.
@@ -37,7 +37,6 @@ mod file_modes;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -111,7 +110,7 @@ enum Command {
     /// Work with registry files (agencies, service catalogue, calendar).
     Registry {
         #[command(subcommand)]
-        command: RegistryCommand,
+        command: commands::registry::RegistryCommand,
     },
     /// Make an agency's credentials: signing key, NATS nkey, bearer token; rotate them.
     Keys {
@@ -134,15 +133,6 @@ enum AuditCommand {
     Verify(commands::audit::VerifyArgs),
 }
 
-#[derive(Debug, Subcommand)]
-enum RegistryCommand {
-    /// Validate a registry file: prints every problem, or a one-line summary.
-    Check {
-        /// The registry TOML file, e.g. deploy/registry/lao-2025.toml.
-        file: PathBuf,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(err) = init_logging(&cli) {
@@ -150,9 +140,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let outcome = match cli.command {
-        Command::Registry {
-            command: RegistryCommand::Check { file },
-        } => commands::registry::check(&file),
+        Command::Registry { command } => commands::registry::run(command),
         Command::Up(args) => commands::up::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Demo(args) => commands::demo::run(args),

@@ -168,9 +168,9 @@ fn tracker_target(address: &TrackerAddress) -> anyhow::Result<TrackerTarget> {
     })
 }
 
-type Client = CaseTrackerClient<InterceptedService<Channel, Bearer>>;
+pub(super) type Client = CaseTrackerClient<InterceptedService<Channel, Bearer>>;
 
-async fn connect(address: &TrackerAddress) -> anyhow::Result<(Client, String)> {
+pub(super) async fn connect(address: &TrackerAddress) -> anyhow::Result<(Client, String)> {
     let target = tracker_target(address)?;
     let url = target.url;
     let endpoint = super::grpc::endpoint(
@@ -218,7 +218,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A tracker answer that is not a result, as one sentence for the person at the terminal.
-fn explain(status: tonic::Status, url: &str) -> anyhow::Error {
+pub(super) fn explain(status: tonic::Status, url: &str) -> anyhow::Error {
     match status.code() {
         Code::NotFound | Code::InvalidArgument => anyhow::anyhow!("{}", status.message()),
         Code::Unavailable => anyhow::anyhow!(

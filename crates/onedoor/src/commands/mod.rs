@@ -11,6 +11,8 @@ pub mod metrics;
 pub mod nats;
 pub mod provision;
 pub mod registry;
+pub mod registry_apply;
+pub mod registry_plan;
 pub mod settings;
 pub mod telemetry;
 pub mod tracker;

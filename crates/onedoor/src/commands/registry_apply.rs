@@ -1,0 +1,218 @@
+//! `onedoor registry apply NEW`: the plan for moving a running bus to a new registry, as a dry
+//! run. It reads what the bus holds now (open tasks from the tracker, inbox consumers from
+//! NATS as the operator) and prints what would change; it refuses, exit 1, when an agency that
+//! ends with no successor still holds open tasks, naming each one.
+//!
+//! Open tasks come from the tracker's `ListCases` filtered by holding agency: the tracker folds
+//! every case with the same rules the adapters use and indexes open tasks by holder, while the
+//! stream has no such index (finding them there means folding every case ever opened). The
+//! tracker can lag the stream, so the plan also reads the tracker's consumer and warns by how
+//! many events it is behind.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use onedoor_case::{AgencyCode, Registry, RegistryDiff};
+use onedoor_natsauth::{CredentialSet, Identity};
+use onedoor_proto::convert::from_timestamp;
+use onedoor_proto::v1;
+
+use super::case::TrackerAddress;
+use super::nats::{Fallback, NatsArgs};
+use super::registry_plan::{InboxState, Live, OpenTask, plan};
+use crate::data_dir::Endpoints;
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The registry to move to, e.g. deploy/registry/lao-2025.toml.
+    pub new: PathBuf,
+    /// The registry the bus runs on now; by default the one `onedoor up` names in
+    /// DATA_DIR/endpoints.json.
+    #[arg(long)]
+    pub current: Option<PathBuf>,
+    #[command(flatten)]
+    pub tracker: TrackerAddress,
+    /// NATS as the operator identity; by default the bus in DATA_DIR and the operator seed
+    /// `onedoor up` made there.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+/// How many cases to ask the tracker for at once (its maximum).
+const PAGE_SIZE: u32 = 500;
+
+pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let new = match Registry::load(&args.new) {
+        Ok(registry) => registry,
+        Err(err) => return Ok(super::registry::refused(err)),
+    };
+    let current = match current_registry(&args) {
+        Ok(registry) => registry,
+        Err(err) => return Ok(super::registry::refused(err)),
+    };
+    let diff = match RegistryDiff::between(&current, &new) {
+        Ok(diff) => diff,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let live = runtime.block_on(gather(&args, &diff))?;
+    let plan = plan(&diff, &live);
+    for line in &plan.lines {
+        println!("{line}");
+    }
+    if plan.refusals.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for line in &plan.refusals {
+        println!("{line}");
+    }
+    eprintln!(
+        "error: {} would orphan open tasks; nothing can be applied until every ending agency's tasks have a successor",
+        args.new.display()
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+/// `--current`, else the registry `onedoor up` says it runs (a path, or the built-in one).
+fn current_registry(args: &ApplyArgs) -> Result<Registry, onedoor_case::RegistryError> {
+    if let Some(path) = &args.current {
+        return Registry::load(path);
+    }
+    let listed = Endpoints::read(&args.tracker.data_dir)
+        .ok()
+        .flatten()
+        .map(|endpoints| endpoints.registry);
+    match listed {
+        Some(name) if name.starts_with("built-in ") => super::common::load_registry_mut(None)
+            .map(|(registry, _)| registry)
+            .map_err(|err| onedoor_case::RegistryError::Syntax {
+                file: name,
+                message: format!("{err:#}"),
+            }),
+        Some(path) => Registry::load(Path::new(&path)),
+        None => Err(onedoor_case::RegistryError::Syntax {
+            file: args
+                .tracker
+                .data_dir
+                .join("endpoints.json")
+                .display()
+                .to_string(),
+            message: "no running bus names its registry there; pass --current FILE".to_owned(),
+        }),
+    }
+}
+
+async fn gather(args: &ApplyArgs, diff: &RegistryDiff<'_>) -> anyhow::Result<Live> {
+    let mut live = Live::default();
+    let (mut client, url) = super::case::connect(&args.tracker).await?;
+    for change in diff.endings() {
+        let code = change.code();
+        let tasks = open_tasks(&mut client, &url, code).await?;
+        live.tasks.insert(code.clone(), tasks);
+    }
+    let js = async_nats::jetstream::new(connect_operator(args).await?);
+    let stream = js
+        .get_stream(onedoor_bus::STREAM_NAME)
+        .await
+        .context("reading the ONEDOOR stream as the operator")?;
+    let touched = diff.agencies.iter().flat_map(|change| {
+        [Some(change.code()), change.successor().map(|s| &s.code)]
+            .into_iter()
+            .flatten()
+    });
+    for code in touched {
+        let name = format!("inbox-{code}");
+        live.inboxes
+            .insert(code.clone(), inbox_state(&stream, &name).await?);
+    }
+    let tracker = inbox_state(&stream, onedoor_bus::subjects::TRACKER_CONSUMER).await?;
+    live.tracker_behind = tracker.undelivered + tracker.unacknowledged;
+    Ok(live)
+}
+
+async fn connect_operator(args: &ApplyArgs) -> anyhow::Result<async_nats::Client> {
+    let data_dir = &args.tracker.data_dir;
+    let seed = CredentialSet::load(&data_dir.join("nats-credentials"))
+        .ok()
+        .and_then(|set| set.seed_file(&Identity::Operator).map(Path::to_path_buf));
+    let settings = args.nats.settings_or(Fallback { data_dir, seed })?;
+    Ok(settings
+        .connect(&Identity::Operator, |options| {
+            options.name("onedoor-registry-apply")
+        })
+        .await?)
+}
+
+/// A consumer's depth; a missing consumer is `exists: false`, not an error.
+async fn inbox_state(
+    stream: &async_nats::jetstream::stream::Stream,
+    name: &str,
+) -> anyhow::Result<InboxState> {
+    match stream.consumer_info(name).await {
+        Ok(info) => Ok(InboxState {
+            exists: true,
+            undelivered: info.num_pending,
+            unacknowledged: u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX),
+        }),
+        Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => Ok(InboxState::default()),
+        Err(err) => Err(anyhow::Error::new(err).context(format!("reading consumer {name}"))),
+    }
+}
+
+/// Every open task `code` holds, from every page of the tracker's answer.
+async fn open_tasks(
+    client: &mut super::case::Client,
+    url: &str,
+    code: &AgencyCode,
+) -> anyhow::Result<Vec<OpenTask>> {
+    let mut request = v1::ListCasesRequest {
+        holding_agency: code.to_string(),
+        page_size: PAGE_SIZE,
+        ..Default::default()
+    };
+    let mut tasks = Vec::new();
+    loop {
+        let page = client
+            .list_cases(request.clone())
+            .await
+            .map_err(|status| super::case::explain(status, url))?
+            .into_inner();
+        for view in &page.cases {
+            tasks.extend(held_by(view, code));
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    tasks.sort_by(|a, b| (&a.since, &a.case_id).cmp(&(&b.since, &b.case_id)));
+    Ok(tasks)
+}
+
+fn held_by(view: &v1::CaseView, code: &AgencyCode) -> Vec<OpenTask> {
+    view.open_tasks
+        .iter()
+        .filter(|task| task.agency == code.as_str())
+        .map(|task| OpenTask {
+            case_id: view.case_id.clone(),
+            agency: code.clone(),
+            from: task.from_agency.clone(),
+            since: from_timestamp("handed_off_at", task.handed_off_at.as_ref())
+                .ok()
+                .and_then(|at| {
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| "unknown".to_owned()),
+            accepted: task.state == i32::from(v1::TaskState::Accepted),
+        })
+        .collect()
+}
