@@ -2,8 +2,10 @@
 //! what `registry diff`, `registry apply` and old case histories rely on.
 
 mod registry_edits;
+mod support;
 
-use onedoor_case::{AgencyCode, Ending, Registry, RegistryVersion};
+use onedoor_case::{Action, AgencyCode, Ending, Refusal, Registry, RegistryVersion, ServiceCode};
+use support::World;
 use time::macros::date;
 
 fn agency(code: &str) -> AgencyCode {
@@ -71,6 +73,13 @@ name_lo = "ກະຊວງຖະແຫຼງຂ່າວ, ວັດທະນະ�
 renamed_to = "MNEW"
 
 [[agency]]
+code = "ODSC-OLD"
+kind = "front-office"
+name_en = "ODSC that closed"
+name_lo = "ສູນບໍລິການປະຕູດຽວ"
+retired = true
+
+[[agency]]
 code = "MOLD"
 kind = "ministry"
 name_en = "Ministry of Home Affairs"
@@ -104,7 +113,7 @@ fn a_registry_with_a_version_and_effective_date_round_trips() {
     );
     assert_eq!(registry.effective_from, date!(2025 - 05 - 01));
     assert!(registry.summary().contains("version 2025-03.2"));
-    assert!(registry.summary().contains("3 merged, renamed or retired"));
+    assert!(registry.summary().contains("4 merged, renamed or retired"));
 }
 
 #[test]
@@ -292,4 +301,34 @@ fn former_names_out_of_order_or_still_in_use_are_refused() {
     );
     assert!(message.contains("former name #1"), "{message}");
     assert!(message.contains("has no Lao script"), "{message}");
+}
+
+#[test]
+fn a_retired_agency_is_given_no_new_task() {
+    let registry = Registry::from_toml(HISTORY, "history.toml").expect("valid");
+    let mut world = World::with_registry(registry);
+    world.open("enterprise-registration");
+    let refusal = world.hand_off("ODSC-VTE-SAYSETTHA", "MOLD").unwrap_err();
+    assert_eq!(
+        refusal.to_string(),
+        "agency MOLD was retired and takes no new tasks; hand off to the agency that does its work now"
+    );
+    assert!(matches!(refusal, Refusal::ReceiverRetired { .. }));
+}
+
+#[test]
+fn a_retired_front_office_opens_no_case() {
+    let registry = Registry::from_toml(HISTORY, "history.toml").expect("valid");
+    let mut world = World::with_registry(registry);
+    let open = Action::Open {
+        service: ServiceCode::parse("enterprise-registration").expect("valid"),
+        citizen_ref: "LA-ID-1".into(),
+        summary: "a shop".into(),
+        documents: vec![],
+    };
+    let refusal = world.act("ODSC-OLD", open).unwrap_err();
+    assert_eq!(
+        refusal.to_string(),
+        "front office ODSC-OLD was retired and opens no new cases"
+    );
 }

@@ -38,6 +38,8 @@ pub enum Refusal {
         agency: AgencyCode,
         successor: AgencyCode,
     },
+    #[error("front office {agency} was retired and opens no new cases")]
+    ActingAgencyRetired { agency: AgencyCode },
     #[error("service {service} is not in the catalogue")]
     UnknownService { service: ServiceCode },
     #[error("case {case_id} does not exist")]
@@ -79,6 +81,10 @@ pub enum Refusal {
         agency: AgencyCode,
         successor: AgencyCode,
     },
+    #[error(
+        "agency {agency} was retired and takes no new tasks; hand off to the agency that does its work now"
+    )]
+    ReceiverRetired { agency: AgencyCode },
     #[error("{agency} is a front office; hand-offs go to ministries and other bodies")]
     ReceiverIsFrontOffice { agency: AgencyCode },
     #[error("{agency} already holds an open task on case {case_id}")]
@@ -141,6 +147,7 @@ impl Refusal {
             | HandOffToSelf { .. }
             | UnknownReceiver { .. }
             | ReceiverMerged { .. }
+            | ReceiverRetired { .. }
             | ReceiverIsFrontOffice { .. }
             | TooLong { .. }
             | ControlCharacter { .. }
@@ -154,6 +161,7 @@ impl Refusal {
             UnknownActingAgency { .. }
             | NotAFrontOffice { .. }
             | ActingAgencyMerged { .. }
+            | ActingAgencyRetired { .. }
             | NotOrigin { .. }
             | NoTask { .. }
             | WrongReceiver { .. } => RefusalClass::PermissionDenied,
@@ -285,6 +293,9 @@ pub fn decide(
                     agency: me.clone(),
                     successor: successor.clone(),
                 });
+            }
+            if !acting.is_active() {
+                return Err(Refusal::ActingAgencyRetired { agency: me.clone() });
             }
             if registry.service(service).is_none() {
                 return Err(Refusal::UnknownService {
@@ -507,6 +518,9 @@ impl<'a> OpenCase<'a> {
                 agency: to.clone(),
                 successor: successor.clone(),
             });
+        }
+        if !receiver.is_active() {
+            return Err(Refusal::ReceiverRetired { agency: to.clone() });
         }
         if receiver.kind == AgencyKind::FrontOffice {
             return Err(Refusal::ReceiverIsFrontOffice { agency: to.clone() });

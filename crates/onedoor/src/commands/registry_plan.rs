@@ -212,3 +212,110 @@ fn credentials(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> Registry {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/registry")
+            .join(name);
+        Registry::load(&path).expect("shipped registry")
+    }
+
+    fn code(text: &str) -> AgencyCode {
+        AgencyCode::parse(text).expect("valid")
+    }
+
+    fn task(case_id: &str, agency: &str) -> OpenTask {
+        OpenTask {
+            case_id: case_id.to_owned(),
+            agency: code(agency),
+            from: "ODSC-VTE-SAYSETTHA".to_owned(),
+            since: "2025-04-28T03:00:00Z".to_owned(),
+            accepted: false,
+        }
+    }
+
+    /// The 2025 registry with SIA taken out of the file altogether, a version later.
+    fn without_sia() -> Registry {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/registry/lao-2025.toml");
+        let text = std::fs::read_to_string(path).expect("shipped");
+        let start = text.find("[[agency]]\ncode = \"SIA\"").expect("SIA listed");
+        let end = start + text[start..].find("\n\n").expect("entry ends") + 2;
+        let text = format!("{}{}", &text[..start], &text[end..])
+            .replacen("version = \"2025-03\"", "version = \"2025-06\"", 1)
+            .replacen(
+                "effective_from = 2025-05-01",
+                "effective_from = 2025-07-01",
+                1,
+            );
+        Registry::from_toml(&text, "without-sia.toml").expect("valid")
+    }
+
+    #[test]
+    fn an_agency_dropped_from_the_file_with_open_tasks_is_refused_naming_them() {
+        let (old, new) = (shipped("lao-2025.toml"), without_sia());
+        let diff = RegistryDiff::between(&old, &new).expect("later");
+        let mut live = Live::default();
+        live.tasks
+            .insert(code("SIA"), vec![task("01J0000000000000000000SIA1", "SIA")]);
+        let plan = plan(&diff, &live);
+        assert_eq!(
+            plan.refusals,
+            [
+                "refused: SIA ends with no successor but holds 1 open task(s); name a successor (merged_into) or finish them first",
+                "refused task: case 01J0000000000000000000SIA1 held by SIA since 2025-04-28T03:00:00Z (from ODSC-VTE-SAYSETTHA)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agency_dropped_with_no_open_task_is_only_revoked() {
+        let (old, new) = (shipped("lao-2025.toml"), without_sia());
+        let diff = RegistryDiff::between(&old, &new).expect("later");
+        let plan = plan(&diff, &Live::default());
+        assert!(plan.refusals.is_empty());
+        assert!(plan.lines.contains(
+            &"nats user revoke: SIA from 2025-07-01, once its open tasks have moved".to_owned()
+        ));
+    }
+
+    #[test]
+    fn a_lagging_tracker_is_named_before_the_plan() {
+        let (old, new) = (shipped("lao-2021.toml"), shipped("lao-2025.toml"));
+        let diff = RegistryDiff::between(&old, &new).expect("later");
+        let live = Live {
+            tracker_behind: 7,
+            ..Live::default()
+        };
+        let plan = plan(&diff, &live);
+        assert!(
+            plan.lines[1].starts_with("warning: the tracker is 7 events behind the stream"),
+            "{:?}",
+            plan.lines
+        );
+    }
+
+    #[test]
+    fn an_inbox_already_made_is_kept_not_created_again() {
+        let (old, new) = (shipped("lao-2021.toml"), shipped("lao-2025.toml"));
+        let diff = RegistryDiff::between(&old, &new).expect("later");
+        let mut live = Live::default();
+        live.inboxes.insert(
+            code("MAE"),
+            InboxState {
+                exists: true,
+                ..InboxState::default()
+            },
+        );
+        let plan = plan(&diff, &live);
+        assert!(
+            plan.lines
+                .contains(&"inbox exists: inbox-MAE (made earlier; kept)".to_owned())
+        );
+        assert!(plan.lines.contains(&"inbox create: inbox-MCT".to_owned()));
+    }
+}
