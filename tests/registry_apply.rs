@@ -1,6 +1,7 @@
 //! `onedoor registry apply` as an operator runs it against a live bus: `onedoor up` on the 2021
 //! registry (real nats-server, adapters, tracker), cases handed to agencies the 2025 merger
-//! removes, then the dry run for the real merger and for a registry that would orphan a task.
+//! removes, then the dry run for the real merger and for a registry that would orphan a task,
+//! and `case show` naming the old agencies as they were, with their successors today.
 
 mod support;
 
@@ -142,6 +143,38 @@ async fn the_apply_dry_run_plans_the_merger_and_refuses_to_orphan_a_task() {
     let out = apply(&data, &shipped("lao-2021.toml"), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("does not follow the old one"));
+
+    // History keeps its names: under the 2025 registry the case still names MPI as the
+    // Ministry of Planning and Investment, and says who does its work today.
+    let show = |extra: &[&str]| {
+        let out = onedoor()
+            .args(["case", "show", &at_mpi, "--json", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        json["agencies"]
+            .as_array()
+            .expect("agencies listed")
+            .clone()
+    };
+    let registry_2025 = shipped("lao-2025.toml").display().to_string();
+    let agencies = show(&["--registry", &registry_2025]);
+    let mpi = agencies
+        .iter()
+        .find(|a| a["code"] == "MPI")
+        .expect("MPI named");
+    assert_eq!(mpi["name_en"], "Ministry of Planning and Investment");
+    assert_eq!(mpi["name_lo"], "ກະຊວງແຜນການ ແລະ ການລົງທຶນ");
+    assert_eq!(mpi["now"], "MOF Ministry of Finance (ກະຊວງການເງິນ)");
+    assert_eq!(agencies[0]["code"], FRONT, "the origin first");
+    assert!(agencies[0].get("now").is_none());
+    // By the registry the bus runs (2021), MPI is current: no successor.
+    let agencies = show(&[]);
+    let mpi = agencies.iter().find(|a| a["code"] == "MPI").expect("MPI");
+    assert!(mpi.get("now").is_none(), "{mpi}");
 
     terminate(&mut up);
 }

@@ -65,6 +65,10 @@ pub struct TrackerAddress {
 pub struct ShowArgs {
     /// The case id (26-character ULID) from the OpenCase receipt.
     pub case_id: String,
+    /// Registry that names the agencies (as they were named at each step, and who does their
+    /// work today); by default the one the bus in DATA_DIR runs, else the built-in one.
+    #[arg(long, env = "ONEDOOR_REGISTRY")]
+    pub registry: Option<PathBuf>,
     /// Print the case as JSON.
     #[arg(long)]
     pub json: bool,
@@ -266,7 +270,10 @@ async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         .into_inner();
     let now = OffsetDateTime::now_utc();
     let entries = case_timeline(&view, now)?;
-    let shown = CaseJson::new(&view, Some(&entries));
+    let mut shown = CaseJson::new(&view, Some(&entries));
+    shown.agencies =
+        super::case_names::registry_for_names(args.registry.as_deref(), &args.address.data_dir)
+            .map(|registry| super::case_names::names(&registry, &view.origin_agency, &entries));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
@@ -361,6 +368,9 @@ struct CaseJson {
     open_tasks: Vec<TaskJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<Vec<EntryJson>>,
+    /// The case's agencies by the names they bore at their steps, and their successors today.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agencies: Option<Vec<super::case_names::AgencyName>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -487,6 +497,7 @@ impl CaseJson {
             overdue: view.overdue,
             open_tasks,
             timeline,
+            agencies: None,
         }
     }
 }
@@ -559,6 +570,24 @@ fn print_case(case: &CaseJson) {
     say("");
     say("Timeline");
     print_timeline(case);
+    if let Some(agencies) = case.agencies.as_deref().filter(|a| !a.is_empty()) {
+        say("");
+        say("Agencies (named as at their steps)");
+        let rows: Vec<Vec<String>> = agencies
+            .iter()
+            .map(|a| {
+                vec![
+                    a.code.clone(),
+                    format!("{} ({})", a.name_en, a.name_lo),
+                    a.now
+                        .as_ref()
+                        .map(|now| format!("now {now}"))
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        table(&["CODE", "NAME", "TODAY"], &rows);
+    }
 }
 
 fn print_header(case: &CaseJson) {

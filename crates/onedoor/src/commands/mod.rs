@@ -1,6 +1,7 @@
 pub mod adapter;
 pub mod audit;
 pub mod case;
+pub mod case_names;
 pub mod certs;
 pub mod common;
 pub mod demo;
