@@ -177,4 +177,32 @@ async fn the_apply_dry_run_plans_the_merger_and_refuses_to_orphan_a_task() {
     assert!(mpi.get("now").is_none(), "{mpi}");
 
     terminate(&mut up);
+
+    // The bus is gone: the dry run says so, and plans nothing.
+    let out = apply(&data, &shipped("lao-2025.toml"), &[]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("no running bus in") && text(&out.stderr).contains("--current"),
+        "{}",
+        text(&out.stderr)
+    );
+    let registry_2021 = shipped("lao-2021.toml").display().to_string();
+    let out = apply(
+        &data,
+        &shipped("lao-2025.toml"),
+        &[
+            "--current",
+            &registry_2021,
+            "--tracker",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("cannot reach the tracker at http://127.0.0.1:9"),
+        "{}",
+        text(&out.stderr)
+    );
 }

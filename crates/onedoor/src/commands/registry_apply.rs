@@ -48,7 +48,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         Ok(registry) => registry,
         Err(err) => return Ok(super::registry::refused(err)),
     };
-    let current = match current_registry(&args) {
+    let current = match current_registry(&args)? {
         Ok(registry) => registry,
         Err(err) => return Ok(super::registry::refused(err)),
     };
@@ -81,33 +81,25 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// `--current`, else the registry `onedoor up` says it runs (a path, or the built-in one).
-fn current_registry(args: &ApplyArgs) -> Result<Registry, onedoor_case::RegistryError> {
+/// `--current`, else the registry `onedoor up` says it runs (a path, or the built-in one). The
+/// inner error is a registry file that does not load, printed problem by problem.
+fn current_registry(
+    args: &ApplyArgs,
+) -> anyhow::Result<Result<Registry, onedoor_case::RegistryError>> {
     if let Some(path) = &args.current {
-        return Registry::load(path);
+        return Ok(Registry::load(path));
     }
-    let listed = Endpoints::read(&args.tracker.data_dir)
-        .ok()
-        .flatten()
-        .map(|endpoints| endpoints.registry);
-    match listed {
-        Some(name) if name.starts_with("built-in ") => super::common::load_registry_mut(None)
-            .map(|(registry, _)| registry)
-            .map_err(|err| onedoor_case::RegistryError::Syntax {
-                file: name,
-                message: format!("{err:#}"),
-            }),
-        Some(path) => Registry::load(Path::new(&path)),
-        None => Err(onedoor_case::RegistryError::Syntax {
-            file: args
-                .tracker
-                .data_dir
-                .join("endpoints.json")
-                .display()
-                .to_string(),
-            message: "no running bus names its registry there; pass --current FILE".to_owned(),
-        }),
+    let data_dir = &args.tracker.data_dir;
+    let Some(endpoints) = Endpoints::read(data_dir)? else {
+        anyhow::bail!(
+            "no running bus in {} (no endpoints.json): pass --current FILE with the registry the bus runs, and --tracker and --nats-url to reach it",
+            data_dir.display()
+        );
+    };
+    if endpoints.registry.starts_with("built-in ") {
+        return Ok(Ok(super::common::load_registry_mut(None)?.0));
     }
+    Ok(Registry::load(Path::new(&endpoints.registry)))
 }
 
 async fn gather(args: &ApplyArgs, diff: &RegistryDiff<'_>) -> anyhow::Result<Live> {
