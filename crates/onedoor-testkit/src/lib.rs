@@ -36,6 +36,8 @@
 //!   collects the server's refusals.
 //! - [`task`]: [`ServerTask`], a spawned server with its stop signal (stop, crash, abort on
 //!   drop), under the running tracker and any fixture that runs a server of its own.
+//! - [`webhook_receiver`]: [`ReferenceReceiver`], the Python reference webhook receiver of
+//!   `examples/` as a child process.
 //! - [`registry`]: the shipped registry, agency codes ([`FRONT`], [`OTHER_FRONT`]), tokens,
 //!   idempotency keys.
 
@@ -51,6 +53,7 @@ pub mod secured;
 pub mod single;
 pub mod task;
 pub mod tracker;
+pub mod webhook_receiver;
 
 pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_item};
 pub use bus::{TestBus, subject_of};
@@ -67,6 +70,7 @@ pub use task::ServerTask;
 pub use tracker::{
     MONDAY, RunningTracker, TestDb, assert_rows_equal_the_fold, wait_until_projected,
 };
+pub use webhook_receiver::ReferenceReceiver;
 
 /// Re-exported so tests can build specs or match errors without naming another crate.
 pub use onedoor_natsd as natsd;

@@ -95,8 +95,7 @@ impl WebhookSecrets {
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
             .map(|(index, line)| {
-                WebhookSecret::parse(line)
-                    .map_err(|e| AdapterError::Config(format!("line {}: {e}", index + 1)))
+                WebhookSecret::parse(line).map_err(|e| within(&format!("line {}", index + 1), e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Self::new(secrets)
@@ -107,11 +106,19 @@ impl WebhookSecrets {
         let text = std::fs::read_to_string(path).map_err(|e| {
             AdapterError::Config(format!("reading webhook secrets {}: {e}", path.display()))
         })?;
-        Self::parse(&text).map_err(|e| AdapterError::Config(format!("{}: {e}", path.display())))
+        Self::parse(&text).map_err(|e| within(&path.display().to_string(), e))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &WebhookSecret> {
         self.0.iter()
+    }
+}
+
+/// `err` said of `place` (a file, a line), without repeating "adapter configuration".
+fn within(place: &str, err: AdapterError) -> AdapterError {
+    match err {
+        AdapterError::Config(why) => AdapterError::Config(format!("{place}: {why}")),
+        other => other,
     }
 }
 
