@@ -294,6 +294,18 @@ async fn a_receiver_down_for_every_attempt_leaves_a_stuck_record_and_loses_nothi
         record.reason
     );
 
+    // The last attempt's NAK ends the delivery at once, well before its 5 s ack wait would,
+    // so it stops holding a slot of the inbox's window.
+    eventually(
+        "inbox-MOIC to give the item up",
+        Duration::from_secs(3),
+        || async {
+            let info = bus.inbox_consumer_info("MOIC").await?;
+            Ok((info.num_ack_pending == 0).then_some(()))
+        },
+    )
+    .await?;
+
     // Nothing lost: the event is still in the stream, for staff and a redelivery.
     let stream = bus.js.get_stream(onedoor_bus::STREAM_NAME).await?;
     let stored = stream.direct_get(handed.stream_sequence).await?;
