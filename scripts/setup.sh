@@ -29,6 +29,16 @@ if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx "$KUBERNET
     echo "setup: installing kubernetes-validate ${KUBERNETES_VALIDATE_VERSION} into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}"
 fi
+# The adapters' JSON face (crates/onedoor-http/tests): the OpenAPI document is checked by
+# openapi-spec-validator, and the reference worker in examples/http/ uses requests.
+OPENAPI_SPEC_VALIDATOR_VERSION="0.7.2"
+REQUESTS_VERSION="2.32.5"
+if ! "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $OPENAPI_SPEC_VALIDATOR_VERSION" \
+    || ! "$venv/bin/pip" show requests 2>/dev/null | grep -qx "Version: $REQUESTS_VERSION"; then
+    echo "setup: installing openapi-spec-validator ${OPENAPI_SPEC_VALIDATOR_VERSION} and requests ${REQUESTS_VERSION} into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "requests==${REQUESTS_VERSION}"
+fi
 dclint="$tools/npm/node_modules/.bin/dclint"
 if ! { [[ -x "$dclint" ]] && "$dclint" --version 2>/dev/null | grep -q "$DCLINT_VERSION"; }; then
     if command -v npm >/dev/null 2>&1; then

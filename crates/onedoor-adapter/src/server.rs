@@ -8,12 +8,14 @@ use std::time::Duration;
 use onedoor_bus::{CaseLog, InboxSettings, Signer, StuckRecorder};
 use onedoor_case::{AgencyCode, Registry};
 use onedoor_grpc::server::Observed;
+use onedoor_http::JsonLayer;
 use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Router;
 use tonic_health::pb::health_server::{Health, HealthServer};
+use tower_layer::Stack;
 
 use onedoor_grpc::{TlsIdentity, Token};
 use onedoor_natsauth::{ConnectSettings, Identity, Liveness, LivenessSettings};
@@ -57,6 +59,8 @@ pub struct AdapterConfig {
     pub client_certs: Vec<[u8; 32]>,
     /// Push the inbox to this receiver instead of waiting to be pulled (`docs/webhooks.md`).
     pub webhook: Option<crate::webhook::WebhookConfig>,
+    /// The HTTP/JSON face on the same port (`docs/http-json.md`); `None` serves gRPC only.
+    pub http: Option<onedoor_http::HttpSettings>,
 }
 
 impl AdapterConfig {
@@ -79,6 +83,7 @@ impl AdapterConfig {
             tls: None,
             client_certs: Vec::new(),
             webhook: None,
+            http: Some(onedoor_http::HttpSettings::new(MAX_MESSAGE_BYTES)),
         }
     }
 
@@ -239,12 +244,12 @@ async fn open_log(
 }
 
 /// `AgencyGateway` behind the agency's credentials, health, and reflection of exactly those
-/// two (never CaseTracker, which the adapter does not serve).
+/// two (never CaseTracker, which the adapter does not serve); its JSON face on the same port.
 fn router(
     config: &AdapterConfig,
     gateway: Gateway,
     health_service: HealthServer<impl Health>,
-) -> Result<Router<Observed>, AdapterError> {
+) -> Result<Router<Stack<JsonLayer, Observed>>, AdapterError> {
     let service = AgencyGatewayServer::new(gateway)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -258,8 +263,16 @@ fn router(
     let grpc = |e: onedoor_grpc::GrpcError| AdapterError::Config(e.to_string());
     let calls =
         onedoor_grpc::CallMetrics::new("adapter", vec![("agency", config.agency.to_string())]);
+    let json = match &config.http {
+        Some(settings) => JsonLayer::new(SERVICE_NAME, settings.clone())
+            .map_err(|e| AdapterError::Config(e.to_string()))?,
+        None => JsonLayer::off(),
+    };
     Ok(onedoor_grpc::server::builder(config.tls.as_ref(), calls)
         .map_err(grpc)?
+        // JSON clients speak HTTP/1.1 as often as HTTP/2.
+        .accept_http1(config.http.is_some())
+        .layer(json)
         .add_service(health_service)
         .add_service(onedoor_grpc::server::reflection(&[SERVICE_NAME]).map_err(grpc)?)
         .add_service(onedoor_grpc::server::reflection_v1alpha(&[SERVICE_NAME]).map_err(grpc)?)

@@ -102,7 +102,7 @@ pub struct Observe<S> {
 
 /// The span a response names: a child of the caller's when it sent a valid `traceparent`, else
 /// a new trace. A service that continued a case's own trace has set its header already.
-fn response_trace(headers: &http::HeaderMap) -> TraceContext {
+pub fn response_trace(headers: &http::HeaderMap) -> TraceContext {
     let caller = headers
         .get(TRACEPARENT)
         .and_then(|value| value.to_str().ok())

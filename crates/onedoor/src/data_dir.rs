@@ -39,6 +39,10 @@ pub struct Endpoints {
 pub struct AgencyEndpoint {
     /// gRPC address of the agency's AgencyGateway, e.g. `http://127.0.0.1:40123`.
     pub grpc: String,
+    /// Base URL of the same gateway's HTTP/JSON face (`POST {json}/v1/OpenCase`, the OpenAPI
+    /// document at `{json}/openapi.json`; `docs/http-json.md`): the gRPC port, same TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<String>,
     /// Development bearer token (send `authorization: Bearer <token>`). `up` makes a new one
     /// on every start; production tokens never appear in this file.
     pub token: String,

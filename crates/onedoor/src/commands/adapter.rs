@@ -78,6 +78,10 @@ pub struct AdapterArgs {
     /// shortest backoff step).
     #[arg(long, env = "ONEDOOR_WEBHOOK_TIMEOUT")]
     pub webhook_timeout: Option<u64>,
+    /// Serve gRPC only, without the HTTP/JSON face on the same port (`docs/http-json.md`).
+    #[arg(long, env = "ONEDOOR_NO_JSON")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_json: bool,
     /// Registry file (agencies, services, calendar); by default the shipped 2025 registry.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
@@ -170,6 +174,9 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
         String::new(),
     );
     config.nats = args.nats.settings()?;
+    if args.no_json {
+        config.http = None;
+    }
     config.token = args
         .token
         .as_ref()

@@ -297,6 +297,7 @@ async fn start_adapters(
             agency.code.to_string(),
             AgencyEndpoint {
                 grpc: format!("https://{address}"),
+                json: Some(format!("https://{address}")),
                 token,
                 kind: agency.kind.as_str().to_owned(),
                 name_en: agency.name_en.clone(),

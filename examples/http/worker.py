@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""A reference worker for onedoor's HTTP/JSON face (docs/http-json.md), with Python's requests.
+
+It plays both sides of one hand-off, as two ministry systems would:
+
+1. the front office opens a case and hands it to a ministry;
+2. the ministry's worker reads its inbox (Server-Sent Events), de-duplicates by event id,
+   accepts and completes the task, and acknowledges the item only after that;
+3. the front office reads the `completed` event from its own inbox, acknowledges it, and reads
+   the case.
+
+Every write carries an idempotency key derived from what it answers (the run id, the event
+id), so running it again, or retrying after a timeout, 503 or 409, writes nothing twice.
+
+    python3 worker.py --endpoints .onedoor/endpoints.json --front ODSC-VTE-SAYSETTHA --ministry MOIC
+    python3 worker.py --front-url http://127.0.0.1:PORT --front-token T \
+                      --ministry-url http://127.0.0.1:PORT2 --ministry-token T2 --ministry MOIC
+
+It prints one JSON line: the case id, its trace id and its status.
+"""
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+import requests
+
+RETRIED = {409, 503, 504}  # ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED: retry with the same key
+
+
+class Gateway:
+    """One agency's adapter, over HTTP/JSON."""
+
+    def __init__(self, url, token, ca=None):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.verify = ca if ca else True
+
+    def call(self, method, body, attempts=5):
+        for attempt in range(attempts):
+            answer = self.session.post(f"{self.url}/v1/{method}", json=body, timeout=30)
+            if answer.status_code == 200:
+                return answer.json()
+            error = answer.json()
+            if answer.status_code in RETRIED and attempt + 1 < attempts:
+                time.sleep(0.2 * 2**attempt)
+                continue
+            raise RuntimeError(f"{method}: {answer.status_code} {error['code']}: {error['message']}"
+                               f" (field {error.get('field')}, trace {error['traceparent']})")
+        raise RuntimeError(f"{method}: gave up")
+
+    def inbox(self):
+        """Yields inbox items as they arrive; an `error` event raises."""
+        with self.session.post(f"{self.url}/v1/Inbox", stream=True, timeout=(10, 60),
+                               headers={"Accept": "text/event-stream"}) as stream:
+            if stream.status_code != 200:
+                error = stream.json()
+                raise RuntimeError(f"Inbox: {stream.status_code} {error['code']}: {error['message']}")
+            event, data = "message", []
+            for line in stream.iter_lines(decode_unicode=True):
+                if line.startswith(":"):
+                    continue  # keep-alive
+                if line.startswith("event:"):
+                    event = line[len("event:"):].strip()
+                elif line.startswith("data:"):
+                    data.append(line[len("data:"):].lstrip())
+                elif line == "" and data:
+                    payload = json.loads("\n".join(data))
+                    if event == "error":
+                        raise RuntimeError(f"Inbox: {payload['code']}: {payload['message']}")
+                    yield payload
+                    event, data = "message", []
+
+
+def ministry_takes(ministry, case_id, seen):
+    """Works the ministry's inbox until the task on `case_id` is done and acknowledged."""
+    for item in ministry.inbox():
+        event = item["event"]
+        event_id = event["eventId"]
+        if event_id not in seen and "handedOff" in event:
+            # The work, idempotent by the event it answers: a redelivery writes nothing new.
+            ministry.call("Accept", {"caseId": event["caseId"], "idempotencyKey": f"accept-{event_id}",
+                                     "actor": "reference-worker"})
+            ministry.call("Complete", {"caseId": event["caseId"], "outcome": "approved",
+                                       "idempotencyKey": f"complete-{event_id}",
+                                       "actor": "reference-worker"})
+        seen.add(event_id)
+        # Acknowledge only once the work is stored: an item lost before this comes again.
+        ministry.call("Ack", {"eventIds": [event_id]})
+        if event["caseId"] == case_id:
+            return
+
+
+def front_learns(front, case_id):
+    """Reads the front office's inbox until the `completed` event of `case_id`; acks each item."""
+    for item in front.inbox():
+        event = item["event"]
+        front.call("Ack", {"eventIds": [event["eventId"]]})
+        if event["caseId"] == case_id and "completed" in event:
+            return event["completed"]["outcome"]
+
+
+def gateways(args):
+    if args.endpoints:
+        with open(args.endpoints, encoding="utf-8") as file:
+            endpoints = json.load(file)
+        ca = endpoints.get("tls_ca_cert")
+
+        def gateway(code):
+            agency = endpoints["agencies"][code]
+            return Gateway(agency.get("json") or agency["grpc"], agency["token"], ca)
+
+        return gateway(args.front), gateway(args.ministry)
+    return (Gateway(args.front_url, args.front_token, args.ca),
+            Gateway(args.ministry_url, args.ministry_token, args.ca))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--endpoints", help="endpoints.json written by `onedoor up`")
+    parser.add_argument("--front", default="ODSC-VTE-SAYSETTHA")
+    parser.add_argument("--ministry", default="MOIC")
+    parser.add_argument("--front-url")
+    parser.add_argument("--front-token")
+    parser.add_argument("--ministry-url")
+    parser.add_argument("--ministry-token")
+    parser.add_argument("--ca", help="CA certificate (PEM) when the adapters serve TLS")
+    parser.add_argument("--service", default="enterprise-registration")
+    parser.add_argument("--run-id", default=str(uuid.uuid4()),
+                        help="names this run's writes: the same id again writes nothing new")
+    args = parser.parse_args()
+    front, ministry = gateways(args)
+
+    receipt = front.call("OpenCase", {"service": args.service, "citizenRef": f"REF-{args.run_id[:8]}",
+                                      "summary": "reference worker case",
+                                      "idempotencyKey": f"open-{args.run_id}"})
+    case_id = receipt["caseId"]
+    front.call("HandOff", {"caseId": case_id, "toAgency": args.ministry,
+                           "instructions": "please review", "idempotencyKey": f"hand-{args.run_id}"})
+    ministry_takes(ministry, case_id, seen=set())
+    outcome = front_learns(front, case_id)
+    view = front.call("GetCase", {"caseId": case_id})
+    print(json.dumps({"caseId": case_id, "traceId": receipt["traceId"], "status": view["status"],
+                      "outcome": outcome, "events": len(view["events"])}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
