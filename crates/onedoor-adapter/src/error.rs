@@ -46,6 +46,12 @@ pub enum AdapterError {
     #[error("case {case_id} does not exist")]
     CaseNotFound { case_id: String },
 
+    #[error("{agency} has no stuck inbox item at stream sequence {sequence}; ListStuck lists them")]
+    NoStuckItem { agency: String, sequence: u64 },
+
+    #[error("the stuck item at stream sequence {sequence} cannot be delivered again: {why}")]
+    NotRedeliverable { sequence: u64, why: String },
+
     #[error(transparent)]
     Bus(#[from] BusError),
 
@@ -74,7 +80,8 @@ impl AdapterError {
             }
             AdapterError::Refused(refusal) => status::refusal_code(refusal.class()),
             AdapterError::KeyReused { .. } => Code::AlreadyExists,
-            AdapterError::CaseNotFound { .. } => Code::NotFound,
+            AdapterError::CaseNotFound { .. } | AdapterError::NoStuckItem { .. } => Code::NotFound,
+            AdapterError::NotRedeliverable { .. } => Code::FailedPrecondition,
             AdapterError::Bus(bus) => status::bus_code(bus),
             AdapterError::Config(_) | AdapterError::Serve(_) => Code::Internal,
             // Only at start, before any call is served.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use onedoor_bus::{CaseLog, CaseTip, TraceContext, WriteRequest, trace::TRACEPARENT};
-use onedoor_case::{AgencyCode, CaseState, Command, Registry};
+use onedoor_case::{Action, AgencyCode, CaseId, CaseState, Command, Registry};
 use onedoor_proto::convert::timestamp;
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_server::AgencyGateway;
@@ -15,12 +15,28 @@ use time::OffsetDateTime;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
+use crate::catalogue;
 use crate::error::AdapterError;
 use crate::idempotency;
 use crate::inbox::InboxService;
 use crate::metrics as m;
 use crate::requests::{self, WriteInput};
 use crate::telemetry;
+
+/// The case's state from its verified events; a case with none does not exist.
+pub(crate) fn fold(
+    case_id: CaseId,
+    stored: &[onedoor_bus::StoredEvent],
+) -> Result<CaseState, AdapterError> {
+    CaseState::fold(stored.iter().map(|s| &s.event))
+        .map_err(|e| onedoor_bus::BusError::Corrupt {
+            case_id: case_id.to_string(),
+            why: e.to_string(),
+        })?
+        .ok_or_else(|| AdapterError::CaseNotFound {
+            case_id: case_id.to_string(),
+        })
+}
 
 /// Where "now" comes from; tests may pin it.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -195,6 +211,36 @@ impl Gateway {
         Ok((receipt, written.prepared.trace))
     }
 
+    /// Tells every agency whose open task the resolution of `case_id` closed, once each: one
+    /// `task_closed` event addressed to it, so it lands in that agency's inbox. The event ids
+    /// come from the resolution and the receiver, so a retry finds the notices already written.
+    async fn notify_closed_tasks(&self, case_id: CaseId) -> Result<(), AdapterError> {
+        let state = fold(case_id, &self.log.load(case_id).await?)?;
+        let Some((resolved, _)) = state.resolved.as_ref() else {
+            return Ok(());
+        };
+        for to in state.unnotified_closed_tasks() {
+            let idempotency_key = format!("notice:{to}:{resolved}");
+            let write = WriteRequest {
+                case_id,
+                event_id: self.ids.event_id(&self.agency, &idempotency_key, case_id),
+                command: Command {
+                    agency: self.agency.clone(),
+                    actor: String::new(),
+                    at: (self.clock)(),
+                    action: Action::NotifyClosed { to: to.clone() },
+                },
+                idempotency_key,
+                caller_trace: None,
+            };
+            let written = self.log.execute(&write, &self.registry).await?;
+            if !written.duplicate {
+                metrics::counter!(m::EVENTS_PUBLISHED, "agency" => self.agency.to_string(), "kind" => "task_closed").increment(1);
+            }
+        }
+        Ok(())
+    }
+
     async fn get_case_inner(
         &self,
         request: v1::GetCaseRequest,
@@ -216,14 +262,7 @@ impl Gateway {
                 case_id: case_id.to_string(),
             });
         }
-        let state = CaseState::fold(stored.iter().map(|s| &s.event))
-            .map_err(|e| onedoor_bus::BusError::Corrupt {
-                case_id: case_id.to_string(),
-                why: e.to_string(),
-            })?
-            .ok_or_else(|| AdapterError::CaseNotFound {
-                case_id: case_id.to_string(),
-            })?;
+        let state = fold(case_id, &stored)?;
         let events = stored.into_iter().map(|s| s.wire).collect();
         let mut view = onedoor_proto::view::case_view(&state, events, (self.clock)());
         view.quarantined = verified
@@ -287,7 +326,11 @@ impl AgencyGateway for Gateway {
         &self,
         request: Request<v1::ResolveCaseRequest>,
     ) -> Result<Response<v1::Receipt>, Status> {
-        self.write("ResolveCase", request).await
+        let response = self.write("ResolveCase", request).await?;
+        let case_id = requests::case_id(&response.get_ref().case_id)?;
+        // A retry (same key) comes back here as a duplicate and writes what is still missing.
+        self.notify_closed_tasks(case_id).await?;
+        Ok(response)
     }
 
     type InboxStream = crate::inbox::InboxStream;
@@ -314,6 +357,29 @@ impl AgencyGateway for Gateway {
     ) -> Result<Response<v1::CaseView>, Status> {
         Ok(Response::new(
             self.get_case_inner(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_services(
+        &self,
+        _request: Request<v1::ListServicesRequest>,
+    ) -> Result<Response<v1::ListServicesResponse>, Status> {
+        Ok(Response::new(catalogue::list_services(&self.registry)))
+    }
+
+    async fn list_stuck(
+        &self,
+        _request: Request<v1::ListStuckRequest>,
+    ) -> Result<Response<v1::ListStuckResponse>, Status> {
+        Ok(Response::new(self.inbox.list_stuck().await?))
+    }
+
+    async fn redeliver(
+        &self,
+        request: Request<v1::RedeliverRequest>,
+    ) -> Result<Response<v1::RedeliverResponse>, Status> {
+        Ok(Response::new(
+            self.inbox.redeliver(request.into_inner()).await?,
         ))
     }
 }

@@ -148,6 +148,9 @@ pub fn same_request(stored: &CaseEvent, command: &Command) -> bool {
                 note: n,
             },
         ) => resolution == r && note == n,
+        (EventBody::TaskClosed { .. }, Action::NotifyClosed { to }) => {
+            stored.to.as_ref() == Some(to)
+        }
         _ => false,
     }
 }

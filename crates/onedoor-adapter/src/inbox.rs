@@ -1,12 +1,14 @@
 //! The `Inbox` stream and `Ack` over the agency's durable consumer `inbox-<AGENCY>`. One
 //! [`InFlight`] registry per adapter holds every delivery not yet acknowledged, so an `Ack` on
-//! any call reaches a delivery made on any stream.
+//! any call reaches a delivery made on any stream. Stuck items put back with `Redeliver` (see
+//! [`crate::redeliver`]) join every stream beside the consumer's deliveries.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
 use onedoor_bus::{CaseLog, InFlight, Inbox, InboxDelivery, InboxSettings, TraceContext};
-use onedoor_case::{AgencyCode, EventId};
+use onedoor_case::{AgencyCode, CaseId, CaseState, EventId, Registry};
 use onedoor_proto::v1;
 use opentelemetry::global;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
@@ -15,7 +17,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::error::AdapterError;
+use crate::item::inbox_item;
 use crate::metrics as m;
+use crate::redeliver::{Replays, stuck_item};
 use crate::requests;
 use crate::telemetry;
 
@@ -42,6 +46,11 @@ pub struct InboxService {
     /// Told of every delivery, so that a `GetCase` or a step after it reads a replica that
     /// holds the delivered event (or asks the leader).
     log: CaseLog,
+    /// The agency's own stuck records are read and cleared with it.
+    jetstream: async_nats::jetstream::Context,
+    replays: Replays,
+    /// Gives each item its route step; without it items carry none.
+    registry: Option<Arc<Registry>>,
 }
 
 impl InboxService {
@@ -52,13 +61,22 @@ impl InboxService {
         stopping: watch::Receiver<bool>,
         log: CaseLog,
     ) -> Result<Self, AdapterError> {
-        let in_flight = InFlight::new(jetstream, agency.clone(), settings)?;
+        let in_flight = InFlight::new(jetstream.clone(), agency.clone(), settings)?;
         Ok(InboxService {
             agency,
             in_flight,
             stopping,
             log,
+            jetstream,
+            replays: Replays::default(),
+            registry: None,
         })
+    }
+
+    /// Items name their route step from `registry`'s catalogue.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     pub fn settings(&self) -> &InboxSettings {
@@ -97,6 +115,7 @@ impl InboxService {
             .await?
             .with_window(window);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(self.clone().replay_into(tx.clone()));
         let service = self.clone();
         let stopping = stopped(self.stopping.clone());
         tokio::spawn(async move {
@@ -112,7 +131,7 @@ impl InboxService {
                 };
                 let item = match delivery {
                     Ok(delivery) => match service.believed(delivery).await {
-                        Ok(Some(delivery)) => Ok(service.item(delivery)),
+                        Ok(Some(delivery)) => service.item(delivery).await.map_err(Status::from),
                         Ok(None) => continue,
                         Err(err) => Err(Status::from(err)),
                     },
@@ -150,9 +169,50 @@ impl InboxService {
         Ok(None)
     }
 
-    /// Turns a delivery into the wire item, with a span in the case's trace (a child of the
-    /// event's own span), so the journey shows each agency receiving the hand-off.
-    pub(crate) fn item(&self, delivery: InboxDelivery) -> v1::InboxItem {
+    /// Hands redelivered stuck items to this stream until it ends; an item the stream could
+    /// not take goes back to the queue for another stream.
+    async fn replay_into(self, tx: mpsc::Sender<Result<v1::InboxItem, Status>>) {
+        let stopping = stopped(self.stopping.clone());
+        tokio::pin!(stopping);
+        loop {
+            let item = tokio::select! {
+                item = self.replays.next() => item,
+                () = tx.closed() => break,
+                () = &mut stopping => break,
+            };
+            let Some(item) = item else { break };
+            self.replays.delivered(&item);
+            if let Err(mpsc::error::SendError(Ok(item))) = tx.send(Ok(item)).await {
+                self.replays.requeue(item);
+                break;
+            }
+        }
+    }
+
+    /// The case as it stands now, from its verified events.
+    async fn case_state(&self, case_id: CaseId) -> Result<CaseState, AdapterError> {
+        crate::gateway::fold(case_id, &self.log.load(case_id).await?)
+    }
+
+    /// Turns a delivery into the wire item, with what a clerk needs (see [`crate::item`]) and
+    /// a span in the case's trace (a child of the event's own span), so the journey shows each
+    /// agency receiving the hand-off.
+    pub(crate) async fn item(
+        &self,
+        delivery: InboxDelivery,
+    ) -> Result<v1::InboxItem, AdapterError> {
+        let state = self.case_state(delivery.stored.event.case_id).await?;
+        let attempt = delivery.delivery_attempt;
+        let sequence = delivery.stream_sequence;
+        let event = delivery.stored.event.clone();
+        let registry = self.registry.as_deref();
+        let mut item = inbox_item(&state, &event, self.traced(delivery), registry);
+        item.delivery_attempt = attempt;
+        item.stream_sequence = sequence;
+        Ok(item)
+    }
+
+    fn traced(&self, delivery: InboxDelivery) -> v1::CaseEvent {
         let agency = self.agency.to_string();
         metrics::counter!(m::INBOX_DELIVERED, "agency" => agency.clone()).increment(1);
         if delivery.delivery_attempt > 1 {
@@ -186,11 +246,7 @@ impl InboxService {
             i64::from(delivery.delivery_attempt),
         ));
         span.end();
-        v1::InboxItem {
-            event: Some(wire),
-            delivery_attempt: delivery.delivery_attempt,
-            stream_sequence: delivery.stream_sequence,
-        }
+        wire
     }
 
     pub async fn ack(&self, request: v1::AckRequest) -> Result<v1::AckResponse, AdapterError> {
@@ -206,7 +262,14 @@ impl InboxService {
             .iter()
             .map(|id| requests::event_id(id))
             .collect::<Result<Vec<EventId>, _>>()?;
-        let outcome = self.in_flight.ack(&ids).await;
+        let replayed = self.ack_replays(&ids).await?;
+        let rest: Vec<EventId> = ids
+            .iter()
+            .filter(|id| !replayed.contains(id))
+            .copied()
+            .collect();
+        let mut outcome = self.in_flight.ack(&rest).await;
+        outcome.acked.extend(replayed);
         metrics::counter!(m::INBOX_ACKED, "agency" => self.agency.to_string())
             .increment(outcome.acked.len() as u64);
         self.record_gauges();
@@ -227,6 +290,89 @@ impl InboxService {
         Ok(v1::AckResponse {
             acked_event_ids: outcome.acked.iter().map(ToString::to_string).collect(),
             unknown_event_ids: outcome.unknown.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    /// Acknowledges the redelivered stuck items among `ids` by clearing their stuck records;
+    /// returns their ids. A record that cannot be cleared keeps its item awaiting the Ack.
+    async fn ack_replays(&self, ids: &[EventId]) -> Result<Vec<EventId>, AdapterError> {
+        let taken = self.replays.take_acked(ids);
+        let mut acked = Vec::with_capacity(taken.len());
+        for (index, (id, sequence)) in taken.iter().enumerate() {
+            let cleared =
+                onedoor_bus::own_stuck::clear_own_stuck(&self.jetstream, &self.agency, *sequence)
+                    .await;
+            if let Err(err) = cleared {
+                for (id, sequence) in &taken[index..] {
+                    self.replays.restore(*id, *sequence);
+                }
+                return Err(err.into());
+            }
+            tracing::info!(agency = %self.agency, sequence, event_id = %id, "redelivered stuck item acknowledged; record cleared");
+            acked.push(*id);
+        }
+        Ok(acked)
+    }
+
+    /// The agency's own stuck items.
+    pub async fn list_stuck(&self) -> Result<v1::ListStuckResponse, AdapterError> {
+        let records = onedoor_bus::own_stuck::list_own_stuck(&self.jetstream, &self.agency).await?;
+        Ok(v1::ListStuckResponse {
+            items: records
+                .iter()
+                .map(|r| stuck_item(r, self.replays.is_pending(r.stream_sequence)))
+                .collect(),
+        })
+    }
+
+    /// Queues the agency's stuck item at `request.stream_sequence` for its next Inbox stream.
+    pub async fn redeliver(
+        &self,
+        request: v1::RedeliverRequest,
+    ) -> Result<v1::RedeliverResponse, AdapterError> {
+        let sequence = request.stream_sequence;
+        if sequence == 0 {
+            return Err(AdapterError::InvalidArgument {
+                field: "stream_sequence",
+                why: "is required: the stream_sequence of an item from ListStuck".into(),
+            });
+        }
+        let not_found = || AdapterError::NoStuckItem {
+            agency: self.agency.to_string(),
+            sequence,
+        };
+        let record =
+            onedoor_bus::own_stuck::own_stuck_record(&self.jetstream, &self.agency, sequence)
+                .await?
+                .ok_or_else(not_found)?;
+        let unusable = |why: &str| AdapterError::NotRedeliverable {
+            sequence,
+            why: why.to_owned(),
+        };
+        let case_id = CaseId::parse(&record.case_id)
+            .map_err(|_| unusable("the stuck message names no case (it did not decode)"))?;
+        let history = self.log.load(case_id).await?;
+        let state = crate::gateway::fold(case_id, &history)?;
+        let stored = history
+            .into_iter()
+            .find(|s| s.sequence == sequence)
+            .ok_or_else(|| {
+                unusable("the message is not a believed event of its case (it was quarantined)")
+            })?;
+        if stored.event.to.as_ref() != Some(&self.agency) {
+            return Err(not_found());
+        }
+        let registry = self.registry.as_deref();
+        let mut item = inbox_item(&state, &stored.event, stored.wire, registry);
+        item.stream_sequence = sequence;
+        item.delivery_attempt =
+            u32::try_from(record.deliveries.saturating_add(1)).unwrap_or(u32::MAX);
+        item.redelivered_from_stuck = true;
+        self.in_flight.forget(&stored.event.event_id);
+        self.replays.queue(item);
+        tracing::info!(agency = %self.agency, sequence, %case_id, "stuck item queued for redelivery");
+        Ok(v1::RedeliverResponse {
+            item: Some(stuck_item(&record, true)),
         })
     }
 }

@@ -8,7 +8,11 @@
 //! - `health`: gRPC health: NOT_SERVING while NATS does not answer, a frozen server
 //!   included.
 //! - [`gateway`]: the `AgencyGateway` implementation: writes, `GetCase`.
-//! - [`inbox`]: the `Inbox` stream and `Ack` over the durable consumer `inbox-<AGENCY>`.
+//! - [`inbox`]: the `Inbox` stream and `Ack` over the durable consumer `inbox-<AGENCY>`, and
+//!   the agency's own stuck items (`ListStuck`).
+//! - `item`: what an inbox item means for its receiver (kind, service, step, due time).
+//! - [`redeliver`]: stuck items put back in the inbox by the adapter (`Redeliver`).
+//! - [`catalogue`]: the service catalogue for `ListServices`.
 //! - [`webhook`]: the inbox pushed to one URL per agency instead of pulled: signed POSTs,
 //!   retries with back-off and jitter, stuck after the last attempt.
 //! - [`requests`]: wire requests → domain commands, parsed once at the edge.
@@ -20,13 +24,16 @@
 //! - [`metrics`]: metric names and descriptions.
 //! - [`telemetry`]: OpenTelemetry spans in the case's one trace (no-ops without a provider).
 
+pub mod catalogue;
 pub mod credentials;
 pub mod error;
 pub mod gateway;
 mod health;
 pub mod idempotency;
 pub mod inbox;
+mod item;
 pub mod metrics;
+pub mod redeliver;
 pub mod requests;
 pub mod server;
 pub mod telemetry;

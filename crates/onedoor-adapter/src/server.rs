@@ -187,7 +187,8 @@ pub async fn run(
             config.inbox.clone(),
             stopping_rx,
             log.clone(),
-        )?,
+        )?
+        .with_registry(config.registry.clone()),
         log,
         clock: config.clock.clone(),
         ids: config

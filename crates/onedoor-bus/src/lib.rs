@@ -24,6 +24,7 @@
 //!   [`Inbox`] sessions with a bounded in-flight window, and [`InFlight`], acks by event id.
 //! - [`stuck`]: deliveries given up on, recorded in the `ONEDOOR_STUCK` KV bucket
 //!   ([`StuckRecorder`] listens to the max-deliveries advisory; [`list_stuck`] reads them).
+//! - [`own_stuck`]: one agency's own stuck records, listed and cleared within its NATS rights.
 //! - [`nats_error`]: [`NatsErrorKind`], NATS and JetStream failures by what a caller does
 //!   next (a conflict is retried, an outage reported), classified from async-nats errors.
 //! - [`error`]: [`BusError`], the crate's one error type.
@@ -35,6 +36,7 @@ pub mod drift;
 pub mod error;
 pub mod inbox;
 pub mod nats_error;
+pub mod own_stuck;
 mod replica_read;
 pub mod snapshot;
 pub mod stream;

@@ -6,11 +6,13 @@ mod command;
 mod decide;
 mod document;
 mod event;
+mod route;
 mod state;
 
-pub use authorize::{MAX_CLOCK_SKEW, authorize, authorize_open};
+pub use authorize::{MAX_CLOCK_SKEW, authorize, authorize_after_resolution, authorize_open};
 pub use command::{Action, Command};
 pub use decide::{Refusal, RefusalClass, check_input, decide};
 pub use document::DocumentRef;
 pub use event::{CaseEvent, EventBody, Resolution};
+pub use route::{OffRoute, check_strict_route};
 pub use state::{CaseState, CaseStatus, FoldError, PastTask, Task, TaskEnd, TaskState};

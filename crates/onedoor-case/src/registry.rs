@@ -183,6 +183,9 @@ pub struct Service {
     pub name_en: String,
     pub name_lo: String,
     pub route: Vec<Stage>,
+    /// A strict route refuses hand-offs off the route or ahead of an unfinished stage (see
+    /// `case::route`); otherwise the route only gives time limits and guides the sender.
+    pub strict_route: bool,
 }
 
 impl Service {

@@ -149,6 +149,10 @@ pub fn to_wire(event: &CaseEvent, envelope: Envelope) -> v1::CaseEvent {
             resolution: resolution_to_wire(*resolution).into(),
             note: note.clone(),
         }),
+        EventBody::TaskClosed { resolution, note } => Body::TaskClosed(v1::TaskClosed {
+            resolution: resolution_to_wire(*resolution).into(),
+            note: note.clone(),
+        }),
     };
     v1::CaseEvent {
         event_id: event.event_id.to_string(),
@@ -205,6 +209,10 @@ pub fn from_wire(wire: &v1::CaseEvent) -> Result<(CaseEvent, Envelope), WireErro
         },
         Body::Resolved(b) => EventBody::Resolved {
             resolution: resolution_from_wire("resolved.resolution", b.resolution)?,
+            note: b.note.clone(),
+        },
+        Body::TaskClosed(b) => EventBody::TaskClosed {
+            resolution: resolution_from_wire("task_closed.resolution", b.resolution)?,
             note: b.note.clone(),
         },
     };

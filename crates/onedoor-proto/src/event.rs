@@ -11,7 +11,7 @@ use crate::v1::CaseEvent;
 use crate::v1::case_event::Body;
 
 /// Every event kind, in field-number order of the `body` oneof.
-pub const EVENT_KINDS: [&str; 7] = [
+pub const EVENT_KINDS: [&str; 8] = [
     "opened",
     "handed_off",
     "accepted",
@@ -19,6 +19,7 @@ pub const EVENT_KINDS: [&str; 7] = [
     "sent_back",
     "info_requested",
     "resolved",
+    "task_closed",
 ];
 
 /// Builds a CloudEvents type from a literal kind at compile time.
@@ -40,6 +41,7 @@ impl Body {
             Body::SentBack(_) => "sent_back",
             Body::InfoRequested(_) => "info_requested",
             Body::Resolved(_) => "resolved",
+            Body::TaskClosed(_) => "task_closed",
         }
     }
 
@@ -54,6 +56,7 @@ impl Body {
             Body::SentBack(_) => ce_type!("sent_back"),
             Body::InfoRequested(_) => ce_type!("info_requested"),
             Body::Resolved(_) => ce_type!("resolved"),
+            Body::TaskClosed(_) => ce_type!("task_closed"),
         }
     }
 }

@@ -110,6 +110,9 @@ fn agency_gateway_has_exactly_the_contract_rpcs() {
         "Inbox",
         "Ack",
         "GetCase",
+        "ListServices",
+        "ListStuck",
+        "Redeliver",
     ]);
     assert_eq!(names, contract);
 }
@@ -621,6 +624,7 @@ fn documented_limits_match_the_rust_constants() {
         ("TaskSentBack", "reason", bytes(REASON_MAX_BYTES)),
         ("InfoRequested", "question", bytes(QUESTION_MAX_BYTES)),
         ("CaseResolved", "note", bytes(NOTE_MAX_BYTES)),
+        ("TaskClosed", "note", bytes(NOTE_MAX_BYTES)),
         ("DocumentRef", "name", bytes(DOCUMENT_NAME_MAX_BYTES)),
         ("DocumentRef", "uri", bytes(DOCUMENT_URI_MAX_BYTES)),
         (

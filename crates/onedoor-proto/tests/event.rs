@@ -4,7 +4,7 @@ use onedoor_proto::event::{EVENT_KINDS, kind_from_ce_type};
 use onedoor_proto::v1::case_event::Body;
 use onedoor_proto::v1::{
     CaseEvent, CaseOpened, CaseResolved, DocumentRef, HandedOff, InfoRequested, Resolution,
-    TaskAccepted, TaskCompleted, TaskSentBack,
+    TaskAccepted, TaskClosed, TaskCompleted, TaskSentBack,
 };
 use prost::Message as _;
 
@@ -50,6 +50,10 @@ fn every_body() -> Vec<Body> {
             resolution: Resolution::Approved as i32,
             note: "approved".into(),
         }),
+        Body::TaskClosed(TaskClosed {
+            resolution: Resolution::Withdrawn as i32,
+            note: "the citizen withdrew".into(),
+        }),
     ]
 }
 
@@ -62,6 +66,7 @@ fn kind_of(body: &Body) -> &'static str {
         Body::SentBack(_) => "sent_back",
         Body::InfoRequested(_) => "info_requested",
         Body::Resolved(_) => "resolved",
+        Body::TaskClosed(_) => "task_closed",
     }
 }
 

@@ -356,10 +356,14 @@ fn detail(body: &EventBody) -> String {
         EventBody::Completed { outcome, note, .. } => format!("{outcome} ({note})"),
         EventBody::SentBack { reason } => reason.clone(),
         EventBody::InfoRequested { question } => question.clone(),
-        EventBody::Resolved { resolution, note } if note.is_empty() => {
+        EventBody::Resolved { resolution, note } | EventBody::TaskClosed { resolution, note }
+            if note.is_empty() =>
+        {
             resolution.as_str().to_owned()
         }
-        EventBody::Resolved { resolution, note } => format!("{} ({note})", resolution.as_str()),
+        EventBody::Resolved { resolution, note } | EventBody::TaskClosed { resolution, note } => {
+            format!("{} ({note})", resolution.as_str())
+        }
     }
 }
 

@@ -631,6 +631,10 @@ messages! {
         en: "Closed",
         lo: "ປິດຄຳຮ້ອງ",
     }
+    KindTaskClosed {
+        en: "Agency told of the closing",
+        lo: "ແຈ້ງການປິດຄຳຮ້ອງໃຫ້ພາກສ່ວນ",
+    }
     EndCompleted {
         en: "completed",
         lo: "ສຳເລັດ",

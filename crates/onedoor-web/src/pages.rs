@@ -554,6 +554,7 @@ fn event_kind(lang: Lang, body: &EventBody) -> &'static str {
         EventBody::SentBack { .. } => Msg::KindSentBack,
         EventBody::InfoRequested { .. } => Msg::KindInfoRequested,
         EventBody::Resolved { .. } => Msg::KindResolved,
+        EventBody::TaskClosed { .. } => Msg::KindTaskClosed,
     })
 }
 
@@ -576,7 +577,7 @@ fn event_detail(lang: Lang, body: &EventBody, offset: time::UtcOffset) -> Markup
         },
         EventBody::SentBack { reason } => html! { bdi { (reason) } },
         EventBody::InfoRequested { question } => html! { bdi { (question) } },
-        EventBody::Resolved { resolution, note } => {
+        EventBody::Resolved { resolution, note } | EventBody::TaskClosed { resolution, note } => {
             let (text, _) = status_text(lang, CaseStatus::Resolved(*resolution));
             html! { (text) @if !note.is_empty() { " — " bdi { (note) } } }
         }

@@ -112,7 +112,14 @@ impl Webhook {
                 return;
             }
         };
-        let item = self.inbox.item(delivery);
+        let item = match self.inbox.item(delivery).await {
+            Ok(item) => item,
+            Err(err) => {
+                // Left held, like an event that could not be checked: it comes back.
+                tracing::warn!(%case_id, %event_id, error = %err, "webhook: could not read the event's case; it will come again");
+                return;
+            }
+        };
         let traceparent = item
             .event
             .as_ref()

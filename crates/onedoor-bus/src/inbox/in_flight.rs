@@ -145,6 +145,13 @@ impl InFlight {
         &self.shared.js
     }
 
+    /// Drops what is held for `event_id` without acknowledging or recording it. For an event
+    /// the adapter delivers again itself (a stuck item put back): its expired last delivery
+    /// must not be recorded as stuck a second time once the new delivery is acknowledged.
+    pub fn forget(&self, event_id: &EventId) {
+        self.lock().remove(event_id);
+    }
+
     pub fn stats(&self) -> InboxStats {
         let now = Instant::now();
         let in_flight = self

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::decide::Refusal;
 use super::event::{CaseEvent, EventBody, Resolution};
-use super::state::{CaseState, Task, TaskState};
+use super::state::{CaseState, Task, TaskEnd, TaskState};
 use crate::codes::AgencyCode;
 use crate::registry::{AgencyKind, Registry};
 
@@ -80,6 +80,61 @@ pub fn authorize(case: &CaseState, event: &CaseEvent) -> Result<(), Refusal> {
             }
             addressed_to(case, event, None)
         }
+        EventBody::TaskClosed { .. } => Err(Refusal::NothingToNotify {
+            case_id,
+            agency: event.to.clone(),
+        }),
+    }
+}
+
+/// May the writer of `event` write it on `case`, which is resolved: only the origin's
+/// `task_closed` notice to an agency whose open task the resolution closed, once per agency,
+/// repeating the resolution and caused by it. Anything else is refused as on a resolved case.
+pub fn authorize_after_resolution(case: &CaseState, event: &CaseEvent) -> Result<(), Refusal> {
+    let case_id = case.case_id;
+    let (EventBody::TaskClosed { resolution, note }, Some((resolved, _)), Some((cause, said))) =
+        (&event.body, case.resolution, case.resolved.as_ref())
+    else {
+        return Err(Refusal::CaseResolved { case_id });
+    };
+    check_time(case.last_event_at, event.occurred_at)?;
+    if event.from != case.origin {
+        return Err(Refusal::NotOrigin {
+            case_id,
+            origin: case.origin.clone(),
+            action: "notify the closed tasks of",
+        });
+    }
+    let to = event
+        .to
+        .as_ref()
+        .filter(|to| {
+            case.past_tasks
+                .iter()
+                .any(|p| p.task.agency == **to && p.end == TaskEnd::ClosedByResolution)
+        })
+        .ok_or_else(|| Refusal::NothingToNotify {
+            case_id,
+            agency: event.to.clone(),
+        })?;
+    if case.notified.contains(to) {
+        return Err(Refusal::AlreadyNotified {
+            case_id,
+            agency: to.clone(),
+        });
+    }
+    let why = if *resolution != resolved {
+        Some("its resolution differs")
+    } else if note != said {
+        Some("its note differs")
+    } else if event.causation != Some(*cause) {
+        Some("its causation_id is not the resolved event")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Refusal::NoticeMismatch { case_id, why }),
+        None => Ok(()),
     }
 }
 

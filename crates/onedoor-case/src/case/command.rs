@@ -38,6 +38,11 @@ pub enum Action {
         resolution: Resolution,
         note: String,
     },
+    /// Tell `to`, whose open task the resolution closed, that the case is resolved. Not a
+    /// caller's request: the origin's adapter issues it for each such agency after resolving.
+    NotifyClosed {
+        to: AgencyCode,
+    },
 }
 
 impl Action {
@@ -50,6 +55,7 @@ impl Action {
             Action::SendBack { .. } => "send back",
             Action::RequestInfo { .. } => "request info",
             Action::Resolve { .. } => "resolve",
+            Action::NotifyClosed { .. } => "notify closed task",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The case rules: may this agency do this to this case now? Pure: the same state, command and
 //! registry always give the same answer, so the adapter (before writing) and any test agree.
 
-use super::authorize::{authorize, authorize_open};
+use super::authorize::{authorize, authorize_after_resolution, authorize_open};
 use super::command::{Action, Command};
 use super::document::{DocumentRef, check_documents};
 use super::event::{CaseEvent, EventBody, Resolution};
+use super::route::check_strict_route;
 use super::state::{CaseState, Task, TaskEnd, TaskState};
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
@@ -130,6 +131,18 @@ pub enum Refusal {
         expected: Option<AgencyCode>,
         found: Option<AgencyCode>,
     },
+    /// Boxed: the largest refusal, and every bus error carries a refusal.
+    #[error("{0}")]
+    OffRoute(Box<super::route::OffRoute>),
+    #[error("no task of {} on case {case_id} was closed by its resolution, so there is nothing to tell it", agency.as_ref().map_or("any agency", |a| a.as_str()))]
+    NothingToNotify {
+        case_id: CaseId,
+        agency: Option<AgencyCode>,
+    },
+    #[error("{agency} was already told that case {case_id} is resolved")]
+    AlreadyNotified { case_id: CaseId, agency: AgencyCode },
+    #[error("a task_closed event on case {case_id} must repeat the resolved event: {why}")]
+    NoticeMismatch { case_id: CaseId, why: &'static str },
     #[error(
         "time runs backwards: {at} is more than the allowed skew before the previous event at {previous}"
     )]
@@ -155,7 +168,8 @@ impl Refusal {
             | TooMany { .. }
             | BadDocument { .. }
             | BadDueDays { .. }
-            | NoReceiver { .. } => RefusalClass::InvalidArgument,
+            | NoReceiver { .. }
+            | NoticeMismatch { .. } => RefusalClass::InvalidArgument,
             CaseNotFound { .. } => RefusalClass::NotFound,
             CaseExists { .. } => RefusalClass::AlreadyExists,
             UnknownActingAgency { .. }
@@ -171,6 +185,9 @@ impl Refusal {
             | TaskAlreadyAccepted { .. }
             | TaskAlreadyOpen { .. }
             | OpenTasksRemain { .. }
+            | OffRoute(_)
+            | NothingToNotify { .. }
+            | AlreadyNotified { .. }
             | TimeRunsBackwards { .. } => RefusalClass::FailedPrecondition,
         }
     }
@@ -254,6 +271,7 @@ pub fn check_input(command: &Command) -> Result<(), Refusal> {
             required("question", question, limits::QUESTION_MAX_BYTES)
         }
         Action::Resolve { note, .. } => limit("note", note, limits::NOTE_MAX_BYTES),
+        Action::NotifyClosed { .. } => Ok(()),
     }
 }
 
@@ -316,6 +334,7 @@ pub fn decide(
         }
         (Action::Open { .. }, Some(_)) => return Err(Refusal::CaseExists { case_id }),
         (_, None) => return Err(Refusal::CaseNotFound { case_id }),
+        (Action::NotifyClosed { to }, Some(case)) if case.is_resolved() => notice(case, to)?,
         (_, Some(case)) if case.is_resolved() => return Err(Refusal::CaseResolved { case_id }),
         (action, Some(case)) => decide_on_open_case(case, action, command, registry)?,
     };
@@ -333,10 +352,29 @@ pub fn decide(
     // The checks above give the command-specific refusals; this one is what every reader
     // applies to the stored event, so nothing is written that a reader would quarantine.
     match state {
+        Some(case) if case.is_resolved() => authorize_after_resolution(case, &event)?,
         Some(case) => authorize(case, &event)?,
         None => authorize_open(&event, registry)?,
     }
     Ok(event)
+}
+
+/// The origin's `task_closed` notice to `to`, repeating the resolution it follows.
+fn notice(case: &CaseState, to: &AgencyCode) -> Result<Decision, Refusal> {
+    let (Some((resolution, _)), Some((resolved, note))) = (case.resolution, case.resolved.as_ref())
+    else {
+        return Err(Refusal::CaseResolved {
+            case_id: case.case_id,
+        });
+    };
+    Ok(Decision {
+        to: Some(to.clone()),
+        causation: Some(*resolved),
+        body: EventBody::TaskClosed {
+            resolution,
+            note: note.clone(),
+        },
+    })
 }
 
 struct Decision {
@@ -404,6 +442,11 @@ fn decide_on_open_case(
             })
         }
         Action::Resolve { resolution, note } => open.resolve(*resolution, note),
+        // Only once the case is resolved (handled before this); here no task was closed yet.
+        Action::NotifyClosed { to } => Err(Refusal::NothingToNotify {
+            case_id: case.case_id,
+            agency: Some(to.clone()),
+        }),
     }
 }
 
@@ -482,6 +525,14 @@ impl<'a> OpenCase<'a> {
             self.accepted_holder("hand on")?;
         }
         self.check_receiver(to)?;
+        // An answer to an info request goes back to a task already on its step.
+        let answers_info_request = self.case.tasks.contains_key(to);
+        if let Some(service) = self.registry.service(&self.case.service)
+            && service.strict_route
+            && !answers_info_request
+        {
+            check_strict_route(self.case, service, to)?;
+        }
         let working_days = due_working_days.unwrap_or_else(|| {
             self.registry
                 .service(&self.case.service)

@@ -58,6 +58,13 @@ pub enum EventBody {
         resolution: Resolution,
         note: String,
     },
+    /// The origin tells one agency that its open task ended with the resolution: the inbox
+    /// filter only sees events addressed to an agency, and `resolved` names no receiver. It
+    /// repeats the resolution so the receiver needs no second read.
+    TaskClosed {
+        resolution: Resolution,
+        note: String,
+    },
 }
 
 impl EventBody {
@@ -71,6 +78,7 @@ impl EventBody {
             EventBody::SentBack { .. } => "sent_back",
             EventBody::InfoRequested { .. } => "info_requested",
             EventBody::Resolved { .. } => "resolved",
+            EventBody::TaskClosed { .. } => "task_closed",
         }
     }
 }
@@ -90,7 +98,8 @@ pub struct CaseEvent {
     pub actor: String,
     /// The event this one follows from (see the contract's `causation_id`): the task's
     /// hand-off for accepted/completed/sent back; the writer's own task's hand-off (or the
-    /// opening) for handed off and info requested; the opening for resolved; `None` for opened.
+    /// opening) for handed off and info requested; the opening for resolved; the resolution
+    /// for task closed; `None` for opened.
     pub causation: Option<EventId>,
     pub body: EventBody,
 }

@@ -1,11 +1,11 @@
 //! A case's state as a pure fold of its events. The adapter folds a case's log before deciding
 //! a command; the tracker folds the same events into its views; both use this one function.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
-use super::authorize::authorize;
+use super::authorize::{authorize, authorize_after_resolution};
 use super::decide::Refusal;
 use super::event::{CaseEvent, EventBody, Resolution};
 use crate::codes::{AgencyCode, ServiceCode};
@@ -81,6 +81,10 @@ pub struct CaseState {
     pub tasks: BTreeMap<AgencyCode, Task>,
     pub past_tasks: Vec<PastTask>,
     pub resolution: Option<(Resolution, OffsetDateTime)>,
+    /// The `resolved` event and its note: what each `task_closed` notice repeats and follows.
+    pub resolved: Option<(EventId, String)>,
+    /// Agencies already told by a `task_closed` event that the resolution closed their task.
+    pub notified: BTreeSet<AgencyCode>,
 }
 
 /// An event that cannot follow the ones before it. Events written through [`super::decide`]
@@ -192,23 +196,51 @@ impl CaseState {
             tasks: BTreeMap::new(),
             past_tasks: Vec::new(),
             resolution: None,
+            resolved: None,
+            notified: BTreeSet::new(),
         })
+    }
+
+    /// Agencies whose open task the resolution closed and that no `task_closed` event has told
+    /// yet, in code order: the notices the origin's adapter still owes.
+    pub fn unnotified_closed_tasks(&self) -> Vec<AgencyCode> {
+        if !self.is_resolved() {
+            return Vec::new();
+        }
+        let closed: BTreeSet<&AgencyCode> = self
+            .past_tasks
+            .iter()
+            .filter(|p| p.end == TaskEnd::ClosedByResolution)
+            .map(|p| &p.task.agency)
+            .collect();
+        closed
+            .into_iter()
+            .filter(|agency| !self.notified.contains(*agency))
+            .cloned()
+            .collect()
     }
 
     fn apply_next(&mut self, event: &CaseEvent) -> Result<(), FoldError> {
         self.check_follows(event)?;
-        if !self.is_resolved() {
-            authorize(self, event).map_err(|refusal| FoldError::Unauthorized {
-                event_id: event.event_id,
-                case_id: event.case_id,
-                kind: event.body.kind(),
-                refusal: Box::new(refusal),
-            })?;
-        }
-        let applied = if self.is_resolved() {
-            Err("the case is already resolved".to_owned())
+        let resolved = self.is_resolved();
+        let allowed = if resolved {
+            authorize_after_resolution(self, event)
         } else {
-            self.apply_body(event)
+            authorize(self, event)
+        };
+        allowed.map_err(|refusal| FoldError::Unauthorized {
+            event_id: event.event_id,
+            case_id: event.case_id,
+            kind: event.body.kind(),
+            refusal: Box::new(refusal),
+        })?;
+        let applied = match (&event.body, event.to.as_ref()) {
+            (EventBody::TaskClosed { .. }, Some(to)) if resolved => {
+                self.notified.insert(to.clone());
+                Ok(())
+            }
+            _ if resolved => Err("the case is already resolved".to_owned()),
+            _ => self.apply_body(event),
         };
         applied.map_err(|why| FoldError::Inconsistent {
             event_id: event.event_id,
@@ -281,7 +313,8 @@ impl CaseState {
                 });
                 Ok(())
             }
-            EventBody::Resolved { resolution, .. } => {
+            EventBody::TaskClosed { .. } => Err("the case is not resolved".into()),
+            EventBody::Resolved { resolution, note } => {
                 if event.from != self.origin {
                     return Err(format!("only the origin {} resolves", self.origin));
                 }
@@ -293,6 +326,7 @@ impl CaseState {
                     });
                 }
                 self.resolution = Some((*resolution, at));
+                self.resolved = Some((event.event_id, note.clone()));
                 Ok(())
             }
         }

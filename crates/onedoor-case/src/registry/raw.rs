@@ -105,6 +105,9 @@ pub(super) struct RawService {
     pub name_en: String,
     #[serde(default)]
     pub name_lo: String,
+    /// Enforce the route (see `Service::strict_route`); off by default.
+    #[serde(default)]
+    pub strict_route: bool,
     #[serde(default, rename = "stage")]
     pub stages: Vec<RawStage>,
 }

@@ -524,6 +524,7 @@ fn services(
                 name_en: service.name_en.clone(),
                 name_lo: service.name_lo.clone(),
                 route,
+                strict_route: service.strict_route,
             },
         );
     }
