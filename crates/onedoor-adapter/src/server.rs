@@ -9,6 +9,7 @@ use onedoor_bus::{CaseLog, InboxSettings, Signer, StuckRecorder};
 use onedoor_case::{AgencyCode, Registry};
 use onedoor_grpc::server::Observed;
 use onedoor_http::JsonLayer;
+use onedoor_http::tls::TlsAcceptor;
 use onedoor_proto::v1::agency_gateway_server::AgencyGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -209,12 +210,10 @@ pub async fn run(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let json_tls = json_tls(&config)?;
     let router = router(&config, gateway, health_service)?;
     tracing::info!(agency = %config.agency, %address, "adapter serving");
-    let served = router
-        .serve_with_incoming_shutdown(onedoor_grpc::server::incoming(listener), shutdown)
-        .await
-        .map_err(|e| AdapterError::Serve(e.to_string()));
+    let served = serve(router, listener, json_tls, shutdown).await;
     if let Some(webhook) = webhook {
         webhook.abort();
     }
@@ -223,6 +222,40 @@ pub async fn run(
     drop(liveness);
     tracing::info!(agency = %config.agency, "adapter stopped");
     served
+}
+
+/// With the JSON face, TLS offering HTTP/1.1 beside HTTP/2 (`onedoor_http::tls`); without
+/// it, tonic's own TLS (set in [`router`]).
+fn json_tls(config: &AdapterConfig) -> Result<Option<TlsAcceptor>, AdapterError> {
+    match (&config.tls, &config.http) {
+        (Some(identity), Some(_)) => onedoor_http::tls::acceptor(identity)
+            .map(Some)
+            .map_err(|e| AdapterError::Config(e.to_string())),
+        _ => Ok(None),
+    }
+}
+
+async fn serve(
+    router: Router<Stack<JsonLayer, Observed>>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AdapterError> {
+    let served = match tls {
+        Some(acceptor) => {
+            let incoming = onedoor_http::tls::incoming(listener, acceptor);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            let incoming = onedoor_grpc::server::incoming(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    served.map_err(|e| AdapterError::Serve(e.to_string()))
 }
 
 /// The case log this adapter writes through, signing with the agency's key when it has one.
@@ -269,7 +302,9 @@ fn router(
             .map_err(|e| AdapterError::Config(e.to_string()))?,
         None => JsonLayer::off(),
     };
-    Ok(onedoor_grpc::server::builder(config.tls.as_ref(), calls)
+    // With the JSON face, `serve` does TLS itself (HTTP/1.1 in ALPN).
+    let tls = config.tls.as_ref().filter(|_| config.http.is_none());
+    Ok(onedoor_grpc::server::builder(tls, calls)
         .map_err(grpc)?
         // JSON clients speak HTTP/1.1 as often as HTTP/2.
         .accept_http1(config.http.is_some())

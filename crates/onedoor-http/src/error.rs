@@ -16,6 +16,9 @@ pub enum HttpError {
 
     #[error("service {0} is not in the contract's descriptors")]
     UnknownService(String),
+
+    #[error("TLS, {0}")]
+    Tls(String),
 }
 
 /// Why one JSON call failed; [`CallError::code`] and [`http_status`] say how it is answered.

@@ -15,6 +15,7 @@
 //! - [`transcode`]: JSON ⇄ protobuf by the descriptors (proto3 JSON mapping), naming the field
 //!   of a bad value.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the descriptors and their comments.
+//! - [`tls`]: the server's TLS offering HTTP/1.1 beside HTTP/2 (tonic's offers HTTP/2 only).
 //! - [`error`]: [`HttpError`] (start-up), [`CallError`] (one call), the one JSON error shape and
 //!   the table from gRPC codes to HTTP statuses.
 
@@ -24,6 +25,7 @@ pub mod layer;
 pub mod openapi;
 mod routes;
 mod sse;
+pub mod tls;
 pub mod transcode;
 
 use std::time::Duration;

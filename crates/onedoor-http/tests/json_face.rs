@@ -495,3 +495,69 @@ async fn reference_worker_in_python_hands_a_case_off_and_acks() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// A TLS client offering only HTTP/1.1 in ALPN, as Python's urllib3 and .NET's HttpClient do,
+/// trusting `pki`'s CA and presenting `agency`'s client certificate if given.
+fn http1_tls(
+    pki: &onedoor_grpc::devpki::DevPki,
+    agency: Option<&str>,
+) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(pki.ca_cert_pem.as_bytes())?)?;
+    let builder =
+        ClientConfig::builder_with_provider(std::sync::Arc::new(crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+    let mut config = match agency {
+        Some(agency) => {
+            let client = &pki.clients[agency];
+            builder.with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(client.cert_pem.as_bytes())?],
+                PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes())?,
+            )?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
+}
+
+#[tokio::test]
+async fn json_over_tls_serves_http1_clients_with_tokens_or_client_certificates()
+-> anyhow::Result<()> {
+    let mut bus = TestBus::start().await?;
+    let pki = onedoor_grpc::devpki::DevPki::generate([FRONT, "MOIC"])?;
+    let mut config = bus.adapter_config(FRONT)?;
+    config.tls = Some(onedoor_grpc::TlsIdentity {
+        cert_pem: pki.server.cert_pem.clone(),
+        key_pem: pki.server.key_pem.clone(),
+        client_ca_pem: Some(pki.ca_cert_pem.clone()),
+    });
+    config.client_certs = vec![pki.clients[FRONT].sha256];
+    bus.start_with(FRONT, config).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost")?;
+
+    let mut with_token = JsonClient::new(&bus.address(FRONT), Some(token_for(FRONT)));
+    with_token.tls = Some((http1_tls(&pki, None)?, name.clone()));
+    let opened = with_token.call("OpenCase", &open_request("tls-1")).await?;
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.body);
+
+    // The client certificate reaches the same credentials check as on gRPC: FRONT's own
+    // certificate needs no token; another agency's is refused even with FRONT's token.
+    let mut with_cert = JsonClient::new(&bus.address(FRONT), None);
+    with_cert.tls = Some((http1_tls(&pki, Some(FRONT))?, name.clone()));
+    let view = with_cert
+        .call("GetCase", &json!({"caseId": opened.body["caseId"]}))
+        .await?;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.body);
+    let mut foreign = JsonClient::new(&bus.address(FRONT), Some(token_for(FRONT)));
+    foreign.tls = Some((http1_tls(&pki, Some("MOIC"))?, name));
+    let refused = foreign.call("OpenCase", &open_request("tls-2")).await?;
+    assert_error(&refused, StatusCode::FORBIDDEN, "PERMISSION_DENIED", None);
+    Ok(())
+}
