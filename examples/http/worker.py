@@ -37,11 +37,14 @@ class Gateway:
         self.url = url.rstrip("/")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
-        self.session.verify = ca if ca else True
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
+        # session's verify, and the bus's own CA must win.
+        self.verify = ca if ca else True
 
     def call(self, method, body, attempts=5):
         for attempt in range(attempts):
-            answer = self.session.post(f"{self.url}/v1/{method}", json=body, timeout=30)
+            answer = self.session.post(f"{self.url}/v1/{method}", json=body, timeout=30,
+                                       verify=self.verify)
             if answer.status_code == 200:
                 return answer.json()
             error = answer.json()
@@ -55,6 +58,7 @@ class Gateway:
     def inbox(self):
         """Yields inbox items as they arrive; an `error` event raises."""
         with self.session.post(f"{self.url}/v1/Inbox", stream=True, timeout=(10, 60),
+                               verify=self.verify,
                                headers={"Accept": "text/event-stream"}) as stream:
             if stream.status_code != 200:
                 error = stream.json()
