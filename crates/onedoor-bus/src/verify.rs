@@ -95,19 +95,37 @@ impl CaseVerifier {
         };
         let stored = decode_stored(raw.sequence, raw.payload)
             .map_err(|e| quarantine(QuarantineReason::Undecodable(e.to_string())))?;
-        check_subject(case_id, &raw.subject, &stored).map_err(quarantine)?;
-        if let Some(registry) = registry {
-            verify_signature(&stored, registry)
-                .map_err(|p| quarantine(QuarantineReason::Signature(p)))?;
+        self.check_decoded(case_id, &raw.subject, &stored, registry, None)
+            .map_err(quarantine)?;
+        Ok(stored)
+    }
+
+    /// [`CaseVerifier::check`] for a message already decoded (`decode_stored`) from `subject`,
+    /// the same checks in the same order. `signature_ok` is a signature check the caller made
+    /// ahead (many at once, see `audit::verify_checks`); anything but `Some(true)` is checked
+    /// here, which also names the problem.
+    pub fn check_decoded(
+        &mut self,
+        case_id: CaseId,
+        subject: &str,
+        stored: &StoredEvent,
+        registry: Option<&Registry>,
+        signature_ok: Option<bool>,
+    ) -> Result<(), QuarantineReason> {
+        check_subject(case_id, subject, stored)?;
+        if let Some(registry) = registry
+            && signature_ok != Some(true)
+        {
+            verify_signature(stored, registry).map_err(QuarantineReason::Signature)?;
         }
         let expected_prev = self.last_hash.map(|h| h.to_vec()).unwrap_or_default();
         if stored.wire.prev_hash != expected_prev {
-            return Err(quarantine(QuarantineReason::BrokenChain));
+            return Err(QuarantineReason::BrokenChain);
         }
-        let state = self.next_state(&stored, registry).map_err(quarantine)?;
+        let state = self.next_state(stored, registry)?;
         self.state = Some(state);
         self.last_hash = Some(payload_digest(&stored.payload));
-        Ok(stored)
+        Ok(())
     }
 
     fn next_state(

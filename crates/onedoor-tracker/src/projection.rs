@@ -124,12 +124,12 @@ impl Projection {
         let decoded = decode_all(
             messages
                 .iter()
-                .map(|(sequence, subject, payload)| (*sequence, *subject, payload)),
+                .map(|(sequence, _, payload)| (*sequence, payload)),
         );
         let incoming = incoming(
             messages
                 .iter()
-                .map(|(sequence, subject, _)| (*sequence, *subject)),
+                .map(|(sequence, subject, payload)| (*sequence, *subject, payload)),
             &decoded,
         );
         let outcomes = self.store.apply_batch(&incoming).await?;
@@ -151,12 +151,14 @@ impl Projection {
                         let _ = self.moved.send(case_id.clone());
                     }
                 }
-                Applied::Waiting { .. } => projected += 1,
                 Applied::Duplicate => duplicate += 1,
-                Applied::Rejected { reason } => {
+                Applied::Rejected { case_id, label, .. } => {
                     rejected += 1;
-                    metrics::counter!(m::QUARANTINED, "reason" => quarantine_label(reason))
-                        .increment(1);
+                    metrics::counter!(m::QUARANTINED, "reason" => *label).increment(1);
+                    // The case page lists what was not believed: it moved too.
+                    if let (true, Some(case_id)) = (watched, case_id) {
+                        let _ = self.moved.send(case_id.clone());
+                    }
                 }
             }
         }
@@ -198,15 +200,16 @@ impl Projection {
             positions
                 .iter()
                 .zip(&payloads)
-                .map(|((sequence, subject), payload)| (*sequence, subject.as_str(), payload)),
+                .map(|((sequence, _), payload)| (*sequence, payload)),
         );
         let checked = self
             .store
-            .check(&prepared_incoming(&positions, &decoded))
+            .check(&prepared_incoming(&positions, &payloads, &decoded))
             .await;
         Prepared {
             messages,
             positions,
+            payloads,
             decoded,
             checked,
             position,
@@ -216,7 +219,8 @@ impl Projection {
     /// Stores a prepared batch in one transaction, then acknowledges its messages: only after
     /// the commit, since an ack tells the server it may forget them for us.
     async fn store_prepared(&self, prepared: &Prepared) -> Result<(), TrackerError> {
-        let incoming = prepared_incoming(&prepared.positions, &prepared.decoded);
+        let incoming =
+            prepared_incoming(&prepared.positions, &prepared.payloads, &prepared.decoded);
         let outcomes = self
             .store
             .apply_checked(&incoming, prepared.checked.clone())
@@ -308,6 +312,8 @@ struct Prepared {
     messages: Vec<Message>,
     /// Each usable message's stream sequence and subject.
     positions: Vec<(u64, Subject)>,
+    /// Each one's payload, as it came.
+    payloads: Vec<Bytes>,
     /// Each message's event, or why it is not one.
     decoded: Vec<Result<StoredEvent, String>>,
     checked: Checked,
@@ -318,74 +324,45 @@ struct Prepared {
 /// The store's view of a prepared batch.
 fn prepared_incoming<'a>(
     positions: &'a [(u64, Subject)],
+    payloads: &'a [Bytes],
     decoded: &'a [Result<StoredEvent, String>],
 ) -> Vec<Incoming<'a>> {
     incoming(
         positions
             .iter()
-            .map(|(sequence, subject)| (*sequence, subject.as_str())),
+            .zip(payloads)
+            .map(|((sequence, subject), payload)| (*sequence, subject.as_str(), payload)),
         decoded,
     )
 }
 
-/// The adapters' reason label (`onedoor_bus::QuarantineReason::label`) for a rejection,
-/// read from the reason the store recorded.
-fn quarantine_label(reason: &str) -> &'static str {
-    let has = |word: &str| reason.contains(word);
-    if reason.starts_with("subject_mismatch") {
-        "subject_mismatch"
-    } else if has("not a CaseEvent") || has("decode") {
-        "undecodable"
-    } else if has("signature") || has("signed") || has("key") {
-        "bad_signature"
-    } else if has("prev_hash") || has("chain") {
-        "broken_chain"
-    } else {
-        "rules"
-    }
-}
-
-/// Decodes each message (stream sequence, subject, payload); one whose payload does not
-/// belong on its subject is not an event of the case either.
+/// Decodes each message (stream sequence, payload). Whether it belongs on its subject, and
+/// everything else about it, the store's verification decides.
 fn decode_all<'a>(
-    messages: impl Iterator<Item = (u64, &'a str, &'a Bytes)>,
+    messages: impl Iterator<Item = (u64, &'a Bytes)>,
 ) -> Vec<Result<StoredEvent, String>> {
     messages
-        .map(|(sequence, subject, payload)| {
-            let stored = decode_stored(sequence, payload.clone()).map_err(|e| e.to_string())?;
-            match subject_mismatch(subject, &stored) {
-                None => Ok(stored),
-                Some(reason) => Err(reason),
-            }
+        .map(|(sequence, payload)| {
+            decode_stored(sequence, payload.clone()).map_err(|e| e.to_string())
         })
         .collect()
 }
 
-/// Why the payload does not belong on `subject`: the broker lets an agency publish only as
-/// itself, so the subject, not the payload, says which case and which writer this is.
-fn subject_mismatch(subject: &str, stored: &StoredEvent) -> Option<String> {
-    match onedoor_bus::subjects::event_subject(&stored.event) {
-        Ok(expected) if expected == subject => None,
-        Ok(expected) => Some(format!(
-            "subject_mismatch: published on {subject}, the payload belongs on {expected}"
-        )),
-        Err(e) => Some(format!("subject_mismatch: {e}")),
-    }
-}
-
-/// The store's view of decoded messages (`messages` gives each one's sequence and subject).
+/// The store's view of decoded messages (`messages` gives each one's sequence, subject and
+/// payload).
 fn incoming<'a>(
-    messages: impl Iterator<Item = (u64, &'a str)>,
+    messages: impl Iterator<Item = (u64, &'a str, &'a Bytes)>,
     decoded: &'a [Result<StoredEvent, String>],
 ) -> Vec<Incoming<'a>> {
     messages
         .zip(decoded)
-        .map(|((sequence, subject), decoded)| match decoded {
-            Ok(stored) => Incoming::Event(stored),
-            Err(reason) => Incoming::Unusable {
+        .map(|((sequence, subject, payload), decoded)| match decoded {
+            Ok(stored) => Incoming::Event { subject, stored },
+            Err(why) => Incoming::Undecodable {
                 sequence,
                 subject,
-                reason,
+                payload,
+                why,
             },
         })
         .collect()
@@ -836,6 +813,7 @@ async fn write_prepared(
     while let Some(batch) = prepared.recv().await {
         let Prepared {
             positions,
+            payloads,
             decoded,
             checked,
             ..
@@ -844,7 +822,7 @@ async fn write_prepared(
             Some(open) => open,
             None => writing.insert(store.begin_writing().await?),
         };
-        open.apply(&prepared_incoming(&positions, &decoded), checked)
+        open.apply(&prepared_incoming(&positions, &payloads, &decoded), checked)
             .await?;
         replayed.messages += positions.len() as u64;
         if let Some((sequence, _)) = positions.last() {

@@ -6,7 +6,7 @@
 //! PostgreSQL). Rows are given as `$n` placeholders on PostgreSQL and as anonymous `?` ones on
 //! SQLite (see [`Marks`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use onedoor_bus::StoredEvent;
 use sqlx::{Any, AssertSqlSafe, Transaction};
@@ -56,13 +56,7 @@ fn placeholders(marks: Marks, rows: usize, width: usize) -> String {
             if col > 0 {
                 sql.push_str(", ");
             }
-            match marks {
-                Marks::Numbered => {
-                    sql.push('$');
-                    sql.push_str(&(row * width + col + 1).to_string());
-                }
-                Marks::Anonymous => sql.push('?'),
-            }
+            push_mark(&mut sql, marks, row * width + col + 1);
         }
         sql.push(')');
     }
@@ -181,7 +175,7 @@ pub(super) async fn update_cases(
             let case = &projected.case;
             query = query
                 .bind(status_name(case.status))
-                .bind(super::write::resolution_name(case.status))
+                .bind(super::rows::resolution_name(case.status))
                 .bind(case.resolved_at.map(to_ns))
                 .bind(to_ns(case.updated_at))
                 .bind(to_i64(case.version, "case_version")?)
@@ -239,7 +233,7 @@ pub(super) async fn write_cases(
                 .bind(case.service.clone())
                 .bind(case.origin_agency.clone())
                 .bind(status_name(case.status))
-                .bind(super::write::resolution_name(case.status))
+                .bind(super::rows::resolution_name(case.status))
                 .bind(case.citizen_ref.clone())
                 .bind(case.summary.clone())
                 .bind(search_text(case))
@@ -365,4 +359,81 @@ pub(super) async fn upsert_tasks(
             .map_err(TrackerError::db("writing tasks"))?;
     }
     Ok(())
+}
+
+/// `$1, $2, …` (or `?, ?, …`): a list of `count` parameters for `IN (…)`.
+fn list(marks: Marks, count: usize) -> String {
+    let mut sql = String::with_capacity(count * 4);
+    for i in 0..count {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        push_mark(&mut sql, marks, i + 1);
+    }
+    sql
+}
+
+/// The `number`th parameter's mark (counting from 1).
+fn push_mark(sql: &mut String, marks: Marks, number: usize) {
+    match marks {
+        Marks::Numbered => {
+            sql.push('$');
+            sql.push_str(&number.to_string());
+        }
+        Marks::Anonymous => sql.push('?'),
+    }
+}
+
+/// The stored events of the given cases, each case's by version.
+pub(super) async fn events_of_cases(
+    tx: &mut Transaction<'static, Any>,
+    case_ids: &[String],
+) -> Result<Vec<sqlx::any::AnyRow>, TrackerError> {
+    let mut rows = Vec::new();
+    for chunk in case_ids.chunks(MAX_PARAMS) {
+        let sql = format!(
+            "SELECT case_id, version, stream_seq, payload FROM events WHERE case_id IN ({}) \
+             ORDER BY case_id, version",
+            list(Marks::of(tx), chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for case_id in chunk {
+            query = query.bind(case_id.as_str());
+        }
+        rows.extend(
+            query
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(TrackerError::db("reading cases' events"))?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The highest stream sequence recorded as rejected for each of the given cases that has one.
+pub(super) async fn last_rejected_of_cases(
+    tx: &mut Transaction<'static, Any>,
+    case_ids: &[String],
+) -> Result<HashMap<String, u64>, TrackerError> {
+    let mut last = HashMap::new();
+    for chunk in case_ids.chunks(MAX_PARAMS) {
+        let sql = format!(
+            "SELECT case_id, MAX(stream_seq) AS last_seq FROM rejected_messages \
+             WHERE case_id IN ({}) GROUP BY case_id",
+            list(Marks::of(tx), chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for case_id in chunk {
+            query = query.bind(case_id.as_str());
+        }
+        let returned = query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(TrackerError::db("reading cases' rejected messages"))?;
+        for row in &returned {
+            let sequence: i64 = column(row, "last_seq")?;
+            last.insert(column::<String>(row, "case_id")?, sequence.unsigned_abs());
+        }
+    }
+    Ok(last)
 }

@@ -1,11 +1,11 @@
 //! The last folded state of recently moved cases, so the next event of a case is folded onto
 //! it instead of re-reading and re-folding the case's whole history.
 //!
-//! An entry is only a shortcut, never the truth: it is used when the arriving event is exactly
-//! the next version, and the write it leads to is conditional on the case row still being at
-//! the cached version with no later events stored (see `write::flush`). Anything else —
-//! a miss, a gap, a problem, another writer — takes the full re-fold, which is what the views
-//! are defined by.
+//! An entry is only a shortcut, never the truth: the write it leads to is conditional on the
+//! case row still being at the cached version with no later events stored (see `rows`). A
+//! miss reads the case back (`verifying`); another writer sends the case through a fresh
+//! verification of everything stored of it (`reverify`), which is what the views are defined
+//! by.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,14 +18,17 @@ use crate::view::Projected;
 /// Cases kept. A case's entry is a few kilobytes; cases in flight at once are far fewer.
 const CAPACITY: usize = 16_384;
 
-/// A case whose stored events all fold, without a problem, up to `state.version`.
-#[derive(Debug)]
+/// A case whose stored events all verified, up to `state.version`.
+#[derive(Debug, Clone)]
 pub(crate) struct CachedCase {
     pub state: CaseState,
     /// The rows written for `state`.
     pub projected: Projected,
     /// SHA-256 of the payload at `state.version`: the next event's `prev_hash`.
-    pub last_hash: Vec<u8>,
+    pub last_hash: [u8; 32],
+    /// The highest stream sequence of the case's messages stored, accepted or quarantined: a
+    /// message below it arrived late and may change what the later ones verify as.
+    pub last_seq: u64,
 }
 
 #[derive(Debug)]

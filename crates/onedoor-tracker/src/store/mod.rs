@@ -2,7 +2,11 @@
 //! Every statement is written once, with `$1` placeholders, and runs unchanged on both; only the
 //! migrations' column types differ (see `migrations/`).
 //!
-//! - `write`: storing events and recomputing their cases' rows with the case rules.
+//! - `write`: verifying and storing messages, in batches.
+//! - `verifying`: the case state each message is verified against.
+//! - `rows`: writing the rows of the cases a transaction moved.
+//! - `reverify`: verifying a case again from everything stored of it.
+//! - `rejected`: messages not believed, recorded and read per case.
 //! - `bulk`: multi-row statements, so a batch of events costs a few statements.
 //! - `cache`: recently folded case states, so the next event folds onto them.
 //! - `read`: what `GetCase`, `ListCases` and `WatchCase` read.
@@ -20,7 +24,11 @@ mod deferred;
 mod lookup;
 mod read;
 mod rebuild_file;
+mod rejected;
+mod reverify;
+mod rows;
 mod staff;
+mod verifying;
 mod writable;
 mod write;
 
@@ -35,8 +43,9 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor as _, Row as _, SqlSafeStr as _};
 use time::OffsetDateTime;
 
-pub use read::{CaseFilter, Cursor, RejectedMessage};
+pub use read::{CaseFilter, Cursor};
 pub use rebuild_file::RebuildFile;
+pub use rejected::RejectedMessage;
 pub use staff::{DayCount, HeldStat, OverdueFilter, OverdueOrder, TaskView};
 pub use write::{Applied, Checked, Incoming, Writing};
 
@@ -56,7 +65,7 @@ const TABLES: [&str; 7] = [
 ];
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &str); 5] = match backend {
+    let files: [(i64, &str, &str); 6] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -82,6 +91,11 @@ fn migrator(backend: Backend) -> Migrator {
                 5,
                 "bulk writes",
                 include_str!("../../migrations/sqlite/0005_bulk_writes.sql"),
+            ),
+            (
+                6,
+                "quarantine by case",
+                include_str!("../../migrations/sqlite/0006_quarantine_by_case.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -109,6 +123,11 @@ fn migrator(backend: Backend) -> Migrator {
                 5,
                 "bulk writes",
                 include_str!("../../migrations/postgres/0005_bulk_writes.sql"),
+            ),
+            (
+                6,
+                "quarantine by case",
+                include_str!("../../migrations/postgres/0006_quarantine_by_case.sql"),
             ),
         ],
     };
@@ -140,8 +159,8 @@ enum Use {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// When set, every case is checked against these agency keys as it is projected
-    /// (signatures and hash chain); a failure becomes the case's problem.
+    /// When set, every message's signature is checked against these agency keys, and who may
+    /// open a case against its catalogue, before it is believed (`onedoor_bus::verify`).
     audit: Option<Arc<Registry>>,
     cache: Arc<cache::CaseCache>,
     resets: Arc<connections::Resets>,
@@ -173,7 +192,7 @@ impl Store {
             .map_err(TrackerError::db("checking the database"))
     }
 
-    /// Checks every projected case's signatures and hash chain against `registry`'s keys.
+    /// Checks every message's signature against `registry`'s keys before believing it.
     pub fn with_audit(mut self, registry: Arc<Registry>) -> Self {
         self.audit = Some(registry);
         self

@@ -93,15 +93,6 @@ pub struct Cursor {
     pub case_id: String,
 }
 
-/// A stream message the tracker could not use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedMessage {
-    pub stream_sequence: u64,
-    pub subject: String,
-    pub reason: String,
-    pub recorded_at: OffsetDateTime,
-}
-
 /// A statement with `$n` placeholders built up with its arguments, so dynamic filters never
 /// splice caller text into SQL.
 #[derive(Default)]
@@ -510,27 +501,6 @@ impl Store {
                 .await
                 .map_err(TrackerError::db("reading the projection's position"))?;
         Ok(events.max(rejected).unwrap_or(0).unsigned_abs())
-    }
-
-    /// Messages the projection could not use, oldest first.
-    pub async fn rejected_messages(&self) -> Result<Vec<RejectedMessage>, TrackerError> {
-        let rows = sqlx::query(
-            "SELECT stream_seq, subject, reason, recorded_at_ns FROM rejected_messages \
-             ORDER BY stream_seq",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(TrackerError::db("reading rejected messages"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(RejectedMessage {
-                    stream_sequence: column::<i64>(row, "stream_seq")?.unsigned_abs(),
-                    subject: column(row, "subject")?,
-                    reason: column(row, "reason")?,
-                    recorded_at: from_ns(column(row, "recorded_at_ns")?)?,
-                })
-            })
-            .collect()
     }
 }
 

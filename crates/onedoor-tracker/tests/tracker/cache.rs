@@ -39,20 +39,34 @@ async fn a_stale_cache_never_hides_what_another_writer_stored(db: TestDb) -> any
     let cached = Store::connect(&db.url()).await?;
     let other = Store::connect(&db.url()).await?;
 
-    // `cached` folds versions 1 and 2 and keeps the state; `other` then stores version 4,
-    // which waits for version 3. When version 3 reaches `cached`, its cached state is one
-    // version behind and looks like the shortcut applies: it must still see version 4.
+    // `cached` folds versions 1 and 2 and keeps the state; version 4 then arrives before
+    // version 3 (a redelivery overtaken): it cannot chain yet and is quarantined, until
+    // version 3, which arrives late, has the case verified again in stream order.
     for stored in &events[..2] {
         cached.apply(stored).await?;
     }
-    assert!(matches!(
-        other.apply(&events[3]).await?,
-        Applied::Waiting { .. }
-    ));
+    let early = cached.apply(&events[3]).await?;
+    assert!(
+        matches!(
+            early,
+            Applied::Rejected {
+                label: "broken_chain",
+                ..
+            }
+        ),
+        "{early:?}"
+    );
     let applied = cached.apply(&events[2]).await?;
     assert!(
         matches!(applied, Applied::Projected { version: 4, .. }),
-        "version 3 fills the gap and the view reaches 4: {applied:?}"
+        "version 3 arrives late and the view reaches 4: {applied:?}"
+    );
+    assert!(
+        cached
+            .rejected_for_case(&case_id.to_string())
+            .await?
+            .is_empty(),
+        "nothing stays quarantined"
     );
     // And a writer that moved the case on behind the cache's back: `other` stores the rest;
     // `cached` gets a redelivery of each (duplicates) and the view is still the fold.
@@ -77,20 +91,18 @@ fn kinds(applied: &[Applied]) -> Vec<String> {
         .iter()
         .map(|a| match a {
             Applied::Projected { version, .. } => format!("projected {version}"),
-            Applied::Waiting { version, .. } => format!("waiting {version}"),
             Applied::Duplicate => "duplicate".to_owned(),
-            Applied::Rejected { reason } => format!("rejected: {reason}"),
+            Applied::Rejected { label, .. } => format!("rejected {label}"),
         })
         .collect()
 }
 
-async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
+async fn one_batch_mixing_late_arrivals_and_duplicates_gives_the_fold(
     db: TestDb,
 ) -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
     let (case_id, events) = long_case(&bus).await?;
     let cached = Store::connect(&db.url()).await?;
-    let other = Store::connect(&db.url()).await?;
     let projection = Projection::new(cached.clone(), tokio::sync::broadcast::channel(1).0);
     let batch = |picked: &[&StoredEvent]| -> Vec<(u64, String, bytes::Bytes)> {
         picked
@@ -101,29 +113,23 @@ async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
     for stored in &events[..2] {
         cached.apply(stored).await?;
     }
-    other.apply(&events[3]).await?;
 
-    // Version 3 looks like the shortcut's next event, but `other` stored version 4 behind the
-    // cache; the copy of it and of version 1 in the same batch are duplicates.
-    let first = batch(&[&events[2], &events[2], &events[0]]);
+    // Version 4 before 3 in one batch: 3 arrives late, the case is verified again at the
+    // commit and both count; the copy of 3 and the redelivered 1 are duplicates.
+    let first = batch(&[&events[3], &events[2], &events[2], &events[0]]);
     assert_eq!(
         kinds(&projection.handle_batch(&borrowed(&first)).await?),
-        ["projected 4", "duplicate", "duplicate"]
+        ["projected 4", "projected 4", "duplicate", "duplicate"]
     );
 
-    // The rest in reverse: each waits for the one after it in the batch, the last fills the
-    // gap; a redelivered version 4 at the end changes nothing.
+    // The rest in reverse: each but the first arrives late, the batch's commit verifies the
+    // case in stream order; a redelivered version 4 at the end changes nothing.
     let mut rest: Vec<&StoredEvent> = events[4..].iter().rev().collect();
     rest.push(&events[3]);
-    let mut expected: Vec<String> = events
+    let mut expected: Vec<String> = events[4..]
         .iter()
-        .skip(5)
-        .rev()
-        .map(|s| format!("waiting {}", s.event.version))
+        .map(|_| format!("projected {}", events.len()))
         .collect();
-    if events.len() > 4 {
-        expected.push(format!("projected {}", events.len()));
-    }
     expected.push("duplicate".to_owned());
     assert_eq!(
         kinds(&projection.handle_batch(&borrowed(&batch(&rest))).await?),
@@ -132,9 +138,16 @@ async fn one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold(
 
     let (view, _) = bus.expected(case_id, MONDAY).await?;
     assert_eq!(cached.projected(&case_id.to_string()).await?, Some(view));
+    assert!(
+        cached
+            .rejected_for_case(&case_id.to_string())
+            .await?
+            .is_empty(),
+        "nothing stays quarantined"
+    );
     Ok(())
 }
-on_both_databases!(one_batch_mixing_a_stale_cache_duplicates_and_a_gap_gives_the_fold);
+on_both_databases!(one_batch_mixing_late_arrivals_and_duplicates_gives_the_fold);
 
 /// A rebuild stores many batches in one transaction and writes the cases' rows once, at the
 /// commit: the views must still be the fold, whatever the batches hold of each case.
@@ -158,8 +171,8 @@ async fn batches_sharing_one_transaction_give_the_fold(db: TestDb) -> anyhow::Re
     }
     let again = events[0].clone();
     events.push(again);
-    // Another case's second event never comes: its view stays at its first event, though its
-    // later events are stored (they wait for the gap).
+    // Another case's second event never comes: its view stays at its first event, and its
+    // later events, which cannot chain, are quarantined.
     let moved_case = events
         .iter()
         .find(|s| s.event.version == 3)
@@ -176,10 +189,17 @@ async fn batches_sharing_one_transaction_give_the_fold(db: TestDb) -> anyhow::Re
     events.remove(missing);
 
     let store = Store::connect(&db.url()).await?;
+    let subjects: Vec<String> = events.iter().map(subject_of).collect();
+    let incoming = |from: usize, to: usize| -> Vec<Incoming> {
+        events[from..to]
+            .iter()
+            .zip(&subjects[from..to])
+            .map(|(stored, subject)| Incoming::Event { subject, stored })
+            .collect()
+    };
     // A transaction dropped before its commit stores nothing.
     let mut dropped = store.begin_writing().await?;
-    let first: Vec<Incoming> = events[..3].iter().map(Incoming::Event).collect();
-    dropped.apply(&first, Checked::default()).await?;
+    dropped.apply(&incoming(0, 3), Checked::default()).await?;
     drop(dropped);
     assert_eq!(
         store.event_count().await?,
@@ -188,15 +208,29 @@ async fn batches_sharing_one_transaction_give_the_fold(db: TestDb) -> anyhow::Re
     );
 
     let mut writing = store.begin_writing().await?;
-    for chunk in events.chunks(3) {
-        let incoming: Vec<Incoming> = chunk.iter().map(Incoming::Event).collect();
-        writing.apply(&incoming, Checked::default()).await?;
+    for from in (0..events.len()).step_by(3) {
+        let to = (from + 3).min(events.len());
+        writing
+            .apply(&incoming(from, to), Checked::default())
+            .await?;
     }
     assert_eq!(writing.len(), events.len());
     let outcomes = writing.commit().await?;
     assert_eq!(outcomes.len(), events.len(), "one outcome per message");
     assert_eq!(outcomes.last(), Some(&Applied::Duplicate));
-    assert_eq!(store.event_count().await?, events.len() as u64 - 1);
+    // The stalled case's events after the missing one do not chain: quarantined, not stored.
+    let unchained = events
+        .iter()
+        .filter(|s| s.event.case_id == stalled && s.event.version > 2)
+        .count();
+    assert_eq!(
+        store.event_count().await?,
+        (events.len() - 1 - unchained) as u64
+    );
+    assert_eq!(
+        store.rejected_for_case(&stalled.to_string()).await?.len(),
+        unchained
+    );
     let first = events
         .iter()
         .find(|s| s.event.case_id == stalled && s.event.version == 1)

@@ -370,10 +370,18 @@ async fn redelivered_duplicate_and_out_of_order_events_change_nothing(
         let applied = projection
             .handle(stored.sequence, &subject_of(stored), stored.payload.clone())
             .await?;
+        // Until its opening arrives, nothing of a case chains: quarantined for now, and
+        // verified again, in stream order, as each earlier message arrives late.
         if stored.event.version > 1 {
             assert!(
-                matches!(applied, Applied::Waiting { .. }),
-                "version {} waits for the gap before it: {applied:?}",
+                matches!(
+                    applied,
+                    Applied::Rejected {
+                        label: "broken_chain",
+                        ..
+                    }
+                ),
+                "version {} cannot chain yet: {applied:?}",
                 stored.event.version
             );
         }
@@ -391,6 +399,7 @@ async fn redelivered_duplicate_and_out_of_order_events_change_nothing(
         "redeliveries changed nothing"
     );
     assert_eq!(store.event_count().await?, events.len() as u64);
+    assert!(store.rejected_messages().await?.is_empty());
     assert_rows_equal_the_fold(
         &bus,
         &store,
@@ -461,7 +470,13 @@ async fn a_payload_for_another_case_than_its_subject_is_rejected(db: TestDb) -> 
         .handle(stored.sequence, &elsewhere, stored.payload.clone())
         .await?;
     assert!(
-        matches!(&applied, Applied::Rejected { reason } if reason.starts_with("subject_mismatch")),
+        matches!(
+            &applied,
+            Applied::Rejected {
+                label: "subject_mismatch",
+                ..
+            }
+        ),
         "{applied:?}"
     );
     let applied = projection
