@@ -26,6 +26,9 @@
 //! - [`bus`]: [`TestBus`], a node with the `ONEDOOR` stream, the shipped registry with a
 //!   signing key per agency, and the case verbs through the real write path (`open`,
 //!   `hand_off`, `accept`, `complete`, `resolve`).
+//! - [`hostile`]: [`Hostile`] messages an agency's own credentials can publish on a case
+//!   (`hostile_from`, `publish_hostile`), and writes that verify what they read
+//!   (`verified_log`, `act_verified`), for the readers' quarantine tests.
 //! - [`adapter`]: real adapters on the bus (`with_adapters`, `start_adapter`, `abort_adapter`,
 //!   health, NATS connections) and [`TestAgency`], an agency's system speaking gRPC to its
 //!   adapter (`open_case`, `hand_off`, `inbox`, [`next_inbox_item`]).
@@ -48,6 +51,7 @@ pub mod cluster;
 pub mod deploy_cluster;
 pub mod error;
 pub mod eventually;
+pub mod hostile;
 pub mod registry;
 pub mod secured;
 pub mod single;
@@ -61,6 +65,7 @@ pub use cluster::{TestCluster, stream_leader};
 pub use deploy_cluster::DeployCluster;
 pub use error::TestkitError;
 pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking, throughout};
+pub use hostile::Hostile;
 pub use registry::{
     FRONT, OTHER_FRONT, code, key, registry_with_keys, shipped_registry, token_for,
 };

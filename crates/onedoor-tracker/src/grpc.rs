@@ -17,7 +17,7 @@ use crate::error::TrackerError;
 use crate::projection::stopped;
 use crate::query::{ListQuery, parse_case_id};
 use crate::store::{Cursor, Store, to_ns};
-use crate::view::case_view;
+use crate::view::{case_view, quarantined_message};
 
 /// Events buffered per `WatchCase` stream. A slow client holds back only its own stream (the
 /// watcher waits on a full channel); the events stay in the database meanwhile.
@@ -91,7 +91,15 @@ impl TrackerService {
             let events = self.store.events(&case_id, 0, case.version).await?;
             let version_after = self.store.case(&case_id).await?.map(|c| c.version);
             if version_after == Some(case.version) || attempts >= 5 {
-                return Ok(case_view(&case, &tasks, events, self.clock.now()));
+                let mut view = case_view(&case, &tasks, events, self.clock.now());
+                view.quarantined = self
+                    .store
+                    .rejected_for_case(&case_id)
+                    .await?
+                    .iter()
+                    .map(quarantined_message)
+                    .collect();
+                return Ok(view);
             }
         }
     }

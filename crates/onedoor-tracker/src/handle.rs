@@ -16,7 +16,9 @@ use tokio::sync::{OnceCell, broadcast, watch};
 use crate::config::TrackerConfig;
 use crate::error::TrackerError;
 use crate::projection::stopped;
-use crate::store::{CaseFilter, HeldStat, OverdueFilter, OverdueOrder, Store, TaskView};
+use crate::store::{
+    CaseFilter, HeldStat, OverdueFilter, OverdueOrder, RejectedMessage, Store, TaskView,
+};
 use crate::store_health::StoreHealth;
 use crate::stuck::{StuckReport, stuck_deliveries};
 use crate::view::{CaseRecord, TaskRecord};
@@ -25,12 +27,14 @@ use crate::view::{CaseRecord, TaskRecord};
 /// after that the last reads are returned as they are.
 const CONSISTENT_READ_ATTEMPTS: u32 = 5;
 
-/// One case read consistently: its row, its tasks and its events, all of one version.
+/// One case read consistently: its row, its tasks and its events, all of one version; and
+/// the messages on its subjects that were not believed.
 #[derive(Debug, Clone)]
 pub struct CaseDetail {
     pub case: CaseRecord,
     pub tasks: Vec<TaskRecord>,
     pub events: Vec<CaseEvent>,
+    pub quarantined: Vec<RejectedMessage>,
 }
 
 /// Reads of a running tracker, for a page served beside it; cheap to clone.
@@ -137,6 +141,7 @@ impl TrackerHandle {
                     case: projected.case,
                     tasks: projected.tasks,
                     events,
+                    quarantined: store.rejected_for_case(case_id).await?,
                 }));
             }
         }

@@ -13,6 +13,7 @@ use onedoor_proto::view::status_to_wire;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::TrackerError;
+use crate::store::RejectedMessage;
 
 /// One case's row: the fold of its events up to `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +243,16 @@ pub fn task_to_wire(task: &TaskRecord, now: OffsetDateTime) -> v1::Task {
         due_at: Some(timestamp(task.due_at)),
         overdue: task.is_overdue(now),
         open_question: task.open_question.clone().unwrap_or_default(),
+    }
+}
+
+/// A message not believed, as `GetCase` lists it (`CaseView.quarantined`), as the adapters
+/// list theirs: the reason's label, and the reason in words.
+pub fn quarantined_message(rejected: &RejectedMessage) -> v1::QuarantinedMessage {
+    v1::QuarantinedMessage {
+        stream_sequence: rejected.stream_sequence,
+        reason: rejected.label.clone().unwrap_or_default(),
+        detail: rejected.reason.clone(),
     }
 }
 

@@ -655,6 +655,49 @@ messages! {
         en: "Part of this case's history could not be read; operators are told.",
         lo: "ປະຫວັດບາງສ່ວນຂອງຄຳຮ້ອງນີ້ອ່ານບໍ່ໄດ້; ໄດ້ແຈ້ງຜູ້ດູແລລະບົບແລ້ວ.",
     }
+    NotAccepted {
+        en: "Messages not accepted",
+        lo: "ຂໍ້ຄວາມທີ່ບໍ່ຖືກຮັບເອົາ",
+    }
+    NotAcceptedHelp {
+        en: "Messages sent on this case that failed the checks (signature, sender, order, \
+             case rules). They are left out of the case, which goes on from its last good \
+             event.",
+        lo: "ຂໍ້ຄວາມທີ່ສົ່ງມາໃນຄຳຮ້ອງນີ້ ແຕ່ບໍ່ຜ່ານການກວດສອບ (ລາຍເຊັນ, ຜູ້ສົ່ງ, ລຳດັບ, \
+             ລະບຽບຂອງຄຳຮ້ອງ). ບໍ່ໄດ້ນຳໃຊ້ໃນຄຳຮ້ອງ, ຊຶ່ງດຳເນີນຕໍ່ຈາກເຫດການທີ່ຖືກຕ້ອງຫຼ້າສຸດ.",
+    }
+    Sequence {
+        en: "Sequence",
+        lo: "ລຳດັບ",
+    }
+    Sender {
+        en: "Sender",
+        lo: "ຜູ້ສົ່ງ",
+    }
+    ReasonUndecodable {
+        en: "unreadable",
+        lo: "ອ່ານບໍ່ໄດ້",
+    }
+    ReasonSubjectMismatch {
+        en: "sender does not match",
+        lo: "ຜູ້ສົ່ງບໍ່ກົງກັນ",
+    }
+    ReasonBadSignature {
+        en: "bad signature",
+        lo: "ລາຍເຊັນບໍ່ຖືກຕ້ອງ",
+    }
+    ReasonBrokenChain {
+        en: "out of order",
+        lo: "ຜິດລຳດັບ",
+    }
+    ReasonRules {
+        en: "not allowed by the case rules",
+        lo: "ລະບຽບຂອງຄຳຮ້ອງບໍ່ອະນຸຍາດ",
+    }
+    ReasonOther {
+        en: "not accepted",
+        lo: "ບໍ່ຖືກຮັບເອົາ",
+    }
 
     // Error pages.
     ErrorNotFoundTitle {

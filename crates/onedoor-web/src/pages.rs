@@ -15,6 +15,7 @@ use onedoor_case::{
 };
 use onedoor_tracker::CaseDetail;
 use onedoor_tracker::query::TEXT_FILTER_MAX_BYTES;
+use onedoor_tracker::store::RejectedMessage;
 use onedoor_tracker::store::{CaseFilter, HeldStat};
 use onedoor_tracker::view::{CaseRecord, TaskRecord};
 use serde::Deserialize;
@@ -451,7 +452,66 @@ pub(super) fn case_live(
             (timeline::swimlanes(&names, case, &data.tasks, calendar, now))
         }
         (events_table(lang, &names, &data.events, offset))
+        @if !data.quarantined.is_empty() {
+            (quarantined_table(lang, &names, &data.quarantined, offset))
+        }
     }
+}
+
+/// "Messages not accepted": what was published on the case's subjects and not believed. The
+/// sender is the subject's (the broker lets an agency publish only as itself); the reason in
+/// words may quote the message, so it is text like any other, isolated in `<bdi>`.
+fn quarantined_table(
+    lang: Lang,
+    names: &Names<'_>,
+    rejected: &[RejectedMessage],
+    offset: UtcOffset,
+) -> Markup {
+    html! {
+        section aria-labelledby="quarantined-title" {
+            h2 #quarantined-title { (lang.t(Msg::NotAccepted)) }
+            p.hint { (lang.t(Msg::NotAcceptedHelp)) }
+            div.table-scroll {
+                table #quarantined .events.stack {
+                    thead {
+                        tr {
+                            th scope="col" { (lang.t(Msg::Sequence)) }
+                            th scope="col" { (lang.t(Msg::Sender)) }
+                            th scope="col" { (lang.t(Msg::Reason)) }
+                            th scope="col" { (lang.t(Msg::When)) }
+                        }
+                    }
+                    tbody {
+                        @for message in rejected {
+                            tr data-sequence=(message.stream_sequence) data-reason=[message.label.as_deref()] {
+                                td data-label=(lang.t(Msg::Sequence)) { (message.stream_sequence) }
+                                td data-label=(lang.t(Msg::Sender)) {
+                                    bdi { (message.sender().map(|s| names.agency(s)).unwrap_or_default()) }
+                                }
+                                td.detail data-label=(lang.t(Msg::Reason)) {
+                                    strong.reason { (reason_text(lang, message.label.as_deref())) }
+                                    br;
+                                    small { bdi { (message.reason) } }
+                                }
+                                td data-label=(lang.t(Msg::When)) { (when(message.recorded_at, offset)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn reason_text(lang: Lang, label: Option<&str>) -> &'static str {
+    lang.t(match label {
+        Some("undecodable") => Msg::ReasonUndecodable,
+        Some("subject_mismatch") => Msg::ReasonSubjectMismatch,
+        Some("bad_signature") => Msg::ReasonBadSignature,
+        Some("broken_chain") => Msg::ReasonBrokenChain,
+        Some("rules") => Msg::ReasonRules,
+        _ => Msg::ReasonOther,
+    })
 }
 
 fn case_header(lang: Lang, names: &Names<'_>, case: &CaseRecord, offset: UtcOffset) -> Markup {

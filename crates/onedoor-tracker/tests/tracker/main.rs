@@ -12,6 +12,7 @@ mod grpc;
 mod migrate;
 mod nats_health;
 mod projection;
+mod quarantine;
 mod sla;
 mod staff;
 mod store_failure;

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use time::Duration as Span;
 
 use crate::app::{NOW, WebApp, the_cases};
-use onedoor_testkit::FRONT;
+use onedoor_testkit::{DEADLINE, FRONT, Hostile, eventually};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -567,5 +567,102 @@ async fn sign_in_with_keyboard(browser: &Browser) -> anyhow::Result<()> {
     browser
         .until("signed out", "return location.pathname === '/login';")
         .await?;
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_sees_the_messages_not_accepted_on_a_case_in_both_languages() -> anyhow::Result<()>
+{
+    let Some(browser) = Browser::start().await? else {
+        return Ok(());
+    };
+    let outcome = messages_not_accepted(&browser).await;
+    browser.quit().await;
+    outcome
+}
+
+/// Hostile messages on a case held by MOIC, published on MOIC's subjects: one the rules
+/// refuse, one that is no event, and one whose subject names a made-up sender with markup in
+/// it. The page lists them with sequence, sender, reason and time, and runs none of the markup.
+async fn messages_not_accepted(browser: &Browser) -> anyhow::Result<()> {
+    let app = WebApp::start().await?;
+    let bus = &app.bus;
+    let case_id = bus.case_held_by("MOIC", NOW).await?;
+    let mut hostile: Vec<Hostile> = bus
+        .hostile_from(case_id, "MOIC")
+        .await?
+        .into_iter()
+        .filter(|h| h.reason != "bad_signature")
+        .collect();
+    let mut marked = hostile[0].clone();
+    marked.subject = format!("onedoor.v1.case.{case_id}.<i>X</i>._");
+    marked.reason = "subject_mismatch";
+    hostile.push(marked);
+    let sequences = bus.publish_hostile(&hostile).await?;
+    let listed = eventually("the messages recorded", DEADLINE, || async {
+        let listed = app.store.rejected_for_case(&case_id.to_string()).await?;
+        Ok((listed.len() == hostile.len())
+            .then_some(())
+            .ok_or(format!("{} so far", listed.len())))
+    })
+    .await;
+    listed?;
+
+    browser.goto(&app.url(&format!("/cases/{case_id}"))).await?;
+    assert_eq!(
+        browser.text("#quarantined-title").await?,
+        "Messages not accepted"
+    );
+    let rows = browser
+        .js(
+            "return Array.from(document.querySelectorAll('#quarantined tbody tr')).map(r => \
+               [Number(r.dataset.sequence), r.dataset.reason]);",
+        )
+        .await?;
+    let expected: Vec<Value> = sequences
+        .iter()
+        .zip(&hostile)
+        .map(|(sequence, h)| json!([sequence, h.reason]))
+        .collect();
+    assert_eq!(rows, json!(expected));
+    let table = browser.text("#quarantined").await?;
+    for words in [
+        "Sequence",
+        "Sender",
+        "Reason",
+        "not allowed by the case rules",
+        "unreadable",
+    ] {
+        assert!(table.contains(words), "{words} in {table}");
+    }
+    assert!(
+        table.contains("<i>X</i>"),
+        "the made-up sender as text: {table}"
+    );
+    let markup = browser
+        .js("return document.querySelectorAll('#quarantined i, #quarantined script').length;")
+        .await?;
+    assert_eq!(markup, json!(0), "no markup from a subject or payload");
+    browser.screenshots("quarantined-en", 1366, 768).await?;
+
+    browser
+        .client()
+        .find(Locator::Css("#lang-switch"))
+        .await?
+        .click()
+        .await?;
+    browser
+        .until(
+            "the page in Lao",
+            "return document.documentElement.lang === 'lo';",
+        )
+        .await?;
+    assert_eq!(browser.text("#quarantined-title").await?, "ຂໍ້ຄວາມທີ່ບໍ່ຖືກຮັບເອົາ");
+    let table = browser.text("#quarantined").await?;
+    for words in ["ລຳດັບ", "ຜູ້ສົ່ງ", "ເຫດຜົນ", "ລະບຽບຂອງຄຳຮ້ອງບໍ່ອະນຸຍາດ", "ອ່ານບໍ່ໄດ້"]
+    {
+        assert!(table.contains(words), "{words} in {table}");
+    }
+    browser.screenshots("quarantined-lo", 1366, 768).await?;
     app.stop().await
 }

@@ -371,6 +371,16 @@ struct CaseJson {
     /// The case's agencies by the names they bore at their steps, and their successors today.
     #[serde(skip_serializing_if = "Option::is_none")]
     agencies: Option<Vec<super::case_names::AgencyName>>,
+    /// Messages on the case's subjects that were not believed (`CaseView.quarantined`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    quarantined: Vec<QuarantinedJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct QuarantinedJson {
+    stream_sequence: u64,
+    reason: String,
+    detail: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -498,6 +508,15 @@ impl CaseJson {
             open_tasks,
             timeline,
             agencies: None,
+            quarantined: view
+                .quarantined
+                .iter()
+                .map(|q| QuarantinedJson {
+                    stream_sequence: q.stream_sequence,
+                    reason: q.reason.clone(),
+                    detail: q.detail.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -587,6 +606,22 @@ fn print_case(case: &CaseJson) {
             })
             .collect();
         table(&["CODE", "NAME", "TODAY"], &rows);
+    }
+    if !case.quarantined.is_empty() {
+        say("");
+        say("Messages not accepted");
+        let rows: Vec<Vec<String>> = case
+            .quarantined
+            .iter()
+            .map(|q| {
+                vec![
+                    q.stream_sequence.to_string(),
+                    q.reason.clone(),
+                    q.detail.clone(),
+                ]
+            })
+            .collect();
+        table(&["SEQUENCE", "REASON", "DETAIL"], &rows);
     }
 }
 
