@@ -15,7 +15,10 @@
 //!   time and `ListCases` latency per filter. Its parts: `history` (generated cases), `fill`
 //!   (the listing database), `listing`, `publish` (the stream), `project` (live and rebuild),
 //!   `running` (a tracker in this process).
-//! - `nats`: the nats-server both benches run on (started fresh, or given).
+//! - `nats`: the NATS both benches run on (a fresh nats-server, a given one, or the production
+//!   cluster).
+//! - `production`: `--production`'s cluster (deploy/nats through the test kit), provisioning
+//!   and certificates.
 //! - `keys`: a signing key per bench agency, added to the registry.
 //! - `proc`: CPU seconds, peak RSS and load averages from `/proc`.
 //! - `progress`: the progress bars.
@@ -26,6 +29,7 @@ pub mod handoff;
 mod keys;
 mod nats;
 mod proc;
+mod production;
 mod progress;
 pub mod tracker;
 

@@ -22,16 +22,21 @@ pub(crate) struct CpuSnapshot {
     pub adapter_s: f64,
     /// Live threads of the load generator's runtime.
     pub client_s: f64,
-    /// The nats-server process, when the bench started it.
+    /// The nats-server processes, when the bench started them.
     pub nats_s: Option<f64>,
 }
 
 impl CpuSnapshot {
-    pub fn take(nats_pid: Option<u32>) -> Self {
+    pub fn take(nats_pids: &[u32]) -> Self {
+        let nats = nats_pids
+            .iter()
+            .map(|pid| stat_cpu_s(&Path::new("/proc").join(pid.to_string()).join("stat")))
+            .collect::<Option<Vec<f64>>>()
+            .filter(|cpu| !cpu.is_empty())
+            .map(|cpu| cpu.iter().sum());
         let mut snapshot = CpuSnapshot {
             process_s: process_cpu_s().unwrap_or(0.0),
-            nats_s: nats_pid
-                .and_then(|pid| stat_cpu_s(&Path::new("/proc").join(pid.to_string()).join("stat"))),
+            nats_s: nats,
             ..CpuSnapshot::default()
         };
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -82,9 +87,26 @@ pub(crate) fn process_cpu_s() -> Option<f64> {
     stat_cpu_s(Path::new("/proc/self/stat"))
 }
 
+/// User and system CPU seconds of process `pid` so far.
+pub(crate) fn pid_cpu_s(pid: u32) -> Option<f64> {
+    stat_cpu_s(&Path::new("/proc").join(pid.to_string()).join("stat"))
+}
+
 /// A `kB` line of `/proc/self/status` (`VmHWM`: peak resident set; `VmRSS`: now), in MiB.
 pub(crate) fn status_mib(field: &str) -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_mib_in(Path::new("/proc/self/status"), field)
+}
+
+/// [`status_mib`] of process `pid`.
+pub(crate) fn status_mib_of(pid: u32, field: &str) -> Option<f64> {
+    status_mib_in(
+        &Path::new("/proc").join(pid.to_string()).join("status"),
+        field,
+    )
+}
+
+fn status_mib_in(path: &Path, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line
         .trim_start_matches(field)
@@ -129,7 +151,7 @@ mod tests {
             x = x.wrapping_add(1);
         }
         assert!(x > 0);
-        let snapshot = CpuSnapshot::take(Some(std::process::id()));
+        let snapshot = CpuSnapshot::take(&[std::process::id()]);
         assert!(snapshot.process_s >= 0.0);
         assert!(snapshot.nats_s.is_some());
         assert!(status_mib("VmHWM").is_some_and(|m| m > 0.0));

@@ -14,13 +14,14 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::BenchError;
 use crate::keys::Signers;
+use crate::nats::Nats;
 
 /// How long adapters (and a fresh nats-server) may take to report SERVING.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -95,19 +96,53 @@ pub struct RunningAdapter {
     /// Keys this agency's event ids, so the bench can tell which id a hand-off must get.
     pub ids: IdKey,
     token: String,
-    task: JoinHandle<Result<(), BenchError>>,
+    /// The CA of the adapter's certificate when it serves TLS.
+    ca_pem: Option<String>,
+    /// `None` for an adapter another process runs (`--up-rss`).
+    task: Option<JoinHandle<Result<(), BenchError>>>,
 }
 
 impl RunningAdapter {
-    /// A new gRPC connection to this adapter (made on the caller's runtime).
-    pub async fn client(&self) -> Result<Client, BenchError> {
+    /// An adapter another process serves at `address` (`https://` with `ca_pem`).
+    pub fn external(
+        code: AgencyCode,
+        address: String,
+        ids: IdKey,
+        token: String,
+        ca_pem: Option<String>,
+    ) -> Self {
+        RunningAdapter {
+            code,
+            address,
+            ids,
+            token,
+            ca_pem,
+            task: None,
+        }
+    }
+
+    /// A new connection to this adapter (made on the caller's runtime), over TLS when the
+    /// adapter serves it.
+    async fn channel(&self) -> Result<Channel, BenchError> {
         let connecting = || format!("connecting to {}'s adapter at {}", self.code, self.address);
-        let channel = Channel::from_shared(self.address.clone())
+        let mut endpoint = Channel::from_shared(self.address.clone())
             .map_err(BenchError::connect(connecting()))?
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if let Some(ca) = &self.ca_pem {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))
+                .map_err(BenchError::connect(connecting()))?;
+        }
+        endpoint
             .connect()
             .await
-            .map_err(BenchError::connect(connecting()))?;
+            .map_err(BenchError::connect(connecting()))
+    }
+
+    /// A new gRPC client of this adapter with the agency's token.
+    pub async fn client(&self) -> Result<Client, BenchError> {
+        let connecting = || format!("connecting to {}'s adapter at {}", self.code, self.address);
+        let channel = self.channel().await?;
         let bearer = Bearer(
             format!("Bearer {}", self.token)
                 .parse()
@@ -125,23 +160,29 @@ pub struct Adapters {
 }
 
 impl Adapters {
+    /// Each agency of `signers` gets its adapter, on `nats` as its own NATS identity; in
+    /// production mode serving gRPC over TLS.
     pub async fn start(
         runtime: &tokio::runtime::Handle,
         registry: &Arc<Registry>,
         signers: Signers,
-        nats_url: &str,
+        nats: &Nats,
         inbox: &InboxSettings,
     ) -> Result<Adapters, BenchError> {
         let (stop, stop_rx) = watch::channel(false);
         let mut running = Vec::new();
+        let cluster = nats.production_cluster();
         for (code, signer) in signers {
             let token = token();
             let mut config = AdapterConfig::new(
                 code.clone(),
                 Token::new(token.clone())?,
                 registry.clone(),
-                nats_url.to_owned(),
+                nats.url.clone(),
             );
+            config.nats =
+                nats.connect_settings(&onedoor_natsauth::Identity::Agency(code.clone()))?;
+            config.tls = cluster.map(|c| c.grpc_tls());
             let ids = IdKey::from_signer(&signer);
             config.signer = Some(signer);
             config.inbox = inbox.clone();
@@ -175,12 +216,14 @@ impl Adapters {
                         }));
                 }
             };
+            let scheme = if cluster.is_some() { "https" } else { "http" };
             running.push(RunningAdapter {
                 code,
-                address: format!("http://{address}"),
+                address: format!("{scheme}://{address}"),
                 ids,
                 token,
-                task,
+                ca_pem: cluster.map(|c| c.grpc_ca_pem().to_owned()),
+                task: Some(task),
             });
         }
         let adapters = Adapters { running, stop };
@@ -188,6 +231,15 @@ impl Adapters {
             wait_until_serving(adapter).await?;
         }
         Ok(adapters)
+    }
+
+    /// Adapters another process runs, once each reports SERVING.
+    pub async fn external(running: Vec<RunningAdapter>) -> Result<Adapters, BenchError> {
+        let (stop, _) = watch::channel(false);
+        for adapter in &running {
+            wait_until_serving(adapter).await?;
+        }
+        Ok(Adapters { running, stop })
     }
 
     pub fn get(&self, code: &AgencyCode) -> Result<&RunningAdapter, BenchError> {
@@ -201,7 +253,10 @@ impl Adapters {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for adapter in self.running {
-            match tokio::time::timeout(Duration::from_secs(10), adapter.task).await {
+            let Some(task) = adapter.task else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(err))) => {
                     tracing::warn!(agency = %adapter.code, error = %err, "adapter failed")
@@ -222,17 +277,13 @@ async fn wait_until_serving(adapter: &RunningAdapter) -> Result<(), BenchError> 
     let deadline = Instant::now() + READY_DEADLINE;
     let mut last = String::from("no answer yet");
     while Instant::now() < deadline {
-        if adapter.task.is_finished() {
+        if adapter.task.as_ref().is_some_and(JoinHandle::is_finished) {
             return Err(BenchError::Failed(format!(
                 "{}'s adapter stopped while starting",
                 adapter.code
             )));
         }
-        match Channel::from_shared(adapter.address.clone())
-            .map_err(BenchError::connect(format!("{}'s adapter", adapter.code)))?
-            .connect()
-            .await
-        {
+        match adapter.channel().await {
             Ok(channel) => {
                 let request = HealthCheckRequest {
                     service: "onedoor.v1.AgencyGateway".into(),

@@ -17,7 +17,7 @@ use prost::Message as _;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::bus::Client;
-use super::plan::{Mode, Plan};
+use super::plan::Plan;
 use crate::BenchError;
 
 /// Retries of a call that failed in a way the contract says to retry with the same key
@@ -558,7 +558,7 @@ fn arrived(shared: &Shared, event: &v1::CaseEvent, now: u64, latencies: &mut His
             .last_measured_delivery
             .fetch_max(now, Ordering::AcqRel);
     }
-    if let Mode::Hot { .. } = shared.plan.mode {
+    if shared.plan.pairs() > 0 {
         let pair = (j % shared.plan.pairs() as u64) as usize;
         shared.arrived[pair].notify_one();
     }

@@ -9,7 +9,9 @@
 //! - `phase`: the hand-off phase: callers and receivers started, drained, counted.
 //! - `drive`: the callers, the receivers' `Inbox`/`Ack` loops, the counters they share.
 //! - `raw`: raw JetStream publish → durable pull → ack.
+//! - `msgs`: NATS messages per hand-off on each side, from the servers' `/connz`.
 //! - `report`: the one JSON line and the summary.
+//! - `up_rss`: `--up-rss`, the memory of a whole `onedoor up` idle and under load.
 //!
 //! The nats-server comes from `crate::nats`, CPU and memory figures from `crate::proc`.
 //!
@@ -24,10 +26,12 @@
 
 mod bus;
 mod drive;
+mod msgs;
 mod phase;
 mod plan;
 mod raw;
 mod report;
+mod up_rss;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,11 +51,12 @@ use crate::nats::Nats;
 use crate::proc;
 use crate::progress::bar as progress_bar;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Hand-offs measured (after the warm-up).
-    #[arg(long, default_value_t = 20_000)]
-    pub count: u64,
+    /// Hand-offs measured (after the warm-up). Default: 20,000; with --case-length, 16 per
+    /// case.
+    #[arg(long)]
+    pub count: Option<u64>,
     /// Hand-offs sent first and left out of every figure but the lost/duplicated counts.
     #[arg(long, default_value_t = 2_000)]
     pub warmup: u64,
@@ -67,6 +72,13 @@ pub struct BenchArgs {
     /// the ministry to receive it, has the ministry send it back, and repeats.
     #[arg(long)]
     pub hot_cases: Option<usize>,
+    /// Growth mode: the cost of one more step on a case that already has N events. Each of
+    /// --concurrency cases gets its own worker and ministry (no contention); every case is
+    /// first grown to N events by hand-off and send-back rounds (the warm-up, whatever
+    /// --warmup says), then --count more rounds are measured, so the measured steps land on
+    /// cases of N to N + 2 × rounds events.
+    #[arg(long, value_name = "N")]
+    pub case_length: Option<u64>,
     /// Front offices sending hand-offs (each opens its share of the cases).
     #[arg(long, default_value_t = 1)]
     pub front_offices: usize,
@@ -100,6 +112,19 @@ pub struct BenchArgs {
     /// as lost, in seconds.
     #[arg(long, default_value_t = 30)]
     pub drain_timeout: u64,
+    /// Production mode: the 3-node cluster of deploy/nats (client TLS, route mTLS, nkey users
+    /// with the generated permissions, sync_interval always) started by the bench, the stream
+    /// with 3 replicas, adapters on TLS gRPC connecting as their own agency over TLS,
+    /// verifying every event they read; raw JetStream runs on the same cluster as the same
+    /// identities.
+    #[arg(long, conflicts_with = "nats_url")]
+    pub production: bool,
+    /// Memory of a whole `onedoor up`: start this binary's `up` on a temporary data dir (every
+    /// agency of the registry, the tracker, the web page), sample its VmRSS idle for 10 s, then
+    /// while offered hand-offs at --rate (default 1,000/s) through its adapters over TLS; ends
+    /// with its own JSON line (`"mode":"up-rss"`).
+    #[arg(long, conflicts_with_all = ["production", "nats_url", "hot_cases", "case_length"])]
+    pub up_rss: bool,
     /// Use this nats-server (2.11+) instead of starting a fresh one. It must not serve a live
     /// bus: the bench's agencies read (and acknowledge) their inboxes on it.
     #[arg(long)]
@@ -112,10 +137,27 @@ pub struct BenchArgs {
     pub service: Option<String>,
 }
 
+/// Longer cases would make the growth phase take longer than anyone waits for a bench.
+const MAX_CASE_LENGTH: u64 = 100_000;
+
+/// Measured rounds per case in growth mode when --count is not given: enough steps for a p99
+/// (16 × the 64 default cases), few enough that the cases grow by a small share of N.
+const CASE_LENGTH_ROUNDS: u64 = 16;
+
 impl BenchArgs {
+    /// Measured hand-offs: --count, or the mode's default.
+    pub fn count(&self) -> u64 {
+        match (self.count, self.case_length) {
+            (Some(count), _) => count,
+            (None, Some(_)) => CASE_LENGTH_ROUNDS * self.concurrency as u64,
+            (None, None) => 20_000,
+        }
+    }
+
     fn validate(&self) -> Result<(), BenchError> {
         let at_least_one = [
-            (self.count > 0, "--count"),
+            (self.count != Some(0), "--count"),
+            (self.case_length != Some(0), "--case-length"),
             (self.front_offices > 0, "--front-offices"),
             (self.ministries > 0, "--ministries"),
             (self.concurrency > 0, "--concurrency"),
@@ -126,6 +168,16 @@ impl BenchArgs {
         if let Some((_, flag)) = at_least_one.iter().find(|(ok, _)| !ok) {
             return Err(BenchError::InvalidArgument(format!(
                 "{flag} must be at least 1"
+            )));
+        }
+        if self.case_length.is_some() && self.hot_cases.is_some() {
+            return Err(BenchError::InvalidArgument(
+                "--case-length and --hot-cases are different modes: give one".to_owned(),
+            ));
+        }
+        if self.case_length.is_some_and(|n| n > MAX_CASE_LENGTH) {
+            return Err(BenchError::InvalidArgument(format!(
+                "--case-length: at most {MAX_CASE_LENGTH}"
             )));
         }
         let max = onedoor_case::limits::INSTRUCTIONS_MAX_BYTES;
@@ -149,25 +201,52 @@ impl BenchArgs {
 /// `onedoor bench`: measures, prints a summary on stderr and the JSON line on stdout, and
 /// fails when any hand-off was lost, duplicated, mismatched or refused.
 pub fn run(args: BenchArgs) -> Result<ExitCode, BenchError> {
+    if args.up_rss {
+        return run_up_rss(args);
+    }
     let report = measure(args)?;
-    eprintln!("{}", report.summary());
-    crate::print_json_line(&report)?;
-    Ok(if report.clean() {
+    finish(&report.summary(), &report, report.clean())
+}
+
+/// The summary on stderr, the JSON line on stdout, and the exit code of a run that was
+/// `clean` or not.
+fn finish(
+    summary: &str,
+    report: &impl serde::Serialize,
+    clean: bool,
+) -> Result<ExitCode, BenchError> {
+    eprintln!("{summary}");
+    crate::print_json_line(report)?;
+    Ok(if clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-/// Runs the whole bench on runtimes of its own and returns its figures.
-pub fn measure(args: BenchArgs) -> Result<Report, BenchError> {
-    args.validate()?;
-    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+/// The load generator's runtime (threads `od-client*`).
+fn client_runtime(args: &BenchArgs) -> Result<tokio::runtime::Runtime, BenchError> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
         .thread_name(proc::CLIENT_THREAD)
         .enable_all()
         .build()
-        .map_err(BenchError::io("starting the load generator's runtime"))?;
+        .map_err(BenchError::io("starting the load generator's runtime"))
+}
+
+/// `--up-rss`: the load generator alone runs here; `up` is another process.
+fn run_up_rss(args: BenchArgs) -> Result<ExitCode, BenchError> {
+    args.validate()?;
+    let runtime = client_runtime(&args)?;
+    let report = runtime.block_on(up_rss::measure(args))?;
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    finish(&report.summary(), &report, report.clean())
+}
+
+/// Runs the whole bench on runtimes of its own and returns its figures.
+pub fn measure(args: BenchArgs) -> Result<Report, BenchError> {
+    args.validate()?;
+    let client_runtime = client_runtime(&args)?;
     let adapter_runtime = if args.shared_runtime {
         None
     } else {
@@ -248,7 +327,11 @@ impl Setup {
 async fn bench(args: BenchArgs, adapters_on: tokio::runtime::Handle) -> Result<Report, BenchError> {
     let load_1m_start = proc::load_average_1m();
     let (setup, signers) = Setup::new(&args)?;
-    let nats = Nats::start(args.nats_url.as_deref()).await?;
+    let nats = if args.production {
+        Nats::production(&setup.registry, setup.agencies.all(), &setup.inbox).await?
+    } else {
+        Nats::start(args.nats_url.as_deref()).await?
+    };
     let outcome = on_bus(&args, &setup, signers, &nats, &adapters_on).await;
     let nats_version = nats.version.clone();
     nats.stop().await;
@@ -278,14 +361,8 @@ async fn on_bus(
     }
     let stored_before = stream_messages(&js).await;
     install_metrics(adapters_on).await?;
-    let adapters = Adapters::start(
-        adapters_on,
-        &setup.registry,
-        signers,
-        &nats.url,
-        &setup.inbox,
-    )
-    .await?;
+    let adapters =
+        Adapters::start(adapters_on, &setup.registry, signers, nats, &setup.inbox).await?;
     let outcome = phase::drive_and_measure(args, setup, &adapters, &js, nats).await;
     adapters.stop().await;
     let mut measured = outcome?;
@@ -294,12 +371,16 @@ async fn on_bus(
         .zip(stored_before)
         .map(|(after, before)| after - before);
     let raw_bar = progress_bar(args.raw_count + args.raw_count / 10, "raw");
+    let parties = raw::RawParties {
+        from: &setup.agencies.fronts[0],
+        to: &setup.agencies.ministries[0],
+    };
     let raw = raw::measure(
-        &nats.url,
+        nats,
         &setup.run,
+        parties,
         usize::try_from(measured.payload_bytes).unwrap_or(1024),
-        args.raw_count / 10,
-        args.raw_count,
+        (args.raw_count / 10, args.raw_count),
         &raw_bar,
     )
     .await;

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::bus::{Adapters, Agencies, Client};
 use super::drive::{self, CounterValues, Pacer, Shared};
+use super::msgs::{ConnMsgs, MsgsPerHandoff};
 use super::plan::{Mode, Plan};
 use super::{BenchArgs, Setup};
 use crate::BenchError;
@@ -34,6 +35,8 @@ pub(super) struct Measured {
     pub counters: CounterValues,
     pub cpu: CpuSnapshot,
     pub peak_rss_mb: f64,
+    /// NATS messages per hand-off on each side (servers the bench started only).
+    pub nats_msgs: Option<MsgsPerHandoff>,
     pub payload_bytes: u64,
     pub phase_s: f64,
     /// Filled in by the caller, once the adapters have stopped writing.
@@ -73,7 +76,9 @@ pub(super) async fn drive_and_measure(
     let (stop, stop_rx) = watch::channel(false);
     let receivers = start_receivers(&shared, &setup.agencies, adapters, &stop_rx).await?;
 
-    let cpu_before = CpuSnapshot::take(nats.pid());
+    let monitors = nats.monitor_addrs();
+    let msgs_before = ConnMsgs::take(&monitors).await;
+    let cpu_before = CpuSnapshot::take(&nats.pids());
     let phase_started = Instant::now();
     let pacer = Pacer::new(args.rate);
     let senders = start_senders(args, &shared, &callers, adapters, &setup.agencies, pacer).await?;
@@ -82,7 +87,13 @@ pub(super) async fn drive_and_measure(
     }
     drain(&shared, Duration::from_secs(args.drain_timeout)).await;
     let phase_s = phase_started.elapsed().as_secs_f64();
-    let cpu = CpuSnapshot::take(nats.pid()).since(&cpu_before);
+    let cpu = CpuSnapshot::take(&nats.pids()).since(&cpu_before);
+    let nats_msgs = ConnMsgs::take(&monitors)
+        .await
+        .zip(msgs_before)
+        .map(|(after, before)| {
+            after.per_handoff(&before, &plan.fronts, &plan.ministries, plan.total)
+        });
     let peak_rss_mb = proc::status_mib("VmHWM").unwrap_or(0.0);
     bar.finish_and_clear();
 
@@ -99,6 +110,7 @@ pub(super) async fn drive_and_measure(
         counters: shared.counters.values(),
         cpu,
         peak_rss_mb,
+        nats_msgs,
         payload_bytes: shared.payload_bytes().unwrap_or(0),
         phase_s,
         stored_events: None,
@@ -182,7 +194,7 @@ async fn start_senders(
                 )));
             }
         }
-        Mode::Hot { .. } => {
+        Mode::Hot { .. } | Mode::Growth { .. } => {
             let mut ministry_clients = Vec::new();
             for code in &agencies.ministries {
                 ministry_clients.push(adapters.get(code)?.client().await?);

@@ -15,6 +15,11 @@
 //!   back (ending its task), repeat. The N × M workers of a case race for it: every write loses
 //!   and re-decides when another landed first, and each case's history grows by two events per
 //!   hand-off.
+//! - **growth** (`--case-length N`): C cases (`--concurrency`), each with one worker and its
+//!   own ministry (case `c` goes to ministry `c mod M`), so nothing contends. The worker loops
+//!   as in hot mode (hand off, wait for it to arrive, send back); the warm-up is the rounds that
+//!   grow every case to at least N events (1 opening + 2 per round), the measured rounds come
+//!   after them.
 //!
 //! Job numbers are carried in the idempotency key (`bench-<run>-<j>`), which the event keeps,
 //! so a receiver knows which call it is looking at; the event id it must have is derived from
@@ -29,6 +34,7 @@ use super::bus::Agencies;
 pub enum Mode {
     Spread,
     Hot { cases: usize },
+    Growth { cases: usize, length: u64 },
 }
 
 impl Mode {
@@ -37,8 +43,15 @@ impl Mode {
         match self {
             Mode::Spread => "spread",
             Mode::Hot { .. } => "hot",
+            Mode::Growth { .. } => "case-length",
         }
     }
+}
+
+/// Rounds (a hand-off and its send-back: two events) that take a freshly opened case (one
+/// event) to at least `length` events.
+fn rounds_to_reach(length: u64) -> u64 {
+    length.saturating_sub(1).div_ceil(2)
 }
 
 /// Which calls the run makes. Pure: job `j` always means the same case, sender and receiver.
@@ -66,17 +79,28 @@ impl Plan {
     /// The plan of run `run`: `--count` measured hand-offs after `--warmup` ones, rounded up
     /// in hot mode to whole rounds over every (case, ministry) pair.
     pub fn new(run: &str, args: &BenchArgs, agencies: &Agencies) -> Plan {
-        let (mode, warmup, total) = match args.hot_cases {
-            None => (Mode::Spread, args.warmup, args.warmup + args.count),
-            Some(cases) => {
+        let count = args.count();
+        let (mode, warmup, total) = match (args.hot_cases, args.case_length) {
+            (Some(cases), _) => {
                 let pairs = cases as u64 * agencies.ministries.len() as u64;
                 let warmup = args.warmup.div_ceil(pairs) * pairs;
                 (
                     Mode::Hot { cases },
                     warmup,
-                    warmup + args.count.div_ceil(pairs) * pairs,
+                    warmup + count.div_ceil(pairs) * pairs,
                 )
             }
+            (None, Some(length)) => {
+                let cases = args.concurrency;
+                let pairs = cases as u64;
+                let warmup = rounds_to_reach(length) * pairs;
+                (
+                    Mode::Growth { cases, length },
+                    warmup,
+                    warmup + count.div_ceil(pairs) * pairs,
+                )
+            }
+            (None, None) => (Mode::Spread, args.warmup, args.warmup + count),
         };
         Plan {
             run: run.to_owned(),
@@ -94,16 +118,32 @@ impl Plan {
         match self.mode {
             Mode::Spread => usize::try_from(self.total.div_ceil(self.ministries.len() as u64))
                 .unwrap_or(usize::MAX),
-            Mode::Hot { cases } => cases,
+            Mode::Hot { cases } | Mode::Growth { cases, .. } => cases,
         }
     }
 
-    /// (case, ministry) pairs: the hot mode's workers.
+    /// (case, ministry) pairs, one worker each: hot mode's every case with every ministry,
+    /// growth mode's every case with its own ministry; none in spread mode.
     pub fn pairs(&self) -> usize {
         match self.mode {
             Mode::Spread => 0,
             Mode::Hot { cases } => cases * self.ministries.len(),
+            Mode::Growth { cases, .. } => cases,
         }
+    }
+
+    /// Growth mode: the events a case holds before its first and before its last measured
+    /// hand-off.
+    pub fn measured_case_events(&self) -> Option<(u64, u64)> {
+        let Mode::Growth { cases, .. } = self.mode else {
+            return None;
+        };
+        let cases = cases as u64;
+        let before = |rounds: u64| 1 + 2 * rounds;
+        Some((
+            before(self.warmup / cases),
+            before((self.total / cases).saturating_sub(1)),
+        ))
     }
 
     pub fn front_of_case(&self, case: usize) -> usize {
@@ -124,6 +164,10 @@ impl Plan {
             Mode::Hot { .. } => {
                 let pair = (j % self.pairs() as u64) as usize;
                 (pair / m, pair % m)
+            }
+            Mode::Growth { .. } => {
+                let case = (j % self.pairs() as u64) as usize;
+                (case, case % m)
             }
         };
         Job {
@@ -220,6 +264,30 @@ mod tests {
         assert_eq!(plan.job(0), plan.job(6));
         assert_eq!(plan.job(5).case, 1);
         assert_eq!(plan.job(5).ministry, 2);
+    }
+
+    #[test]
+    fn growth_jobs_give_each_case_its_own_ministry_and_reach_the_length_first() {
+        let mut plan = plan(
+            Mode::Growth {
+                cases: 4,
+                length: 10,
+            },
+            0,
+        );
+        plan.warmup = rounds_to_reach(10) * 4;
+        plan.total = plan.warmup + 2 * 4;
+        for j in 0..plan.total {
+            let job = plan.job(j);
+            assert_eq!(job.case as u64, j % 4);
+            assert_eq!(job.ministry, job.case % 3);
+        }
+        // 1 opening + 5 rounds of two: 11 events before the first measured hand-off, 13 before
+        // the second and last.
+        assert_eq!(plan.measured_case_events(), Some((11, 13)));
+        assert_eq!(rounds_to_reach(1), 0);
+        assert_eq!(rounds_to_reach(3), 1);
+        assert_eq!(rounds_to_reach(1000), 500);
     }
 
     #[test]

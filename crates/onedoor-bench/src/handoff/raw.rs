@@ -1,7 +1,15 @@
-//! Raw JetStream on the same server, for the same-run ratio: messages of the hand-offs' payload
-//! size published with async acks (a window of acks outstanding) onto a file-stored stream of
-//! its own, read by a durable pull consumer that acknowledges each one. No headers, no case
-//! rules, no gRPC: what the bus itself can carry end to end.
+//! Raw JetStream on the same NATS, for the same-run ratio: messages of the hand-offs' payload
+//! size published with async acks (a window of acks outstanding), read by a durable pull
+//! consumer that acknowledges each one. No headers, no case rules, no gRPC: what the bus itself
+//! can carry end to end.
+//!
+//! Where: on a development server, a file-stored stream of the run's own. In production mode
+//! the generated permissions let nobody publish outside the case subjects or pull anything
+//! but their own consumer, so raw JetStream runs where the bus runs and as its identities: a
+//! front office publishes on its own case subjects into the ONEDOOR stream (R3, `sync_interval:
+//! always`), and a ministry pulls and acks through its own `inbox-<CODE>` consumer, which the
+//! operator makes again (after the adapters have stopped) filtered on those subjects with
+//! JetStream's default window. Same cluster, TLS, nkeys and stream as the hand-offs.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -10,10 +18,13 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use indicatif::ProgressBar;
+use onedoor_case::AgencyCode;
+use onedoor_natsauth::Identity;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::BenchError;
+use crate::nats::Nats;
 
 /// Publish acks outstanding at once.
 const PUBLISH_WINDOW: usize = 1024;
@@ -28,30 +39,39 @@ pub struct RawReport {
     pub elapsed_s: f64,
 }
 
+/// Who publishes and who reads, in production mode: a front office and a ministry.
+pub struct RawParties<'a> {
+    pub from: &'a AgencyCode,
+    pub to: &'a AgencyCode,
+}
+
 /// Publishes `warmup` then `count` messages of `payload_bytes` and times the second part from
 /// its first publish to the consumer's ack of its last message.
 pub async fn measure(
-    url: &str,
+    nats: &Nats,
     run: &str,
+    parties: RawParties<'_>,
     payload_bytes: usize,
-    warmup: u64,
-    count: u64,
+    (warmup, count): (u64, u64),
     progress: &ProgressBar,
 ) -> Result<RawReport, BenchError> {
-    let js = jetstream::new(connect(url).await?);
-    let raw = RawStream {
-        subject: format!("onedoor-bench.raw.{run}"),
-        name: format!("ONEDOOR_BENCH_RAW_{run}"),
+    let place = if nats.is_production() {
+        RawPlace::inbox(nats, run, &parties).await?
+    } else {
+        RawPlace::own_stream(nats, run).await?
     };
-    raw.create(&js).await?;
-    // The consumer is read over its own connection, as a separate system would.
-    let consumer = raw.consumer(connect(url).await?).await?;
-    let reader = Reader::spawn(consumer, warmup, count, progress.clone());
+    let reader = Reader::spawn(place.consumer.clone(), warmup, count, progress.clone());
     let payload = Bytes::from(vec![b'x'; payload_bytes]);
-    let elapsed_s = timed(&js, &raw.subject, &payload, warmup, count, reader).await;
-    if let Err(err) = js.delete_stream(&raw.name).await {
-        tracing::warn!(error = %err, "could not delete the raw stream");
-    }
+    let elapsed_s = timed(
+        &place.publisher,
+        &place.subject,
+        &payload,
+        warmup,
+        count,
+        reader,
+    )
+    .await;
+    place.clean_up().await;
     let elapsed_s = elapsed_s?;
     Ok(RawReport {
         per_s: count as f64 / elapsed_s.max(f64::EPSILON),
@@ -59,10 +79,91 @@ pub async fn measure(
     })
 }
 
-async fn connect(url: &str) -> Result<async_nats::Client, BenchError> {
-    async_nats::connect(url)
-        .await
-        .map_err(BenchError::nats(format!("connecting to {url}")))
+/// The publisher's context, the subject it publishes on, and the consumer that reads it (over
+/// a connection of its own, as a separate system would).
+struct RawPlace {
+    publisher: jetstream::Context,
+    subject: String,
+    consumer: consumer::PullConsumer,
+    /// The run's own stream, deleted afterwards.
+    own_stream: Option<(jetstream::Context, String)>,
+}
+
+impl RawPlace {
+    async fn own_stream(nats: &Nats, run: &str) -> Result<RawPlace, BenchError> {
+        let js = jetstream::new(nats.client(&Identity::Operator).await?);
+        let raw = RawStream {
+            subject: format!("onedoor-bench.raw.{run}"),
+            name: format!("ONEDOOR_BENCH_RAW_{run}"),
+        };
+        raw.create(&js).await?;
+        let consumer = raw
+            .consumer(nats.client(&Identity::Operator).await?)
+            .await?;
+        Ok(RawPlace {
+            publisher: js.clone(),
+            subject: raw.subject,
+            consumer,
+            own_stream: Some((js, raw.name)),
+        })
+    }
+
+    async fn inbox(
+        nats: &Nats,
+        run: &str,
+        parties: &RawParties<'_>,
+    ) -> Result<RawPlace, BenchError> {
+        let subject = format!(
+            "{}.RAW{run}.{}.{}",
+            onedoor_bus::subjects::CASE_SUBJECT_PREFIX,
+            parties.from,
+            parties.to
+        );
+        let name = format!("inbox-{}", parties.to);
+        let operator = jetstream::new(nats.client(&Identity::Operator).await?);
+        let stream = operator
+            .get_stream(onedoor_bus::STREAM_NAME)
+            .await
+            .map_err(BenchError::nats(
+                "binding to the ONEDOOR stream as the operator",
+            ))?;
+        stream
+            .delete_consumer(&name)
+            .await
+            .map_err(BenchError::nats(format!("deleting {name} for the raw run")))?;
+        stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: subject.clone(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .map_err(BenchError::nats(format!("making {name} for the raw run")))?;
+        let reader = jetstream::new(nats.client(&Identity::Agency(parties.to.clone())).await?);
+        let consumer = reader
+            .get_stream(onedoor_bus::STREAM_NAME)
+            .await
+            .map_err(BenchError::nats("binding to the ONEDOOR stream"))?
+            .get_consumer(&name)
+            .await
+            .map_err(BenchError::nats(format!("binding to {name}")))?;
+        let publisher = jetstream::new(nats.client(&Identity::Agency(parties.from.clone())).await?);
+        Ok(RawPlace {
+            publisher,
+            subject,
+            consumer,
+            own_stream: None,
+        })
+    }
+
+    async fn clean_up(self) {
+        if let Some((js, name)) = self.own_stream
+            && let Err(err) = js.delete_stream(&name).await
+        {
+            tracing::warn!(error = %err, "could not delete the raw stream");
+        }
+    }
 }
 
 /// The run's own file-stored stream and its durable pull consumer `raw`.

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::msgs::MsgsPerHandoff;
 use super::phase::Measured;
 use super::plan::Mode;
 use super::raw::RawReport;
@@ -14,7 +15,7 @@ use crate::proc;
 /// arrival; latency is from the start of each `HandOff` call to its arrival on the receiver's
 /// `Inbox` stream. CPU figures cover the whole hand-off phase (warm-up included) divided by every
 /// hand-off sent; in hot mode each hand-off also carries its send-back (two writes, two
-/// deliveries). `peak_rss_mb` is the process's `VmHWM` after the hand-off phase.
+/// deliveries), and so in growth mode (`--case-length`). `peak_rss_mb` is the process's `VmHWM` after the hand-off phase.
 #[derive(Debug, Serialize)]
 pub struct Report {
     handoffs_per_s: f64,
@@ -33,7 +34,17 @@ pub struct Report {
     process_cpu_s_per_1000: f64,
     nats_cpu_s_per_1000: Option<f64>,
     peak_rss_mb: f64,
+    /// NATS messages per hand-off between each side's adapters and the servers (`/connz`).
+    nats_msgs_per_handoff: Option<MsgsPerHandoff>,
+    /// `development` (one plain node, R1) or `production` (see `--production`).
     mode: &'static str,
+    /// `spread`, `hot` or `case-length`.
+    pattern: &'static str,
+    /// Growth mode: N, and the events a case held before its first and its last measured
+    /// hand-off.
+    case_length: Option<u64>,
+    case_events_from: Option<u64>,
+    case_events_to: Option<u64>,
     count: u64,
     warmup: u64,
     cases: usize,
@@ -100,7 +111,16 @@ impl Report {
             process_cpu_s_per_1000: per_1000(measured.cpu.process_s),
             nats_cpu_s_per_1000: measured.cpu.nats_s.map(per_1000),
             peak_rss_mb: measured.peak_rss_mb,
-            mode: measured.plan.mode.name(),
+            nats_msgs_per_handoff: measured.nats_msgs,
+            mode: if args.production {
+                "production"
+            } else {
+                "development"
+            },
+            pattern: measured.plan.mode.name(),
+            case_length: args.case_length,
+            case_events_from: measured.plan.measured_case_events().map(|(from, _)| from),
+            case_events_to: measured.plan.measured_case_events().map(|(_, to)| to),
             count: measured.plan.total - measured.plan.warmup,
             warmup: measured.plan.warmup,
             cases: measured.plan.cases(),
@@ -109,7 +129,7 @@ impl Report {
             ministries: agencies.ministries.len(),
             concurrency: match measured.plan.mode {
                 Mode::Spread => args.concurrency,
-                Mode::Hot { .. } => measured.plan.pairs(),
+                Mode::Hot { .. } | Mode::Growth { .. } => measured.plan.pairs(),
             },
             inbox_window: setup.inbox.max_in_flight,
             payload_bytes: measured.payload_bytes,
