@@ -41,4 +41,4 @@ pub mod webhook;
 
 pub use error::AdapterError;
 pub use onedoor_grpc::{TlsIdentity, Token};
-pub use server::{AdapterConfig, run};
+pub use server::{AdapterConfig, CaseReads, run};

@@ -62,6 +62,18 @@ pub struct AdapterConfig {
     pub webhook: Option<crate::webhook::WebhookConfig>,
     /// The HTTP/JSON face on the same port (`docs/http-json.md`); `None` serves gRPC only.
     pub http: Option<onedoor_http::HttpSettings>,
+    /// How cases are read: through the case reader (production, where the agency's NATS user
+    /// may not read the stream) or directly (a development NATS without users).
+    pub reads: CaseReads,
+}
+
+/// Where an adapter reads cases from (`docs/jetstream.md` §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseReads {
+    /// Ask the case reader (`onedoor reader`), which answers only about the agency's cases.
+    Reader,
+    /// Read the stream directly: needs a NATS user with stream reads, i.e. no confinement.
+    Stream,
 }
 
 impl AdapterConfig {
@@ -85,6 +97,7 @@ impl AdapterConfig {
             client_certs: Vec::new(),
             webhook: None,
             http: Some(onedoor_http::HttpSettings::new(MAX_MESSAGE_BYTES)),
+            reads: CaseReads::Stream,
         }
     }
 
@@ -168,8 +181,14 @@ pub async fn run(
     // The inbox consumer exists before the first Inbox call, and what exhausts its deliveries
     // is recorded for staff while the adapter runs.
     onedoor_bus::ensure_inbox(&jetstream, &config.agency, &config.inbox).await?;
-    let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency).await?;
-    let liveness = Liveness::watch(client, config.liveness, "adapter");
+    let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency, log.clone()).await?;
+    let liveness = match config.reads {
+        CaseReads::Stream => Liveness::watch(client, config.liveness, "adapter"),
+        CaseReads::Reader => {
+            let consumer = onedoor_bus::subjects::inbox_consumer(config.agency.as_str())?;
+            Liveness::watch_inbox(client, config.liveness, "adapter", consumer)
+        }
+    };
     let follower = tokio::spawn(health::follow_nats(health, liveness.answering()));
 
     // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
@@ -263,7 +282,14 @@ async fn open_log(
     config: &AdapterConfig,
     jetstream: &async_nats::jetstream::Context,
 ) -> Result<CaseLog, AdapterError> {
-    let log = CaseLog::open(jetstream.clone()).await?;
+    let log = match config.reads {
+        CaseReads::Stream => CaseLog::open(jetstream.clone()).await?,
+        CaseReads::Reader => CaseLog::through_reader(
+            jetstream.clone(),
+            config.agency.clone(),
+            config.nats_timeout,
+        ),
+    };
     Ok(match config.signer.clone() {
         // An adapter that signs checks every signature it reads; one without a key (a
         // development set-up) could not tell its own unsigned events from forged ones.

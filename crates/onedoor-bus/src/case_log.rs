@@ -13,7 +13,7 @@ use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
-use onedoor_case::{CaseEvent, CaseId, Registry};
+use onedoor_case::{AgencyCode, CaseEvent, CaseId, Registry};
 use onedoor_proto::convert::{self, Envelope};
 use onedoor_proto::v1;
 use prost::Message as _;
@@ -22,6 +22,7 @@ use crate::audit::Signer;
 use crate::cloudevents as ce;
 use crate::error::BusError;
 use crate::nats_error::NatsErrorKind;
+use crate::read::client::ReadClient;
 use crate::replica_read::{Freshness, ReplicaReader};
 use crate::snapshot::{CaseSnapshot, CaseTip, SNAPSHOT_CACHE_BYTES, SnapshotCache, payload_digest};
 use crate::subjects;
@@ -70,8 +71,8 @@ pub struct CaseLog {
     jetstream: async_nats::jetstream::Context,
     /// The connection under `jetstream`, whose state decides whether a snapshot may be used.
     client: async_nats::Client,
-    /// Reads that see this process's own writes and deliveries on a replicated stream.
-    reader: ReplicaReader,
+    /// Where cases are read: the stream itself, or the case reader for a confined agency.
+    reader: Reads,
     /// Signs every event this log writes (the writing agency's key).
     signer: Option<Arc<Signer>>,
     /// The keys events are verified under on read; `None` checks everything but signatures.
@@ -79,6 +80,55 @@ pub struct CaseLog {
     /// Compact snapshots of recently written cases, so that a write usually reads nothing
     /// before it appends (see [`crate::snapshot`]).
     cache: Arc<Mutex<SnapshotCache>>,
+}
+
+/// How a log reads cases.
+#[derive(Clone)]
+enum Reads {
+    /// Direct gets on the stream, seeing this process's own writes and deliveries on a
+    /// replicated stream (the tracker, the auditor, the case reader, unconfined set-ups).
+    Stream(ReplicaReader),
+    /// Through the case reader, for an agency whose NATS user may not read the stream.
+    Service(ReadClient),
+}
+
+impl Reads {
+    fn saw(&self, case_id: CaseId, sequence: u64) {
+        match self {
+            Reads::Stream(reader) => reader.saw(case_id, sequence),
+            Reads::Service(client) => client.saw(case_id, sequence),
+        }
+    }
+
+    fn known(&self, case_id: &CaseId) -> u64 {
+        match self {
+            Reads::Stream(reader) => reader.known(case_id),
+            Reads::Service(client) => client.known(case_id),
+        }
+    }
+
+    /// Whether an answer may come from behind the leader. Through the reader it may (the
+    /// reader's stream may be replicated): a refusal is confirmed with a leader read there.
+    fn replicated(&self) -> bool {
+        match self {
+            Reads::Stream(reader) => reader.replicated(),
+            Reads::Service(_) => true,
+        }
+    }
+
+    fn after_conflict(&self) -> Freshness {
+        match self {
+            Reads::Stream(reader) => reader.after_conflict(),
+            Reads::Service(_) => Freshness::Leader,
+        }
+    }
+
+    fn leader_reads(&self) -> u64 {
+        match self {
+            Reads::Stream(reader) => reader.leader_reads(),
+            Reads::Service(client) => client.leader_reads(),
+        }
+    }
 }
 
 /// What a read of a case found, nothing of it verified yet.
@@ -106,14 +156,38 @@ impl CaseLog {
             .get_stream(crate::STREAM_NAME)
             .await
             .map_err(|e| BusError::nats("binding to the ONEDOOR stream", &e))?;
-        Ok(CaseLog {
+        Ok(Self::with_reads(
+            jetstream,
+            Reads::Stream(ReplicaReader::new(stream)),
+        ))
+    }
+
+    /// A log for `agency`, whose NATS user may publish its own events but read cases only
+    /// through the case reader ([`crate::read`]): nothing here reads the stream, nor asks for
+    /// its info. Reads time out with the context's timeout.
+    pub fn through_reader(
+        jetstream: async_nats::jetstream::Context,
+        agency: AgencyCode,
+        timeout: Duration,
+    ) -> Self {
+        let client = ReadClient::new(jetstream.client(), agency, timeout);
+        Self::with_reads(jetstream, Reads::Service(client))
+    }
+
+    fn with_reads(jetstream: async_nats::jetstream::Context, reader: Reads) -> Self {
+        CaseLog {
             client: jetstream.client(),
             jetstream,
-            reader: ReplicaReader::new(stream),
+            reader,
             signer: None,
             registry: None,
             cache: Arc::new(Mutex::new(SnapshotCache::new(SNAPSHOT_CACHE_BYTES))),
-        })
+        }
+    }
+
+    /// Whether this log reads through the case reader.
+    pub fn is_confined(&self) -> bool {
+        matches!(self.reader, Reads::Service(_))
     }
 
     /// Every event written through this log is signed with `signer`.
@@ -191,8 +265,19 @@ impl CaseLog {
         known_last: u64,
         freshness: Freshness,
     ) -> Result<Read, BusError> {
+        let reader = match &self.reader {
+            Reads::Stream(reader) => reader,
+            Reads::Service(client) => {
+                let (whole, messages) = client.since(case_id, known_last, freshness).await?;
+                return Ok(if whole {
+                    Read::Whole(messages)
+                } else {
+                    Read::After(messages)
+                });
+            }
+        };
         let filter = subjects::case_filter(&case_id.to_string())?;
-        let Some(mut message) = self.reader.last(&filter, freshness).await? else {
+        let Some(mut message) = reader.last(&filter, freshness).await? else {
             return Ok(Read::After(Vec::new()));
         };
         let mut newer = Vec::new();
@@ -210,7 +295,7 @@ impl CaseLog {
                     .and_then(|value| value.as_str().parse().ok())
                     .filter(|_| whole_case);
                 let Some(previous) = previous.filter(|p| *p < message.sequence) else {
-                    return Ok(Read::Whole(self.load_forward(&filter).await?));
+                    return Ok(Read::Whole(load_forward(reader, &filter).await?));
                 };
                 newer.push(raw(message));
                 if previous == known_last {
@@ -223,7 +308,7 @@ impl CaseLog {
                             Read::After(history) | Read::Whole(history) => Read::Whole(history),
                         });
                 }
-                message = self.reader.at(previous, freshness).await?;
+                message = reader.at(previous, freshness).await?;
             }
         }
         newer.reverse();
@@ -362,11 +447,14 @@ impl CaseLog {
         request: &WriteRequest,
         sequence: u64,
     ) -> Result<Written, BusError> {
-        let message = self
-            .reader
-            .at(sequence, Freshness::Replica(sequence))
-            .await?;
-        let subject = message.subject.to_string();
+        let Some(message) = self.raw_at(sequence, Freshness::Replica(sequence)).await? else {
+            return Err(id_taken(
+                request,
+                sequence,
+                "a message this agency may not read".to_owned(),
+            ));
+        };
+        let subject = message.subject;
         let stored = decode_stored(message.sequence, message.payload)
             .map_err(|e| id_taken(request, sequence, format!("the stored message: {e}")))?;
         if let Some(why) = self.not_ours(request, &stored, &subject) {
@@ -418,29 +506,38 @@ impl CaseLog {
         }
     }
 
-    /// The forward walk: "next message on the case's subjects from sequence n", one get per
-    /// event and a final not-found. Slow on large streams (see [`CaseLog::load`]), but it reads
-    /// whatever is on the case's subjects, headers or not.
-    async fn load_forward(&self, filter: &str) -> Result<Vec<RawMessage>, BusError> {
-        let mut events = Vec::new();
-        let mut next = 1;
-        loop {
-            let message = match self
-                .reader
-                .stream()
-                .direct_get_next_for_subject(filter.to_owned(), Some(next))
-                .await
-            {
-                Ok(message) => message,
-                Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
-                    return Ok(events);
-                }
-                Err(err) => {
-                    return Err(BusError::nats("reading a case's events", &err));
-                }
-            };
-            next = message.sequence + 1;
-            events.push(raw(message));
+    /// The case's raw messages after `known_last` (`true`: the whole case, `known_last` was not
+    /// in its chain), for the case reader, which verifies and confines them itself.
+    pub(crate) async fn raw_since(
+        &self,
+        case_id: CaseId,
+        known_last: u64,
+        freshness: Freshness,
+    ) -> Result<(bool, Vec<RawMessage>), BusError> {
+        Ok(
+            match self.load_since(case_id, known_last, freshness).await? {
+                Read::After(messages) => (false, messages),
+                Read::Whole(messages) => (true, messages),
+            },
+        )
+    }
+
+    /// The message at stream `sequence`, `None` when there is none (or, read through the case
+    /// reader, when this agency may not read it).
+    pub(crate) async fn raw_at(
+        &self,
+        sequence: u64,
+        freshness: Freshness,
+    ) -> Result<Option<RawMessage>, BusError> {
+        match &self.reader {
+            Reads::Service(client) => client.at(sequence, freshness).await,
+            Reads::Stream(reader) => match reader.at(sequence, freshness).await {
+                Ok(message) => Ok(Some(raw(message))),
+                Err(BusError::Nats {
+                    code: Some(10037), ..
+                }) => Ok(None),
+                Err(err) => Err(err),
+            },
         }
     }
 
@@ -608,6 +705,31 @@ impl CaseLog {
                 Err(other) => return Err(other),
             }
         }
+    }
+}
+
+/// The forward walk: "next message on the case's subjects from sequence n", one get per event
+/// and a final not-found. Slow on large streams (see [`CaseLog::load`]), but it reads whatever
+/// is on the case's subjects, headers or not.
+async fn load_forward(reader: &ReplicaReader, filter: &str) -> Result<Vec<RawMessage>, BusError> {
+    let mut events = Vec::new();
+    let mut next = 1;
+    loop {
+        let message = match reader
+            .stream()
+            .direct_get_next_for_subject(filter.to_owned(), Some(next))
+            .await
+        {
+            Ok(message) => message,
+            Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
+                return Ok(events);
+            }
+            Err(err) => {
+                return Err(BusError::nats("reading a case's events", &err));
+            }
+        };
+        next = message.sequence + 1;
+        events.push(raw(message));
     }
 }
 

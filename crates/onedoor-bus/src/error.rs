@@ -57,6 +57,18 @@ pub enum BusError {
     #[error("cannot encode event: {why}")]
     Encode { why: String },
 
+    /// The case exists but the asking agency is not a party to it (it neither opened it nor
+    /// was sent a task on it), so the case reader will not show it.
+    #[error(
+        "case {case_id} is not open to {agency}: an agency reads a case only once it opened it or was sent a task on it"
+    )]
+    NotParty { case_id: String, agency: String },
+
+    /// The case reader answered something this client cannot use (a version mismatch or a
+    /// bug), not an outage.
+    #[error("{why}")]
+    ReadRefused { why: String },
+
     /// A stored message is not a valid onedoor event.
     #[error("stream message {sequence} is not a valid case event: {why}")]
     Decode { sequence: u64, why: String },

@@ -12,6 +12,8 @@
 //!   index) and append with per-case optimistic concurrency, re-deciding on a lost race.
 //! - `replica_read` (private): reads that include what this process wrote or was delivered,
 //!   asking the stream leader when a replica answers from behind.
+//! - [`read`]: read confinement: [`read::CaseReader`] answers an agency only about cases it is
+//!   a party to; a confined [`CaseLog`] reads through it.
 //! - [`audit`]: Ed25519 signatures and the per-case hash chain; `verify_case`.
 //! - [`cloudevents`]: CloudEvents binary-mode `ce-*` headers, percent-encoded as the NATS
 //!   binding says.
@@ -37,6 +39,7 @@ pub mod error;
 pub mod inbox;
 pub mod nats_error;
 pub mod own_stuck;
+pub mod read;
 mod replica_read;
 pub mod snapshot;
 pub mod stream;

@@ -6,10 +6,10 @@
 //! sequence to be the case's last (`Nats-Expected-Last-Subject-Sequence`), so a stale snapshot
 //! costs one refused append and a read of what was appended after it, never a wrong event.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use hashlink::LinkedHashMap;
-use onedoor_case::{CaseEvent, CaseId, CaseState, EventId, FoldError, Registry};
+use onedoor_case::{AgencyCode, CaseEvent, CaseId, CaseState, EventId, FoldError, Registry};
 use sha2::{Digest as _, Sha256};
 
 use crate::case_log::StoredEvent;
@@ -80,6 +80,9 @@ pub(crate) struct CaseSnapshot {
     events: HashMap<EventId, u64>,
     /// Messages of the case that did not verify, skipped by the fold.
     pub quarantined: Vec<Quarantined>,
+    /// Every agency that wrote an accepted event of the case or was sent one: who may read it
+    /// (see [`crate::read`]).
+    parties: BTreeSet<AgencyCode>,
 }
 
 impl CaseSnapshot {
@@ -124,6 +127,7 @@ impl CaseSnapshot {
 
     fn accepted(&mut self, stored: &StoredEvent) {
         self.events.insert(stored.event.event_id, stored.sequence);
+        self.joined(&stored.event);
         self.tip.last_hash = Some(payload_digest(&stored.payload));
         if self.tip.trace_id.is_none() {
             self.tip.trace_id = Some(stored.envelope.trace_id.clone());
@@ -149,6 +153,7 @@ impl CaseSnapshot {
         forget_free_text(&mut state);
         self.state = Some(state);
         self.events.insert(event.event_id, sequence);
+        self.joined(event);
         self.tip.last_sequence = sequence;
         self.tip.last_hash = Some(hash);
         if self.tip.trace_id.is_none() {
@@ -156,6 +161,18 @@ impl CaseSnapshot {
         }
         self.tip.last_span_id = Some(span_id.to_owned());
         Ok(())
+    }
+
+    fn joined(&mut self, event: &CaseEvent) {
+        self.parties.insert(event.from.clone());
+        if let Some(to) = &event.to {
+            self.parties.insert(to.clone());
+        }
+    }
+
+    /// Whether `agency` opened the case, wrote one of its accepted events or was sent one.
+    pub fn has_party(&self, agency: &AgencyCode) -> bool {
+        self.parties.contains(agency)
     }
 
     /// The stream sequence of `event_id`, if the case holds it.

@@ -20,7 +20,6 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
-use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::{self, stream::StorageType};
 use futures::StreamExt as _;
 use onedoor_case::AgencyCode;
@@ -28,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
-use crate::case_log::{NATS_MSG_ID, decode_stored};
+use crate::case_log::{CaseLog, decode_stored};
 use crate::error::BusError;
+use crate::replica_read::Freshness;
 use crate::subjects::{self, STREAM_NAME};
 
 /// The KV bucket of stuck deliveries (contract with the tracker).
@@ -307,30 +307,38 @@ pub struct StuckRecorder {
 
 impl StuckRecorder {
     /// Records exhausted deliveries of `agency`'s inbox.
-    pub async fn spawn(js: jetstream::Context, agency: &AgencyCode) -> Result<Self, BusError> {
+    ///
+    /// `log` reads the stuck event (its case and event ids); an agency's confined log may,
+    /// since the event was addressed to it.
+    pub async fn spawn(
+        js: jetstream::Context,
+        agency: &AgencyCode,
+        log: CaseLog,
+    ) -> Result<Self, BusError> {
         let subject = max_deliveries_advisory_subject(agency)?;
-        Self::spawn_on(js, subject).await
+        Self::spawn_on(js, subject, log).await
     }
 
     /// Records exhausted deliveries of every agency's inbox (one process running all adapters,
     /// or an operator tool). Advisories of other consumers (e.g. `tracker`) are ignored.
-    pub async fn spawn_for_all_inboxes(js: jetstream::Context) -> Result<Self, BusError> {
+    pub async fn spawn_for_all_inboxes(
+        js: jetstream::Context,
+        log: CaseLog,
+    ) -> Result<Self, BusError> {
         Self::spawn_on(
             js,
             format!("{MAX_DELIVERIES_ADVISORY_PREFIX}.{STREAM_NAME}.*"),
+            log,
         )
         .await
     }
 
-    async fn spawn_on(js: jetstream::Context, subject: String) -> Result<Self, BusError> {
+    async fn spawn_on(
+        js: jetstream::Context,
+        subject: String,
+        log: CaseLog,
+    ) -> Result<Self, BusError> {
         let store = ensure_stuck_bucket(&js).await?;
-        let stream = js
-            .get_stream(STREAM_NAME)
-            .await
-            .map_err(|source| BusError::GetStream {
-                stream: STREAM_NAME.to_owned(),
-                source,
-            })?;
         let client = js.client();
         let subscription = client.subscribe(subject.clone()).await.map_err(|e| {
             BusError::nats_on("subscribing to max-deliveries advisories", &subject, &e)
@@ -344,7 +352,7 @@ impl StuckRecorder {
             let mut subscription = subscription;
             while let Some(message) = subscription.next().await {
                 match serde_json::from_slice::<MaxDeliveriesAdvisory>(&message.payload) {
-                    Ok(advisory) => record_advisory(&stream, &store, advisory).await,
+                    Ok(advisory) => record_advisory(&log, &store, advisory).await,
                     Err(e) => tracing::warn!(
                         subject = %message.subject,
                         error = %e,
@@ -369,14 +377,14 @@ impl Drop for StuckRecorder {
     }
 }
 
-async fn record_advisory(stream: &Stream, store: &kv::Store, advisory: MaxDeliveriesAdvisory) {
+async fn record_advisory(log: &CaseLog, store: &kv::Store, advisory: MaxDeliveriesAdvisory) {
     let Some(agency) = advisory.consumer.strip_prefix("inbox-") else {
         return; // not an inbox (e.g. the tracker's consumer)
     };
     if advisory.stream != STREAM_NAME || AgencyCode::parse(agency).is_err() {
         return;
     }
-    let (case_id, event_id) = identify(stream, advisory.stream_seq).await;
+    let (case_id, event_id) = identify(log, advisory.stream_seq).await;
     let record = StuckRecord {
         agency: agency.to_owned(),
         case_id,
@@ -393,12 +401,19 @@ async fn record_advisory(stream: &Stream, store: &kv::Store, advisory: MaxDelive
 /// The case and event ids of the message at `sequence`: decoded from the payload, or, for a
 /// message that does not decode, from its subject and `Nats-Msg-Id` header. Empty strings for
 /// what cannot be found (the record is still written: staff must see it).
-async fn identify(stream: &Stream, sequence: u64) -> (String, String) {
+async fn identify(log: &CaseLog, sequence: u64) -> (String, String) {
     let mut attempt = 0;
     let message = loop {
         attempt += 1;
-        match stream.direct_get(sequence).await {
-            Ok(message) => break message,
+        match log.raw_at(sequence, Freshness::Replica(sequence)).await {
+            Ok(Some(message)) => break message,
+            Ok(None) => {
+                tracing::warn!(
+                    sequence,
+                    "the stuck event cannot be read; recording it without ids"
+                );
+                return (String::new(), String::new());
+            }
             Err(err) if attempt < 3 => {
                 tracing::debug!(sequence, error = %err, "direct get of a stuck event failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -415,10 +430,9 @@ async fn identify(stream: &Stream, sequence: u64) -> (String, String) {
             stored.event.event_id.to_string(),
         );
     }
-    ids_from_envelope(
-        message.subject.as_str(),
-        message.headers.get(NATS_MSG_ID).map(|v| v.as_str()),
-    )
+    // Reads (through the case reader, too) carry no headers: the event id of a message that
+    // does not decode stays unknown; its case comes from the subject.
+    ids_from_envelope(message.subject.as_str(), None)
 }
 
 /// Best-effort ids of a message whose payload does not decode: the case token of its subject

@@ -76,7 +76,12 @@ fn assert_names(record: &StuckRecord, handed: &Written) {
 async fn an_event_that_exhausts_its_deliveries_is_recorded_once_with_its_case_and_event_ids()
 -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
-    let _recorder = StuckRecorder::spawn(bus.js.clone(), &moic()).await?;
+    let _recorder = StuckRecorder::spawn(
+        bus.js.clone(),
+        &moic(),
+        onedoor_bus::CaseLog::open(bus.js.clone()).await?,
+    )
+    .await?;
     let handed = bus.hand_off_new_case("MOIC").await?;
     let fine = bus.hand_off_new_case("MOF").await?;
 
@@ -94,7 +99,12 @@ async fn an_event_that_exhausts_its_deliveries_is_recorded_once_with_its_case_an
 #[tokio::test]
 async fn the_max_deliveries_advisory_alone_records_a_stuck_event() -> anyhow::Result<()> {
     let bus = TestBus::start().await?;
-    let _recorder = StuckRecorder::spawn(bus.js.clone(), &moic()).await?;
+    let _recorder = StuckRecorder::spawn(
+        bus.js.clone(),
+        &moic(),
+        onedoor_bus::CaseLog::open(bus.js.clone()).await?,
+    )
+    .await?;
     let handed = bus.hand_off_new_case("MOIC").await?;
 
     // A raw consumer loop (not `Inbox`, which would record it itself): the server only sends

@@ -54,9 +54,13 @@ pub fn bus_code(error: &BusError) -> Code {
         BusError::InvalidSubjectToken { .. } => Code::InvalidArgument,
         // Not ABORTED: a retry with the same key would meet the same stored event for ever.
         BusError::IdTaken { .. } => Code::AlreadyExists,
+        // Not PERMISSION_DENIED: the agency may read its own cases; to it, this one is not
+        // there (yet: it becomes readable once the agency is sent a task on it).
+        BusError::NotParty { .. } => Code::NotFound,
         // A history that does not fold or decode, or a configuration the bus refuses to
         // change, is the operator's or our fault, not the caller's.
         BusError::Corrupt { .. }
+        | BusError::ReadRefused { .. }
         | BusError::Decode { .. }
         | BusError::Encode { .. }
         | BusError::InvalidSettings { .. }

@@ -83,6 +83,9 @@ fn render_user(
             &permissions.subscribe_allow,
             &permissions.subscribe_deny,
         );
+        if permissions.allow_responses {
+            out.push_str("          allow_responses: true\n");
+        }
         out.push_str("        }\n");
     }
     out.push_str("      }\n");
@@ -128,6 +131,9 @@ fn describe(registry: &Registry, identity: &Identity) -> String {
         Identity::Operator => "operator: creates the stream, consumers and buckets".to_owned(),
         Identity::Tracker => "tracker: reads the stream, consumes `tracker`".to_owned(),
         Identity::Auditor => "auditor: reads the stream, writes nothing".to_owned(),
+        Identity::Reader => {
+            "reader: reads the stream, answers agencies about their own cases".to_owned()
+        }
         Identity::System => "system: server monitoring".to_owned(),
     }
 }

@@ -1,5 +1,5 @@
-//! Who connects to NATS: one identity per agency, plus the operator, the tracker, the auditor
-//! and the system-account user.
+//! Who connects to NATS: one identity per agency, plus the operator, the tracker, the auditor,
+//! the case reader and the system-account user.
 
 use std::fmt;
 
@@ -29,6 +29,9 @@ pub enum Identity {
     /// Read-only: may read every event, writes nothing (handed to scripts and other languages'
     /// clients through `endpoints.json`).
     Auditor,
+    /// The case reader (`onedoor reader`): reads every event and answers each agency about the
+    /// cases it is a party to; writes nothing.
+    Reader,
     /// The system account's user, for server monitoring commands. No access to onedoor data.
     System,
 }
@@ -37,6 +40,7 @@ impl Identity {
     pub const OPERATOR: &'static str = "operator";
     pub const TRACKER: &'static str = "tracker";
     pub const AUDITOR: &'static str = "auditor";
+    pub const READER: &'static str = "reader";
     pub const SYSTEM: &'static str = "system";
 
     /// `MOF`, `operator`, `tracker`, `auditor`, `system`: the key in `credentials.json` and the
@@ -47,6 +51,7 @@ impl Identity {
             Identity::Operator => Self::OPERATOR,
             Identity::Tracker => Self::TRACKER,
             Identity::Auditor => Self::AUDITOR,
+            Identity::Reader => Self::READER,
             Identity::System => Self::SYSTEM,
         }
     }
@@ -57,6 +62,7 @@ impl Identity {
             Self::OPERATOR => Ok(Identity::Operator),
             Self::TRACKER => Ok(Identity::Tracker),
             Self::AUDITOR => Ok(Identity::Auditor),
+            Self::READER => Ok(Identity::Reader),
             Self::SYSTEM => Ok(Identity::System),
             other => AgencyCode::parse(other).map(Identity::Agency).map_err(|_| {
                 NatsAuthError::UnknownIdentity {
@@ -73,6 +79,7 @@ impl Identity {
             Identity::Operator => Self::OPERATOR,
             Identity::Tracker => Self::TRACKER,
             Identity::Auditor => Self::AUDITOR,
+            Identity::Reader => Self::READER,
             Identity::System => Self::SYSTEM,
         }
     }
@@ -111,6 +118,7 @@ impl Identity {
             Identity::Operator,
             Identity::Tracker,
             Identity::Auditor,
+            Identity::Reader,
             Identity::System,
         ]);
         all
@@ -135,6 +143,7 @@ mod tests {
             "operator",
             "tracker",
             "auditor",
+            "reader",
             "system",
         ] {
             assert_eq!(Identity::parse(name).expect(name).name(), name);

@@ -1,7 +1,9 @@
 //! Whether NATS still answers, for gRPC health: the client's own connection state alone misses
 //! a server that is frozen (stopped, swapping, partitioned without a reset), since the socket
 //! stays open, and the client only notices after its pings go unanswered. So a watcher asks
-//! JetStream about the `ONEDOOR` stream every second, with a short timeout.
+//! JetStream about the `ONEDOOR` stream every second, with a short timeout; an agency, whose
+//! user may not ask about the stream (it would name every case), asks about its own inbox
+//! consumer instead, which also needs the stream's leader (it runs there) to answer.
 
 use std::time::Duration;
 
@@ -44,6 +46,23 @@ impl Liveness {
         Self::watch_into(client, settings, what, watch::channel(true).0)
     }
 
+    /// [`Liveness::watch`] for an agency: asks about its inbox consumer `consumer`.
+    pub fn watch_inbox(
+        client: Client,
+        settings: LivenessSettings,
+        what: &'static str,
+        consumer: String,
+    ) -> Self {
+        let answering = watch::channel(true).0;
+        let receiver = answering.subscribe();
+        let probe = Probe::Consumer(consumer);
+        let task = tokio::spawn(probe_loop(client, settings, answering, what, probe));
+        Liveness {
+            answering: receiver,
+            task,
+        }
+    }
+
     /// [`Liveness::watch`], reporting into `answering` (set to `true` now), for a caller that
     /// handed out its receivers before the client existed.
     pub fn watch_into(
@@ -54,7 +73,7 @@ impl Liveness {
     ) -> Self {
         answering.send_replace(true);
         let receiver = answering.subscribe();
-        let task = tokio::spawn(probe_loop(client, settings, answering, what));
+        let task = tokio::spawn(probe_loop(client, settings, answering, what, Probe::Stream));
         Liveness {
             answering: receiver,
             task,
@@ -73,11 +92,18 @@ impl Drop for Liveness {
     }
 }
 
+/// What a probe asks JetStream about.
+enum Probe {
+    Stream,
+    Consumer(String),
+}
+
 async fn probe_loop(
     client: Client,
     settings: LivenessSettings,
     tx: watch::Sender<bool>,
     what: &'static str,
+    target: Probe,
 ) {
     let mut jetstream = async_nats::jetstream::new(client.clone());
     jetstream.set_timeout(settings.timeout);
@@ -86,7 +112,7 @@ async fn probe_loop(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let outcome = probe(&client, &jetstream, settings.timeout).await;
+        let outcome = probe(&client, &jetstream, &target, settings.timeout).await;
         let answering = match &outcome {
             Ok(()) => {
                 misses = 0;
@@ -132,7 +158,7 @@ impl std::fmt::Display for Miss {
             Miss::TimedOut(after) => {
                 write!(f, "no answer in {} ms", after.as_millis())
             }
-            Miss::Failed(why) => write!(f, "asking JetStream for the stream failed: {why}"),
+            Miss::Failed(why) => write!(f, "asking JetStream failed: {why}"),
         }
     }
 }
@@ -142,14 +168,35 @@ impl std::fmt::Display for Miss {
 async fn probe(
     client: &Client,
     jetstream: &async_nats::jetstream::Context,
+    target: &Probe,
     timeout: Duration,
 ) -> Result<(), Miss> {
     if client.connection_state() != State::Connected {
         return Err(Miss::Disconnected);
     }
-    match tokio::time::timeout(timeout, jetstream.get_stream(onedoor_bus::STREAM_NAME)).await {
+    let asked = async {
+        match target {
+            Probe::Stream => jetstream
+                .get_stream(onedoor_bus::STREAM_NAME)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Probe::Consumer(name) => {
+                let stream = jetstream
+                    .get_stream_no_info(onedoor_bus::STREAM_NAME)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                stream
+                    .consumer_info(name)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, asked).await {
         Err(_) => Err(Miss::TimedOut(timeout)),
-        Ok(Err(error)) => Err(Miss::Failed(error.to_string())),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(Miss::Failed(error)),
+        Ok(Ok(())) => Ok(()),
     }
 }

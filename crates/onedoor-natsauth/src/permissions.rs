@@ -7,11 +7,8 @@
 //! | subject | used by |
 //! | --- | --- |
 //! | `onedoor.v1.case.*.<SELF>.*` | `CaseLog::append`: the agency's own events |
-//! | `$JS.API.STREAM.INFO.ONEDOOR` | `get_stream` (`CaseLog::open`, `ensure_inbox`, the stuck recorder) |
-//! | `$JS.API.DIRECT.GET.ONEDOOR` | `CaseLog::load` (next message for a case's subjects; the filter travels in the body) and `direct_get(seq)` |
-//! | `$JS.API.DIRECT.GET.ONEDOOR.>` | last message for a subject (the subject travels in the request subject) |
-//! | `$JS.API.STREAM.MSG.GET.ONEDOOR` | `CaseLog` on a replicated stream: the leader's answer when a replica is behind |
-//! | `$JS.API.CONSUMER.INFO.ONEDOOR.inbox-<SELF>` | `ensure_inbox` checks the consumer the operator made |
+//! | `onedoor.v1.read.<SELF>` | every read of a case, through the case reader (`onedoor_bus::read`) |
+//! | `$JS.API.CONSUMER.INFO.ONEDOOR.inbox-<SELF>` | `ensure_inbox` checks the consumer the operator made; the liveness probe |
 //! | `$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-<SELF>` | pulling the inbox |
 //! | `$JS.ACK.ONEDOOR.inbox-<SELF>.>` | ack, double ack, NAK with delay, term of inbox deliveries |
 //! | `$JS.API.STREAM.INFO.KV_ONEDOOR_STUCK` | `get_key_value("ONEDOOR_STUCK")` |
@@ -19,17 +16,22 @@
 //! | `$JS.API.DIRECT.GET.KV_ONEDOOR_STUCK.$KV.ONEDOOR_STUCK.<SELF>.>` | KV `create` reads its own key back when the key is taken |
 //! | subscribe `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ONEDOOR.inbox-<SELF>` | the stuck recorder |
 //! | subscribe `_INBOX_<SELF>.>` | every reply: publish acks, API answers, pulled messages |
+//! | tracker, auditor, reader: `$JS.API.STREAM.INFO.ONEDOOR`, `$JS.API.DIRECT.GET.ONEDOOR[.>]`, `$JS.API.STREAM.MSG.GET.ONEDOOR` | reading any case (`CaseLog::open`, `CaseLog::load`, the leader's answer on a replicated stream) |
+//! | reader: subscribe `onedoor.v1.read.*` (queue group), `allow_responses` | answering agencies' reads |
 //! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE}.ONEDOOR.tracker[.>]` | making its durable consumer again when found deleted; `tracker rebuild` deletes and remakes it |
 //! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE,INFO,MSG.NEXT}.ONEDOOR.tracker-rebuild[.>]` | `tracker rebuild`'s replay consumer |
 //!
-//! Reads are not confined: an agency may direct-get any event of the stream, because the case
-//! rules need a case's whole history (other agencies' events included) to decide a write.
-//! What is confined is *acting*: publishing events, consuming an inbox, changing JetStream
-//! objects.
+//! Reads are confined: an agency's user reads no stream at all (no direct get, no
+//! `STREAM.MSG.GET`, no stream info, which would name every case's subject, no consumer but its
+//! inbox). It asks the case reader on `onedoor.v1.read.<SELF>`, which only it may publish on,
+//! and the reader answers only about cases the agency is a party to. NATS subject permissions
+//! are static, so "the cases this agency touched" cannot be a permission: the reader holds
+//! the broad right and checks the verified history instead. Allow lists only: deny lists on
+//! direct-get subjects can be bypassed with wildcards in the requested subject.
 //!
-//! No identity gets `allow_responses`: nothing on the bus sends requests *to* a onedoor client,
-//! and every reply an identity does send (acks, flow control) is to a subject listed here, so
-//! granting "answer whatever you received" would only widen what a stolen credential can do.
+//! Only the reader gets `allow_responses`: it is the one service that answers requests. Every
+//! reply another identity sends (acks, flow control) is to a subject listed here, so granting
+//! "answer whatever you received" would only widen what a stolen credential can do.
 
 use onedoor_bus::subjects::{
     CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER, TRACKER_REBUILD_CONSUMER,
@@ -47,6 +49,8 @@ pub struct Permissions {
     pub publish_deny: Vec<String>,
     pub subscribe_allow: Vec<String>,
     pub subscribe_deny: Vec<String>,
+    /// May publish a reply to the requests it received (the case reader).
+    pub allow_responses: bool,
 }
 
 /// The JetStream API prefix (no JetStream domain is used).
@@ -61,6 +65,7 @@ impl Permissions {
             Identity::Operator => Some(operator()),
             Identity::Tracker => Some(tracker()),
             Identity::Auditor => Some(auditor()),
+            Identity::Reader => Some(reader()),
             Identity::System => None,
         }
     }
@@ -72,7 +77,7 @@ fn inbox_consumer(code: &AgencyCode) -> String {
     format!("inbox-{code}")
 }
 
-/// Reading the stream: what `CaseLog::open` and `CaseLog::load` need.
+/// Reading the stream: what `CaseLog::open` and `CaseLog::load` need. Never an agency's.
 fn stream_reads() -> Vec<String> {
     vec![
         format!("{API}.STREAM.INFO.{STREAM_NAME}"),
@@ -91,8 +96,10 @@ fn no_events() -> Vec<String> {
 fn agency(code: &AgencyCode) -> Permissions {
     let consumer = inbox_consumer(code);
     let kv_stream = format!("KV_{STUCK_BUCKET}");
-    let mut publish_allow = vec![format!("{CASE_SUBJECT_PREFIX}.*.{code}.*")];
-    publish_allow.extend(stream_reads());
+    let mut publish_allow = vec![
+        format!("{CASE_SUBJECT_PREFIX}.*.{code}.*"),
+        onedoor_bus::read::read_subject(code.as_str()),
+    ];
     publish_allow.extend([
         format!("{API}.CONSUMER.INFO.{STREAM_NAME}.{consumer}"),
         format!("{API}.CONSUMER.MSG.NEXT.{STREAM_NAME}.{consumer}"),
@@ -112,6 +119,7 @@ fn agency(code: &AgencyCode) -> Permissions {
             ),
         ],
         subscribe_deny: Vec::new(),
+        allow_responses: false,
     }
 }
 
@@ -152,6 +160,7 @@ fn operator() -> Permissions {
             "$JS.EVENT.>".to_owned(),
         ],
         subscribe_deny: Vec::new(),
+        allow_responses: false,
     }
 }
 
@@ -195,6 +204,7 @@ fn tracker() -> Permissions {
         publish_deny: no_events(),
         subscribe_allow: vec![format!("{}.>", Identity::Tracker.inbox_prefix())],
         subscribe_deny: Vec::new(),
+        allow_responses: false,
     }
 }
 
@@ -211,6 +221,20 @@ fn auditor() -> Permissions {
         publish_deny: no_events(),
         subscribe_allow: vec![format!("{}.>", Identity::Auditor.inbox_prefix())],
         subscribe_deny: Vec::new(),
+        allow_responses: false,
+    }
+}
+
+fn reader() -> Permissions {
+    Permissions {
+        publish_allow: stream_reads(),
+        publish_deny: no_events(),
+        subscribe_allow: vec![
+            format!("{}.>", Identity::Reader.inbox_prefix()),
+            format!("{}.*", onedoor_bus::read::READ_SUBJECT_PREFIX),
+        ],
+        subscribe_deny: Vec::new(),
+        allow_responses: true,
     }
 }
 
@@ -229,10 +253,7 @@ mod tests {
             permissions.publish_allow,
             [
                 "onedoor.v1.case.*.MOF.*",
-                "$JS.API.STREAM.INFO.ONEDOOR",
-                "$JS.API.DIRECT.GET.ONEDOOR",
-                "$JS.API.DIRECT.GET.ONEDOOR.>",
-                "$JS.API.STREAM.MSG.GET.ONEDOOR",
+                "onedoor.v1.read.MOF",
                 "$JS.API.CONSUMER.INFO.ONEDOOR.inbox-MOF",
                 "$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-MOF",
                 "$JS.ACK.ONEDOOR.inbox-MOF.>",
@@ -249,6 +270,7 @@ mod tests {
             ]
         );
         assert!(permissions.publish_deny.is_empty());
+        assert!(!permissions.allow_responses);
     }
 
     #[test]
@@ -270,7 +292,12 @@ mod tests {
 
     #[test]
     fn only_agencies_may_publish_events() {
-        for identity in [Identity::Operator, Identity::Tracker, Identity::Auditor] {
+        for identity in [
+            Identity::Operator,
+            Identity::Tracker,
+            Identity::Auditor,
+            Identity::Reader,
+        ] {
             let permissions = Permissions::for_identity(&identity).expect("restricted");
             assert!(
                 permissions

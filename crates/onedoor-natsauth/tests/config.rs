@@ -65,7 +65,8 @@ fn the_configuration_declares_every_agency_with_its_public_key_and_no_seed() -> 
     let config = render_config(&registry, &credentials)?;
 
     let identities = Identity::all_for(&registry);
-    assert_eq!(identities.len(), registry.agencies.len() + 4);
+    assert_eq!(identities.len(), registry.agencies.len() + 5);
+    assert!(config.contains("allow_responses: true"), "the case reader answers requests");
     for identity in &identities {
         let key = credentials.public_key(identity).expect("generated");
         assert!(config.contains(key.as_str()), "{identity} missing");

@@ -20,6 +20,7 @@ use onedoor_bus::{
 };
 use onedoor_case::{Action, AgencyCode, CaseId};
 use onedoor_natsauth::{Denied, Desired, Identity, PermissionViolation, connect_options};
+use onedoor_testkit::secured::REQUEST_TIMEOUT;
 use onedoor_testkit::{SecuredBus, Session};
 use tokio::sync::mpsc;
 
@@ -166,8 +167,8 @@ async fn mof_s_normal_flow_works_with_its_own_credentials() -> anyhow::Result<()
     assert_eq!(acked.acked, [event_id], "{acked:?}");
 
     // Accept the task: an event published as MOF, stored, and the case reads back in order
-    // through direct get (CaseLog::load).
-    let log = CaseLog::open(mof.js.clone()).await?;
+    // through the case reader (CaseLog::load).
+    let log = CaseLog::through_reader(mof.js.clone(), code("MOF"), REQUEST_TIMEOUT);
     let written = log
         .execute(&bus.request(case_id, "MOF", Action::Accept), &bus.registry)
         .await?;
@@ -203,7 +204,7 @@ async fn mof_cannot_pull_peek_at_or_ack_moic_s_inbox() -> anyhow::Result<()> {
     let pull = mof
         .client
         .request(next, r#"{"batch":1,"expires":1000000000}"#.into());
-    let stream = mof.js.get_stream(STREAM_NAME).await?;
+    let stream = mof.js.get_stream_no_info(STREAM_NAME).await?;
     let bind = stream.get_consumer::<consumer::pull::Config>("inbox-MOIC");
     let (moic, defaults) = (code("MOIC"), InboxSettings::default());
     let ensure = ensure_inbox(&mof.js, &moic, &defaults);
@@ -254,7 +255,9 @@ async fn mof_cannot_purge_or_delete_the_stream_nor_create_change_or_delete_consu
     let bus = SecuredBus::provisioned().await?;
     let case_id = bus.case_handed_to("MOF").await?;
     let mut mof = bus.connect(&agency("MOF")).await?;
-    let stream = mof.js.get_stream(STREAM_NAME).await?;
+    // No stream info for an agency (it would list every case's subject): the calls below
+    // need only the stream's name.
+    let stream = mof.js.get_stream_no_info(STREAM_NAME).await?;
 
     let purge = stream.purge().into_future();
     let delete_stream = mof.js.delete_stream(STREAM_NAME);
@@ -365,7 +368,8 @@ async fn an_agency_records_stuck_deliveries_under_its_own_keys_only() -> anyhow:
     let expected = [(Denied::Publish, "$KV.ONEDOOR_STUCK.MOIC.7")];
     let theirs = store.put("MOIC.7", "{}".into());
     let mof_code = code("MOF");
-    let recorder = StuckRecorder::spawn(mof.js.clone(), &mof_code);
+    let log = CaseLog::through_reader(mof.js.clone(), mof_code.clone(), REQUEST_TIMEOUT);
+    let recorder = StuckRecorder::spawn(mof.js.clone(), &mof_code, log);
     let (theirs, recorder, reported) =
         tokio::join!(theirs, recorder, refused(&mut mof.violations, &expected));
     reported?;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use onedoor_adapter::{AdapterConfig, Token};
+use onedoor_adapter::{AdapterConfig, CaseReads, Token};
 use onedoor_bus::Signer;
+use onedoor_bus::read::{CaseReader, READER_CACHED_CASES};
 use onedoor_bus::stuck::ensure_stuck_bucket;
 use onedoor_bus::{
     CaseLog, InboxSettings, StreamSettings, WriteRequest, ensure_inbox, ensure_stream,
@@ -34,6 +35,16 @@ pub struct SecuredBus {
     pub credentials: CredentialSet,
     pub registry: Arc<Registry>,
     _credentials_dir: TempDir,
+    /// The case reader agencies read through, once [`SecuredBus::start_reader`] ran.
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SecuredBus {
+    fn drop(&mut self) {
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
+    }
 }
 
 /// One identity's connection, with the permission violations the server reported to it.
@@ -54,19 +65,31 @@ impl SecuredBus {
             credentials,
             registry: Arc::new(registry),
             _credentials_dir: dir,
+            reader: None,
         })
+    }
+
+    /// Starts the case reader as its own NATS user (the stream must exist), verifying
+    /// everything but signatures (the shipped registry lists no keys). Answering on return.
+    pub async fn start_reader(&mut self) -> anyhow::Result<()> {
+        let session = self.connect(&Identity::Reader).await?;
+        let log = CaseLog::open(session.js.clone()).await?;
+        let reader = Arc::new(CaseReader::new(log, None, READER_CACHED_CASES));
+        self.reader = Some(reader.listen(session.client).await?);
+        Ok(())
     }
 
     /// [`SecuredBus::start`], then what the operator creates before adapters connect: the
     /// stream, the inboxes of MOF, MOIC and the front office, the stuck bucket.
     pub async fn provisioned() -> anyhow::Result<Self> {
-        let bus = Self::start().await?;
+        let mut bus = Self::start().await?;
         let operator = bus.connect(&Identity::Operator).await?;
         ensure_stream(&operator.js, &StreamSettings::development()).await?;
         for agency in ["MOF", "MOIC", FRONT] {
             ensure_inbox(&operator.js, &code(agency), &InboxSettings::default()).await?;
         }
         ensure_stuck_bucket(&operator.js).await?;
+        bus.start_reader().await?;
         Ok(bus)
     }
 
@@ -99,7 +122,7 @@ impl SecuredBus {
     /// with the front office's own credentials.
     pub async fn case_handed_to(&self, to: &str) -> anyhow::Result<CaseId> {
         let front = self.connect(&Identity::Agency(code(FRONT))).await?;
-        let log = CaseLog::open(front.js.clone()).await?;
+        let log = CaseLog::through_reader(front.js.clone(), code(FRONT), REQUEST_TIMEOUT);
         let written = open_and_hand_off(&log, &self.registry, to).await?;
         Ok(written.event.case_id)
     }
@@ -130,6 +153,7 @@ impl SecuredBus {
         );
         config.nats = ConnectSettings::new([self.nats.url()]).with_seed(seed);
         config.signer = signer;
+        config.reads = CaseReads::Reader;
         Ok(config)
     }
 

@@ -82,6 +82,9 @@ enum Command {
     Adapter(commands::adapter::AdapterArgs),
     /// Run the tracker (case views for staff, CaseTracker gRPC), or rebuild its database.
     Tracker(commands::tracker::TrackerArgs),
+    /// Run the case reader: agencies read cases only through it, and only the cases they are a
+    /// party to (opened, or were sent a task on). Stateless; run two or more.
+    Reader(commands::reader::ReaderArgs),
     /// Look up cases in the tracker: where a case is, who has it, since when, is it late.
     Case {
         #[command(subcommand)]
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
         Command::NatsConfig(args) => commands::nats::nats_config(args),
         Command::Provision(args) => commands::provision::run(args),
         Command::Tracker(args) => commands::tracker::run(args),
+        Command::Reader(args) => commands::reader::run(args),
         Command::Case { command } => commands::case::run(command),
         Command::Health(args) => commands::health::run(args),
         Command::Keys { command } => commands::keys::run(command),

@@ -91,13 +91,15 @@ pub async fn ensure_inbox_outcome(
     settings.validate()?;
     let wanted = inbox_consumer_config(agency, settings)?;
     let name = subjects::inbox_consumer(agency.as_str())?;
-    let stream = js
-        .get_stream(STREAM_NAME)
-        .await
-        .map_err(|source| BusError::GetStream {
-            stream: STREAM_NAME.to_owned(),
-            source,
-        })?;
+    // No stream info: an agency's NATS user may not ask for it (it names every case's
+    // subject); the consumer calls below need only the stream's name.
+    let stream =
+        js.get_stream_no_info(STREAM_NAME)
+            .await
+            .map_err(|source| BusError::GetStream {
+                stream: STREAM_NAME.to_owned(),
+                source,
+            })?;
 
     match stream.consumer_info(&name).await {
         Ok(info) => return reconcile(&stream, &name, &info.config, wanted).await,
@@ -128,8 +130,8 @@ pub async fn ensure_inbox_outcome(
     }
 }
 
-async fn reconcile(
-    stream: &Stream,
+async fn reconcile<I>(
+    stream: &Stream<I>,
     name: &str,
     existing: &consumer::Config,
     wanted: consumer::pull::Config,

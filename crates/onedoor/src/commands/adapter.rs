@@ -17,6 +17,14 @@ use super::settings::{self, Resolved, Secret};
 /// Where the adapter listens when no layer says: loopback, the ministry's own machine.
 const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// `--case-reads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseReadsArg {
+    Reader,
+    Stream,
+}
+
 /// Every setting may come from `--config FILE` (keys are these flags' names with `_`), from the
 /// environment, or from the flag; a flag wins over a variable, which wins over the file.
 #[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
@@ -88,6 +96,11 @@ pub struct AdapterArgs {
     /// Serve Prometheus metrics on this address (`/metrics`).
     #[arg(long, env = "ONEDOOR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where cases are read: `reader` (default) asks the case reader (`onedoor reader`), the
+    /// only way under the agency's confined NATS user; `stream` reads the stream directly, for a
+    /// development NATS without users.
+    #[arg(long, env = "ONEDOOR_CASE_READS", value_enum)]
+    pub case_reads: Option<CaseReadsArg>,
     /// Runtime worker threads (default: one per core). One thread wakes other threads less:
     /// `onedoor bench --rate 1000 --adapter-threads 1` on 2 cores measured about a fifth less
     /// adapter CPU than two, and a worse p99 while other processes competed for the cores.
@@ -177,6 +190,10 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
     if args.no_json {
         config.http = None;
     }
+    config.reads = match args.case_reads {
+        None | Some(CaseReadsArg::Reader) => onedoor_adapter::CaseReads::Reader,
+        Some(CaseReadsArg::Stream) => onedoor_adapter::CaseReads::Stream,
+    };
     config.token = args
         .token
         .as_ref()

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod metrics;
 pub mod nats;
 pub mod provision;
+pub mod reader;
 pub mod registry;
 pub mod registry_apply;
 pub mod registry_plan;

@@ -160,6 +160,7 @@ async fn serve(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Servers::new();
+    start_reader(&mut servers, &stop_rx, &registry, &url, &credentials.nats).await?;
     let agencies =
         start_adapters(&mut servers, &stop_rx, &registry, &url, &mut credentials).await?;
     let tracker = start_tracker(&mut servers, &stop_rx, dir, &registry, &url, &credentials).await?;
@@ -235,6 +236,44 @@ async fn provision(nats: &CredentialSet, url: &str, registry: &Registry) -> anyh
     Ok(())
 }
 
+/// The case reader, through which every adapter reads (an agency's NATS user may not read the
+/// stream). Answering before the adapters start.
+async fn start_reader(
+    servers: &mut Servers,
+    stop_rx: &watch::Receiver<bool>,
+    registry: &Arc<Registry>,
+    url: &str,
+    nats: &CredentialSet,
+) -> anyhow::Result<()> {
+    let client = nats
+        .connect_options(&Identity::Reader)?
+        .name("onedoor-reader")
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to {url} as the case reader"))?;
+    let mut reader = super::reader::start(
+        client,
+        registry.clone(),
+        onedoor_bus::read::READER_CACHED_CASES,
+    )
+    .await?;
+    let mut stop = stop_rx.clone();
+    servers.spawn(async move {
+        let outcome = tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => {
+                reader.abort();
+                Ok(())
+            }
+            ended = &mut reader => Err(match ended {
+                Ok(()) => anyhow::anyhow!("its NATS connection closed"),
+                Err(err) => anyhow::anyhow!("it panicked: {err}"),
+            }),
+        };
+        ("case reader".to_owned(), outcome)
+    });
+    Ok(())
+}
+
 /// Every agency in the registry gets its adapter, merged-away ones included: they still hold
 /// tasks on cases in flight and must be able to finish them.
 async fn start_adapters(
@@ -265,6 +304,7 @@ async fn start_adapters(
         config.tls = Some(credentials.server_tls());
         config.nats.credentials =
             seed_credentials(&credentials.nats, &Identity::Agency(agency.code.clone()));
+        config.reads = onedoor_adapter::CaseReads::Reader;
         config.client_certs = credentials
             .pki
             .clients
