@@ -180,7 +180,7 @@ fn onedoor_variables(text: &str) -> Vec<String> {
 fn deploy_files_set_only_variables_onedoor_reads() -> anyhow::Result<()> {
     // What the commands the deploy files run say they read (`[env: NAME=]` in their help).
     let mut help = String::new();
-    for command in ["adapter", "tracker", "health", "provision"] {
+    for command in ["adapter", "tracker", "reader", "health", "provision"] {
         let (_, text) = run(Command::new(env!("CARGO_BIN_EXE_onedoor")).args([command, "--help"]))?;
         help.push_str(&text);
     }

@@ -12,9 +12,10 @@ const SYSTEMD_ANALYZE: &str = "/usr/bin/systemd-analyze";
 const EXPOSURE_THRESHOLD: &str = "20";
 
 /// Each unit file and the instance name it is checked as (templates need one).
-const UNITS: [(&str, &str); 3] = [
+const UNITS: [(&str, &str); 4] = [
     ("onedoor-adapter@.service", "onedoor-adapter@moic.service"),
     ("onedoor-tracker.service", "onedoor-tracker.service"),
+    ("onedoor-reader.service", "onedoor-reader.service"),
     ("nats-server@.service", "nats-server@a.service"),
 ];
 

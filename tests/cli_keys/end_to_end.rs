@@ -93,6 +93,8 @@ struct Onboarded {
     first: Printed,
     registry: PathBuf,
     nats: TestNats,
+    /// `onedoor reader`: the adapter reads cases through it.
+    _reader: Child,
 }
 
 impl Onboarded {
@@ -117,6 +119,25 @@ impl Onboarded {
         ];
         succeeds(&[&import[..], &["--out", text(&auth)], &reg].concat());
         let nats = operator_nats(&auth).await?;
+        let reader_seed = CredentialSet::load(&auth.join("credentials"))?
+            .seed_file(&Identity::Reader)
+            .map(Path::to_path_buf)
+            .ok_or_else(|| anyhow::anyhow!("nats-config made no reader seed"))?;
+        let reader = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+            .args([
+                "reader",
+                "--nats-url",
+                &nats.url(),
+                "--registry",
+                text(&registry),
+            ])
+            .arg("--nats-seed")
+            .arg(&reader_seed)
+            .stdout(Stdio::null())
+            .env("ONEDOOR_LOG", "warn")
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
 
         let (ca, server) = (dir("ca"), dir("server"));
         succeeds(&["certs", "ca", "--out", text(&ca)]);
@@ -128,6 +149,7 @@ impl Onboarded {
             first,
             registry,
             nats,
+            _reader: reader,
         })
     }
 

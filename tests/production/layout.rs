@@ -110,6 +110,8 @@ pub struct Layout {
     /// Each agency's signing key; the registry file lists their public halves.
     signers: BTreeMap<String, Signer>,
     pub tracker: Option<Process>,
+    /// `onedoor reader` processes, through which the adapters read cases.
+    pub readers: Vec<Process>,
 }
 
 /// The registry at `shipped` with each signer's public key under its agency, as
@@ -194,6 +196,7 @@ impl Layout {
             tokens: BTreeMap::new(),
             signers,
             tracker: None,
+            readers: Vec::new(),
         })
     }
 
@@ -281,6 +284,21 @@ impl Layout {
             token: self.tokens[agency].clone(),
             ca: Some(self.grpc_ca.clone()),
         })
+    }
+
+    /// One more `onedoor reader` with the reader's NATS identity and the keyed registry (it
+    /// listens on no port: it answers on NATS).
+    pub fn start_reader(&mut self) -> anyhow::Result<()> {
+        let mut args: Vec<OsString> = vec![
+            "reader".into(),
+            "--registry".into(),
+            self.registry_path.clone().into(),
+        ];
+        args.extend(self.nats_args(&Identity::Reader)?);
+        let name = format!("reader-{}", self.readers.len());
+        let process = Process::spawn(&name, 0, args, Vec::new(), self.dir.path())?;
+        self.readers.push(process);
+        Ok(())
     }
 
     /// `onedoor tracker` with the tracker's own NATS identity and a SQLite store.

@@ -144,6 +144,9 @@ async fn the_production_layout_carries_cases_through_separate_processes_and_surv
         stdout(&check)
     );
 
+    // Two case readers share the agencies' reads; one is killed under load below.
+    layout.start_reader()?;
+    layout.start_reader()?;
     for agency in [FRONT].iter().chain(MINISTRIES.iter()) {
         layout.start_adapter(agency)?;
     }
@@ -199,6 +202,12 @@ async fn the_production_layout_carries_cases_through_separate_processes_and_surv
     layout.wait_serving("MOF").await?;
     outages.push(("MOF adapter killed until serving", started.elapsed()));
     resolved_at_least(&tally, 1 + CASES / 2).await?;
+
+    // One case reader dies for good: the other answers every read.
+    if let Some(reader) = layout.readers.first_mut() {
+        reader.crash()?;
+    }
+    resolved_at_least(&tally, 1 + CASES * 3 / 5).await?;
 
     let started = Instant::now();
     if let Some(tracker) = layout.tracker.as_mut() {

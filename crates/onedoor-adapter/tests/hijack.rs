@@ -11,6 +11,7 @@ use onedoor_case::{Action, AgencyCode, CaseId, EventId};
 use onedoor_grpc::status::bus_code;
 use onedoor_natsauth::Identity;
 use onedoor_proto::v1;
+use onedoor_testkit::secured::REQUEST_TIMEOUT;
 use onedoor_testkit::{FRONT, SecuredBus, TestBus};
 use sha2_hmac::{Digest as _, Sha256};
 use tonic::Code;
@@ -64,7 +65,8 @@ async fn another_agency_storing_under_mofs_event_id_gets_mof_no_receipt() -> any
     let mof_signer = Signer::generate("MOF-test");
     let ids = IdKey::from_signer(&mof_signer);
     let mof = bus.connect(&Identity::Agency(code("MOF"))).await?;
-    let mof_log = CaseLog::open(mof.js.clone()).await?.with_signer(mof_signer);
+    let mof_log = CaseLog::through_reader(mof.js.clone(), code("MOF"), REQUEST_TIMEOUT)
+        .with_signer(mof_signer);
     let moic = bus.connect(&Identity::Agency(code("MOIC"))).await?;
 
     // What MOIC can compute is not the id MOF's adapter uses.
@@ -89,7 +91,7 @@ async fn another_agency_storing_under_mofs_event_id_gets_mof_no_receipt() -> any
 
     // A well-formed, signed MOIC event carrying MOF's next id, on a case MOIC holds.
     let target = ids.event_id(&code("MOF"), "accept-2", mof_case);
-    let moic_log = CaseLog::open(moic.js.clone()).await?;
+    let moic_log = CaseLog::through_reader(moic.js.clone(), code("MOIC"), REQUEST_TIMEOUT);
     let mut forged = bus.request(moic_case, "MOIC", Action::Accept);
     forged.event_id = target;
     assert!(!moic_log.execute(&forged, &bus.registry).await?.duplicate);
@@ -104,8 +106,7 @@ async fn another_agency_storing_under_mofs_event_id_gets_mof_no_receipt() -> any
     let request = mof_accept(&bus, &ids, mof_case, "accept-3");
     let written = mof_log.execute(&request, &bus.registry).await?;
     assert!(!written.duplicate);
-    let fresh_log = CaseLog::open(mof.js.clone())
-        .await?
+    let fresh_log = CaseLog::through_reader(mof.js.clone(), code("MOF"), REQUEST_TIMEOUT)
         .with_signer(Signer::generate("MOF-other"));
     let retried = mof_log.execute(&request, &bus.registry).await?;
     assert!(retried.duplicate);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use onedoor_adapter::{AdapterConfig, AdapterError, Token};
+use onedoor_adapter::{AdapterConfig, AdapterError, CaseReads, Token};
 use onedoor_bus::stuck::ensure_stuck_bucket;
 use onedoor_bus::{InboxSettings, StreamSettings, ensure_inbox, ensure_stream};
 use onedoor_case::Registry;
@@ -52,6 +52,7 @@ fn front_config(
         },
         ..ConnectSettings::new(cluster.urls())
     };
+    config.reads = CaseReads::Reader;
     Ok(config)
 }
 
@@ -79,6 +80,7 @@ async fn an_adapter_on_the_tls_cluster_moves_off_a_frozen_node_and_keeps_serving
     ensure_stream(&operator, &StreamSettings::production()).await?;
     ensure_inbox(&operator, &code(FRONT), &InboxSettings::default()).await?;
     ensure_stuck_bucket(&operator).await?;
+    let _reader = cluster.start_reader(None).await?;
 
     let seed = cluster.credentials.seed_file(&front()).expect("a seed");
     let config = front_config(&cluster, registry, seed, cluster.ca_pem())?;

@@ -66,7 +66,10 @@ fn the_configuration_declares_every_agency_with_its_public_key_and_no_seed() -> 
 
     let identities = Identity::all_for(&registry);
     assert_eq!(identities.len(), registry.agencies.len() + 5);
-    assert!(config.contains("allow_responses: true"), "the case reader answers requests");
+    assert!(
+        config.contains("allow_responses: true"),
+        "the case reader answers requests"
+    );
     for identity in &identities {
         let key = credentials.public_key(identity).expect("generated");
         assert!(config.contains(key.as_str()), "{identity} missing");

@@ -154,6 +154,23 @@ impl DeployCluster {
             .require_tls(true))
     }
 
+    /// Starts a case reader (as the `reader` user, knowing every node) with `registry`'s keys;
+    /// it answers once this returns, until the returned task is aborted. Agencies' adapters
+    /// read cases only through it.
+    pub async fn start_reader(
+        &self,
+        registry: Option<std::sync::Arc<Registry>>,
+    ) -> Result<tokio::task::JoinHandle<()>, TestkitError> {
+        let client = self.connect(&Identity::Reader).await?;
+        let log = onedoor_bus::CaseLog::open(async_nats::jetstream::new(client.clone())).await?;
+        let reader = std::sync::Arc::new(onedoor_bus::read::CaseReader::new(
+            log,
+            registry,
+            onedoor_bus::read::READER_CACHED_CASES,
+        ));
+        Ok(reader.listen(client).await?)
+    }
+
     /// A client as `identity` that knows every node, so it fails over when one is killed.
     pub async fn connect(&self, identity: &Identity) -> Result<async_nats::Client, TestkitError> {
         let urls = self.urls();

@@ -46,6 +46,10 @@ pub enum TestkitError {
         output: String,
     },
 
+    /// Boxed like the credential errors: a bus error is large.
+    #[error(transparent)]
+    Bus(Box<onedoor_bus::BusError>),
+
     #[error("a cluster needs at least one node")]
     EmptyCluster,
 
@@ -60,5 +64,11 @@ pub enum TestkitError {
 impl From<onedoor_natsauth::NatsAuthError> for TestkitError {
     fn from(err: onedoor_natsauth::NatsAuthError) -> Self {
         Self::NatsAuth(Box::new(err))
+    }
+}
+
+impl From<onedoor_bus::BusError> for TestkitError {
+    fn from(err: onedoor_bus::BusError) -> Self {
+        Self::Bus(Box::new(err))
     }
 }

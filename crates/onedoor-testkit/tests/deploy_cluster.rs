@@ -151,8 +151,9 @@ async fn an_r3_stream_on_the_deploy_cluster_stays_writable_with_its_leader_kille
     };
     assert_eq!(stream_info().await?.config.num_replicas, 3);
 
+    let _reader = cluster.start_reader(None).await?;
     let front = jetstream::new(cluster.connect(&Identity::Agency(code(FRONT))).await?);
-    let log = CaseLog::open(front).await?;
+    let log = CaseLog::through_reader(front, code(FRONT), std::time::Duration::from_secs(5));
     open_and_hand_off(&log, &registry, "MOIC").await?;
 
     let leader = eventually("the stream to elect a leader", DEADLINE, || async {
