@@ -52,10 +52,12 @@ async fn histories_written_through_up_verify_and_a_forged_event_is_named() {
     let _ = &url;
     let moic_js =
         async_nats::jetstream::new(support::nats_as(&endpoints, dir.path(), "MOIC").await);
-    let log = onedoor_bus::CaseLog::open(moic_js.clone())
-        .await
-        .expect("log")
-        .with_signer(onedoor_bus::Signer::generate("MOF-forged"));
+    let log = onedoor_bus::CaseLog::through_reader(
+        moic_js.clone(),
+        onedoor_case::AgencyCode::parse("MOIC").expect("code"),
+        std::time::Duration::from_secs(5),
+    )
+    .with_signer(onedoor_bus::Signer::generate("MOF-forged"));
     let registry = onedoor_case::Registry::from_toml(
         include_str!("../deploy/registry/lao-2025.toml"),
         "lao-2025.toml",

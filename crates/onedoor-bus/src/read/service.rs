@@ -186,6 +186,11 @@ impl CaseReader {
         let slot = self.slot(case_id);
         let mut entry = slot.lock().await;
         self.refresh(case_id, &mut entry, freshness).await?;
+        // A replica behind the leader may not hold the event that made the asker a party
+        // (a hand-off it is acting on at once): a refusal is decided on the leader's state.
+        if entry.last() > 0 && !entry.snapshot.has_party(asker) && freshness != Freshness::Leader {
+            self.refresh(case_id, &mut entry, Freshness::Leader).await?;
+        }
         if entry.last() == 0 {
             return Ok(ReadReply::refused(ReadStatus::Absent, ""));
         }
