@@ -87,9 +87,9 @@ pub struct CaseLog {
 enum Reads {
     /// Direct gets on the stream, seeing this process's own writes and deliveries on a
     /// replicated stream (the tracker, the auditor, the case reader, unconfined set-ups).
-    Stream(ReplicaReader),
+    Stream(Box<ReplicaReader>),
     /// Through the case reader, for an agency whose NATS user may not read the stream.
-    Service(ReadClient),
+    Service(Box<ReadClient>),
 }
 
 impl Reads {
@@ -158,7 +158,7 @@ impl CaseLog {
             .map_err(|e| BusError::nats("binding to the ONEDOOR stream", &e))?;
         Ok(Self::with_reads(
             jetstream,
-            Reads::Stream(ReplicaReader::new(stream)),
+            Reads::Stream(Box::new(ReplicaReader::new(stream))),
         ))
     }
 
@@ -171,7 +171,7 @@ impl CaseLog {
         timeout: Duration,
     ) -> Self {
         let client = ReadClient::new(jetstream.client(), agency, timeout);
-        Self::with_reads(jetstream, Reads::Service(client))
+        Self::with_reads(jetstream, Reads::Service(Box::new(client)))
     }
 
     fn with_reads(jetstream: async_nats::jetstream::Context, reader: Reads) -> Self {
