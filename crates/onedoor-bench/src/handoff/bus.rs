@@ -153,10 +153,50 @@ impl RunningAdapter {
     }
 }
 
+/// The case reader, as the `reader` NATS user with the keyed registry, answering on `runtime`
+/// once this returns (`docs/jetstream.md` §15).
+async fn start_reader(
+    runtime: &tokio::runtime::Handle,
+    registry: &Arc<Registry>,
+    nats: &Nats,
+) -> Result<JoinHandle<()>, BenchError> {
+    let settings = nats.connect_settings(&onedoor_natsauth::Identity::Reader)?;
+    let registry = registry.clone();
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        BenchError::Failed(format!("starting the case reader: {what}: {e}"))
+    };
+    runtime
+        .spawn(async move {
+            let client = settings
+                .connect(&onedoor_natsauth::Identity::Reader, |o| {
+                    o.name("onedoor-reader")
+                })
+                .await
+                .map_err(|e| failed("connecting", &e))?;
+            let log = onedoor_bus::CaseLog::open(async_nats::jetstream::new(client.clone()))
+                .await
+                .map_err(|e| failed("binding to the stream", &e))?;
+            let reader = Arc::new(onedoor_bus::read::CaseReader::new(
+                log,
+                Some(registry),
+                onedoor_bus::read::READER_CACHED_CASES,
+            ));
+            reader
+                .listen(client)
+                .await
+                .map_err(|e| failed("subscribing", &e))
+        })
+        .await
+        .map_err(|e| failed("task", &e))?
+}
+
 /// The adapters of the bench agencies, started on `runtime`.
 pub struct Adapters {
     pub running: Vec<RunningAdapter>,
     stop: watch::Sender<bool>,
+    /// The case reader the adapters read through in production mode (their NATS users may
+    /// not read the stream), on the adapters' runtime.
+    reader: Option<JoinHandle<()>>,
 }
 
 impl Adapters {
@@ -172,6 +212,10 @@ impl Adapters {
         let (stop, stop_rx) = watch::channel(false);
         let mut running = Vec::new();
         let cluster = nats.production_cluster();
+        let reader = match cluster {
+            Some(_) => Some(start_reader(runtime, registry, nats).await?),
+            None => None,
+        };
         for (code, signer) in signers {
             let token = token();
             let mut config = AdapterConfig::new(
@@ -183,6 +227,9 @@ impl Adapters {
             config.nats =
                 nats.connect_settings(&onedoor_natsauth::Identity::Agency(code.clone()))?;
             config.tls = cluster.map(|c| c.grpc_tls());
+            if cluster.is_some() {
+                config.reads = onedoor_adapter::CaseReads::Reader;
+            }
             let ids = IdKey::from_signer(&signer);
             config.signer = Some(signer);
             config.inbox = inbox.clone();
@@ -226,7 +273,11 @@ impl Adapters {
                 task: Some(task),
             });
         }
-        let adapters = Adapters { running, stop };
+        let adapters = Adapters {
+            running,
+            stop,
+            reader,
+        };
         for adapter in &adapters.running {
             wait_until_serving(adapter).await?;
         }
@@ -239,7 +290,11 @@ impl Adapters {
         for adapter in &running {
             wait_until_serving(adapter).await?;
         }
-        Ok(Adapters { running, stop })
+        Ok(Adapters {
+            running,
+            stop,
+            reader: None,
+        })
     }
 
     pub fn get(&self, code: &AgencyCode) -> Result<&RunningAdapter, BenchError> {
@@ -252,6 +307,9 @@ impl Adapters {
     /// Graceful stop: in-flight calls finish, inbox streams end.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
         for adapter in self.running {
             let Some(task) = adapter.task else {
                 continue;

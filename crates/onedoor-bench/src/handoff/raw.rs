@@ -141,8 +141,9 @@ impl RawPlace {
             .await
             .map_err(BenchError::nats(format!("making {name} for the raw run")))?;
         let reader = jetstream::new(nats.client(&Identity::Agency(parties.to.clone())).await?);
+        // No stream info: an agency's user may not ask for it (docs/jetstream.md §15).
         let consumer = reader
-            .get_stream(onedoor_bus::STREAM_NAME)
+            .get_stream_no_info(onedoor_bus::STREAM_NAME)
             .await
             .map_err(BenchError::nats("binding to the ONEDOOR stream"))?
             .get_consumer(&name)
