@@ -23,6 +23,8 @@ fn adapter(nats_url: &str, extra: &[&str]) -> Command {
     command
         .args(["adapter", "--agency", "MOIC", "--listen", "127.0.0.1:0"])
         .args(["--nats-url", nats_url])
+        // A development NATS without users: the adapter may read the stream itself.
+        .args(["--case-reads", "stream"])
         .args(extra)
         .kill_on_drop(true);
     command

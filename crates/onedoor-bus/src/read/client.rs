@@ -19,6 +19,12 @@ use crate::verify::RawMessage;
 /// Cases whose known last sequence is remembered (as on the stream path).
 const KNOWN_CASES: usize = 65_536;
 
+/// The shortest wait for one ask (a quarter of the log's timeout otherwise).
+const ATTEMPT_FLOOR: Duration = Duration::from_millis(500);
+
+/// The pause before asking again when no reader answered.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// The longest history a client accepts in pages, as a guard against a reader that answers
 /// `more` for ever.
 const MAX_PAGES: usize = 10_000;
@@ -121,21 +127,45 @@ impl ReadClient {
         }
     }
 
+    /// One request, asked again while no reader answers within a short attempt, until the
+    /// log's timeout: a reader whose server froze still holds its queue subscription in the
+    /// cluster's view for a while, and the cluster picks among the group's members at random,
+    /// so a second ask usually reaches a live reader (`docs/jetstream.md` §15).
     async fn ask(&self, request: &ReadRequest) -> Result<ReadReply, BusError> {
         if request.freshness == super::wire::FRESH_LEADER {
             self.leader_reads.fetch_add(1, Ordering::Relaxed);
         }
-        let asked = async_nats::Request::new()
-            .payload(Bytes::from(request.encode_to_vec()))
-            .timeout(Some(self.timeout));
-        let message = self
-            .client
-            .send_request(self.subject.clone(), asked)
-            .await
-            .map_err(|e| BusError::nats("asking the case reader (`onedoor reader`)", &e))?;
-        ReadReply::decode(message.payload).map_err(|e| BusError::ReadRefused {
-            why: format!("the case reader's answer does not decode: {e}"),
-        })
+        let payload = Bytes::from(request.encode_to_vec());
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let attempt = (self.timeout / 4).max(ATTEMPT_FLOOR);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let asked = async_nats::Request::new()
+                .payload(payload.clone())
+                .timeout(Some(attempt.min(left).max(Duration::from_millis(1))));
+            match self.client.send_request(self.subject.clone(), asked).await {
+                Ok(message) => {
+                    return ReadReply::decode(message.payload).map_err(|e| BusError::ReadRefused {
+                        why: format!("the case reader's answer does not decode: {e}"),
+                    });
+                }
+                Err(err) => {
+                    let failed = BusError::nats("asking the case reader (`onedoor reader`)", &err);
+                    let retry = matches!(
+                        &failed,
+                        BusError::Nats {
+                            kind: NatsErrorKind::TimedOut | NatsErrorKind::NoResponders,
+                            ..
+                        }
+                    );
+                    if !retry || tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+                        return Err(failed);
+                    }
+                    tracing::debug!(error = %failed, "no case reader answered; asking again");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
     }
 
     fn refusal(&self, case_id: Option<CaseId>, reply: ReadReply) -> BusError {

@@ -434,27 +434,29 @@ fn status_name(status: v1::CaseStatus) -> &'static str {
     }
 }
 
+impl TaskJson {
+    fn new(t: &v1::Task) -> Self {
+        TaskJson {
+            handoff_event_id: t.handoff_event_id.clone(),
+            agency: t.agency.clone(),
+            from_agency: t.from_agency.clone(),
+            state: match t.state() {
+                v1::TaskState::Accepted => "accepted",
+                _ => "pending",
+            },
+            instructions: t.instructions.clone(),
+            handed_off_at: rfc3339(t.handed_off_at.as_ref()),
+            accepted_at: rfc3339(t.accepted_at.as_ref()),
+            due_at: rfc3339(t.due_at.as_ref()),
+            overdue: t.overdue,
+            open_question: t.open_question.clone(),
+        }
+    }
+}
+
 impl CaseJson {
     fn new(view: &v1::CaseView, entries: Option<&[TimelineEntry]>) -> Self {
-        let open_tasks: Vec<TaskJson> = view
-            .open_tasks
-            .iter()
-            .map(|t| TaskJson {
-                handoff_event_id: t.handoff_event_id.clone(),
-                agency: t.agency.clone(),
-                from_agency: t.from_agency.clone(),
-                state: match t.state() {
-                    v1::TaskState::Accepted => "accepted",
-                    _ => "pending",
-                },
-                instructions: t.instructions.clone(),
-                handed_off_at: rfc3339(t.handed_off_at.as_ref()),
-                accepted_at: rfc3339(t.accepted_at.as_ref()),
-                due_at: rfc3339(t.due_at.as_ref()),
-                overdue: t.overdue,
-                open_question: t.open_question.clone(),
-            })
-            .collect();
+        let open_tasks: Vec<TaskJson> = view.open_tasks.iter().map(TaskJson::new).collect();
         let timeline = entries.map(|entries| {
             entries
                 .iter()
