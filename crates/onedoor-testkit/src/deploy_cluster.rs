@@ -161,7 +161,18 @@ impl DeployCluster {
         &self,
         registry: Option<std::sync::Arc<Registry>>,
     ) -> Result<tokio::task::JoinHandle<()>, TestkitError> {
-        let client = self.connect(&Identity::Reader).await?;
+        // As `onedoor reader` connects: a short ping interval, so that a reader on a frozen
+        // node leaves it within seconds (its queue interest black-holes reads meanwhile).
+        let urls = self.urls();
+        let client = self
+            .connect_options(&Identity::Reader)?
+            .ping_interval(onedoor_natsauth::PING_INTERVAL)
+            .connect(urls.as_slice())
+            .await
+            .map_err(|source| TestkitError::Connect {
+                url: urls.join(","),
+                source,
+            })?;
         let log = onedoor_bus::CaseLog::open(async_nats::jetstream::new(client.clone())).await?;
         let reader = std::sync::Arc::new(onedoor_bus::read::CaseReader::new(
             log,

@@ -248,6 +248,7 @@ async fn start_reader(
     let client = nats
         .connect_options(&Identity::Reader)?
         .name("onedoor-reader")
+        .ping_interval(onedoor_natsauth::PING_INTERVAL)
         .connect(url)
         .await
         .with_context(|| format!("connecting to {url} as the case reader"))?;
