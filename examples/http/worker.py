@@ -22,12 +22,18 @@ It prints one JSON line: the case id, its trace id and its status.
 import argparse
 import json
 import sys
-import time
 import uuid
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
-RETRIED = {409, 503, 504}  # ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED: retry with the same key
+# ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED: retried with the same body, hence the same
+# idempotency key, so a retry of a write that landed gets the first receipt. urllib3 backs off
+# exponentially (0.2 s, 0.4 s, ...) between tries; every onedoor call is a POST, which it
+# retries only when told to.
+RETRIES = Retry(total=4, status_forcelist=(409, 503, 504), allowed_methods=frozenset({"POST"}),
+                backoff_factor=0.2, raise_on_status=False)
 
 
 class Gateway:
@@ -37,23 +43,19 @@ class Gateway:
         self.url = url.rstrip("/")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.mount(self.url, HTTPAdapter(max_retries=RETRIES))
         # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
         # session's verify, and the bus's own CA must win.
         self.verify = ca if ca else True
 
-    def call(self, method, body, attempts=5):
-        for attempt in range(attempts):
-            answer = self.session.post(f"{self.url}/v1/{method}", json=body, timeout=30,
-                                       verify=self.verify)
-            if answer.status_code == 200:
-                return answer.json()
-            error = answer.json()
-            if answer.status_code in RETRIED and attempt + 1 < attempts:
-                time.sleep(0.2 * 2**attempt)
-                continue
-            raise RuntimeError(f"{method}: {answer.status_code} {error['code']}: {error['message']}"
-                               f" (field {error.get('field')}, trace {error['traceparent']})")
-        raise RuntimeError(f"{method}: gave up")
+    def call(self, method, body):
+        answer = self.session.post(f"{self.url}/v1/{method}", json=body, timeout=30,
+                                   verify=self.verify)
+        if answer.status_code == 200:
+            return answer.json()
+        error = answer.json()
+        raise RuntimeError(f"{method}: {answer.status_code} {error['code']}: {error['message']}"
+                           f" (field {error.get('field')}, trace {error['traceparent']})")
 
     def inbox(self):
         """Yields inbox items as they arrive; an `error` event raises."""
