@@ -185,11 +185,6 @@ impl CaseLog {
         }
     }
 
-    /// Whether this log reads through the case reader.
-    pub fn is_confined(&self) -> bool {
-        matches!(self.reader, Reads::Service(_))
-    }
-
     /// Every event written through this log is signed with `signer`.
     pub fn with_signer(mut self, signer: Signer) -> Self {
         self.signer = Some(Arc::new(signer));

@@ -39,12 +39,33 @@ pub(crate) enum Freshness {
     Leader,
 }
 
+/// The highest stream sequence this process wrote or was delivered, per case: what a read of
+/// the case must reach. Shared by both read paths (the stream's and the case reader's).
+#[derive(Clone)]
+pub(crate) struct KnownSequences(Arc<Mutex<LruCache<CaseId, u64>>>);
+
+impl KnownSequences {
+    pub fn new() -> Self {
+        KnownSequences(Arc::new(Mutex::new(LruCache::new(KNOWN_CASES))))
+    }
+
+    pub fn saw(&self, case_id: CaseId, sequence: u64) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let floor = known.get(&case_id).copied().unwrap_or(0).max(sequence);
+        known.insert(case_id, floor);
+    }
+
+    pub fn known(&self, case_id: &CaseId) -> u64 {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.get(case_id).copied().unwrap_or(0)
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct ReplicaReader {
     stream: Stream,
     replicated: bool,
-    /// The highest sequence this process wrote or was delivered, per case.
-    known: Arc<Mutex<LruCache<CaseId, u64>>>,
+    known: KnownSequences,
     leader_reads: Arc<AtomicU64>,
 }
 
@@ -54,7 +75,7 @@ impl ReplicaReader {
         ReplicaReader {
             stream,
             replicated,
-            known: Arc::new(Mutex::new(LruCache::new(KNOWN_CASES))),
+            known: KnownSequences::new(),
             leader_reads: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -85,18 +106,14 @@ impl ReplicaReader {
 
     /// Remembers that `case_id` holds at least `sequence` (a write's ack, an inbox delivery).
     pub fn saw(&self, case_id: CaseId, sequence: u64) {
-        if !self.replicated {
-            return;
+        if self.replicated {
+            self.known.saw(case_id, sequence);
         }
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        let floor = known.get(&case_id).copied().unwrap_or(0).max(sequence);
-        known.insert(case_id, floor);
     }
 
     /// The sequence a read of `case_id` must reach.
     pub fn known(&self, case_id: &CaseId) -> u64 {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known.get(case_id).copied().unwrap_or(0)
+        self.known.known(case_id)
     }
 
     /// The last message on `filter` (a case's subjects), `None` when there is none.

@@ -1,23 +1,19 @@
 //! An agency's side of the case reader: how a confined adapter reads the cases it is a party to
 //! (see [`super::service`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hashlink::LruCache;
 use onedoor_case::{AgencyCode, CaseId};
 use prost::Message as _;
 
 use super::wire::{ReadReply, ReadRequest, ReadStatus, freshness_to_wire, read_subject};
 use crate::error::BusError;
 use crate::nats_error::NatsErrorKind;
-use crate::replica_read::Freshness;
+use crate::replica_read::{Freshness, KnownSequences};
 use crate::verify::RawMessage;
-
-/// Cases whose known last sequence is remembered (as on the stream path).
-const KNOWN_CASES: usize = 65_536;
 
 /// The shortest wait for one ask (a quarter of the log's timeout otherwise).
 const ATTEMPT_FLOOR: Duration = Duration::from_millis(500);
@@ -35,7 +31,7 @@ pub(crate) struct ReadClient {
     agency: AgencyCode,
     subject: String,
     timeout: Duration,
-    known: Arc<Mutex<LruCache<CaseId, u64>>>,
+    known: KnownSequences,
     leader_reads: Arc<AtomicU64>,
 }
 
@@ -46,20 +42,17 @@ impl ReadClient {
             client,
             agency,
             timeout,
-            known: Arc::new(Mutex::new(LruCache::new(KNOWN_CASES))),
+            known: KnownSequences::new(),
             leader_reads: Arc::new(AtomicU64::new(0)),
         }
     }
 
     pub fn saw(&self, case_id: CaseId, sequence: u64) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        let floor = known.get(&case_id).copied().unwrap_or(0).max(sequence);
-        known.insert(case_id, floor);
+        self.known.saw(case_id, sequence);
     }
 
     pub fn known(&self, case_id: &CaseId) -> u64 {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known.get(case_id).copied().unwrap_or(0)
+        self.known.known(case_id)
     }
 
     pub fn leader_reads(&self) -> u64 {
