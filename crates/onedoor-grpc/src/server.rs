@@ -25,6 +25,8 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The gRPC service name of grpc.health.v1, listed beside the server's own services.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
 /// A server builder with the bus's transport settings, over TLS when `tls` is given, every call
 /// counted by `metrics` and answered with a `traceparent`.
@@ -55,12 +57,15 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Server reflection (v1) of the contract, listing only `services` (full names, such as
-/// `onedoor.v1.AgencyGateway`) and health: a client is never shown a service this server
-/// would answer UNIMPLEMENTED.
+/// `onedoor.v1.AgencyGateway`), health and reflection itself in both protocols (every server
+/// adds [`reflection`] and [`reflection_v1alpha`] together): a client is never shown a service
+/// this server would answer UNIMPLEMENTED, nor misses one it answers.
 pub fn reflection(
     services: &[&str],
 ) -> Result<ServerReflectionServer<impl ServerReflection>, GrpcError> {
     reflection_builder(services)
+        // build_v1 registers the v1 descriptors itself.
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(reflection_error)
 }
@@ -75,6 +80,8 @@ pub fn reflection_v1alpha(
     GrpcError,
 > {
     reflection_builder(services)
+        // build_v1alpha registers the v1alpha descriptors itself.
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(reflection_error)
 }
@@ -83,7 +90,9 @@ fn reflection_builder<'a>(services: &[&str]) -> tonic_reflection::server::Builde
     let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(onedoor_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name(HEALTH_SERVICE);
+        .with_service_name(HEALTH_SERVICE)
+        .with_service_name(REFLECTION_V1)
+        .with_service_name(REFLECTION_V1ALPHA);
     for service in services {
         builder = builder.with_service_name(*service);
     }
