@@ -33,8 +33,8 @@ fi
 # openapi-spec-validator, and the reference worker in examples/http/ uses requests.
 OPENAPI_SPEC_VALIDATOR_VERSION="0.7.2"
 REQUESTS_VERSION="2.32.5"
-if ! "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $OPENAPI_SPEC_VALIDATOR_VERSION" \
-    || ! "$venv/bin/pip" show requests 2>/dev/null | grep -qx "Version: $REQUESTS_VERSION"; then
+if ! "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -x "Version: $OPENAPI_SPEC_VALIDATOR_VERSION" >/dev/null \
+    || ! "$venv/bin/pip" show requests 2>/dev/null | grep -x "Version: $REQUESTS_VERSION" >/dev/null; then
     echo "setup: installing openapi-spec-validator ${OPENAPI_SPEC_VALIDATOR_VERSION} and requests ${REQUESTS_VERSION} into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "requests==${REQUESTS_VERSION}"
@@ -80,5 +80,28 @@ if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     else
         echo "setup: chromium/chromedriver are missing and cannot be installed here; web browser tests will fail in CI" >&2
+    fi
+fi
+
+# The gRPC reference workers (crates/onedoor-adapter/tests/reference_workers.rs): Python's
+# grpcio (grpcio-tools compiles the contract at the worker's start) into the venv, and Node's
+# @grpc/grpc-js from the example's committed package-lock.json.
+GRPCIO_VERSION="1.85.1"
+PROTOBUF_VERSION="7.36.2"
+if ! "$venv/bin/pip" show grpcio 2>/dev/null | grep -x "Version: $GRPCIO_VERSION" >/dev/null \
+    || ! "$venv/bin/pip" show grpcio-tools 2>/dev/null | grep -x "Version: $GRPCIO_VERSION" >/dev/null \
+    || ! "$venv/bin/pip" show protobuf 2>/dev/null | grep -x "Version: $PROTOBUF_VERSION" >/dev/null; then
+    echo "setup: installing grpcio and grpcio-tools ${GRPCIO_VERSION} into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "grpcio==${GRPCIO_VERSION}" \
+        "grpcio-tools==${GRPCIO_VERSION}" "protobuf==${PROTOBUF_VERSION}"
+fi
+node_worker="$root/examples/grpc-node"
+if ! cmp -s "$node_worker/package-lock.json" "$node_worker/node_modules/.package-lock.json.installed"; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "setup: installing the Node reference worker's packages (npm ci) into $node_worker"
+        (cd "$node_worker" && npm ci --silent --no-audit --no-fund >/dev/null)
+        cp "$node_worker/package-lock.json" "$node_worker/node_modules/.package-lock.json.installed"
+    else
+        echo "setup: npm is missing; the Node reference worker cannot run" >&2
     fi
 fi

@@ -214,6 +214,27 @@ impl TestBus {
         Ok(consumer.info().await?.clone())
     }
 
+    /// Waits until `agency`'s inbox consumer holds nothing: every item delivered and
+    /// acknowledged.
+    pub async fn wait_until_inbox_drained(&self, agency: &str) -> anyhow::Result<()> {
+        eventually(
+            &format!("inbox-{agency} to hold nothing"),
+            DEADLINE,
+            || async {
+                let info = self.inbox_consumer_info(agency).await?;
+                Ok(if info.num_ack_pending == 0 && info.num_pending == 0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} pending, {} awaiting ack",
+                        info.num_pending, info.num_ack_pending
+                    ))
+                })
+            },
+        )
+        .await
+    }
+
     /// `agency`'s adapter's health for `onedoor.v1.AgencyGateway`.
     pub async fn health(&self, agency: &str) -> anyhow::Result<ServingStatus> {
         serving_status(self.channel(agency).await?, "onedoor.v1.AgencyGateway").await

@@ -51,18 +51,7 @@ pub async fn hand_off_to_moic(bus: &TestBus) -> anyhow::Result<onedoor_proto::v1
 
 /// Waits until MOIC's inbox consumer holds nothing: every delivery acknowledged.
 pub async fn wait_until_acked(bus: &TestBus) -> anyhow::Result<()> {
-    eventually("inbox-MOIC to hold nothing", DEADLINE, || async {
-        let info = bus.inbox_consumer_info("MOIC").await?;
-        Ok(if info.num_ack_pending == 0 && info.num_pending == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} pending, {} awaiting ack",
-                info.num_pending, info.num_ack_pending
-            ))
-        })
-    })
-    .await
+    bus.wait_until_inbox_drained("MOIC").await
 }
 
 /// Waits for the stuck record of `event_id`.
