@@ -105,3 +105,11 @@ if ! cmp -s "$node_worker/package-lock.json" "$node_worker/node_modules/.package
         echo "setup: npm is missing; the Node reference worker cannot run" >&2
     fi
 fi
+
+# Schemathesis fuzzes an adapter's JSON face from its own /openapi.json
+# (crates/onedoor-http/tests/schemathesis.rs).
+SCHEMATHESIS_VERSION="4.32.5"
+if ! "$venv/bin/pip" show schemathesis 2>/dev/null | grep -x "Version: $SCHEMATHESIS_VERSION" >/dev/null; then
+    echo "setup: installing schemathesis ${SCHEMATHESIS_VERSION} into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
+fi
