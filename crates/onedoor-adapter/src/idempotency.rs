@@ -151,6 +151,7 @@ pub fn same_request(stored: &CaseEvent, command: &Command) -> bool {
         (EventBody::TaskClosed { .. }, Action::NotifyClosed { to }) => {
             stored.to.as_ref() == Some(to)
         }
+        (EventBody::Transferred { .. }, Action::Transfer) => true,
         _ => false,
     }
 }

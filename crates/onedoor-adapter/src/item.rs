@@ -59,6 +59,10 @@ fn classify(
             };
             (kind, event.to.clone(), None)
         }
+        // The successor's new task: the same work, with the due time it always had.
+        EventBody::Transferred { due_at, .. } => {
+            (InboxItemKind::NewTask, event.to.clone(), Some(*due_at))
+        }
         // Never addressed to an agency, so never in an inbox.
         EventBody::Opened { .. } | EventBody::Resolved { .. } => {
             (InboxItemKind::Unspecified, None, None)

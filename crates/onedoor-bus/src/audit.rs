@@ -12,7 +12,7 @@ use std::path::Path;
 use base64::Engine as _;
 use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use onedoor_case::{CaseState, Registry};
+use onedoor_case::{CaseState, EventBody, Registry};
 use onedoor_proto::v1;
 
 use crate::case_log::StoredEvent;
@@ -140,6 +140,9 @@ fn signed_bytes(stored: &StoredEvent) -> Bytes {
     Bytes::from(stored.wire.signing_bytes())
 }
 
+/// How problems name the signer of a `task_transferred` event.
+const OPERATOR: &str = "the operator";
+
 /// What is wrong with one event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuditProblem {
@@ -262,17 +265,22 @@ fn signature_parts(
     if wire.signature.is_empty() || wire.key_id.is_empty() {
         return Err(AuditProblem::NotSigned);
     }
-    let agency = &stored.event.from;
-    let key = registry
-        .key(agency, &wire.key_id)
-        .ok_or_else(|| AuditProblem::UnknownKey {
-            agency: agency.to_string(),
-            key_id: wire.key_id.clone(),
-        })?;
+    // A transfer is the operator's act on the old holder's subject: only an operator key
+    // signs it, and an operator key signs nothing else.
+    let (agency, key) = if matches!(stored.event.body, EventBody::Transferred { .. }) {
+        (OPERATOR.to_owned(), registry.operator_key(&wire.key_id))
+    } else {
+        let from = &stored.event.from;
+        (from.to_string(), registry.key(from, &wire.key_id))
+    };
+    let key = key.ok_or_else(|| AuditProblem::UnknownKey {
+        agency: agency.clone(),
+        key_id: wire.key_id.clone(),
+    })?;
     let date = stored.event.occurred_at.date();
     if !key.valid_on(date) {
         return Err(AuditProblem::KeyNotValid {
-            agency: agency.to_string(),
+            agency,
             key_id: key.id.clone(),
             date: date.to_string(),
         });
@@ -337,6 +345,8 @@ pub fn verify_case(events: &[StoredEvent], registry: &Registry) -> Result<(), Bo
             CaseState::apply(state, &stored.event)
                 .map_err(|e| fail(AuditProblem::Fold(e.to_string())))?,
         );
+        onedoor_case::authorize_transfer(&stored.event, registry)
+            .map_err(|e| fail(AuditProblem::Fold(e.to_string())))?;
     }
     Ok(())
 }

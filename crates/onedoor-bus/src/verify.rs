@@ -12,7 +12,9 @@
 //! everything else is.
 
 use bytes::Bytes;
-use onedoor_case::{CaseId, CaseState, FoldError, Refusal, Registry, authorize_open};
+use onedoor_case::{
+    CaseId, CaseState, FoldError, Refusal, Registry, authorize_open, authorize_transfer,
+};
 
 use crate::audit::{AuditProblem, verify_signature};
 use crate::case_log::{StoredEvent, decode_stored};
@@ -140,7 +142,12 @@ impl CaseVerifier {
             authorize_open(&stored.event, registry)
                 .map_err(|r: Refusal| QuarantineReason::Rules(r.to_string()))?;
         }
-        CaseState::apply(self.state.clone(), &stored.event).map_err(rules)
+        let state = CaseState::apply(self.state.clone(), &stored.event).map_err(rules)?;
+        if let Some(registry) = registry {
+            authorize_transfer(&stored.event, registry)
+                .map_err(|r| QuarantineReason::Rules(r.to_string()))?;
+        }
+        Ok(state)
     }
 }
 

@@ -8,11 +8,13 @@ mod document;
 mod event;
 mod route;
 mod state;
+mod transfer;
 
 pub use authorize::{MAX_CLOCK_SKEW, authorize, authorize_after_resolution, authorize_open};
 pub use command::{Action, Command};
 pub use decide::{Refusal, RefusalClass, check_input, decide};
 pub use document::DocumentRef;
-pub use event::{CaseEvent, EventBody, Resolution};
+pub use event::{CaseEvent, EventBody, Resolution, TransferReason};
 pub use route::{OffRoute, check_strict_route};
 pub use state::{CaseState, CaseStatus, FoldError, PastTask, Task, TaskEnd, TaskState};
+pub use transfer::authorize_transfer;

@@ -212,6 +212,10 @@ pub struct Registry {
     pub agencies: BTreeMap<AgencyCode, Agency>,
     pub services: BTreeMap<ServiceCode, Service>,
     pub calendar: Calendar,
+    /// The bus operator's public signing keys (`[[operator.key]]`, the shape of an agency's):
+    /// they verify `task_transferred` events, which move the open tasks of an agency a registry
+    /// change ends to its successor, and no other kind. Old keys stay listed, as agencies' do.
+    pub operator_keys: Vec<AgencyKey>,
 }
 
 impl Registry {
@@ -261,11 +265,7 @@ impl Registry {
     /// Adds a public key to an agency (used by `onedoor up`, which makes development keys at
     /// start). Refuses an unknown agency or a key id already in use.
     pub fn add_key(&mut self, agency: &AgencyCode, key: AgencyKey) -> Result<(), String> {
-        if self
-            .agencies
-            .values()
-            .any(|a| a.keys.iter().any(|k| k.id == key.id))
-        {
+        if self.key_id_in_use(&key.id) {
             return Err(format!("key id {} is already in use", key.id));
         }
         let entry = self
@@ -277,8 +277,9 @@ impl Registry {
     }
 
     /// Adds the credentials listed in a credentials file, all or nothing: `[[key]]` tables
-    /// (`agency`, `id`, `public_key`, `valid_from`, optional `valid_until`) and `[[token]]`
-    /// tables (`agency`, `label`, `sha256`, optional `revoked`).
+    /// (`agency`, `id`, `public_key`, `valid_from`, optional `valid_until`), `[[operator_key]]`
+    /// tables (the same without `agency`) and `[[token]]` tables (`agency`, `label`, `sha256`,
+    /// optional `revoked`).
     pub fn add_keys_from_toml(&mut self, text: &str, origin: &str) -> Result<(), RegistryError> {
         let raw: raw::RawKeyFile = toml::from_str(text).map_err(|err| RegistryError::Syntax {
             file: origin.to_owned(),
@@ -289,7 +290,14 @@ impl Registry {
             .agencies
             .values()
             .flat_map(|a| a.keys.iter().map(|k| k.id.clone()))
+            .chain(self.operator_keys.iter().map(|k| k.id.clone()))
             .collect();
+        let operator_additions = validate::keys(
+            "[[operator_key]]",
+            &raw.operator_keys,
+            &mut seen,
+            &mut problems,
+        );
         let mut additions = Vec::new();
         for (index, entry) in raw.keys.iter().enumerate() {
             let name = format!("key #{} of agency {:?}", index + 1, entry.agency);
@@ -341,6 +349,7 @@ impl Registry {
                 entry.keys.push(key);
             }
         }
+        self.operator_keys.extend(operator_additions);
         for (agency, token) in token_additions {
             if let Some(entry) = self.agencies.get_mut(&agency) {
                 entry.tokens.push(token);
@@ -357,6 +366,28 @@ impl Registry {
             .ok_or_else(|| format!("agency {agency} is not in the registry"))?;
         entry.tokens.push(token);
         Ok(())
+    }
+
+    /// The operator key `key_id`, if the registry lists it.
+    pub fn operator_key(&self, key_id: &str) -> Option<&AgencyKey> {
+        self.operator_keys.iter().find(|k| k.id == key_id)
+    }
+
+    /// Adds an operator key (`onedoor up` makes a development one). Refuses a key id in use.
+    pub fn add_operator_key(&mut self, key: AgencyKey) -> Result<(), String> {
+        if self.key_id_in_use(&key.id) {
+            return Err(format!("key id {} is already in use", key.id));
+        }
+        self.operator_keys.push(key);
+        Ok(())
+    }
+
+    fn key_id_in_use(&self, id: &str) -> bool {
+        self.operator_keys.iter().any(|k| k.id == id)
+            || self
+                .agencies
+                .values()
+                .any(|a| a.keys.iter().any(|k| k.id == id))
     }
 
     /// The key `key_id` of `agency`, if the registry lists it.

@@ -69,7 +69,7 @@ fn render_user(
     let _ = writeln!(out, "      # {}", describe(registry, identity));
     out.push_str("      {\n");
     let _ = writeln!(out, "        nkey: {}", quoted(key.as_str()));
-    if let Some(permissions) = Permissions::for_identity(identity) {
+    if let Some(permissions) = Permissions::for_identity_in(identity, registry) {
         out.push_str("        permissions: {\n");
         render_direction(
             out,

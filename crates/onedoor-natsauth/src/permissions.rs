@@ -7,6 +7,7 @@
 //! | subject | used by |
 //! | --- | --- |
 //! | `onedoor.v1.case.*.<SELF>.*` | `CaseLog::append`: the agency's own events |
+//! | operator: `onedoor.v1.case.*.<OLD>.<SUCCESSOR>` | `registry apply --execute`: the `task_transferred` events of agencies the registry ends ([`Permissions::for_identity_in`]) |
 //! | `onedoor.v1.read.<SELF>` | every read of a case, through the case reader (`onedoor_bus::read`) |
 //! | `$JS.API.CONSUMER.INFO.ONEDOOR.inbox-<SELF>` | `ensure_inbox` checks the consumer the operator made; the liveness probe |
 //! | `$JS.API.CONSUMER.MSG.NEXT.ONEDOOR.inbox-<SELF>` | pulling the inbox |
@@ -37,7 +38,7 @@ use onedoor_bus::subjects::{
     CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER, TRACKER_REBUILD_CONSUMER,
 };
 use onedoor_bus::{STREAM_NAME, STUCK_BUCKET};
-use onedoor_case::AgencyCode;
+use onedoor_case::{AgencyCode, Ending, Registry};
 
 use crate::identity::Identity;
 
@@ -69,6 +70,38 @@ impl Permissions {
             Identity::System => None,
         }
     }
+
+    /// [`Permissions::for_identity`] on a bus running `registry`: the operator may also
+    /// publish each `task_transferred` event the registry calls for, on the subject
+    /// `onedoor.v1.case.*.<OLD>.<SUCCESSOR>` of every agency it ends with a successor, and on
+    /// no other case subject. The blanket deny on case subjects is then left out for the
+    /// operator (NATS lets a deny win over any allow); its allow list stays exact.
+    pub fn for_identity_in(identity: &Identity, registry: &Registry) -> Option<Permissions> {
+        let mut permissions = Self::for_identity(identity)?;
+        if *identity == Identity::Operator {
+            let transfers = transfer_subjects(registry);
+            if !transfers.is_empty() {
+                permissions.publish_deny.retain(|s| s != STREAM_SUBJECTS);
+                permissions.publish_allow.extend(transfers);
+            }
+        }
+        Some(permissions)
+    }
+}
+
+/// The case subjects of the transfers `registry` calls for: from each agency it merged or
+/// renamed away to that agency's successor.
+pub fn transfer_subjects(registry: &Registry) -> Vec<String> {
+    registry
+        .agencies
+        .values()
+        .filter(|agency| matches!(agency.ending, Some(Ending::Merged | Ending::Renamed)))
+        .filter_map(|agency| {
+            let successor = registry.successor_of(&agency.code)?;
+            (*successor != agency.code)
+                .then(|| format!("{CASE_SUBJECT_PREFIX}.*.{}.{successor}", agency.code))
+        })
+        .collect()
 }
 
 fn inbox_consumer(code: &AgencyCode) -> String {
@@ -314,6 +347,44 @@ mod tests {
             );
         }
         assert_eq!(Permissions::for_identity(&Identity::System), None);
+    }
+
+    #[test]
+    fn the_operator_may_publish_exactly_the_transfers_a_registry_calls_for() {
+        let registry = Registry::load(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/registry/lao-2025.toml"),
+        )
+        .expect("shipped registry");
+        let permissions =
+            Permissions::for_identity_in(&Identity::Operator, &registry).expect("restricted");
+        let cases: Vec<&String> = permissions
+            .publish_allow
+            .iter()
+            .filter(|s| s.starts_with("onedoor."))
+            .collect();
+        assert!(
+            cases.contains(&&"onedoor.v1.case.*.MPI.MOF".to_owned()),
+            "{cases:?}"
+        );
+        assert!(
+            cases.contains(&&"onedoor.v1.case.*.MICT.MCT".to_owned()),
+            "{cases:?}"
+        );
+        assert_eq!(
+            cases,
+            transfer_subjects(&registry).iter().collect::<Vec<_>>()
+        );
+        assert!(
+            !permissions
+                .publish_deny
+                .contains(&STREAM_SUBJECTS.to_owned())
+        );
+        // Any other identity is unchanged by the registry.
+        assert_eq!(
+            Permissions::for_identity_in(&Identity::Tracker, &registry),
+            Permissions::for_identity(&Identity::Tracker)
+        );
     }
 
     #[test]

@@ -594,6 +594,49 @@ async fn the_operator_manages_consumers_but_cannot_erase_history_or_speak_for_an
     Ok(())
 }
 
+/// The shipped (2025) registry merges MPI into MOF: the operator may publish the transfer of
+/// MPI's open tasks on MPI's subject to MOF, and on no other case subject.
+#[tokio::test]
+async fn the_operator_may_publish_only_the_transfers_the_registry_calls_for() -> anyhow::Result<()>
+{
+    let bus = SecuredBus::provisioned().await?;
+    let mut operator = bus.connect(&Identity::Operator).await?;
+    let case = "01JDQ3Z6Y8K9M2N4P5R7S9T1V3";
+    operator
+        .js
+        .publish(format!("onedoor.v1.case.{case}.MPI.MOF"), "x".into())
+        .await?
+        .await?;
+    operator.nothing_refused().await?;
+
+    let elsewhere = format!("onedoor.v1.case.{case}.MPI.MOIC");
+    let current = format!("onedoor.v1.case.{case}.MOF.MOIC");
+    let first = async {
+        operator
+            .js
+            .publish(elsewhere.clone(), "x".into())
+            .await?
+            .await
+    };
+    let second = async {
+        operator
+            .js
+            .publish(current.clone(), "x".into())
+            .await?
+            .await
+    };
+    let expected = [
+        (Denied::Publish, elsewhere.as_str()),
+        (Denied::Publish, current.as_str()),
+    ];
+    let (first, second, reported) =
+        tokio::join!(first, second, refused(&mut operator.violations, &expected));
+    reported?;
+    assert!(first.is_err());
+    assert!(second.is_err());
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_connection_without_credentials_or_with_an_unknown_nkey_is_refused() -> anyhow::Result<()>
 {

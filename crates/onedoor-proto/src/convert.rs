@@ -4,6 +4,7 @@
 
 use onedoor_case::{
     AgencyCode, CaseEvent, CaseId, DocumentRef, EventBody, EventId, Resolution, ServiceCode,
+    TransferReason,
 };
 use time::OffsetDateTime;
 
@@ -76,6 +77,24 @@ pub fn resolution_from_wire(field: &'static str, value: i32) -> Result<Resolutio
         _ => Err(wire_error(
             field,
             format!("{value} is not approved (1), denied (2) or withdrawn (3)"),
+        )),
+    }
+}
+
+pub fn transfer_reason_to_wire(reason: TransferReason) -> v1::TransferReason {
+    match reason {
+        TransferReason::Merged => v1::TransferReason::Merged,
+        TransferReason::Renamed => v1::TransferReason::Renamed,
+    }
+}
+
+pub fn transfer_reason_from_wire(value: i32) -> Result<TransferReason, WireError> {
+    match v1::TransferReason::try_from(value) {
+        Ok(v1::TransferReason::Merged) => Ok(TransferReason::Merged),
+        Ok(v1::TransferReason::Renamed) => Ok(TransferReason::Renamed),
+        _ => Err(wire_error(
+            "task_transferred.reason",
+            format!("{value} is not merged (1) or renamed (2)"),
         )),
     }
 }
@@ -153,6 +172,15 @@ pub fn to_wire(event: &CaseEvent, envelope: Envelope) -> v1::CaseEvent {
             resolution: resolution_to_wire(*resolution).into(),
             note: note.clone(),
         }),
+        EventBody::Transferred {
+            registry_version,
+            reason,
+            due_at,
+        } => Body::TaskTransferred(v1::TaskTransferred {
+            registry_version: registry_version.clone(),
+            reason: transfer_reason_to_wire(*reason).into(),
+            due_at: Some(timestamp(*due_at)),
+        }),
     };
     v1::CaseEvent {
         event_id: event.event_id.to_string(),
@@ -214,6 +242,11 @@ pub fn from_wire(wire: &v1::CaseEvent) -> Result<(CaseEvent, Envelope), WireErro
         Body::TaskClosed(b) => EventBody::TaskClosed {
             resolution: resolution_from_wire("task_closed.resolution", b.resolution)?,
             note: b.note.clone(),
+        },
+        Body::TaskTransferred(b) => EventBody::Transferred {
+            registry_version: b.registry_version.clone(),
+            reason: transfer_reason_from_wire(b.reason)?,
+            due_at: from_timestamp("task_transferred.due_at", b.due_at.as_ref())?,
         },
     };
     let to = match wire.to_agency.as_str() {

@@ -11,7 +11,7 @@ use crate::v1::CaseEvent;
 use crate::v1::case_event::Body;
 
 /// Every event kind, in field-number order of the `body` oneof.
-pub const EVENT_KINDS: [&str; 8] = [
+pub const EVENT_KINDS: [&str; 9] = [
     "opened",
     "handed_off",
     "accepted",
@@ -20,6 +20,7 @@ pub const EVENT_KINDS: [&str; 8] = [
     "info_requested",
     "resolved",
     "task_closed",
+    "task_transferred",
 ];
 
 /// Builds a CloudEvents type from a literal kind at compile time.
@@ -42,6 +43,7 @@ impl Body {
             Body::InfoRequested(_) => "info_requested",
             Body::Resolved(_) => "resolved",
             Body::TaskClosed(_) => "task_closed",
+            Body::TaskTransferred(_) => "task_transferred",
         }
     }
 
@@ -57,6 +59,7 @@ impl Body {
             Body::InfoRequested(_) => ce_type!("info_requested"),
             Body::Resolved(_) => ce_type!("resolved"),
             Body::TaskClosed(_) => ce_type!("task_closed"),
+            Body::TaskTransferred(_) => ce_type!("task_transferred"),
         }
     }
 }

@@ -4,7 +4,7 @@ use onedoor_proto::event::{EVENT_KINDS, kind_from_ce_type};
 use onedoor_proto::v1::case_event::Body;
 use onedoor_proto::v1::{
     CaseEvent, CaseOpened, CaseResolved, DocumentRef, HandedOff, InfoRequested, Resolution,
-    TaskAccepted, TaskClosed, TaskCompleted, TaskSentBack,
+    TaskAccepted, TaskClosed, TaskCompleted, TaskSentBack, TaskTransferred, TransferReason,
 };
 use prost::Message as _;
 
@@ -54,6 +54,14 @@ fn every_body() -> Vec<Body> {
             resolution: Resolution::Withdrawn as i32,
             note: "the citizen withdrew".into(),
         }),
+        Body::TaskTransferred(TaskTransferred {
+            registry_version: "2025-03".into(),
+            reason: TransferReason::Merged as i32,
+            due_at: Some(prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
+        }),
     ]
 }
 
@@ -67,6 +75,7 @@ fn kind_of(body: &Body) -> &'static str {
         Body::InfoRequested(_) => "info_requested",
         Body::Resolved(_) => "resolved",
         Body::TaskClosed(_) => "task_closed",
+        Body::TaskTransferred(_) => "task_transferred",
     }
 }
 

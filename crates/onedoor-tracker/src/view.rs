@@ -212,6 +212,7 @@ pub fn task_end_name(end: TaskEnd) -> &'static str {
         TaskEnd::Completed => "completed",
         TaskEnd::SentBack => "sent_back",
         TaskEnd::ClosedByResolution => "closed_by_resolution",
+        TaskEnd::Transferred => "transferred",
     }
 }
 
@@ -220,6 +221,7 @@ pub fn task_end_from_name(name: &str) -> Result<TaskEnd, TrackerError> {
         "completed" => Ok(TaskEnd::Completed),
         "sent_back" => Ok(TaskEnd::SentBack),
         "closed_by_resolution" => Ok(TaskEnd::ClosedByResolution),
+        "transferred" => Ok(TaskEnd::Transferred),
         other => Err(TrackerError::Corrupt {
             what: "task end".into(),
             why: format!("unknown end {other:?}"),
@@ -375,6 +377,11 @@ fn detail(body: &EventBody) -> String {
         EventBody::Resolved { resolution, note } | EventBody::TaskClosed { resolution, note } => {
             format!("{} ({note})", resolution.as_str())
         }
+        EventBody::Transferred {
+            registry_version,
+            reason,
+            ..
+        } => format!("{} (registry {registry_version})", reason.as_str()),
     }
 }
 

@@ -635,6 +635,10 @@ messages! {
         en: "Agency told of the closing",
         lo: "ແຈ້ງການປິດຄຳຮ້ອງໃຫ້ພາກສ່ວນ",
     }
+    KindTaskTransferred {
+        en: "Task moved to the successor agency",
+        lo: "ໂອນວຽກໃຫ້ພາກສ່ວນສືບທອດ",
+    }
     EndCompleted {
         en: "completed",
         lo: "ສຳເລັດ",
@@ -646,6 +650,10 @@ messages! {
     EndClosedByResolution {
         en: "closed with the case",
         lo: "ປິດພ້ອມຄຳຮ້ອງ",
+    }
+    EndTransferred {
+        en: "moved to the successor agency",
+        lo: "ໂອນໃຫ້ພາກສ່ວນສືບທອດ",
     }
     StillHeld {
         en: "still held",

@@ -615,6 +615,7 @@ fn event_kind(lang: Lang, body: &EventBody) -> &'static str {
         EventBody::InfoRequested { .. } => Msg::KindInfoRequested,
         EventBody::Resolved { .. } => Msg::KindResolved,
         EventBody::TaskClosed { .. } => Msg::KindTaskClosed,
+        EventBody::Transferred { .. } => Msg::KindTaskTransferred,
     })
 }
 
@@ -641,6 +642,14 @@ fn event_detail(lang: Lang, body: &EventBody, offset: time::UtcOffset) -> Markup
             let (text, _) = status_text(lang, CaseStatus::Resolved(*resolution));
             html! { (text) @if !note.is_empty() { " — " bdi { (note) } } }
         }
+        EventBody::Transferred {
+            registry_version,
+            reason,
+            due_at,
+        } => html! {
+            (reason.as_str()) ", " bdi { (registry_version) }
+            " " span.due { "(" (lang.t(Msg::Due)) " " (when(*due_at, offset)) ")" }
+        },
     }
 }
 

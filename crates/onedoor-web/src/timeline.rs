@@ -132,6 +132,7 @@ fn task_stretch(
                 TaskEnd::Completed => Msg::EndCompleted,
                 TaskEnd::SentBack => Msg::EndSentBack,
                 TaskEnd::ClosedByResolution => Msg::EndClosedByResolution,
+                TaskEnd::Transferred => Msg::EndTransferred,
             }),
             i18n::short_datetime(at, offset)
         ),

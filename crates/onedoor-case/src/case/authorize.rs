@@ -84,6 +84,33 @@ pub fn authorize(case: &CaseState, event: &CaseEvent) -> Result<(), Refusal> {
             case_id,
             agency: event.to.clone(),
         }),
+        EventBody::Transferred {
+            registry_version,
+            due_at,
+            ..
+        } => {
+            let task = holder(case, me, "transfer")?;
+            let to = event.to.as_ref().ok_or(Refusal::NoReceiver { case_id })?;
+            if to == me {
+                return Err(Refusal::HandOffToSelf { agency: me.clone() });
+            }
+            if registry_version.is_empty() {
+                return Err(Refusal::Empty {
+                    field: "registry_version",
+                });
+            }
+            let why = if event.causation != Some(task.handoff_event) {
+                Some("its causation_id is not the event that gave the task to its holder")
+            } else if *due_at != task.due_at {
+                Some("its due_at is not the task's")
+            } else {
+                None
+            };
+            match why {
+                Some(why) => Err(Refusal::TransferMismatch { case_id, why }),
+                None => Ok(()),
+            }
+        }
     }
 }
 

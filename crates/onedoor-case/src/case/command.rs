@@ -43,6 +43,10 @@ pub enum Action {
     NotifyClosed {
         to: AgencyCode,
     },
+    /// Move the acting agency's open task to its successor in `registry` (the one decided
+    /// with). Not a caller's request: `onedoor registry apply --execute` issues it, as the
+    /// operator, for each open task of an agency the registry ends.
+    Transfer,
 }
 
 impl Action {
@@ -56,6 +60,7 @@ impl Action {
             Action::RequestInfo { .. } => "request info",
             Action::Resolve { .. } => "resolve",
             Action::NotifyClosed { .. } => "notify closed task",
+            Action::Transfer => "transfer",
         }
     }
 }

@@ -4,13 +4,14 @@
 use super::authorize::{authorize, authorize_after_resolution, authorize_open};
 use super::command::{Action, Command};
 use super::document::{DocumentRef, check_documents};
-use super::event::{CaseEvent, EventBody, Resolution};
+use super::event::{CaseEvent, EventBody, Resolution, TransferReason};
 use super::route::check_strict_route;
 use super::state::{CaseState, Task, TaskEnd, TaskState};
+use super::transfer::authorize_transfer;
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
 use crate::limits;
-use crate::registry::{AgencyKind, Registry};
+use crate::registry::{AgencyKind, Ending, Registry};
 use crate::text;
 
 /// The broad class of a refusal, so the gRPC layer maps it to a status code in one table
@@ -144,6 +145,24 @@ pub enum Refusal {
     #[error("a task_closed event on case {case_id} must repeat the resolved event: {why}")]
     NoticeMismatch { case_id: CaseId, why: &'static str },
     #[error(
+        "{agency} is current or retired in this registry: its tasks have no successor to move to"
+    )]
+    NoSuccessor { agency: AgencyCode },
+    #[error("the registry names {} as {agency}'s successor, not {found}", expected.as_ref().map_or("nobody", |a| a.as_str()))]
+    NotSuccessor {
+        agency: AgencyCode,
+        expected: Option<AgencyCode>,
+        found: AgencyCode,
+    },
+    #[error("{agency}'s tasks move from {effective}, when the registry takes effect, not on {day}")]
+    TransferTooEarly {
+        agency: AgencyCode,
+        effective: time::Date,
+        day: time::Date,
+    },
+    #[error("a task_transferred event on case {case_id} must repeat the task: {why}")]
+    TransferMismatch { case_id: CaseId, why: &'static str },
+    #[error(
         "time runs backwards: {at} is more than the allowed skew before the previous event at {previous}"
     )]
     TimeRunsBackwards {
@@ -169,7 +188,8 @@ impl Refusal {
             | BadDocument { .. }
             | BadDueDays { .. }
             | NoReceiver { .. }
-            | NoticeMismatch { .. } => RefusalClass::InvalidArgument,
+            | NoticeMismatch { .. }
+            | TransferMismatch { .. } => RefusalClass::InvalidArgument,
             CaseNotFound { .. } => RefusalClass::NotFound,
             CaseExists { .. } => RefusalClass::AlreadyExists,
             UnknownActingAgency { .. }
@@ -178,7 +198,8 @@ impl Refusal {
             | ActingAgencyRetired { .. }
             | NotOrigin { .. }
             | NoTask { .. }
-            | WrongReceiver { .. } => RefusalClass::PermissionDenied,
+            | WrongReceiver { .. }
+            | NotSuccessor { .. } => RefusalClass::PermissionDenied,
             CaseResolved { .. }
             | TaskNotAccepted { .. }
             | TaskEnded { .. }
@@ -188,6 +209,8 @@ impl Refusal {
             | OffRoute(_)
             | NothingToNotify { .. }
             | AlreadyNotified { .. }
+            | NoSuccessor { .. }
+            | TransferTooEarly { .. }
             | TimeRunsBackwards { .. } => RefusalClass::FailedPrecondition,
         }
     }
@@ -271,7 +294,7 @@ pub fn check_input(command: &Command) -> Result<(), Refusal> {
             required("question", question, limits::QUESTION_MAX_BYTES)
         }
         Action::Resolve { note, .. } => limit("note", note, limits::NOTE_MAX_BYTES),
-        Action::NotifyClosed { .. } => Ok(()),
+        Action::NotifyClosed { .. } | Action::Transfer => Ok(()),
     }
 }
 
@@ -353,7 +376,10 @@ pub fn decide(
     // applies to the stored event, so nothing is written that a reader would quarantine.
     match state {
         Some(case) if case.is_resolved() => authorize_after_resolution(case, &event)?,
-        Some(case) => authorize(case, &event)?,
+        Some(case) => {
+            authorize(case, &event)?;
+            authorize_transfer(&event, registry)?;
+        }
         None => authorize_open(&event, registry)?,
     }
     Ok(event)
@@ -447,6 +473,7 @@ fn decide_on_open_case(
             case_id: case.case_id,
             agency: Some(to.clone()),
         }),
+        Action::Transfer => open.transfer(),
     }
 }
 
@@ -486,6 +513,7 @@ impl<'a> OpenCase<'a> {
                         TaskEnd::Completed => "completed",
                         TaskEnd::SentBack => "sent back",
                         TaskEnd::ClosedByResolution => "closed when the case was resolved",
+                        TaskEnd::Transferred => "transferred to its successor",
                     },
                 },
                 None => Refusal::NoTask {
@@ -587,6 +615,37 @@ impl<'a> OpenCase<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The writer's open task, moved to its successor in the registry with its due time.
+    fn transfer(&self) -> Result<Decision, Refusal> {
+        let task = self.holder("transfer")?;
+        let ending = self.registry.agency(self.me).and_then(|a| a.ending);
+        let reason = match ending {
+            Some(Ending::Merged) => TransferReason::Merged,
+            Some(Ending::Renamed) => TransferReason::Renamed,
+            _ => {
+                return Err(Refusal::NoSuccessor {
+                    agency: self.me.clone(),
+                });
+            }
+        };
+        let successor = self
+            .registry
+            .successor_of(self.me)
+            .filter(|s| *s != self.me)
+            .ok_or_else(|| Refusal::NoSuccessor {
+                agency: self.me.clone(),
+            })?;
+        Ok(Decision {
+            to: Some(successor.clone()),
+            causation: Some(task.handoff_event),
+            body: EventBody::Transferred {
+                registry_version: self.registry.version.to_string(),
+                reason,
+                due_at: task.due_at,
+            },
+        })
     }
 
     fn accept(&self) -> Result<Decision, Refusal> {

@@ -25,6 +25,24 @@ impl Resolution {
     }
 }
 
+/// Why the operator moved an open task to another agency: the registry ended its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferReason {
+    /// The holder was merged into its successor.
+    Merged,
+    /// The holder continues under a new code.
+    Renamed,
+}
+
+impl TransferReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferReason::Merged => "merged",
+            TransferReason::Renamed => "renamed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventBody {
     Opened {
@@ -65,6 +83,14 @@ pub enum EventBody {
         resolution: Resolution,
         note: String,
     },
+    /// The operator moved `from`'s open task to `to`, its successor under registry
+    /// `registry_version`. `due_at` repeats the task's due time, which does not move: the
+    /// citizen's clock belongs to the case, not to whoever holds it.
+    Transferred {
+        registry_version: String,
+        reason: TransferReason,
+        due_at: OffsetDateTime,
+    },
 }
 
 impl EventBody {
@@ -79,6 +105,7 @@ impl EventBody {
             EventBody::InfoRequested { .. } => "info_requested",
             EventBody::Resolved { .. } => "resolved",
             EventBody::TaskClosed { .. } => "task_closed",
+            EventBody::Transferred { .. } => "task_transferred",
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Task {
     pub handed_off_at: OffsetDateTime,
     pub accepted_at: Option<OffsetDateTime>,
     pub due_at: OffsetDateTime,
+    /// The event that gave the task to its holder: its hand-off, or the `task_transferred`
+    /// event that moved it there. Answers (accepted, completed, sent back) name it as cause.
     pub handoff_event: EventId,
     /// Set while the holder waits for the citizen (through the front office).
     pub info_requested: Option<String>,
@@ -41,6 +43,9 @@ pub enum TaskEnd {
     SentBack,
     /// Still open when the front office resolved the case (denied or withdrawn).
     ClosedByResolution,
+    /// Moved by the operator to the holder's successor when a registry change ended the
+    /// holder; the work goes on there.
+    Transferred,
 }
 
 /// A task that has ended, kept for the timeline and time-held figures.
@@ -314,6 +319,7 @@ impl CaseState {
                 Ok(())
             }
             EventBody::TaskClosed { .. } => Err("the case is not resolved".into()),
+            EventBody::Transferred { .. } => self.apply_transfer(event),
             EventBody::Resolved { resolution, note } => {
                 if event.from != self.origin {
                     return Err(format!("only the origin {} resolves", self.origin));
@@ -330,6 +336,36 @@ impl CaseState {
                 Ok(())
             }
         }
+    }
+
+    /// The holder's task ends as transferred; the successor holds it from now, not yet
+    /// accepted, with the same sender, instructions, due time and open info request. A
+    /// successor already holding a task on the case keeps its own: the work is one now.
+    fn apply_transfer(&mut self, event: &CaseEvent) -> Result<(), String> {
+        let to = event
+            .to
+            .clone()
+            .ok_or_else(|| "a transfer names no successor".to_owned())?;
+        let task = self
+            .tasks
+            .remove(&event.from)
+            .ok_or_else(|| format!("{} holds no task", event.from))?;
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.tasks.entry(to.clone()) {
+            slot.insert(Task {
+                agency: to,
+                state: TaskState::Pending,
+                handed_off_at: event.occurred_at,
+                accepted_at: None,
+                handoff_event: event.event_id,
+                ..task.clone()
+            });
+        }
+        self.past_tasks.push(PastTask {
+            task,
+            ended_at: event.occurred_at,
+            end: TaskEnd::Transferred,
+        });
+        Ok(())
     }
 
     fn task_of(&mut self, agency: &AgencyCode) -> Result<&mut Task, String> {

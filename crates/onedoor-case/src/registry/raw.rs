@@ -12,6 +12,17 @@ pub(super) struct RawRegistry {
     pub agencies: Vec<RawAgency>,
     #[serde(default, rename = "service")]
     pub services: Vec<RawService>,
+    /// The bus operator's signing keys: they sign the transfers of open tasks away from an
+    /// agency a registry change ends, and nothing else.
+    #[serde(default)]
+    pub operator: RawOperator,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOperator {
+    #[serde(default, rename = "key")]
+    pub keys: Vec<RawKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +147,9 @@ pub(super) struct RawStep {
 pub(super) struct RawKeyFile {
     #[serde(default, rename = "key")]
     pub keys: Vec<RawAgencyKey>,
+    /// Operator keys (`[[operator_key]]`, the shape of an agency key).
+    #[serde(default, rename = "operator_key")]
+    pub operator_keys: Vec<RawKey>,
     #[serde(default, rename = "token")]
     pub tokens: Vec<RawAgencyToken>,
 }

@@ -115,7 +115,13 @@ pub(super) fn validate(raw: RawRegistry, file: &str) -> Result<Registry, Registr
     }
 
     let calendar = calendar(&raw, &mut problems);
-    let agencies = agencies(&raw.agencies, effective_from, &mut problems);
+    let (agencies, mut seen_key_ids) = agencies(&raw.agencies, effective_from, &mut problems);
+    let operator_keys = keys(
+        "[operator]",
+        &raw.operator.keys,
+        &mut seen_key_ids,
+        &mut problems,
+    );
     let services = services(&raw.services, &agencies, &mut problems);
 
     match (problems.0.is_empty(), effective_from, version, calendar) {
@@ -127,6 +133,7 @@ pub(super) fn validate(raw: RawRegistry, file: &str) -> Result<Registry, Registr
             agencies,
             services,
             calendar,
+            operator_keys,
         }),
         _ => Err(RegistryError::Invalid {
             file: file.to_owned(),
@@ -237,7 +244,7 @@ fn agencies(
     raw: &[RawAgency],
     effective: Option<Date>,
     problems: &mut Problems,
-) -> BTreeMap<AgencyCode, Agency> {
+) -> (BTreeMap<AgencyCode, Agency>, BTreeSet<String>) {
     let mut agencies = BTreeMap::new();
     let mut successions = Vec::new();
     let mut seen_key_ids = BTreeSet::new();
@@ -296,7 +303,7 @@ fn agencies(
             "no active front office: nobody could open a case",
         );
     }
-    agencies
+    (agencies, seen_key_ids)
 }
 
 /// An agency's `merged_into`, `renamed_to` or `retired`, of which it may give one.

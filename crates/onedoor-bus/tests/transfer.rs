@@ -1,0 +1,210 @@
+//! `task_transferred` against a real stream: a task opened under the 2021 registry moves, by
+//! an operator-signed event on the old holder's subject, to its 2025 successor; every reader
+//! believes it, and the same event signed by the old agency itself is quarantined.
+
+use std::path::PathBuf;
+
+use onedoor_bus::verify::{QuarantineReason, RawMessage, verify_history};
+use onedoor_bus::{
+    AuditProblem, CaseLog, Signer, StreamSettings, WriteRequest, ensure_stream, verify_case,
+};
+use onedoor_case::{
+    Action, AgencyCode, AgencyKey, CaseId, CaseState, Command, EventBody, EventId, Registry,
+    ServiceCode,
+};
+use onedoor_testkit::TestNats;
+
+const FRONT: &str = "ODSC-VTE-SAYSETTHA";
+
+fn code(text: &str) -> AgencyCode {
+    AgencyCode::parse(text).expect("valid code")
+}
+
+fn key(signer: &Signer) -> AgencyKey {
+    AgencyKey {
+        id: signer.key_id().to_owned(),
+        public_key: signer.public_key(),
+        valid_from: time::macros::date!(2026 - 01 - 01),
+        valid_until: None,
+    }
+}
+
+fn load(file: &str) -> Registry {
+    Registry::load(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/registry")
+            .join(file),
+    )
+    .expect("registry")
+}
+
+struct Keys {
+    front: Signer,
+    mpi: Signer,
+    operator: Signer,
+}
+
+/// The same agency keys in both registries (they live in the agencies' entries, which 2025
+/// keeps); the operator key only in 2025's.
+fn registries(keys: &Keys) -> (Registry, Registry) {
+    let (mut old, mut new) = (load("lao-2021.toml"), load("lao-2025.toml"));
+    for registry in [&mut old, &mut new] {
+        registry
+            .add_key(&code(FRONT), key(&keys.front))
+            .expect("front key");
+        registry
+            .add_key(&code("MPI"), key(&keys.mpi))
+            .expect("MPI key");
+    }
+    new.add_operator_key(key(&keys.operator))
+        .expect("operator key");
+    (old, new)
+}
+
+fn request(case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
+    WriteRequest {
+        case_id,
+        event_id: EventId::generate(),
+        command: Command {
+            agency: code(agency),
+            actor: "u".into(),
+            at: time::OffsetDateTime::now_utc(),
+            action,
+        },
+        idempotency_key: EventId::generate().to_string(),
+        caller_trace: None,
+    }
+}
+
+/// A case handed to MPI, which accepted it, under the 2021 registry.
+async fn held_by_mpi(
+    js: &async_nats::jetstream::Context,
+    keys: &Keys,
+    old: &Registry,
+) -> anyhow::Result<CaseId> {
+    let front = CaseLog::open(js.clone())
+        .await?
+        .with_signer(keys.front.clone());
+    let mpi = CaseLog::open(js.clone())
+        .await?
+        .with_signer(keys.mpi.clone());
+    let case_id = CaseId::generate();
+    let open = Action::Open {
+        service: ServiceCode::parse("investment-licence")?,
+        citizen_ref: "R".into(),
+        summary: "s".into(),
+        documents: vec![],
+    };
+    front.execute(&request(case_id, FRONT, open), old).await?;
+    let hand_off = Action::HandOff {
+        to: code("MPI"),
+        instructions: "x".into(),
+        documents: vec![],
+        due_working_days: None,
+    };
+    front
+        .execute(&request(case_id, FRONT, hand_off), old)
+        .await?;
+    mpi.execute(&request(case_id, "MPI", Action::Accept), old)
+        .await?;
+    Ok(case_id)
+}
+
+fn raw(events: &[onedoor_bus::StoredEvent], subjects: &[String]) -> Vec<RawMessage> {
+    events
+        .iter()
+        .zip(subjects)
+        .map(|(stored, subject)| RawMessage {
+            sequence: stored.sequence,
+            subject: subject.clone(),
+            payload: stored.payload.clone(),
+        })
+        .collect()
+}
+
+fn subjects(events: &[onedoor_bus::StoredEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|s| onedoor_bus::subjects::event_subject(&s.event).expect("subject"))
+        .collect()
+}
+
+/// A stream, fresh keys, both registries, and a case MPI holds under 2021.
+async fn set_up() -> anyhow::Result<(
+    TestNats,
+    async_nats::jetstream::Context,
+    Keys,
+    (Registry, Registry),
+    CaseId,
+)> {
+    let nats = TestNats::start().await?;
+    let js = nats.jetstream().await?;
+    ensure_stream(&js, &StreamSettings::development()).await?;
+    let keys = Keys {
+        front: Signer::generate("FRONT-2026-01"),
+        mpi: Signer::generate("MPI-2026-01"),
+        operator: Signer::generate("OPERATOR-2026-01"),
+    };
+    let registries = registries(&keys);
+    let case_id = held_by_mpi(&js, &keys, &registries.0).await?;
+    Ok((nats, js, keys, registries, case_id))
+}
+
+#[tokio::test]
+async fn an_operator_signed_transfer_moves_the_task_and_verifies() -> anyhow::Result<()> {
+    let (_nats, js, keys, (old, new), case_id) = set_up().await?;
+
+    let operator = CaseLog::open(js.clone())
+        .await?
+        .with_signer(keys.operator.clone());
+    let written = operator
+        .execute(&request(case_id, "MPI", Action::Transfer), &new)
+        .await?;
+    assert!(matches!(written.event.body, EventBody::Transferred { .. }));
+    assert_eq!(written.prepared.wire.key_id, "OPERATOR-2026-01");
+
+    let events = CaseLog::open(js.clone()).await?.load(case_id).await?;
+    assert_eq!(events.len(), 4);
+    let subjects = subjects(&events);
+    assert_eq!(subjects[3], format!("onedoor.v1.case.{case_id}.MPI.MOF"));
+    verify_case(&events, &new)?;
+    let verified = verify_history(case_id, raw(&events, &subjects), Some(&new));
+    assert!(
+        verified.quarantined.is_empty(),
+        "{:?}",
+        verified.quarantined
+    );
+    let state = CaseState::fold(verified.accepted.iter().map(|s| &s.event))?.expect("case");
+    assert!(state.tasks.contains_key(&code("MOF")));
+    assert!(!state.tasks.contains_key(&code("MPI")));
+
+    // Under the 2021 registry nothing called for it: the audit names the event.
+    let failure = verify_case(&events, &old).expect_err("2021 lists no operator key");
+    assert_eq!(failure.version, 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_transfer_signed_by_the_old_agency_itself_is_quarantined() -> anyhow::Result<()> {
+    let (_nats, js, keys, (_, new), case_id) = set_up().await?;
+
+    // MPI's own credentials may publish on its subject; its key may not sign a transfer.
+    let mpi = CaseLog::open(js.clone())
+        .await?
+        .with_signer(keys.mpi.clone());
+    mpi.execute(&request(case_id, "MPI", Action::Transfer), &new)
+        .await?;
+    let events = CaseLog::open(js.clone()).await?.load(case_id).await?;
+    let verified = verify_history(case_id, raw(&events, &subjects(&events)), Some(&new));
+    assert_eq!(verified.accepted.len(), 3);
+    assert_eq!(verified.quarantined.len(), 1);
+    assert!(
+        matches!(
+            verified.quarantined[0].reason,
+            QuarantineReason::Signature(AuditProblem::UnknownKey { .. })
+        ),
+        "{}",
+        verified.quarantined[0]
+    );
+    Ok(())
+}
