@@ -4,100 +4,26 @@
 //! worker completes that one, and every item ends acknowledged; a worker that crashes between
 //! taking an item in and acknowledging it does not act on the redelivery again.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use onedoor_bus::InboxSettings;
 use onedoor_testkit::registry::token_for;
-use onedoor_testkit::{DEADLINE, FRONT, TestBus};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use onedoor_testkit::{DEADLINE, FRONT, ReferenceWorker, TestBus, WorkerLanguage, WorkerTarget};
 
-#[derive(Clone, Copy, Debug)]
-enum Language {
-    Python,
-    Node,
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The command running `language`'s worker, with what `scripts/setup.sh` installed.
-fn worker_command(language: Language) -> anyhow::Result<Command> {
-    let (program, script, installed) = match language {
-        Language::Python => (
-            root().join(".tools/venv/bin/python"),
-            "examples/grpc-python/worker.py",
-            root().join(".tools/venv/bin/python"),
-        ),
-        Language::Node => (
-            PathBuf::from("node"),
-            "examples/grpc-node/worker.js",
-            root().join("examples/grpc-node/node_modules/@grpc/grpc-js"),
-        ),
+/// `language`'s worker for `agency`, on the bus's adapter (no TLS).
+fn worker(
+    language: WorkerLanguage,
+    bus: &TestBus,
+    agency: &str,
+    extra: &[&str],
+) -> anyhow::Result<ReferenceWorker> {
+    let target = WorkerTarget {
+        adapter: &bus.address(agency),
+        token: &token_for(agency),
+        agency,
+        ca: None,
     };
-    anyhow::ensure!(
-        installed.exists(),
-        "{} is missing: run `bash scripts/setup.sh`",
-        installed.display()
-    );
-    let mut command = Command::new(program);
-    command.arg(root().join(script));
-    Ok(command)
-}
-
-/// A worker process for one agency and the JSON lines it prints (one per inbox item).
-struct Worker {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Worker {
-    fn start(
-        language: Language,
-        bus: &TestBus,
-        agency: &str,
-        extra: &[&str],
-    ) -> anyhow::Result<Self> {
-        let mut command = worker_command(language)?;
-        command
-            .args(["--adapter", &bus.address(agency)])
-            .args(["--token", &token_for(agency), "--agency", agency])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("the worker has no stdout"))?;
-        Ok(Worker {
-            child,
-            lines: BufReader::new(stdout).lines(),
-        })
-    }
-
-    /// The next line it prints; fails after [`DEADLINE`] or when it exits.
-    async fn next(&mut self) -> anyhow::Result<Value> {
-        let line = tokio::time::timeout(DEADLINE, self.lines.next_line())
-            .await
-            .map_err(|_| anyhow::anyhow!("the worker printed nothing within {DEADLINE:?}"))??
-            .ok_or_else(|| anyhow::anyhow!("the worker exited"))?;
-        Ok(serde_json::from_str(&line)?)
-    }
-
-    /// Reads lines until one about `event_id`'s case of `kind`.
-    async fn until(&mut self, case_id: &str, kind: &str) -> anyhow::Result<Value> {
-        loop {
-            let line = self.next().await?;
-            if line["case"] == case_id && line["kind"] == kind {
-                return Ok(line);
-            }
-        }
-    }
+    ReferenceWorker::start(language, &target, extra)
 }
 
 /// The agencies' writes on the case, in order, as `AGENCY:kind`.
@@ -110,14 +36,14 @@ async fn history(bus: &TestBus, case_id: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-async fn hands_on_and_the_next_worker_completes(language: Language) -> anyhow::Result<()> {
+async fn hands_on_and_the_next_worker_completes(language: WorkerLanguage) -> anyhow::Result<()> {
     let bus = TestBus::with_adapters(&[FRONT, "MOIC", "MOF"]).await?;
     let mut front = bus.agency(FRONT).await?;
     let case_id = front.open_case("enterprise-registration").await?.case_id;
     let handed = front.hand_off(&case_id, "MOIC").await?;
 
-    let mut moic = Worker::start(language, &bus, "MOIC", &["--hand-on", "MOF"])?;
-    let mut mof = Worker::start(language, &bus, "MOF", &[])?;
+    let mut moic = worker(language, &bus, "MOIC", &["--hand-on", "MOF"])?;
+    let mut mof = worker(language, &bus, "MOF", &[])?;
     let first = moic.until(&case_id, "NEW_TASK").await?;
     assert_eq!(first["event"], handed.event_id.as_str(), "{first}");
     assert_eq!(first["attempt"], 1, "{first}");
@@ -164,7 +90,7 @@ async fn hands_on_and_the_next_worker_completes(language: Language) -> anyhow::R
 }
 
 async fn a_redelivery_after_a_crash_is_not_acted_on_again(
-    language: Language,
+    language: WorkerLanguage,
 ) -> anyhow::Result<()> {
     // A short ack deadline, so the crashed worker's item comes back promptly.
     let bus = TestBus::start_configured(&[FRONT, "MOIC"], |config| {
@@ -181,7 +107,7 @@ async fn a_redelivery_after_a_crash_is_not_acted_on_again(
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("handled").display().to_string();
 
-    let mut crashing = Worker::start(
+    let mut crashing = worker(
         language,
         &bus,
         "MOIC",
@@ -197,7 +123,7 @@ async fn a_redelivery_after_a_crash_is_not_acted_on_again(
     assert_eq!(status.code(), Some(3), "the worker did not crash as told");
 
     // The same store, a new process: the item is delivered again and only acknowledged.
-    let mut restarted = Worker::start(language, &bus, "MOIC", &["--state", &state])?;
+    let mut restarted = worker(language, &bus, "MOIC", &["--state", &state])?;
     let again = restarted.next().await?;
     assert_eq!(again["duplicate"], handed.event_id.as_str(), "{again}");
     assert!(again["attempt"].as_u64().is_some_and(|n| n >= 2), "{again}");
@@ -217,20 +143,20 @@ async fn a_redelivery_after_a_crash_is_not_acted_on_again(
 
 #[tokio::test]
 async fn python_worker_hands_on_and_the_next_worker_completes() -> anyhow::Result<()> {
-    hands_on_and_the_next_worker_completes(Language::Python).await
+    hands_on_and_the_next_worker_completes(WorkerLanguage::Python).await
 }
 
 #[tokio::test]
 async fn python_worker_does_not_act_on_a_redelivery_after_a_crash() -> anyhow::Result<()> {
-    a_redelivery_after_a_crash_is_not_acted_on_again(Language::Python).await
+    a_redelivery_after_a_crash_is_not_acted_on_again(WorkerLanguage::Python).await
 }
 
 #[tokio::test]
 async fn node_worker_hands_on_and_the_next_worker_completes() -> anyhow::Result<()> {
-    hands_on_and_the_next_worker_completes(Language::Node).await
+    hands_on_and_the_next_worker_completes(WorkerLanguage::Node).await
 }
 
 #[tokio::test]
 async fn node_worker_does_not_act_on_a_redelivery_after_a_crash() -> anyhow::Result<()> {
-    a_redelivery_after_a_crash_is_not_acted_on_again(Language::Node).await
+    a_redelivery_after_a_crash_is_not_acted_on_again(WorkerLanguage::Node).await
 }

@@ -41,6 +41,8 @@
 //!   drop), under the running tracker and any fixture that runs a server of its own.
 //! - [`webhook_receiver`]: [`ReferenceReceiver`], the Python reference webhook receiver of
 //!   `examples/` as a child process.
+//! - [`reference_worker`]: [`ReferenceWorker`], the gRPC reference workers of `examples/`
+//!   (Python, Node) as child processes.
 //! - [`registry`]: the shipped registry, agency codes ([`FRONT`], [`OTHER_FRONT`]), tokens,
 //!   idempotency keys.
 
@@ -52,6 +54,7 @@ pub mod deploy_cluster;
 pub mod error;
 pub mod eventually;
 pub mod hostile;
+pub mod reference_worker;
 pub mod registry;
 pub mod secured;
 pub mod single;
@@ -66,6 +69,7 @@ pub use deploy_cluster::DeployCluster;
 pub use error::TestkitError;
 pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking, throughout};
 pub use hostile::Hostile;
+pub use reference_worker::{ReferenceWorker, WorkerLanguage, WorkerTarget};
 pub use registry::{
     FRONT, OTHER_FRONT, code, key, registry_with_keys, shipped_registry, token_for,
 };

@@ -1,0 +1,90 @@
+//! The reference workers of `examples/` against `onedoor up`, as a ministry developer runs them
+//! from `endpoints.json`: the HTTP/JSON worker (Python `requests`) opens a case and hands it
+//! off through the JSON face, reads the ministry's inbox as Server-Sent Events and acknowledges;
+//! the Python and Node gRPC workers take tasks over TLS with the development CA.
+
+mod support;
+
+use std::path::Path;
+
+use onedoor_testkit::{ReferenceWorker, WorkerLanguage, WorkerTarget};
+use support::{Agency, spawn_up, terminate, wait_for_endpoints};
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// `examples/http/worker.py` against the running bus; the summary line it prints.
+async fn json_worker(data_dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let python = root().join(".tools/venv/bin/python");
+    anyhow::ensure!(python.exists(), "run `bash scripts/setup.sh`");
+    let mut worker = tokio::process::Command::new(python);
+    worker
+        .arg(root().join("examples/http/worker.py"))
+        .arg("--endpoints")
+        .arg(data_dir.join("endpoints.json"))
+        .args(["--front", "ODSC-VTE-SAYSETTHA", "--ministry", "MOIC"])
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(support::DEADLINE * 2, worker.output()).await??;
+    anyhow::ensure!(
+        out.status.success(),
+        "the JSON worker failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A case the front office opens over gRPC and hands to `to`, whose `language` worker (over
+/// TLS) accepts and completes it.
+async fn grpc_worker_takes_a_task(
+    endpoints: &serde_json::Value,
+    language: WorkerLanguage,
+    to: &str,
+) -> anyhow::Result<()> {
+    let mut front = Agency::connect(endpoints, "ODSC-VTE-SAYSETTHA").await;
+    let case_id = front.open_case(&format!("open-{to}")).await.case_id;
+    let handed = front.hand_off(&case_id, to, &format!("hand-{to}")).await;
+    let entry = &endpoints["agencies"][to];
+    let ca = endpoints["tls_ca_cert"].as_str().map(Path::new);
+    let target = WorkerTarget {
+        adapter: entry["grpc"].as_str().unwrap_or_default(),
+        token: entry["token"].as_str().unwrap_or_default(),
+        agency: to,
+        ca,
+    };
+    let mut worker = ReferenceWorker::start(language, &target, &[])?;
+    let line = worker.until(&case_id, "NEW_TASK").await?;
+    assert_eq!(line["event"], handed.event_id.as_str(), "{line}");
+    assert_eq!(
+        line["writes"],
+        serde_json::json!(["accepted", "completed"]),
+        "{line}"
+    );
+    // The front office hears of it in its own inbox.
+    let mut inbox = front.inbox().await;
+    let item = front.receive(&mut inbox, &case_id).await;
+    assert_eq!(item.event.map(|e| e.from_agency), Some(to.to_owned()));
+    Ok(())
+}
+
+// Several threads: `terminate` blocks this one while the gRPC connections' tasks must still run
+// to close their streams, or `up`'s graceful stop waits for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_workers_hand_off_and_ack_through_up() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut up = spawn_up(dir.path(), &[]);
+    let endpoints = wait_for_endpoints(&mut up, dir.path());
+
+    let summary = json_worker(dir.path()).await?;
+    assert_eq!(
+        summary["status"], "CASE_STATUS_AT_FRONT_OFFICE",
+        "{summary}"
+    );
+    assert_eq!(summary["outcome"], "approved", "{summary}");
+    assert_eq!(summary["events"], 4, "{summary}");
+
+    grpc_worker_takes_a_task(&endpoints, WorkerLanguage::Python, "MOF").await?;
+    grpc_worker_takes_a_task(&endpoints, WorkerLanguage::Node, "MOPS").await?;
+    assert!(terminate(&mut up).success());
+    Ok(())
+}
