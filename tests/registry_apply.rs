@@ -206,3 +206,57 @@ async fn the_apply_dry_run_plans_the_merger_and_refuses_to_orphan_a_task() {
         text(&out.stderr)
     );
 }
+
+/// `--execute` signs with the operator key the new registry lists, or does nothing: a transfer
+/// signed with any other key would be quarantined by every reader. Checked before the bus is
+/// touched, so no bus runs here.
+#[test]
+fn execute_refuses_an_operator_key_the_new_registry_does_not_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("operator.key");
+    let held = onedoor_bus::Signer::from_seed("OPERATOR-2026-01", [7; 32]);
+    std::fs::write(&key_file, held.seed_file_text()).expect("write key");
+    let listed = onedoor_bus::Signer::from_seed("OPERATOR-2026-01", [8; 32]);
+    let shipped_2025 = std::fs::read_to_string(shipped("lao-2025.toml")).expect("shipped");
+    let with_key = format!(
+        "{shipped_2025}\n[[operator.key]]\nid = \"OPERATOR-2026-01\"\npublic_key = \"{}\"\nvalid_from = 2026-01-01\n",
+        listed.public_key_base64()
+    );
+    let new = dir.path().join("lao-2025-operator.toml");
+    std::fs::write(&new, with_key).expect("write registry");
+    let current = shipped("lao-2021.toml").display().to_string();
+    let key = key_file.display().to_string();
+    let execute = ["--current", &current, "--execute", "--operator-key", &key];
+
+    let unlisted = apply(
+        dir.path(),
+        &shipped("lao-2025.toml"),
+        &[&execute[..], &["--operator-key-id", "OPERATOR-2026-01"]].concat(),
+    );
+    assert!(!unlisted.status.success());
+    assert!(
+        text(&unlisted.stderr).contains("lists no operator key \"OPERATOR-2026-01\""),
+        "{}",
+        text(&unlisted.stderr)
+    );
+
+    let other = apply(
+        dir.path(),
+        &new,
+        &[&execute[..], &["--operator-key-id", "OPERATOR-2026-01"]].concat(),
+    );
+    assert!(!other.status.success());
+    assert!(
+        text(&other.stderr).contains("is not the key the new registry lists"),
+        "{}",
+        text(&other.stderr)
+    );
+
+    let no_id = apply(dir.path(), &new, &execute);
+    assert!(!no_id.status.success());
+    assert!(
+        text(&no_id.stderr).contains("--operator-key-id"),
+        "{}",
+        text(&no_id.stderr)
+    );
+}

@@ -46,6 +46,7 @@ pub mod stream;
 pub mod stuck;
 pub mod subjects;
 pub mod trace;
+pub mod transfer;
 pub mod verify;
 pub mod write;
 

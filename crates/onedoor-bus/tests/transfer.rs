@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use onedoor_bus::transfer::transfer_request;
 use onedoor_bus::verify::{QuarantineReason, RawMessage, verify_history};
 use onedoor_bus::{
     AuditProblem, CaseLog, Signer, StreamSettings, WriteRequest, ensure_stream, verify_case,
@@ -157,11 +158,20 @@ async fn an_operator_signed_transfer_moves_the_task_and_verifies() -> anyhow::Re
     let operator = CaseLog::open(js.clone())
         .await?
         .with_signer(keys.operator.clone());
-    let written = operator
-        .execute(&request(case_id, "MPI", Action::Transfer), &new)
-        .await?;
+    let transfer = transfer_request(case_id, &code("MPI"), &new, time::OffsetDateTime::now_utc());
+    let written = operator.execute(&transfer, &new).await?;
+    assert!(!written.duplicate);
     assert!(matches!(written.event.body, EventBody::Transferred { .. }));
     assert_eq!(written.prepared.wire.key_id, "OPERATOR-2026-01");
+    // Running the change again writes nothing twice, even from a fresh log (no cache).
+    let again = transfer_request(case_id, &code("MPI"), &new, time::OffsetDateTime::now_utc());
+    assert_eq!(again.event_id, transfer.event_id);
+    let rerun = CaseLog::open(js.clone())
+        .await?
+        .with_signer(keys.operator.clone())
+        .execute(&again, &new)
+        .await?;
+    assert!(rerun.duplicate);
 
     let events = CaseLog::open(js.clone()).await?.load(case_id).await?;
     assert_eq!(events.len(), 4);

@@ -1,5 +1,6 @@
 //! `onedoor registry apply NEW`: the plan for moving a running bus to a new registry, as a dry
-//! run. It reads what the bus holds now (open tasks from the tracker, inbox consumers from
+//! run unless `--execute` (then the transfers of open tasks follow the plan:
+//! `registry_execute`). It reads what the bus holds now (open tasks from the tracker, inbox consumers from
 //! NATS as the operator) and prints what would change; it refuses, exit 1, when an agency that
 //! ends with no successor still holds open tasks, naming each one.
 //!
@@ -21,6 +22,7 @@ use onedoor_proto::v1;
 
 use super::case::TrackerAddress;
 use super::nats::{Fallback, NatsArgs};
+use super::registry_execute::{OperatorKeyArgs, operator_signer, transfer_open_tasks};
 use super::registry_plan::{InboxState, Live, OpenTask, plan};
 use crate::data_dir::Endpoints;
 
@@ -38,6 +40,8 @@ pub struct ApplyArgs {
     /// `onedoor up` made there.
     #[command(flatten)]
     pub nats: NatsArgs,
+    #[command(flatten)]
+    pub operator: OperatorKeyArgs,
 }
 
 /// How many cases to ask the tracker for at once (its maximum).
@@ -59,17 +63,40 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let signer = match args.operator.execute {
+        true => Some(operator_signer(&args.operator, &new)?),
+        false => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let live = runtime.block_on(gather(&args, &diff))?;
-    let plan = plan(&diff, &live);
+    let mut plan = plan(&diff, &live);
+    if signer.is_some()
+        && let Some(first) = plan.lines.first_mut()
+    {
+        *first = first.replace(
+            "(dry run: nothing is changed)",
+            "(--execute: tasks move now)",
+        );
+    }
     for line in &plan.lines {
         println!("{line}");
     }
     if plan.refusals.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+        let Some(signer) = signer else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let failed = runtime.block_on(async {
+            let js = async_nats::jetstream::new(connect_operator(&args).await?);
+            transfer_open_tasks(js, signer, &diff, &live).await
+        })?;
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     for line in &plan.refusals {
         println!("{line}");
