@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{StatusCode, Url, header};
+use reqwest::{Url, header};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
@@ -23,7 +23,7 @@ const SHOWN_BODY_CHARS: usize = 200;
 /// Why a POST did not count as delivered; the text goes into logs and the stuck record, so it
 /// never holds the secret or the URL's query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// Answered, but not 2xx.
     Status {
         status: u16,
@@ -54,9 +54,52 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// One signed POST as it goes out: the adapter makes them with [`Receiver::signed`];
+/// `onedoor conformance` also sends ones signed wrongly or with an old timestamp.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The event id (`webhook-id`), the same on every attempt.
+    pub id: String,
+    /// Seconds since 1970 (`webhook-timestamp`).
+    pub timestamp: i64,
+    /// The `webhook-signature` header.
+    pub signature: String,
+    pub body: Vec<u8>,
+    pub traceparent: Option<String>,
+}
+
+/// The receiver's answer, whatever its status, with at most [`RESPONSE_BODY_CAP`] bytes of body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The `Location` header, shortened, for a 3xx.
+    pub location: String,
+}
+
+impl Answer {
+    /// `Ok(status)` when the answer acknowledges the item (2xx), else why not.
+    pub fn delivered(self) -> Result<u16, Failure> {
+        match self.status {
+            200..=299 => Ok(self.status),
+            300..=399 => Err(Failure::Redirect {
+                status: self.status,
+                location: self.location,
+            }),
+            status => Err(Failure::Status {
+                status,
+                body: String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(SHOWN_BODY_CHARS)
+                    .collect(),
+            }),
+        }
+    }
+}
+
 /// The endpoint and how to reach it.
 #[derive(Debug, Clone)]
-pub(crate) struct Receiver {
+pub struct Receiver {
     client: reqwest::Client,
     url: Url,
     secrets: WebhookSecrets,
@@ -64,7 +107,7 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
-    pub(crate) fn new(config: &WebhookConfig, url: Url) -> Result<Self, AdapterError> {
+    pub fn new(config: &WebhookConfig, url: Url) -> Result<Self, AdapterError> {
         let tls = tls_config(config.ca_pem.as_deref())?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -86,10 +129,27 @@ impl Receiver {
     }
 
     /// The URL without its query, as logs show it (a query may carry the receiver's own token).
-    pub(crate) fn shown_url(&self) -> String {
+    pub fn shown_url(&self) -> String {
         let mut shown = self.url.clone();
         shown.set_query(None);
         shown.to_string()
+    }
+
+    /// The longest one POST may take, connection and answer included.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `body` for event `id`, signed now with every secret in force.
+    pub fn signed(&self, id: &str, body: Vec<u8>, traceparent: Option<String>) -> Delivery {
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        Delivery {
+            id: id.to_owned(),
+            timestamp,
+            signature: signature::signature_header(&self.secrets, id, timestamp, &body),
+            body,
+            traceparent,
+        }
     }
 
     /// POSTs `body` signed for event `id` now; `Ok(status)` when the answer is 2xx.
@@ -99,56 +159,44 @@ impl Receiver {
         body: Vec<u8>,
         traceparent: Option<String>,
     ) -> Result<u16, Failure> {
-        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signed = signature::signature_header(&self.secrets, id, timestamp, &body);
+        self.send(self.signed(id, body, traceparent))
+            .await?
+            .delivered()
+    }
+
+    /// POSTs `delivery` as it is; any answer is `Ok`, only no answer is a [`Failure`].
+    pub async fn send(&self, delivery: Delivery) -> Result<Answer, Failure> {
         let mut request = self
             .client
             .post(self.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
-            .header(WEBHOOK_ID, id)
-            .header(WEBHOOK_TIMESTAMP, timestamp.to_string())
-            .header(WEBHOOK_SIGNATURE, signed);
-        if let Some(traceparent) = traceparent {
+            .header(WEBHOOK_ID, delivery.id)
+            .header(WEBHOOK_TIMESTAMP, delivery.timestamp.to_string())
+            .header(WEBHOOK_SIGNATURE, delivery.signature);
+        if let Some(traceparent) = delivery.traceparent {
             request = request.header("traceparent", traceparent);
         }
         let response = request
-            .body(body)
+            .body(delivery.body)
             .send()
             .await
             .map_err(|e| self.failure(&e))?;
-        let status = response.status();
-        if status.is_success() {
-            // Drain what little there is so the connection can be reused; the answer is ours.
-            let _ = read_capped(response).await;
-            return Ok(status.as_u16());
-        }
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .chars()
-                .take(SHOWN_BODY_CHARS)
-                .collect();
-            return Err(Failure::Redirect {
-                status: status.as_u16(),
-                location,
-            });
-        }
-        Err(self.status_failure(status, response).await)
-    }
-
-    async fn status_failure(&self, status: StatusCode, response: reqwest::Response) -> Failure {
-        let body = read_capped(response).await.unwrap_or_default();
-        let body = String::from_utf8_lossy(&body)
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
             .chars()
             .take(SHOWN_BODY_CHARS)
             .collect();
-        Failure::Status {
-            status: status.as_u16(),
+        // Also drains a short answer so the connection can be reused.
+        let body = read_capped(response).await.unwrap_or_default();
+        Ok(Answer {
+            status,
             body,
-        }
+            location,
+        })
     }
 
     fn failure(&self, err: &reqwest::Error) -> Failure {

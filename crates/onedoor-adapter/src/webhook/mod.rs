@@ -9,8 +9,9 @@
 //! - [`secret`]: [`WebhookSecret`] (`whsec_…`, never printed) and the one or two in force.
 //! - [`signature`]: the `webhook-*` headers and the HMAC-SHA256 signature.
 //! - [`retry`]: [`RetrySchedule`], the pauses between attempts.
-//! - `payload`: the item in the proto3 JSON mapping.
-//! - `client`: the HTTP client (TLS, no redirects, deadlines, capped answers).
+//! - `payload`: [`JsonBody`], the item in the proto3 JSON mapping.
+//! - `client`: [`Receiver`], the HTTP client (TLS, no redirects, deadlines, capped answers);
+//!   public, with the signer, so `onedoor conformance` posts exactly as the adapter does.
 //! - `dispatcher`: the loop from the inbox to the receiver, acks, retries, stuck records.
 
 mod client;
@@ -21,8 +22,9 @@ pub mod retry;
 pub mod secret;
 pub mod signature;
 
-pub use client::RESPONSE_BODY_CAP;
+pub use client::{Answer, Delivery, Failure, RESPONSE_BODY_CAP, Receiver};
 pub use config::WebhookConfig;
 pub(crate) use dispatcher::spawn;
+pub use payload::JsonBody;
 pub use retry::RetrySchedule;
 pub use secret::{WebhookSecret, WebhookSecrets};

@@ -13,12 +13,12 @@ const INBOX_ITEM: &str = "onedoor.v1.InboxItem";
 
 /// Turns inbox items into JSON with the descriptor compiled into `onedoor-proto`.
 #[derive(Debug, Clone)]
-pub(crate) struct JsonBody {
+pub struct JsonBody {
     descriptor: MessageDescriptor,
 }
 
 impl JsonBody {
-    pub(crate) fn new() -> Result<Self, AdapterError> {
+    pub fn new() -> Result<Self, AdapterError> {
         let pool = DescriptorPool::decode(onedoor_proto::FILE_DESCRIPTOR_SET).map_err(|e| {
             AdapterError::Config(format!("webhook: reading the proto descriptors: {e}"))
         })?;
@@ -30,7 +30,7 @@ impl JsonBody {
 
     /// Encodes then re-reads the item through its descriptor: one extra encode per delivery,
     /// negligible beside an HTTP round trip, and the output is the canonical mapping.
-    pub(crate) fn encode(&self, item: &v1::InboxItem) -> Result<Vec<u8>, AdapterError> {
+    pub fn encode(&self, item: &v1::InboxItem) -> Result<Vec<u8>, AdapterError> {
         let invalid = |why: String| AdapterError::InvalidArgument {
             field: "inbox item",
             why,
