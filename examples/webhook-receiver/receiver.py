@@ -74,17 +74,23 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # stdout is for the JSON lines
         pass
 
-    def answer(self, status):
+    def answer(self, status, **fields):
+        # {"outcome": "processed"|"duplicate"} on a 2xx tells `onedoor conformance` whether
+        # the item was acted on (docs/integration.md); the adapter ignores the body.
+        body = json.dumps(fields).encode() if fields else b""
         self.send_response(status)
-        self.send_header("Content-Length", "0")
+        if body:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self):
         msg_id = self.headers.get("webhook-id", "")
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
             say(rejected=msg_id, why="body too large")
-            return self.answer(413)
+            return self.answer(413, error="body too large")
         body = self.rfile.read(length)
         why = verify(
             self.keys,
@@ -95,13 +101,13 @@ class Handler(BaseHTTPRequestHandler):
         )
         if why:
             say(rejected=msg_id, why=why)
-            return self.answer(401)
+            return self.answer(401, error=why)
         try:
             item = json.loads(body)
             event = item.get("event", {})
         except (ValueError, AttributeError):
             say(rejected=msg_id, why="body is not an inbox item")
-            return self.answer(400)
+            return self.answer(400, error="body is not an inbox item")
         with sqlite3.connect(self.db_path) as db:  # one transaction: work + "seen"
             seen = db.execute(
                 "INSERT OR IGNORE INTO handled (webhook_id) VALUES (?)", (msg_id,)
@@ -115,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
                     case=event.get("caseId"),
                     attempt=item.get("deliveryAttempt"),
                 )
-        self.answer(200)
+        self.answer(200, outcome="duplicate" if seen else "processed")
 
 
 def main():
