@@ -2,7 +2,7 @@
 //! receiver.py`, Python standard library) as a child process on a free port, and the JSON line
 //! it prints for each request.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
@@ -24,9 +24,21 @@ impl ReferenceReceiver {
     pub async fn start(secrets: &str) -> anyhow::Result<Self> {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../examples/webhook-receiver/receiver.py");
+        Self::start_script(&script, secrets, &[]).await
+    }
+
+    /// Another receiver script that follows the same conventions (`WEBHOOK_SECRETS`, `PORT`,
+    /// `DB`, a first line `listening on URL`), with `env` added: the deliberately broken
+    /// receivers of the conformance tests.
+    pub async fn start_script(
+        script: &Path,
+        secrets: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut child = Command::new("python3")
             .arg(script)
+            .envs(env.iter().copied())
             .env("WEBHOOK_SECRETS", secrets)
             .env("PORT", "0")
             .env("DB", dir.path().join("handled.sqlite3"))

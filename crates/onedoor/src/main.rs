@@ -15,6 +15,7 @@
 //! - `commands::provision`: `onedoor provision [--check]`, the stream, consumers and bucket
 //!   as the operator makes them.
 //! - `commands::case`: `onedoor case show|list`, read from the tracker.
+//! - `commands::conformance`: `onedoor conformance`, a ministry's webhook receiver checked.
 //! - `onedoor bench` and `onedoor tracker bench` are thin: their flags and the runs are in the
 //!   `onedoor-bench` crate.
 //! - `commands::common`, `commands::metrics`: registry loading, dev tokens, signals, the
@@ -128,6 +129,11 @@ enum Command {
     /// Ask a running adapter or tracker its gRPC health; exits 0 only when SERVING (for
     /// container health checks and Kubernetes exec probes).
     Health(commands::health::HealthArgs),
+    /// Check a ministry's own webhook receiver the way its adapter will drive it: signatures,
+    /// stale timestamps, duplicates, out-of-order items, fields at the limits, the timeout.
+    ///
+    /// Prints a pass/fail table with how to fix each failure; exits 0 only if all pass.
+    Conformance(commands::conformance::ConformanceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +160,7 @@ fn main() -> ExitCode {
         Command::Reader(args) => commands::reader::run(args),
         Command::Case { command } => commands::case::run(command),
         Command::Health(args) => commands::health::run(args),
+        Command::Conformance(args) => commands::conformance::run(args),
         Command::Keys { command } => commands::keys::run(command),
         Command::Certs { command } => commands::certs::run(command),
         Command::Audit {

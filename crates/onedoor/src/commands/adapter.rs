@@ -252,16 +252,30 @@ fn webhook(args: &AdapterArgs) -> anyhow::Result<Option<WebhookConfig>> {
     let (Some(url), Some(secrets)) = (&args.webhook_url, &args.webhook_secrets) else {
         return Ok(None);
     };
-    let mut config = WebhookConfig::new(url.clone(), WebhookSecrets::load(secrets)?);
-    config.ca_pem = args
-        .webhook_ca
-        .as_ref()
+    webhook_config(
+        url,
+        WebhookSecrets::load(secrets)?,
+        args.webhook_ca.as_deref(),
+        args.webhook_timeout,
+    )
+    .map(Some)
+}
+
+/// The webhook settings from the adapter's flags; `onedoor conformance` takes the same ones.
+pub fn webhook_config(
+    url: &str,
+    secrets: WebhookSecrets,
+    ca: Option<&std::path::Path>,
+    timeout_seconds: Option<u64>,
+) -> anyhow::Result<WebhookConfig> {
+    let mut config = WebhookConfig::new(url, secrets);
+    config.ca_pem = ca
         .map(|path| {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
         })
         .transpose()?;
-    if let Some(seconds) = args.webhook_timeout {
+    if let Some(seconds) = timeout_seconds {
         config.timeout = std::time::Duration::from_secs(seconds);
     }
-    Ok(Some(config))
+    Ok(config)
 }

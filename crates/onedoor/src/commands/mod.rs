@@ -4,6 +4,7 @@ pub mod case;
 pub mod case_names;
 pub mod certs;
 pub mod common;
+pub mod conformance;
 pub mod demo;
 pub mod grpc;
 pub mod health;
