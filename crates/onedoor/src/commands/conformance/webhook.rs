@@ -13,6 +13,8 @@ use onedoor_adapter::webhook::{
     Answer, Delivery, Failure, JsonBody, Receiver, WebhookSecret, WebhookSecrets,
 };
 
+use onedoor_case::limits;
+
 use super::items::{Item, Items};
 use super::report::Check;
 
@@ -282,7 +284,13 @@ impl Webhook {
             "fields at the bus's limits handled",
             format!("{} ({size} bytes of body)", reply.describe()),
         );
-        let limits = "instructions 4096 bytes, citizenRef 128, a document's name 256 and uri 2048, sizeBytes up to 2^64-1 (sent as a string); text is UTF-8, Lao letters three bytes each";
+        let limits = format!(
+            "instructions {} bytes, citizenRef {}, a document's name {} and uri {}, sizeBytes up to 2^64-1 (sent as a string); text is UTF-8, Lao letters three bytes each",
+            limits::INSTRUCTIONS_MAX_BYTES,
+            limits::CITIZEN_REF_MAX_BYTES,
+            limits::DOCUMENT_NAME_MAX_BYTES,
+            limits::DOCUMENT_URI_MAX_BYTES
+        );
         Ok(match reply.status() {
             Some(200..=299) if reply.said() == Said::Processed => check.pass(),
             Some(200..=299) => check.fail(CONTRACT_FIX),
