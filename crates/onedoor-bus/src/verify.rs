@@ -124,17 +124,17 @@ impl CaseVerifier {
         if stored.wire.prev_hash != expected_prev {
             return Err(QuarantineReason::BrokenChain);
         }
-        let state = self.next_state(stored, registry)?;
-        self.state = Some(state);
+        self.advance_state(stored, registry)?;
         self.last_hash = Some(payload_digest(&stored.payload));
         Ok(())
     }
 
-    fn next_state(
-        &self,
+    /// Folds the event in; a refused one leaves the state as it was.
+    fn advance_state(
+        &mut self,
         stored: &StoredEvent,
         registry: Option<&Registry>,
-    ) -> Result<CaseState, QuarantineReason> {
+    ) -> Result<(), QuarantineReason> {
         let rules = |e: FoldError| QuarantineReason::Rules(e.to_string());
         if self.state.is_none()
             && let Some(registry) = registry
@@ -142,12 +142,12 @@ impl CaseVerifier {
             authorize_open(&stored.event, registry)
                 .map_err(|r: Refusal| QuarantineReason::Rules(r.to_string()))?;
         }
-        let state = CaseState::apply(self.state.clone(), &stored.event).map_err(rules)?;
+        // Every check before the fold: a refused event must leave the state as it was.
         if let Some(registry) = registry {
             authorize_transfer(&stored.event, registry)
                 .map_err(|r| QuarantineReason::Rules(r.to_string()))?;
         }
-        Ok(state)
+        CaseState::apply_in_place(&mut self.state, &stored.event).map_err(rules)
     }
 }
 

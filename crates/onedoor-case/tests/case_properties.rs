@@ -178,6 +178,36 @@ proptest! {
     }
 
     #[test]
+    fn an_event_applied_in_place_either_folds_or_changes_nothing(
+        commands in commands(),
+        at in any::<prop::sample::Index>(),
+        body_of in any::<prop::sample::Index>(),
+        sender in agency(),
+        receiver in agency(),
+    ) {
+        // The next event of a prefix, with another event's body, sender and receiver: mostly
+        // refused, by any of the checks. The verifiers fold long histories in place, so a
+        // refusal that changed half the state would corrupt every later check.
+        let world = run(&commands);
+        let n = world.events.len();
+        let i = at.index(n);
+        let mut state = CaseState::fold(&world.events[..i]).expect("prefix folds");
+        let before = state.clone();
+        let mut stray = world.events[body_of.index(n)].clone();
+        stray.version = i as u64 + 1;
+        stray.from = code(sender);
+        stray.to = Some(code(receiver)).filter(|_| stray.to.is_some());
+        let expected = CaseState::apply(before.clone(), &stray);
+        match CaseState::apply_in_place(&mut state, &stray) {
+            Ok(()) => prop_assert_eq!(state, expected.ok()),
+            Err(_) => {
+                prop_assert!(expected.is_err());
+                prop_assert_eq!(state, before, "a refused event changed the state");
+            }
+        }
+    }
+
+    #[test]
     fn due_times_fall_on_working_days_after_exactly_the_limit(
         start_minutes in 0i64..(3 * 365 * 24 * 60),
         working_days in 1u32..30,

@@ -167,6 +167,23 @@ impl CaseState {
         }
     }
 
+    /// [`CaseState::apply`] in place. A refused event leaves `state` exactly as it was: every
+    /// check comes before the first change. That is what lets a verifier try each message of
+    /// a long history without copying the state (and its past tasks) first, which made
+    /// verifying a case cost the square of its length.
+    pub fn apply_in_place(
+        state: &mut Option<CaseState>,
+        event: &CaseEvent,
+    ) -> Result<(), FoldError> {
+        match state {
+            None => {
+                *state = Some(Self::opened(event)?);
+                Ok(())
+            }
+            Some(state) => state.apply_next(event),
+        }
+    }
+
     fn opened(event: &CaseEvent) -> Result<CaseState, FoldError> {
         let EventBody::Opened {
             service,
