@@ -214,12 +214,23 @@ impl Gateway {
     /// Tells every agency whose open task the resolution of `case_id` closed, once each: one
     /// `task_closed` event addressed to it, so it lands in that agency's inbox. The event ids
     /// come from the resolution and the receiver, so a retry finds the notices already written.
-    async fn notify_closed_tasks(&self, case_id: CaseId) -> Result<(), AdapterError> {
-        let state = fold(case_id, &self.log.load(case_id).await?)?;
-        let Some((resolved, _)) = state.resolved.as_ref() else {
+    async fn notify_closed_tasks(
+        &self,
+        case_id: CaseId,
+        resolved_at_sequence: u64,
+    ) -> Result<(), AdapterError> {
+        let owed = self
+            .log
+            .with_state(case_id, resolved_at_sequence, |state| {
+                let state = state?;
+                let (resolved, _) = state.resolved.as_ref()?;
+                Some((*resolved, state.unnotified_closed_tasks()))
+            })
+            .await?;
+        let Some((resolved, owed)) = owed else {
             return Ok(());
         };
-        for to in state.unnotified_closed_tasks() {
+        for to in owed {
             let idempotency_key = format!("notice:{to}:{resolved}");
             let write = WriteRequest {
                 case_id,
@@ -327,9 +338,11 @@ impl AgencyGateway for Gateway {
         request: Request<v1::ResolveCaseRequest>,
     ) -> Result<Response<v1::Receipt>, Status> {
         let response = self.write("ResolveCase", request).await?;
-        let case_id = requests::case_id(&response.get_ref().case_id)?;
+        let receipt = response.get_ref();
+        let case_id = requests::case_id(&receipt.case_id)?;
         // A retry (same key) comes back here as a duplicate and writes what is still missing.
-        self.notify_closed_tasks(case_id).await?;
+        self.notify_closed_tasks(case_id, receipt.stream_sequence)
+            .await?;
         Ok(response)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use onedoor_bus::{CaseLog, InFlight, Inbox, InboxDelivery, InboxSettings, TraceContext};
-use onedoor_case::{AgencyCode, CaseId, CaseState, EventId, Registry};
+use onedoor_case::{AgencyCode, CaseId, EventId, Registry};
 use onedoor_proto::v1;
 use opentelemetry::global;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
@@ -189,24 +189,29 @@ impl InboxService {
         }
     }
 
-    /// The case as it stands now, from its verified events.
-    async fn case_state(&self, case_id: CaseId) -> Result<CaseState, AdapterError> {
-        crate::gateway::fold(case_id, &self.log.load(case_id).await?)
-    }
-
     /// Turns a delivery into the wire item, with what a clerk needs (see [`crate::item`]) and
     /// a span in the case's trace (a child of the event's own span), so the journey shows each
-    /// agency receiving the hand-off.
+    /// agency receiving the hand-off. The case's state comes from its snapshot, which the
+    /// delivery's verification just brought up to the delivered event: no history is read.
     pub(crate) async fn item(
         &self,
         delivery: InboxDelivery,
     ) -> Result<v1::InboxItem, AdapterError> {
-        let state = self.case_state(delivery.stored.event.case_id).await?;
+        let case_id = delivery.stored.event.case_id;
         let attempt = delivery.delivery_attempt;
         let sequence = delivery.stream_sequence;
         let event = delivery.stored.event.clone();
+        let wire = self.traced(delivery);
         let registry = self.registry.as_deref();
-        let mut item = inbox_item(&state, &event, self.traced(delivery), registry);
+        let item = self
+            .log
+            .with_state(case_id, sequence, |state| {
+                state.map(|state| inbox_item(state, &event, wire, registry))
+            })
+            .await?;
+        let mut item = item.ok_or_else(|| AdapterError::CaseNotFound {
+            case_id: case_id.to_string(),
+        })?;
         item.delivery_attempt = attempt;
         item.stream_sequence = sequence;
         Ok(item)

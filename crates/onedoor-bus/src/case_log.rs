@@ -13,7 +13,7 @@ use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
-use onedoor_case::{AgencyCode, CaseEvent, CaseId, Registry};
+use onedoor_case::{AgencyCode, CaseEvent, CaseId, CaseState, Registry};
 use onedoor_proto::convert::{self, Envelope};
 use onedoor_proto::v1;
 use prost::Message as _;
@@ -359,6 +359,36 @@ impl CaseLog {
             {
                 return Ok(verdict);
             }
+        }
+        Err(BusError::Corrupt {
+            case_id: case_id.to_string(),
+            why: format!("stream message {sequence} was not found in the case"),
+        })
+    }
+
+    /// Runs `read` on the case's verified state as it stands at stream `sequence` or later
+    /// (`None` before the case exists), from the case's snapshot: only messages newer than
+    /// the snapshot are read and verified, so the cost does not grow with the case's history.
+    /// The state lacks the summary and task instructions (see the snapshot); the citizen
+    /// reference, tasks and due times are there.
+    pub async fn with_state<R>(
+        &self,
+        case_id: CaseId,
+        sequence: u64,
+        read: impl FnOnce(Option<&CaseState>) -> R,
+    ) -> Result<R, BusError> {
+        self.saw(case_id, sequence);
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            {
+                let mut cache = self.cache();
+                if let Some(snapshot) = cache
+                    .get(&case_id)
+                    .filter(|s| s.tip.last_sequence >= sequence)
+                {
+                    return Ok(read(snapshot.state.as_ref()));
+                }
+            }
+            self.refresh(case_id, Freshness::Replica(sequence)).await?;
         }
         Err(BusError::Corrupt {
             case_id: case_id.to_string(),

@@ -185,11 +185,11 @@ impl CaseSnapshot {
     }
 }
 
-/// The case rules never read the free text (summary, citizen reference, instructions): dropping
-/// it keeps a cached case at a few hundred bytes whatever its callers wrote.
+/// The case rules never read the long free text (summary, instructions): dropping it keeps a
+/// cached case at a few hundred bytes whatever its callers wrote. The citizen reference stays
+/// (it is at most `CITIZEN_REF_MAX_BYTES`): every inbox item carries it.
 fn forget_free_text(state: &mut CaseState) {
     state.summary = String::new();
-    state.citizen_ref = String::new();
     for task in state.tasks.values_mut() {
         task.instructions = String::new();
     }
