@@ -10,9 +10,14 @@ use std::time::Duration;
 
 use onedoor_bus::InboxSettings;
 use onedoor_proto::v1;
-use onedoor_testkit::{DEADLINE, FRONT, TestBus, eventually, next_inbox_item};
+use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
+use onedoor_testkit::adapter::RunningAdapter;
+use onedoor_testkit::{
+    BearerToken, DEADLINE, FRONT, TestBus, eventually, next_inbox_item, token_for,
+};
 use tokio::sync::mpsc;
 use tonic::Code;
+use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Redelivery fast enough to observe: every ack wait is 300 ms, and attempts are plentiful so
@@ -323,6 +328,16 @@ async fn a_write_racing_another_on_the_same_task_lands_once_and_the_loser_gets_f
     let _counting = tracing::subscriber::set_default(LostAppends(appends_lost.clone()));
     let bus = TestBus::with_adapters(&[FRONT, "MOIC"]).await?;
     let (mut front, mut moic) = (bus.agency(FRONT).await?, bus.agency("MOIC").await?);
+    // The racing writes come through two adapters of MOIC (two replicas of its deployment):
+    // one adapter's writes to a case take turns in-process, so only separate processes race
+    // at the server.
+    let second = RunningAdapter::start(bus.adapter_config("MOIC")?).await?;
+    let second_client = AgencyGatewayClient::with_interceptor(
+        Channel::from_shared(second.address.clone())?
+            .connect()
+            .await?,
+        BearerToken(token_for("MOIC")),
+    );
     // Several rounds, so that some of them really collide at the append (the loser's expected
     // last sequence is stale and it re-decides) and not only at the case rules.
     let mut wins = BTreeMap::from([("completed", 0), ("sent_back", 0)]);
@@ -332,7 +347,7 @@ async fn a_write_racing_another_on_the_same_task_lands_once_and_the_loser_gets_f
         moic.accept(&case).await?;
         let before = bus.stream_messages().await?;
 
-        let (mut one, mut other) = (moic.client.clone(), moic.client.clone());
+        let (mut one, mut other) = (moic.client.clone(), second_client.clone());
         let complete = v1::CompleteRequest {
             case_id: case.clone(),
             outcome: "approved".into(),

@@ -19,6 +19,7 @@ use onedoor_proto::v1;
 use prost::Message as _;
 
 use crate::audit::Signer;
+use crate::case_turns::CaseTurns;
 use crate::cloudevents as ce;
 use crate::error::BusError;
 use crate::nats_error::NatsErrorKind;
@@ -80,6 +81,8 @@ pub struct CaseLog {
     /// Compact snapshots of recently written cases, so that a write usually reads nothing
     /// before it appends (see [`crate::snapshot`]).
     cache: Arc<Mutex<SnapshotCache>>,
+    /// This log's writes to one case take turns (see [`crate::case_turns`]).
+    turns: Arc<CaseTurns>,
 }
 
 /// How a log reads cases.
@@ -182,6 +185,7 @@ impl CaseLog {
             signer: None,
             registry: None,
             cache: Arc::new(Mutex::new(SnapshotCache::new(SNAPSHOT_CACHE_BYTES))),
+            turns: Arc::new(CaseTurns::new()),
         }
     }
 
@@ -645,6 +649,7 @@ impl CaseLog {
         registry: &Registry,
         own_span: &mut (dyn FnMut(&CaseTip) -> Option<TraceContext> + Send),
     ) -> Result<Written, BusError> {
+        let _turn = self.turns.take(&request.case_id).await;
         // While the connection is down, a write on a snapshot would be queued by the client and
         // could land after the caller was told it failed; the read fails at once instead.
         let connected = self.client.connection_state() == async_nats::connection::State::Connected;

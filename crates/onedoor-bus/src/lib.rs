@@ -33,6 +33,7 @@
 
 pub mod audit;
 pub mod case_log;
+mod case_turns;
 pub mod cloudevents;
 pub mod drift;
 pub mod error;
