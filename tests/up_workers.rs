@@ -1,14 +1,22 @@
 //! The reference workers of `examples/` against `onedoor up`, as a ministry developer runs them
 //! from `endpoints.json`: the HTTP/JSON worker (Python `requests`) opens a case and hands it
 //! off through the JSON face, reads the ministry's inbox as Server-Sent Events and acknowledges;
-//! the Python and Node gRPC workers take tasks over TLS with the development CA.
+//! the Python and Node gRPC workers take tasks over TLS with the development CA; agencies
+//! configured with `--webhooks` get their items POSTed to the reference webhook receiver, and an
+//! item whose receiver keeps refusing it becomes stuck and is listed by `ListStuck`.
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::process::Stdio;
 
-use onedoor_testkit::{ReferenceWorker, WorkerLanguage, WorkerTarget};
-use support::{Agency, spawn_up, terminate, wait_for_endpoints};
+use onedoor_adapter::webhook::WebhookSecret;
+use onedoor_proto::v1;
+use onedoor_testkit::{
+    DEADLINE, ReferenceReceiver, ReferenceWorker, WorkerLanguage, WorkerTarget, eventually,
+};
+use support::{Agency, onedoor, spawn_up, terminate, wait_for_endpoints};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -85,6 +93,79 @@ async fn reference_workers_hand_off_and_ack_through_up() -> anyhow::Result<()> {
 
     grpc_worker_takes_a_task(&endpoints, WorkerLanguage::Python, "MOF").await?;
     grpc_worker_takes_a_task(&endpoints, WorkerLanguage::Node, "MOPS").await?;
+    assert!(terminate(&mut up).success());
+    Ok(())
+}
+
+/// The webhooks file: MOIC pushes to `good`, MOF to `refusing` (which knows another secret),
+/// giving up after two attempts one second apart; both sign with `secret`.
+fn webhooks_file(
+    dir: &Path,
+    secret: &WebhookSecret,
+    good: &str,
+    refusing: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let secrets = dir.join("webhook.secrets");
+    std::fs::write(&secrets, secret.expose())?;
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600))?;
+    let secrets = secrets.display();
+    let file = dir.join("webhooks.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[MOIC]\nurl = \"{good}\"\nsecrets = \"{secrets}\"\n\n[MOF]\nurl = \"{refusing}\"\n\
+             secrets = \"{secrets}\"\nmax_deliver = 2\nretry_first = 1\n"
+        ),
+    )?;
+    Ok(file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_under_up_deliver_signed_items_and_a_refused_one_becomes_stuck()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let secret = WebhookSecret::generate();
+    let mut good = ReferenceReceiver::start(&secret.expose()).await?;
+    let mut refusing = ReferenceReceiver::start(&WebhookSecret::generate().expose()).await?;
+    let webhooks = webhooks_file(dir.path(), &secret, &good.url, &refusing.url)?;
+    let data_dir = dir.path().join("bus");
+    let mut up = onedoor()
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--webhooks")
+        .arg(&webhooks)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let endpoints = wait_for_endpoints(&mut up, &data_dir);
+    let mut front = Agency::connect(&endpoints, "ODSC-VTE-SAYSETTHA").await;
+
+    let to_moic = front.open_case("open-moic").await.case_id;
+    let handed = front.hand_off(&to_moic, "MOIC", "hand-moic").await;
+    let line = good.next().await?;
+    assert_eq!(line["accepted"], handed.event_id.as_str(), "{line}");
+
+    let to_mof = front.open_case("open-mof").await.case_id;
+    let refused = front.hand_off(&to_mof, "MOF", "hand-mof").await;
+    for _attempt in 1..=2 {
+        let line = refusing.next().await?;
+        assert_eq!(line["rejected"], refused.event_id.as_str(), "{line}");
+    }
+    let mof = Agency::connect(&endpoints, "MOF").await;
+    let stuck = eventually("MOF's refused item to be listed as stuck", DEADLINE, || {
+        let request = mof.request(v1::ListStuckRequest {});
+        let mut client = mof.client.clone();
+        let case_id = to_mof.clone();
+        async move {
+            let items = client.list_stuck(request).await?.into_inner().items;
+            Ok(items.into_iter().find(|i| i.case_id == case_id))
+        }
+    })
+    .await?;
+    assert_eq!(stuck.event_id, refused.event_id);
+    assert_eq!(stuck.deliveries, 2, "{stuck:?}");
+    drop(mof);
     assert!(terminate(&mut up).success());
     Ok(())
 }

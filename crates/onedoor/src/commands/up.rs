@@ -23,6 +23,7 @@ use super::common;
 use super::settings::{self, Resolved};
 
 mod summary;
+mod webhooks;
 use crate::data_dir::{
     self, AgencyEndpoint, Endpoints, NatsEndpoint, NatsIdentity, TrackerEndpoint,
 };
@@ -52,6 +53,11 @@ pub struct UpArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "settings::is_false")]
     pub demo: bool,
+    /// TOML file of agencies whose adapter pushes its inbox to a webhook instead of being
+    /// pulled: one table per agency code (`url`, `secrets`, optional `ca`, `timeout`,
+    /// `max_deliver`, `retry_first`; docs/webhooks.md).
+    #[arg(long, value_name = "FILE")]
+    pub webhooks: Option<PathBuf>,
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -87,6 +93,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let (mut registry, registry_name) = common::load_registry_mut(args.registry.as_deref())?;
     tracing::debug!(registry = %registry_name, summary = %registry.summary(), "registry loaded");
+    let webhooks = webhooks::load(args.webhooks.as_deref(), &registry)?;
     let signers = super::keys::make_dev_keys(&dir, &mut registry)?;
     let tokens = super::keys::make_dev_tokens(&mut registry)?;
     let (pki, tls_files) = super::keys::make_dev_pki(&dir, &registry)?;
@@ -100,6 +107,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         tokens,
         pki,
         tls_files,
+        webhooks,
     };
 
     let telemetry = super::telemetry::init("onedoor")?;
@@ -154,7 +162,7 @@ async fn serve(
     // Caught from before endpoints.json exists: a script that reads it may stop `up` at once.
     let signals = common::ShutdownSignals::install()?;
     let url = server.client_url();
-    provision(&credentials.nats, &url, &registry).await?;
+    provision(&credentials.nats, &url, &registry, &credentials.webhooks).await?;
     let metrics_port = free_port()?;
     super::metrics::install(([127, 0, 0, 1], metrics_port).into())?;
 
@@ -220,13 +228,19 @@ async fn run_until_stopped(
 
 /// The operator identity sets up what agencies may not: the stream, every inbox consumer, the
 /// tracker's consumer and the stuck bucket, by the same code as `onedoor provision`.
-async fn provision(nats: &CredentialSet, url: &str, registry: &Registry) -> anyhow::Result<()> {
+async fn provision(
+    nats: &CredentialSet,
+    url: &str,
+    registry: &Registry,
+    webhooks: &webhooks::Webhooks,
+) -> anyhow::Result<()> {
     let operator = nats
         .connect_options(&Identity::Operator)?
         .connect(url)
         .await
         .with_context(|| format!("connecting to {url} as the operator"))?;
-    let desired = super::provision::desired(registry, onedoor_bus::StreamSettings::default())?;
+    let mut desired = super::provision::desired(registry, onedoor_bus::StreamSettings::default())?;
+    webhooks::apply_to(&mut desired, webhooks)?;
     let jetstream = async_nats::jetstream::new(operator);
     let changes = onedoor_natsauth::provision(&jetstream, &desired, false).await?;
     tracing::debug!(
@@ -306,6 +320,10 @@ async fn start_adapters(
         config.nats.credentials =
             seed_credentials(&credentials.nats, &Identity::Agency(agency.code.clone()));
         config.reads = onedoor_adapter::CaseReads::Reader;
+        if let Some(webhook) = credentials.webhooks.get(&code) {
+            config.inbox = webhook.inbox();
+            config.webhook = Some(webhook.config()?);
+        }
         config.client_certs = credentials
             .pki
             .clients
@@ -479,6 +497,8 @@ struct DevCredentials {
     tokens: BTreeMap<String, String>,
     pki: onedoor_grpc::devpki::DevPki,
     tls_files: super::keys::DevTlsFiles,
+    /// The agencies that push to a webhook, with their signing secrets (`--webhooks`).
+    webhooks: webhooks::Webhooks,
 }
 
 impl DevCredentials {
