@@ -96,3 +96,84 @@ pub fn inbox_item(
         redelivered_from_stuck: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use onedoor_case::TransferReason::Merged;
+    use onedoor_case::{Action, CaseId, Command, EventId, ServiceCode, decide};
+    use onedoor_proto::convert::{Envelope, to_wire};
+
+    use super::*;
+
+    fn registry(file: &str) -> Registry {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/registry")
+            .join(file);
+        Registry::load(&path).expect("shipped registry")
+    }
+
+    fn code(text: &str) -> AgencyCode {
+        AgencyCode::parse(text).expect("code")
+    }
+
+    /// Decides `action` by `agency` under `registry` and folds it into `state`.
+    fn act(
+        state: &mut Option<CaseState>,
+        case_id: CaseId,
+        agency: &str,
+        action: Action,
+        registry: &Registry,
+    ) -> CaseEvent {
+        let command = Command {
+            agency: code(agency),
+            actor: String::new(),
+            at: OffsetDateTime::now_utc(),
+            action,
+        };
+        let event = decide(
+            state.as_ref(),
+            case_id,
+            EventId::generate(),
+            &command,
+            registry,
+        )
+        .expect("allowed");
+        *state = Some(CaseState::apply(state.take(), &event).expect("folds"));
+        event
+    }
+
+    /// The successor finds a transferred task in its inbox as a new task, due when it always was.
+    #[test]
+    fn a_transfer_is_a_new_task_for_the_successor_with_the_original_due_time() {
+        let (old, new) = (registry("lao-2021.toml"), registry("lao-2025.toml"));
+        let (mut state, case_id) = (None, CaseId::generate());
+        let front = "ODSC-VTE-SAYSETTHA";
+        let open = Action::Open {
+            service: ServiceCode::parse("investment-licence").expect("service"),
+            citizen_ref: "R".into(),
+            summary: String::new(),
+            documents: vec![],
+        };
+        act(&mut state, case_id, front, open, &old);
+        let hand_off = Action::HandOff {
+            to: code("MPI"),
+            instructions: "x".into(),
+            documents: vec![],
+            due_working_days: None,
+        };
+        act(&mut state, case_id, front, hand_off, &old);
+        let due = state.as_ref().expect("open").tasks[&code("MPI")].due_at;
+        let moved = act(&mut state, case_id, "MPI", Action::Transfer, &new);
+        let wire = to_wire(&moved, Envelope::default());
+        let item = inbox_item(state.as_ref().expect("open"), &moved, wire, Some(&new));
+        assert_eq!(item.kind, i32::from(InboxItemKind::NewTask));
+        assert_eq!(item.due_at, Some(timestamp(due)));
+        assert_eq!(moved.to, Some(code("MOF")));
+        assert!(matches!(
+            moved.body,
+            EventBody::Transferred { reason: Merged, .. }
+        ));
+    }
+}
