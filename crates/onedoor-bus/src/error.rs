@@ -77,6 +77,11 @@ pub enum BusError {
     #[error("case {case_id} changed since it was read (expected last sequence {expected_last})")]
     Conflict { case_id: String, expected_last: u64 },
 
+    /// A district office whose link to the capital is down cannot take this step safely on
+    /// what it last knew of the case (`docs/district-offices.md`); retry when the link is back.
+    #[error("case {case_id} needs the link to the capital: {why}")]
+    NeedsLink { case_id: String, why: String },
+
     /// The case kept changing under us; the caller may retry later.
     #[error("case {case_id} changed during each of {attempts} attempts; try again")]
     TooManyConflicts { case_id: String, attempts: u32 },

@@ -26,6 +26,8 @@
 //!   [`Inbox`] sessions with a bounded in-flight window, and [`InFlight`], acks by event id.
 //! - [`stuck`]: deliveries given up on, recorded in the `ONEDOOR_STUCK` KV bucket
 //!   ([`StuckRecorder`] listens to the max-deliveries advisory; [`list_stuck`] reads them).
+//! - [`outbox`]: store and forward for a district office on a weak link: the leaf's
+//!   [`outbox::Outbox`] and the [`outbox::Forwarder`] that delivers it to the national stream.
 //! - [`own_stuck`]: one agency's own stuck records, listed and cleared within its NATS rights.
 //! - [`nats_error`]: [`NatsErrorKind`], NATS and JetStream failures by what a caller does
 //!   next (a conflict is retried, an outage reported), classified from async-nats errors.
@@ -39,6 +41,7 @@ pub mod drift;
 pub mod error;
 pub mod inbox;
 pub mod nats_error;
+pub mod outbox;
 pub mod own_stuck;
 pub mod read;
 mod replica_read;

@@ -57,6 +57,7 @@ pub fn bus_code(error: &BusError) -> Code {
         // Not PERMISSION_DENIED: the agency may read its own cases; to it, this one is not
         // there (yet: it becomes readable once the agency is sent a task on it).
         BusError::NotParty { .. } => Code::NotFound,
+        BusError::NeedsLink { .. } => Code::Unavailable,
         // A history that does not fold or decode, or a configuration the bus refuses to
         // change, is the operator's or our fault, not the caller's.
         BusError::Corrupt { .. }

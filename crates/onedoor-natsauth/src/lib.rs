@@ -22,6 +22,7 @@
 //! - [`provision`](mod@provision): [`provision()`], what the operator creates before adapters
 //!   connect (stream, every inbox consumer, the tracker's consumer, the stuck bucket):
 //!   [`survey`] against [`Desired`], refusals, [`apply`].
+//! - [`district`]: a district office's own node: its JetStream domain ([`office_domain`]).
 //! - [`error`]: [`NatsAuthError`], the crate's one error type.
 //!
 //! # Use
@@ -40,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod connect;
 pub mod credentials;
+pub mod district;
 pub mod error;
 pub mod identity;
 pub mod liveness;
@@ -54,6 +56,7 @@ pub use client::{
 pub use config::render_config;
 pub use connect::{Denied, PermissionViolation, connect_options, connect_options_from_file};
 pub use credentials::{CredentialSet, Entry, MANIFEST_FILE, read_seed_file};
+pub use district::office_domain;
 pub use error::NatsAuthError;
 pub use identity::{APP_ACCOUNT, Identity, SYSTEM_ACCOUNT};
 pub use liveness::{Liveness, LivenessSettings};

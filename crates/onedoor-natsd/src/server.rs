@@ -79,6 +79,9 @@ pub struct ServerSpec {
     /// Required for JetStream in a cluster (the meta group knows peers by name).
     pub server_name: Option<String>,
     pub jetstream: bool,
+    /// The JetStream domain (a leaf node's own, e.g. a district office's), so that its streams
+    /// stay apart from those of the cluster it is a leaf of.
+    pub jetstream_domain: Option<String>,
     pub cluster: Option<ClusterSpec>,
     /// Appended verbatim to the generated configuration (accounts, authorization, limits).
     /// Must not set `listen`, `http`, `jetstream`, `cluster` or `log_file`: those are ours.
@@ -104,6 +107,7 @@ impl ServerSpec {
             http_port: Port::Random,
             server_name: None,
             jetstream: true,
+            jetstream_domain: None,
             cluster: None,
             extra_config: String::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
@@ -141,8 +145,12 @@ impl ServerSpec {
                     self.dir.display()
                 ))
             })?;
+            let domain = match &self.jetstream_domain {
+                Some(domain) => format!("  domain: {}\n", quoted("domain", domain)?),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "jetstream {{\n  store_dir: {}\n}}\n",
+                "jetstream {{\n  store_dir: {}\n{domain}}}\n",
                 quoted("dir", store)?
             ));
         }

@@ -15,6 +15,10 @@
 //! - [`deploy_cluster`]: [`DeployCluster`], the three production nodes run from
 //!   `deploy/nats/`'s files (TLS, route mTLS, generated nkey users) on loopback; `kill`,
 //!   `restart`, `freeze`, `thaw`, `check_configs`.
+//! - [`link_proxy`]: [`LinkProxy`], a TCP proxy standing for a weak link (`cut`, `restore`,
+//!   bytes carried).
+//! - [`district`]: [`District`], the capital and a district office's own node in its own
+//!   JetStream domain; the office reaches the capital through a [`LinkProxy`].
 //! - [`error`]: [`TestkitError`], the crate's one error type.
 //! - [`binary`]: the nats-server binary, located once per test process.
 //!
@@ -51,9 +55,11 @@ pub mod binary;
 pub mod bus;
 pub mod cluster;
 pub mod deploy_cluster;
+pub mod district;
 pub mod error;
 pub mod eventually;
 pub mod hostile;
+pub mod link_proxy;
 pub mod reference_worker;
 pub mod registry;
 pub mod secured;
@@ -66,9 +72,11 @@ pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_it
 pub use bus::{TestBus, subject_of};
 pub use cluster::{TestCluster, stream_leader};
 pub use deploy_cluster::DeployCluster;
+pub use district::District;
 pub use error::TestkitError;
 pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking, throughout};
 pub use hostile::Hostile;
+pub use link_proxy::LinkProxy;
 pub use reference_worker::{ReferenceWorker, WorkerLanguage, WorkerTarget};
 pub use registry::{
     FRONT, OTHER_FRONT, code, key, registry_with_keys, shipped_registry, token_for,

@@ -56,10 +56,20 @@ pub struct Session {
 
 impl SecuredBus {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with("").await
+    }
+
+    /// [`SecuredBus::start`] with `extra_config` after the generated accounts (e.g. a
+    /// `leafnodes` listener).
+    pub async fn start_with(extra_config: &str) -> anyhow::Result<Self> {
         let registry = shipped_registry();
         let dir = tempfile::tempdir()?;
         let credentials = CredentialSet::generate(dir.path(), &registry)?;
-        let nats = TestNats::start_with_config(&render_config(&registry, &credentials)?).await?;
+        let config = format!(
+            "{}\n{extra_config}",
+            render_config(&registry, &credentials)?
+        );
+        let nats = TestNats::start_with_config(&config).await?;
         Ok(SecuredBus {
             nats,
             credentials,
@@ -82,7 +92,12 @@ impl SecuredBus {
     /// [`SecuredBus::start`], then what the operator creates before adapters connect: the
     /// stream, the inboxes of MOF, MOIC and the front office, the stuck bucket.
     pub async fn provisioned() -> anyhow::Result<Self> {
-        let mut bus = Self::start().await?;
+        Self::provisioned_with("").await
+    }
+
+    /// [`SecuredBus::provisioned`] on [`SecuredBus::start_with`]`(extra_config)`.
+    pub async fn provisioned_with(extra_config: &str) -> anyhow::Result<Self> {
+        let mut bus = Self::start_with(extra_config).await?;
         let operator = bus.connect(&Identity::Operator).await?;
         ensure_stream(&operator.js, &StreamSettings::development()).await?;
         for agency in ["MOF", "MOIC", FRONT] {

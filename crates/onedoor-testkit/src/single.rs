@@ -29,12 +29,21 @@ impl TestNats {
     /// Starts a node with `extra_config` appended to the generated configuration (accounts,
     /// users, limits). It must not set `listen`, `http`, `jetstream` or `cluster`.
     pub async fn start_with_config(extra_config: &str) -> Result<Self, TestkitError> {
+        Self::start_in_domain(extra_config, None).await
+    }
+
+    /// [`TestNats::start_with_config`] with JetStream in its own `domain` (a leaf node's).
+    pub async fn start_in_domain(
+        extra_config: &str,
+        domain: Option<&str>,
+    ) -> Result<Self, TestkitError> {
         let dir = tempfile::Builder::new()
             .prefix("onedoor-nats-")
             .tempdir()
             .map_err(TestkitError::TempDir)?;
         let mut spec = ServerSpec::new(binary::nats_server()?, dir.path());
         spec.extra_config = extra_config.to_owned();
+        spec.jetstream_domain = domain.map(str::to_owned);
         let server = NatsServer::start(spec).await?;
         Ok(Self {
             server,

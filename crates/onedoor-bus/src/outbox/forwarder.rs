@@ -1,0 +1,334 @@
+//! [`Forwarder`]: empties a district office's outbox into the national stream, in outbox
+//! order, exactly once, across any number of link cuts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::stream::DirectGetErrorKind;
+use async_nats::jetstream::{self, stream};
+use futures::StreamExt as _;
+use onedoor_case::{AgencyCode, CaseId, EventId};
+use tokio::sync::watch;
+
+use super::store::{
+    BASE_HEADER, Base, DELIVERED_STREAM, NATIONAL_SEQUENCE_HEADER, OUTBOX_PREFIX, OUTBOX_STREAM,
+    PendingEntry, REASON_HEADER, all_on, conflict_subject, delivered_event, delivered_subject,
+    ensure_outbox_streams, pending_entry,
+};
+use crate::case_log::{CaseLog, NATS_MSG_ID, headers};
+use crate::error::BusError;
+use crate::nats_error::NatsErrorKind;
+use crate::subjects;
+use crate::trace::TraceContext;
+
+/// Waits between tries while the national stream cannot be reached: short enough that a link
+/// back is used within a couple of seconds, long enough not to spin on a dead one.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const LAST_RETRY: Duration = Duration::from_secs(2);
+/// How long a read through the case reader may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle forwarder looks at the outbox even without a wake-up message.
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+
+/// What a forwarder did since it started.
+#[derive(Debug, Default)]
+pub struct ForwarderStats {
+    /// Entries the national stream acknowledged (including replays it de-duplicated).
+    pub delivered: AtomicU64,
+    /// Of those, replays the national stream already held (a publish whose ack was lost).
+    pub duplicates: AtomicU64,
+    /// Entries refused because the case changed nationally; kept in `OUTBOX_CONFLICTS`.
+    pub conflicts: AtomicU64,
+    /// Publishes that failed for want of the link and were tried again.
+    pub retries: AtomicU64,
+}
+
+/// How one try of one entry ended.
+enum Outcome {
+    Delivered { sequence: u64, duplicate: bool },
+    Conflict(String),
+    Retry(BusError),
+}
+
+/// Delivers the outbox of one office. `local` is a JetStream context on the office's leaf
+/// (its own domain); `national` publishes on the same leaf connection, whose link carries the
+/// case subjects to the national stream. The leaf's NATS user on the capital's side may only
+/// receive replies under its agency's inbox prefix, so the client must use it
+/// (`onedoor_natsauth::Identity::inbox_prefix`).
+pub struct Forwarder {
+    local: jetstream::Context,
+    national: jetstream::Context,
+    outbox: stream::Stream,
+    delivered: stream::Stream,
+    /// The office's reads of national cases (through the case reader).
+    reads: CaseLog,
+    /// National sequences of the entries delivered by this run, for the entries after them.
+    sent: HashMap<EventId, u64>,
+    stats: Arc<ForwarderStats>,
+}
+
+impl Forwarder {
+    pub async fn new(
+        local: jetstream::Context,
+        national: jetstream::Context,
+        office: AgencyCode,
+    ) -> Result<Self, BusError> {
+        ensure_outbox_streams(&local).await?;
+        let get = |name: &'static str| {
+            let local = local.clone();
+            async move {
+                local
+                    .get_stream(name)
+                    .await
+                    .map_err(|source| BusError::GetStream {
+                        stream: name.to_owned(),
+                        source,
+                    })
+            }
+        };
+        Ok(Forwarder {
+            outbox: get(OUTBOX_STREAM).await?,
+            delivered: get(DELIVERED_STREAM).await?,
+            reads: CaseLog::through_reader(national.clone(), office, READ_TIMEOUT),
+            local,
+            national,
+            sent: HashMap::new(),
+            stats: Arc::new(ForwarderStats::default()),
+        })
+    }
+
+    pub fn stats(&self) -> Arc<ForwarderStats> {
+        self.stats.clone()
+    }
+
+    /// Forwards until `stop` turns true. Every entry is tried until the national stream
+    /// acknowledges or refuses it; the one after it waits, so per-case order holds.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), BusError> {
+        let client = self.local.client();
+        let mut wake = client
+            .subscribe(format!("{OUTBOX_PREFIX}.>"))
+            .await
+            .map_err(|e| BusError::nats("watching the outbox", &e))?;
+        let filter = format!("{OUTBOX_PREFIX}.>");
+        let mut next = 1;
+        while !*stop.borrow() {
+            match self
+                .outbox
+                .direct_get_next_for_subject(filter.clone(), Some(next))
+                .await
+            {
+                Ok(message) => {
+                    next = message.sequence + 1;
+                    let entry = pending_entry(message)?;
+                    if !self.deliver(&entry, &mut stop).await? {
+                        return Ok(());
+                    }
+                }
+                Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
+                    tokio::select! {
+                        _ = wake.next() => {}
+                        _ = tokio::time::sleep(IDLE_LOOK) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the outbox failed; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(IDLE_LOOK) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tries `entry` until it is delivered or kept as a conflict; `false` if stopped first.
+    async fn deliver(
+        &mut self,
+        entry: &PendingEntry,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, BusError> {
+        let mut pause = FIRST_RETRY;
+        loop {
+            match self.try_once(entry).await? {
+                Outcome::Delivered {
+                    sequence,
+                    duplicate,
+                } => {
+                    self.settle(entry, sequence).await?;
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    if duplicate {
+                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(true);
+                }
+                Outcome::Conflict(reason) => {
+                    self.keep_conflict(entry, &reason).await?;
+                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    return Ok(true);
+                }
+                Outcome::Retry(error) => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, event_id = %entry.stored.event.event_id, "the national stream is out of reach; trying again");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return Ok(false);
+            }
+            pause = (pause * 2).min(LAST_RETRY);
+        }
+    }
+
+    /// One publish of `entry` to the national stream.
+    async fn try_once(&mut self, entry: &PendingEntry) -> Result<Outcome, BusError> {
+        let event = &entry.stored.event;
+        let expected = match &entry.base {
+            Base::National(sequence) => *sequence,
+            Base::After(previous) => {
+                match self.national_sequence_of(event.case_id, previous).await? {
+                    Some(sequence) => sequence,
+                    None => {
+                        return Ok(Outcome::Conflict(format!(
+                            "the event before it ({previous}) is not known to be delivered"
+                        )));
+                    }
+                }
+            }
+        };
+        let trace = TraceContext {
+            trace_id: entry.stored.envelope.trace_id.clone(),
+            span_id: entry.stored.envelope.span_id.clone(),
+            sampled: true,
+            tracestate: None,
+        };
+        let headers = headers(event, &entry.stored.wire, &trace, expected)?;
+        let subject = subjects::event_subject(event)?;
+        let published = match self
+            .national
+            .publish_with_headers(subject, headers, entry.stored.payload.clone())
+            .await
+        {
+            Ok(ack) => ack.await,
+            Err(err) => return Ok(Outcome::Retry(BusError::nats("forwarding an event", &err))),
+        };
+        match published {
+            Ok(ack) => Ok(Outcome::Delivered {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Err(err) => {
+                let error = BusError::nats("forwarding an event", &err);
+                match error.nats_kind() {
+                    // nats-server checks the expected sequence before the message id: a replay
+                    // of an event an earlier try stored (its ack lost with the link) is refused
+                    // as stale, not answered as a duplicate. Only the case's history tells.
+                    Some(NatsErrorKind::WrongLastSequence) => {
+                        match self.stored_nationally(event.case_id, event.event_id).await {
+                            Ok(Some(sequence)) => Ok(Outcome::Delivered {
+                                sequence,
+                                duplicate: true,
+                            }),
+                            Ok(None) => Ok(Outcome::Conflict(format!(
+                                "the case changed on the national stream after sequence {expected}"
+                            ))),
+                            Err(error) => Ok(Outcome::Retry(error)),
+                        }
+                    }
+                    _ => Ok(Outcome::Retry(error)),
+                }
+            }
+        }
+    }
+
+    /// Where the national stream holds `event_id` of `case_id`, read through the case reader
+    /// as the office (a party to every case it wrote on).
+    async fn stored_nationally(
+        &self,
+        case_id: CaseId,
+        event_id: EventId,
+    ) -> Result<Option<u64>, BusError> {
+        let history = self.reads.load(case_id).await?;
+        Ok(history
+            .iter()
+            .find(|s| s.event.event_id == event_id)
+            .map(|s| s.sequence))
+    }
+
+    /// The national sequence of the office's event `event_id` on `case_id`, delivered before.
+    async fn national_sequence_of(
+        &self,
+        case_id: CaseId,
+        event_id: &EventId,
+    ) -> Result<Option<u64>, BusError> {
+        if let Some(sequence) = self.sent.get(event_id) {
+            return Ok(Some(*sequence));
+        }
+        // After a restart: the office keeps what it delivered.
+        let delivered = all_on(&self.delivered, &delivered_subject(&case_id)?).await?;
+        for message in delivered.into_iter().rev() {
+            let stored = delivered_event(message)?;
+            if stored.event.event_id == *event_id {
+                return Ok(Some(stored.sequence));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keeps the delivered event (first: a crash before the delete replays the entry, which
+    /// the national stream and this copy's message id de-duplicate) and removes the entry
+    /// from the outbox.
+    async fn settle(&mut self, entry: &PendingEntry, sequence: u64) -> Result<(), BusError> {
+        let event = &entry.stored.event;
+        self.sent.insert(event.event_id, sequence);
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MSG_ID, event.event_id.to_string());
+        headers.insert(NATIONAL_SEQUENCE_HEADER, sequence.to_string());
+        self.local
+            .publish_with_headers(
+                delivered_subject(&event.case_id)?,
+                headers,
+                entry.stored.payload.clone(),
+            )
+            .await
+            .map_err(|e| BusError::nats("recording a delivery", &e))?
+            .await
+            .map_err(|e| BusError::nats("recording a delivery", &e))?;
+        self.remove(entry).await
+    }
+
+    async fn keep_conflict(&mut self, entry: &PendingEntry, reason: &str) -> Result<(), BusError> {
+        let event = &entry.stored.event;
+        tracing::error!(case_id = %event.case_id, event_id = %event.event_id, reason, "the national stream refused an office event; kept in OUTBOX_CONFLICTS for staff");
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MSG_ID, event.event_id.to_string());
+        headers.insert(BASE_HEADER, entry.base.render());
+        headers.insert(REASON_HEADER, reason);
+        self.local
+            .publish_with_headers(
+                conflict_subject(&event.case_id)?,
+                headers,
+                entry.stored.payload.clone(),
+            )
+            .await
+            .map_err(|e| BusError::nats("keeping a conflict", &e))?
+            .await
+            .map_err(|e| BusError::nats("keeping a conflict", &e))?;
+        self.remove(entry).await
+    }
+
+    async fn remove(&self, entry: &PendingEntry) -> Result<(), BusError> {
+        self.outbox
+            .delete_message(entry.stored.sequence)
+            .await
+            .map_err(|e| BusError::nats("removing a delivered entry from the outbox", &e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! [`District`]: the capital (a secured, provisioned nats-server with the case reader) and one
+//! district office: its own nats-server in its own JetStream domain (the outbox), and the
+//! office's connection to the capital through a [`LinkProxy`] the test cuts and restores.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use onedoor_case::AgencyCode;
+use onedoor_natsauth::{Identity, connect_options, office_domain};
+
+use crate::link_proxy::LinkProxy;
+use crate::registry::{FRONT, code};
+use crate::secured::SecuredBus;
+use crate::single::TestNats;
+
+/// The capital, the link and the office's node.
+pub struct District {
+    pub hub: SecuredBus,
+    pub link: LinkProxy,
+    pub office_node: TestNats,
+    pub office: AgencyCode,
+}
+
+impl District {
+    /// The capital, provisioned, and the front office's node; link up.
+    pub async fn start() -> anyhow::Result<Self> {
+        let hub = SecuredBus::provisioned().await?;
+        let port = hub.nats.server().client_port();
+        let link = LinkProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let office = code(FRONT);
+        let office_node = TestNats::start_in_domain("", Some(&office_domain(&office))).await?;
+        Ok(District {
+            hub,
+            link,
+            office_node,
+            office,
+        })
+    }
+
+    /// A client on the office's own node (loopback, no credentials: only the office's
+    /// processes reach it).
+    pub async fn office_client(&self) -> anyhow::Result<async_nats::Client> {
+        Ok(async_nats::ConnectOptions::new()
+            .request_timeout(Some(Duration::from_secs(2)))
+            .connect(self.office_node.url())
+            .await?)
+    }
+
+    /// The office's connection to the capital, as its own NATS user, across the link. It
+    /// reconnects by itself when the link comes back.
+    pub async fn national_client(&self) -> anyhow::Result<async_nats::Client> {
+        let identity = Identity::Agency(self.office.clone());
+        let seed = self.hub.credentials.seed(&identity)?;
+        Ok(connect_options(&identity, &seed)
+            .request_timeout(Some(Duration::from_secs(2)))
+            .retry_on_initial_connect()
+            .connect(format!("nats://{}", self.link.addr()))
+            .await?)
+    }
+
+    /// JetStream on `client` with a short timeout: a publish across a cut link fails in
+    /// seconds, not the default five.
+    pub fn js(client: &async_nats::Client) -> jetstream::Context {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_secs(2));
+        js
+    }
+}
