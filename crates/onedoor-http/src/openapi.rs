@@ -36,8 +36,9 @@ pub fn document(service: &ServiceDescriptor) -> Value {
         let operation = json!({
             "operationId": method.name(),
             "description": comments(service.parent_file_descriptor_proto(), method.path()),
+            // An empty body is the empty request message, as the server takes it.
             "requestBody": {
-                "required": true,
+                "required": false,
                 "content": {"application/json": {"schema": input}},
             },
             "responses": {
