@@ -50,6 +50,8 @@ pub struct Gateway {
     pub(crate) clock: Clock,
     /// Keys the ids this agency's writes get (see [`idempotency`]).
     pub(crate) ids: idempotency::IdKey,
+    /// A district office's outbox: when set, writes go there (`docs/district-offices.md`).
+    pub(crate) office: Option<crate::office::OfficeWrites>,
 }
 
 /// The caller's W3C trace context, if it sent a valid one. An invalid header is ignored, as the
@@ -157,6 +159,11 @@ impl Gateway {
             idempotency_key: input.idempotency_key,
             caller_trace: caller.clone(),
         };
+        if let Some(office) = &self.office
+            && office.must_queue(write.case_id).await?
+        {
+            return self.write_at_office(office, write).await;
+        }
         let span_name = format!("AgencyGateway/{}", write.command.action.name());
         // The span starts once the case's tip is known, so that it can be a child of the
         // case's trace (the caller's span, or the case's last event).
@@ -177,10 +184,22 @@ impl Gateway {
             span.as_ref()
                 .and_then(|s| telemetry::trace_context(s.span_context(), tracestate))
         };
-        let written = self
+        let written = match self
             .log
             .execute_traced(&write, &self.registry, &mut own_span)
-            .await?;
+            .await
+        {
+            Ok(written) => written,
+            Err(error) => match &self.office {
+                Some(office) if crate::office::out_of_reach(&error) => {
+                    return self.write_at_office(office, write).await;
+                }
+                _ => return Err(error.into()),
+            },
+        };
+        if let Some(office) = &self.office {
+            office.remember(&written).await?;
+        }
         if written.duplicate && !idempotency::same_request(&written.event, &write.command) {
             return Err(AdapterError::KeyReused {
                 key: write.idempotency_key,
@@ -207,8 +226,43 @@ impl Gateway {
             case_version: written.event.version,
             stream_sequence: written.sequence,
             occurred_at: Some(timestamp(written.event.occurred_at)),
+            awaiting_link: false,
         };
         Ok((receipt, written.prepared.trace))
+    }
+
+    /// [`Self::write_traced`] at a district office: into its outbox, receipt `awaiting_link`.
+    async fn write_at_office(
+        &self,
+        office: &crate::office::OfficeWrites,
+        write: WriteRequest,
+    ) -> Result<(v1::Receipt, TraceContext), AdapterError> {
+        let written = office.write(&self.log, &write, &self.registry).await?;
+        let event = &written.stored.event;
+        if written.duplicate && !idempotency::same_request(event, &write.command) {
+            return Err(AdapterError::KeyReused {
+                key: write.idempotency_key,
+                case_id: write.case_id.to_string(),
+                existing: format!("a {} event by {}", event.body.kind(), event.from),
+            });
+        }
+        let envelope = &written.stored.envelope;
+        let trace = TraceContext {
+            trace_id: envelope.trace_id.clone(),
+            span_id: envelope.span_id.clone(),
+            sampled: true,
+            tracestate: None,
+        };
+        let receipt = v1::Receipt {
+            event_id: event.event_id.to_string(),
+            case_id: write.case_id.to_string(),
+            trace_id: envelope.trace_id.clone(),
+            case_version: event.version,
+            stream_sequence: 0,
+            occurred_at: Some(timestamp(event.occurred_at)),
+            awaiting_link: true,
+        };
+        Ok((receipt, trace))
     }
 
     /// Tells every agency whose open task the resolution of `case_id` closed, once each: one
@@ -340,6 +394,11 @@ impl AgencyGateway for Gateway {
         let response = self.write("ResolveCase", request).await?;
         let receipt = response.get_ref();
         let case_id = requests::case_id(&receipt.case_id)?;
+        // An office's resolution waits in its outbox; it is taken only when no other agency
+        // holds an open task, so no notice is owed (docs/district-offices.md).
+        if receipt.awaiting_link {
+            return Ok(response);
+        }
         // A retry (same key) comes back here as a duplicate and writes what is still missing.
         self.notify_closed_tasks(case_id, receipt.stream_sequence)
             .await?;

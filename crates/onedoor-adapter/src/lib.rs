@@ -33,6 +33,7 @@ pub mod idempotency;
 pub mod inbox;
 mod item;
 pub mod metrics;
+pub(crate) mod office;
 pub mod redeliver;
 pub mod requests;
 pub mod server;

@@ -65,6 +65,9 @@ pub struct AdapterConfig {
     /// How cases are read: through the case reader (production, where the agency's NATS user
     /// may not read the stream) or directly (a development NATS without users).
     pub reads: CaseReads,
+    /// A district office's own nats-server (`nats://127.0.0.1:…`): writes go to its outbox
+    /// and a forwarder delivers them to the national stream (`docs/district-offices.md`).
+    pub office_node: Option<String>,
 }
 
 /// Where an adapter reads cases from (`docs/jetstream.md` §15).
@@ -98,6 +101,7 @@ impl AdapterConfig {
             webhook: None,
             http: Some(onedoor_http::HttpSettings::new(MAX_MESSAGE_BYTES)),
             reads: CaseReads::Stream,
+            office_node: None,
         }
     }
 
@@ -198,7 +202,22 @@ pub async fn run(
         shutdown.await;
         let _ = stopping.send(true);
     };
+    let office = match &config.office_node {
+        Some(url) => Some(
+            crate::office::OfficeWrites::start(
+                &config.agency,
+                url,
+                config.signer.clone(),
+                &jetstream,
+                stopping_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let (office, forwarder) = office.unzip();
     let gateway = Gateway {
+        office,
         agency: config.agency.clone(),
         registry: config.registry.clone(),
         inbox: InboxService::new(
@@ -235,6 +254,9 @@ pub async fn run(
     let served = serve(router, listener, json_tls, shutdown).await;
     if let Some(webhook) = webhook {
         webhook.abort();
+    }
+    if let Some(forwarder) = forwarder {
+        forwarder.abort();
     }
     stuck.shutdown().await;
     follower.abort();

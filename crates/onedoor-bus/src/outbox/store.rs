@@ -240,6 +240,31 @@ impl Outbox {
             .collect()
     }
 
+    /// Whether events of `case_id` wait in the outbox (a new write must then follow them).
+    pub async fn has_pending(&self, case_id: CaseId) -> Result<bool, BusError> {
+        Ok(!self.pending(case_id).await?.is_empty())
+    }
+
+    /// Keeps an event the office wrote straight to the national stream (at `sequence`), so
+    /// that the office knows it if the link goes down.
+    pub async fn remember_delivered(&self, stored: &StoredEvent) -> Result<(), BusError> {
+        let event = &stored.event;
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MSG_ID, event.event_id.to_string());
+        headers.insert(NATIONAL_SEQUENCE_HEADER, stored.sequence.to_string());
+        self.js
+            .publish_with_headers(
+                delivered_subject(&event.case_id)?,
+                headers,
+                stored.payload.clone(),
+            )
+            .await
+            .map_err(|e| BusError::nats("keeping a delivered event", &e))?
+            .await
+            .map_err(|e| BusError::nats("keeping a delivered event", &e))?;
+        Ok(())
+    }
+
     /// The case's events this office delivered, in national order.
     pub async fn delivered(&self, case_id: CaseId) -> Result<Vec<StoredEvent>, BusError> {
         all_on(&self.delivered, &delivered_subject(&case_id)?)
@@ -335,6 +360,15 @@ impl Outbox {
             .filter(|e| !delivered.contains(&e.stored.event.event_id))
             .collect();
         let national = national.as_slice();
+        if national.is_empty()
+            && pending.is_empty()
+            && !matches!(request.command.action, onedoor_case::Action::Open { .. })
+        {
+            return Err(BusError::NeedsLink {
+                case_id: request.case_id.to_string(),
+                why: "this office holds no record of the case".to_owned(),
+            });
+        }
         self.check_no_other_holder(request.case_id, national)?;
         let base = match pending.last() {
             Some(entry) => Base::After(entry.stored.event.event_id),

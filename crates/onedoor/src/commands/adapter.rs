@@ -101,6 +101,11 @@ pub struct AdapterArgs {
     /// development NATS without users.
     #[arg(long, env = "ONEDOOR_CASE_READS", value_enum)]
     pub case_reads: Option<CaseReadsArg>,
+    /// A district office's own nats-server (e.g. `nats://127.0.0.1:4222`, from
+    /// `deploy/nats/district-office.conf`): writes the capital cannot take now go to its outbox
+    /// and a forwarder delivers them when the link allows (docs/district-offices.md).
+    #[arg(long, env = "ONEDOOR_OFFICE_NODE")]
+    pub office_node: Option<String>,
     /// Runtime worker threads (default: one per core). One thread wakes other threads less:
     /// `onedoor bench --rate 1000 --adapter-threads 1` on 2 cores measured about a fifth less
     /// adapter CPU than two, and a worse p99 while other processes competed for the cores.
@@ -190,6 +195,7 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
     if args.no_json {
         config.http = None;
     }
+    config.office_node = args.office_node.clone();
     config.reads = match args.case_reads {
         None | Some(CaseReadsArg::Reader) => onedoor_adapter::CaseReads::Reader,
         Some(CaseReadsArg::Stream) => onedoor_adapter::CaseReads::Stream,

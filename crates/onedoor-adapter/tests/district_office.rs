@@ -1,0 +1,85 @@
+//! A district office's adapter on a weak link: with the link up it writes to the national
+//! stream as any adapter; with the link cut it keeps taking opens and hand-offs into the
+//! office's outbox (receipts say `awaiting_link`), refuses a step another agency may have
+//! raced (UNAVAILABLE), and everything reaches the national stream once the link is back.
+
+use std::time::Duration;
+
+use onedoor_bus::CaseLog;
+use onedoor_case::CaseId;
+use onedoor_natsauth::Identity;
+use onedoor_testkit::adapter::RunningAdapter;
+use onedoor_testkit::{DEADLINE, District, FRONT, TestAgency, eventually, registry_with_keys};
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::Result<()> {
+    let district = District::start().await?;
+    let (registry, mut signers) = registry_with_keys();
+    let mut config = district
+        .hub
+        .adapter_config(FRONT, registry, signers.remove(FRONT))?;
+    config.nats.urls = vec![format!("nats://{}", district.link.addr())];
+    config.nats_timeout = Duration::from_secs(2);
+    config.office_node = Some(district.office_node.url());
+    let adapter = RunningAdapter::start(config).await?;
+    let mut front = adapter.agency(FRONT).await?;
+
+    // Link up: written nationally, as any adapter does.
+    let online = eventually("the office's adapter serves", DEADLINE, || {
+        let mut front = TestAgency {
+            code: FRONT.to_owned(),
+            client: front.client.clone(),
+        };
+        async move { Ok(front.open_case("enterprise-registration").await.ok()) }
+    })
+    .await?;
+    assert!(!online.awaiting_link);
+    assert!(online.stream_sequence > 0);
+    let raced = front.open_case("enterprise-registration").await?;
+    front.hand_off(&raced.case_id, "MOIC").await?;
+
+    district.link.cut();
+    let opened = front.open_case("enterprise-registration").await?;
+    assert!(opened.awaiting_link, "{opened:?}");
+    assert_eq!(opened.stream_sequence, 0);
+    let handed = front.hand_off(&opened.case_id, "MOIC").await?;
+    assert!(handed.awaiting_link);
+    assert_eq!(handed.case_version, 2);
+    // A case opened while the link was up is known to the office: it may hand it off.
+    let later = front.hand_off(&online.case_id, "MOF").await?;
+    assert!(later.awaiting_link);
+    // MOIC holds a task on this one and may have acted: not without the link.
+    let refused = front
+        .hand_off(&raced.case_id, "MOF")
+        .await
+        .expect_err("refused while cut");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("needs the link"), "{refused:?}");
+
+    district.link.restore();
+    let auditor = district.hub.connect(&Identity::Auditor).await?;
+    let national = CaseLog::open(auditor.js.clone()).await?;
+    for (case, events) in [
+        (&opened.case_id, 2),
+        (&online.case_id, 2),
+        (&raced.case_id, 2),
+    ] {
+        let case_id = CaseId::parse(case)?;
+        eventually(
+            "the office's events reached the capital",
+            DEADLINE,
+            || async {
+                let found = national.load(case_id).await?.len();
+                Ok((found == events)
+                    .then_some(())
+                    .ok_or(format!("{found} of {events} events")))
+            },
+        )
+        .await?;
+    }
+    let history = national.load(CaseId::parse(&opened.case_id)?).await?;
+    assert_eq!(history[1].event.event_id.to_string(), handed.event_id);
+    adapter.stop().await;
+    Ok(())
+}
