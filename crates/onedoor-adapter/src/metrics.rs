@@ -10,6 +10,10 @@ pub const INBOX_ACKED: &str = "onedoor_inbox_acked_total";
 pub const INBOX_IN_FLIGHT: &str = "onedoor_inbox_in_flight";
 pub const QUARANTINED: &str = "onedoor_quarantined_events_total";
 pub const WEBHOOK_POSTS: &str = "onedoor_webhook_posts_total";
+pub const OUTBOX_PENDING: &str = "onedoor_outbox_pending";
+pub const OUTBOX_DELIVERED: &str = "onedoor_outbox_delivered_total";
+pub const OUTBOX_CONFLICTS: &str = "onedoor_outbox_conflicts_total";
+pub const CAPITAL_CONNECTED: &str = "onedoor_office_capital_connected";
 
 /// Registers descriptions with whatever recorder is installed (a no-op without one).
 pub fn describe() {
@@ -36,6 +40,22 @@ pub fn describe() {
     metrics::describe_counter!(
         WEBHOOK_POSTS,
         "inbox items POSTed to the agency's webhook, by agency and outcome (delivered, failed, stuck)"
+    );
+    metrics::describe_gauge!(
+        OUTBOX_PENDING,
+        "a district office's events waiting in its outbox for the link, by agency"
+    );
+    metrics::describe_counter!(
+        OUTBOX_DELIVERED,
+        "a district office's outbox events the national stream acknowledged, by agency"
+    );
+    metrics::describe_counter!(
+        OUTBOX_CONFLICTS,
+        "a district office's outbox events refused because the case changed nationally (kept for staff), by agency"
+    );
+    metrics::describe_gauge!(
+        CAPITAL_CONNECTED,
+        "1 while a district office's adapter is connected to the capital, else 0, by agency"
     );
     metrics::describe_gauge!(
         INBOX_IN_FLIGHT,

@@ -1,9 +1,14 @@
-//! A district office's writes on a weak link (`docs/district-offices.md`): every write goes to
-//! the office's outbox on its own nats-server, decided on what the office knows of the case, and
-//! a forwarder task delivers the outbox to the national stream.
+//! A district office's writes on a weak link (`docs/district-offices.md`): a write the capital
+//! cannot take now goes to the office's outbox on its own nats-server, decided on what the
+//! office knows of the case; a forwarder task delivers the outbox to the national stream; the
+//! outbox's metrics (`onedoor_outbox_*`, `onedoor_office_capital_connected`) are kept current.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use async_nats::jetstream;
-use onedoor_bus::outbox::{Forwarder, Outbox, OutboxWritten};
+use onedoor_bus::outbox::{Forwarder, ForwarderStats, Outbox, OutboxWritten};
 use onedoor_bus::{BusError, CaseLog, NatsErrorKind, Signer, StoredEvent, WriteRequest, Written};
 use onedoor_case::{AgencyCode, CaseId, Registry};
 use prost::Message as _;
@@ -11,6 +16,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::AdapterError;
+use crate::metrics as m;
+
+/// How often the outbox metrics are brought up to date.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// The office's outbox and its connection to the capital.
 #[derive(Clone)]
@@ -38,16 +47,59 @@ impl OfficeWrites {
             outbox = outbox.with_signer(signer);
         }
         let forwarder = Forwarder::new(local, national.clone(), agency.clone()).await?;
-        let task = tokio::spawn(async move {
-            if let Err(error) = forwarder.run(stopping).await {
-                tracing::error!(%error, "the office's forwarder stopped");
-            }
-        });
+        let stats = forwarder.stats();
         let writes = OfficeWrites {
             outbox,
             national: national.client(),
         };
+        let watched = writes.clone();
+        let agency = agency.to_string();
+        let task = tokio::spawn(async move {
+            let report = watched.report(agency, stats, stopping.clone());
+            tokio::select! {
+                result = forwarder.run(stopping) => if let Err(error) = result {
+                    tracing::error!(%error, "the office's forwarder stopped");
+                },
+                () = report => {}
+            }
+        });
         Ok((writes, task))
+    }
+
+    /// Keeps the outbox metrics current (every [`REPORT_EVERY`]) until `stopping`.
+    async fn report(
+        &self,
+        agency: String,
+        stats: Arc<ForwarderStats>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        let mut reported = (0, 0);
+        let mut tick = tokio::time::interval(REPORT_EVERY);
+        while !*stopping.borrow() {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopping.changed() => {}
+            }
+            let connected =
+                self.national.connection_state() == async_nats::connection::State::Connected;
+            metrics::gauge!(m::CAPITAL_CONNECTED, "agency" => agency.clone()).set(if connected {
+                1.0
+            } else {
+                0.0
+            });
+            if let Ok(pending) = self.outbox.pending_count().await {
+                metrics::gauge!(m::OUTBOX_PENDING, "agency" => agency.clone()).set(pending as f64);
+            }
+            let now = (
+                stats.delivered.load(Ordering::Relaxed),
+                stats.conflicts.load(Ordering::Relaxed),
+            );
+            metrics::counter!(m::OUTBOX_DELIVERED, "agency" => agency.clone())
+                .increment(now.0 - reported.0);
+            metrics::counter!(m::OUTBOX_CONFLICTS, "agency" => agency.clone())
+                .increment(now.1 - reported.1);
+            reported = now;
+        }
     }
 
     /// Whether a write on `case_id` must go to the outbox: the capital is out of reach, or
