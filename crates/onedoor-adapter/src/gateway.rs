@@ -128,6 +128,29 @@ impl Gateway {
         result
     }
 
+    /// The command this agency's call asks for, with the case and event ids its idempotency
+    /// key derives (so a retried call names the same event).
+    fn write_request(&self, input: WriteInput, caller: Option<TraceContext>) -> WriteRequest {
+        let case_id = input.case_id.unwrap_or_else(|| {
+            self.ids
+                .case_id_for_open(&self.agency, &input.idempotency_key)
+        });
+        WriteRequest {
+            case_id,
+            event_id: self
+                .ids
+                .event_id(&self.agency, &input.idempotency_key, case_id),
+            command: Command {
+                agency: self.agency.clone(),
+                actor: input.actor,
+                at: (self.clock)(),
+                action: input.action,
+            },
+            idempotency_key: input.idempotency_key,
+            caller_trace: caller,
+        }
+    }
+
     async fn write_traced<R>(
         &self,
         request: R,
@@ -138,27 +161,9 @@ impl Gateway {
     where
         R: TryInto<WriteInput, Error = AdapterError>,
     {
-        let input: WriteInput = request.try_into()?;
-        let case_id = input.case_id.unwrap_or_else(|| {
-            self.ids
-                .case_id_for_open(&self.agency, &input.idempotency_key)
-        });
+        let write = self.write_request(request.try_into()?, caller.clone());
+        let case_id = write.case_id;
         tracing::Span::current().record("case_id", tracing::field::display(case_id));
-        let command = Command {
-            agency: self.agency.clone(),
-            actor: input.actor,
-            at: (self.clock)(),
-            action: input.action,
-        };
-        let write = WriteRequest {
-            case_id,
-            event_id: self
-                .ids
-                .event_id(&self.agency, &input.idempotency_key, case_id),
-            command,
-            idempotency_key: input.idempotency_key,
-            caller_trace: caller.clone(),
-        };
         if let Some(office) = &self.office
             && office.must_queue(write.case_id).await?
         {

@@ -155,6 +155,47 @@ fn log_event(event: async_nats::Event) {
     }
 }
 
+/// Whether NATS answers: an agency confined to its own cases probes its own inbox consumer,
+/// since it may not ask for the stream's info.
+fn watch_liveness(
+    config: &AdapterConfig,
+    client: async_nats::Client,
+) -> Result<Liveness, AdapterError> {
+    Ok(match config.reads {
+        CaseReads::Stream => Liveness::watch(client, config.liveness, "adapter"),
+        CaseReads::Reader => {
+            let consumer = onedoor_bus::subjects::inbox_consumer(config.agency.as_str())?;
+            Liveness::watch_inbox(client, config.liveness, "adapter", consumer)
+        }
+    })
+}
+
+/// A district office's outbox writes and their forwarder, when the adapter has an office node.
+async fn start_office(
+    config: &AdapterConfig,
+    jetstream: &async_nats::jetstream::Context,
+    stopping: &watch::Receiver<bool>,
+) -> Result<
+    (
+        Option<crate::office::OfficeWrites>,
+        Option<tokio::task::JoinHandle<()>>,
+    ),
+    AdapterError,
+> {
+    let Some(url) = &config.office_node else {
+        return Ok((None, None));
+    };
+    let (writes, forwarder) = crate::office::OfficeWrites::start(
+        &config.agency,
+        url,
+        config.signer.clone(),
+        jetstream,
+        stopping.clone(),
+    )
+    .await?;
+    Ok((Some(writes), Some(forwarder)))
+}
+
 /// Serves `AgencyGateway` (plus health and reflection) on `listener` until `shutdown` resolves;
 /// then stops taking calls and lets in-flight ones finish.
 pub async fn run(
@@ -186,13 +227,7 @@ pub async fn run(
     // is recorded for staff while the adapter runs.
     onedoor_bus::ensure_inbox(&jetstream, &config.agency, &config.inbox).await?;
     let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency, log.clone()).await?;
-    let liveness = match config.reads {
-        CaseReads::Stream => Liveness::watch(client, config.liveness, "adapter"),
-        CaseReads::Reader => {
-            let consumer = onedoor_bus::subjects::inbox_consumer(config.agency.as_str())?;
-            Liveness::watch_inbox(client, config.liveness, "adapter", consumer)
-        }
-    };
+    let liveness = watch_liveness(&config, client)?;
     let follower = tokio::spawn(health::follow_nats(health, liveness.answering()));
 
     // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
@@ -202,20 +237,7 @@ pub async fn run(
         shutdown.await;
         let _ = stopping.send(true);
     };
-    let office = match &config.office_node {
-        Some(url) => Some(
-            crate::office::OfficeWrites::start(
-                &config.agency,
-                url,
-                config.signer.clone(),
-                &jetstream,
-                stopping_rx.clone(),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let (office, forwarder) = office.unzip();
+    let (office, forwarder) = start_office(&config, &jetstream, &stopping_rx).await?;
     let gateway = Gateway {
         office,
         agency: config.agency.clone(),

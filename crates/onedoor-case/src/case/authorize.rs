@@ -88,29 +88,39 @@ pub fn authorize(case: &CaseState, event: &CaseEvent) -> Result<(), Refusal> {
             registry_version,
             due_at,
             ..
-        } => {
-            let task = holder(case, me, "transfer")?;
-            let to = event.to.as_ref().ok_or(Refusal::NoReceiver { case_id })?;
-            if to == me {
-                return Err(Refusal::HandOffToSelf { agency: me.clone() });
-            }
-            if registry_version.is_empty() {
-                return Err(Refusal::Empty {
-                    field: "registry_version",
-                });
-            }
-            let why = if event.causation != Some(task.handoff_event) {
-                Some("its causation_id is not the event that gave the task to its holder")
-            } else if *due_at != task.due_at {
-                Some("its due_at is not the task's")
-            } else {
-                None
-            };
-            match why {
-                Some(why) => Err(Refusal::TransferMismatch { case_id, why }),
-                None => Ok(()),
-            }
-        }
+        } => transfer(case, event, registry_version, *due_at),
+    }
+}
+
+/// The case's half of a transfer's checks (the registry's is `authorize_transfer`): the writer
+/// holds a task, names someone else, and carries that task's hand-off and due time unchanged.
+fn transfer(
+    case: &CaseState,
+    event: &CaseEvent,
+    registry_version: &str,
+    due_at: OffsetDateTime,
+) -> Result<(), Refusal> {
+    let (me, case_id) = (&event.from, case.case_id);
+    let task = holder(case, me, "transfer")?;
+    let to = event.to.as_ref().ok_or(Refusal::NoReceiver { case_id })?;
+    if to == me {
+        return Err(Refusal::HandOffToSelf { agency: me.clone() });
+    }
+    if registry_version.is_empty() {
+        return Err(Refusal::Empty {
+            field: "registry_version",
+        });
+    }
+    let why = if event.causation != Some(task.handoff_event) {
+        Some("its causation_id is not the event that gave the task to its holder")
+    } else if due_at != task.due_at {
+        Some("its due_at is not the task's")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Refusal::TransferMismatch { case_id, why }),
+        None => Ok(()),
     }
 }
 
