@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -216,19 +216,44 @@ async fn a_flapping_link_under_load_loses_and_doubles_nothing() -> anyhow::Resul
     let (office, _) = Office::start(&district).await?;
     let operator = district.hub.operator_js().await?;
 
-    // Bounded: five cuts of 2.5 s (longer than a publish's 2 s timeout, so tries fail and
-    // are retried; shorter cuts are absorbed by the client's reconnect buffer) with 1 s up
-    // between them (the fault schedule), while the office opens a case every 25 ms and hands
-    // every other one off.
+    // Bounded: five cuts while the office opens a case every 25 ms and hands every other one
+    // off. Each cut lasts until the forwarder has failed a try and counted a retry (a cut the
+    // client's reconnect buffer absorbs tests nothing), and the link then stays up until the
+    // forwarder has delivered again: the flaps follow the forwarder, not a clock.
     let flapping = AtomicBool::new(true);
+    let stats = office.stats.clone();
     let flaps = async {
-        for _ in 0..5 {
-            tokio::time::sleep(Duration::from_millis(1000)).await;
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        for flap in 0..5 {
+            let delivered = count(&stats.delivered);
+            eventually(
+                &format!("flap {flap}: a delivery with the link up"),
+                DEADLINE,
+                || async {
+                    let now = count(&stats.delivered);
+                    Ok((now > delivered)
+                        .then_some(())
+                        .ok_or(format!("{now} delivered")))
+                },
+            )
+            .await?;
             district.link.cut();
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            let retries = count(&stats.retries);
+            eventually(
+                &format!("flap {flap}: a retry while cut"),
+                DEADLINE,
+                || async {
+                    let now = count(&stats.retries);
+                    Ok((now > retries)
+                        .then_some(())
+                        .ok_or(format!("{now} retries")))
+                },
+            )
+            .await?;
             district.link.restore();
         }
         flapping.store(false, Ordering::SeqCst);
+        anyhow::Ok(())
     };
     let writes = async {
         let mut cases = Vec::new();
@@ -243,7 +268,8 @@ async fn a_flapping_link_under_load_loses_and_doubles_nothing() -> anyhow::Resul
         }
         anyhow::Ok(cases)
     };
-    let ((), cases) = tokio::join!(flaps, writes);
+    let (flapped, cases) = tokio::join!(flaps, writes);
+    flapped?;
     let cases = cases?;
     office.drained(DEADLINE).await?;
     check_national(&district, &office.registry, &cases).await?;
