@@ -71,6 +71,16 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432
     for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
 fi
 
+# curl: tests/up_workers.rs calls the JSON face with it, as docs/http-json.md shows.
+if ! command -v curl >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing curl (Debian package)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    else
+        echo "setup: curl is missing and cannot be installed here; tests/up_workers.rs will fail" >&2
+    fi
+fi
+
 # Headless Chromium and its WebDriver, for the staff web page tests (crates/onedoor-web/
 # tests/web). Debian's packages, installed only when missing: apt-get update runs at most once.
 if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then

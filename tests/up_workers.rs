@@ -1,5 +1,6 @@
 //! The reference workers of `examples/` against `onedoor up`, as a ministry developer runs them
-//! from `endpoints.json`: the HTTP/JSON worker (Python `requests`) opens a case and hands it
+//! from `endpoints.json`: `curl` opens a case and hands it off through the JSON face; the
+//! HTTP/JSON worker (Python `requests`) opens a case and hands it
 //! off through the JSON face, reads the ministry's inbox as Server-Sent Events and acknowledges;
 //! the Python and Node gRPC workers take tasks over TLS with the development CA; agencies
 //! configured with `--webhooks` get their items POSTed to the reference webhook receiver, and an
@@ -40,6 +41,71 @@ async fn json_worker(data_dir: &Path) -> anyhow::Result<serde_json::Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// One call of an adapter's JSON face with `curl`, as `docs/http-json.md` shows it: the
+/// response body, which must be JSON.
+async fn curl(
+    endpoints: &serde_json::Value,
+    agency: &str,
+    method: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let entry = &endpoints["agencies"][agency];
+    let base = entry["json"].as_str().unwrap_or_default();
+    let token = entry["token"].as_str().unwrap_or_default();
+    let mut call = tokio::process::Command::new("curl");
+    call.args(["-sS", "--fail-with-body", "--max-time", "20"])
+        .arg(format!("{base}/v1/{method}"))
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-d", &body.to_string()])
+        .kill_on_drop(true);
+    if let Some(ca) = endpoints["tls_ca_cert"].as_str() {
+        call.args(["--cacert", ca]);
+    }
+    let out = call.output().await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "curl {method} as {agency}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// `curl` with the front office's token opens a case and hands it to MOIC through the JSON
+/// face; MOIC's inbox receives the hand-off.
+async fn curl_opens_and_hands_off(endpoints: &serde_json::Value) -> anyhow::Result<()> {
+    let front = "ODSC-VTE-SAYSETTHA";
+    let opened = curl(
+        endpoints,
+        front,
+        "OpenCase",
+        serde_json::json!({"service": "enterprise-registration", "citizenRef": "R-curl",
+            "summary": "opened with curl", "idempotencyKey": "curl-open"}),
+    )
+    .await?;
+    let case_id = opened["caseId"].as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(!case_id.is_empty(), "OpenCase answered {opened}");
+    let handed = curl(
+        endpoints,
+        front,
+        "HandOff",
+        serde_json::json!({"caseId": case_id, "toAgency": "MOIC",
+            "instructions": "check the name", "idempotencyKey": "curl-hand"}),
+    )
+    .await?;
+    let mut moic = Agency::connect(endpoints, "MOIC").await;
+    let mut inbox = moic.inbox().await;
+    let item = moic.receive(&mut inbox, &case_id).await;
+    let event = item.event.unwrap_or_default();
+    assert_eq!(
+        event.event_id,
+        handed["eventId"].as_str().unwrap_or_default()
+    );
+    assert_eq!(item.citizen_ref, "R-curl");
+    Ok(())
 }
 
 /// A case the front office opens over gRPC and hands to `to`, whose `language` worker (over
@@ -83,6 +149,7 @@ async fn reference_workers_hand_off_and_ack_through_up() -> anyhow::Result<()> {
     let mut up = spawn_up(dir.path(), &[]);
     let endpoints = wait_for_endpoints(&mut up, dir.path());
 
+    curl_opens_and_hands_off(&endpoints).await?;
     let summary = json_worker(dir.path()).await?;
     assert_eq!(
         summary["status"], "CASE_STATUS_AT_FRONT_OFFICE",
