@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use onedoor_bus::office_status::{OfficeStatus, office_status_subject};
 use onedoor_bus::outbox::{Forwarder, ForwarderStats, Outbox, OutboxWritten};
 use onedoor_bus::{BusError, CaseLog, NatsErrorKind, Signer, StoredEvent, WriteRequest, Written};
 use onedoor_case::{AgencyCode, CaseId, Registry};
@@ -18,7 +19,8 @@ use tokio::task::JoinHandle;
 use crate::error::AdapterError;
 use crate::metrics as m;
 
-/// How often the outbox metrics are brought up to date.
+/// How often the outbox metrics are brought up to date and the office's status is sent to
+/// the capital (the tracker's silence bound is a few of these).
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// The office's outbox and its connection to the capital.
@@ -87,18 +89,46 @@ impl OfficeWrites {
             } else {
                 0.0
             });
-            if let Ok(pending) = self.outbox.pending_count().await {
-                metrics::gauge!(m::OUTBOX_PENDING, "agency" => agency.clone()).set(pending as f64);
-            }
             let now = (
                 stats.delivered.load(Ordering::Relaxed),
                 stats.conflicts.load(Ordering::Relaxed),
             );
+            if let Ok((pending, oldest_pending)) = self.outbox.pending_summary().await {
+                metrics::gauge!(m::OUTBOX_PENDING, "agency" => agency.clone()).set(pending as f64);
+                if connected {
+                    let status = OfficeStatus {
+                        pending,
+                        oldest_pending,
+                        conflicts: now.1,
+                        sent_at: time::OffsetDateTime::now_utc(),
+                    };
+                    self.send_status(&agency, &status).await;
+                }
+            }
             metrics::counter!(m::OUTBOX_DELIVERED, "agency" => agency.clone())
                 .increment(now.0 - reported.0);
             metrics::counter!(m::OUTBOX_CONFLICTS, "agency" => agency.clone())
                 .increment(now.1 - reported.1);
             reported = now;
+        }
+    }
+
+    /// Tells the national tracker the office is connected and what waits in its outbox. A
+    /// status lost with the link is not retried: silence is what the tracker watches for.
+    async fn send_status(&self, agency: &str, status: &OfficeStatus) {
+        let body = match serde_json::to_vec(status) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(%error, "cannot encode the office's status");
+                return;
+            }
+        };
+        if let Err(error) = self
+            .national
+            .publish(office_status_subject(agency), body.into())
+            .await
+        {
+            tracing::debug!(%error, "the office's status was not sent");
         }
     }
 

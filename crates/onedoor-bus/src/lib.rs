@@ -41,6 +41,7 @@ pub mod drift;
 pub mod error;
 pub mod inbox;
 pub mod nats_error;
+pub mod office_status;
 pub mod outbox;
 pub mod own_stuck;
 pub mod read;

@@ -19,6 +19,8 @@
 //! | subscribe `_INBOX_<SELF>.>` | every reply: publish acks, API answers, pulled messages |
 //! | tracker, auditor, reader: `$JS.API.STREAM.INFO.ONEDOOR`, `$JS.API.DIRECT.GET.ONEDOOR[.>]`, `$JS.API.STREAM.MSG.GET.ONEDOOR` | reading any case (`CaseLog::open`, `CaseLog::load`, the leader's answer on a replicated stream) |
 //! | reader: subscribe `onedoor.v1.read.*` (queue group), `allow_responses` | answering agencies' reads |
+//! | front offices (`for_identity_in`): `onedoor.v1.office.<SELF>.status` | the office adapter's heartbeat (`onedoor_bus::office_status`) |
+//! | tracker: subscribe `onedoor.v1.office.*.status` | which district offices are connected |
 //! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE}.ONEDOOR.tracker[.>]` | making its durable consumer again when found deleted; `tracker rebuild` deletes and remakes it |
 //! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE,INFO,MSG.NEXT}.ONEDOOR.tracker-rebuild[.>]` | `tracker rebuild`'s replay consumer |
 //!
@@ -34,11 +36,12 @@
 //! reply another identity sends (acks, flow control) is to a subject listed here, so granting
 //! "answer whatever you received" would only widen what a stolen credential can do.
 
+use onedoor_bus::office_status::{OFFICE_STATUS_SUBJECTS, office_status_subject};
 use onedoor_bus::subjects::{
     CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER, TRACKER_REBUILD_CONSUMER,
 };
 use onedoor_bus::{STREAM_NAME, STUCK_BUCKET};
-use onedoor_case::{AgencyCode, Ending, Registry};
+use onedoor_case::{AgencyCode, AgencyKind, Ending, Registry};
 
 use crate::identity::Identity;
 
@@ -71,13 +74,24 @@ impl Permissions {
         }
     }
 
-    /// [`Permissions::for_identity`] on a bus running `registry`: the operator may also
+    /// [`Permissions::for_identity`] on a bus running `registry`: a front office may also
+    /// publish its heartbeat for the national tracker (`onedoor.v1.office.<SELF>.status`,
+    /// `onedoor_bus::office_status`); the operator may also
     /// publish each `task_transferred` event the registry calls for, on the subject
     /// `onedoor.v1.case.*.<OLD>.<SUCCESSOR>` of every agency it ends with a successor, and on
     /// no other case subject. The blanket deny on case subjects is then left out for the
     /// operator (NATS lets a deny win over any allow); its allow list stays exact.
     pub fn for_identity_in(identity: &Identity, registry: &Registry) -> Option<Permissions> {
         let mut permissions = Self::for_identity(identity)?;
+        if let Identity::Agency(code) = identity
+            && registry
+                .agency(code)
+                .is_some_and(|a| a.kind == AgencyKind::FrontOffice)
+        {
+            permissions
+                .publish_allow
+                .push(office_status_subject(code.as_str()));
+        }
         if *identity == Identity::Operator {
             let transfers = transfer_subjects(registry);
             if !transfers.is_empty() {
@@ -235,7 +249,10 @@ fn tracker() -> Permissions {
     Permissions {
         publish_allow,
         publish_deny: no_events(),
-        subscribe_allow: vec![format!("{}.>", Identity::Tracker.inbox_prefix())],
+        subscribe_allow: vec![
+            format!("{}.>", Identity::Tracker.inbox_prefix()),
+            OFFICE_STATUS_SUBJECTS.to_owned(),
+        ],
         subscribe_deny: Vec::new(),
         allow_responses: false,
     }
@@ -274,6 +291,14 @@ fn reader() -> Permissions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shipped_registry() -> Registry {
+        Registry::load(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/registry/lao-2025.toml"),
+        )
+        .expect("shipped registry")
+    }
 
     fn mof() -> Identity {
         Identity::Agency(AgencyCode::parse("MOF").expect("code"))
@@ -351,11 +376,7 @@ mod tests {
 
     #[test]
     fn the_operator_may_publish_exactly_the_transfers_a_registry_calls_for() {
-        let registry = Registry::load(
-            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../deploy/registry/lao-2025.toml"),
-        )
-        .expect("shipped registry");
+        let registry = shipped_registry();
         let permissions =
             Permissions::for_identity_in(&Identity::Operator, &registry).expect("restricted");
         let cases: Vec<&String> = permissions
@@ -384,6 +405,31 @@ mod tests {
         assert_eq!(
             Permissions::for_identity_in(&Identity::Tracker, &registry),
             Permissions::for_identity(&Identity::Tracker)
+        );
+    }
+
+    #[test]
+    fn only_a_front_office_may_publish_its_status_and_only_the_tracker_reads_it() {
+        let registry = shipped_registry();
+        let office = Identity::Agency(AgencyCode::parse("ODSC-VTE-SAYSETTHA").expect("code"));
+        let statuses = |identity: &Identity| -> Vec<String> {
+            Permissions::for_identity_in(identity, &registry)
+                .expect("restricted")
+                .publish_allow
+                .into_iter()
+                .filter(|s| s.starts_with("onedoor.v1.office."))
+                .collect()
+        };
+        assert_eq!(
+            statuses(&office),
+            ["onedoor.v1.office.ODSC-VTE-SAYSETTHA.status"]
+        );
+        assert!(statuses(&mof()).is_empty());
+        let tracker = Permissions::for_identity(&Identity::Tracker).expect("restricted");
+        assert!(
+            tracker
+                .subscribe_allow
+                .contains(&"onedoor.v1.office.*.status".to_owned())
         );
     }
 

@@ -9,6 +9,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use onedoor_case::{AgencyCode, CaseId, CaseState, EventId, Registry};
 use prost::Message as _;
+use time::OffsetDateTime;
 
 use crate::audit::Signer;
 use crate::case_log::{NATS_MSG_ID, StoredEvent, decode_stored};
@@ -313,12 +314,18 @@ impl Outbox {
 
     /// How many events wait for the link, all cases together.
     pub async fn pending_count(&self) -> Result<u64, BusError> {
+        Ok(self.pending_summary().await?.0)
+    }
+
+    /// How many events wait for the link and when the oldest was stored (`None` with none).
+    pub async fn pending_summary(&self) -> Result<(u64, Option<OffsetDateTime>), BusError> {
         let mut stream = self.stream.clone();
         let info = stream
             .info()
             .await
             .map_err(|e| BusError::nats("reading the outbox's size", &e))?;
-        Ok(info.state.messages)
+        let waiting = info.state.messages;
+        Ok((waiting, (waiting > 0).then_some(info.state.first_timestamp)))
     }
 
     /// Decides `request` on what the office knows of the case ([`Outbox::known`]: `national`,
