@@ -34,6 +34,9 @@ pub fn built_in_registry() -> Result<Registry, TrackerError> {
     })
 }
 
+/// How long a district office may stay silent before it is shown disconnected.
+pub const DEFAULT_OFFICE_SILENCE: Duration = Duration::from_secs(15);
+
 #[derive(Clone)]
 pub struct TrackerConfig {
     /// Where the ONEDOOR stream is (every node of a cluster), as the `tracker` NATS identity
@@ -68,6 +71,9 @@ pub struct TrackerConfig {
     /// Who may call CaseTracker and what each caller sees. `None` leaves gRPC open to anyone
     /// who can reach it (in-process tests, loopback); `onedoor tracker` and `up` always set it.
     pub grpc_access: Option<GrpcAccess>,
+    /// A district office not heard from for this long is shown disconnected (its adapter
+    /// sends its status every 5 s: three missed in a row).
+    pub office_silence: Duration,
 }
 
 impl TrackerConfig {
@@ -120,6 +126,7 @@ impl TrackerConfig {
             verify_signatures: false,
             tls: None,
             grpc_access: None,
+            office_silence: DEFAULT_OFFICE_SILENCE,
         }
     }
 

@@ -15,6 +15,7 @@ use tokio::sync::{OnceCell, broadcast, watch};
 
 use crate::config::TrackerConfig;
 use crate::error::TrackerError;
+use crate::offices::{OfficeLink, OfficeWatch};
 use crate::projection::stopped;
 use crate::store::{
     CaseFilter, HeldStat, OverdueFilter, OverdueOrder, RejectedMessage, Store, TaskView,
@@ -49,6 +50,7 @@ struct Inner {
     moved: broadcast::Sender<String>,
     stop: watch::Receiver<bool>,
     store_health: StoreHealth,
+    offices: OfficeWatch,
     /// Connected on first use by [`TrackerHandle::stuck_deliveries`], so the rest works while
     /// NATS is down, and a NATS that comes back is picked up.
     nats: OnceCell<async_nats::jetstream::Context>,
@@ -61,6 +63,7 @@ impl TrackerHandle {
         moved: broadcast::Sender<String>,
         stop: watch::Receiver<bool>,
         store_health: StoreHealth,
+        offices: OfficeWatch,
     ) -> Self {
         TrackerHandle {
             inner: Arc::new(Inner {
@@ -69,9 +72,15 @@ impl TrackerHandle {
                 moved,
                 stop,
                 store_health,
+                offices,
                 nats: OnceCell::new(),
             }),
         }
+    }
+
+    /// The district offices heard since the tracker started, disconnected ones first.
+    pub fn offices(&self) -> Vec<OfficeLink> {
+        self.inner.offices.offices()
     }
 
     /// The tracker's registry: agency and service names, the working calendar.

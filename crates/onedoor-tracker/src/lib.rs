@@ -25,6 +25,8 @@
 //! - [`query`]: `ListCasesRequest` parsing and opaque page tokens.
 //! - [`grpc`]: the `CaseTracker` service (`GetCase`, `ListCases`, `WatchCase`); [`access`]:
 //!   who may call it (agencies by token or client certificate, a supervisor) and what each sees.
+//! - [`offices`]: [`OfficeWatch`], which district offices the capital hears from (their
+//!   status messages), for the supervisor's page and the office gauges.
 //! - [`stuck`]: stuck deliveries, read from the inbox's KV bucket `ONEDOOR_STUCK`.
 //! - [`clock`]: [`Clock`]; overdue is decided at query time, so tests set the time.
 //! - [`metrics`]: metric names (`metrics` facade), including the overdue-task gauge.
@@ -38,6 +40,7 @@ pub mod error;
 pub mod grpc;
 pub mod handle;
 pub mod metrics;
+pub mod offices;
 pub mod projection;
 pub mod query;
 pub mod store;
@@ -64,6 +67,7 @@ pub use config::{
 };
 pub use error::TrackerError;
 pub use handle::{CaseDetail, TrackerHandle};
+pub use offices::{OfficeLink, OfficeWatch};
 pub use projection::{Projection, RebuildReport, rebuild};
 pub use store::{Applied, Store};
 pub use store_health::{StoreHealth, StoreState};
@@ -123,6 +127,7 @@ impl Tracker {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (nats_up, nats_answering) = watch::channel(client.is_some());
 
+        let offices = OfficeWatch::new(config.office_silence);
         let projection = Projection::new(store.clone(), moved.clone());
         let store_health = projection.health();
         let mut tasks = vec![
@@ -131,6 +136,11 @@ impl Tracker {
                 config.clone(),
                 client,
                 nats_up,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(offices::run(
+                offices.clone(),
+                config.clone(),
                 stop_rx.clone(),
             )),
             tokio::spawn(refresh_overdue_gauges(
@@ -154,7 +164,8 @@ impl Tracker {
             .local_addr()
             .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
         tracing::info!(%address, database = %config.database, consumer = %config.consumer, tls = config.tls.is_some(), authenticated = config.grpc_access.is_some(), "tracker serving");
-        let handle = TrackerHandle::new(store.clone(), config, moved, stop_rx, store_health);
+        let handle =
+            TrackerHandle::new(store.clone(), config, moved, stop_rx, store_health, offices);
         let served = tokio::spawn(async move {
             router
                 // TCP_NODELAY: tonic ignores its own setting for a listener it is handed, and

@@ -23,7 +23,27 @@ pub const STORE_FAILURES: &str = "onedoor_tracker_store_failures_total";
 /// acknowledged then, and the stream holds what is not stored).
 pub const STORE_HEALTHY: &str = "onedoor_tracker_store_healthy";
 
+/// Gauge: district offices heard since the tracker started and silent for longer than the
+/// bound (`docs/district-offices.md`).
+pub const OFFICES_DISCONNECTED: &str = "onedoor_offices_disconnected";
+/// Gauge, label `office`: seconds since the tracker last heard the office's status.
+pub const OFFICE_SECONDS_SINCE_HEARD: &str = "onedoor_office_seconds_since_heard";
+/// Gauge, label `office`: events waiting in the office's outbox, as it last said.
+pub const OFFICE_OUTBOX_PENDING: &str = "onedoor_office_outbox_pending";
+
 pub fn describe() {
+    metrics::describe_gauge!(
+        OFFICES_DISCONNECTED,
+        "district offices not heard from within the silence bound"
+    );
+    metrics::describe_gauge!(
+        OFFICE_SECONDS_SINCE_HEARD,
+        "seconds since the tracker last heard a district office's status"
+    );
+    metrics::describe_gauge!(
+        OFFICE_OUTBOX_PENDING,
+        "events waiting in a district office's outbox, as the office last reported"
+    );
     metrics::describe_counter!(
         EVENTS_PROJECTED,
         "case events stored and folded into the tracker's views"
