@@ -563,6 +563,43 @@ messages! {
         en: "No finished tasks yet.",
         lo: "ຍັງບໍ່ມີວຽກທີ່ສຳເລັດ.",
     }
+    // District offices and their link to the capital, on the workload page.
+    OfficesTitle {
+        en: "District offices",
+        lo: "ສູນບໍລິການຂັ້ນເມືອງ",
+    }
+    OfficesIntro {
+        en: "Offices heard from since the tracker started. An office not heard from for a few seconds has lost its link to the capital: its clerks keep working, and their steps wait at the office until the link returns.",
+        lo: "ສູນບໍລິການທີ່ໄດ້ຮັບສັນຍານນັບແຕ່ລະບົບຕິດຕາມເລີ່ມເຮັດວຽກ. ສູນບໍລິການທີ່ບໍ່ມີສັນຍານສອງສາມວິນາທີ ແມ່ນຂາດການເຊື່ອມຕໍ່ກັບສູນກາງ: ພະນັກງານຍັງເຮັດວຽກໄດ້ ແລະ ຂັ້ນຕອນຂອງເຂົາເຈົ້າລໍຖ້າຢູ່ສູນບໍລິການ ຈົນກວ່າການເຊື່ອມຕໍ່ກັບຄືນມາ.",
+    }
+    NoOffices {
+        en: "No district office has reported yet.",
+        lo: "ຍັງບໍ່ມີສູນບໍລິການໃດລາຍງານເທື່ອ.",
+    }
+    OfficesDisconnected {
+        en: "Offices disconnected",
+        lo: "ສູນບໍລິການທີ່ຂາດການເຊື່ອມຕໍ່",
+    }
+    OfficeLink {
+        en: "Link to the capital",
+        lo: "ການເຊື່ອມຕໍ່ກັບສູນກາງ",
+    }
+    OfficeConnected {
+        en: "Connected",
+        lo: "ເຊື່ອມຕໍ່ຢູ່",
+    }
+    OfficeDisconnectedSince {
+        en: "Disconnected since",
+        lo: "ຂາດການເຊື່ອມຕໍ່ນັບແຕ່",
+    }
+    OfficeWaiting {
+        en: "Steps waiting for the link",
+        lo: "ຂັ້ນຕອນທີ່ລໍຖ້າການເຊື່ອມຕໍ່",
+    }
+    OfficeOldestWaiting {
+        en: "oldest from",
+        lo: "ເກົ່າສຸດແຕ່",
+    }
 
     // The case page's live updates.
     LiveOn {

@@ -28,6 +28,7 @@ use super::layout::{self, Chrome, Section};
 use super::{Names, WebState, timeline};
 
 mod lists;
+mod offices;
 
 pub use lists::{overdue, stuck};
 
@@ -653,7 +654,8 @@ fn event_detail(lang: Lang, body: &EventBody, offset: time::UtcOffset) -> Markup
     }
 }
 
-/// `GET /workload`: per agency, open tasks, overdue tasks, median time held per service.
+/// `GET /workload`: per agency, open tasks, overdue tasks, median time held per service; then
+/// the district offices and their link to the capital.
 pub async fn workload(
     State(state): State<WebState>,
     lang: Lang,
@@ -679,6 +681,7 @@ pub async fn workload(
         } @else {
             div.table-scroll { (workload_table(lang, &names, &load, &agencies)) }
         }
+        (offices::section(lang, &names, &tracker.offices(), offset(&state)))
     };
     Ok(Page(layout::page(
         &chrome(&state, lang, &viewer, &uri),
