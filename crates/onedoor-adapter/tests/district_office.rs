@@ -8,13 +8,19 @@ use std::time::Duration;
 use onedoor_bus::CaseLog;
 use onedoor_case::CaseId;
 use onedoor_natsauth::Identity;
+use onedoor_proto::v1;
 use onedoor_testkit::adapter::RunningAdapter;
-use onedoor_testkit::{DEADLINE, District, FRONT, TestAgency, eventually, registry_with_keys};
+use onedoor_testkit::{
+    DEADLINE, District, FRONT, NationalTracker, TestAgency, eventually, registry_with_keys,
+};
+use onedoor_tracker::OfficeLink;
 use tonic::Code;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::Result<()> {
-    let district = District::start().await?;
+/// The front office's adapter on `district`, writing through its outbox, and a client of it;
+/// with the first case it opened once it serves (link up).
+async fn office_adapter(
+    district: &District,
+) -> anyhow::Result<(RunningAdapter, TestAgency, v1::Receipt)> {
     let (registry, mut signers) = registry_with_keys();
     let mut config = district
         .hub
@@ -23,9 +29,7 @@ async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::R
     config.nats_timeout = Duration::from_secs(2);
     config.office_node = Some(district.office_node.url());
     let adapter = RunningAdapter::start(config).await?;
-    let mut front = adapter.agency(FRONT).await?;
-
-    // Link up: written nationally, as any adapter does.
+    let front = adapter.agency(FRONT).await?;
     let online = eventually("the office's adapter serves", DEADLINE, || {
         let mut front = TestAgency {
             code: FRONT.to_owned(),
@@ -34,6 +38,14 @@ async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::R
         async move { Ok(front.open_case("enterprise-registration").await.ok()) }
     })
     .await?;
+    Ok((adapter, front, online))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::Result<()> {
+    let district = District::start().await?;
+    // Link up: written nationally, as any adapter does.
+    let (adapter, mut front, online) = office_adapter(&district).await?;
     assert!(!online.awaiting_link);
     assert!(online.stream_sequence > 0);
     let raced = front.open_case("enterprise-registration").await?;
@@ -82,4 +94,58 @@ async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::R
     assert_eq!(history[1].event.event_id.to_string(), handed.event_id);
     adapter.stop().await;
     Ok(())
+}
+
+/// The office as the national tracker shows it, once `wanted` holds.
+async fn office_seen(
+    tracker: &NationalTracker,
+    what: &str,
+    wanted: impl Fn(&OfficeLink) -> bool,
+) -> anyhow::Result<OfficeLink> {
+    eventually(what, DEADLINE, || async {
+        let offices = tracker.handle.offices();
+        Ok(offices
+            .iter()
+            .find(|o| o.office == FRONT && wanted(o))
+            .cloned()
+            .ok_or(format!("{offices:?}")))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capital_shows_a_cut_office_disconnected_then_its_cases() -> anyhow::Result<()> {
+    let district = District::start().await?;
+    // Above the office's 5 s status interval, short enough for a test.
+    let tracker = district.national_tracker(Duration::from_secs(11)).await?;
+    let (adapter, mut front, _) = office_adapter(&district).await?;
+    let up = office_seen(&tracker, "the capital hears the office", |o| o.connected).await?;
+    assert_eq!(up.status.pending, 0, "{up:?}");
+
+    district.link.cut();
+    let cut_at = time::OffsetDateTime::now_utc();
+    let opened = front.open_case("enterprise-registration").await?;
+    assert!(opened.awaiting_link, "{opened:?}");
+    let down = office_seen(&tracker, "the office shows disconnected", |o| !o.connected).await?;
+    // Disconnected since it was last heard: before the cut, not when the bound ran out.
+    assert!(down.last_heard <= cut_at, "{down:?} cut at {cut_at}");
+    assert_eq!(tracker.handle.offices().len(), 1);
+
+    district.link.restore();
+    office_seen(&tracker, "the office shows connected again", |o| {
+        o.connected && o.last_heard > cut_at
+    })
+    .await?;
+    eventually(
+        "the office's case reaches the tracker",
+        DEADLINE,
+        || async { Ok(tracker.handle.case(&opened.case_id).await?) },
+    )
+    .await?;
+    office_seen(&tracker, "the office says nothing waits", |o| {
+        o.connected && o.status.pending == 0 && o.status.oldest_pending.is_none()
+    })
+    .await?;
+    adapter.stop().await;
+    tracker.stop().await
 }

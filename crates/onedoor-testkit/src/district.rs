@@ -1,18 +1,22 @@
 //! [`District`]: the capital (a secured, provisioned nats-server with the case reader) and one
 //! district office: its own nats-server in its own JetStream domain (the outbox), and the
-//! office's connection to the capital through a [`LinkProxy`] the test cuts and restores.
+//! office's connection to the capital through a [`LinkProxy`] the test cuts and restores;
+//! and the national tracker ([`NationalTracker`]), which watches which offices it hears from.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use onedoor_case::AgencyCode;
-use onedoor_natsauth::{Identity, connect_options, office_domain};
+use onedoor_natsauth::{ConnectSettings, Identity, connect_options, office_domain};
+use onedoor_tracker::{Tracker, TrackerConfig, TrackerHandle};
+use tokio::sync::oneshot;
 
 use crate::link_proxy::LinkProxy;
 use crate::registry::{FRONT, code};
 use crate::secured::SecuredBus;
 use crate::single::TestNats;
+use crate::tracker::TestDb;
 
 /// The capital, the link and the office's node.
 pub struct District {
@@ -65,5 +69,52 @@ impl District {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_secs(2));
         js
+    }
+}
+
+/// The national tracker on the capital's side of the link (SQLite), as the `tracker` NATS
+/// user; [`NationalTracker::handle`] reads what its page and gauges show.
+pub struct NationalTracker {
+    pub handle: TrackerHandle,
+    tracker: Tracker,
+    stop: oneshot::Sender<()>,
+    _db: TestDb,
+}
+
+impl District {
+    /// Starts the national tracker; an office silent for `office_silence` is disconnected.
+    pub async fn national_tracker(
+        &self,
+        office_silence: Duration,
+    ) -> anyhow::Result<NationalTracker> {
+        let db = TestDb::sqlite();
+        let url = self.hub.nats.url();
+        let seed = self
+            .hub
+            .credentials
+            .seed_file(&Identity::Tracker)
+            .ok_or_else(|| anyhow::anyhow!("no NATS seed for the tracker"))?;
+        let mut config = TrackerConfig::new(url.clone(), db.url(), self.hub.registry.clone());
+        config.nats = ConnectSettings::new([url]).with_seed(seed);
+        config.office_silence = office_silence;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let tracker = Tracker::start(config, listener, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        Ok(NationalTracker {
+            handle: tracker.handle(),
+            tracker,
+            stop,
+            _db: db,
+        })
+    }
+}
+
+impl NationalTracker {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        Ok(self.tracker.wait().await?)
     }
 }
