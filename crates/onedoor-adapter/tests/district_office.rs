@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use onedoor_bus::CaseLog;
 use onedoor_case::CaseId;
 use onedoor_natsauth::Identity;
@@ -113,8 +114,28 @@ async fn office_seen(
     .await
 }
 
+/// Waits until the metrics, as Prometheus would scrape them, show `line`.
+async fn metric_shows(prometheus: &PrometheusHandle, line: &str) -> anyhow::Result<()> {
+    eventually(line, DEADLINE, || async {
+        let text = prometheus.render();
+        Ok(text
+            .lines()
+            .any(|l| l == line)
+            .then_some(())
+            .ok_or_else(|| {
+                text.lines()
+                    .filter(|l| l.starts_with("onedoor_office"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }))
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_capital_shows_a_cut_office_disconnected_then_its_cases() -> anyhow::Result<()> {
+    // The only test here that reads metrics; the other's adapter metrics are harmless.
+    let prometheus = PrometheusBuilder::new().install_recorder()?;
     let district = District::start().await?;
     // Above the office's 5 s status interval, short enough for a test.
     let tracker = district.national_tracker(Duration::from_secs(11)).await?;
@@ -130,6 +151,7 @@ async fn the_capital_shows_a_cut_office_disconnected_then_its_cases() -> anyhow:
     // Disconnected since it was last heard: before the cut, not when the bound ran out.
     assert!(down.last_heard <= cut_at, "{down:?} cut at {cut_at}");
     assert_eq!(tracker.handle.offices().len(), 1);
+    metric_shows(&prometheus, "onedoor_offices_disconnected 1").await?;
 
     district.link.restore();
     office_seen(&tracker, "the office shows connected again", |o| {
@@ -145,6 +167,12 @@ async fn the_capital_shows_a_cut_office_disconnected_then_its_cases() -> anyhow:
     office_seen(&tracker, "the office says nothing waits", |o| {
         o.connected && o.status.pending == 0 && o.status.oldest_pending.is_none()
     })
+    .await?;
+    metric_shows(&prometheus, "onedoor_offices_disconnected 0").await?;
+    metric_shows(
+        &prometheus,
+        &format!("onedoor_office_outbox_pending{{office=\"{FRONT}\"}} 0"),
+    )
     .await?;
     adapter.stop().await;
     tracker.stop().await
