@@ -13,7 +13,7 @@ use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
 use onedoor_testkit::adapter::RunningAdapter;
 use onedoor_testkit::{
-    BearerToken, DEADLINE, FRONT, TestBus, eventually, next_inbox_item, token_for,
+    BearerToken, DEADLINE, FRONT, TestAgency, TestBus, eventually, next_inbox_item, token_for,
 };
 use tokio::sync::mpsc;
 use tonic::Code;
@@ -332,12 +332,15 @@ async fn a_write_racing_another_on_the_same_task_lands_once_and_the_loser_gets_f
     // one adapter's writes to a case take turns in-process, so only separate processes race
     // at the server.
     let second = RunningAdapter::start(bus.adapter_config("MOIC")?).await?;
-    let second_client = AgencyGatewayClient::with_interceptor(
-        Channel::from_shared(second.address.clone())?
-            .connect()
-            .await?,
-        BearerToken(token_for("MOIC")),
-    );
+    let mut second_moic = TestAgency {
+        code: "MOIC".into(),
+        client: AgencyGatewayClient::with_interceptor(
+            Channel::from_shared(second.address.clone())?
+                .connect()
+                .await?,
+            BearerToken(token_for("MOIC")),
+        ),
+    };
     // Several rounds, so that some of them really collide at the append (the loser's expected
     // last sequence is stale and it re-decides) and not only at the case rules.
     let mut wins = BTreeMap::from([("completed", 0), ("sent_back", 0)]);
@@ -345,9 +348,16 @@ async fn a_write_racing_another_on_the_same_task_lands_once_and_the_loser_gets_f
         let case = front.open_case("enterprise-registration").await?.case_id;
         front.hand_off(&case, "MOIC").await?;
         moic.accept(&case).await?;
+        // The second adapter reads the case too (an accept it is refused: the task is already
+        // accepted), so both race from a snapshot at the same tip and both append expecting it.
+        let warm = second_moic.accept(&case).await;
+        assert_eq!(
+            warm.map_err(|s| s.code()).err(),
+            Some(Code::FailedPrecondition)
+        );
         let before = bus.stream_messages().await?;
 
-        let (mut one, mut other) = (moic.client.clone(), second_client.clone());
+        let (mut one, mut other) = (moic.client.clone(), second_moic.client.clone());
         let complete = v1::CompleteRequest {
             case_id: case.clone(),
             outcome: "approved".into(),
