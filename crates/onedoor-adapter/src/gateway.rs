@@ -316,7 +316,10 @@ impl Gateway {
         request: v1::GetCaseRequest,
     ) -> Result<v1::CaseView, AdapterError> {
         let case_id = requests::case_id(&request.case_id)?;
-        let verified = self.log.load_verified(case_id).await?;
+        let (verified, awaiting) = match &self.office {
+            Some(office) => office.case_history(&self.log, case_id).await?,
+            None => (self.log.load_verified(case_id).await?, Vec::new()),
+        };
         let stored = verified.accepted;
         if stored.is_empty() {
             return Err(AdapterError::CaseNotFound {
@@ -344,6 +347,7 @@ impl Gateway {
                 detail: q.reason.to_string(),
             })
             .collect();
+        view.awaiting_link_event_ids = awaiting;
         Ok(view)
     }
 }

@@ -3,6 +3,7 @@
 //! office knows of the case; a forwarder task delivers the outbox to the national stream; the
 //! outbox's metrics (`onedoor_outbox_*`, `onedoor_office_capital_connected`) are kept current.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,7 +11,9 @@ use std::time::Duration;
 use async_nats::jetstream;
 use onedoor_bus::office_status::{OfficeStatus, office_status_subject};
 use onedoor_bus::outbox::{Forwarder, ForwarderStats, Outbox, OutboxWritten};
-use onedoor_bus::{BusError, CaseLog, NatsErrorKind, Signer, StoredEvent, WriteRequest, Written};
+use onedoor_bus::{
+    BusError, CaseLog, NatsErrorKind, Signer, StoredEvent, Verified, WriteRequest, Written,
+};
 use onedoor_case::{AgencyCode, CaseId, Registry};
 use prost::Message as _;
 use tokio::sync::watch;
@@ -152,6 +155,45 @@ impl OfficeWrites {
                 .1,
         };
         Ok(self.outbox.remember_delivered(&stored).await?)
+    }
+
+    /// The case as the office knows it, for GetCase: its national history (read from the
+    /// capital when it answers, else what the office kept) followed by the office's events
+    /// still in the outbox, and the ids of those ("waiting for the link").
+    pub(crate) async fn case_history(
+        &self,
+        log: &CaseLog,
+        case_id: CaseId,
+    ) -> Result<(Verified, Vec<String>), AdapterError> {
+        let pending = self.outbox.pending(case_id).await?;
+        let connected =
+            self.national.connection_state() == async_nats::connection::State::Connected;
+        let mut verified = if connected {
+            match log.load_verified(case_id).await {
+                Ok(verified) => verified,
+                Err(error) if out_of_reach(&error) => Verified::default(),
+                // A case only in the outbox is not in the capital yet: the reader does not
+                // know it, and the office wrote it, so it is a party.
+                Err(_) if !pending.is_empty() => Verified::default(),
+                Err(error) => return Err(error.into()),
+            }
+        } else {
+            Verified::default()
+        };
+        verified.accepted = self.outbox.known(case_id, &verified.accepted).await?;
+        let known: HashSet<_> = verified.accepted.iter().map(|s| s.event.event_id).collect();
+        // An entry the forwarder delivered but has not yet removed is national already.
+        let waiting: Vec<StoredEvent> = pending
+            .into_iter()
+            .map(|p| p.stored)
+            .filter(|s| !known.contains(&s.event.event_id))
+            .collect();
+        let awaiting = waiting
+            .iter()
+            .map(|s| s.event.event_id.to_string())
+            .collect();
+        verified.accepted.extend(waiting);
+        Ok((verified, awaiting))
     }
 
     /// Decides and stores `request` in the outbox: on the case as read from the capital when

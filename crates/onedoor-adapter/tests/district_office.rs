@@ -59,6 +59,13 @@ async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::R
     let handed = front.hand_off(&opened.case_id, "MOIC").await?;
     assert!(handed.awaiting_link);
     assert_eq!(handed.case_version, 2);
+    // The office's own view of the case marks both steps as waiting for the link.
+    let waiting = front.get_case(&opened.case_id).await?;
+    assert_eq!(waiting.events.len(), 2, "{waiting:?}");
+    assert_eq!(
+        waiting.awaiting_link_event_ids,
+        [opened.event_id.clone(), handed.event_id.clone()]
+    );
     // A case opened while the link was up is known to the office: it may hand it off.
     let later = front.hand_off(&online.case_id, "MOF").await?;
     assert!(later.awaiting_link);
@@ -93,6 +100,12 @@ async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::R
     }
     let history = national.load(CaseId::parse(&opened.case_id)?).await?;
     assert_eq!(history[1].event.event_id.to_string(), handed.event_id);
+    let delivered = front.get_case(&opened.case_id).await?;
+    assert_eq!(delivered.events.len(), 2, "{delivered:?}");
+    assert!(
+        delivered.awaiting_link_event_ids.is_empty(),
+        "{delivered:?}"
+    );
     adapter.stop().await;
     Ok(())
 }

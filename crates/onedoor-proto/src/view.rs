@@ -70,5 +70,7 @@ pub fn case_view(
         updated_at,
         // The reader that verified the history fills it in.
         quarantined: Vec::new(),
+        // A district office's adapter fills it in.
+        awaiting_link_event_ids: Vec::new(),
     }
 }

@@ -288,6 +288,8 @@ pub fn case_view(
         version: case.version,
         quarantined: Vec::new(),
         updated_at: Some(timestamp(case.updated_at)),
+        // The tracker holds national events only.
+        awaiting_link_event_ids: Vec::new(),
     }
 }
 
