@@ -9,44 +9,15 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use onedoor_bus::CaseLog;
 use onedoor_case::CaseId;
 use onedoor_natsauth::Identity;
-use onedoor_proto::v1;
-use onedoor_testkit::adapter::RunningAdapter;
-use onedoor_testkit::{
-    DEADLINE, District, FRONT, NationalTracker, TestAgency, eventually, registry_with_keys,
-};
+use onedoor_testkit::{DEADLINE, District, FRONT, NationalTracker, eventually};
 use onedoor_tracker::OfficeLink;
 use tonic::Code;
-
-/// The front office's adapter on `district`, writing through its outbox, and a client of it;
-/// with the first case it opened once it serves (link up).
-async fn office_adapter(
-    district: &District,
-) -> anyhow::Result<(RunningAdapter, TestAgency, v1::Receipt)> {
-    let (registry, mut signers) = registry_with_keys();
-    let mut config = district
-        .hub
-        .adapter_config(FRONT, registry, signers.remove(FRONT))?;
-    config.nats.urls = vec![format!("nats://{}", district.link.addr())];
-    config.nats_timeout = Duration::from_secs(2);
-    config.office_node = Some(district.office_node.url());
-    let adapter = RunningAdapter::start(config).await?;
-    let front = adapter.agency(FRONT).await?;
-    let online = eventually("the office's adapter serves", DEADLINE, || {
-        let mut front = TestAgency {
-            code: FRONT.to_owned(),
-            client: front.client.clone(),
-        };
-        async move { Ok(front.open_case("enterprise-registration").await.ok()) }
-    })
-    .await?;
-    Ok((adapter, front, online))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_office_keeps_serving_while_cut_and_delivers_when_back() -> anyhow::Result<()> {
     let district = District::start().await?;
     // Link up: written nationally, as any adapter does.
-    let (adapter, mut front, online) = office_adapter(&district).await?;
+    let (adapter, mut front, online) = district.office_adapter().await?;
     assert!(!online.awaiting_link);
     assert!(online.stream_sequence > 0);
     let raced = front.open_case("enterprise-registration").await?;
@@ -152,7 +123,7 @@ async fn the_capital_shows_a_cut_office_disconnected_then_its_cases() -> anyhow:
     let district = District::start().await?;
     // Above the office's 5 s status interval, short enough for a test.
     let tracker = district.national_tracker(Duration::from_secs(11)).await?;
-    let (adapter, mut front, _) = office_adapter(&district).await?;
+    let (adapter, mut front, _) = district.office_adapter().await?;
     let up = office_seen(&tracker, "the capital hears the office", |o| o.connected).await?;
     assert_eq!(up.status.pending, 0, "{up:?}");
 

@@ -12,8 +12,12 @@ use onedoor_natsauth::{ConnectSettings, Identity, connect_options, office_domain
 use onedoor_tracker::{Tracker, TrackerConfig, TrackerHandle};
 use tokio::sync::oneshot;
 
+use onedoor_proto::v1;
+
+use crate::adapter::{RunningAdapter, TestAgency};
+use crate::eventually::{DEADLINE, eventually};
 use crate::link_proxy::LinkProxy;
-use crate::registry::{FRONT, code};
+use crate::registry::{FRONT, code, registry_with_keys};
 use crate::secured::SecuredBus;
 use crate::single::TestNats;
 use crate::tracker::TestDb;
@@ -109,6 +113,34 @@ impl District {
             stop,
             _db: db,
         })
+    }
+}
+
+impl District {
+    /// The front office's adapter, writing through its outbox and reaching the capital
+    /// across the link, and a client of it; with the first case it opened once it serves
+    /// (link up).
+    pub async fn office_adapter(
+        &self,
+    ) -> anyhow::Result<(RunningAdapter, TestAgency, v1::Receipt)> {
+        let (registry, mut signers) = registry_with_keys();
+        let mut config = self
+            .hub
+            .adapter_config(FRONT, registry, signers.remove(FRONT))?;
+        config.nats.urls = vec![format!("nats://{}", self.link.addr())];
+        config.nats_timeout = Duration::from_secs(2);
+        config.office_node = Some(self.office_node.url());
+        let adapter = RunningAdapter::start(config).await?;
+        let front = adapter.agency(FRONT).await?;
+        let online = eventually("the office's adapter serves", DEADLINE, || {
+            let mut front = TestAgency {
+                code: FRONT.to_owned(),
+                client: front.client.clone(),
+            };
+            async move { Ok(front.open_case("enterprise-registration").await.ok()) }
+        })
+        .await?;
+        Ok((adapter, front, online))
     }
 }
 

@@ -11,6 +11,7 @@ use onedoor_case::text::escape;
 use onedoor_case::{CaseId, CaseState};
 use onedoor_proto::convert::{from_timestamp, from_wire};
 use onedoor_proto::v1;
+use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
 use onedoor_proto::v1::case_tracker_client::CaseTrackerClient;
 use onedoor_tracker::view::{TimelineEntry, timeline};
 use serde::Serialize;
@@ -72,6 +73,11 @@ pub struct ShowArgs {
     /// Print the case as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Ask this district office's adapter (its gRPC URL) instead of the tracker, with the
+    /// office's token (`--token`): it also shows the office's steps still waiting for the
+    /// link to the capital, which the tracker does not have yet.
+    #[arg(long, env = "ONEDOOR_OFFICE")]
+    pub office: Option<String>,
     #[command(flatten)]
     pub address: TrackerAddress,
 }
@@ -260,14 +266,20 @@ fn parse_case_id(text: &str) -> anyhow::Result<CaseId> {
 
 async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     let case_id = parse_case_id(&args.case_id)?;
-    let (mut client, url) = connect(&args.address).await?;
-    let view = client
-        .get_case(v1::GetCaseRequest {
-            case_id: case_id.to_string(),
-        })
-        .await
-        .map_err(|status| explain(status, &url))?
-        .into_inner();
+    let request = v1::GetCaseRequest {
+        case_id: case_id.to_string(),
+    };
+    let view = match &args.office {
+        Some(office) => office_view(office, &args.address, request).await?,
+        None => {
+            let (mut client, url) = connect(&args.address).await?;
+            client
+                .get_case(request)
+                .await
+                .map_err(|status| explain(status, &url))?
+                .into_inner()
+        }
+    };
     let now = OffsetDateTime::now_utc();
     let entries = case_timeline(&view, now)?;
     let mut shown = CaseJson::new(&view, Some(&entries));
@@ -280,6 +292,31 @@ async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         print_case(&shown);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The case as a district office's adapter knows it: with the steps waiting for the link.
+async fn office_view(
+    office: &str,
+    address: &TrackerAddress,
+    request: v1::GetCaseRequest,
+) -> anyhow::Result<v1::CaseView> {
+    let channel = super::grpc::endpoint(
+        office,
+        address.ca_cert.as_deref(),
+        address.tls_server_name.as_deref(),
+    )
+    .with_context(|| format!("{office:?} is not a gRPC address"))?
+    .connect_timeout(CONNECT_TIMEOUT)
+    .timeout(REQUEST_TIMEOUT)
+    .connect()
+    .await
+    .with_context(|| format!("the office's adapter at {office} does not answer"))?;
+    let bearer = Bearer::new(address.token.as_deref())?;
+    Ok(AgencyGatewayClient::with_interceptor(channel, bearer)
+        .get_case(request)
+        .await
+        .map_err(|status| explain(status, office))?
+        .into_inner())
 }
 
 /// The timeline with time held, from the case rules' fold of the events the tracker sent.
@@ -416,6 +453,9 @@ struct EntryJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     due_at: Option<String>,
     overdue: bool,
+    /// Written at a district office and not yet delivered to the capital (`--office` only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    awaiting_link: bool,
 }
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
@@ -484,6 +524,7 @@ impl CaseJson {
                                 .ok()
                         }),
                         overdue,
+                        awaiting_link: view.awaiting_link_event_ids.contains(&entry.event_id),
                     }
                 })
                 .collect()
@@ -717,7 +758,11 @@ fn print_timeline(case: &CaseJson) {
                 route,
                 e.kind.to_owned(),
                 held,
-                overdue_mark(e.overdue),
+                if e.awaiting_link {
+                    "WAITING FOR THE LINK".into()
+                } else {
+                    overdue_mark(e.overdue)
+                },
                 e.detail.clone(),
             ]
         })
