@@ -9,5 +9,6 @@ mod browser;
 mod hardening;
 mod http;
 mod login;
+mod offices;
 mod signin;
 mod slow;
