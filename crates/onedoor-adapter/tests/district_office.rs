@@ -132,8 +132,12 @@ async fn the_capital_shows_a_cut_office_disconnected_then_its_cases() -> anyhow:
     let opened = front.open_case("enterprise-registration").await?;
     assert!(opened.awaiting_link, "{opened:?}");
     let down = office_seen(&tracker, "the office shows disconnected", |o| !o.connected).await?;
-    // Disconnected since it was last heard: before the cut, not when the bound ran out.
-    assert!(down.last_heard <= cut_at, "{down:?} cut at {cut_at}");
+    // Disconnected since it was last heard: at the cut (a status in flight may land a moment
+    // after it), not when the 11 s bound ran out.
+    assert!(
+        down.last_heard <= cut_at + time::Duration::seconds(1),
+        "{down:?} cut at {cut_at}"
+    );
     assert_eq!(tracker.handle.offices().len(), 1);
     metric_shows(&prometheus, "onedoor_offices_disconnected 1").await?;
 
