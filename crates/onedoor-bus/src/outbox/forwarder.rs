@@ -53,11 +53,10 @@ enum Outcome {
     Retry(BusError),
 }
 
-/// Delivers the outbox of one office. `local` is a JetStream context on the office's leaf
-/// (its own domain); `national` publishes on the same leaf connection, whose link carries the
-/// case subjects to the national stream. The leaf's NATS user on the capital's side may only
-/// receive replies under its agency's inbox prefix, so the client must use it
-/// (`onedoor_natsauth::Identity::inbox_prefix`).
+/// Delivers the outbox of one office. `local` is a JetStream context on the office's own node
+/// (its own domain); `national` is the office's client connection to the capital, as its
+/// agency's NATS user, which may only receive replies under its agency's inbox prefix, so the
+/// client must use it (`onedoor_natsauth::Identity::inbox_prefix`).
 pub struct Forwarder {
     local: jetstream::Context,
     national: jetstream::Context,

@@ -1,4 +1,4 @@
-//! The leaf's streams and the office's side of a write: decide on what the office knows of the
+//! The office node's streams and the office's side of a write: decide on what the office knows of the
 //! case, store the signed event in the outbox.
 
 use std::sync::Arc;
@@ -101,7 +101,7 @@ pub(crate) fn conflict_subject(case_id: &CaseId) -> Result<String, BusError> {
     entry_subject(CONFLICT_PREFIX, case_id)
 }
 
-fn leaf_stream(name: &str, prefix: &str, per_subject: i64) -> stream::Config {
+fn office_stream(name: &str, prefix: &str, per_subject: i64) -> stream::Config {
     stream::Config {
         name: name.to_owned(),
         subjects: vec![format!("{prefix}.>")],
@@ -113,13 +113,13 @@ fn leaf_stream(name: &str, prefix: &str, per_subject: i64) -> stream::Config {
     }
 }
 
-/// Creates the leaf's three streams if they are missing (in the leaf's own domain: `js` is a
-/// context on the office's leaf node).
+/// Creates the office node's three streams if they are missing (in the office's own domain:
+/// `js` is a context on the office's node).
 pub async fn ensure_outbox_streams(js: &jetstream::Context) -> Result<(), BusError> {
     for config in [
-        leaf_stream(OUTBOX_STREAM, OUTBOX_PREFIX, -1),
-        leaf_stream(DELIVERED_STREAM, DELIVERED_PREFIX, -1),
-        leaf_stream(CONFLICT_STREAM, CONFLICT_PREFIX, -1),
+        office_stream(OUTBOX_STREAM, OUTBOX_PREFIX, -1),
+        office_stream(DELIVERED_STREAM, DELIVERED_PREFIX, -1),
+        office_stream(CONFLICT_STREAM, CONFLICT_PREFIX, -1),
     ] {
         let name = config.name.clone();
         js.get_or_create_stream(config)
@@ -200,7 +200,7 @@ pub(crate) fn pending_entry(
     })
 }
 
-/// The office's outbox on its leaf node.
+/// The office's outbox on its own node.
 #[derive(Clone)]
 pub struct Outbox {
     js: jetstream::Context,
@@ -212,7 +212,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Binds to the outbox of `office`'s leaf (creating the leaf's streams if needed).
+    /// Binds to the outbox on `office`'s node (creating its streams if needed).
     pub async fn open(js: jetstream::Context, office: AgencyCode) -> Result<Self, BusError> {
         ensure_outbox_streams(&js).await?;
         let stream = get_stream(&js, OUTBOX_STREAM).await?;
