@@ -7,9 +7,7 @@ use onedoor_bus::{
     AuditProblem, CaseLog, Signer, StoredEvent, StreamSettings, WriteRequest, ensure_stream,
     verify_case,
 };
-use onedoor_case::{
-    Action, AgencyCode, AgencyKey, CaseId, Command, EventId, Registry, ServiceCode,
-};
+use onedoor_case::{Action, AgencyCode, AgencyKey, CaseId, Registry, ServiceCode};
 use onedoor_proto::v1;
 use onedoor_testkit::TestNats;
 use prost::Message as _;
@@ -42,18 +40,7 @@ fn registry_with_keys(agencies: &[&str]) -> (Registry, Vec<Signer>) {
 }
 
 fn request(case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
-    WriteRequest {
-        case_id,
-        event_id: EventId::generate(),
-        command: Command {
-            agency: code(agency),
-            actor: "u".into(),
-            at: time::OffsetDateTime::now_utc(),
-            action,
-        },
-        idempotency_key: EventId::generate().to_string(),
-        caller_trace: None,
-    }
+    onedoor_testkit::bus::write_request(case_id, agency, action, time::OffsetDateTime::now_utc())
 }
 
 fn hand_off(to: &str) -> Action {

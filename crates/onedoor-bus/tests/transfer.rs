@@ -10,8 +10,7 @@ use onedoor_bus::{
     AuditProblem, CaseLog, Signer, StreamSettings, WriteRequest, ensure_stream, verify_case,
 };
 use onedoor_case::{
-    Action, AgencyCode, AgencyKey, CaseId, CaseState, Command, EventBody, EventId, Registry,
-    ServiceCode,
+    Action, AgencyCode, AgencyKey, CaseId, CaseState, EventBody, Registry, ServiceCode,
 };
 use onedoor_testkit::TestNats;
 
@@ -63,18 +62,7 @@ fn registries(keys: &Keys) -> (Registry, Registry) {
 }
 
 fn request(case_id: CaseId, agency: &str, action: Action) -> WriteRequest {
-    WriteRequest {
-        case_id,
-        event_id: EventId::generate(),
-        command: Command {
-            agency: code(agency),
-            actor: "u".into(),
-            at: time::OffsetDateTime::now_utc(),
-            action,
-        },
-        idempotency_key: EventId::generate().to_string(),
-        caller_trace: None,
-    }
+    onedoor_testkit::bus::write_request(case_id, agency, action, time::OffsetDateTime::now_utc())
 }
 
 /// A case handed to MPI, which accepted it, under the 2021 registry.
