@@ -341,12 +341,14 @@ pub fn verify_case(events: &[StoredEvent], registry: &Registry) -> Result<(), Bo
             }
             _ => {}
         }
+        if let Some(before) = state.as_ref() {
+            onedoor_case::authorize_in_registry(Some(before), &stored.event, registry)
+                .map_err(|e| fail(AuditProblem::Fold(e.to_string())))?;
+        }
         state = Some(
             CaseState::apply(state, &stored.event)
                 .map_err(|e| fail(AuditProblem::Fold(e.to_string())))?,
         );
-        onedoor_case::authorize_transfer(&stored.event, registry)
-            .map_err(|e| fail(AuditProblem::Fold(e.to_string())))?;
     }
     Ok(())
 }

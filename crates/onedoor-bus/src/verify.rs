@@ -12,9 +12,7 @@
 //! everything else is.
 
 use bytes::Bytes;
-use onedoor_case::{
-    CaseId, CaseState, FoldError, Refusal, Registry, authorize_open, authorize_transfer,
-};
+use onedoor_case::{CaseId, CaseState, FoldError, Refusal, Registry, authorize_in_registry};
 
 use crate::audit::{AuditProblem, verify_signature};
 use crate::case_log::{StoredEvent, decode_stored};
@@ -136,16 +134,10 @@ impl CaseVerifier {
         registry: Option<&Registry>,
     ) -> Result<(), QuarantineReason> {
         let rules = |e: FoldError| QuarantineReason::Rules(e.to_string());
-        if self.state.is_none()
-            && let Some(registry) = registry
-        {
-            authorize_open(&stored.event, registry)
-                .map_err(|r: Refusal| QuarantineReason::Rules(r.to_string()))?;
-        }
         // Every check before the fold: a refused event must leave the state as it was.
         if let Some(registry) = registry {
-            authorize_transfer(&stored.event, registry)
-                .map_err(|r| QuarantineReason::Rules(r.to_string()))?;
+            authorize_in_registry(self.state.as_ref(), &stored.event, registry)
+                .map_err(|r: Refusal| QuarantineReason::Rules(r.to_string()))?;
         }
         CaseState::apply_in_place(&mut self.state, &stored.event).map_err(rules)
     }

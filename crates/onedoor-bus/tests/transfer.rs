@@ -1,6 +1,8 @@
 //! `task_transferred` against a real stream: a task opened under the 2021 registry moves, by
 //! an operator-signed event on the old holder's subject, to its 2025 successor; every reader
-//! believes it, and the same event signed by the old agency itself is quarantined.
+//! believes it, and the same event signed by the old agency itself is quarantined. And the
+//! other side of a merger: an answer to a task the ended agency handed out reaches its
+//! successor's inbox.
 
 use std::path::PathBuf;
 
@@ -41,6 +43,7 @@ fn load(file: &str) -> Registry {
 struct Keys {
     front: Signer,
     mpi: Signer,
+    moic: Signer,
     operator: Signer,
 }
 
@@ -55,6 +58,9 @@ fn registries(keys: &Keys) -> (Registry, Registry) {
         registry
             .add_key(&code("MPI"), key(&keys.mpi))
             .expect("MPI key");
+        registry
+            .add_key(&code("MOIC"), key(&keys.moic))
+            .expect("MOIC key");
     }
     new.add_operator_key(key(&keys.operator))
         .expect("operator key");
@@ -132,6 +138,7 @@ async fn set_up() -> anyhow::Result<(
     let keys = Keys {
         front: Signer::generate("FRONT-2026-01"),
         mpi: Signer::generate("MPI-2026-01"),
+        moic: Signer::generate("MOIC-2026-01"),
         operator: Signer::generate("OPERATOR-2026-01"),
     };
     let registries = registries(&keys);
@@ -204,5 +211,79 @@ async fn a_transfer_signed_by_the_old_agency_itself_is_quarantined() -> anyhow::
         "{}",
         verified.quarantined[0]
     );
+    Ok(())
+}
+
+/// Under 2021 MPI hands the case on to MOIC and finishes its own part; under 2025 MOIC's
+/// acceptance and completion, decided without naming a receiver, go to MOF: on MOF's subject,
+/// into MOF's inbox, believed by every reader; the same answer under 2021 would go to MPI.
+#[tokio::test]
+async fn an_answer_to_a_task_a_merged_agency_handed_out_reaches_its_successor() -> anyhow::Result<()>
+{
+    let (_nats, js, keys, (old, new), case_id) = set_up().await?;
+    let mpi = CaseLog::open(js.clone())
+        .await?
+        .with_signer(keys.mpi.clone());
+    let hand_on = Action::HandOff {
+        to: code("MOIC"),
+        instructions: "review".into(),
+        documents: vec![],
+        due_working_days: None,
+    };
+    mpi.execute(&request(case_id, "MPI", hand_on), &old).await?;
+    let complete = Action::Complete {
+        outcome: "promoted".into(),
+        note: String::new(),
+        documents: vec![],
+    };
+    mpi.execute(&request(case_id, "MPI", complete.clone()), &old)
+        .await?;
+
+    let moic = CaseLog::open(js.clone())
+        .await?
+        .with_signer(keys.moic.clone())
+        .with_registry(std::sync::Arc::new(new.clone()));
+    let accepted = moic
+        .execute(&request(case_id, "MOIC", Action::Accept), &new)
+        .await?;
+    assert_eq!(accepted.event.to, Some(code("MOF")));
+    let completed = moic
+        .execute(&request(case_id, "MOIC", complete), &new)
+        .await?;
+    assert_eq!(completed.event.to, Some(code("MOF")));
+
+    let events = CaseLog::open(js.clone()).await?.load(case_id).await?;
+    let subjects = subjects(&events);
+    assert_eq!(subjects[5], format!("onedoor.v1.case.{case_id}.MOIC.MOF"));
+    verify_case(&events, &new)?;
+    let verified = verify_history(case_id, raw(&events, &subjects), Some(&new));
+    assert!(
+        verified.quarantined.is_empty(),
+        "{:?}",
+        verified.quarantined
+    );
+    let state = CaseState::fold(verified.accepted.iter().map(|s| &s.event))?.expect("case");
+    assert!(state.tasks.is_empty(), "MPI's and MOIC's tasks ended");
+
+    // MOF's inbox: exactly the two answers, nothing else was ever addressed to it.
+    let mut inbox = onedoor_bus::Inbox::open(
+        js.clone(),
+        &code("MOF"),
+        &onedoor_bus::InboxSettings::default(),
+    )
+    .await?;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let delivery = tokio::time::timeout(onedoor_testkit::DEADLINE, inbox.next()).await??;
+        seen.push(delivery.stored.event.event_id);
+    }
+    assert_eq!(
+        seen,
+        vec![accepted.event.event_id, completed.event.event_id]
+    );
+
+    // A reader still on 2021 does not know MOF as MPI's successor: it refuses the answer.
+    let failure = verify_case(&events, &old).expect_err("MPI is current in 2021");
+    assert_eq!(failure.version, 6);
     Ok(())
 }

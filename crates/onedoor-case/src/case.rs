@@ -1,6 +1,7 @@
 //! The case state machine: commands are decided against the state folded from the events
 //! before them. No I/O and no async.
 
+mod answers;
 mod authorize;
 mod command;
 mod decide;
@@ -10,6 +11,7 @@ mod route;
 mod state;
 mod transfer;
 
+pub use answers::{answer_receiver, authorize_answer, authorize_in_registry};
 pub use authorize::{MAX_CLOCK_SKEW, authorize, authorize_after_resolution, authorize_open};
 pub use command::{Action, Command};
 pub use decide::{Refusal, RefusalClass, check_input, decide};

@@ -5,6 +5,7 @@ mod support;
 
 use onedoor_case::{
     CaseEvent, CaseState, EventBody, EventId, FoldError, MAX_CLOCK_SKEW, Refusal, Resolution,
+    authorize_in_registry,
 };
 use support::{FRONT, World, code};
 
@@ -102,6 +103,8 @@ fn only_the_origin_resolves() {
     ));
 }
 
+/// Another receiver than the sender is refused by the registry's half of the rules (the fold
+/// alone cannot tell a successor from a stranger); the writer itself by the fold.
 #[test]
 fn an_answer_goes_to_whoever_handed_the_task_over() {
     let world = world_with_task_at_mof();
@@ -111,8 +114,15 @@ fn an_answer_goes_to_whoever_handed_the_task_over() {
         ..world.events[1].clone()
     };
     let event = forged(&world, &accepted, "MOF");
+    let refusal = authorize_in_registry(Some(world.state()), &event, &world.registry).unwrap_err();
+    assert!(
+        matches!(refusal, Refusal::WrongReceiver { .. }),
+        "{refusal}"
+    );
+    let mut to_itself = event;
+    to_itself.to = Some(code("MOF"));
     assert!(matches!(
-        refusal_for(&world, &event),
+        refusal_for(&world, &to_itself),
         Refusal::WrongReceiver { .. }
     ));
 }

@@ -224,10 +224,15 @@ fn accepted_holder<'a>(
     Ok(task)
 }
 
-/// Accepted, completed and sent back go to whoever handed the task over: a writer naming
-/// another receiver would put the step in an inbox that never gave it the task.
+/// Accepted, completed and sent back go to whoever handed the task over, or to the agency that
+/// does its work once the registry ended it. Which agency that is only the registry knows, so
+/// here any receiver but the writer passes when it is not the sender, and `authorize_answer`
+/// (every reader holding a registry runs it) narrows it to the sender's successor.
 fn answers(case: &CaseState, task: &Task, event: &CaseEvent) -> Result<(), Refusal> {
-    addressed_to(case, event, Some(&task.handed_by))
+    match event.to.as_ref() {
+        Some(to) if *to != task.handed_by && *to != event.from => Ok(()),
+        _ => addressed_to(case, event, Some(&task.handed_by)),
+    }
 }
 
 fn addressed_to(

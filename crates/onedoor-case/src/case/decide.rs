@@ -1,13 +1,13 @@
 //! The case rules: may this agency do this to this case now? Pure: the same state, command and
 //! registry always give the same answer, so the adapter (before writing) and any test agree.
 
-use super::authorize::{authorize, authorize_after_resolution, authorize_open};
+use super::answers::{answer_receiver, authorize_in_registry};
+use super::authorize::{authorize, authorize_after_resolution};
 use super::command::{Action, Command};
 use super::document::{DocumentRef, check_documents};
 use super::event::{CaseEvent, EventBody, Resolution, TransferReason};
 use super::route::check_strict_route;
 use super::state::{CaseState, Task, TaskEnd, TaskState};
-use super::transfer::authorize_transfer;
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
 use crate::limits;
@@ -376,12 +376,10 @@ pub fn decide(
     // applies to the stored event, so nothing is written that a reader would quarantine.
     match state {
         Some(case) if case.is_resolved() => authorize_after_resolution(case, &event)?,
-        Some(case) => {
-            authorize(case, &event)?;
-            authorize_transfer(&event, registry)?;
-        }
-        None => authorize_open(&event, registry)?,
+        Some(case) => authorize(case, &event)?,
+        None => {}
     }
+    authorize_in_registry(state, &event, registry)?;
     Ok(event)
 }
 
@@ -440,6 +438,7 @@ fn decide_on_open_case(
             let task = open.accepted_holder("complete")?;
             Ok(Decision::answer_to(
                 task,
+                registry,
                 EventBody::Completed {
                     outcome: outcome.clone(),
                     note: note.clone(),
@@ -452,6 +451,7 @@ fn decide_on_open_case(
             let task = open.holder("send back")?;
             Ok(Decision::answer_to(
                 task,
+                registry,
                 EventBody::SentBack {
                     reason: reason.clone(),
                 },
@@ -478,11 +478,12 @@ fn decide_on_open_case(
 }
 
 impl Decision {
-    /// Accepted, completed and sent back go to whoever handed the task over, caused by that
-    /// hand-off.
-    fn answer_to(task: &Task, body: EventBody) -> Decision {
+    /// Accepted, completed and sent back go to whoever handed the task over (or its successor
+    /// once the registry ended it: the worker never names the receiver), caused by the event
+    /// that gave the task.
+    fn answer_to(task: &Task, registry: &Registry, body: EventBody) -> Decision {
         Decision {
-            to: Some(task.handed_by.clone()),
+            to: Some(answer_receiver(task, registry).clone()),
             causation: Some(task.handoff_event),
             body,
         }
@@ -656,7 +657,11 @@ impl<'a> OpenCase<'a> {
                 agency: self.me.clone(),
             });
         }
-        Ok(Decision::answer_to(task, EventBody::Accepted))
+        Ok(Decision::answer_to(
+            task,
+            self.registry,
+            EventBody::Accepted,
+        ))
     }
 
     fn resolve(&self, resolution: Resolution, note: &str) -> Result<Decision, Refusal> {
