@@ -53,7 +53,7 @@ pub use client::{
     CONNECTION_TIMEOUT, ConnectSettings, DEFAULT_STARTUP_TIMEOUT, NatsCredentials, NatsTls,
     PING_INTERVAL,
 };
-pub use config::render_config;
+pub use config::{render_config, render_config_revoking};
 pub use connect::{Denied, PermissionViolation, connect_options, connect_options_from_file};
 pub use credentials::{CredentialSet, Entry, MANIFEST_FILE, read_seed_file};
 pub use district::office_domain;

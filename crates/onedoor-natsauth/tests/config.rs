@@ -267,3 +267,40 @@ fn an_imported_public_key_is_rendered_and_its_seed_stays_with_its_owner() -> any
     assert!(!config.contains(held_by_mof.expose_secret()));
     Ok(())
 }
+
+/// The configuration for a registry's ended agencies once their inboxes are drained: no user
+/// for them, every other identity kept, and a code the registry does not know changes nothing.
+/// nats-server still accepts the text.
+#[test]
+fn revoked_agencies_get_no_user_and_the_rest_stay() -> anyhow::Result<()> {
+    let registry = registry("lao-2025.toml");
+    let dir = tempfile::tempdir()?;
+    let credentials = CredentialSet::generate(&dir.path().join("credentials"), &registry)?;
+    let code = |text: &str| AgencyCode::parse(text).expect("valid");
+    let full = render_config(&registry, &credentials)?;
+    let revoked =
+        onedoor_natsauth::render_config_revoking(&registry, &credentials, &[code("MPI")])?;
+    let mpi_key = credentials
+        .public_key(&Identity::Agency(code("MPI")))
+        .expect("MPI listed");
+    assert!(full.contains(mpi_key.as_str()));
+    assert!(!revoked.contains(mpi_key.as_str()), "{revoked}");
+    assert!(revoked.contains("# No user (revoked): MPI."));
+    for identity in Identity::all_for(&registry) {
+        let key = credentials.public_key(&identity).expect("generated");
+        if identity != Identity::Agency(code("MPI")) {
+            assert!(revoked.contains(key.as_str()), "{identity} kept");
+        }
+    }
+    let unknown =
+        onedoor_natsauth::render_config_revoking(&registry, &credentials, &[code("MOXX")])?;
+    assert_eq!(
+        unknown.replace("# No user (revoked): MOXX.\n", ""),
+        full,
+        "an unknown code removes nobody"
+    );
+    let conf = dir.path().join("revoked.conf");
+    let dev = std::fs::read_to_string(deploy().join("nats/dev.conf"))?;
+    std::fs::write(&conf, format!("{dev}\n{revoked}"))?;
+    nats_server_accepts(&conf)
+}

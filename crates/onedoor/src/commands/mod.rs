@@ -15,6 +15,7 @@ pub mod provision;
 pub mod reader;
 pub mod registry;
 pub mod registry_apply;
+pub mod registry_drain;
 pub mod registry_execute;
 pub mod registry_plan;
 pub mod settings;

@@ -22,7 +22,7 @@ use onedoor_proto::v1;
 
 use super::case::TrackerAddress;
 use super::nats::{Fallback, NatsArgs};
-use super::registry_execute::{OperatorKeyArgs, operator_signer, transfer_open_tasks};
+use super::registry_execute::{OperatorKeyArgs, execute, operator_signer};
 use super::registry_plan::{InboxState, Live, OpenTask, plan};
 use crate::data_dir::Endpoints;
 
@@ -90,7 +90,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         };
         let failed = runtime.block_on(async {
             let js = async_nats::jetstream::new(connect_operator(&args).await?);
-            transfer_open_tasks(js, signer, &diff, &live).await
+            execute(js, signer, &diff, &live, &args.operator.drain).await
         })?;
         return Ok(if failed == 0 {
             ExitCode::SUCCESS

@@ -4,8 +4,8 @@
 //! event ids are fixed by case, holder and registry version, so running it again writes
 //! nothing twice.
 //!
-//! Not done here yet: draining and deleting the old agencies' inboxes and revoking their NATS
-//! users and tokens; the output says so, and `docs/operations.md` has the manual steps.
+//! Then the old agencies' inboxes are drained and their NATS users revoked
+//! (`registry_drain`), once every transfer is written.
 
 use std::path::PathBuf;
 
@@ -14,6 +14,7 @@ use onedoor_bus::transfer::transfer_request;
 use onedoor_bus::{CaseLog, Signer};
 use onedoor_case::{CaseId, Registry, RegistryDiff};
 
+use super::registry_drain::{DrainArgs, drain_and_revoke};
 use super::registry_plan::Live;
 
 /// The operator's signing key, as `--execute` needs it.
@@ -28,6 +29,8 @@ pub struct OperatorKeyArgs {
     /// The id NEW lists that key under (`[[operator.key]]`), for --execute.
     #[arg(long, requires = "execute")]
     pub operator_key_id: Option<String>,
+    #[command(flatten)]
+    pub drain: DrainArgs,
 }
 
 /// The operator key, checked against the one the new registry lists: a transfer signed with a
@@ -49,9 +52,28 @@ pub fn operator_signer(args: &OperatorKeyArgs, new: &Registry) -> anyhow::Result
     Ok(signer)
 }
 
+/// Writes the transfers, then (when all were written) drains and revokes. Returns how many
+/// steps failed or were left undone (each printed).
+pub async fn execute(
+    js: async_nats::jetstream::Context,
+    signer: Signer,
+    diff: &RegistryDiff<'_>,
+    live: &Live,
+    drain: &DrainArgs,
+) -> anyhow::Result<usize> {
+    let failed = transfer_open_tasks(js.clone(), signer, diff, live).await?;
+    if failed > 0 {
+        println!(
+            "not drained: the old agencies' inboxes and NATS users stay until every transfer is written"
+        );
+        return Ok(failed);
+    }
+    drain_and_revoke(&js, diff, drain).await
+}
+
 /// Writes one transfer per open task `live` lists for an agency that ends with a successor.
 /// Returns how many failed (each printed).
-pub async fn transfer_open_tasks(
+async fn transfer_open_tasks(
     js: async_nats::jetstream::Context,
     signer: Signer,
     diff: &RegistryDiff<'_>,
@@ -95,8 +117,5 @@ pub async fn transfer_open_tasks(
             "error: {failed} transfer(s) failed; if NATS refused them, the servers still run the configuration of the old registry: regenerate it from the new one (onedoor nats-config) and reload them, then run this again"
         );
     }
-    println!(
-        "not done by --execute yet: draining and deleting the old agencies' inboxes, revoking their NATS users and tokens (docs/operations.md)"
-    );
     Ok(failed)
 }
