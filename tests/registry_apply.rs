@@ -8,14 +8,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{Agency, DEADLINE, onedoor, spawn_up, terminate, wait_for_endpoints};
+use support::{Agency, DEADLINE, onedoor, shipped_registry_file, terminate, up_on_shipped};
 
 const FRONT: &str = "ODSC-VTE-SAYSETTHA";
 
 fn shipped(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/registry")
-        .join(name)
+    shipped_registry_file(name)
 }
 
 fn apply(data_dir: &Path, new: &Path, extra: &[&str]) -> Output {
@@ -56,10 +54,7 @@ fn plan_listing(data_dir: &Path, new: &Path, case_id: &str) -> Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_apply_dry_run_plans_the_merger_and_refuses_to_orphan_a_task() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    let registry_2021 = shipped("lao-2021.toml").display().to_string();
-    let mut up = spawn_up(&data, &[("ONEDOOR_REGISTRY", registry_2021)]);
-    let endpoints = wait_for_endpoints(&mut up, &data);
+    let (mut up, data, endpoints) = up_on_shipped(dir.path(), "lao-2021.toml");
 
     let mut front = Agency::connect(&endpoints, FRONT).await;
     let at_mpi = front.open_case("apply-mpi").await.case_id;

@@ -10,14 +10,14 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{Agency, DEADLINE, nats_as, onedoor, spawn_up, terminate, wait_for_endpoints};
+use support::{
+    Agency, DEADLINE, nats_as, onedoor, shipped_registry_file, terminate, up_on_shipped,
+};
 
 const FRONT: &str = "ODSC-VTE-SAYSETTHA";
 
 fn shipped(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/registry")
-        .join(name)
+    shipped_registry_file(name)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -94,10 +94,7 @@ fn audit(data: &Path, registry: Option<&Path>) -> Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn execute_drains_the_old_inboxes_and_a_reload_refuses_the_old_user() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    let registry_2021 = shipped("lao-2021.toml").display().to_string();
-    let mut up = spawn_up(&data, &[("ONEDOOR_REGISTRY", registry_2021)]);
-    let endpoints = wait_for_endpoints(&mut up, &data);
+    let (mut up, data, endpoints) = up_on_shipped(dir.path(), "lao-2021.toml");
 
     // MPI signs history: it accepts and completes a case, reading its inbox empty.
     let mut front = Agency::connect(&endpoints, FRONT).await;

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,23 @@ pub fn spawn_up(data_dir: &Path, env: &[(&str, String)]) -> Child {
         command.env(key, value);
     }
     command.spawn().expect("onedoor up starts")
+}
+
+/// A registry file shipped in `deploy/registry/`, e.g. `lao-2021.toml`.
+pub fn shipped_registry_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/registry")
+        .join(name)
+}
+
+/// `onedoor up` on the shipped registry `name`, its data in DIR/data: the running child, the
+/// data dir and its endpoints.
+pub fn up_on_shipped(dir: &Path, name: &str) -> (Child, PathBuf, serde_json::Value) {
+    let data = dir.join("data");
+    let registry = shipped_registry_file(name).display().to_string();
+    let mut up = spawn_up(&data, &[("ONEDOOR_REGISTRY", registry)]);
+    let endpoints = wait_for_endpoints(&mut up, &data);
+    (up, data, endpoints)
 }
 
 /// `onedoor up --demo` with debug logging, its stdout and stderr written to `log`.
