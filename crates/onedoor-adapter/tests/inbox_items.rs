@@ -3,18 +3,7 @@
 //! tells every agency still holding a task, once each.
 
 use onedoor_proto::v1::{self, InboxItemKind, case_event::Body};
-use onedoor_testkit::{FRONT, TestAgency, TestBus, key, next_inbox_item};
-
-/// The next item of `inbox`, acknowledged.
-async fn take(
-    agency: &mut TestAgency,
-    inbox: &mut tonic::Streaming<v1::InboxItem>,
-) -> v1::InboxItem {
-    let item = next_inbox_item(inbox).await;
-    let id = item.event.as_ref().expect("event").event_id.clone();
-    agency.ack(&[&id]).await.expect("ack");
-    item
-}
+use onedoor_testkit::{FRONT, TestAgency, TestBus, key};
 
 fn kind(item: &v1::InboxItem) -> InboxItemKind {
     item.kind()
@@ -37,7 +26,7 @@ async fn every_inbox_item_says_its_kind_service_citizen_ref_step_due_time_and_tr
     let case = opened.case_id.clone();
     let handed = front.hand_off(&case, "MOIC").await?;
 
-    let task = take(&mut moic, &mut moic_inbox).await;
+    let task = moic.take(&mut moic_inbox).await;
     let event = task.event.clone().expect("event");
     assert_eq!(kind(&task), InboxItemKind::NewTask);
     assert_eq!(event.event_id, handed.event_id);
@@ -66,7 +55,7 @@ async fn every_inbox_item_says_its_kind_service_citizen_ref_step_due_time_and_tr
     assert!(!task.redelivered_from_stuck);
 
     moic.accept(&case).await?;
-    let accepted = take(&mut front, &mut front_inbox).await;
+    let accepted = front.take(&mut front_inbox).await;
     assert_eq!(kind(&accepted), InboxItemKind::TaskAccepted);
     assert_eq!(accepted.due_at, body.due_at, "MOIC's task is due then");
     assert_eq!(step_agencies(&accepted), ["MOIC"]);
@@ -79,18 +68,18 @@ async fn every_inbox_item_says_its_kind_service_citizen_ref_step_due_time_and_tr
             actor: String::new(),
         })
         .await?;
-    let asked = take(&mut front, &mut front_inbox).await;
+    let asked = front.take(&mut front_inbox).await;
     assert_eq!(kind(&asked), InboxItemKind::InfoRequest);
     assert_eq!(step_agencies(&asked), ["MOIC"], "the asking agency's step");
     assert_eq!(asked.citizen_ref, "R-2026-0001");
 
     front.hand_off(&case, "MOIC").await?;
-    let answer = take(&mut moic, &mut moic_inbox).await;
+    let answer = moic.take(&mut moic_inbox).await;
     assert_eq!(kind(&answer), InboxItemKind::InfoAnswer);
     assert!(answer.due_at.is_some(), "the restarted due time");
 
     moic.complete(&case).await?;
-    let completed = take(&mut front, &mut front_inbox).await;
+    let completed = front.take(&mut front_inbox).await;
     assert_eq!(kind(&completed), InboxItemKind::TaskCompleted);
     assert_eq!(completed.due_at, None);
     assert_eq!(completed.service, "enterprise-registration");
@@ -105,7 +94,7 @@ async fn a_task_off_the_route_arrives_with_no_step_and_a_sent_back_one_says_so()
     let (mut front_inbox, mut moh_inbox) = (front.inbox(0).await?, moh.inbox(0).await?);
     let case = front.open_case("enterprise-registration").await?.case_id;
     front.hand_off(&case, "MOH").await?;
-    let task = take(&mut moh, &mut moh_inbox).await;
+    let task = moh.take(&mut moh_inbox).await;
     assert_eq!(kind(&task), InboxItemKind::NewTask);
     assert_eq!(
         task.step, None,
@@ -121,7 +110,7 @@ async fn a_task_off_the_route_arrives_with_no_step_and_a_sent_back_one_says_so()
             actor: String::new(),
         })
         .await?;
-    let back = take(&mut front, &mut front_inbox).await;
+    let back = front.take(&mut front_inbox).await;
     assert_eq!(kind(&back), InboxItemKind::TaskSentBack);
     Ok(())
 }
@@ -137,10 +126,10 @@ async fn case_with_two_open_tasks(
     let case = front.open_case("enterprise-registration").await?.case_id;
     front.hand_off(&case, "MOIC").await?;
     front.hand_off(&case, "MOF").await?;
-    take(moic, &mut inboxes[1]).await;
-    take(mof, &mut inboxes[2]).await;
+    moic.take(&mut inboxes[1]).await;
+    mof.take(&mut inboxes[2]).await;
     moic.accept(&case).await?;
-    take(front, &mut inboxes[0]).await;
+    front.take(&mut inboxes[0]).await;
     Ok(case)
 }
 
@@ -179,7 +168,7 @@ async fn a_withdrawal_notifies_every_agency_holding_a_task_exactly_once() -> any
 
     let [_, moic_inbox, mof_inbox] = &mut inboxes;
     for (agency, inbox) in [(&mut moic, moic_inbox), (&mut mof, mof_inbox)] {
-        let item = take(agency, inbox).await;
+        let item = agency.take(inbox).await;
         assert_eq!(step_agencies(&item), std::slice::from_ref(&agency.code));
         assert_eq!(kind(&item), InboxItemKind::CaseWithdrawn, "{}", agency.code);
         let event = item.event.expect("event");
@@ -222,10 +211,10 @@ async fn a_denial_notifies_as_case_resolved_and_an_agency_done_before_is_not_tol
     ];
     let case = case_with_two_open_tasks(&mut front, &mut moic, &mut mof, &mut inboxes).await?;
     moic.complete(&case).await?;
-    take(&mut front, &mut inboxes[0]).await;
+    front.take(&mut inboxes[0]).await;
 
     front.resolve(&case, v1::Resolution::Denied).await?;
-    let item = take(&mut mof, &mut inboxes[2]).await;
+    let item = mof.take(&mut inboxes[2]).await;
     assert_eq!(kind(&item), InboxItemKind::CaseResolved);
     let view = front.get_case(&case).await?;
     let told: Vec<String> = closed_notices(&view)

@@ -360,6 +360,16 @@ impl TestAgency {
         };
         self.client.ack(request).await.map(|r| r.into_inner())
     }
+
+    /// The next item of `inbox`, acknowledged: what a worker that took it in does.
+    pub async fn take(&mut self, inbox: &mut tonic::Streaming<v1::InboxItem>) -> v1::InboxItem {
+        let item = next_inbox_item(inbox).await;
+        let id = item.event.as_ref().map(|e| e.event_id.clone());
+        self.ack(&[id.as_deref().unwrap_or_default()])
+            .await
+            .unwrap_or_else(|status| panic!("ack of {id:?} refused: {status}"));
+        item
+    }
 }
 
 /// How long [`next_inbox_item`] waits.
