@@ -414,6 +414,13 @@ impl AgencyGateway for Gateway {
         Ok(response)
     }
 
+    async fn recall_task(
+        &self,
+        request: Request<v1::RecallTaskRequest>,
+    ) -> Result<Response<v1::Receipt>, Status> {
+        self.write("RecallTask", request).await
+    }
+
     type InboxStream = crate::inbox::InboxStream;
 
     async fn inbox(

@@ -152,6 +152,9 @@ pub fn same_request(stored: &CaseEvent, command: &Command) -> bool {
             stored.to.as_ref() == Some(to)
         }
         (EventBody::Transferred { .. }, Action::Transfer) => true,
+        (EventBody::TakenBack { reason }, Action::TakeBack { holder, reason: r }) => {
+            stored.to.as_ref() == Some(holder) && reason == r
+        }
         _ => false,
     }
 }

@@ -63,6 +63,8 @@ fn classify(
         EventBody::Transferred { due_at, .. } => {
             (InboxItemKind::NewTask, event.to.clone(), Some(*due_at))
         }
+        // The holder's task ended: the step is its own, and no due time is left to keep.
+        EventBody::TakenBack { .. } => (InboxItemKind::TaskTakenBack, event.to.clone(), None),
         // Never addressed to an agency, so never in an inbox.
         EventBody::Opened { .. } | EventBody::Resolved { .. } => {
             (InboxItemKind::Unspecified, None, None)

@@ -177,3 +177,22 @@ impl TryFrom<v1::ResolveCaseRequest> for WriteInput {
         )
     }
 }
+
+impl TryFrom<v1::RecallTaskRequest> for WriteInput {
+    type Error = AdapterError;
+    fn try_from(r: v1::RecallTaskRequest) -> Result<Self, AdapterError> {
+        if r.holder_agency.is_empty() {
+            return Err(invalid(
+                "holder_agency",
+                "is required (the code of the agency holding the task, such as MOIC)",
+            ));
+        }
+        let holder =
+            AgencyCode::parse(&r.holder_agency).map_err(|e| invalid("holder_agency", e))?;
+        let action = Action::TakeBack {
+            holder,
+            reason: r.reason,
+        };
+        write(Some(&r.case_id), action, &r.actor, &r.idempotency_key)
+    }
+}

@@ -82,12 +82,13 @@ enum Call {
     SendBack(v1::SendBackRequest),
     RequestInfo(v1::RequestInfoRequest),
     ResolveCase(v1::ResolveCaseRequest),
+    RecallTask(v1::RecallTaskRequest),
     Inbox(v1::InboxRequest),
     Ack(v1::AckRequest),
     GetCase(v1::GetCaseRequest),
 }
 
-const EVERY_RPC: [&str; 10] = [
+const EVERY_RPC: [&str; 11] = [
     "OpenCase",
     "HandOff",
     "Accept",
@@ -95,6 +96,7 @@ const EVERY_RPC: [&str; 10] = [
     "SendBack",
     "RequestInfo",
     "ResolveCase",
+    "RecallTask",
     "Inbox",
     "Ack",
     "GetCase",
@@ -110,6 +112,7 @@ impl Call {
             Call::SendBack(_) => "SendBack",
             Call::RequestInfo(_) => "RequestInfo",
             Call::ResolveCase(_) => "ResolveCase",
+            Call::RecallTask(_) => "RecallTask",
             Call::Inbox(_) => "Inbox",
             Call::Ack(_) => "Ack",
             Call::GetCase(_) => "GetCase",
@@ -125,6 +128,7 @@ impl Call {
             Call::SendBack(r) => client.send_back(r).await.map(drop),
             Call::RequestInfo(r) => client.request_info(r).await.map(drop),
             Call::ResolveCase(r) => client.resolve_case(r).await.map(drop),
+            Call::RecallTask(r) => client.recall_task(r).await.map(drop),
             Call::Inbox(r) => client.inbox(r).await.map(drop),
             Call::Ack(r) => client.ack(r).await.map(drop),
             Call::GetCase(r) => client.get_case(r).await.map(drop),
@@ -214,6 +218,18 @@ fn resolve(case_id: &str, change: impl FnOnce(&mut v1::ResolveCaseRequest)) -> C
     };
     change(&mut r);
     Call::ResolveCase(r)
+}
+
+fn recall(case_id: &str, change: impl FnOnce(&mut v1::RecallTaskRequest)) -> Call {
+    let mut r = v1::RecallTaskRequest {
+        case_id: case_id.into(),
+        holder_agency: "MOIC".into(),
+        reason: "sent to the wrong ministry".into(),
+        idempotency_key: key(),
+        ..Default::default()
+    };
+    change(&mut r);
+    Call::RecallTask(r)
 }
 
 fn get_case(case_id: &str) -> Call {
@@ -324,6 +340,8 @@ fn hostile_rows(c: &Cases) -> Vec<Row> {
         add("note", FRONT, resolve(opened, |r| r.note = t.clone()), "note");
         add("actor", FRONT, resolve(opened, |r| r.actor = t.clone()), "actor");
         add("idempotency_key", FRONT, resolve(opened, |r| r.idempotency_key = t.clone()), "idempotency_key:");
+        add("reason", FRONT, recall(pending, |r| r.reason = t.clone()), "reason");
+        add("actor", FRONT, recall(pending, |r| r.actor = t.clone()), "actor");
     }
     rows
 }
@@ -525,6 +543,22 @@ fn rows(c: &Cases, held: &str) -> Vec<Row> {
         row("resolved twice", FRONT, resolve(resolved, |_| {}), Precondition, &is_resolved),
         row("by a ministry", "MOIC", resolve(accepted, |_| {}), Denied, &format!("only the originating front office {FRONT} may resolve case {accepted}")),
         unauthenticated("no token", FRONT, Credential::Missing, resolve(opened, |_| {})),
+
+        // RecallTask.
+        row("empty holder_agency", FRONT, recall(pending, |r| r.holder_agency.clear()), Invalid, "holder_agency: is required (the code of the agency holding the task"),
+        row("holder_agency with '>'", FRONT, recall(pending, |r| r.holder_agency = "MOIC>".into()), Invalid, &bad_char("holder_agency", "MOIC>", '>', 4)),
+        row("holder_agency in lower case", FRONT, recall(pending, |r| r.holder_agency = "moic".into()), Invalid, "only A-Z, 0-9 and '-' are allowed"),
+        row("empty reason", FRONT, recall(pending, |r| r.reason.clear()), Invalid, "reason must not be empty"),
+        row("reason where a Lao character crosses the limit", FRONT, recall(pending, |r| r.reason = lao_crossing(limits::REASON_MAX_BYTES)), Invalid, &text_long("reason", 4096, 4098)),
+        row("malformed case_id", FRONT, recall("not-a-ulid", |_| {}), Invalid, no_ulid),
+        row("no idempotency_key", FRONT, recall(pending, |r| r.idempotency_key.clear()), Invalid, key_required),
+        row("unknown case", FRONT, recall(missing, |_| {}), NotFound, &not_found),
+        row("on a resolved case", FRONT, recall(resolved, |_| {}), Precondition, &is_resolved),
+        row("from an agency that holds no task", FRONT, recall(pending, |r| r.holder_agency = "MOF".into()), Precondition, &format!("MOF holds no task on case {pending}, so there is nothing to take back")),
+        row("by an agency that did not hand it over", "MOF", recall(accepted, |_| {}), Denied, &format!("only {FRONT}, which handed MOIC its task on case {accepted}, may take it back; MOF did not hand it over")),
+        row("by the holder itself", "MOIC", recall(accepted, |_| {}), Denied, "MOIC did not hand it over"),
+        unauthenticated("no token", FRONT, Credential::Missing, recall(pending, |_| {})),
+        unauthenticated("MOIC's token at the front office's adapter", FRONT, Credential::Of("MOIC"), recall(pending, |_| {})),
 
         // Inbox: the request has no field that can be wrong; the credential can.
         unauthenticated("no token", "MOIC", Credential::Missing, inbox()),

@@ -9,6 +9,7 @@ mod document;
 mod event;
 mod route;
 mod state;
+mod take_back;
 mod transfer;
 
 pub use answers::{answer_receiver, authorize_answer, authorize_in_registry};

@@ -51,6 +51,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => text().prop_map(|outcome| Action::Complete { outcome, note: String::new(), documents: vec![] }),
         1 => text().prop_map(|reason| Action::SendBack { reason }),
         1 => text().prop_map(|question| Action::RequestInfo { question }),
+        1 => (agency(), text()).prop_map(|(holder, reason)| Action::TakeBack { holder: code(holder), reason }),
         // Rare: a resolution ends the sequence's interesting part.
         1 => (resolution, text()).prop_map(|(resolution, note)| Action::Resolve { resolution, note }),
     ]

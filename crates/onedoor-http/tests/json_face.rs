@@ -126,6 +126,42 @@ async fn a_case_goes_from_open_to_acknowledged_through_json_alone() -> anyhow::R
 }
 
 #[tokio::test]
+async fn a_task_is_taken_back_through_json_and_the_holder_reads_why() -> anyhow::Result<()> {
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC", "MOF"]).await?;
+    let (front, moic) = (client(&bus, FRONT), client(&bus, "MOIC"));
+    let (opened, handed) = open_and_hand_off(&front, "MOIC").await?;
+    let case_id = opened.body["caseId"].as_str().unwrap_or_default();
+    let recall = |key: &str| json!({"caseId": case_id, "holderAgency": "MOIC", "reason": "wrong ministry", "idempotencyKey": key});
+
+    let denied = client(&bus, "MOF")
+        .call("RecallTask", &recall("mof-1"))
+        .await?;
+    assert_error(&denied, StatusCode::FORBIDDEN, "PERMISSION_DENIED", None);
+    let taken = front.call("RecallTask", &recall("recall-1")).await?;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    assert_eq!(taken.body["caseVersion"], "3");
+
+    let mut events = inbox(&moic).await?;
+    assert_eq!(
+        next_item(&mut events).await?["event"]["eventId"],
+        handed.body["eventId"]
+    );
+    let item = next_item(&mut events).await?;
+    assert_eq!(item["kind"], "INBOX_ITEM_KIND_TASK_TAKEN_BACK");
+    assert_eq!(item["event"]["taskTakenBack"]["reason"], "wrong ministry");
+    assert_eq!(item["citizenRef"], "R-2026-0042");
+
+    let late = moic
+        .call(
+            "Accept",
+            &json!({"caseId": case_id, "idempotencyKey": "accept-1"}),
+        )
+        .await?;
+    assert_error(&late, StatusCode::BAD_REQUEST, "FAILED_PRECONDITION", None);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_retried_json_write_returns_the_first_receipt() -> anyhow::Result<()> {
     let bus = TestBus::with_adapters(&[FRONT]).await?;
     let front = client(&bus, FRONT);

@@ -181,6 +181,9 @@ pub fn to_wire(event: &CaseEvent, envelope: Envelope) -> v1::CaseEvent {
             reason: transfer_reason_to_wire(*reason).into(),
             due_at: Some(timestamp(*due_at)),
         }),
+        EventBody::TakenBack { reason } => Body::TaskTakenBack(v1::TaskTakenBack {
+            reason: reason.clone(),
+        }),
     };
     v1::CaseEvent {
         event_id: event.event_id.to_string(),
@@ -247,6 +250,9 @@ pub fn from_wire(wire: &v1::CaseEvent) -> Result<(CaseEvent, Envelope), WireErro
             registry_version: b.registry_version.clone(),
             reason: transfer_reason_from_wire(b.reason)?,
             due_at: from_timestamp("task_transferred.due_at", b.due_at.as_ref())?,
+        },
+        Body::TaskTakenBack(b) => EventBody::TakenBack {
+            reason: b.reason.clone(),
         },
     };
     let to = match wire.to_agency.as_str() {

@@ -11,7 +11,7 @@ use crate::v1::CaseEvent;
 use crate::v1::case_event::Body;
 
 /// Every event kind, in field-number order of the `body` oneof.
-pub const EVENT_KINDS: [&str; 9] = [
+pub const EVENT_KINDS: [&str; 10] = [
     "opened",
     "handed_off",
     "accepted",
@@ -21,6 +21,7 @@ pub const EVENT_KINDS: [&str; 9] = [
     "resolved",
     "task_closed",
     "task_transferred",
+    "task_taken_back",
 ];
 
 /// Builds a CloudEvents type from a literal kind at compile time.
@@ -44,6 +45,7 @@ impl Body {
             Body::Resolved(_) => "resolved",
             Body::TaskClosed(_) => "task_closed",
             Body::TaskTransferred(_) => "task_transferred",
+            Body::TaskTakenBack(_) => "task_taken_back",
         }
     }
 
@@ -60,6 +62,7 @@ impl Body {
             Body::Resolved(_) => ce_type!("resolved"),
             Body::TaskClosed(_) => ce_type!("task_closed"),
             Body::TaskTransferred(_) => ce_type!("task_transferred"),
+            Body::TaskTakenBack(_) => ce_type!("task_taken_back"),
         }
     }
 }

@@ -107,6 +107,7 @@ fn agency_gateway_has_exactly_the_contract_rpcs() {
         "SendBack",
         "RequestInfo",
         "ResolveCase",
+        "RecallTask",
         "Inbox",
         "Ack",
         "GetCase",
@@ -129,6 +130,7 @@ fn every_agency_gateway_write_takes_its_request_and_returns_a_receipt() {
         "SendBack",
         "RequestInfo",
         "ResolveCase",
+        "RecallTask",
     ] {
         let request = format!("{write}Request");
         assert_eq!(rpcs[write], shape(&request, "Receipt", false), "{write}");
@@ -582,6 +584,18 @@ fn documented_limits_match_the_rust_constants() {
             bytes(IDEMPOTENCY_KEY_MAX_BYTES),
         ),
         ("ResolveCaseRequest", "actor", bytes(ACTOR_MAX_BYTES)),
+        (
+            "RecallTaskRequest",
+            "holder_agency",
+            bytes(AGENCY_CODE_MAX_BYTES),
+        ),
+        ("RecallTaskRequest", "reason", bytes(REASON_MAX_BYTES)),
+        (
+            "RecallTaskRequest",
+            "idempotency_key",
+            bytes(IDEMPOTENCY_KEY_MAX_BYTES),
+        ),
+        ("RecallTaskRequest", "actor", bytes(ACTOR_MAX_BYTES)),
         ("CaseEvent", "from_agency", bytes(AGENCY_CODE_MAX_BYTES)),
         ("CaseEvent", "actor", bytes(ACTOR_MAX_BYTES)),
         (
@@ -622,6 +636,7 @@ fn documented_limits_match_the_rust_constants() {
         ("TaskCompleted", "note", bytes(NOTE_MAX_BYTES)),
         ("TaskCompleted", "documents", count(DOCUMENTS_MAX)),
         ("TaskSentBack", "reason", bytes(REASON_MAX_BYTES)),
+        ("TaskTakenBack", "reason", bytes(REASON_MAX_BYTES)),
         ("InfoRequested", "question", bytes(QUESTION_MAX_BYTES)),
         ("CaseResolved", "note", bytes(NOTE_MAX_BYTES)),
         ("TaskClosed", "note", bytes(NOTE_MAX_BYTES)),

@@ -4,7 +4,8 @@ use onedoor_proto::event::{EVENT_KINDS, kind_from_ce_type};
 use onedoor_proto::v1::case_event::Body;
 use onedoor_proto::v1::{
     CaseEvent, CaseOpened, CaseResolved, DocumentRef, HandedOff, InfoRequested, Resolution,
-    TaskAccepted, TaskClosed, TaskCompleted, TaskSentBack, TaskTransferred, TransferReason,
+    TaskAccepted, TaskClosed, TaskCompleted, TaskSentBack, TaskTakenBack, TaskTransferred,
+    TransferReason,
 };
 use prost::Message as _;
 
@@ -62,6 +63,9 @@ fn every_body() -> Vec<Body> {
                 nanos: 0,
             }),
         }),
+        Body::TaskTakenBack(TaskTakenBack {
+            reason: "sent to the wrong ministry: land titles are MONRE".into(),
+        }),
     ]
 }
 
@@ -76,6 +80,7 @@ fn kind_of(body: &Body) -> &'static str {
         Body::Resolved(_) => "resolved",
         Body::TaskClosed(_) => "task_closed",
         Body::TaskTransferred(_) => "task_transferred",
+        Body::TaskTakenBack(_) => "task_taken_back",
     }
 }
 

@@ -213,6 +213,7 @@ pub fn task_end_name(end: TaskEnd) -> &'static str {
         TaskEnd::SentBack => "sent_back",
         TaskEnd::ClosedByResolution => "closed_by_resolution",
         TaskEnd::Transferred => "transferred",
+        TaskEnd::TakenBack => "taken_back",
     }
 }
 
@@ -222,6 +223,7 @@ pub fn task_end_from_name(name: &str) -> Result<TaskEnd, TrackerError> {
         "sent_back" => Ok(TaskEnd::SentBack),
         "closed_by_resolution" => Ok(TaskEnd::ClosedByResolution),
         "transferred" => Ok(TaskEnd::Transferred),
+        "taken_back" => Ok(TaskEnd::TakenBack),
         other => Err(TrackerError::Corrupt {
             what: "task end".into(),
             why: format!("unknown end {other:?}"),
@@ -369,7 +371,7 @@ fn detail(body: &EventBody) -> String {
         EventBody::Accepted => String::new(),
         EventBody::Completed { outcome, note, .. } if note.is_empty() => outcome.clone(),
         EventBody::Completed { outcome, note, .. } => format!("{outcome} ({note})"),
-        EventBody::SentBack { reason } => reason.clone(),
+        EventBody::SentBack { reason } | EventBody::TakenBack { reason } => reason.clone(),
         EventBody::InfoRequested { question } => question.clone(),
         EventBody::Resolved { resolution, note } | EventBody::TaskClosed { resolution, note }
             if note.is_empty() =>

@@ -676,6 +676,10 @@ messages! {
         en: "Task moved to the successor agency",
         lo: "ໂອນວຽກໃຫ້ພາກສ່ວນສືບທອດ",
     }
+    KindTaskTakenBack {
+        en: "Task taken back by its sender",
+        lo: "ຜູ້ສົ່ງເອົາວຽກຄືນ",
+    }
     EndCompleted {
         en: "completed",
         lo: "ສຳເລັດ",
@@ -691,6 +695,10 @@ messages! {
     EndTransferred {
         en: "moved to the successor agency",
         lo: "ໂອນໃຫ້ພາກສ່ວນສືບທອດ",
+    }
+    EndTakenBack {
+        en: "taken back by the sender",
+        lo: "ຜູ້ສົ່ງເອົາຄືນແລ້ວ",
     }
     StillHeld {
         en: "still held",

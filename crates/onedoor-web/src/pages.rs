@@ -617,6 +617,7 @@ fn event_kind(lang: Lang, body: &EventBody) -> &'static str {
         EventBody::Resolved { .. } => Msg::KindResolved,
         EventBody::TaskClosed { .. } => Msg::KindTaskClosed,
         EventBody::Transferred { .. } => Msg::KindTaskTransferred,
+        EventBody::TakenBack { .. } => Msg::KindTaskTakenBack,
     })
 }
 
@@ -637,7 +638,9 @@ fn event_detail(lang: Lang, body: &EventBody, offset: time::UtcOffset) -> Markup
         EventBody::Completed { outcome, note, .. } => html! {
             bdi { (outcome) } @if !note.is_empty() { " — " bdi { (note) } }
         },
-        EventBody::SentBack { reason } => html! { bdi { (reason) } },
+        EventBody::SentBack { reason } | EventBody::TakenBack { reason } => {
+            html! { bdi { (reason) } }
+        }
         EventBody::InfoRequested { question } => html! { bdi { (question) } },
         EventBody::Resolved { resolution, note } | EventBody::TaskClosed { resolution, note } => {
             let (text, _) = status_text(lang, CaseStatus::Resolved(*resolution));

@@ -133,6 +133,7 @@ fn task_stretch(
                 TaskEnd::SentBack => Msg::EndSentBack,
                 TaskEnd::ClosedByResolution => Msg::EndClosedByResolution,
                 TaskEnd::Transferred => Msg::EndTransferred,
+                TaskEnd::TakenBack => Msg::EndTakenBack,
             }),
             i18n::short_datetime(at, offset)
         ),

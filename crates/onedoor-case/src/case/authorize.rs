@@ -89,6 +89,7 @@ pub fn authorize(case: &CaseState, event: &CaseEvent) -> Result<(), Refusal> {
             due_at,
             ..
         } => transfer(case, event, registry_version, *due_at),
+        EventBody::TakenBack { .. } => super::take_back::authorize_take_back(case, event),
     }
 }
 

@@ -47,6 +47,11 @@ pub enum Action {
     /// with). Not a caller's request: `onedoor registry apply --execute` issues it, as the
     /// operator, for each open task of an agency the registry ends.
     Transfer,
+    /// Take back the open task the acting agency handed to `holder`, with a reason.
+    TakeBack {
+        holder: AgencyCode,
+        reason: String,
+    },
 }
 
 impl Action {
@@ -61,6 +66,7 @@ impl Action {
             Action::Resolve { .. } => "resolve",
             Action::NotifyClosed { .. } => "notify closed task",
             Action::Transfer => "transfer",
+            Action::TakeBack { .. } => "take back",
         }
     }
 }

@@ -7,7 +7,7 @@ use super::command::{Action, Command};
 use super::document::{DocumentRef, check_documents};
 use super::event::{CaseEvent, EventBody, Resolution, TransferReason};
 use super::route::check_strict_route;
-use super::state::{CaseState, Task, TaskEnd, TaskState};
+use super::state::{CaseState, Task, TaskState};
 use crate::codes::{AgencyCode, ServiceCode};
 use crate::ids::{CaseId, EventId};
 use crate::limits;
@@ -163,6 +163,19 @@ pub enum Refusal {
     #[error("a task_transferred event on case {case_id} must repeat the task: {why}")]
     TransferMismatch { case_id: CaseId, why: &'static str },
     #[error(
+        "only {sender}, which handed {holder} its task on case {case_id}, may take it back; {agency} did not hand it over"
+    )]
+    NotTaskSender {
+        case_id: CaseId,
+        agency: AgencyCode,
+        holder: AgencyCode,
+        sender: AgencyCode,
+    },
+    #[error("{holder} holds no task on case {case_id}, so there is nothing to take back")]
+    NoTaskToTakeBack { case_id: CaseId, holder: AgencyCode },
+    #[error("a task_taken_back event on case {case_id} must name the task: {why}")]
+    TakeBackMismatch { case_id: CaseId, why: &'static str },
+    #[error(
         "time runs backwards: {at} is more than the allowed skew before the previous event at {previous}"
     )]
     TimeRunsBackwards {
@@ -189,7 +202,8 @@ impl Refusal {
             | BadDueDays { .. }
             | NoReceiver { .. }
             | NoticeMismatch { .. }
-            | TransferMismatch { .. } => RefusalClass::InvalidArgument,
+            | TransferMismatch { .. }
+            | TakeBackMismatch { .. } => RefusalClass::InvalidArgument,
             CaseNotFound { .. } => RefusalClass::NotFound,
             CaseExists { .. } => RefusalClass::AlreadyExists,
             UnknownActingAgency { .. }
@@ -199,7 +213,8 @@ impl Refusal {
             | NotOrigin { .. }
             | NoTask { .. }
             | WrongReceiver { .. }
-            | NotSuccessor { .. } => RefusalClass::PermissionDenied,
+            | NotSuccessor { .. }
+            | NotTaskSender { .. } => RefusalClass::PermissionDenied,
             CaseResolved { .. }
             | TaskNotAccepted { .. }
             | TaskEnded { .. }
@@ -211,6 +226,7 @@ impl Refusal {
             | AlreadyNotified { .. }
             | NoSuccessor { .. }
             | TransferTooEarly { .. }
+            | NoTaskToTakeBack { .. }
             | TimeRunsBackwards { .. } => RefusalClass::FailedPrecondition,
         }
     }
@@ -294,6 +310,7 @@ pub fn check_input(command: &Command) -> Result<(), Refusal> {
             required("question", question, limits::QUESTION_MAX_BYTES)
         }
         Action::Resolve { note, .. } => limit("note", note, limits::NOTE_MAX_BYTES),
+        Action::TakeBack { reason, .. } => required("reason", reason, limits::REASON_MAX_BYTES),
         Action::NotifyClosed { .. } | Action::Transfer => Ok(()),
     }
 }
@@ -474,6 +491,14 @@ fn decide_on_open_case(
             agency: Some(to.clone()),
         }),
         Action::Transfer => open.transfer(),
+        Action::TakeBack { holder, reason } => {
+            let (to, cause, body) = super::take_back::take_back(case, open.me, holder, reason)?;
+            Ok(Decision {
+                to: Some(to),
+                causation: Some(cause),
+                body,
+            })
+        }
     }
 }
 
@@ -510,12 +535,7 @@ impl<'a> OpenCase<'a> {
                 Some(past) => Refusal::TaskEnded {
                     case_id,
                     agency: self.me.clone(),
-                    end: match past.end {
-                        TaskEnd::Completed => "completed",
-                        TaskEnd::SentBack => "sent back",
-                        TaskEnd::ClosedByResolution => "closed when the case was resolved",
-                        TaskEnd::Transferred => "transferred to its successor",
-                    },
+                    end: past.end.words(),
                 },
                 None => Refusal::NoTask {
                     case_id,

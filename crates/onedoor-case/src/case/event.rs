@@ -91,6 +91,11 @@ pub enum EventBody {
         reason: TransferReason,
         due_at: OffsetDateTime,
     },
+    /// The agency that handed `to` its open task took it back before `to` finished it; the
+    /// task ends. Caused by the event that gave `to` the task.
+    TakenBack {
+        reason: String,
+    },
 }
 
 impl EventBody {
@@ -106,6 +111,7 @@ impl EventBody {
             EventBody::Resolved { .. } => "resolved",
             EventBody::TaskClosed { .. } => "task_closed",
             EventBody::Transferred { .. } => "task_transferred",
+            EventBody::TakenBack { .. } => "task_taken_back",
         }
     }
 }
@@ -126,7 +132,8 @@ pub struct CaseEvent {
     /// The event this one follows from (see the contract's `causation_id`): the task's
     /// hand-off for accepted/completed/sent back; the writer's own task's hand-off (or the
     /// opening) for handed off and info requested; the opening for resolved; the resolution
-    /// for task closed; `None` for opened.
+    /// for task closed; the taken-back task's hand-off (or transfer) for task taken back;
+    /// `None` for opened.
     pub causation: Option<EventId>,
     pub body: EventBody,
 }

@@ -46,6 +46,21 @@ pub enum TaskEnd {
     /// Moved by the operator to the holder's successor when a registry change ended the
     /// holder; the work goes on there.
     Transferred,
+    /// Taken back by the agency that handed it over, before the holder finished it.
+    TakenBack,
+}
+
+impl TaskEnd {
+    /// How the task ended, in words for a refusal: "{agency}'s task was already {words}".
+    pub fn words(self) -> &'static str {
+        match self {
+            TaskEnd::Completed => "completed",
+            TaskEnd::SentBack => "sent back",
+            TaskEnd::ClosedByResolution => "closed when the case was resolved",
+            TaskEnd::Transferred => "transferred to its successor",
+            TaskEnd::TakenBack => "taken back by its sender",
+        }
+    }
 }
 
 /// A task that has ended, kept for the timeline and time-held figures.
@@ -337,6 +352,7 @@ impl CaseState {
             }
             EventBody::TaskClosed { .. } => Err("the case is not resolved".into()),
             EventBody::Transferred { .. } => self.apply_transfer(event),
+            EventBody::TakenBack { .. } => super::take_back::apply_take_back(self, event),
             EventBody::Resolved { resolution, note } => {
                 if event.from != self.origin {
                     return Err(format!("only the origin {} resolves", self.origin));

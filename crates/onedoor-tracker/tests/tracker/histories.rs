@@ -1,8 +1,8 @@
 //! Random case histories written through the real write path, after the case rules' own
 //! property-test generators (`onedoor-case/tests/case_properties.rs`): commands from the origin,
 //! from a task holder or from anyone, most of them valid so histories reach deep states
-//! (parallel tasks, info requests and answers, send-backs, resolutions). Refused commands write
-//! nothing, as in production.
+//! (parallel tasks, info requests and answers, send-backs, tasks taken back, resolutions).
+//! Refused commands write nothing, as in production.
 
 use onedoor_case::{Action, CaseId, CaseState, Resolution, ServiceCode};
 use proptest::prelude::*;
@@ -49,6 +49,7 @@ fn action() -> impl Strategy<Value = Action> {
         6 => Just(Action::Complete { outcome: "done".into(), note: String::new(), documents: vec![] }),
         2 => Just(Action::SendBack { reason: "wrong agency".into() }),
         2 => Just(Action::RequestInfo { question: "copy of the lease?".into() }),
+        2 => receiver().prop_map(|holder| Action::TakeBack { holder: code(holder), reason: "wrong ministry".into() }),
         // Rare: a resolution ends the history.
         1 => resolution.prop_map(|resolution| Action::Resolve { resolution, note: String::new() }),
     ]

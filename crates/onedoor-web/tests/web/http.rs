@@ -577,3 +577,52 @@ async fn late_cases(
     app.projected(&ids).await?;
     Ok(cases)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_taken_back_shows_on_the_timeline_in_both_languages() -> anyhow::Result<()> {
+    let app = WebApp::start().await?;
+    let case = app
+        .bus
+        .open(
+            FRONT,
+            "enterprise-registration",
+            "VTE-2026-7",
+            "recall",
+            MONDAY,
+        )
+        .await?;
+    app.bus
+        .hand_off(case, FRONT, "MOIC", None, MONDAY + Span::hours(1))
+        .await?;
+    app.bus
+        .accept(case, "MOIC", MONDAY + Span::hours(2))
+        .await?;
+    let take_back = onedoor_case::Action::TakeBack {
+        holder: onedoor_testkit::code("MOIC"),
+        reason: "sent to the wrong ministry".into(),
+    };
+    app.bus
+        .act(case, FRONT, take_back, MONDAY + Span::hours(3))
+        .await?;
+    app.projected(&[case]).await?;
+
+    let english = app.get(&format!("/cases/{case}"), &[ENGLISH]).await?;
+    assert_eq!(english.status, StatusCode::OK);
+    for shown in [
+        "Task taken back by its sender",
+        "<bdi>sent to the wrong ministry</bdi>",
+        "taken back by the sender",
+    ] {
+        assert!(
+            english.body.contains(shown),
+            "{shown:?} in {}",
+            english.body
+        );
+    }
+    let lao = app.get(&format!("/cases/{case}"), &[LAO]).await?;
+    for shown in ["ຜູ້ສົ່ງເອົາວຽກຄືນ", "ຜູ້ສົ່ງເອົາຄືນແລ້ວ"]
+    {
+        assert!(lao.body.contains(shown), "{shown:?} in {}", lao.body);
+    }
+    app.stop().await
+}
