@@ -44,6 +44,8 @@ const SERVICE_CONFIG = JSON.stringify({
 // closed): the item is recorded as refused and acknowledged, not retried forever.
 const FINAL_REFUSALS = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED,
   grpc.status.NOT_FOUND, grpc.status.INVALID_ARGUMENT, grpc.status.ALREADY_EXISTS]);
+// Kinds that end a task this agency held: the local task is closed, nothing is written.
+const CLOSING_KINDS = new Set(['TASK_TAKEN_BACK', 'CASE_RESOLVED', 'CASE_WITHDRAWN']);
 
 function options() {
   const { values } = parseArgs({
@@ -168,6 +170,8 @@ class Worker {
     } else {
       try {
         line.writes = await this.act(item, kind);
+        // Snake case: the same line shape as the Python worker's.
+        if (CLOSING_KINDS.has(kind)) line.closed_task = caseId;
       } catch (error) {
         if (!FINAL_REFUSALS.has(error.code)) throw error; // not acknowledged: it comes again
         line.refused = { code: grpc.status[error.code], message: error.details };

@@ -52,6 +52,8 @@ SERVICE_CONFIG = json.dumps({"methodConfig": [{
 FINAL_REFUSALS = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED,
                   grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
                   grpc.StatusCode.ALREADY_EXISTS}
+# Kinds that end a task this agency held: the local task is closed, nothing is written.
+CLOSING_KINDS = {"TASK_TAKEN_BACK", "CASE_RESOLVED", "CASE_WITHDRAWN"}
 
 
 def load_stubs():
@@ -140,6 +142,8 @@ class Worker:
         else:
             try:
                 line["writes"] = self.act(item, kind)
+                if kind in CLOSING_KINDS:
+                    line["closed_task"] = event.case_id
             except grpc.RpcError as error:
                 if error.code() not in FINAL_REFUSALS:
                     raise  # not acknowledged: the item comes again

@@ -2,7 +2,8 @@
 //! (@grpc/grpc-js), each run as a process against real adapters on a real nats-server: a
 //! worker accepts a new task, hands the case on and completes its own task, the next agency's
 //! worker completes that one, and every item ends acknowledged; a worker that crashes between
-//! taking an item in and acknowledging it does not act on the redelivery again.
+//! taking an item in and acknowledging it does not act on the redelivery again; a task taken
+//! back before the worker reached it is closed, not worked.
 
 use std::time::Duration;
 
@@ -139,6 +140,44 @@ async fn a_redelivery_after_a_crash_is_not_acted_on_again(
         ]
     );
     Ok(())
+}
+
+/// The front office takes MOIC's task back before MOIC's worker runs: the worker's Accept of
+/// the new task is refused (noted, acknowledged), and the TASK_TAKEN_BACK item closes the task.
+async fn a_task_taken_back_is_closed_not_worked(language: WorkerLanguage) -> anyhow::Result<()> {
+    let bus = TestBus::with_adapters(&[FRONT, "MOIC"]).await?;
+    let mut front = bus.agency(FRONT).await?;
+    let case_id = front.open_case("enterprise-registration").await?.case_id;
+    front.hand_off(&case_id, "MOIC").await?;
+    let recall = onedoor_proto::v1::RecallTaskRequest {
+        case_id: case_id.clone(),
+        holder_agency: "MOIC".into(),
+        reason: "sent to the wrong ministry".into(),
+        idempotency_key: onedoor_testkit::key(),
+        actor: String::new(),
+    };
+    front.client.recall_task(recall).await?;
+
+    let mut moic = worker(language, &bus, "MOIC", &[])?;
+    let late = moic.until(&case_id, "NEW_TASK").await?;
+    assert_eq!(late["refused"]["code"], "FAILED_PRECONDITION", "{late}");
+    let closed = moic.until(&case_id, "TASK_TAKEN_BACK").await?;
+    assert_eq!(closed["closed_task"], case_id.as_str(), "{closed}");
+    assert_eq!(closed["writes"], serde_json::json!([]), "{closed}");
+    bus.wait_until_inbox_drained("MOIC").await?;
+    let events = history(&bus, &case_id).await?;
+    assert_eq!(events.len(), 3, "the worker wrote nothing: {events:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn python_worker_closes_a_task_taken_back() -> anyhow::Result<()> {
+    a_task_taken_back_is_closed_not_worked(WorkerLanguage::Python).await
+}
+
+#[tokio::test]
+async fn node_worker_closes_a_task_taken_back() -> anyhow::Result<()> {
+    a_task_taken_back_is_closed_not_worked(WorkerLanguage::Node).await
 }
 
 #[tokio::test]
