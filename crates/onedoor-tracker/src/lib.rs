@@ -118,7 +118,9 @@ impl Tracker {
     ) -> Result<Self, TrackerError> {
         config.validate()?;
         metrics::describe();
-        let mut store = Store::connect(&config.database).await?;
+        let mut store = Store::connect(&config.database)
+            .await?
+            .with_names(config.registry.clone());
         if config.verify_signatures {
             store = store.with_audit(config.registry.clone());
         }

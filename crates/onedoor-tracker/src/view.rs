@@ -156,9 +156,34 @@ pub fn sort_ended_tasks(tasks: &mut [TaskRecord]) {
     });
 }
 
-/// Lower-cased text the ListCases text filter searches: case id, citizen reference, summary.
-pub fn search_text(case: &CaseRecord) -> String {
-    format!("{}\n{}\n{}", case.case_id, case.citizen_ref, case.summary).to_lowercase()
+/// Lower-cased text the ListCases text filter searches: case id, citizen reference, summary,
+/// then one `agency:<code>` line per agency that opened the case, held or handed out one of
+/// its tasks. Codes, not names: a name changes with the registry, a code in history does not,
+/// and the store finds the codes whose names (then or now) match the text
+/// ([`agency_term`]).
+pub fn search_text(projected: &Projected) -> String {
+    let case = &projected.case;
+    let mut codes: Vec<&str> = std::iter::once(case.origin_agency.as_str())
+        .chain(
+            projected
+                .tasks
+                .iter()
+                .flat_map(|t| [t.agency.as_str(), t.handed_by.as_str()]),
+        )
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let mut text = format!("{}\n{}\n{}\n", case.case_id, case.citizen_ref, case.summary);
+    for code in codes {
+        text.push_str(&agency_term(code));
+    }
+    text.to_lowercase()
+}
+
+/// How an agency's code stands in [`search_text`]: on a line of its own, so MOF never
+/// matches MOFA.
+pub fn agency_term(code: &str) -> String {
+    format!("agency:{}\n", code.to_lowercase())
 }
 
 pub fn status_name(status: CaseStatus) -> &'static str {

@@ -149,7 +149,7 @@ fn bind_events<'q>(
     query
 }
 
-const CASE_WIDTH: usize = 9;
+const CASE_WIDTH: usize = 10;
 
 /// Moves case rows on to new views, each only where the row is still at the given version and
 /// no later event of the case is stored; returns the case ids updated.
@@ -163,7 +163,8 @@ pub(super) async fn update_cases(
         let sql = format!(
             "UPDATE cases SET status = v.column1, resolution = v.column2, \
              resolved_at_ns = v.column3, updated_at_ns = v.column4, version = v.column5, \
-             open_tasks = v.column6, next_due_ns = v.column7, problem = NULL \
+             open_tasks = v.column6, next_due_ns = v.column7, problem = NULL, \
+             search_text = v.column10 \
              FROM (VALUES {}) AS v \
              WHERE cases.case_id = v.column8 AND cases.version = v.column9 AND NOT EXISTS \
              (SELECT 1 FROM events e WHERE e.case_id = v.column8 AND e.version > v.column5) \
@@ -182,7 +183,8 @@ pub(super) async fn update_cases(
                 .bind(projected.open_tasks().count() as i64)
                 .bind(projected.next_due().map(to_ns))
                 .bind(case.case_id.clone())
-                .bind(*base_version);
+                .bind(*base_version)
+                .bind(search_text(projected));
         }
         let returned = query
             .fetch_all(&mut **tx)
@@ -236,7 +238,7 @@ pub(super) async fn write_cases(
                 .bind(super::rows::resolution_name(case.status))
                 .bind(case.citizen_ref.clone())
                 .bind(case.summary.clone())
-                .bind(search_text(case))
+                .bind(search_text(projected))
                 .bind(case.trace_id.clone())
                 .bind(to_ns(case.opened_at))
                 .bind(case.resolved_at.map(to_ns))

@@ -22,6 +22,7 @@ mod cache;
 mod connections;
 mod deferred;
 mod lookup;
+mod names;
 mod read;
 mod rebuild_file;
 mod rejected;
@@ -162,6 +163,9 @@ pub struct Store {
     /// When set, every message's signature is checked against these agency keys, and who may
     /// open a case against its catalogue, before it is believed (`onedoor_bus::verify`).
     audit: Option<Arc<Registry>>,
+    /// When set, a text search also finds the cases of agencies whose names (then or now)
+    /// contain the text (`names`).
+    names: Option<Arc<Registry>>,
     cache: Arc<cache::CaseCache>,
     resets: Arc<connections::Resets>,
 }
@@ -190,6 +194,12 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(TrackerError::db("checking the database"))
+    }
+
+    /// Lets a text search find cases by the names `registry` gives their agencies.
+    pub fn with_names(mut self, registry: Arc<Registry>) -> Self {
+        self.names = Some(registry);
+        self
     }
 
     /// Checks every message's signature against `registry`'s keys before believing it.
@@ -282,6 +292,7 @@ impl Store {
             pool,
             backend,
             audit: None,
+            names: None,
             cache: Arc::default(),
             resets,
         };

@@ -37,7 +37,8 @@ pub struct CaseFilter {
     pub overdue_only: bool,
     pub origin_agency: Option<AgencyCode>,
     pub service: Option<ServiceCode>,
-    /// Lower-cased already; matched as a substring of case id, citizen_ref and summary.
+    /// Lower-cased already; matched as a substring of case id, citizen_ref, summary and the
+    /// case's agency codes, and (with the store's registry) of its agencies' names.
     pub text: Option<String>,
     /// Only cases this agency is part of: it opened the case, or holds or held one of its
     /// tasks. Set from the caller, never from the request (agency confinement).
@@ -417,7 +418,22 @@ impl Store {
                 .bind(Argument::Text(service.to_string()));
         }
         if let Some(text) = &filter.text {
-            if self.text_is_rare(text).await? {
+            let terms = self
+                .names
+                .as_deref()
+                .map(|registry| super::names::agency_terms(registry, text))
+                .unwrap_or_default();
+            if !terms.is_empty() {
+                s.push(" AND (c.search_text LIKE ")
+                    .bind(Argument::Text(format!("%{}%", escape_like(text))))
+                    .push(" ESCAPE '\\'");
+                for term in terms {
+                    s.push(" OR c.search_text LIKE ")
+                        .bind(Argument::Text(format!("%{}%", escape_like(&term))))
+                        .push(" ESCAPE '\\'");
+                }
+                s.push(")");
+            } else if self.text_is_rare(text).await? {
                 s.push(" AND c.case_id IN (SELECT case_id FROM cases_text WHERE search_text LIKE ")
                     .bind(Argument::Text(format!("%{text}%")))
                     .push(")");

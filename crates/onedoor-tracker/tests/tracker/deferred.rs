@@ -22,7 +22,7 @@ async fn project(bus: &TestBus, store: &Store, cases: &[CaseId]) -> anyhow::Resu
 }
 
 /// The case ids a text search for `text` lists.
-async fn found(store: &Store, text: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn found(store: &Store, text: &str) -> anyhow::Result<Vec<String>> {
     let filter = CaseFilter {
         text: Some(text.to_lowercase()),
         ..CaseFilter::default()

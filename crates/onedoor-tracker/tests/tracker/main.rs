@@ -8,6 +8,7 @@ mod audit;
 mod cache;
 mod database_url;
 mod deferred;
+mod former_names;
 mod grpc;
 mod migrate;
 mod nats_health;

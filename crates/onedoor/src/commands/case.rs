@@ -107,7 +107,8 @@ pub struct ListArgs {
     /// Only cases in these statuses (repeat the flag for several).
     #[arg(long, value_enum)]
     pub status: Vec<StatusArg>,
-    /// Only cases whose id, citizen reference or summary contains this text.
+    /// Only cases whose id, citizen reference or summary contains this text, or one of whose
+    /// agencies has a code or name (now or before, or its successor's) containing it.
     #[arg(long)]
     pub text: Option<String>,
     /// At most this many cases.
