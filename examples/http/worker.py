@@ -17,11 +17,20 @@ id), so running it again, or retrying after a timeout, 503 or 409, writes nothin
                       --ministry-url http://127.0.0.1:PORT2 --ministry-token T2 --ministry MOIC
 
 It prints one JSON line: the case id, its trace id and its status.
+
+With `--serve` it is the ministry's worker alone, as a ministry would run it: it reads the
+inbox for ever (reconnecting when the stream ends), accepts and completes each new task,
+completes the task an information answer is for, notes every other item, and acknowledges each
+one; a refusal no retry can change (the case moved on: withdrawn, resolved) is noted and
+acknowledged. It prints one JSON line per item.
+
+    python3 worker.py --serve --ministry-url http://127.0.0.1:PORT --ministry-token T --ministry MOIC
 """
 
 import argparse
 import json
 import sys
+import time
 import uuid
 
 import requests
@@ -34,6 +43,20 @@ from urllib3.util.retry import Retry
 # retries only when told to.
 RETRIES = Retry(total=4, status_forcelist=(409, 503, 504), allowed_methods=frozenset({"POST"}),
                 backoff_factor=0.2, raise_on_status=False)
+
+
+# Refusals that another try cannot change: the item is noted and acknowledged, not retried.
+FINAL_REFUSALS = {"FAILED_PRECONDITION", "PERMISSION_DENIED", "NOT_FOUND", "INVALID_ARGUMENT",
+                  "ALREADY_EXISTS"}
+
+
+class CallFailed(RuntimeError):
+    """A call answered with the one error shape: its gRPC code name and message."""
+
+    def __init__(self, method, status, error):
+        self.code, self.message = error.get("code"), error.get("message")
+        super().__init__(f"{method}: {status} {self.code}: {self.message}"
+                         f" (field {error.get('field')}, trace {error.get('traceparent')})")
 
 
 class Gateway:
@@ -53,9 +76,7 @@ class Gateway:
                                    verify=self.verify)
         if answer.status_code == 200:
             return answer.json()
-        error = answer.json()
-        raise RuntimeError(f"{method}: {answer.status_code} {error['code']}: {error['message']}"
-                           f" (field {error.get('field')}, trace {error['traceparent']})")
+        raise CallFailed(method, answer.status_code, answer.json())
 
     def inbox(self):
         """Yields inbox items as they arrive; an `error` event raises."""
@@ -88,16 +109,63 @@ def ministry_takes(ministry, case_id, seen):
         event_id = event["eventId"]
         if event_id not in seen and "handedOff" in event:
             # The work, idempotent by the event it answers: a redelivery writes nothing new.
-            ministry.call("Accept", {"caseId": event["caseId"], "idempotencyKey": f"accept-{event_id}",
-                                     "actor": "reference-worker"})
-            ministry.call("Complete", {"caseId": event["caseId"], "outcome": "approved",
-                                       "idempotencyKey": f"complete-{event_id}",
-                                       "actor": "reference-worker"})
+            act(ministry, event, "NEW_TASK")
         seen.add(event_id)
         # Acknowledge only once the work is stored: an item lost before this comes again.
         ministry.call("Ack", {"eventIds": [event_id]})
         if event["caseId"] == case_id:
             return
+
+
+def act(ministry, event, kind):
+    """The ministry's part for one item; the writes it made. Keys come from the event id."""
+    case_id, event_id, writes = event["caseId"], event["eventId"], []
+    if kind == "NEW_TASK":
+        ministry.call("Accept", {"caseId": case_id, "idempotencyKey": f"accept-{event_id}",
+                                 "actor": "reference-worker"})
+        writes.append("accepted")
+    if kind in ("NEW_TASK", "INFO_ANSWER"):
+        ministry.call("Complete", {"caseId": case_id, "outcome": "approved",
+                                   "idempotencyKey": f"complete-{event_id}",
+                                   "actor": "reference-worker"})
+        writes.append("completed")
+    return writes
+
+
+def handle(ministry, item, seen):
+    """One item, taken in at most once by its event id, then acknowledged."""
+    event = item["event"]
+    event_id = event["eventId"]
+    kind = item.get("kind", "").removeprefix("INBOX_ITEM_KIND_")
+    attempt = item.get("deliveryAttempt", 1)
+    line = {"event": event_id, "kind": kind, "case": event["caseId"], "attempt": attempt}
+    if event_id in seen:
+        line = {"duplicate": event_id, "attempt": attempt}
+    else:
+        try:
+            line["writes"] = act(ministry, event, kind)
+        except CallFailed as error:
+            if error.code not in FINAL_REFUSALS:
+                raise  # not acknowledged: the item comes again
+            line["refused"] = {"code": error.code, "message": error.message}
+        seen.add(event_id)
+    ministry.call("Ack", {"eventIds": [event_id]})
+    print(json.dumps(line), flush=True)
+
+
+def serve(ministry):
+    """Reads the ministry's inbox for ever, reconnecting when the stream ends or fails."""
+    seen, failures = set(), 0
+    while True:
+        try:
+            for item in ministry.inbox():
+                handle(ministry, item, seen)
+                failures = 0
+        except (requests.RequestException, RuntimeError) as error:
+            print(json.dumps({"stream": str(error)}), file=sys.stderr, flush=True)
+            failures += 1
+        # Waiting longer after each failure in a row, up to 30 s.
+        time.sleep(min(30.0, 0.5 * 2 ** failures) if failures else 0)
 
 
 def front_learns(front, case_id):
@@ -119,9 +187,9 @@ def gateways(args):
             agency = endpoints["agencies"][code]
             return Gateway(agency.get("json") or agency["grpc"], agency["token"], ca)
 
-        return gateway(args.front), gateway(args.ministry)
-    return (Gateway(args.front_url, args.front_token, args.ca),
-            Gateway(args.ministry_url, args.ministry_token, args.ca))
+        return gateway(args.front) if not args.serve else None, gateway(args.ministry)
+    front = None if args.serve else Gateway(args.front_url, args.front_token, args.ca)
+    return front, Gateway(args.ministry_url, args.ministry_token, args.ca)
 
 
 def main():
@@ -137,8 +205,12 @@ def main():
     parser.add_argument("--service", default="enterprise-registration")
     parser.add_argument("--run-id", default=str(uuid.uuid4()),
                         help="names this run's writes: the same id again writes nothing new")
+    parser.add_argument("--serve", action="store_true",
+                        help="be the ministry's worker alone: read its inbox until stopped")
     args = parser.parse_args()
     front, ministry = gateways(args)
+    if args.serve:
+        serve(ministry)
 
     receipt = front.call("OpenCase", {"service": args.service, "citizenRef": f"REF-{args.run_id[:8]}",
                                       "summary": "reference worker case",
@@ -155,4 +227,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
