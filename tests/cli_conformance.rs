@@ -8,6 +8,10 @@ use onedoor_adapter::webhook::WebhookSecret;
 use onedoor_testkit::{DEADLINE, ReferenceReceiver};
 use tokio::process::Command;
 
+#[path = "support/conformance_report.rs"]
+mod conformance_report;
+use conformance_report::{check, failed};
+
 /// Runs conformance against `url` with `secret` and `extra` flags; its exit success and its
 /// JSON report.
 async fn conformance(
@@ -32,29 +36,10 @@ async fn conformance(
     Ok((output.status.success(), report))
 }
 
-/// The check named `name` in `report`.
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no check {name:?} in {report}"))
-}
-
 /// True when the check named `name` failed with a fix that mentions `words`.
 fn fix_says(report: &serde_json::Value, name: &str, words: &str) -> bool {
     let found = check(report, name);
     found["passed"] == false && found["fix"].as_str().is_some_and(|f| f.contains(words))
-}
-
-/// The names of the failed checks.
-fn failed(report: &serde_json::Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["passed"] == false)
-        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 async fn broken(secret: &str, faults: &str, slow: &str) -> anyhow::Result<ReferenceReceiver> {

@@ -132,7 +132,7 @@ impl Items {
 }
 
 /// `bytes` bytes of Lao text (ກ is three bytes in UTF-8), padded with ASCII to the exact size.
-fn lao(bytes: usize) -> String {
+pub(super) fn lao(bytes: usize) -> String {
     let mut text = "ກ".repeat(bytes / 3);
     text.push_str(&"x".repeat(bytes % 3));
     text

@@ -1,6 +1,7 @@
 //! [`Check`]: one row of the pass/fail table, and the table as printed.
 
 use std::fmt::Write as _;
+use std::process::ExitCode;
 
 /// One check's result: what it saw, and when it failed, how to fix it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,6 +32,34 @@ impl Check {
         self.passed = false;
         self.fix = Some(fix.to_owned());
         self
+    }
+}
+
+/// Prints the checks, as one JSON object (`fields`, `passed`, `checks`) or as `header` and the
+/// table; success only when every check passed.
+pub fn print<'a>(
+    checks: &[Check],
+    json: bool,
+    header: &str,
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> ExitCode {
+    let passed = checks.iter().all(|c| c.passed);
+    if json {
+        let mut report: serde_json::Map<String, serde_json::Value> = fields
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.into()))
+            .collect();
+        report.insert("passed".to_owned(), passed.into());
+        report.insert("checks".to_owned(), serde_json::json!(checks));
+        println!("{}", serde_json::Value::Object(report));
+    } else {
+        println!("{header}");
+        print!("{}", table(checks));
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
