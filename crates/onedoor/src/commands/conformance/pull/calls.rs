@@ -54,12 +54,11 @@ impl Call {
                     .map(str::to_owned)
             };
             return match self.method.as_str() {
-                "HandOff" | "Accept" | "Complete" | "SendBack" | "RequestInfo" | "ResolveCase" => {
-                    Some((
-                        text("caseId", "case_id")?,
-                        text("idempotencyKey", "idempotency_key").unwrap_or_default(),
-                    ))
-                }
+                "HandOff" | "Accept" | "Complete" | "SendBack" | "RequestInfo" | "ResolveCase"
+                | "RecallTask" => Some((
+                    text("caseId", "case_id")?,
+                    text("idempotencyKey", "idempotency_key").unwrap_or_default(),
+                )),
                 _ => None,
             };
         }
@@ -82,6 +81,9 @@ impl Call {
                 .ok()
                 .and_then(|r| keyed(r.case_id, r.idempotency_key)),
             "ResolveCase" => v1::ResolveCaseRequest::decode(body)
+                .ok()
+                .and_then(|r| keyed(r.case_id, r.idempotency_key)),
+            "RecallTask" => v1::RecallTaskRequest::decode(body)
                 .ok()
                 .and_then(|r| keyed(r.case_id, r.idempotency_key)),
             _ => None,
