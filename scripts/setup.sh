@@ -39,6 +39,23 @@ if ! "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -x "Version:
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "requests==${REQUESTS_VERSION}"
 fi
+# Debian packages, installed only when missing and only as root: apt-get update runs at most
+# once per setup.
+apt_updated=""
+apt_install() {
+    [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+    echo "setup: installing $* (Debian packages)"
+    if [[ -z "$apt_updated" ]]; then
+        apt-get update -qq && apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+# Node and npm: the Node reference worker (examples/grpc-node, also run by onedoor conformance's
+# tests) and dclint below.
+if ! { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }; then
+    apt_install nodejs npm \
+        || echo "setup: node/npm are missing and cannot be installed here; the Node reference worker tests will fail in CI" >&2
+fi
 dclint="$tools/npm/node_modules/.bin/dclint"
 if ! { [[ -x "$dclint" ]] && "$dclint" --version 2>/dev/null | grep -q "$DCLINT_VERSION"; }; then
     if command -v npm >/dev/null 2>&1; then
@@ -82,15 +99,10 @@ if ! command -v curl >/dev/null 2>&1; then
 fi
 
 # Headless Chromium and its WebDriver, for the staff web page tests (crates/onedoor-web/
-# tests/web). Debian's packages, installed only when missing: apt-get update runs at most once.
+# tests/web), by apt_install above.
 if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing chromium and chromium-driver (Debian packages)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-    else
-        echo "setup: chromium/chromedriver are missing and cannot be installed here; web browser tests will fail in CI" >&2
-    fi
+    apt_install chromium chromium-driver \
+        || echo "setup: chromium/chromedriver are missing and cannot be installed here; web browser tests will fail in CI" >&2
 fi
 
 # The gRPC reference workers (crates/onedoor-adapter/tests/reference_workers.rs): Python's
