@@ -696,6 +696,10 @@ messages! {
         en: "moved to the successor agency",
         lo: "ໂອນໃຫ້ພາກສ່ວນສືບທອດ",
     }
+    NowAgency {
+        en: "now",
+        lo: "ປະຈຸບັນ",
+    }
     EndTakenBack {
         en: "taken back by the sender",
         lo: "ຜູ້ສົ່ງເອົາຄືນແລ້ວ",

@@ -48,6 +48,7 @@ mod layout;
 mod listener;
 mod live;
 mod login;
+mod names_then;
 mod pages;
 mod serve;
 mod throttle;

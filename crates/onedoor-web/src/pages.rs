@@ -589,9 +589,9 @@ fn events_table(lang: Lang, names: &Names<'_>, events: &[CaseEvent], offset: Utc
                                 td data-label=(lang.t(Msg::Number)) { (event.version) }
                                 td data-label=(lang.t(Msg::When)) { (when(event.occurred_at, offset)) }
                                 td data-label=(lang.t(Msg::FromTo)) {
-                                    (names.agency(event.from.as_str()))
+                                    (names.agency_on(event.from.as_str(), event.occurred_at))
                                     @if let Some(to) = &event.to {
-                                        " → " (names.agency(to.as_str()))
+                                        " → " (names.agency_on(to.as_str(), event.occurred_at))
                                     }
                                 }
                                 td.kind data-label=(lang.t(Msg::What)) { (event_kind(lang, &event.body)) }

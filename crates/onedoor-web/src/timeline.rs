@@ -86,7 +86,7 @@ fn lanes(
     });
     let mut lanes = vec![Lane {
         agency: case.origin_agency.clone(),
-        label: names.agency(&case.origin_agency),
+        label: names.agency_on(&case.origin_agency, case.opened_at),
         stretches: Vec::new(),
     }];
     for task in &ordered {
@@ -95,7 +95,7 @@ fn lanes(
             Some(lane) => lane.stretches.push(stretch),
             None => lanes.push(Lane {
                 agency: task.agency.clone(),
-                label: names.agency(&task.agency),
+                label: names.agency_on(&task.agency, task.handed_off_at),
                 stretches: vec![stretch],
             }),
         }
