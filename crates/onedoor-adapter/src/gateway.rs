@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use onedoor_bus::{CaseLog, CaseTip, TraceContext, WriteRequest, trace::TRACEPARENT};
-use onedoor_case::{Action, AgencyCode, CaseId, CaseState, Command, Registry};
+use onedoor_case::{Action, AgencyCode, CaseId, CaseState, Command, LiveRegistry};
 use onedoor_proto::convert::timestamp;
 use onedoor_proto::v1;
 use onedoor_proto::v1::agency_gateway_server::AgencyGateway;
@@ -44,7 +44,8 @@ pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 #[derive(Clone)]
 pub struct Gateway {
     pub(crate) agency: AgencyCode,
-    pub(crate) registry: Arc<Registry>,
+    /// Read once per call: a registry published meanwhile applies from the next one.
+    pub(crate) registry: LiveRegistry,
     pub(crate) log: CaseLog,
     pub(crate) inbox: InboxService,
     pub(crate) clock: Clock,
@@ -191,7 +192,7 @@ impl Gateway {
         };
         let written = match self
             .log
-            .execute_traced(&write, &self.registry, &mut own_span)
+            .execute_traced(&write, &self.registry.current(), &mut own_span)
             .await
         {
             Ok(written) => written,
@@ -242,7 +243,7 @@ impl Gateway {
         office: &crate::office::OfficeWrites,
         write: WriteRequest,
     ) -> Result<(v1::Receipt, TraceContext), AdapterError> {
-        let written = office.write(&self.log, &write, &self.registry).await?;
+        let written = office.write(&self.log, &write, &self.registry.current()).await?;
         let event = &written.stored.event;
         if written.duplicate && !idempotency::same_request(event, &write.command) {
             return Err(AdapterError::KeyReused {
@@ -303,7 +304,7 @@ impl Gateway {
                 idempotency_key,
                 caller_trace: None,
             };
-            let written = self.log.execute(&write, &self.registry).await?;
+            let written = self.log.execute(&write, &self.registry.current()).await?;
             if !written.duplicate {
                 metrics::counter!(m::EVENTS_PUBLISHED, "agency" => self.agency.to_string(), "kind" => "task_closed").increment(1);
             }
@@ -452,7 +453,7 @@ impl AgencyGateway for Gateway {
         &self,
         _request: Request<v1::ListServicesRequest>,
     ) -> Result<Response<v1::ListServicesResponse>, Status> {
-        Ok(Response::new(catalogue::list_services(&self.registry)))
+        Ok(Response::new(catalogue::list_services(&self.registry.current())))
     }
 
     async fn list_stuck(

@@ -4,11 +4,10 @@
 //! [`crate::redeliver`]) join every stream beside the consumer's deliveries.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::Stream;
 use onedoor_bus::{CaseLog, InFlight, Inbox, InboxDelivery, InboxSettings, TraceContext};
-use onedoor_case::{AgencyCode, CaseId, EventId, Registry};
+use onedoor_case::{AgencyCode, CaseId, EventId, LiveRegistry};
 use onedoor_proto::v1;
 use opentelemetry::global;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
@@ -50,7 +49,7 @@ pub struct InboxService {
     jetstream: async_nats::jetstream::Context,
     replays: Replays,
     /// Gives each item its route step; without it items carry none.
-    registry: Option<Arc<Registry>>,
+    registry: Option<LiveRegistry>,
 }
 
 impl InboxService {
@@ -74,8 +73,8 @@ impl InboxService {
     }
 
     /// Items name their route step from `registry`'s catalogue.
-    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
-        self.registry = Some(registry);
+    pub fn with_registry(mut self, registry: impl Into<LiveRegistry>) -> Self {
+        self.registry = Some(registry.into());
         self
     }
 
@@ -202,7 +201,8 @@ impl InboxService {
         let sequence = delivery.stream_sequence;
         let event = delivery.stored.event.clone();
         let wire = self.traced(delivery);
-        let registry = self.registry.as_deref();
+        let registry = self.registry.as_ref().map(LiveRegistry::current);
+        let registry = registry.as_deref();
         let item = self
             .log
             .with_state(case_id, sequence, |state| {
@@ -367,8 +367,8 @@ impl InboxService {
         if stored.event.to.as_ref() != Some(&self.agency) {
             return Err(not_found());
         }
-        let registry = self.registry.as_deref();
-        let mut item = inbox_item(&state, &stored.event, stored.wire, registry);
+        let registry = self.registry.as_ref().map(LiveRegistry::current);
+        let mut item = inbox_item(&state, &stored.event, stored.wire, registry.as_deref());
         item.stream_sequence = sequence;
         item.delivery_attempt =
             u32::try_from(record.deliveries.saturating_add(1)).unwrap_or(u32::MAX);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onedoor_bus::{CaseLog, InboxSettings, Signer, StuckRecorder};
-use onedoor_case::{AgencyCode, Registry};
+use onedoor_case::{AgencyCode, LiveRegistry};
 use onedoor_grpc::server::Observed;
 use onedoor_http::JsonLayer;
 use onedoor_http::tls::TlsAcceptor;
@@ -38,7 +38,11 @@ pub struct AdapterConfig {
     /// A token accepted besides the registry's token hashes (hashed at start, then dropped);
     /// `None` in production, where the registry lists the agency's tokens by hash.
     pub token: Option<Token>,
-    pub registry: Arc<Registry>,
+    /// The registry now; shared with whoever may swap it (the registry feed, a SIGHUP).
+    pub registry: LiveRegistry,
+    /// Follow the operator's published registry (`onedoor_bus::registry_feed`) and move
+    /// `registry` to each later one it signed, without a restart.
+    pub follow_registry: bool,
     /// How to reach NATS: the servers (every node of a cluster), the agency's NATS identity
     /// (`None` credentials for a NATS with no authentication), TLS, and how long to wait at
     /// start for a server to answer.
@@ -83,13 +87,14 @@ impl AdapterConfig {
     pub fn new(
         agency: AgencyCode,
         token: Token,
-        registry: Arc<Registry>,
+        registry: impl Into<LiveRegistry>,
         nats_url: impl Into<String>,
     ) -> Self {
         AdapterConfig {
             agency,
             token: Some(token),
-            registry,
+            registry: registry.into(),
+            follow_registry: false,
             nats: ConnectSettings::new([nats_url.into()]),
             liveness: LivenessSettings::default(),
             nats_timeout: Duration::from_secs(5),
@@ -111,7 +116,7 @@ impl AdapterConfig {
         if let Some(webhook) = &self.webhook {
             webhook.validate(&self.inbox)?;
         }
-        match self.registry.agency(&self.agency) {
+        match self.registry.current().agency(&self.agency) {
             None => Err(AdapterError::Config(format!(
                 "agency {} is not in the registry",
                 self.agency
@@ -229,6 +234,13 @@ pub async fn run(
     let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency, log.clone()).await?;
     let liveness = watch_liveness(&config, client)?;
     let follower = tokio::spawn(health::follow_nats(health, liveness.answering()));
+    let feed = config.follow_registry.then(|| {
+        onedoor_bus::registry_feed::follow(
+            jetstream.clone(),
+            config.registry.clone(),
+            config.agency.as_str(),
+        )
+    });
 
     // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
     // sender goes with it), so neither a graceful stop nor an abort waits on connected clients.
@@ -282,6 +294,7 @@ pub async fn run(
     }
     stuck.shutdown().await;
     follower.abort();
+    drop(feed);
     drop(liveness);
     tracing::info!(agency = %config.agency, "adapter stopped");
     served
@@ -359,7 +372,7 @@ fn router(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let credentials = Credentials::new(
         &config.agency,
-        &config.registry,
+        &config.registry.current(),
         config.token.as_ref(),
         config.client_certs.clone(),
     );

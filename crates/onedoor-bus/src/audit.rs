@@ -87,6 +87,12 @@ impl Signer {
         self.key.verifying_key().to_bytes()
     }
 
+    /// Signs `message`: a registry publication's bytes (`crate::registry_feed`), whose
+    /// domain prefix no case event's signed bytes can start with.
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     pub fn public_key_base64(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.public_key())
     }

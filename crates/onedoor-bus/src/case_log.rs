@@ -13,7 +13,7 @@ use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
-use onedoor_case::{AgencyCode, CaseEvent, CaseId, CaseState, Registry};
+use onedoor_case::{AgencyCode, CaseEvent, CaseId, CaseState, LiveRegistry, Registry};
 use onedoor_proto::convert::{self, Envelope};
 use onedoor_proto::v1;
 use prost::Message as _;
@@ -77,7 +77,8 @@ pub struct CaseLog {
     /// Signs every event this log writes (the writing agency's key).
     signer: Option<Arc<Signer>>,
     /// The keys events are verified under on read; `None` checks everything but signatures.
-    registry: Option<Arc<Registry>>,
+    /// Read once per check, so a registry swapped meanwhile applies from the next one.
+    registry: Option<LiveRegistry>,
     /// Compact snapshots of recently written cases, so that a write usually reads nothing
     /// before it appends (see [`crate::snapshot`]).
     cache: Arc<Mutex<SnapshotCache>>,
@@ -196,10 +197,22 @@ impl CaseLog {
     }
 
     /// Every event read through this log must verify under `registry`'s keys (see
-    /// [`crate::verify`]).
-    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
-        self.registry = Some(registry);
+    /// [`crate::verify`]); a [`LiveRegistry`] swapped while the log runs applies from the
+    /// next read, and empties the case snapshots verified under the previous one.
+    pub fn with_registry(mut self, registry: impl Into<LiveRegistry>) -> Self {
+        self.registry = Some(registry.into());
         self
+    }
+
+    /// The registry reads are verified under now, with its generation.
+    fn registry_now(&self) -> (u64, Option<Arc<Registry>>) {
+        match &self.registry {
+            Some(live) => {
+                let (generation, registry) = live.current_with_generation();
+                (generation, Some(registry))
+            }
+            None => (0, None),
+        }
     }
 
     /// Bounds the memory of the write path's case snapshots (default
@@ -224,7 +237,13 @@ impl CaseLog {
     fn cache(&self) -> MutexGuard<'_, SnapshotCache> {
         // A panic while holding the lock leaves at worst a stale snapshot, which the append's
         // expected sequence catches.
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        // A message quarantined under the previous registry (a transfer it did not call for)
+        // may verify under the new one: nothing folded before the swap is kept.
+        if let Some(live) = &self.registry {
+            cache.follow_generation(live.generation());
+        }
+        cache
     }
 
     /// A case's events in order. Read backwards: the case's last event (the server's
@@ -252,7 +271,7 @@ impl CaseLog {
         let raw = match self.load_since(case_id, 0, freshness).await? {
             Read::After(history) | Read::Whole(history) => history,
         };
-        Ok(verify_history(case_id, raw, self.registry.as_deref()))
+        Ok(verify_history(case_id, raw, self.registry_now().1.as_deref()))
     }
 
     /// The events after stream sequence `known_last` (a sequence in the case's chain, or 0),
@@ -404,12 +423,17 @@ impl CaseLog {
     /// snapshot, or of the whole case). `false`: the snapshot changed under the read in a way
     /// it cannot be merged with; read again.
     async fn refresh(&self, case_id: CaseId, freshness: Freshness) -> Result<bool, BusError> {
-        let registry = self.registry.as_deref();
+        let (generation, registry) = self.registry_now();
+        let registry = registry.as_deref();
         let known = self.cache().get(&case_id).map(|s| s.tip.last_sequence);
         let read = self
             .load_since(case_id, known.unwrap_or(0), freshness)
             .await?;
         let mut cache = self.cache();
+        if cache.generation() != generation {
+            // Swapped during the read: what it would fold was verified under the old one.
+            return Ok(false);
+        }
         match read {
             Read::After(newer) if known.is_some_and(|k| k > 0) => {
                 let known = known.unwrap_or_default();

@@ -28,6 +28,8 @@
 //!   ([`StuckRecorder`] listens to the max-deliveries advisory; [`list_stuck`] reads them).
 //! - [`outbox`]: store and forward for a district office on a weak link: the leaf's
 //!   [`outbox::Outbox`] and the [`outbox::Forwarder`] that delivers it to the national stream.
+//! - [`registry_feed`]: the operator's signed registry in the `ONEDOOR_REGISTRY` bucket, and
+//!   [`registry_feed::follow`], which moves a running process's registry to it.
 //! - [`own_stuck`]: one agency's own stuck records, listed and cleared within its NATS rights.
 //! - [`nats_error`]: [`NatsErrorKind`], NATS and JetStream failures by what a caller does
 //!   next (a conflict is retried, an outage reported), classified from async-nats errors.
@@ -45,6 +47,7 @@ pub mod office_status;
 pub mod outbox;
 pub mod own_stuck;
 pub mod read;
+pub mod registry_feed;
 mod replica_read;
 pub mod snapshot;
 pub mod stream;

@@ -205,6 +205,8 @@ pub(crate) struct SnapshotCache {
     cases: LinkedHashMap<CaseId, CaseSnapshot>,
     bytes: usize,
     budget: usize,
+    /// The registry generation (`onedoor_case::LiveRegistry`) the snapshots were verified under.
+    generation: u64,
 }
 
 impl SnapshotCache {
@@ -213,6 +215,20 @@ impl SnapshotCache {
             cases: LinkedHashMap::new(),
             bytes: 0,
             budget,
+            generation: 0,
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Forgets every snapshot when the registry moved to `generation`.
+    pub fn follow_generation(&mut self, generation: u64) {
+        if generation != self.generation {
+            self.cases.clear();
+            self.bytes = 0;
+            self.generation = generation;
         }
     }
 

@@ -3,6 +3,7 @@
 //! ministries is an edit to that file.
 
 pub mod diff;
+mod live;
 mod raw;
 mod validate;
 mod version;
@@ -14,6 +15,7 @@ use time::Date;
 
 pub use crate::calendar::{Calendar, Holiday};
 use crate::codes::{AgencyCode, ServiceCode};
+pub use live::LiveRegistry;
 pub use validate::{Problem, RegistryError};
 pub use version::RegistryVersion;
 

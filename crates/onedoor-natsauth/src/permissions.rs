@@ -21,6 +21,9 @@
 //! | reader: subscribe `onedoor.v1.read.*` (queue group), `allow_responses` | answering agencies' reads |
 //! | front offices (`for_identity_in`): `onedoor.v1.office.<SELF>.status` | the office adapter's heartbeat (`onedoor_bus::office_status`) |
 //! | tracker: subscribe `onedoor.v1.office.*.status` | which district offices are connected |
+//! | agencies, tracker, reader: `$JS.API.STREAM.INFO.KV_ONEDOOR_REGISTRY`, `$JS.API.CONSUMER.CREATE.KV_ONEDOOR_REGISTRY[.>]`, `$JS.FC.KV_ONEDOOR_REGISTRY.>` | following the operator's published registry (`onedoor_bus::registry_feed::follow`: an ordered consumer on the bucket's stream) |
+//! | agencies, tracker, reader: `onedoor.v1.registry.ack.<SELF>` (`tracker`, `reader`) | answering a published registry |
+//! | operator: `$KV.ONEDOOR_REGISTRY.>`, subscribe `onedoor.v1.registry.ack.>` | `registry apply --execute` publishes the registry and hears the answers |
 //! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE}.ONEDOOR.tracker[.>]` | making its durable consumer again when found deleted; `tracker rebuild` deletes and remakes it |
 //! | tracker: `$JS.API.CONSUMER.{CREATE,DELETE,INFO,MSG.NEXT}.ONEDOOR.tracker-rebuild[.>]` | `tracker rebuild`'s replay consumer |
 //!
@@ -40,6 +43,7 @@ use onedoor_bus::office_status::{OFFICE_STATUS_SUBJECTS, office_status_subject};
 use onedoor_bus::subjects::{
     CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER, TRACKER_REBUILD_CONSUMER,
 };
+use onedoor_bus::registry_feed::{ACK_SUBJECT_PREFIX, REGISTRY_BUCKET, ack_subject};
 use onedoor_bus::{STREAM_NAME, STUCK_BUCKET};
 use onedoor_case::{AgencyCode, AgencyKind, Ending, Registry};
 
@@ -134,6 +138,20 @@ fn stream_reads() -> Vec<String> {
     ]
 }
 
+/// Following the registry bucket (read only: only the operator writes it) and answering as
+/// `who`. The server takes the stream from a consumer-create subject and refuses a body naming
+/// another (checked on 2.15.1 for the stuck bucket), so these rights stay on this bucket.
+fn registry_follow(who: &str) -> Vec<String> {
+    let kv_stream = format!("KV_{REGISTRY_BUCKET}");
+    vec![
+        format!("{API}.STREAM.INFO.{kv_stream}"),
+        format!("{API}.CONSUMER.CREATE.{kv_stream}"),
+        format!("{API}.CONSUMER.CREATE.{kv_stream}.>"),
+        format!("$JS.FC.{kv_stream}.>"),
+        ack_subject(who),
+    ]
+}
+
 /// Only agencies publish events; every other identity is denied the case subjects outright, so
 /// a later widening of its allow list cannot let it write history by accident.
 fn no_events() -> Vec<String> {
@@ -155,6 +173,7 @@ fn agency(code: &AgencyCode) -> Permissions {
         format!("$KV.{STUCK_BUCKET}.{code}.>"),
         format!("{API}.DIRECT.GET.{kv_stream}.$KV.{STUCK_BUCKET}.{code}.>"),
     ]);
+    publish_allow.extend(registry_follow(code.as_str()));
     Permissions {
         publish_allow,
         publish_deny: Vec::new(),
@@ -178,6 +197,8 @@ fn operator() -> Permissions {
             format!("{API}.>"),
             // Staff tooling may write or clear stuck records for any agency.
             format!("$KV.{STUCK_BUCKET}.>"),
+            // The published registry: the operator alone writes it.
+            format!("$KV.{REGISTRY_BUCKET}.>"),
             // Flow-control replies of ordered consumers (listing KV keys).
             "$JS.FC.>".to_owned(),
         ],
@@ -205,6 +226,8 @@ fn operator() -> Permissions {
             format!("{}.>", Identity::Operator.inbox_prefix()),
             // Advisories (max deliveries, consumer and stream actions) for operator tools.
             "$JS.EVENT.>".to_owned(),
+            // What each process answered to a published registry.
+            format!("{ACK_SUBJECT_PREFIX}.>"),
         ],
         subscribe_deny: Vec::new(),
         allow_responses: false,
@@ -246,6 +269,7 @@ fn tracker() -> Permissions {
         format!("{API}.CONSUMER.CREATE.{kv_stream}.>"),
         format!("$JS.FC.{kv_stream}.>"),
     ]);
+    publish_allow.extend(registry_follow("tracker"));
     Permissions {
         publish_allow,
         publish_deny: no_events(),
@@ -277,7 +301,7 @@ fn auditor() -> Permissions {
 
 fn reader() -> Permissions {
     Permissions {
-        publish_allow: stream_reads(),
+        publish_allow: [stream_reads(), registry_follow("reader")].concat(),
         publish_deny: no_events(),
         subscribe_allow: vec![
             format!("{}.>", Identity::Reader.inbox_prefix()),
@@ -318,6 +342,11 @@ mod tests {
                 "$JS.API.STREAM.INFO.KV_ONEDOOR_STUCK",
                 "$KV.ONEDOOR_STUCK.MOF.>",
                 "$JS.API.DIRECT.GET.KV_ONEDOOR_STUCK.$KV.ONEDOOR_STUCK.MOF.>",
+                "$JS.API.STREAM.INFO.KV_ONEDOOR_REGISTRY",
+                "$JS.API.CONSUMER.CREATE.KV_ONEDOOR_REGISTRY",
+                "$JS.API.CONSUMER.CREATE.KV_ONEDOOR_REGISTRY.>",
+                "$JS.FC.KV_ONEDOOR_REGISTRY.>",
+                "onedoor.v1.registry.ack.MOF",
             ]
         );
         assert_eq!(
@@ -367,7 +396,7 @@ mod tests {
                 !permissions
                     .publish_allow
                     .iter()
-                    .any(|s| s.starts_with("onedoor.")),
+                    .any(|s| s.starts_with("onedoor.v1.case.")),
                 "{identity}"
             );
         }

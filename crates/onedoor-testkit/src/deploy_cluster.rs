@@ -176,7 +176,7 @@ impl DeployCluster {
         let log = onedoor_bus::CaseLog::open(async_nats::jetstream::new(client.clone())).await?;
         let reader = std::sync::Arc::new(onedoor_bus::read::CaseReader::new(
             log,
-            registry,
+            registry.map(Into::into),
             onedoor_bus::read::READER_CACHED_CASES,
         ));
         Ok(reader.listen(client).await?)

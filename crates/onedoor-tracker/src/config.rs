@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onedoor_bus::subjects::TRACKER_CONSUMER;
-use onedoor_case::Registry;
+use onedoor_case::{LiveRegistry, Registry};
 use onedoor_natsauth::{ConnectSettings, Identity, LivenessSettings};
 
 /// How long JetStream waits for the tracker's ack before redelivering, unless a
@@ -46,8 +46,12 @@ pub struct TrackerConfig {
     pub liveness: LivenessSettings,
     pub database: DatabaseUrl,
     /// The working calendar (due times are fixed by the events; lateness in working days is
-    /// counted with this calendar) and agency names.
-    pub registry: Arc<Registry>,
+    /// counted with this calendar) and agency names. Shared with the registry feed, which
+    /// may swap it while the tracker runs.
+    pub registry: LiveRegistry,
+    /// Follow the operator's published registry (`onedoor_bus::registry_feed`) on a
+    /// connection of its own, and move `registry` to each later one it signed.
+    pub follow_registry: bool,
     /// Durable consumer name. The contract name is `tracker`; tests running two trackers on one
     /// stream give each its own.
     pub consumer: String,
@@ -111,13 +115,14 @@ impl TrackerConfig {
     pub fn new(
         nats_url: impl Into<String>,
         database: DatabaseUrl,
-        registry: Arc<Registry>,
+        registry: impl Into<LiveRegistry>,
     ) -> Self {
         TrackerConfig {
             nats: ConnectSettings::new([nats_url.into()]),
             liveness: LivenessSettings::default(),
             database,
-            registry,
+            registry: registry.into(),
+            follow_registry: false,
             consumer: TRACKER_CONSUMER.to_owned(),
             clock: Arc::new(SystemClock),
             watch_poll: Duration::from_secs(2),
@@ -165,7 +170,7 @@ impl fmt::Debug for TrackerConfig {
         f.debug_struct("TrackerConfig")
             .field("nats", &self.nats)
             .field("database", &self.database)
-            .field("registry", &self.registry.name)
+            .field("registry", &self.registry.current().name)
             .field("consumer", &self.consumer)
             .field("watch_poll", &self.watch_poll)
             .field("sla_refresh", &self.sla_refresh)

@@ -84,8 +84,9 @@ impl TrackerHandle {
     }
 
     /// The tracker's registry: agency and service names, the working calendar.
-    pub fn registry(&self) -> &Registry {
-        &self.inner.config.registry
+    /// Read once per page: a registry published meanwhile shows from the next one.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.inner.config.registry.current()
     }
 
     /// The tracker's clock (tests set it): overdue is decided against this moment.

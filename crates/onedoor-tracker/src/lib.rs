@@ -96,6 +96,28 @@ pub async fn run(
         .await
 }
 
+/// Follows the operator's published registry (`onedoor_bus::registry_feed`) on a connection
+/// of its own, answering as `tracker`, until the tracker stops.
+async fn follow_registry(config: TrackerConfig, mut stop: watch::Receiver<bool>) {
+    let connected = tokio::select! {
+        client = config.connect_nats("onedoor-tracker-registry") => client,
+        _ = stop.wait_for(|stopped| *stopped) => return,
+    };
+    let client = match connected {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot follow the published registry; restart the tracker to move to a new one");
+            return;
+        }
+    };
+    let _follower = onedoor_bus::registry_feed::follow(
+        async_nats::jetstream::new(client),
+        config.registry.clone(),
+        "tracker",
+    );
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
 /// A running tracker. Its [`TrackerHandle`] lets a page served beside it (the staff web page,
 /// on its own listener) read what the tracker projects, sharing its database, clock and "case
 /// moved" notifications, so live pages move with the projection.
@@ -152,6 +174,9 @@ impl Tracker {
                 stop_rx.clone(),
             )),
         ];
+        if config.follow_registry {
+            tasks.push(tokio::spawn(follow_registry(config.clone(), stop_rx.clone())));
+        }
         let (router, health_task) = grpc_router(
             &config,
             &store,

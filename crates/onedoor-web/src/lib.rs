@@ -271,12 +271,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
 
 /// Agency and service names from the registry, in the page's language; the code itself when
 /// the registry does not know it (a case from an older registry stays readable).
-pub(crate) struct Names<'a> {
-    pub registry: &'a Registry,
+pub(crate) struct Names {
+    /// Taken once per page: a registry published meanwhile shows from the next one.
+    pub registry: std::sync::Arc<Registry>,
     pub lang: Lang,
 }
 
-impl Names<'_> {
+impl Names {
     pub fn agency(&self, code: &str) -> String {
         let Some(agency) = AgencyCode::parse(code)
             .ok()

@@ -96,7 +96,7 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, WebError> {
         .map_err(|_| WebError::bad_request(Msg::ErrorBadFilter))
 }
 
-fn names(state: &WebState, lang: Lang) -> Names<'_> {
+fn names(state: &WebState, lang: Lang) -> Names {
     Names {
         registry: state.inner.tracker.registry(),
         lang,
@@ -464,7 +464,7 @@ pub(super) fn case_live(
 /// words may quote the message, so it is text like any other, isolated in `<bdi>`.
 fn quarantined_table(
     lang: Lang,
-    names: &Names<'_>,
+    names: &Names,
     rejected: &[RejectedMessage],
     offset: UtcOffset,
 ) -> Markup {
@@ -515,7 +515,7 @@ fn reason_text(lang: Lang, label: Option<&str>) -> &'static str {
     })
 }
 
-fn case_header(lang: Lang, names: &Names<'_>, case: &CaseRecord, offset: UtcOffset) -> Markup {
+fn case_header(lang: Lang, names: &Names, case: &CaseRecord, offset: UtcOffset) -> Markup {
     html! {
         dl.case-header {
             div.id { dt { (lang.t(Msg::CaseId)) } dd { code #case-id { (case.case_id) } } }
@@ -536,7 +536,7 @@ fn case_header(lang: Lang, names: &Names<'_>, case: &CaseRecord, offset: UtcOffs
 /// "Now with": who holds the case, since when, until when, and how late.
 fn holders(
     lang: Lang,
-    names: &Names<'_>,
+    names: &Names,
     tasks: &[TaskRecord],
     calendar: &Calendar,
     now: OffsetDateTime,
@@ -567,7 +567,7 @@ fn holders(
     }
 }
 
-fn events_table(lang: Lang, names: &Names<'_>, events: &[CaseEvent], offset: UtcOffset) -> Markup {
+fn events_table(lang: Lang, names: &Names, events: &[CaseEvent], offset: UtcOffset) -> Markup {
     html! {
         section aria-labelledby="events-title" {
             h2 #events-title { (lang.t(Msg::Events)) }
@@ -704,7 +704,7 @@ struct Workload {
 impl Workload {
     /// Every agency with a number to show, most overdue first, then most open: who needs a
     /// call today.
-    fn agencies(&self, names: &Names<'_>) -> Vec<String> {
+    fn agencies(&self, names: &Names) -> Vec<String> {
         let mut agencies: Vec<String> = self
             .open
             .keys()
@@ -725,7 +725,7 @@ impl Workload {
     }
 }
 
-fn workload_table(lang: Lang, names: &Names<'_>, load: &Workload, agencies: &[String]) -> Markup {
+fn workload_table(lang: Lang, names: &Names, load: &Workload, agencies: &[String]) -> Markup {
     html! {
         table #workload .list.stack {
             thead {

@@ -73,7 +73,7 @@ fn open_end(start: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
 }
 
 fn lanes(
-    names: &Names<'_>,
+    names: &Names,
     case: &CaseRecord,
     tasks: &[TaskRecord],
     calendar: &Calendar,
@@ -261,7 +261,7 @@ fn ticks(span: &Span, calendar: &Calendar) -> Vec<(OffsetDateTime, String)> {
 
 /// The swimlanes of one case at `now`, with the table of time held by agency under them.
 pub fn swimlanes(
-    names: &Names<'_>,
+    names: &Names,
     case: &CaseRecord,
     tasks: &[TaskRecord],
     calendar: &Calendar,
@@ -578,9 +578,9 @@ mod tests {
 
     #[test]
     fn an_overdue_task_is_drawn_red_with_its_working_days_late() {
-        let registry = built_in_registry().expect("registry");
+        let registry = std::sync::Arc::new(built_in_registry().expect("registry"));
         let names = Names {
-            registry: &registry,
+            registry: registry.clone(),
             lang: Lang::En,
         };
         let opened = datetime!(2026-11-23 09:00 +07:00);

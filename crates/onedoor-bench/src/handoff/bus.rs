@@ -178,7 +178,7 @@ async fn start_reader(
                 .map_err(|e| failed("binding to the stream", &e))?;
             let reader = Arc::new(onedoor_bus::read::CaseReader::new(
                 log,
-                Some(registry),
+                Some(registry.into()),
                 onedoor_bus::read::READER_CACHED_CASES,
             ));
             reader

@@ -19,7 +19,7 @@ use async_nats::Subscriber;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use hashlink::LruCache;
-use onedoor_case::{AgencyCode, CaseId, Registry};
+use onedoor_case::{AgencyCode, CaseId, LiveRegistry, Registry};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
@@ -52,6 +52,8 @@ struct Entry {
     tail: VecDeque<RawMessage>,
     /// `tail` starts at the case's first message.
     complete: bool,
+    /// The registry generation the snapshot was verified under; another one reads it again.
+    generation: u64,
 }
 
 impl Entry {
@@ -84,7 +86,7 @@ impl Entry {
 /// Answers agencies' reads (see the module documentation).
 pub struct CaseReader {
     log: CaseLog,
-    registry: Option<Arc<Registry>>,
+    registry: Option<LiveRegistry>,
     cases: Mutex<LruCache<CaseId, Arc<tokio::sync::Mutex<Entry>>>>,
 }
 
@@ -92,7 +94,8 @@ impl CaseReader {
     /// `log` must read the stream directly (the reader's NATS user may); `registry` holds the
     /// keys every message is verified under, as the adapters are configured (`None`: a
     /// development bus that signs nothing; everything but signatures is still checked).
-    pub fn new(log: CaseLog, registry: Option<Arc<Registry>>, cached_cases: usize) -> Self {
+    /// A [`LiveRegistry`] swapped while the reader runs applies from the next request.
+    pub fn new(log: CaseLog, registry: Option<LiveRegistry>, cached_cases: usize) -> Self {
         CaseReader {
             log,
             registry,
@@ -218,15 +221,28 @@ impl CaseReader {
         entry: &mut Entry,
         freshness: Freshness,
     ) -> Result<(), BusError> {
-        let known = entry.last();
+        let (generation, registry) = match &self.registry {
+            Some(live) => {
+                let (generation, registry) = live.current_with_generation();
+                (generation, Some(registry))
+            }
+            None => (0, None),
+        };
+        // Parties decided under the previous registry may differ (a transfer it quarantined).
+        let known = if entry.generation == generation {
+            entry.last()
+        } else {
+            0
+        };
         let (whole, newer) = self.log.raw_since(case_id, known, freshness).await?;
         if whole || known == 0 {
             *entry = Entry {
                 complete: true,
+                generation,
                 ..Entry::default()
             };
         }
-        entry.extend(case_id, newer, self.registry.as_deref());
+        entry.extend(case_id, newer, registry.as_deref());
         Ok(())
     }
 

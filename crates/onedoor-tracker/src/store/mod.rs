@@ -37,7 +37,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onedoor_case::Registry;
+use onedoor_case::LiveRegistry;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -162,10 +162,10 @@ pub struct Store {
     backend: Backend,
     /// When set, every message's signature is checked against these agency keys, and who may
     /// open a case against its catalogue, before it is believed (`onedoor_bus::verify`).
-    audit: Option<Arc<Registry>>,
+    audit: Option<LiveRegistry>,
     /// When set, a text search also finds the cases of agencies whose names (then or now)
     /// contain the text (`names`).
-    names: Option<Arc<Registry>>,
+    names: Option<LiveRegistry>,
     cache: Arc<cache::CaseCache>,
     resets: Arc<connections::Resets>,
 }
@@ -197,14 +197,15 @@ impl Store {
     }
 
     /// Lets a text search find cases by the names `registry` gives their agencies.
-    pub fn with_names(mut self, registry: Arc<Registry>) -> Self {
-        self.names = Some(registry);
+    pub fn with_names(mut self, registry: impl Into<LiveRegistry>) -> Self {
+        self.names = Some(registry.into());
         self
     }
 
     /// Checks every message's signature against `registry`'s keys before believing it.
-    pub fn with_audit(mut self, registry: Arc<Registry>) -> Self {
-        self.audit = Some(registry);
+    /// A [`LiveRegistry`] swapped meanwhile applies from the next batch.
+    pub fn with_audit(mut self, registry: impl Into<LiveRegistry>) -> Self {
+        self.audit = Some(registry.into());
         self
     }
 

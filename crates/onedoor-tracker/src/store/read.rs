@@ -420,8 +420,8 @@ impl Store {
         if let Some(text) = &filter.text {
             let terms = self
                 .names
-                .as_deref()
-                .map(|registry| super::names::agency_terms(registry, text))
+                .as_ref()
+                .map(|live| super::names::agency_terms(&live.current(), text))
                 .unwrap_or_default();
             if !terms.is_empty() {
                 s.push(" AND (c.search_text LIKE ")

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use onedoor_bus::audit::{SignatureCheck, verify_checks};
 use onedoor_bus::{QuarantineReason, RawMessage, StoredEvent};
-use onedoor_case::Registry;
+use onedoor_case::{LiveRegistry, Registry};
 use sqlx::{Any, Connection as _, Transaction};
 
 use super::cache::CachedCase;
@@ -137,10 +137,13 @@ impl Store {
     /// this store checks signatures: a check costs more than storing the event and needs no
     /// database, so a caller can check one batch while the previous one is being written.
     pub async fn check(&self, messages: &[Incoming<'_>]) -> Checked {
-        Checked(match &self.audit {
-            Some(registry) => check_signatures(messages, registry).await,
-            None => vec![None; messages.len()],
-        })
+        match &self.audit {
+            Some(live) => {
+                let (generation, registry) = live.current_with_generation();
+                Checked(check_signatures(messages, &registry).await, generation)
+            }
+            None => Checked(vec![None; messages.len()], 0),
+        }
     }
 
     /// [`Store::apply_batch`] with the signatures already checked by [`Store::check`] on the
@@ -202,7 +205,7 @@ impl Store {
 /// The outcome of [`Store::check`]: per message, whether its event's signature verified
 /// (`None`: not checked ahead, the verification checks it inline if needed).
 #[derive(Debug, Clone, Default)]
-pub struct Checked(Vec<Option<bool>>);
+pub struct Checked(Vec<Option<bool>>, u64);
 
 /// Batches of messages stored in one transaction, as [`Store::apply_checked`] stores one: all
 /// of them or (on an error, or when dropped uncommitted) none. The rows of the cases the
@@ -237,13 +240,20 @@ impl Writing {
         checked: Checked,
     ) -> Result<(), TrackerError> {
         let mut signatures = checked.0;
-        // Checks that do not line up with the messages are not used; they are made inline.
-        if signatures.len() != messages.len() {
+        let (generation, registry) = match &self.store.audit {
+            Some(live) => {
+                let (generation, registry) = live.current_with_generation();
+                (generation, Some(registry))
+            }
+            None => (0, None),
+        };
+        // Checks that do not line up with the messages, or were made under a registry since
+        // replaced, are not used; they are made inline.
+        if signatures.len() != messages.len() || checked.1 != generation {
             signatures = vec![None; messages.len()];
         }
         super::verifying::load_cases(&mut self.tx, &self.store.cache, &mut self.cases, messages)
             .await?;
-        let registry = self.store.audit.clone();
         // Accepted events not inserted yet: they go in together.
         let mut accepted: Vec<(usize, &StoredEvent, &str)> = Vec::new();
         self.outcomes.reserve(messages.len());
@@ -354,8 +364,9 @@ impl Writing {
             cases,
             mut outcomes,
         } = self;
+        let registry = store.audit.as_ref().map(LiveRegistry::current);
         let changes =
-            rows::write_moved(&mut tx, cases, store.audit.as_deref(), &mut outcomes).await?;
+            rows::write_moved(&mut tx, cases, registry.as_deref(), &mut outcomes).await?;
         rows::commit(tx).await?;
         store.cache.merge(changes);
         Ok(outcomes)

@@ -119,7 +119,7 @@ async fn fixture(db: TestDb) -> anyhow::Result<Fixture> {
         &[Token::new(SUPERVISOR_TOKEN)?.sha256()],
         &client_certs,
     ));
-    config.registry = Arc::new(registry);
+    config.registry = Arc::new(registry).into();
     config.tls = Some(TlsIdentity {
         cert_pem: pki.server.cert_pem.clone(),
         key_pem: pki.server.key_pem.clone(),

@@ -13,7 +13,7 @@ use crate::i18n::{Lang, Msg};
 /// disconnected first.
 pub(super) fn section(
     lang: Lang,
-    names: &Names<'_>,
+    names: &Names,
     offices: &[OfficeLink],
     offset: time::UtcOffset,
 ) -> Markup {
@@ -35,7 +35,7 @@ pub(super) fn section(
     }
 }
 
-fn table(lang: Lang, names: &Names<'_>, offices: &[OfficeLink], offset: time::UtcOffset) -> Markup {
+fn table(lang: Lang, names: &Names, offices: &[OfficeLink], offset: time::UtcOffset) -> Markup {
     html! {
         table.list.stack {
             thead {
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn a_disconnected_office_says_since_when_and_what_waits() {
-        let registry = built_in_registry().expect("registry");
+        let registry = std::sync::Arc::new(built_in_registry().expect("registry"));
         let offices = [
             office("ODSC-VTE-SAYSETTHA", false, 3),
             office("ODSC-CPS-PAKSE", true, 0),
@@ -106,7 +106,7 @@ mod tests {
             (Lang::Lo, "ຂາດການເຊື່ອມຕໍ່ນັບແຕ່"),
         ] {
             let names = Names {
-                registry: &registry,
+                registry: registry.clone(),
                 lang,
             };
             let html = section(lang, &names, &offices, offset!(+7)).into_string();
@@ -117,7 +117,7 @@ mod tests {
             assert!(html.contains(r#"data-office="ODSC-CPS-PAKSE" data-connected="true""#));
         }
         let names = Names {
-            registry: &registry,
+            registry: registry.clone(),
             lang: Lang::En,
         };
         let none = section(Lang::En, &names, &[], offset!(+7)).into_string();

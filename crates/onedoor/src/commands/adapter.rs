@@ -196,6 +196,7 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
         config.http = None;
     }
     config.office_node = args.office_node.clone();
+    config.follow_registry = true;
     config.reads = match args.case_reads {
         None | Some(CaseReadsArg::Reader) => onedoor_adapter::CaseReads::Reader,
         Some(CaseReadsArg::Stream) => onedoor_adapter::CaseReads::Stream,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use onedoor_bus::CaseLog;
 use onedoor_bus::read::{CaseReader, READER_CACHED_CASES};
+use onedoor_bus::registry_feed::{self, LiveRegistry};
 use onedoor_natsauth::Identity;
 
 use super::common;
@@ -59,15 +60,33 @@ async fn serve(args: ReaderArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Starts a case reader on `client` (connected as [`Identity::Reader`]), answering once this
-/// returns, until the returned task is aborted or the connection closes for good.
+/// returns, until the returned task is aborted or the connection closes for good. It follows
+/// the operator's published registry and moves `registry` to each later one.
 pub async fn start(
     client: async_nats::Client,
-    registry: Arc<onedoor_case::Registry>,
+    registry: impl Into<LiveRegistry>,
     cached_cases: usize,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let log = CaseLog::open(async_nats::jetstream::new(client.clone()))
+    let registry = registry.into();
+    let js = async_nats::jetstream::new(client.clone());
+    let log = CaseLog::open(js.clone())
         .await
         .context("the case reader binding to the ONEDOOR stream")?;
-    let reader = Arc::new(CaseReader::new(log, Some(registry), cached_cases));
-    Ok(reader.listen(client).await?)
+    let reader = Arc::new(CaseReader::new(log, Some(registry.clone()), cached_cases));
+    let answering = reader.listen(client).await?;
+    let follower = registry_feed::follow(js, registry, "reader");
+    Ok(tokio::spawn(async move {
+        // Aborting this task drops both: the answers stop with it.
+        let _follower = follower;
+        let mut answering = AbortOnDrop(answering);
+        let _ = (&mut answering.0).await;
+    }))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -147,7 +147,7 @@ impl TrackerSecurity {
             .map(|hex| onedoor_grpc::tls::parse_sha256("supervisor_token_sha256", hex))
             .collect::<Result<Vec<_>, _>>()?;
         config.grpc_access = Some(onedoor_tracker::GrpcAccess::new(
-            &config.registry,
+            &config.registry.current(),
             &supervisor,
             &client_certs,
         ));
@@ -317,6 +317,7 @@ async fn serve(
     security: TrackerSecurity,
 ) -> anyhow::Result<ExitCode> {
     let mut config = options.config()?;
+    config.follow_registry = true;
     security.apply(&mut config, &[listen, web_listen])?;
     let proxies = trusted_proxy
         .iter()
@@ -329,7 +330,7 @@ async fn serve(
         ..onedoor_web::WebConfig::default()
     };
     if let Some(path) = &staff_accounts {
-        let accounts = onedoor_web::StaffAccounts::load(path, &config.registry)?;
+        let accounts = onedoor_web::StaffAccounts::load(path, &config.registry.current())?;
         web_config.staff_accounts = Some(std::sync::Arc::new(accounts));
     }
     if let Some(address) = metrics_listen {

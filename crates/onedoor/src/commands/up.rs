@@ -320,6 +320,7 @@ async fn start_adapters(
         config.nats.credentials =
             seed_credentials(&credentials.nats, &Identity::Agency(agency.code.clone()));
         config.reads = onedoor_adapter::CaseReads::Reader;
+        config.follow_registry = true;
         if let Some(webhook) = credentials.webhooks.get(&code) {
             config.inbox = webhook.inbox();
             config.webhook = Some(webhook.config()?);
@@ -445,6 +446,7 @@ fn tracker_config(
         registry.clone(),
     );
     config.verify_signatures = true;
+    config.follow_registry = true;
     config.nats.credentials = seed_credentials(&credentials.nats, &Identity::Tracker);
     config.tls = Some(credentials.server_tls());
     let client_certs: Vec<_> = registry
