@@ -51,3 +51,42 @@ pub fn token_for(agency: &str) -> String {
 pub fn key() -> String {
     format!("key-{}", ulid::Ulid::generate())
 }
+
+/// The text of a shipped registry file (`lao-2021.toml`, `lao-2025.toml`), as the operator
+/// publishes it.
+pub fn shipped_text(file: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/registry")
+        .join(file);
+    std::fs::read_to_string(&path).expect("shipped registry file")
+}
+
+/// A key file (`Registry::add_keys_from_toml`) listing each agency's signer and, when given,
+/// the operator's key, all valid from 2020.
+pub fn key_file(agencies: &[(&str, &Signer)], operator: Option<&Signer>) -> String {
+    let mut text = String::new();
+    for (agency, signer) in agencies {
+        text.push_str(&format!(
+            "[[key]]\nagency = \"{agency}\"\nid = \"{}\"\npublic_key = \"{}\"\nvalid_from = 2020-01-01\n\n",
+            signer.key_id(),
+            signer.public_key_base64()
+        ));
+    }
+    if let Some(operator) = operator {
+        text.push_str(&format!(
+            "[[operator_key]]\nid = \"{}\"\npublic_key = \"{}\"\nvalid_from = 2020-01-01\n",
+            operator.key_id(),
+            operator.public_key_base64()
+        ));
+    }
+    text
+}
+
+/// A shipped registry file with its key file, loaded as a process on it runs.
+pub fn with_key_file(registry_text: &str, keys: &str) -> Registry {
+    let mut registry = Registry::from_toml(registry_text, "test registry").expect("valid registry");
+    registry
+        .add_keys_from_toml(keys, "test key file")
+        .expect("valid key file");
+    registry
+}
