@@ -663,3 +663,99 @@ async fn a_connection_without_credentials_or_with_an_unknown_nkey_is_refused() -
     bus.connect(&agency("MOF")).await?;
     Ok(())
 }
+
+/// Who answers a published registry, as its NATS identity may.
+fn answers_as(identity: &Identity) -> String {
+    match identity {
+        Identity::Agency(code) => code.to_string(),
+        Identity::Tracker => "tracker".to_owned(),
+        _ => "reader".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn every_process_follows_the_published_registry_and_only_the_operator_writes_it()
+-> anyhow::Result<()> {
+    use onedoor_bus::Signer;
+    use onedoor_bus::registry_feed::{
+        ACK_SUBJECT_PREFIX, Ack, LiveRegistry, Publication, REGISTRY_BUCKET, follow, publish,
+    };
+    use onedoor_testkit::registry::{key_file, shipped_text, with_key_file};
+
+    let bus = SecuredBus::provisioned().await?;
+    let signer = Signer::generate("OPERATOR-TEST-01");
+    let keys = key_file(&[], Some(&signer));
+    let text = shipped_text("lao-2025.toml");
+    let running = std::sync::Arc::new(with_key_file(&text, &keys));
+    let correction = text
+        .replace("version = \"2025-03\"", "version = \"2025-03.1\"")
+        .replace("effective_from = 2025-05-01", "effective_from = 2025-06-01");
+    let operator = bus.connect(&Identity::Operator).await?;
+    let mut acks = operator
+        .client
+        .subscribe(format!("{ACK_SUBJECT_PREFIX}.>"))
+        .await?;
+    operator.client.flush().await?;
+
+    let mut processes = Vec::new();
+    for identity in [agency("MOF"), Identity::Tracker, Identity::Reader] {
+        let session = bus.connect(&identity).await?;
+        let live = LiveRegistry::new(running.clone());
+        let follower = follow(session.js.clone(), live.clone(), &answers_as(&identity));
+        processes.push((session, live, follower));
+    }
+    let revision = publish(
+        &operator.js,
+        &Publication::signed(&correction, &keys, &signer),
+    )
+    .await?;
+    let mut answered = Vec::new();
+    while answered.len() < processes.len() {
+        let message = tokio::time::timeout(onedoor_testkit::DEADLINE, acks.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("ack subscription ended"))?;
+        let ack: Ack = serde_json::from_slice(&message.payload)?;
+        assert_eq!((ack.revision, ack.outcome.as_str()), (revision, "moved"));
+        answered.push(message.subject.to_string());
+    }
+    answered.sort();
+    assert_eq!(
+        answered,
+        [
+            "onedoor.v1.registry.ack.MOF",
+            "onedoor.v1.registry.ack.reader",
+            "onedoor.v1.registry.ack.tracker",
+        ]
+    );
+    for (session, live, _) in &mut processes {
+        assert_eq!(live.current().version.to_string(), "2025-03.1");
+        session.nothing_refused().await?;
+    }
+
+    // An agency may read the bucket but neither write it nor answer for another agency.
+    let mut mof = bus.connect(&agency("MOF")).await?;
+    let store = mof.js.get_key_value(REGISTRY_BUCKET).await?;
+    let expected = [
+        (Denied::Publish, "$KV.ONEDOOR_REGISTRY.current"),
+        (Denied::Publish, "onedoor.v1.registry.ack.MOIC"),
+    ];
+    let forged = Publication::signed(&correction, &keys, &Signer::generate("MOF-TEST-01"));
+    let put = store.put("current", forged.encode().into());
+    let answer = mof
+        .client
+        .publish("onedoor.v1.registry.ack.MOIC", "{}".into());
+    let (put, answer, reported) =
+        tokio::join!(put, answer, refused(&mut mof.violations, &expected));
+    reported?;
+    assert!(put.is_err(), "an agency wrote the registry");
+    answer?;
+    let operator_store = operator.js.get_key_value(REGISTRY_BUCKET).await?;
+    assert_eq!(
+        operator_store
+            .entry("current")
+            .await?
+            .map(|entry| entry.revision),
+        Some(revision)
+    );
+    Ok(())
+}

@@ -17,12 +17,12 @@ pub const REFUSED_METRIC: &str = "onedoor_registry_refused_total";
 /// `onedoor_registry_moved_total`: registries a reader moved to while running.
 pub const MOVED_METRIC: &str = "onedoor_registry_moved_total";
 
-/// Waits between attempts to open the bucket or watch it again, doubling up to the last.
-const RETRY: [Duration; 4] = [
+/// Waits between attempts to open the bucket or watch it again, growing to the last: short,
+/// because `registry apply` waits for the answers after the operator's first publication.
+const RETRY: [Duration; 3] = [
     Duration::from_millis(500),
-    Duration::from_secs(2),
-    Duration::from_secs(5),
-    Duration::from_secs(15),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
 ];
 
 /// What a follower did since start.
