@@ -243,7 +243,9 @@ impl Gateway {
         office: &crate::office::OfficeWrites,
         write: WriteRequest,
     ) -> Result<(v1::Receipt, TraceContext), AdapterError> {
-        let written = office.write(&self.log, &write, &self.registry.current()).await?;
+        let written = office
+            .write(&self.log, &write, &self.registry.current())
+            .await?;
         let event = &written.stored.event;
         if written.duplicate && !idempotency::same_request(event, &write.command) {
             return Err(AdapterError::KeyReused {
@@ -453,7 +455,9 @@ impl AgencyGateway for Gateway {
         &self,
         _request: Request<v1::ListServicesRequest>,
     ) -> Result<Response<v1::ListServicesResponse>, Status> {
-        Ok(Response::new(catalogue::list_services(&self.registry.current())))
+        Ok(Response::new(catalogue::list_services(
+            &self.registry.current(),
+        )))
     }
 
     async fn list_stuck(

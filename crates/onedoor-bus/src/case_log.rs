@@ -271,7 +271,11 @@ impl CaseLog {
         let raw = match self.load_since(case_id, 0, freshness).await? {
             Read::After(history) | Read::Whole(history) => history,
         };
-        Ok(verify_history(case_id, raw, self.registry_now().1.as_deref()))
+        Ok(verify_history(
+            case_id,
+            raw,
+            self.registry_now().1.as_deref(),
+        ))
     }
 
     /// The events after stream sequence `known_last` (a sequence in the case's chain, or 0),

@@ -33,7 +33,10 @@ async fn on_2021() -> anyhow::Result<Setup> {
         &shipped_text("lao-2021.toml"),
         &keys,
     )));
-    let acks = js.client().subscribe(format!("{ACK_SUBJECT_PREFIX}.>")).await?;
+    let acks = js
+        .client()
+        .subscribe(format!("{ACK_SUBJECT_PREFIX}.>"))
+        .await?;
     let follower = follow(js.clone(), live.clone(), "MOF");
     Ok(Setup {
         _nats: nats,
@@ -64,11 +67,8 @@ fn version(live: &LiveRegistry) -> String {
 async fn a_later_registry_the_operator_signed_replaces_the_running_one() -> anyhow::Result<()> {
     let mut setup = on_2021().await?;
     let held = setup.live.current();
-    let publication = Publication::signed(
-        &shipped_text("lao-2025.toml"),
-        &setup.keys,
-        &setup.operator,
-    );
+    let publication =
+        Publication::signed(&shipped_text("lao-2025.toml"), &setup.keys, &setup.operator);
     let revision = publish(&setup.js, &publication).await?;
 
     let (subject, ack) = next_ack(&mut setup.acks).await?;
@@ -84,7 +84,11 @@ async fn a_later_registry_the_operator_signed_replaces_the_running_one() -> anyh
     // The merged ministry's successor is known now: MPI's work is MOF's.
     let mpi = onedoor_testkit::registry::code("MPI");
     assert_eq!(
-        setup.live.current().successor_of(&mpi).map(|c| c.to_string()),
+        setup
+            .live
+            .current()
+            .successor_of(&mpi)
+            .map(|c| c.to_string()),
         Some("MOF".to_owned())
     );
 
@@ -109,12 +113,17 @@ async fn unsigned_foreign_tampered_and_older_registries_are_refused() -> anyhow:
     unsigned.signature.clear();
     let foreign = Publication::signed(&new_text, &setup.keys, &agency);
     let mut tampered = Publication::signed(&new_text, &setup.keys, &setup.operator);
-    tampered.registry_toml = tampered.registry_toml.replace("13 ministries", "14 ministries");
+    tampered.registry_toml = tampered
+        .registry_toml
+        .replace("13 ministries", "14 ministries");
     let older = Publication::signed(&shipped_text("lao-2021.toml"), "", &setup.operator);
     let invalid = Publication::signed("[registry]\nname = 1\n", "", &setup.operator);
     let cases = [
         (unsigned.encode(), "the publication is not signed"),
-        (foreign.encode(), "is not an operator key of the registry running here"),
+        (
+            foreign.encode(),
+            "is not an operator key of the registry running here",
+        ),
         (tampered.encode(), "the signature does not match"),
         (older.encode(), "does not follow the old one"),
         (invalid.encode(), "the published registry is invalid"),

@@ -32,6 +32,6 @@ pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};
 pub use registry::diff::{AgencyChange, DiffError, RegistryDiff, ServiceChange};
 pub use registry::{
-    Agency, AgencyKey, AgencyKind, Ending, FormerName, LiveRegistry, Problem, Registry, RegistryError,
-    RegistryVersion, Service, Stage, Step, StepAgency, TokenHash,
+    Agency, AgencyKey, AgencyKind, Ending, FormerName, LiveRegistry, Problem, Registry,
+    RegistryError, RegistryVersion, Service, Stage, Step, StepAgency, TokenHash,
 };

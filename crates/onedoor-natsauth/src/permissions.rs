@@ -40,10 +40,10 @@
 //! "answer whatever you received" would only widen what a stolen credential can do.
 
 use onedoor_bus::office_status::{OFFICE_STATUS_SUBJECTS, office_status_subject};
+use onedoor_bus::registry_feed::{ACK_SUBJECT_PREFIX, REGISTRY_BUCKET, ack_subject};
 use onedoor_bus::subjects::{
     CASE_SUBJECT_PREFIX, STREAM_SUBJECTS, TRACKER_CONSUMER, TRACKER_REBUILD_CONSUMER,
 };
-use onedoor_bus::registry_feed::{ACK_SUBJECT_PREFIX, REGISTRY_BUCKET, ack_subject};
 use onedoor_bus::{STREAM_NAME, STUCK_BUCKET};
 use onedoor_case::{AgencyCode, AgencyKind, Ending, Registry};
 

@@ -175,7 +175,10 @@ impl Tracker {
             )),
         ];
         if config.follow_registry {
-            tasks.push(tokio::spawn(follow_registry(config.clone(), stop_rx.clone())));
+            tasks.push(tokio::spawn(follow_registry(
+                config.clone(),
+                stop_rx.clone(),
+            )));
         }
         let (router, health_task) = grpc_router(
             &config,

@@ -78,10 +78,7 @@ pub async fn ensure_registry_bucket(js: &jetstream::Context) -> Result<kv::Store
 
 /// Stores `publication` as the current registry; returns its bucket revision once the
 /// server has stored it.
-pub async fn publish(
-    js: &jetstream::Context,
-    publication: &Publication,
-) -> Result<u64, BusError> {
+pub async fn publish(js: &jetstream::Context, publication: &Publication) -> Result<u64, BusError> {
     let store = ensure_registry_bucket(js).await?;
     store
         .put(REGISTRY_KEY, publication.encode().into())

@@ -156,8 +156,7 @@ impl Publication {
         if registry == *running {
             return Ok(Verdict::Running);
         }
-        RegistryDiff::between(running, &registry)
-            .map_err(|e| Refusal::NotNewer(e.to_string()))?;
+        RegistryDiff::between(running, &registry).map_err(|e| Refusal::NotNewer(e.to_string()))?;
         Ok(Verdict::Newer(Box::new(registry)))
     }
 

@@ -44,7 +44,10 @@ impl LiveRegistry {
     /// [`LiveRegistry::current`] with the generation it belongs to, read together.
     pub fn current_with_generation(&self) -> (u64, Arc<Registry>) {
         let current = self.read();
-        (self.shared.generation.load(Ordering::Acquire), current.clone())
+        (
+            self.shared.generation.load(Ordering::Acquire),
+            current.clone(),
+        )
     }
 
     /// How many times the registry was replaced since start.

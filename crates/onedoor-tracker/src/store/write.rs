@@ -365,8 +365,7 @@ impl Writing {
             mut outcomes,
         } = self;
         let registry = store.audit.as_ref().map(LiveRegistry::current);
-        let changes =
-            rows::write_moved(&mut tx, cases, registry.as_deref(), &mut outcomes).await?;
+        let changes = rows::write_moved(&mut tx, cases, registry.as_deref(), &mut outcomes).await?;
         rows::commit(tx).await?;
         store.cache.merge(changes);
         Ok(outcomes)

@@ -18,6 +18,7 @@ pub mod registry_apply;
 pub mod registry_drain;
 pub mod registry_execute;
 pub mod registry_plan;
+pub mod registry_publish;
 pub mod settings;
 pub mod telemetry;
 pub mod tracker;

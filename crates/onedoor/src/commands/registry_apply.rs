@@ -42,6 +42,8 @@ pub struct ApplyArgs {
     pub nats: NatsArgs,
     #[command(flatten)]
     pub operator: OperatorKeyArgs,
+    #[command(flatten)]
+    pub publish: super::registry_publish::PublishArgs,
 }
 
 /// How many cases to ask the tracker for at once (its maximum).
@@ -89,7 +91,11 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         };
         let failed = runtime.block_on(async {
-            let js = async_nats::jetstream::new(connect_operator(&args).await?);
+            let client = connect_operator(&args).await?;
+            if !publish_first(&client, &args, &signer, &current).await? {
+                return Ok(usize::MAX);
+            }
+            let js = async_nats::jetstream::new(client);
             execute(js, signer, &diff, &live, &args.operator.drain).await
         })?;
         return Ok(if failed == 0 {
@@ -106,6 +112,36 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         args.new.display()
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// Publishes NEW to the running processes (`registry_publish`); `false` when one refused it,
+/// and the transfers, which it would quarantine, must wait.
+async fn publish_first(
+    client: &async_nats::Client,
+    args: &ApplyArgs,
+    signer: &onedoor_bus::Signer,
+    current: &Registry,
+) -> anyhow::Result<bool> {
+    use super::registry_publish::{expected_processes, key_file, publish_registry};
+    let data_dir = &args.tracker.data_dir;
+    let keys = key_file(&args.publish, data_dir, args.current.is_none());
+    let expected = expected_processes(current);
+    let answers = publish_registry(
+        client,
+        &args.publish,
+        (&args.new, keys.as_deref()),
+        signer,
+        expected,
+    )
+    .await?;
+    if answers.refused.is_empty() {
+        return Ok(true);
+    }
+    eprintln!(
+        "error: {} refused the new registry (see their logs); no task was moved. Fix them and run this again: publishing again changes nothing for the others",
+        answers.refused.join(", ")
+    );
+    Ok(false)
 }
 
 /// `--current`, else the registry `onedoor up` says it runs (a path, or the built-in one). The
