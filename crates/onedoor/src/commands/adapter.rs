@@ -197,6 +197,7 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
     }
     config.office_node = args.office_node.clone();
     config.follow_registry = true;
+    common::reload_on_sighup(args.registry.as_deref(), &config.registry)?;
     config.reads = match args.case_reads {
         None | Some(CaseReadsArg::Reader) => onedoor_adapter::CaseReads::Reader,
         Some(CaseReadsArg::Stream) => onedoor_adapter::CaseReads::Stream,

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use onedoor_case::Registry;
+use onedoor_case::{LiveRegistry, Registry};
 
 /// The default registry ships inside the binary so commands work from any directory;
 /// `--registry` points at an edited copy.
@@ -44,6 +44,44 @@ pub fn load_registry_with_keys(
         registry.add_keys_from_toml(&text, &keys.display().to_string())?;
     }
     Ok((Arc::new(registry), name))
+}
+
+/// On every SIGHUP, reads the registry file at `path` again and moves `live` to it when it
+/// is valid and later than the running one in version and effective date (`registry diff`'s
+/// rule): a single-machine operator's alternative to the published registry. Without a file
+/// (the built-in registry) there is nothing to re-read.
+pub fn reload_on_sighup(path: Option<&Path>, live: &LiveRegistry) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(path) = path.map(Path::to_path_buf) else {
+        return Ok(());
+    };
+    let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let live = live.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let file = path.display().to_string();
+            let running = live.current();
+            let next = Registry::load(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|next| {
+                    onedoor_case::RegistryDiff::between(&running, &next)
+                        .map_err(|e| e.to_string())?;
+                    Ok(next)
+                });
+            match next.map(|next| live.advance(Arc::new(next))) {
+                Ok(Ok(_)) => {
+                    tracing::info!(%file, from = %running.version, to = %live.current().version, "SIGHUP: moved to the registry file");
+                }
+                Ok(Err(now)) => {
+                    tracing::warn!(%file, running = %now, "SIGHUP: the registry file is not later than the running one; kept");
+                }
+                Err(why) => {
+                    tracing::warn!(%file, %why, "SIGHUP: registry file refused; keeping the running one");
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 /// What [`write_secret`] does when the file already exists.

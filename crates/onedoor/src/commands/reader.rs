@@ -44,6 +44,8 @@ pub fn run(args: ReaderArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: ReaderArgs) -> anyhow::Result<ExitCode> {
     let (registry, _) = common::load_registry(args.registry.as_deref())?;
+    let registry = LiveRegistry::new(registry);
+    common::reload_on_sighup(args.registry.as_deref(), &registry)?;
     let settings = args.nats.settings()?;
     let client = settings
         .connect(&Identity::Reader, |options| options.name("onedoor-reader"))

@@ -92,9 +92,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         };
         let failed = runtime.block_on(async {
             let client = connect_operator(&args).await?;
-            if !publish_first(&client, &args, &signer, &current).await? {
-                return Ok(usize::MAX);
-            }
+            publish_first(&client, &args, &signer, &current).await?;
             let js = async_nats::jetstream::new(client);
             execute(js, signer, &diff, &live, &args.operator.drain).await
         })?;
@@ -114,34 +112,33 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// Publishes NEW to the running processes (`registry_publish`); `false` when one refused it,
-/// and the transfers, which it would quarantine, must wait.
+/// Publishes NEW to the running processes (`registry_publish`) and says which refused it:
+/// those keep quarantining the transfers until they run NEW (restarted on it). The transfers
+/// are still written, being idempotent and the only way the tasks move.
 async fn publish_first(
     client: &async_nats::Client,
     args: &ApplyArgs,
     signer: &onedoor_bus::Signer,
     current: &Registry,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     use super::registry_publish::{expected_processes, key_file, publish_registry};
     let data_dir = &args.tracker.data_dir;
     let keys = key_file(&args.publish, data_dir, args.current.is_none());
-    let expected = expected_processes(current);
     let answers = publish_registry(
         client,
         &args.publish,
         (&args.new, keys.as_deref()),
         signer,
-        expected,
+        expected_processes(current),
     )
     .await?;
-    if answers.refused.is_empty() {
-        return Ok(true);
+    if !answers.refused.is_empty() {
+        eprintln!(
+            "warning: {} refused the new registry (see their logs): until each runs it (restart it on NEW), it quarantines the transfers below",
+            answers.refused.join(", ")
+        );
     }
-    eprintln!(
-        "error: {} refused the new registry (see their logs); no task was moved. Fix them and run this again: publishing again changes nothing for the others",
-        answers.refused.join(", ")
-    );
-    Ok(false)
+    Ok(())
 }
 
 /// `--current`, else the registry `onedoor up` says it runs (a path, or the built-in one). The

@@ -1,8 +1,8 @@
 //! `onedoor registry apply NEW --execute`, before any transfer: NEW goes to every running
 //! adapter, tracker and case reader through the registry feed (`onedoor_bus::registry_feed`),
 //! signed with the operator key, and the command waits (up to `--ack-wait`) for their answers.
-//! A process still on the old registry would quarantine the transfers that follow, so a
-//! refusal stops the command before them.
+//! A process still on the old registry quarantines the transfers that follow, so each refusal
+//! is named before they are written.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -318,6 +318,7 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let mut config = options.config()?;
     config.follow_registry = true;
+    common::reload_on_sighup(options.registry.as_deref(), &config.registry)?;
     security.apply(&mut config, &[listen, web_listen])?;
     let proxies = trusted_proxy
         .iter()
