@@ -175,6 +175,20 @@ fn watch_liveness(
     })
 }
 
+/// The operator's published registry, followed when configured (`onedoor_bus::registry_feed`).
+fn follow_registry(
+    config: &AdapterConfig,
+    jetstream: &async_nats::jetstream::Context,
+) -> Option<onedoor_bus::registry_feed::Follower> {
+    config.follow_registry.then(|| {
+        onedoor_bus::registry_feed::follow(
+            jetstream.clone(),
+            config.registry.clone(),
+            config.agency.as_str(),
+        )
+    })
+}
+
 /// A district office's outbox writes and their forwarder, when the adapter has an office node.
 async fn start_office(
     config: &AdapterConfig,
@@ -234,13 +248,8 @@ pub async fn run(
     let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency, log.clone()).await?;
     let liveness = watch_liveness(&config, client)?;
     let follower = tokio::spawn(health::follow_nats(health, liveness.answering()));
-    let feed = config.follow_registry.then(|| {
-        onedoor_bus::registry_feed::follow(
-            jetstream.clone(),
-            config.registry.clone(),
-            config.agency.as_str(),
-        )
-    });
+    // Followed until `run` returns.
+    let _feed = follow_registry(&config, &jetstream);
 
     // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
     // sender goes with it), so neither a graceful stop nor an abort waits on connected clients.
@@ -294,7 +303,6 @@ pub async fn run(
     }
     stuck.shutdown().await;
     follower.abort();
-    drop(feed);
     drop(liveness);
     tracing::info!(agency = %config.agency, "adapter stopped");
     served
