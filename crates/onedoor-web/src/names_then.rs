@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::Names;
 use crate::i18n::{Lang, Msg};
 
-impl Names<'_> {
+impl Names {
     /// `code`'s name on the (civil) day of `at`, with its successor today when it has one; the
     /// code itself when the registry does not know it.
     pub fn agency_on(&self, code: &str, at: OffsetDateTime) -> String {
@@ -49,10 +49,10 @@ mod tests {
 
     use super::*;
 
-    fn registry() -> Registry {
+    fn registry() -> std::sync::Arc<Registry> {
         let path =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/registry/lao-2025.toml");
-        Registry::load(&path).expect("shipped registry")
+        std::sync::Arc::new(Registry::load(&path).expect("shipped registry"))
     }
 
     #[test]
@@ -60,7 +60,7 @@ mod tests {
         let registry = registry();
         let at = datetime!(2024-06-03 10:00 +07:00);
         let en = Names {
-            registry: &registry,
+            registry: registry.clone(),
             lang: Lang::En,
         };
         assert_eq!(
@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(en.agency_on("MOF", at), "Ministry of Finance");
         assert_eq!(en.agency_on("NOT-LISTED", at), "NOT-LISTED");
         let lo = Names {
-            registry: &registry,
+            registry: registry.clone(),
             lang: Lang::Lo,
         };
         let mpi = lo.agency_on("MPI", at);
@@ -83,7 +83,7 @@ mod tests {
     fn a_former_name_is_shown_for_a_step_before_the_rename() {
         let registry = registry();
         let names = Names {
-            registry: &registry,
+            registry: registry.clone(),
             lang: Lang::En,
         };
         let mict = names.agency_on("MICT", datetime!(2024-06-03 10:00 +07:00));
