@@ -256,3 +256,29 @@ pub async fn nats_as(
         .await
         .expect("NATS accepts the identity")
 }
+
+/// Swaps the accounts part of `up`'s nats-server configuration for `auth` and signals the
+/// server (SIGHUP) to re-read it: what `systemctl reload` does on a node.
+pub fn reload_nats(data: &Path, auth: &str) {
+    let config = data.join("nats").join("nats-server.conf");
+    let current = std::fs::read_to_string(&config).expect("server config");
+    let marker = "# extra configuration from the caller\n";
+    let at = current.find(marker).expect("up appends the accounts") + marker.len();
+    std::fs::write(&config, format!("{}{auth}", &current[..at])).expect("write config");
+    let pid = nats_server_pid(&config).expect("the bus's nats-server runs");
+    kill(Pid::from_raw(pid), Signal::SIGHUP).expect("send SIGHUP");
+}
+
+/// The nats-server a test's `up` started: the one whose command line names `config`.
+fn nats_server_pid(config: &Path) -> Option<i32> {
+    let wanted = config.display().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (args.contains("nats-server") && args.contains(&wanted)).then_some(pid)
+        })
+}

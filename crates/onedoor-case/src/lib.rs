@@ -24,9 +24,9 @@ pub mod text;
 pub use calendar::{Calendar, Holiday};
 pub use case::{
     Action, CaseEvent, CaseState, CaseStatus, Command, DocumentRef, EventBody, FoldError,
-    MAX_CLOCK_SKEW, Refusal, RefusalClass, Resolution, TaskState, TransferReason, answer_receiver,
-    authorize, authorize_after_resolution, authorize_answer, authorize_in_registry, authorize_open,
-    authorize_transfer, check_strict_route, decide,
+    MAX_CLOCK_SKEW, Refusal, RefusalClass, Resolution, TaskEnd, TaskState, TransferReason,
+    answer_receiver, authorize, authorize_after_resolution, authorize_answer,
+    authorize_in_registry, authorize_open, authorize_transfer, check_strict_route, decide,
 };
 pub use codes::{AgencyCode, CodeError, ServiceCode};
 pub use ids::{CaseId, EventId, IdError};
