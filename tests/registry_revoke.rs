@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use support::{
-    Agency, DEADLINE, nats_as, onedoor, shipped_registry_file, terminate, up_on_shipped,
+    Agency, DEADLINE, nats_as, onedoor, reload_nats, shipped_registry_file, terminate,
+    up_on_shipped,
 };
 
 const FRONT: &str = "ODSC-VTE-SAYSETTHA";
@@ -48,36 +49,6 @@ fn copy_credentials(data: &Path, out: &Path) {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
     }
-}
-
-/// Swaps the accounts part of `up`'s nats-server configuration for `auth` and signals the
-/// server (SIGHUP) to re-read it: what `systemctl reload` does on a node.
-fn reload_nats(data: &Path, auth: &str) {
-    let config = data.join("nats").join("nats-server.conf");
-    let current = std::fs::read_to_string(&config).expect("server config");
-    let marker = "# extra configuration from the caller\n";
-    let at = current.find(marker).expect("up appends the accounts") + marker.len();
-    std::fs::write(&config, format!("{}{auth}", &current[..at])).expect("write config");
-    let pid = nats_server_pid(&config).expect("the bus's nats-server runs");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
-/// The nats-server this test's `up` started: the one whose command line names `config`.
-fn nats_server_pid(config: &Path) -> Option<u32> {
-    let wanted = config.display().to_string();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args = text(&cmdline).replace('\0', " ");
-            (args.contains("nats-server") && args.contains(&wanted)).then_some(pid)
-        })
 }
 
 fn audit(data: &Path, registry: Option<&Path>) -> Output {
