@@ -2,8 +2,8 @@
 //! without pause, and the agencies' systems reading their inboxes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use onedoor_proto::v1;
@@ -124,17 +124,35 @@ struct Received {
 /// Every agency's system reading its inbox and acknowledging each item at once.
 pub struct Workers {
     stop: Arc<AtomicBool>,
-    tasks: Vec<JoinHandle<Vec<Received>>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-/// What the workers read.
-pub struct Inboxes(Vec<Received>);
+impl Workers {
+    pub async fn start(endpoints: &serde_json::Value, groups: &[&[&str]]) -> Workers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for code in groups.iter().flat_map(|group| group.iter()) {
+            let agency = Agency::connect(endpoints, code).await;
+            tasks.push(tokio::spawn(work(
+                (*code).to_owned(),
+                agency,
+                stop.clone(),
+                received.clone(),
+            )));
+        }
+        Workers {
+            stop,
+            received,
+            tasks,
+        }
+    }
 
-impl Inboxes {
     /// Distinct new-task events `agency` received for `case_id`.
-    pub fn new_tasks(&self, agency: &str, case_id: &str) -> usize {
-        let mut ids: Vec<_> = self
-            .0
+    fn new_tasks(&self, agency: &str, case_id: &str) -> usize {
+        let received = self.received.lock().expect("not poisoned");
+        let mut ids: Vec<_> = received
             .iter()
             .filter(|r| {
                 r.agency == agency && r.case_id == case_id && r.kind == v1::InboxItemKind::NewTask
@@ -145,34 +163,51 @@ impl Inboxes {
         ids.dedup();
         ids.len()
     }
-}
 
-impl Workers {
-    pub async fn start(endpoints: &serde_json::Value, groups: &[&[&str]]) -> Workers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for code in groups.iter().flat_map(|group| group.iter()) {
-            let agency = Agency::connect(endpoints, code).await;
-            tasks.push(tokio::spawn(work((*code).to_owned(), agency, stop.clone())));
+    /// Waits until every `(agency, case)` pair was received as a new task, then checks that
+    /// none came as two different events.
+    pub async fn wait_for_new_tasks(&self, expected: &[(&str, &str)]) {
+        let missing = || -> Vec<String> {
+            expected
+                .iter()
+                .filter(|(agency, case_id)| self.new_tasks(agency, case_id) == 0)
+                .map(|(agency, case_id)| format!("{agency} {case_id}"))
+                .collect()
+        };
+        let waited = onedoor_testkit::eventually("the successors' tasks", DEADLINE, || {
+            let done = missing().is_empty();
+            async move { Ok(done.then_some(())) }
+        })
+        .await;
+        if let Err(error) = waited {
+            panic!("{error:#}; not received: {:?}", missing());
         }
-        Workers { stop, tasks }
+        for (agency, case_id) in expected {
+            assert_eq!(
+                self.new_tasks(agency, case_id),
+                1,
+                "{agency} received case {case_id} as one new task"
+            );
+        }
     }
 
-    pub async fn stop(self) -> Inboxes {
+    pub async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
-        let mut all = Vec::new();
         for task in self.tasks {
-            all.extend(task.await.expect("a worker ends"));
+            task.await.expect("a worker ends");
         }
-        Inboxes(all)
     }
 }
 
 /// How long a worker waits for an item before it looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(200);
 
-async fn work(code: String, mut agency: Agency, stop: Arc<AtomicBool>) -> Vec<Received> {
-    let mut received = Vec::new();
+async fn work(
+    code: String,
+    mut agency: Agency,
+    stop: Arc<AtomicBool>,
+    received: Arc<Mutex<Vec<Received>>>,
+) {
     let mut inbox = agency.inbox().await;
     while !stop.load(Ordering::SeqCst) {
         let item = match tokio::time::timeout(POLL, inbox.message()).await {
@@ -188,7 +223,7 @@ async fn work(code: String, mut agency: Agency, stop: Arc<AtomicBool>) -> Vec<Re
             event_ids: vec![event.event_id.clone()],
         };
         if agency.client.ack(agency.request(ack)).await.is_ok() {
-            received.push(Received {
+            received.lock().expect("not poisoned").push(Received {
                 agency: code.clone(),
                 case_id: event.case_id.clone(),
                 event_id: event.event_id.clone(),
@@ -196,5 +231,4 @@ async fn work(code: String, mut agency: Agency, stop: Arc<AtomicBool>) -> Vec<Re
             });
         }
     }
-    received
 }
