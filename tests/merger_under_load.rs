@@ -67,6 +67,7 @@ async fn the_2025_merger_under_load_moves_every_open_task_once_and_loses_nothing
     let load = FrontLoad::start(&endpoints).await;
     load.wait_for_progress(20).await;
 
+    let before_apply = load.written();
     operator.reload_nats_with_new_users(&data);
     let applied = operator.apply(&data);
     operator.revoke_ended_users(&data, &applied);
@@ -78,6 +79,11 @@ async fn the_2025_merger_under_load_moves_every_open_task_once_and_loses_nothing
         load.failures,
         Vec::<String>::new(),
         "the front office never failed"
+    );
+    eprintln!(
+        "load: {} cases opened and handed off by the front office, {} of them from the first reload to the last",
+        load.written_events.len(),
+        before_stop.saturating_sub(before_apply)
     );
 
     let log = operator.case_log(&endpoints, &data).await;

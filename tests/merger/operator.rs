@@ -137,6 +137,13 @@ impl Operator {
             text(&applied.stderr)
         );
         assert!(stdout.contains("transferred: "), "{stdout}");
+        // Every follower moved to the new registry before the transfers were written.
+        let answers = stdout
+            .lines()
+            .find(|line| line.starts_with("registry answers: "))
+            .unwrap_or_else(|| panic!("no answers line in:\n{stdout}"));
+        assert!(answers.ends_with(", 0 refused"), "{answers}");
+        eprintln!("{answers}");
         out
     }
 
