@@ -1,4 +1,4 @@
-//! A district office on a weak link: its leaf node in its own JetStream domain, linked to the
+//! A district office on a weak link: its own node in its own JetStream domain, linked to the
 //! capital through a proxy the test cuts. Writes made while the link is down are stored in the
 //! office's outbox and reach the national stream when it is back: in per-case order, exactly
 //! once, every hand-off in the ministry's inbox, every case passing the audit.
@@ -311,8 +311,15 @@ async fn catch_up_after_a_long_outage() -> anyhow::Result<()> {
     let (up_before, down_before) = district.link.bytes();
     district.link.restore();
     let back = Instant::now();
+    eventually("the first delivery", DEADLINE, || async {
+        let delivered = office.stats.delivered.load(Ordering::Relaxed);
+        Ok((delivered > 0).then_some(()))
+    })
+    .await?;
+    let reconnected = back.elapsed();
     office.drained(Duration::from_secs(300)).await?;
     let took = back.elapsed();
+    let delivering = took - reconnected;
     let conflicts = office.outbox.conflicts().await?;
     assert!(
         conflicts.is_empty(),
@@ -324,10 +331,11 @@ async fn catch_up_after_a_long_outage() -> anyhow::Result<()> {
     );
     let (up, down) = district.link.bytes();
     println!(
-        "catch-up: {written} events ({} hand-offs) in {took:?}, {:.0} events/s; \
-         link bytes up {} down {}, {} bytes per event up",
+        "catch-up: {written} events ({} hand-offs) in {took:?}, {:.0} events/s; first delivery \
+         after {reconnected:?}, then {:.0} events/s; link bytes up {} down {}, {} bytes per event up",
         cases.len(),
         written as f64 / took.as_secs_f64(),
+        written as f64 / delivering.as_secs_f64(),
         up - up_before,
         down - down_before,
         (up - up_before) / written as u64,

@@ -1,22 +1,20 @@
-//! [`Forwarder`]: empties a district office's outbox into the national stream, in outbox
+//! [`Forwarder`]: empties a district office's outbox into the national stream, each case in outbox
 //! order, exactly once, across any number of link cuts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::jetstream::{self, stream};
-use futures::StreamExt as _;
 use onedoor_case::{AgencyCode, CaseId, EventId};
 use tokio::sync::watch;
 
 use super::store::{
-    BASE_HEADER, Base, DELIVERED_STREAM, NATIONAL_SEQUENCE_HEADER, OUTBOX_PREFIX, OUTBOX_STREAM,
-    PendingEntry, REASON_HEADER, all_on, conflict_subject, delivered_event, delivered_subject,
-    ensure_outbox_streams, pending_entry,
+    BASE_HEADER, Base, DELIVERED_STREAM, NATIONAL_SEQUENCE_HEADER, OUTBOX_STREAM, PendingEntry,
+    REASON_HEADER, all_on, conflict_subject, delivered_event, delivered_subject,
+    ensure_outbox_streams,
 };
 use crate::case_log::{CaseLog, NATS_MSG_ID, headers};
 use crate::error::BusError;
@@ -28,10 +26,12 @@ use crate::trace::TraceContext;
 /// back is used within a couple of seconds, long enough not to spin on a dead one.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LAST_RETRY: Duration = Duration::from_secs(2);
+/// How often an entry looks whether the client has reconnected while it is not.
+const OFFLINE_LOOK: Duration = Duration::from_millis(100);
 /// How long a read through the case reader may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often an idle forwarder looks at the outbox even without a wake-up message.
-const IDLE_LOOK: Duration = Duration::from_secs(1);
+/// How many delivered sequences the forwarder keeps in memory for the entries after them.
+const SENT_CACHED: usize = 100_000;
 
 /// What a forwarder did since it started.
 #[derive(Debug, Default)]
@@ -42,15 +42,21 @@ pub struct ForwarderStats {
     pub duplicates: AtomicU64,
     /// Entries refused because the case changed nationally; kept in `OUTBOX_CONFLICTS`.
     pub conflicts: AtomicU64,
-    /// Publishes that failed for want of the link and were tried again.
+    /// Tries that failed or waited for want of the link (an entry's wait while the client is
+    /// not connected counts once).
     pub retries: AtomicU64,
 }
 
 /// How one try of one entry ended.
 enum Outcome {
-    Delivered { sequence: u64, duplicate: bool },
+    Delivered {
+        sequence: u64,
+        duplicate: bool,
+    },
     Conflict(String),
     Retry(BusError),
+    /// Not sent: the client is not connected to the capital.
+    Offline,
 }
 
 /// Delivers the outbox of one office. `local` is a JetStream context on the office's own node
@@ -58,14 +64,15 @@ enum Outcome {
 /// agency's NATS user, which may only receive replies under its agency's inbox prefix, so the
 /// client must use it (`onedoor_natsauth::Identity::inbox_prefix`).
 pub struct Forwarder {
-    local: jetstream::Context,
+    pub(super) local: jetstream::Context,
     national: jetstream::Context,
-    outbox: stream::Stream,
+    pub(super) outbox: stream::Stream,
     delivered: stream::Stream,
     /// The office's reads of national cases (through the case reader).
     reads: CaseLog,
-    /// National sequences of the entries delivered by this run, for the entries after them.
-    sent: HashMap<EventId, u64>,
+    /// National sequences of entries this run delivered, for the entries after them: a cache
+    /// of `OUTBOX_DELIVERED`, which answers when it does not.
+    sent: Mutex<HashMap<EventId, u64>>,
     stats: Arc<ForwarderStats>,
 }
 
@@ -94,7 +101,7 @@ impl Forwarder {
             reads: CaseLog::through_reader(national.clone(), office, READ_TIMEOUT),
             local,
             national,
-            sent: HashMap::new(),
+            sent: Mutex::new(HashMap::new()),
             stats: Arc::new(ForwarderStats::default()),
         })
     }
@@ -103,57 +110,18 @@ impl Forwarder {
         self.stats.clone()
     }
 
-    /// Forwards until `stop` turns true. Every entry is tried until the national stream
-    /// acknowledges or refuses it; the one after it waits, so per-case order holds.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), BusError> {
-        let client = self.local.client();
-        let mut wake = client
-            .subscribe(format!("{OUTBOX_PREFIX}.>"))
-            .await
-            .map_err(|e| BusError::nats("watching the outbox", &e))?;
-        let filter = format!("{OUTBOX_PREFIX}.>");
-        let mut next = 1;
-        while !*stop.borrow() {
-            match self
-                .outbox
-                .direct_get_next_for_subject(filter.clone(), Some(next))
-                .await
-            {
-                Ok(message) => {
-                    next = message.sequence + 1;
-                    let entry = pending_entry(message)?;
-                    if !self.deliver(&entry, &mut stop).await? {
-                        return Ok(());
-                    }
-                }
-                Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => {
-                    tokio::select! {
-                        _ = wake.next() => {}
-                        _ = tokio::time::sleep(IDLE_LOOK) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "reading the outbox failed; trying again");
-                    tokio::select! {
-                        _ = tokio::time::sleep(IDLE_LOOK) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Tries `entry` until it is delivered or kept as a conflict; `false` if stopped first.
-    async fn deliver(
-        &mut self,
+    /// Tries `entry` until it is delivered (and its delivered copy kept) or kept as a
+    /// conflict; `false` if stopped first. The entry itself stays in the outbox: the pipeline
+    /// purges finished entries together.
+    pub(super) async fn deliver(
+        &self,
         entry: &PendingEntry,
-        stop: &mut watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
     ) -> Result<bool, BusError> {
         let mut pause = FIRST_RETRY;
+        let mut offline = false;
         loop {
-            match self.try_once(entry).await? {
+            let wait = match self.try_once(entry).await? {
                 Outcome::Delivered {
                     sequence,
                     duplicate,
@@ -173,22 +141,38 @@ impl Forwarder {
                 Outcome::Retry(error) => {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%error, event_id = %entry.stored.event.event_id, "the national stream is out of reach; trying again");
+                    let wait = pause;
+                    pause = (pause * 2).min(LAST_RETRY);
+                    wait
                 }
-            }
+                // Nothing was sent: look again soon (a local check), so the entry goes out
+                // as soon as the client has reconnected, not after a grown back-off.
+                Outcome::Offline => {
+                    if !offline {
+                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        offline = true;
+                    }
+                    OFFLINE_LOOK
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
                 return Ok(false);
             }
-            pause = (pause * 2).min(LAST_RETRY);
         }
     }
 
     /// One publish of `entry` to the national stream.
-    async fn try_once(&mut self, entry: &PendingEntry) -> Result<Outcome, BusError> {
+    async fn try_once(&self, entry: &PendingEntry) -> Result<Outcome, BusError> {
         let event = &entry.stored.event;
+        // The client would hold the publish and send it on reconnecting, beside the retries
+        // made meanwhile: copies of one entry crossing the link for nothing.
+        if self.national.client().connection_state() != async_nats::connection::State::Connected {
+            return Ok(Outcome::Offline);
+        }
         let expected = match &entry.base {
             Base::National(sequence) => *sequence,
             Base::After(previous) => {
@@ -267,7 +251,7 @@ impl Forwarder {
         case_id: CaseId,
         event_id: &EventId,
     ) -> Result<Option<u64>, BusError> {
-        if let Some(sequence) = self.sent.get(event_id) {
+        if let Some(sequence) = self.sent().get(event_id) {
             return Ok(Some(*sequence));
         }
         // After a restart: the office keeps what it delivered.
@@ -281,12 +265,22 @@ impl Forwarder {
         Ok(None)
     }
 
-    /// Keeps the delivered event (first: a crash before the delete replays the entry, which
-    /// the national stream and this copy's message id de-duplicate) and removes the entry
-    /// from the outbox.
-    async fn settle(&mut self, entry: &PendingEntry, sequence: u64) -> Result<(), BusError> {
+    /// Keeps the delivered event, before the entry leaves the outbox (the pipeline purges it
+    /// later): a crash in between replays the entry, which the national stream and this
+    /// copy's message id de-duplicate.
+    async fn settle(&self, entry: &PendingEntry, sequence: u64) -> Result<(), BusError> {
         let event = &entry.stored.event;
-        self.sent.insert(event.event_id, sequence);
+        {
+            let mut sent = self.sent();
+            // Only a cache: past this size, the entries after these read OUTBOX_DELIVERED.
+            if sent.len() >= SENT_CACHED {
+                sent.clear();
+            }
+            if let Base::After(previous) = &entry.base {
+                sent.remove(previous);
+            }
+            sent.insert(event.event_id, sequence);
+        }
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MSG_ID, event.event_id.to_string());
         headers.insert(NATIONAL_SEQUENCE_HEADER, sequence.to_string());
@@ -300,10 +294,10 @@ impl Forwarder {
             .map_err(|e| BusError::nats("recording a delivery", &e))?
             .await
             .map_err(|e| BusError::nats("recording a delivery", &e))?;
-        self.remove(entry).await
+        Ok(())
     }
 
-    async fn keep_conflict(&mut self, entry: &PendingEntry, reason: &str) -> Result<(), BusError> {
+    async fn keep_conflict(&self, entry: &PendingEntry, reason: &str) -> Result<(), BusError> {
         let event = &entry.stored.event;
         tracing::error!(case_id = %event.case_id, event_id = %event.event_id, reason, "the national stream refused an office event; kept in OUTBOX_CONFLICTS for staff");
         let mut headers = HeaderMap::new();
@@ -320,14 +314,10 @@ impl Forwarder {
             .map_err(|e| BusError::nats("keeping a conflict", &e))?
             .await
             .map_err(|e| BusError::nats("keeping a conflict", &e))?;
-        self.remove(entry).await
+        Ok(())
     }
 
-    async fn remove(&self, entry: &PendingEntry) -> Result<(), BusError> {
-        self.outbox
-            .delete_message(entry.stored.sequence)
-            .await
-            .map_err(|e| BusError::nats("removing a delivered entry from the outbox", &e))?;
-        Ok(())
+    fn sent(&self) -> MutexGuard<'_, HashMap<EventId, u64>> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -5,7 +5,7 @@
 //! decided on what it knows of the case (the national history it read, and its own events still
 //! waiting) and stored in the office node's `OUTBOX` stream; [`Forwarder`] publishes them to
 //! the national `ONEDOOR` stream over the office's own client connection to the capital (its
-//! nkey user, TLS), in outbox order,
+//! nkey user, TLS), each case's entries in outbox order (several cases' at once),
 //! each with its event id as `Nats-Msg-Id` (a replay after a flap is de-duplicated by the
 //! national stream) and the case's expected last sequence (the national per-case check still
 //! holds). An entry leaves the outbox only after the national stream acknowledged it; one the
@@ -13,9 +13,12 @@
 //!
 //! - [`store`]: the office node's streams, the entry headers, [`Outbox`]: offline decisions, pending
 //!   entries of a case.
-//! - [`forwarder`]: [`Forwarder`], the task that empties the outbox into the national stream.
+//! - [`forwarder`]: [`Forwarder`], the task that empties the outbox into the national stream:
+//!   one entry's delivery, its retries, its settling.
+//! - [`pipeline`]: [`Forwarder::run`], several entries of different cases in flight at once.
 
 pub mod forwarder;
+pub mod pipeline;
 pub mod store;
 
 pub use forwarder::{Forwarder, ForwarderStats};
@@ -23,3 +26,11 @@ pub use store::{
     CONFLICT_STREAM, DELIVERED_STREAM, OUTBOX_STREAM, Outbox, OutboxWritten, PendingEntry,
     ensure_outbox_streams,
 };
+
+/// The pause before the office's client tries the capital again, after `attempts` failed
+/// tries: at most a second, so a link that returns is used within about one (the client's
+/// default waits up to 4 s); a try on a dead link costs only a TCP handshake.
+pub fn link_reconnect_delay(attempts: usize) -> std::time::Duration {
+    let tenths = u64::try_from(attempts).unwrap_or(u64::MAX).min(10);
+    std::time::Duration::from_millis(100 * tenths)
+}
