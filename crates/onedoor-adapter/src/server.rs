@@ -128,21 +128,85 @@ impl AdapterConfig {
 
 pub(crate) const SERVICE_NAME: &str = "onedoor.v1.AgencyGateway";
 
-/// Connects as the agency, waiting for NATS at start as `config.nats` allows.
+/// Connects as the agency, waiting for NATS at start as `config.nats` allows. A district
+/// office's adapter does not wait: it serves from its own node while the capital is out of
+/// reach, and the client connects in the background when the link comes.
 async fn connect(config: &AdapterConfig) -> Result<async_nats::Client, AdapterError> {
     let identity = Identity::Agency(config.agency.clone());
     let name = format!("onedoor-adapter-{}", config.agency);
     let timeout = config.nats_timeout;
+    let office = config.office_node.is_some();
     config
         .nats
         .connect(&identity, |options| {
-            options
+            let options = options
                 .name(name.clone())
                 .request_timeout(Some(timeout))
-                .event_callback(|event| async move { log_event(event) })
+                .event_callback(|event| async move { log_event(event) });
+            if office {
+                options
+                    .retry_on_initial_connect()
+                    .reconnect_delay_callback(onedoor_bus::outbox::link_reconnect_delay)
+            } else {
+                options
+            }
         })
         .await
         .map_err(|e| AdapterError::Connect(Box::new(e)))
+}
+
+/// What the adapter needs from the capital before it serves: its inbox consumer exists
+/// before the first Inbox call, and what exhausts its deliveries is recorded for staff.
+async fn national_setup(
+    config: &AdapterConfig,
+    jetstream: &async_nats::jetstream::Context,
+    log: &CaseLog,
+) -> Result<StuckRecorder, AdapterError> {
+    onedoor_bus::ensure_inbox(jetstream, &config.agency, &config.inbox).await?;
+    Ok(StuckRecorder::spawn(jetstream.clone(), &config.agency, log.clone()).await?)
+}
+
+/// How long a district office's adapter waits between tries of [`national_setup`] while the
+/// capital is out of reach.
+const NATIONAL_SETUP_RETRY: Duration = Duration::from_secs(2);
+
+/// [`national_setup`] now, or, at a district office, in the background until the capital
+/// answers (the office serves from its own node meanwhile); the recorder lives until
+/// `stopping`.
+async fn national_parts(
+    config: &AdapterConfig,
+    jetstream: &async_nats::jetstream::Context,
+    log: &CaseLog,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, AdapterError> {
+    if config.office_node.is_none() {
+        let recorder = national_setup(config, jetstream, log).await?;
+        return Ok(tokio::spawn(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            recorder.shutdown().await;
+        }));
+    }
+    let (config, jetstream, log) = (config.clone(), jetstream.clone(), log.clone());
+    Ok(tokio::spawn(async move {
+        let set_up = async {
+            loop {
+                match national_setup(&config, &jetstream, &log).await {
+                    Ok(recorder) => return recorder,
+                    Err(error) => {
+                        tracing::info!(%error, "the capital is out of reach; serving from the office's node");
+                        tokio::time::sleep(NATIONAL_SETUP_RETRY).await;
+                    }
+                }
+            }
+        };
+        let recorder = tokio::select! {
+            recorder = set_up => recorder,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        tracing::info!(agency = %config.agency, "reached the capital: inbox and stuck recorder ready");
+        let _ = stopping.wait_for(|stop| *stop).await;
+        recorder.shutdown().await;
+    }))
 }
 
 fn log_event(event: async_nats::Event) {
@@ -242,18 +306,14 @@ pub async fn run(
     let mut jetstream = async_nats::jetstream::new(client.clone());
     jetstream.set_timeout(config.nats_timeout);
     let log = open_log(&config, &jetstream).await?;
-    // The inbox consumer exists before the first Inbox call, and what exhausts its deliveries
-    // is recorded for staff while the adapter runs.
-    onedoor_bus::ensure_inbox(&jetstream, &config.agency, &config.inbox).await?;
-    let stuck = StuckRecorder::spawn(jetstream.clone(), &config.agency, log.clone()).await?;
+    // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
+    // sender goes with it), so neither a graceful stop nor an abort waits on connected clients.
+    let (stopping, stopping_rx) = watch::channel(false);
+    let national = national_parts(&config, &jetstream, &log, stopping_rx.clone()).await?;
     let liveness = watch_liveness(&config, client)?;
     let follower = tokio::spawn(health::follow_nats(health, liveness.answering()));
     // Followed until `run` returns.
     let _feed = follow_registry(&config, &jetstream);
-
-    // Ends open inbox streams when `shutdown` resolves, or when this future is dropped (the
-    // sender goes with it), so neither a graceful stop nor an abort waits on connected clients.
-    let (stopping, stopping_rx) = watch::channel(false);
     let shutdown = async move {
         shutdown.await;
         let _ = stopping.send(true);
@@ -301,7 +361,9 @@ pub async fn run(
     if let Some(forwarder) = forwarder {
         forwarder.abort();
     }
-    stuck.shutdown().await;
+    if national.await.is_err() {
+        tracing::warn!("the adapter's national set-up task ended abnormally");
+    }
     follower.abort();
     drop(liveness);
     tracing::info!(agency = %config.agency, "adapter stopped");

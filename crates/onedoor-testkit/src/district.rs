@@ -7,17 +7,19 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use onedoor_case::AgencyCode;
+use onedoor_adapter::Token;
+use onedoor_case::{AgencyCode, TokenHash};
 use onedoor_natsauth::{ConnectSettings, Identity, connect_options, office_domain};
-use onedoor_tracker::{Tracker, TrackerConfig, TrackerHandle};
+use onedoor_tracker::{GrpcAccess, Tracker, TrackerConfig, TrackerHandle};
 use tokio::sync::oneshot;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use onedoor_proto::v1;
 
-use crate::adapter::{RunningAdapter, TestAgency};
+use crate::adapter::{RunningAdapter, TestAgency, serving_status};
 use crate::eventually::{DEADLINE, eventually};
 use crate::link_proxy::LinkProxy;
-use crate::registry::{FRONT, code, registry_with_keys};
+use crate::registry::{FRONT, code, registry_with_keys, token_for};
 use crate::secured::SecuredBus;
 use crate::single::TestNats;
 use crate::tracker::TestDb;
@@ -62,6 +64,7 @@ impl District {
         let seed = self.hub.credentials.seed(&identity)?;
         Ok(connect_options(&identity, &seed)
             .request_timeout(Some(Duration::from_secs(2)))
+            .reconnect_delay_callback(onedoor_bus::outbox::link_reconnect_delay)
             .retry_on_initial_connect()
             .connect(format!("nats://{}", self.link.addr()))
             .await?)
@@ -76,10 +79,18 @@ impl District {
     }
 }
 
+/// The bearer token of the national tracker's supervisor (its CaseTracker gRPC API wants a
+/// token: this one, or an agency's from the registry, e.g. the front office's
+/// `token_for(FRONT)`).
+pub const SUPERVISOR_TOKEN: &str = "district-supervisor-token-0123456789";
+
 /// The national tracker on the capital's side of the link (SQLite), as the `tracker` NATS
-/// user; [`NationalTracker::handle`] reads what its page and gauges show.
+/// user; [`NationalTracker::handle`] reads what its page and gauges show, and its CaseTracker
+/// gRPC API listens on [`NationalTracker::grpc`] (plaintext).
 pub struct NationalTracker {
     pub handle: TrackerHandle,
+    /// `http://127.0.0.1:<port>`.
+    pub grpc: String,
     tracker: Tracker,
     stop: oneshot::Sender<()>,
     _db: TestDb,
@@ -98,10 +109,29 @@ impl District {
             .credentials
             .seed_file(&Identity::Tracker)
             .ok_or_else(|| anyhow::anyhow!("no NATS seed for the tracker"))?;
-        let mut config = TrackerConfig::new(url.clone(), db.url(), self.hub.registry.clone());
+        let mut registry = (*self.hub.registry).clone();
+        let front = Token::new(token_for(FRONT))?;
+        registry
+            .add_token(
+                &code(FRONT),
+                TokenHash {
+                    label: "district-test".to_owned(),
+                    sha256: front.sha256(),
+                    revoked: false,
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+        let registry = std::sync::Arc::new(registry);
+        let mut config = TrackerConfig::new(url.clone(), db.url(), registry.clone());
         config.nats = ConnectSettings::new([url]).with_seed(seed);
         config.office_silence = office_silence;
+        config.grpc_access = Some(GrpcAccess::new(
+            &registry,
+            &[Token::new(SUPERVISOR_TOKEN)?.sha256()],
+            &[],
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let grpc = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
         let tracker = Tracker::start(config, listener, async move {
             let _ = stopped.await;
@@ -109,6 +139,7 @@ impl District {
         .await?;
         Ok(NationalTracker {
             handle: tracker.handle(),
+            grpc,
             tracker,
             stop,
             _db: db,
@@ -118,8 +149,8 @@ impl District {
 
 impl District {
     /// The front office's adapter, writing through its outbox and reaching the capital
-    /// across the link, and a client of it; with the first case it opened once it serves
-    /// (link up).
+    /// across the link, and a client of it; with the first case it opened once the capital
+    /// answers it (link up).
     pub async fn office_adapter(
         &self,
     ) -> anyhow::Result<(RunningAdapter, TestAgency, v1::Receipt)> {
@@ -132,6 +163,23 @@ impl District {
         config.office_node = Some(self.office_node.url());
         let adapter = RunningAdapter::start(config).await?;
         let front = adapter.agency(FRONT).await?;
+        // It serves from its own node at once; SERVING says the capital answers it too, so
+        // the first case is written nationally.
+        let address = adapter.address.clone();
+        eventually("the office's adapter reaches the capital", DEADLINE, || {
+            let address = address.clone();
+            async move {
+                let channel = tonic::transport::Channel::from_shared(address)?
+                    .connect()
+                    .await;
+                let Ok(channel) = channel else {
+                    return Ok(None);
+                };
+                let status = serving_status(channel, "onedoor.v1.AgencyGateway").await;
+                Ok(status.ok().filter(|s| *s == ServingStatus::Serving))
+            }
+        })
+        .await?;
         let online = eventually("the office's adapter serves", DEADLINE, || {
             let mut front = TestAgency {
                 code: FRONT.to_owned(),

@@ -93,6 +93,11 @@ pub struct AdapterArgs {
     /// Registry file (agencies, services, calendar); by default the shipped 2025 registry.
     #[arg(long, env = "ONEDOOR_REGISTRY")]
     pub registry: Option<PathBuf>,
+    /// Public key file (`[[key]]` entries: agency, id, public_key, valid_from) added to the
+    /// registry, as `onedoor up` writes its development keys; for a registry that does not list
+    /// the agencies' keys itself.
+    #[arg(long, env = "ONEDOOR_KEYS")]
+    pub keys: Option<PathBuf>,
     /// Serve Prometheus metrics on this address (`/metrics`).
     #[arg(long, env = "ONEDOOR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -181,7 +186,8 @@ async fn serve(args: AdapterArgs) -> anyhow::Result<ExitCode> {
     let agency_text = args.agency.clone().unwrap_or_default();
     let agency =
         AgencyCode::parse(&agency_text).with_context(|| format!("agency {agency_text:?}"))?;
-    let (registry, _) = common::load_registry(args.registry.as_deref())?;
+    let (registry, _) =
+        common::load_registry_with_keys(args.registry.as_deref(), args.keys.as_deref())?;
     if let Some(address) = args.metrics_listen {
         super::metrics::install(address)?;
     }
