@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use onedoor_bus::office_status::{OfficeStatus, office_status_subject};
+use onedoor_bus::office_status::{
+    OfficeStatus, WAITING_LISTED, WaitingStep, office_status_subject,
+};
 use onedoor_bus::outbox::{Forwarder, ForwarderStats, Outbox, OutboxWritten};
 use onedoor_bus::{
     BusError, CaseLog, NatsErrorKind, Signer, StoredEvent, Verified, WriteRequest, Written,
@@ -104,6 +106,7 @@ impl OfficeWrites {
                         oldest_pending,
                         conflicts: now.1,
                         sent_at: time::OffsetDateTime::now_utc(),
+                        waiting: self.waiting(pending).await,
                     };
                     self.send_status(&agency, &status).await;
                 }
@@ -114,6 +117,21 @@ impl OfficeWrites {
                 .increment(now.1 - reported.1);
             reported = now;
         }
+    }
+
+    /// The oldest steps waiting, for the status; none when `pending` says none wait, and none
+    /// (only the count) when the outbox cannot be read now.
+    async fn waiting(&self, pending: u64) -> Vec<WaitingStep> {
+        if pending == 0 {
+            return Vec::new();
+        }
+        self.outbox
+            .oldest_waiting(WAITING_LISTED)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::debug!(%error, "cannot list the waiting steps for the status");
+                Vec::new()
+            })
     }
 
     /// Tells the national tracker the office is connected and what waits in its outbox. A

@@ -30,6 +30,26 @@ pub fn office_of_status_subject(subject: &str) -> Option<&str> {
     (!office.is_empty() && !office.contains('.')).then_some(office)
 }
 
+/// How many waiting steps a status lists at most (the oldest): enough for the capital's
+/// staff to see what a catch-up is working through, small on a weak link (about 200 bytes
+/// each, and nothing when nothing waits).
+pub const WAITING_LISTED: usize = 20;
+
+/// One step waiting in the office's outbox for the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingStep {
+    pub case_id: String,
+    pub event_id: String,
+    /// The event's kind (`opened`, `handed_off`, …: `onedoor_case::EventBody::kind`).
+    pub kind: String,
+    /// The agency the step is addressed to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// When the office stored it (RFC 3339, the office's clock).
+    #[serde(with = "time::serde::rfc3339")]
+    pub stored_at: OffsetDateTime,
+}
+
 /// One heartbeat. Field names are a contract between the office's adapter and the tracker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfficeStatus {
@@ -44,6 +64,9 @@ pub struct OfficeStatus {
     /// The office's clock when it sent this (RFC 3339): shown, never trusted for liveness.
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,
+    /// The oldest steps waiting (at most [`WAITING_LISTED`]); absent when none wait.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<WaitingStep>,
 }
 
 #[cfg(test)]
@@ -73,11 +96,27 @@ mod tests {
             oldest_pending: Some(time::macros::datetime!(2026-12-05 10:00 UTC)),
             conflicts: 0,
             sent_at: time::macros::datetime!(2026-12-05 10:05 UTC),
+            waiting: vec![WaitingStep {
+                case_id: "01KBQ0000000000000000000AA".into(),
+                event_id: "01KBQ0000000000000000000AB".into(),
+                kind: "handed_off".into(),
+                to: Some("MOIC".into()),
+                stored_at: time::macros::datetime!(2026-12-05 10:01 UTC),
+            }],
         };
         let text = serde_json::to_string(&status).expect("encodes");
         assert_eq!(
             serde_json::from_str::<OfficeStatus>(&text).expect("decodes"),
             status
+        );
+        // A status from an office that lists nothing (or an older adapter) still reads.
+        let bare =
+            r#"{"pending":0,"oldest_pending":null,"conflicts":0,"sent_at":"2026-12-05T10:05:00Z"}"#;
+        assert!(
+            serde_json::from_str::<OfficeStatus>(bare)
+                .expect("decodes")
+                .waiting
+                .is_empty()
         );
     }
 }

@@ -67,7 +67,7 @@ pub use config::{
 };
 pub use error::TrackerError;
 pub use handle::{CaseDetail, TrackerHandle};
-pub use offices::{OfficeLink, OfficeWatch};
+pub use offices::{OfficeLink, OfficeWatch, WaitingStep};
 pub use projection::{Projection, RebuildReport, rebuild};
 pub use store::{Applied, Store};
 pub use store_health::{StoreHealth, StoreState};

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use onedoor_bus::office_status::{OFFICE_STATUS_SUBJECTS, OfficeStatus, office_of_status_subject};
+/// A step an office says waits for its link (what [`OfficeLink::status`] lists).
+pub use onedoor_bus::office_status::WaitingStep;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 

@@ -600,6 +600,27 @@ messages! {
         en: "oldest from",
         lo: "ເກົ່າສຸດແຕ່",
     }
+    // The case page: steps a district office last said wait there for the link.
+    WaitingAtOffice {
+        en: "Waiting at a district office for the link",
+        lo: "ລໍຖ້າການເຊື່ອມຕໍ່ຢູ່ສູນບໍລິການຂັ້ນເມືອງ",
+    }
+    WaitingAtOfficeIntro {
+        en: "The office took these steps while its link to the capital was down or slow. They reach the capital in order when the link allows; until then the ministries do not see them. As the office last reported:",
+        lo: "ສູນບໍລິການໄດ້ດຳເນີນຂັ້ນຕອນເຫຼົ່ານີ້ ໃນເວລາທີ່ການເຊື່ອມຕໍ່ກັບສູນກາງຂາດ ຫຼື ຊ້າ. ຂັ້ນຕອນຈະມາຮອດສູນກາງຕາມລຳດັບ ເມື່ອການເຊື່ອມຕໍ່ກັບຄືນມາ; ກ່ອນນັ້ນ ກະຊວງຕ່າງໆຍັງບໍ່ເຫັນ. ຕາມທີ່ສູນບໍລິການລາຍງານຫຼ້າສຸດ:",
+    }
+    NotYetAtCapital {
+        en: "This case is not at the capital yet: a district office opened it and its steps wait there for the link.",
+        lo: "ຄຳຮ້ອງນີ້ຍັງບໍ່ມາຮອດສູນກາງ: ສູນບໍລິການຂັ້ນເມືອງໄດ້ຮັບຄຳຮ້ອງ ແລະ ຂັ້ນຕອນຍັງລໍຖ້າການເຊື່ອມຕໍ່ຢູ່ທີ່ນັ້ນ.",
+    }
+    StoredAtOffice {
+        en: "Taken at the office",
+        lo: "ດຳເນີນຢູ່ສູນບໍລິການ",
+    }
+    CaseNumber {
+        en: "Case",
+        lo: "ຄຳຮ້ອງ",
+    }
 
     // The case page's live updates.
     LiveOn {

@@ -405,7 +405,9 @@ pub async fn case_page(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Page, WebError> {
     let case_id = parse_case_id(path)?;
-    let data = load_case(&state, &case_id).await?;
+    let Some(data) = state.inner.tracker.case_detail(&case_id).await? else {
+        return offices::not_yet_at_capital(&state, lang, &viewer, &uri, &case_id);
+    };
     if !viewer.may_see(&data.case.origin_agency) {
         return Err(WebError::not_found(Msg::ErrorCaseNotFound));
     }
@@ -441,6 +443,8 @@ pub(super) fn case_live(
     let offset = offset(state);
     let calendar = &state.inner.tracker.registry().calendar;
     let case = &data.case;
+    let known = data.events.iter().map(|e| e.event_id.to_string()).collect();
+    let waiting = offices::waiting_on(&state.inner.tracker.offices(), &case.case_id, &known);
     html! {
         (case_header(lang, &names, case, offset))
         @if case.problem.is_some() {
@@ -452,6 +456,7 @@ pub(super) fn case_live(
             p.hint { (lang.t(Msg::TimelineHelp)) }
             (timeline::swimlanes(&names, case, &data.tasks, calendar, now))
         }
+        (offices::waiting_section(lang, &names, &waiting, offset))
         (events_table(lang, &names, &data.events, offset))
         @if !data.quarantined.is_empty() {
             (quarantined_table(lang, &names, &data.quarantined, offset))

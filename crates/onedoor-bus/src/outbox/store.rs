@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::audit::Signer;
 use crate::case_log::{NATS_MSG_ID, StoredEvent, decode_stored};
 use crate::error::BusError;
+use crate::office_status::WaitingStep;
 use crate::subjects::check_token;
 use crate::write::{WriteRequest, prepare};
 
@@ -326,6 +327,36 @@ impl Outbox {
             .map_err(|e| BusError::nats("reading the outbox's size", &e))?;
         let waiting = info.state.messages;
         Ok((waiting, (waiting > 0).then_some(info.state.first_timestamp)))
+    }
+
+    /// The oldest `limit` steps waiting for the link, all cases together, for the office's
+    /// status (the capital's staff page shows them on their cases).
+    pub async fn oldest_waiting(&self, limit: usize) -> Result<Vec<WaitingStep>, BusError> {
+        let filter = format!("{OUTBOX_PREFIX}.>");
+        let mut waiting = Vec::new();
+        let mut next = 1;
+        while waiting.len() < limit {
+            let message = match self
+                .stream
+                .direct_get_next_for_subject(filter.clone(), Some(next))
+                .await
+            {
+                Ok(message) => message,
+                Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => break,
+                Err(err) => return Err(BusError::nats("reading the outbox", &err)),
+            };
+            next = message.sequence + 1;
+            let stored_at = message.time;
+            let event = pending_entry(message)?.stored.event;
+            waiting.push(WaitingStep {
+                case_id: event.case_id.to_string(),
+                event_id: event.event_id.to_string(),
+                kind: event.body.kind().to_owned(),
+                to: event.to.map(|to| to.to_string()),
+                stored_at,
+            });
+        }
+        Ok(waiting)
     }
 
     /// Decides `request` on what the office knows of the case ([`Outbox::known`]: `national`,

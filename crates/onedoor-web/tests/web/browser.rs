@@ -28,7 +28,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const UI_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A headless Chromium session. Call [`Browser::quit`]; `Drop` only cleans up after a failure.
-struct Browser {
+pub(crate) struct Browser {
     client: Option<Client>,
     driver: Child,
     _profile: tempfile::TempDir,
@@ -36,7 +36,7 @@ struct Browser {
 
 impl Browser {
     /// `None` when the browser is not installed and this is not CI (the test is skipped).
-    async fn start() -> anyhow::Result<Option<Browser>> {
+    pub(crate) async fn start() -> anyhow::Result<Option<Browser>> {
         let chromium = std::env::var("ONEDOOR_CHROMIUM").unwrap_or_else(|_| CHROMIUM.into());
         let chromedriver =
             std::env::var("ONEDOOR_CHROMEDRIVER").unwrap_or_else(|_| CHROMEDRIVER.into());
@@ -84,12 +84,12 @@ impl Browser {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("chromedriver did not start")))
     }
 
-    fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         self.client.as_ref().expect("session open until quit")
     }
 
     /// Ends the session (closing Chromium) and chromedriver.
-    async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         if let Some(client) = self.client.take()
             && let Err(error) = client.close().await
         {
@@ -98,20 +98,20 @@ impl Browser {
         kill_group(&mut self.driver);
     }
 
-    async fn goto(&self, url: &str) -> anyhow::Result<()> {
+    pub(crate) async fn goto(&self, url: &str) -> anyhow::Result<()> {
         Ok(self.client().goto(url).await?)
     }
 
-    async fn text(&self, css: &str) -> anyhow::Result<String> {
+    pub(crate) async fn text(&self, css: &str) -> anyhow::Result<String> {
         Ok(self.client().find(Locator::Css(css)).await?.text().await?)
     }
 
-    async fn js(&self, script: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn js(&self, script: &str) -> anyhow::Result<Value> {
         Ok(self.client().execute(script, vec![]).await?)
     }
 
     /// Polls `script` (a JS expression body that `return`s) until it returns `true`.
-    async fn until(&self, what: &str, script: &str) -> anyhow::Result<()> {
+    pub(crate) async fn until(&self, what: &str, script: &str) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
             let last = self.js(script).await?;
@@ -127,7 +127,12 @@ impl Browser {
 
     /// Saves the viewport as `name.png`, the swimlanes in view as `name-timeline.png` (on a
     /// case page), and the whole page as `name-full.png`.
-    async fn screenshots(&self, name: &str, width: u32, height: u32) -> anyhow::Result<()> {
+    pub(crate) async fn screenshots(
+        &self,
+        name: &str,
+        width: u32,
+        height: u32,
+    ) -> anyhow::Result<()> {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir)?;
         let client = self.client();
