@@ -149,7 +149,10 @@ fn case_tracker_has_exactly_the_contract_rpcs() {
     let set = descriptor_set();
     let rpcs = rpcs(service(&set, "CaseTracker"));
     let names: BTreeSet<&str> = rpcs.keys().copied().collect();
-    assert_eq!(names, BTreeSet::from(["GetCase", "ListCases", "WatchCase"]));
+    assert_eq!(
+        names,
+        BTreeSet::from(["GetCase", "ListCases", "ListOffices", "WatchCase"])
+    );
 
     assert_eq!(rpcs["GetCase"], shape("GetCaseRequest", "CaseView", false));
     assert_eq!(
@@ -160,6 +163,10 @@ fn case_tracker_has_exactly_the_contract_rpcs() {
         rpcs["WatchCase"],
         shape("WatchCaseRequest", "WatchCaseResponse", true),
         "WatchCase is a server stream"
+    );
+    assert_eq!(
+        rpcs["ListOffices"],
+        shape("ListOfficesRequest", "ListOfficesResponse", false)
     );
 }
 

@@ -17,6 +17,11 @@ pub enum TrackerError {
     )]
     CaseNotFound { case_id: String },
 
+    /// The caller is known but may not make this call (an agency asking for what only
+    /// supervisors see).
+    #[error("{why}")]
+    PermissionDenied { why: String },
+
     /// The database refused or could not be reached.
     #[error("database, {action}: {source}")]
     Database {
@@ -112,6 +117,7 @@ impl TrackerError {
         match self {
             TrackerError::InvalidArgument { .. } => Code::InvalidArgument,
             TrackerError::CaseNotFound { .. } => Code::NotFound,
+            TrackerError::PermissionDenied { .. } => Code::PermissionDenied,
             // The contract promises UNAVAILABLE ("retry later") when the database cannot be
             // reached; other database errors are our bugs.
             TrackerError::Database { source, .. } if is_unreachable(source) => Code::Unavailable,

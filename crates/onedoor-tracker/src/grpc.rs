@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::access::{Caller, caller_of};
 use crate::clock::Clock;
 use crate::error::TrackerError;
+use crate::offices::{OfficeWatch, offices_response};
 use crate::projection::stopped;
 use crate::query::{ListQuery, parse_case_id};
 use crate::store::{Cursor, Store, to_ns};
@@ -31,6 +32,8 @@ pub struct TrackerService {
     stop: watch::Receiver<bool>,
     /// No access configuration: every caller reads everything (tests, loopback tools).
     open: bool,
+    /// The district offices heard since the tracker started (`ListOffices`).
+    offices: OfficeWatch,
 }
 
 impl TrackerService {
@@ -49,7 +52,24 @@ impl TrackerService {
             watch_poll,
             stop,
             open,
+            offices: OfficeWatch::new(crate::config::DEFAULT_OFFICE_SILENCE),
         }
+    }
+
+    /// Answers `ListOffices` from `offices` (the tracker's own watch).
+    pub fn with_offices(mut self, offices: OfficeWatch) -> Self {
+        self.offices = offices;
+        self
+    }
+
+    /// Supervisors only: which offices are cut off says nothing about one agency's cases.
+    fn list_offices(&self, caller: &Caller) -> Result<v1::ListOfficesResponse, TrackerError> {
+        if let Caller::Agency(agency) = caller {
+            return Err(TrackerError::PermissionDenied {
+                why: format!("the district offices are for supervisors, not {agency}"),
+            });
+        }
+        Ok(offices_response(&self.offices))
     }
 
     /// NOT_FOUND, exactly as for a case that does not exist, unless `caller` may see it.
@@ -277,6 +297,15 @@ impl CaseTracker for TrackerService {
         Ok(Response::new(
             self.list_cases(&caller, request.get_ref()).await?,
         ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_offices(
+        &self,
+        request: Request<v1::ListOfficesRequest>,
+    ) -> Result<Response<v1::ListOfficesResponse>, Status> {
+        let caller = caller_of(&request, self.open)?;
+        Ok(Response::new(self.list_offices(&caller)?))
     }
 
     type WatchCaseStream = ReceiverStream<Result<v1::WatchCaseResponse, Status>>;

@@ -184,6 +184,7 @@ impl Tracker {
             &config,
             &store,
             &store_health,
+            &offices,
             moved.clone(),
             nats_answering,
             stop_rx.clone(),
@@ -252,6 +253,7 @@ async fn grpc_router(
     config: &TrackerConfig,
     store: &Store,
     store_health: &StoreHealth,
+    offices: &OfficeWatch,
     moved: broadcast::Sender<String>,
     nats_answering: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
@@ -277,7 +279,8 @@ async fn grpc_router(
         config.watch_poll,
         stop,
         config.grpc_access.is_none(),
-    );
+    )
+    .with_offices(offices.clone());
     let service = CaseTrackerServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use onedoor_bus::office_status::{OFFICE_STATUS_SUBJECTS, OfficeStatus, office_of_status_subject};
 /// A step an office says waits for its link (what [`OfficeLink::status`] lists).
 pub use onedoor_bus::office_status::WaitingStep;
+use onedoor_bus::office_status::{OFFICE_STATUS_SUBJECTS, OfficeStatus, office_of_status_subject};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -93,6 +93,11 @@ impl OfficeWatch {
         offices
     }
 
+    /// How long an office may be silent before it is disconnected.
+    pub fn silence(&self) -> Duration {
+        self.silence
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Heard>> {
         self.heard.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -110,6 +115,26 @@ impl OfficeWatch {
             metrics::gauge!(m::OFFICE_OUTBOX_PENDING, "office" => office.office)
                 .set(office.status.pending as f64);
         }
+    }
+}
+
+/// The offices as `ListOffices` answers.
+pub(crate) fn offices_response(watch: &OfficeWatch) -> onedoor_proto::v1::ListOfficesResponse {
+    use onedoor_proto::convert::timestamp;
+    onedoor_proto::v1::ListOfficesResponse {
+        offices: watch
+            .offices()
+            .into_iter()
+            .map(|office| onedoor_proto::v1::OfficeLink {
+                connected: office.connected,
+                last_heard: Some(timestamp(office.last_heard)),
+                pending: office.status.pending,
+                oldest_pending: office.status.oldest_pending.map(timestamp),
+                conflicts: office.status.conflicts,
+                office: office.office,
+            })
+            .collect(),
+        silence_seconds: u32::try_from(watch.silence().as_secs()).unwrap_or(u32::MAX),
     }
 }
 

@@ -459,7 +459,7 @@ struct EntryJson {
     awaiting_link: bool,
 }
 
-fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
+pub(super) fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
     let at = from_timestamp("timestamp", ts).ok()?;
     at.format(&time::format_description::well_known::Rfc3339)
         .ok()
@@ -566,7 +566,7 @@ impl CaseJson {
 }
 
 /// An RFC 3339 time as a clerk reads it: civil time, to the minute.
-fn civil(text: Option<&str>) -> String {
+pub(super) fn civil(text: Option<&str>) -> String {
     let Some(text) = text else {
         return String::new();
     };
@@ -588,7 +588,7 @@ fn civil(text: Option<&str>) -> String {
 }
 
 /// `3d 4h`, `5h 12m`, `7m`: how long, to the precision a person cares about.
-fn span(seconds: i64) -> String {
+pub(super) fn span(seconds: i64) -> String {
     let minutes = seconds.max(0) / 60;
     let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
     match (days, hours) {
@@ -598,7 +598,7 @@ fn span(seconds: i64) -> String {
     }
 }
 
-fn table(headers: &[&str], rows: &[Vec<String>]) {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) {
     // Escaped before measuring, so the columns line up with what is printed.
     let rows: Vec<Vec<String>> = rows
         .iter()

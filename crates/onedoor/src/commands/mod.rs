@@ -11,6 +11,7 @@ pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod nats;
+pub mod offices;
 pub mod provision;
 pub mod reader;
 pub mod registry;

@@ -61,6 +61,10 @@ pub struct TrackerArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub security: TrackerSecurity,
+    /// Seconds without a district office's status (sent every 5 s while its link is up) after
+    /// which the tracker shows it disconnected; default 15.
+    #[arg(long, env = "ONEDOOR_OFFICE_SILENCE", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(6..=86_400))]
+    pub office_silence: Option<u64>,
 }
 
 /// Where the tracker listens when no layer says: free loopback ports.
@@ -176,6 +180,10 @@ pub enum TrackerCommand {
     Stats(ReportArgs),
     /// Inbox deliveries that exhausted their attempts (the ONEDOOR_STUCK bucket).
     Stuck(ReportArgs),
+    /// The district offices the running tracker hears from: connected, or disconnected since
+    /// when, and how many steps wait at each for the link (asks the tracker's gRPC API as a
+    /// supervisor).
+    Offices(super::offices::OfficesArgs),
     /// Measure the tracker on generated cases: live projection into SQLite and PostgreSQL,
     /// rebuild time, and `ListCases` latency per filter over gRPC; prints one JSON line.
     Bench(onedoor_bench::TrackerBenchArgs),
@@ -266,6 +274,7 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
         Some(TrackerCommand::Rebuild(options)) => runtime.block_on(rebuild(options)),
         Some(TrackerCommand::Stats(args)) => runtime.block_on(stats(args)),
         Some(TrackerCommand::Stuck(args)) => runtime.block_on(stuck(args)),
+        Some(TrackerCommand::Offices(args)) => runtime.block_on(super::offices::run(args)),
         Some(TrackerCommand::Bench(args)) => Ok(onedoor_bench::tracker::run(args)?),
         None => {
             let flags = args.file.clone();
@@ -278,15 +287,7 @@ pub fn run(mut args: TrackerArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             };
             check_files(&args)?;
-            runtime.block_on(serve(
-                args.options,
-                args.listen.unwrap_or(DEFAULT_LISTEN),
-                args.web_listen.unwrap_or(DEFAULT_LISTEN),
-                args.staff_accounts,
-                args.trusted_proxy,
-                args.metrics_listen,
-                args.security,
-            ))
+            runtime.block_on(serve(args))
         }
     }
 }
@@ -307,19 +308,26 @@ fn check_files(args: &TrackerArgs) -> anyhow::Result<()> {
     ])
 }
 
-async fn serve(
-    options: TrackerOptions,
-    listen: SocketAddr,
-    web_listen: SocketAddr,
-    staff_accounts: Option<PathBuf>,
-    trusted_proxy: Vec<String>,
-    metrics_listen: Option<SocketAddr>,
-    security: TrackerSecurity,
-) -> anyhow::Result<ExitCode> {
+async fn serve(args: TrackerArgs) -> anyhow::Result<ExitCode> {
+    let TrackerArgs {
+        options,
+        staff_accounts,
+        trusted_proxy,
+        metrics_listen,
+        security,
+        ..
+    } = args;
+    let (listen, web_listen) = (
+        args.listen.unwrap_or(DEFAULT_LISTEN),
+        args.web_listen.unwrap_or(DEFAULT_LISTEN),
+    );
     let mut config = options.config()?;
     config.follow_registry = true;
     common::reload_on_sighup(options.registry.as_deref(), &config.registry)?;
     security.apply(&mut config, &[listen, web_listen])?;
+    if let Some(seconds) = args.office_silence {
+        config.office_silence = std::time::Duration::from_secs(seconds);
+    }
     let proxies = trusted_proxy
         .iter()
         .map(|block| block.parse::<onedoor_web::Cidr>())
