@@ -129,7 +129,7 @@ fn kind_text(lang: Lang, kind: &str) -> String {
 /// "Waiting at a district office for the link": nothing when nothing waits.
 pub(crate) fn waiting_section(
     lang: Lang,
-    names: &Names<'_>,
+    names: &Names,
     waiting: &[Waiting],
     offset: time::UtcOffset,
 ) -> Markup {
@@ -274,9 +274,9 @@ mod tests {
             .map(|w| w.step.event_id)
             .collect();
         assert_eq!(found, ["E1"]);
-        let registry = built_in_registry().expect("registry");
+        let registry = std::sync::Arc::new(built_in_registry().expect("registry"));
         let names = Names {
-            registry: &registry,
+            registry,
             lang: Lang::En,
         };
         let none = waiting_section(Lang::En, &names, &[], offset!(+7)).into_string();

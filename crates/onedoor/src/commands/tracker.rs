@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use onedoor_tracker::store::{DayCount, HeldStat, RejectedMessage, TaskView};
@@ -308,6 +309,13 @@ fn check_files(args: &TrackerArgs) -> anyhow::Result<()> {
     ])
 }
 
+/// `--office-silence SECONDS`, when given, over the default.
+fn set_office_silence(config: &mut TrackerConfig, seconds: Option<u64>) {
+    if let Some(seconds) = seconds {
+        config.office_silence = Duration::from_secs(seconds);
+    }
+}
+
 async fn serve(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     let TrackerArgs {
         options,
@@ -325,9 +333,7 @@ async fn serve(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     config.follow_registry = true;
     common::reload_on_sighup(options.registry.as_deref(), &config.registry)?;
     security.apply(&mut config, &[listen, web_listen])?;
-    if let Some(seconds) = args.office_silence {
-        config.office_silence = std::time::Duration::from_secs(seconds);
-    }
+    set_office_silence(&mut config, args.office_silence);
     let proxies = trusted_proxy
         .iter()
         .map(|block| block.parse::<onedoor_web::Cidr>())
