@@ -110,6 +110,18 @@ impl Browser {
         Ok(self.client().execute(script, vec![]).await?)
     }
 
+    /// Presses the language switch, as a person would, and waits until the page is in `lang`
+    /// (`lo` or `en`).
+    pub(crate) async fn switch_language(&self, lang: &str) -> anyhow::Result<()> {
+        self.client()
+            .find(Locator::Css("#lang-switch"))
+            .await?
+            .click()
+            .await?;
+        let script = format!("return document.documentElement.lang === '{lang}';");
+        self.until(&format!("the page in {lang}"), &script).await
+    }
+
     /// Polls `script` (a JS expression body that `return`s) until it returns `true`.
     pub(crate) async fn until(&self, what: &str, script: &str) -> anyhow::Result<()> {
         let started = Instant::now();
@@ -374,18 +386,7 @@ async fn switch_to_lao(browser: &Browser) -> anyhow::Result<()> {
         json!("en")
     );
     // Keyboard: the switch is a button, reached and pressed like any other.
-    browser
-        .client()
-        .find(Locator::Css("#lang-switch"))
-        .await?
-        .click()
-        .await?;
-    browser
-        .until(
-            "the page in Lao",
-            "return document.documentElement.lang === 'lo';",
-        )
-        .await?;
+    browser.switch_language("lo").await?;
     assert_eq!(browser.text("h1").await?, "ໃບອະນຸຍາດປຸກສ້າງ");
     assert!(browser.text("nav").await?.contains("ເກີນກຳນົດ"));
     assert!(browser.text("#events-title").await?.contains("ເຫດການ"));
@@ -424,18 +425,7 @@ async fn switch_to_lao(browser: &Browser) -> anyhow::Result<()> {
     // And back to English, for the English overdue list.
     browser.client().set_window_size(1366, 768).await?;
     browser.goto(&app.url("/overdue")).await?;
-    browser
-        .client()
-        .find(Locator::Css("#lang-switch"))
-        .await?
-        .click()
-        .await?;
-    browser
-        .until(
-            "the page in English",
-            "return document.documentElement.lang === 'en';",
-        )
-        .await?;
+    browser.switch_language("en").await?;
     assert_eq!(browser.text("h1").await?, "Overdue tasks");
     browser.screenshots("overdue-en", 1366, 768).await?;
     app.stop().await
@@ -650,18 +640,7 @@ async fn messages_not_accepted(browser: &Browser) -> anyhow::Result<()> {
     assert_eq!(markup, json!(0), "no markup from a subject or payload");
     browser.screenshots("quarantined-en", 1366, 768).await?;
 
-    browser
-        .client()
-        .find(Locator::Css("#lang-switch"))
-        .await?
-        .click()
-        .await?;
-    browser
-        .until(
-            "the page in Lao",
-            "return document.documentElement.lang === 'lo';",
-        )
-        .await?;
+    browser.switch_language("lo").await?;
     assert_eq!(browser.text("#quarantined-title").await?, "ຂໍ້ຄວາມທີ່ບໍ່ຖືກຮັບເອົາ");
     let table = browser.text("#quarantined").await?;
     for words in ["ລຳດັບ", "ຜູ້ສົ່ງ", "ເຫດຜົນ", "ລະບຽບຂອງຄຳຮ້ອງບໍ່ອະນຸຍາດ", "ອ່ານບໍ່ໄດ້"]

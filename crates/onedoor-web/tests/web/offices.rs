@@ -3,7 +3,6 @@
 //! the steps an office lists as waiting for its link are marked on their case pages (in a
 //! real browser, in both languages), and a case only an office has gets a page saying so.
 
-use fantoccini::Locator;
 use onedoor_bus::office_status::{OfficeStatus, WaitingStep, office_status_subject};
 use onedoor_case::{CaseId, EventId};
 use onedoor_testkit::{DEADLINE, FRONT, eventually};
@@ -163,18 +162,7 @@ async fn waiting_steps(browser: &Browser) -> anyhow::Result<()> {
     assert!(table.contains("Handed over"), "{table}");
     browser.screenshots("case-waiting-en", 1366, 768).await?;
 
-    browser
-        .client()
-        .find(Locator::Css("#lang-switch"))
-        .await?
-        .click()
-        .await?;
-    browser
-        .until(
-            "the page in Lao",
-            "return document.documentElement.lang === 'lo';",
-        )
-        .await?;
+    browser.switch_language("lo").await?;
     assert_eq!(
         browser.text("#waiting-title").await?,
         "ລໍຖ້າການເຊື່ອມຕໍ່ຢູ່ສູນບໍລິການຂັ້ນເມືອງ"
