@@ -15,7 +15,9 @@ use onedoor_bus::{CaseLog, STREAM_NAME, Signer};
 use onedoor_case::CaseId;
 use onedoor_natsauth::Identity;
 use onedoor_proto::v1::agency_gateway_client::AgencyGatewayClient;
-use onedoor_testkit::{BearerToken, DEADLINE, District, FRONT, TestAgency, eventually, token_for};
+use onedoor_testkit::{
+    BearerToken, DEADLINE, District, FRONT, TestAgency, eventually, inbox_pending, token_for,
+};
 use support::onedoor;
 
 /// Cases the office opens while cut, each handed to MOIC: twice as many events.
@@ -118,15 +120,6 @@ fn write_owner_only(path: &Path, text: &str) -> anyhow::Result<()> {
 
 async fn messages(js: &jetstream::Context, stream: &str) -> anyhow::Result<u64> {
     Ok(js.get_stream(stream).await?.info().await?.state.messages)
-}
-
-async fn inbox_pending(js: &jetstream::Context, agency: &str) -> anyhow::Result<u64> {
-    let stream = js.get_stream(STREAM_NAME).await?;
-    let mut consumer: jetstream::consumer::PullConsumer = stream
-        .get_consumer(&format!("inbox-{agency}"))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(consumer.info().await?.num_pending)
 }
 
 /// The office opens `CASES` cases through its adapter and hands each to MOIC, all while cut.

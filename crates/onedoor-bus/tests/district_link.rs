@@ -14,7 +14,9 @@ use onedoor_bus::{CaseLog, STREAM_NAME, Signer, verify_case};
 use onedoor_case::{Action, CaseId, Registry, ServiceCode};
 use onedoor_natsauth::Identity;
 use onedoor_testkit::bus::write_request;
-use onedoor_testkit::{DEADLINE, District, FRONT, code, eventually, registry_with_keys};
+use onedoor_testkit::{
+    DEADLINE, District, FRONT, code, eventually, inbox_pending, registry_with_keys,
+};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -113,15 +115,6 @@ async fn national_messages(js: &jetstream::Context) -> anyhow::Result<u64> {
         .await?
         .state
         .messages)
-}
-
-async fn inbox_pending(js: &jetstream::Context, agency: &str) -> anyhow::Result<u64> {
-    let stream = js.get_stream(STREAM_NAME).await?;
-    let mut consumer: jetstream::consumer::PullConsumer = stream
-        .get_consumer(&format!("inbox-{agency}"))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(consumer.info().await?.num_pending)
 }
 
 /// Every case holds exactly its events, in order, verified and signed; no event id twice on

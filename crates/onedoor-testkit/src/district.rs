@@ -198,3 +198,13 @@ impl NationalTracker {
         Ok(self.tracker.wait().await?)
     }
 }
+
+/// Messages `agency`'s inbox consumer has not delivered yet, as `js` (the operator) sees them.
+pub async fn inbox_pending(js: &jetstream::Context, agency: &str) -> anyhow::Result<u64> {
+    let stream = js.get_stream(onedoor_bus::STREAM_NAME).await?;
+    let mut consumer: jetstream::consumer::PullConsumer = stream
+        .get_consumer(&format!("inbox-{agency}"))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(consumer.info().await?.num_pending)
+}

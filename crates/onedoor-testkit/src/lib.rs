@@ -72,7 +72,7 @@ pub use adapter::{BearerToken, Client, INBOX_DEADLINE, TestAgency, next_inbox_it
 pub use bus::{TestBus, subject_of};
 pub use cluster::{TestCluster, stream_leader};
 pub use deploy_cluster::DeployCluster;
-pub use district::{District, NationalTracker, SUPERVISOR_TOKEN};
+pub use district::{District, NationalTracker, SUPERVISOR_TOKEN, inbox_pending};
 pub use error::TestkitError;
 pub use eventually::{DEADLINE, Progress, eventually, eventually_blocking, throughout};
 pub use hostile::Hostile;
