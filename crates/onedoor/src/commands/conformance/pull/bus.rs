@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use onedoor_adapter::{AdapterConfig, Token};
@@ -234,31 +234,36 @@ fn service_for<'a>(registry: &'a Registry, agency: &AgencyCode) -> anyhow::Resul
         .with_context(|| format!("no service of the registry may hand a case to {agency}"))
 }
 
-/// Waits until the adapter at `address` answers health checks with SERVING.
+/// Waits until the adapter at `address` reports SERVING on its health Watch stream, which
+/// sends the current status and then each change: no polling. The listener is bound before
+/// the adapter runs, so the connection is accepted at once.
 async fn wait_until_serving(address: SocketAddr) -> anyhow::Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let deadline = Instant::now() + START_DEADLINE;
-    loop {
-        let status = async {
-            let channel = Channel::from_shared(format!("http://{address}"))?
-                .connect()
-                .await?;
-            let request = HealthCheckRequest {
-                service: "onedoor.v1.AgencyGateway".to_owned(),
-            };
-            let answer = HealthClient::new(channel).check(request).await?;
-            anyhow::Ok(answer.into_inner().status())
+    let watch = async {
+        let channel = Channel::from_shared(format!("http://{address}"))?
+            .connect()
+            .await?;
+        let request = HealthCheckRequest {
+            service: "onedoor.v1.AgencyGateway".to_owned(),
+        };
+        let mut statuses = HealthClient::new(channel)
+            .watch(request)
+            .await?
+            .into_inner();
+        let mut last = ServingStatus::Unknown;
+        while let Some(answer) = statuses.message().await? {
+            last = answer.status();
+            if last == ServingStatus::Serving {
+                return Ok(());
+            }
         }
-        .await;
-        if matches!(status, Ok(ServingStatus::Serving)) {
-            return Ok(());
+        anyhow::bail!("the health stream ended at {last:?}")
+    };
+    match tokio::time::timeout(START_DEADLINE, watch).await {
+        Ok(result) => {
+            result.with_context(|| format!("the adapter at {address} did not come to serve"))
         }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "the adapter at {address} did not serve within {START_DEADLINE:?}: {status:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        Err(_) => anyhow::bail!("the adapter at {address} did not serve within {START_DEADLINE:?}"),
     }
 }
