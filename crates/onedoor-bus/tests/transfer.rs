@@ -172,14 +172,7 @@ async fn an_operator_signed_transfer_moves_the_task_and_verifies() -> anyhow::Re
     assert_eq!(events.len(), 4);
     let subjects = subjects(&events);
     assert_eq!(subjects[3], format!("onedoor.v1.case.{case_id}.MPI.MOF"));
-    verify_case(&events, &new)?;
-    let verified = verify_history(case_id, raw(&events, &subjects), Some(&new));
-    assert!(
-        verified.quarantined.is_empty(),
-        "{:?}",
-        verified.quarantined
-    );
-    let state = CaseState::fold(verified.accepted.iter().map(|s| &s.event))?.expect("case");
+    let state = verified_under(case_id, &events, &subjects, &new)?;
     assert!(state.tasks.contains_key(&code("MOF")));
     assert!(!state.tasks.contains_key(&code("MPI")));
 
@@ -255,14 +248,7 @@ async fn an_answer_to_a_task_a_merged_agency_handed_out_reaches_its_successor() 
     let events = CaseLog::open(js.clone()).await?.load(case_id).await?;
     let subjects = subjects(&events);
     assert_eq!(subjects[5], format!("onedoor.v1.case.{case_id}.MOIC.MOF"));
-    verify_case(&events, &new)?;
-    let verified = verify_history(case_id, raw(&events, &subjects), Some(&new));
-    assert!(
-        verified.quarantined.is_empty(),
-        "{:?}",
-        verified.quarantined
-    );
-    let state = CaseState::fold(verified.accepted.iter().map(|s| &s.event))?.expect("case");
+    let state = verified_under(case_id, &events, &subjects, &new)?;
     assert!(state.tasks.is_empty(), "MPI's and MOIC's tasks ended");
 
     // MOF's inbox: exactly the two answers, nothing else was ever addressed to it.
@@ -286,4 +272,22 @@ async fn an_answer_to_a_task_a_merged_agency_handed_out_reaches_its_successor() 
     let failure = verify_case(&events, &old).expect_err("MPI is current in 2021");
     assert_eq!(failure.version, 6);
     Ok(())
+}
+
+/// Checks `events` as the audit and every reader do under `registry`, with nothing
+/// quarantined, and returns the case they fold to.
+fn verified_under(
+    case_id: CaseId,
+    events: &[onedoor_bus::StoredEvent],
+    subjects: &[String],
+    registry: &Registry,
+) -> anyhow::Result<CaseState> {
+    verify_case(events, registry)?;
+    let verified = verify_history(case_id, raw(events, subjects), Some(registry));
+    assert!(
+        verified.quarantined.is_empty(),
+        "{:?}",
+        verified.quarantined
+    );
+    Ok(CaseState::fold(verified.accepted.iter().map(|s| &s.event))?.expect("case"))
 }
