@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use support::{
-    Agency, DEADLINE, nats_as, onedoor, reload_nats, shipped_registry_file, terminate,
-    up_on_shipped,
+    Agency, DEADLINE, copy_credentials, nats_as, onedoor, reload_nats, shipped_registry_file,
+    terminate, up_on_shipped,
 };
 
 const FRONT: &str = "ODSC-VTE-SAYSETTHA";
@@ -38,17 +38,6 @@ fn new_registry_with_operator(dir: &Path) -> (PathBuf, PathBuf) {
     let new = dir.join("lao-2025-operator.toml");
     std::fs::write(&new, with_key).expect("write registry");
     (new, key_file)
-}
-
-/// Copies what `up` keeps in DATA/nats-credentials to DIR/credentials, where an operator who
-/// ran `onedoor nats-config --out DIR` keeps them.
-fn copy_credentials(data: &Path, out: &Path) {
-    let to = out.join("credentials");
-    std::fs::create_dir_all(&to).expect("mkdir");
-    for entry in std::fs::read_dir(data.join("nats-credentials")).expect("credentials") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-    }
 }
 
 fn audit(data: &Path, registry: Option<&Path>) -> Output {

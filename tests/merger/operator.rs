@@ -8,7 +8,7 @@ use std::process::Output;
 use onedoor_bus::{CaseLog, Signer, StoredEvent};
 use onedoor_case::CaseId;
 
-use super::support::{DEADLINE, nats_as, onedoor, reload_nats};
+use super::support::{DEADLINE, copy_credentials, nats_as, onedoor, reload_nats};
 
 const OPERATOR_KEY_ID: &str = "OPERATOR-MERGER-2026";
 
@@ -70,12 +70,7 @@ impl Operator {
     /// `onedoor nats-config` from the new registry into `name`, with the seeds `up` made.
     fn nats_config(&self, data: &Path, name: &str) -> PathBuf {
         let out = self.dir.join(name);
-        let to = out.join("credentials");
-        std::fs::create_dir_all(&to).expect("mkdir");
-        for entry in std::fs::read_dir(data.join("nats-credentials")).expect("credentials") {
-            let entry = entry.expect("entry");
-            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-        }
+        copy_credentials(data, &out);
         let made = onedoor()
             .args(["nats-config", "--registry"])
             .arg(&self.new)

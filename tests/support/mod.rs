@@ -282,3 +282,14 @@ fn nats_server_pid(config: &Path) -> Option<i32> {
             (args.contains("nats-server") && args.contains(&wanted)).then_some(pid)
         })
 }
+
+/// Copies what `up` keeps in DATA/nats-credentials to DIR/credentials, where an operator who
+/// ran `onedoor nats-config --out DIR` keeps them.
+pub fn copy_credentials(data: &Path, out: &Path) {
+    let to = out.join("credentials");
+    std::fs::create_dir_all(&to).expect("mkdir");
+    for entry in std::fs::read_dir(data.join("nats-credentials")).expect("credentials") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
